@@ -1,0 +1,276 @@
+"""Typed settings: `config.yaml` plus environment overrides, validated once at the face.
+
+Order of precedence (highest first): explicit overrides passed by a face (CLI flags, notebook
+parameters) > environment variables (names in `ENV_VARS`, as in `env.example`) > the yaml file
+(`AXIOM_CONFIG`, default `./config.yaml`) > defaults below.
+
+Nothing below the faces reads `os.environ`: faces call `load_settings()` and pass the result down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from axiom.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_FILE = "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class IngestSettings(_Section):
+    max_file_size_mb: float = Field(20.0, gt=0)
+    extensions: list[str] = [".txt", ".md", ".pdf"]
+    follow_symlinks: bool = False
+
+
+class ChunkingSettings(_Section):
+    chunk_size: int = Field(800, gt=0, description="maximum characters per chunk")
+    chunk_overlap: int = Field(160, ge=0, description="characters shared by neighbouring chunks")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+class EmbeddingSettings(_Section):
+    provider: Literal["local", "openai"] = "local"
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = Field(32, gt=0)
+    device: str = "cpu"
+    cache_dir: str = ".axiom/embedding-cache"
+    cache_enabled: bool = True
+
+
+class StoreSettings(_Section):
+    path: str = ".axiom/chroma"
+    host: str | None = None
+    port: int = Field(8000, gt=0, lt=65536)
+    collection: str = Field("axiom", min_length=3, max_length=512)
+    timeout_seconds: float = Field(5.0, gt=0)
+    bm25_dir: str = ".axiom/bm25"
+
+    @property
+    def mode(self) -> Literal["embedded", "server"]:
+        return "server" if self.host else "embedded"
+
+
+class RetrievalSettings(_Section):
+    retriever: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    top_k: int = Field(5, gt=0, le=100)
+    candidates: int = Field(100, gt=0, le=1000, description="depth of each ranking fused by hybrid")
+    rrf_k: int = Field(60, gt=0)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    bm25_stemmer: str | None = "english"
+    bm25_stopwords: str | None = "en"
+
+
+class GenerationSettings(_Section):
+    provider: Literal["openai", "extractive"] | None = None
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, gt=0)
+    context_token_budget: int = Field(2000, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_initial_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(8.0, ge=0)
+    extractive_sentences: int = Field(3, gt=0, le=20)
+
+    @property
+    def resolved_provider(self) -> Literal["openai", "extractive"]:
+        if self.provider:
+            return self.provider
+        return "openai" if self.api_key and self.api_key.get_secret_value() else "extractive"
+
+
+class EvaluationSettings(_Section):
+    runs_dir: str = "evaluation/runs"
+    bootstrap_samples: int = Field(1000, gt=0)
+    seed: int = 42
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_concurrency: int = Field(4, gt=0, le=64)
+    judge_cache_dir: str = ".axiom/judge-cache"
+    judge_timeout_seconds: float = Field(60.0, gt=0)
+    prices_per_million_tokens: dict[str, dict[str, float]] = {}
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["json", "text"] = "json"
+    file: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every setting Axiom reads. Built by `load_settings`; never reads the environment by itself."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
+
+    ingest: IngestSettings = IngestSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    generation: GenerationSettings = GenerationSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load_settings() merged and passed in: the environment is read in one place.
+        return (init_settings,)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as plain JSON, secrets masked (for run manifests and logs)."""
+        data = self.model_dump(mode="json")
+        key = data["generation"].get("api_key")
+        data["generation"]["api_key"] = "***" if key else None
+        return data
+
+
+# Environment variable -> (section, key). Names follow env.example.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "OPENAI_API_KEY": ("generation", "api_key"),
+    "OPENAI_BASE_URL": ("generation", "base_url"),
+    "LLM_PROVIDER": ("generation", "provider"),
+    "LLM_MODEL": ("generation", "model"),
+    "EMBEDDING_PROVIDER": ("embeddings", "provider"),
+    "EMBEDDING_MODEL": ("embeddings", "model"),
+    "LOG_LEVEL": ("logging", "level"),
+    "LOG_FORMAT": ("logging", "format"),
+    "LOG_FILE": ("logging", "file"),
+    "CHROMA_PATH": ("store", "path"),
+    "CHROMA_HOST": ("store", "host"),
+    "CHROMA_PORT": ("store", "port"),
+    "AXIOM_COLLECTION": ("store", "collection"),
+    "EVAL_LLM_MODEL": ("evaluation", "judge_model"),
+    "EVAL_LLM_BASE_URL": ("evaluation", "judge_base_url"),
+}
+_ENV_BY_KEY = {v: k for k, v in ENV_VARS.items()}
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", hint="set AXIOM_CONFIG") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
+    loc = tuple(str(p) for p in error["loc"])
+    key = ".".join(loc) or "(settings)"
+    where = origin.get(loc[:2], "")
+    name = f"{key} (from {where})" if where else key
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        return f"unknown setting {name}; check the spelling against config.yaml"
+    allowed = error["msg"]
+    if error["type"] == "literal_error":
+        allowed = "expected " + error["ctx"]["expected"]
+    shown = "***" if loc[-1:] == ("api_key",) else repr(value)
+    if isinstance(value, dict):
+        return f"invalid setting {name}: {allowed}"
+    return f"invalid setting {name}={shown}: {allowed}"
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from yaml + environment + overrides. Raises ConfigError naming every bad key."""
+    env = os.environ if environ is None else environ
+    path_value = config_path or env.get("AXIOM_CONFIG")
+    data: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    if path_value:
+        path = Path(path_value)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", hint="fix AXIOM_CONFIG or --config")
+        data = _read_yaml(path)
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+        data = _read_yaml(path)
+    else:
+        path = None
+    if path is not None:
+        for section, values in data.items():
+            for key in values if isinstance(values, dict) else ():
+                origin[(section, key)] = str(path)
+
+    env_data: dict[str, dict[str, Any]] = {}
+    for name, (section, key) in ENV_VARS.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        env_data.setdefault(section, {})[key] = value
+        origin[(section, key)] = f"environment variable {name}"
+    data = _deep_merge(data, env_data)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = [_describe(e, origin) for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
+
+
+def env_name(section: str, key: str) -> str | None:
+    """The environment variable that overrides `section.key`, if any."""
+    return _ENV_BY_KEY.get((section, key))
+
+
+def log_generator_choice(settings: Settings) -> None:
+    """Log, once at the face, which generator answers and why."""
+    gen = settings.generation
+    if gen.provider:
+        log.info("generator: %s (LLM_PROVIDER/generation.provider)", gen.provider)
+    elif gen.resolved_provider == "openai":
+        log.info("generator: openai (OPENAI_API_KEY is set; model %s)", gen.model)
+    else:
+        log.info("generator: extractive (no OPENAI_API_KEY set; answers quote the retrieved sources)")

@@ -1,0 +1,160 @@
+"""Answer generators behind one seam: `Generator.generate(question, contexts) -> Answer`.
+
+- `extractive` (offline, the default without an API key): the sentences of the retrieved chunks closest to
+  the question by the embedding model, each with its source number; deterministic; says it is extractive.
+- `openai`: chat completions on any OpenAI-compatible endpoint (see `axiom.llm` for retries). When the
+  endpoint still fails after its retries, the answer falls back to `extractive` and is flagged `degraded`.
+
+Token budget: contexts are counted with the embedding model's tokenizer (WordPiece for MiniLM), which is an
+approximation of the LLM's own tokenizer (within roughly 10-20% for English prose); a context that would
+overflow `context_token_budget` is cut at a sentence boundary, and later ones are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from axiom.config import GenerationSettings
+from axiom.embeddings import Embedder
+from axiom.errors import LLMError
+from axiom.llm import LLMClient
+from axiom.types import Answer, Citation, Hit
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources provided. Cite the sources that support each "
+    "claim with their numbers in square brackets, like [1] or [2][3]. If the sources do not contain the "
+    "answer, say that you do not know. Be concise."
+)
+EXTRACTIVE_PREFIX = "Extractive answer (no LLM; sentences quoted from the sources):"
+RELATIVE_CUTOFF = 0.6  # extractive: a sentence must score at least this fraction of the best one
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer: ...
+
+
+def fit_contexts(contexts: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> list[Hit]:
+    """The leading contexts that fit in `budget` tokens; the first one that overflows is cut by sentences."""
+    kept: list[Hit] = []
+    used = 0
+    for hit in contexts:
+        cost = count_tokens(hit.text)
+        if used + cost <= budget:
+            kept.append(hit)
+            used += cost
+            continue
+        room = budget - used
+        sentences, text = _SENTENCE_SPLIT.split(hit.text), ""
+        for sentence in sentences:
+            candidate = f"{text} {sentence}".strip()
+            if count_tokens(candidate) > room:
+                break
+            text = candidate
+        if text:
+            kept.append(Hit(hit.chunk_id, hit.source, hit.page, hit.score, text))
+        break
+    return kept
+
+
+def source_label(hit: Hit) -> str:
+    return f"{hit.source}, page {hit.page}" if hit.page is not None else hit.source
+
+
+def build_messages(question: str, contexts: Sequence[Hit]) -> list[dict[str, str]]:
+    """Chat messages with the sources numbered [1]..[k] in the order given."""
+    blocks = [f"[{n}] ({source_label(h)})\n{h.text}" for n, h in enumerate(contexts, start=1)]
+    user = "Sources:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer with citations:"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def cited_numbers(text: str, limit: int) -> list[int]:
+    """Source numbers cited in `text` as [n], in first-mention order, within 1..limit."""
+    seen: list[int] = []
+    for m in _CITATION.finditer(text):
+        n = int(m.group(1))
+        if 1 <= n <= limit and n not in seen:
+            seen.append(n)
+    return seen
+
+
+def citations_for(numbers: Sequence[int], contexts: Sequence[Hit]) -> list[Citation]:
+    return [Citation(n=n, source=contexts[n - 1].source, page=contexts[n - 1].page,
+                     chunk_id=contexts[n - 1].chunk_id, score=contexts[n - 1].score) for n in sorted(numbers)]
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+
+    def __init__(self, embedder: Embedder, *, sentences: int = 3) -> None:
+        self.embedder = embedder
+        self.sentences = sentences
+
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
+        candidates: list[tuple[int, int, str]] = []  # (source number, position, sentence)
+        for n, hit in enumerate(contexts, start=1):
+            for pos, sentence in enumerate(_SENTENCE_SPLIT.split(hit.text)):
+                sentence = " ".join(sentence.split())
+                if len(sentence) >= 20 and not sentence.startswith("#"):
+                    candidates.append((n, pos, sentence))
+        if not candidates:
+            return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
+                          citations=[], contexts=list(contexts), generator=self.name)
+        vectors = self.embedder.embed([question] + [c[2] for c in candidates])
+        scores = vectors[1:] @ vectors[0]
+        # highest similarity first; ties by source number then position: deterministic
+        order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
+        # keep the best sentences, dropping those far less similar than the best one
+        best = float(scores[order[0]])
+        chosen = [i for i in order[: self.sentences] if float(scores[i]) >= RELATIVE_CUTOFF * best or i == order[0]]
+        seen_text: set[str] = set()
+        parts: list[str] = []
+        numbers: list[int] = []
+        for i in chosen:
+            n, _, sentence = candidates[i]
+            if sentence in seen_text:
+                continue
+            seen_text.add(sentence)
+            parts.append(f"{sentence} [{n}]")
+            if n not in numbers:
+                numbers.append(n)
+        return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} " + " ".join(parts),
+                      citations=citations_for(numbers, contexts), contexts=list(contexts), generator=self.name)
+
+
+class OpenAIGenerator:
+    name = "openai"
+
+    def __init__(self, client: LLMClient, fallback: ExtractiveGenerator, settings: GenerationSettings) -> None:
+        self.client = client
+        self.fallback = fallback
+        self.settings = settings
+
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
+        try:
+            result = self.client.chat(build_messages(question, contexts), temperature=self.settings.temperature,
+                                      max_tokens=self.settings.max_tokens)
+        except LLMError as exc:
+            log.warning("LLM failed, answering extractively: %s", exc.message)
+            answer = self.fallback.generate(question, contexts)
+            answer.degraded = True
+            answer.degraded_reason = exc.message
+            return answer
+        numbers = cited_numbers(result.text, len(contexts))
+        return Answer(question=question, answer=result.text, citations=citations_for(numbers, contexts),
+                      contexts=list(contexts), generator=self.name, usage=dict(result.usage))
+
+
+def make_generator(settings: GenerationSettings, embedder: Embedder) -> Generator:
+    extractive = ExtractiveGenerator(embedder, sentences=settings.extractive_sentences)
+    if settings.resolved_provider == "openai":
+        return OpenAIGenerator(LLMClient.from_settings(settings), extractive, settings)
+    return extractive

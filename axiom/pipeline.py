@@ -1,0 +1,236 @@
+"""Wires the stages from settings: `RAGPipeline.from_settings(settings)`, then `.ingest()`, `.retrieve()`,
+`.ask()`. The CLI, the service and the notebooks all drive this class.
+
+Incremental ingest: every stored chunk carries its file's content hash, the chunker signature and the
+file's chunk count. A file whose stored chunks all match and are all present is unchanged (not even
+parsed). Otherwise it is re-chunked, only chunks whose ids (content hashes) are not stored yet are
+embedded, and stale ones are deleted after the new ones are written. Because the store itself is the
+record of what is done, an ingest killed at any point is completed by running it again: no duplicates
+(ids are content hashes) and no orphans (stale ids are computed from the store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from axiom.chunking import chunk_document, chunker_signature
+from axiom.config import Settings
+from axiom.documents import discover, parse, read_bytes, sha256_bytes
+from axiom.embeddings import Embedder, make_embedder
+from axiom.errors import DocumentError, UsageError
+from axiom.generation import Generator, fit_contexts, make_generator
+from axiom.retrieval import RETRIEVERS, Retriever
+from axiom.store import ChromaStore, chunk_metadata
+from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
+
+log = logging.getLogger(__name__)
+
+FLUSH_CHUNKS = 1024  # chunks embedded and written per batch during ingest
+
+
+@dataclass
+class _Pending:
+    chunks: list[Chunk] = field(default_factory=list)
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    stale_ids: list[str] = field(default_factory=list)
+
+
+class RAGPipeline:
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore,
+                 generator: Generator | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self._generator = generator
+        self._retrievers: dict[str, Retriever] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RAGPipeline:
+        embedder = make_embedder(settings.embeddings, settings.generation)
+        return cls(settings, embedder, ChromaStore(settings.store))
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = make_generator(self.settings.generation, self.embedder)
+        return self._generator
+
+    # -- ingest -----------------------------------------------------------------------------------
+    def _open_for_write(self) -> None:
+        existing = self.store.get_collection()
+        # only load the model (for its dimension) when the collection must be created
+        self.store.open(self.embedder.model_id, None if existing is not None else self.embedder.dimension)
+
+    def _stored_index(self) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+        by_file: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for c in self.store.iter_chunks():
+            by_file[(str(c.metadata.get("root", "")), str(c.metadata.get("source", "")))].append((c.id, c.metadata))
+        return by_file
+
+    def _flush(self, pending: _Pending, report: IngestReport) -> None:
+        if pending.chunks:
+            vectors = self.embedder.embed([c.text for c in pending.chunks])
+            report.chunks_embedded += len(pending.chunks)
+            # group by the per-file extra metadata (root, chunker, n_chunks)
+            start = 0
+            while start < len(pending.chunks):
+                end = start
+                while end < len(pending.chunks) and pending.extra[end] == pending.extra[start]:
+                    end += 1
+                self.store.upsert(pending.chunks[start:end], vectors[start:end], pending.extra[start])
+                start = end
+            report.chunks_added += len(pending.chunks)
+        if pending.stale_ids:
+            self.store.delete(pending.stale_ids)
+            report.chunks_removed += len(pending.stale_ids)
+        pending.chunks.clear()
+        pending.extra.clear()
+        pending.stale_ids.clear()
+
+    def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None
+               ) -> IngestReport:
+        """Ingest files and folders (recursive). Unreadable files are skipped and listed with a reason."""
+        t0 = time.perf_counter()
+        paths = list(paths)
+        if not paths:
+            raise UsageError("nothing to ingest: give at least one file or folder")
+        cfg = self.settings
+        files, skipped = discover(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks)
+        report = IngestReport(files_skipped=list(skipped))
+        signature = chunker_signature(cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
+        self._open_for_write()
+        stored = self._stored_index()
+        pending = _Pending()
+        show = sys.stderr.isatty() if progress is None else progress
+        from tqdm.auto import tqdm
+
+        for file in tqdm(files, desc="ingest", unit="file", disable=not show):
+            key = (str(file.root), file.source)
+            try:
+                data = read_bytes(file, cfg.ingest.max_file_size_mb)
+            except DocumentError as exc:
+                report.files_skipped.append(SkippedFile(exc.path, exc.reason))
+                continue
+            digest = sha256_bytes(data)
+            existing = stored.get(key, [])
+            if existing and all(m.get("doc_hash") == digest and m.get("chunker") == signature
+                                and m.get("n_chunks") == len(existing) for _, m in existing):
+                report.files_unchanged.append(file.source)
+                continue
+            try:
+                chunks = chunk_document(parse(file, data, digest), cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
+            except DocumentError as exc:
+                report.files_skipped.append(SkippedFile(exc.path, exc.reason))
+                continue
+            extra = {"root": str(file.root), "chunker": signature, "n_chunks": len(chunks)}
+            have = {cid for cid, _ in existing}
+            new_ids = {c.id for c in chunks}
+            kept = [c for c in chunks if c.id in have]
+            if kept:  # same text, new position or file hash: rewrite metadata only, no embedding
+                self.store.update_metadata([c.id for c in kept], [chunk_metadata(c, extra) for c in kept])
+            for c in chunks:
+                if c.id not in have:
+                    pending.chunks.append(c)
+                    pending.extra.append(extra)
+            pending.stale_ids.extend(cid for cid in have if cid not in new_ids)
+            report.files_ingested.append(file.source)
+            if len(pending.chunks) >= FLUSH_CHUNKS:
+                self._flush(pending, report)
+        self._flush(pending, report)
+        if prune:
+            report.chunks_removed += self._prune(paths, {(str(f.root), f.source) for f in files}, stored)
+        report.chunks_total = self.store.count()
+        report.seconds = time.perf_counter() - t0
+        log.info("ingest: %d ingested, %d unchanged, %d skipped; +%d -%d chunks, %d total in %.2fs",
+                 len(report.files_ingested), len(report.files_unchanged), len(report.files_skipped),
+                 report.chunks_added, report.chunks_removed, report.chunks_total, report.seconds)
+        return report
+
+    def _prune(self, paths: Sequence[str | Path], present: set[tuple[str, str]],
+               stored: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]) -> int:
+        roots = {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}
+        gone = [cid for (root, source), entries in stored.items()
+                if root in roots and (root, source) not in present for cid, _ in entries]
+        self.store.delete(gone)
+        return len(gone)
+
+    def index_records(self, records: Sequence[tuple[str, str]], *, batch: int = FLUSH_CHUNKS) -> int:
+        """Index (id, text) records whole, without chunking (BEIR benchmarks). Returns how many were embedded."""
+        self._open_for_write()
+        have = {c.id for c in self.store.iter_chunks()}
+        todo = [(rid, text) for rid, text in records if rid not in have]
+        for i in range(0, len(todo), batch):
+            part = todo[i:i + batch]
+            chunks = [Chunk(id=rid, text=text, source=rid, page=None, chunk_index=0, start=0, end=len(text),
+                            doc_hash=hashlib.sha256(text.encode()).hexdigest()) for rid, text in part]
+            self.store.upsert(chunks, self.embedder.embed([c.text for c in chunks]), {"root": "records"})
+        return len(todo)
+
+    # -- retrieval and answers --------------------------------------------------------------------
+    def retriever(self, name: str | None = None) -> Retriever:
+        name = name or self.settings.retrieval.retriever
+        if name not in RETRIEVERS:
+            raise UsageError(f"unknown retriever {name!r}; expected one of: {', '.join(RETRIEVERS)}")
+        if name not in self._retrievers:
+            if name == "hybrid":  # share the dense and bm25 retrievers
+                self.retriever("dense")
+                self.retriever("bm25")
+            self._retrievers[name] = RETRIEVERS[name](self.store, self.embedder, self.settings.retrieval,
+                                                      self._retrievers)
+        return self._retrievers[name]
+
+    def _top_k(self, top_k: int | None) -> int:
+        k = top_k or self.settings.retrieval.top_k
+        if not 1 <= k <= 1000:
+            raise UsageError(f"top_k must be between 1 and 1000, got {k}")
+        return k
+
+    def retrieve(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> list[Hit]:
+        self.store.require()
+        return self.retriever(retriever).retrieve(question, self._top_k(top_k))
+
+    def retrieve_batch(self, questions: Sequence[str], *, top_k: int | None = None, retriever: str | None = None
+                       ) -> list[list[Hit]]:
+        """Retrieval for many questions at once (one batched embedding call)."""
+        self.store.require()
+        return self.retriever(retriever).retrieve_batch(list(questions), self._top_k(top_k))
+
+    def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
+        """Generate an answer from already retrieved hits (fitted to the context token budget)."""
+        t0 = time.perf_counter()
+        contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
+        answer = self.generator.generate(question, contexts)
+        answer.timings["generate"] = time.perf_counter() - t0
+        return answer
+
+    def ask(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> Answer:
+        if not question or not question.strip():
+            raise UsageError("the question is empty")
+        t0 = time.perf_counter()
+        hits = self.retrieve(question, top_k=top_k, retriever=retriever)
+        t1 = time.perf_counter()
+        answer = self.answer(question, hits)
+        answer.timings["retrieve"] = t1 - t0
+        answer.timings["total"] = time.perf_counter() - t0
+        return answer
+
+    def status(self) -> dict[str, Any]:
+        collection = self.store.get_collection()
+        sources = {(c.metadata.get("root"), c.metadata.get("source")) for c in self.store.iter_chunks()}
+        return {
+            "collection": self.settings.store.collection,
+            "exists": collection is not None,
+            "chunks": self.store.count(),
+            "sources": len(sources),
+            "embedding_model": self.store.embedding_model or self.embedder.model_id,
+            "store": self.settings.store.mode,
+            "location": self.store.where,
+        }

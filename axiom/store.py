@@ -1,0 +1,260 @@
+"""ChromaDB, embedded or server: the only module that imports chromadb.
+
+The collection records the embedding model and dimension it was built with; opening it with another model
+raises EmbeddingMismatchError instead of mixing vectors. Every write is an idempotent upsert keyed by
+content-hash chunk ids, batched to the client's maximum batch size. A `data_version` counter in the
+collection metadata moves on every change so derived indexes (BM25) know when to rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from axiom.config import StoreSettings
+from axiom.errors import EmbeddingMismatchError, StoreError, StoreUnavailableError
+from axiom.types import Chunk, Hit
+
+log = logging.getLogger(__name__)
+
+_PAGE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    metadata: dict[str, Any]
+    text: str | None = None
+
+
+def _hit(chunk_id: str, text: str | None, meta: dict[str, Any] | None, score: float) -> Hit:
+    meta = meta or {}
+    page = meta.get("page")
+    return Hit(chunk_id=chunk_id, source=str(meta.get("source", "")), page=int(page) if page is not None else None,
+               score=float(score), text=text or "")
+
+
+def chunk_metadata(chunk: Chunk, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"source": chunk.source, "chunk_index": chunk.chunk_index, "start": chunk.start,
+                            "end": chunk.end, "doc_hash": chunk.doc_hash, **(extra or {})}
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    return meta
+
+
+class ChromaStore:
+    """One ChromaDB collection plus the client that reaches it."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self._collection: Any = None
+
+    # -- connection -------------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        if self.settings.mode == "server":
+            return f"ChromaDB server {self.settings.host}:{self.settings.port}"
+        return f"embedded ChromaDB at {self.settings.path}"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            chroma_settings = ChromaSettings(anonymized_telemetry=False)
+            try:
+                if self.settings.mode == "server":
+                    self._client = chromadb.HttpClient(host=self.settings.host, port=self.settings.port,
+                                                       settings=chroma_settings)
+                else:
+                    self._client = chromadb.PersistentClient(path=self.settings.path, settings=chroma_settings)
+            except Exception as exc:  # chromadb raises ValueError/ConnectionError/httpx errors
+                raise StoreUnavailableError(f"cannot reach {self.where}: {exc}",
+                                            hint="check CHROMA_HOST/CHROMA_PORT or CHROMA_PATH") from exc
+        return self._client
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one ChromaDB call, turning its errors into StoreErrors that name the store."""
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            kind = type(exc).__name__
+            text = str(exc)
+            unreachable = any(s in (kind + text).lower() for s in ("connect", "timeout", "refused", "unavailable"))
+            cls = StoreUnavailableError if unreachable else StoreError
+            if unreachable:
+                self._client = None
+                self._collection = None
+            raise cls(f"{what} failed on {self.where}: {kind}: {text}") from exc
+
+    def heartbeat(self) -> int:
+        return int(self._call("heartbeat", lambda: self.client.heartbeat()))
+
+    # -- collection -------------------------------------------------------------------------------
+    def get_collection(self) -> Any | None:
+        """The collection, or None when it does not exist yet (never creates it)."""
+        if self._collection is not None:
+            return self._collection
+
+        def fetch() -> Any | None:
+            try:
+                return self.client.get_collection(self.settings.collection)
+            except Exception as exc:
+                if "does not exist" in str(exc) or type(exc).__name__ in ("NotFoundError", "InvalidCollectionException"):
+                    return None
+                raise
+
+        self._collection = self._call("get_collection", fetch)
+        return self._collection
+
+    def open(self, model_id: str, dimension: int | None) -> Any:
+        """Get or create the collection for `model_id`; refuse one built with another model."""
+        collection = self.get_collection()
+        if collection is not None:
+            meta = collection.metadata or {}
+            stored = meta.get("embedding_model")
+            if stored and stored != model_id:
+                raise EmbeddingMismatchError(
+                    f"collection {self.settings.collection!r} on {self.where} was built with embedding model "
+                    f"{stored!r}, not {model_id!r}",
+                    hint="use the same EMBEDDING_MODEL, or another AXIOM_COLLECTION for the new model",
+                )
+            stored_dim = meta.get("embedding_dimension")
+            if dimension is not None and stored_dim is not None and int(stored_dim) != dimension:
+                raise EmbeddingMismatchError(
+                    f"collection {self.settings.collection!r} holds {stored_dim}-dimensional vectors, "
+                    f"the model gives {dimension}")
+            return collection
+        if dimension is None:
+            raise StoreError(f"collection {self.settings.collection!r} does not exist on {self.where}",
+                             hint="run `axiom ingest PATH` first")
+        self._collection = self._call(
+            "create_collection", self.client.get_or_create_collection,
+            name=self.settings.collection,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": model_id, "embedding_dimension": int(dimension), "data_version": 0},
+        )
+        return self._collection
+
+    def require(self) -> Any:
+        collection = self.get_collection()
+        if collection is None:
+            raise StoreError(f"collection {self.settings.collection!r} does not exist on {self.where}",
+                             hint="run `axiom ingest PATH` first")
+        return collection
+
+    @property
+    def embedding_model(self) -> str | None:
+        collection = self.get_collection()
+        return (collection.metadata or {}).get("embedding_model") if collection is not None else None
+
+    def data_version(self) -> int:
+        """Moves whenever chunks are added or removed (read fresh from the server each call)."""
+        self._collection = None
+        collection = self.get_collection()
+        if collection is None:
+            return -1
+        return int((collection.metadata or {}).get("data_version", 0))
+
+    def _bump_version(self) -> None:
+        collection = self.require()
+        meta = dict(collection.metadata or {})
+        meta["data_version"] = int(meta.get("data_version", 0)) + 1
+        self._call("modify", collection.modify, metadata=meta)
+
+    def count(self) -> int:
+        collection = self.get_collection()
+        return 0 if collection is None else int(self._call("count", collection.count))
+
+    # -- writes -----------------------------------------------------------------------------------
+    @property
+    def max_batch_size(self) -> int:
+        return int(self._call("get_max_batch_size", self.client.get_max_batch_size))
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, extra: dict[str, Any] | None = None) -> None:
+        if not chunks:
+            return
+        if len(chunks) != len(vectors):
+            raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        collection = self.require()
+        batch = self.max_batch_size
+        for i in range(0, len(chunks), batch):
+            part = chunks[i:i + batch]
+            metadatas = [chunk_metadata(c, extra) for c in part]
+            self._call("upsert", collection.upsert, ids=[c.id for c in part], embeddings=vectors[i:i + batch],
+                       documents=[c.text for c in part], metadatas=metadatas)
+        self._bump_version()
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Rewrite the metadata of chunks whose text (and so vector) is unchanged."""
+        if not ids:
+            return
+        collection = self.require()
+        batch = self.max_batch_size
+        for i in range(0, len(ids), batch):
+            self._call("update", collection.update, ids=list(ids[i:i + batch]),
+                       metadatas=list(metadatas[i:i + batch]))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        collection = self.require()
+        batch = self.max_batch_size
+        for i in range(0, len(ids), batch):
+            self._call("delete", collection.delete, ids=list(ids[i:i + batch]))
+        self._bump_version()
+
+    # -- reads ------------------------------------------------------------------------------------
+    def iter_chunks(self, *, with_text: bool = False) -> Iterator[StoredChunk]:
+        """Every stored chunk (id, metadata, optionally text), paged."""
+        collection = self.get_collection()
+        if collection is None:
+            return
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        offset = 0
+        while True:
+            page = self._call("get", collection.get, include=include, limit=_PAGE_SIZE, offset=offset)
+            ids = page["ids"]
+            docs = page.get("documents") or [None] * len(ids)
+            for cid, meta, text in zip(ids, page["metadatas"], docs, strict=True):
+                yield StoredChunk(cid, dict(meta or {}), text)
+            if len(ids) < _PAGE_SIZE:
+                return
+            offset += len(ids)
+
+    def query(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """Nearest chunks for each query vector; score = cosine similarity (1 - distance)."""
+        collection = self.require()
+        if len(vectors) == 0:
+            return []
+        result = self._call("query", collection.query, query_embeddings=vectors, n_results=k,
+                            include=["metadatas", "documents", "distances"])
+        out: list[list[Hit]] = []
+        for ids, docs, metas, dists in zip(result["ids"], result["documents"], result["metadatas"],
+                                           result["distances"], strict=True):
+            out.append([_hit(cid, doc, meta, 1.0 - float(dist))
+                        for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)])
+        return out
+
+    def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        collection = self.require()
+        if not ids:
+            return {}
+        page = self._call("get", collection.get, ids=list(ids), include=["metadatas", "documents"])
+        return {cid: StoredChunk(cid, dict(meta or {}), text)
+                for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True)}
+
+    def drop(self) -> None:
+        """Delete the whole collection (used by benchmarks and tests)."""
+        if self.get_collection() is not None:
+            self._call("delete_collection", self.client.delete_collection, self.settings.collection)
+        self._collection = None

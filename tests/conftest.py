@@ -1,0 +1,84 @@
+"""Shared fixtures: settings in a temporary folder, one embedding model per session, a real ChromaDB
+server (`chroma run`), and the loopback OpenAI-compatible stand-in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from axiom.config import Settings, load_settings
+from axiom.embeddings import LocalEmbedder
+from axiom.pipeline import RAGPipeline
+from axiom.store import ChromaStore
+from tests.support.chroma_server import ChromaServer
+from tests.support.fake_openai import FakeOpenAIServer
+
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus() -> Path:
+    return FIXTURES / "tiny_corpus"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> LocalEmbedder:
+    """The packaged MiniLM, loaded once for the whole session."""
+    model = LocalEmbedder("all-MiniLM-L6-v2")
+    _ = model.model
+    return model
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with the store under tmp_path; keyword overrides are nested dicts per section."""
+
+    def build(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        base: dict[str, Any] = {"store": {"path": str(tmp_path / "chroma"), "bm25_dir": str(tmp_path / "bm25")},
+                                "evaluation": {"runs_dir": str(tmp_path / "runs"),
+                                               "judge_cache_dir": str(tmp_path / "judge-cache")},
+                                "embeddings": {"cache_dir": str(tmp_path / "embedding-cache")},
+                                "logging": {"format": "text"}}
+        for section, values in overrides.items():
+            base.setdefault(section, {}).update(values)
+        return load_settings(REPO / "config.yaml", environ=environ or {}, overrides=base)
+
+    return build
+
+
+@pytest.fixture
+def make_pipeline(make_settings: Callable[..., Settings], embedder: LocalEmbedder) -> Callable[..., RAGPipeline]:
+    """A pipeline sharing the session's embedding model."""
+
+    def build(settings: Settings | None = None, **overrides: Any) -> RAGPipeline:
+        settings = settings or make_settings(**overrides)
+        return RAGPipeline(settings, embedder, ChromaStore(settings.store))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """A real ChromaDB server on a free loopback port, shared by the session."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server

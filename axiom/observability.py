@@ -26,6 +26,19 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class ThirdPartyFilter(logging.Filter):
+    """Below DEBUG level, other libraries' records pass only from WARNING up (some set their own levels)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "axiom" or record.name.startswith("axiom.") or self.level <= logging.DEBUG:
+            return record.levelno >= self.level
+        return record.levelno >= max(self.level, logging.WARNING)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
@@ -61,8 +74,7 @@ def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noq
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(ContextFilter())
+        handler.addFilter(ThirdPartyFilter(logging.getLevelName(settings.level)))
         handler._axiom = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(settings.level)
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "bm25s", "urllib3", "numba", "transformers"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.level)))

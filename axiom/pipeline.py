@@ -188,7 +188,7 @@ class RAGPipeline:
         return self._retrievers[name]
 
     def _top_k(self, top_k: int | None) -> int:
-        k = top_k or self.settings.retrieval.top_k
+        k = self.settings.retrieval.top_k if top_k is None else top_k
         if not 1 <= k <= 1000:
             raise UsageError(f"top_k must be between 1 and 1000, got {k}")
         return k

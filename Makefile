@@ -1,0 +1,55 @@
+# Axiom Workbench. `make eval` runs the main job (a batch evaluation on the embedded default);
+# `make test` runs the whole test suite. Both create .venv and install into it on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AXIOM := $(VENV)/bin/axiom
+STAMP := $(VENV)/.installed
+# Where a CPU build of torch comes from. Empty: the configured pip indexes (on machines whose PyPI torch is a
+# CUDA build, use TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu).
+TORCH_INDEX_URL ?=
+TORCH_VERSION := 2.13.0
+PYTEST_ARGS ?=
+
+export RAGAS_DO_NOT_TRACK := true
+export ANONYMIZED_TELEMETRY := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test eval lint format clean help
+
+help:
+	@echo "make eval     batch evaluation of the sample golden set on the embedded store (offline)"
+	@echo "make test     the whole test suite"
+	@echo "make install  create $(VENV) and install Axiom with its dev tools"
+	@echo "make lint     ruff"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned to the CPU build: an open requirement would pull a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+eval: $(STAMP)
+	$(AXIOM) ingest data
+	$(AXIOM) query "Who designed the lens that made lighthouse beams visible much farther out to sea?"
+	$(AXIOM) query "When was the first Eddystone lighthouse built?" --retriever dense
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check axiom tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format axiom tests
+
+clean:
+	rm -rf .axiom .pytest_cache .ruff_cache

@@ -22,6 +22,7 @@ from axiom.types import Chunk, Hit
 log = logging.getLogger(__name__)
 
 _PAGE_SIZE = 5000
+_MAX_RESULTS_PER_QUERY_CALL = 10_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ChromaStore:
         self.settings = settings
         self._client: Any = None
         self._collection: Any = None
+        self._max_batch: int | None = None
 
     # -- connection -------------------------------------------------------------------------------
     @property
@@ -178,18 +180,23 @@ class ChromaStore:
     # -- writes -----------------------------------------------------------------------------------
     @property
     def max_batch_size(self) -> int:
-        return int(self._call("get_max_batch_size", self.client.get_max_batch_size))
+        if self._max_batch is None:
+            self._max_batch = int(self._call("get_max_batch_size", self.client.get_max_batch_size))
+        return self._max_batch
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray, extra: dict[str, Any] | None = None) -> None:
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray,
+               extra: dict[str, Any] | Sequence[dict[str, Any]] | None = None) -> None:
+        """Write chunks with their vectors; `extra` is metadata for all chunks, or one dict per chunk."""
         if not chunks:
             return
         if len(chunks) != len(vectors):
             raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        extras = [extra or {}] * len(chunks) if extra is None or isinstance(extra, dict) else list(extra)
         collection = self.require()
         batch = self.max_batch_size
         for i in range(0, len(chunks), batch):
             part = chunks[i:i + batch]
-            metadatas = [chunk_metadata(c, extra) for c in part]
+            metadatas = [chunk_metadata(c, e) for c, e in zip(part, extras[i:i + batch], strict=True)]
             self._call("upsert", collection.upsert, ids=[c.id for c in part], embeddings=vectors[i:i + batch],
                        documents=[c.text for c in part], metadatas=metadatas)
         self._bump_version()
@@ -236,13 +243,17 @@ class ChromaStore:
         collection = self.require()
         if len(vectors) == 0:
             return []
-        result = self._call("query", collection.query, query_embeddings=vectors, n_results=k,
-                            include=["metadatas", "documents", "distances"])
         out: list[list[Hit]] = []
-        for ids, docs, metas, dists in zip(result["ids"], result["documents"], result["metadatas"],
-                                           result["distances"], strict=True):
-            out.append([_hit(cid, doc, meta, 1.0 - float(dist))
-                        for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)])
+        # ChromaDB resolves all results of one call in a single SQL statement: keep queries x k under SQLite's
+        # variable limit (32,766) by querying in groups
+        group = max(1, _MAX_RESULTS_PER_QUERY_CALL // k)
+        for i in range(0, len(vectors), group):
+            result = self._call("query", collection.query, query_embeddings=vectors[i:i + group], n_results=k,
+                                include=["metadatas", "documents", "distances"])
+            for ids, docs, metas, dists in zip(result["ids"], result["documents"], result["metadatas"],
+                                               result["distances"], strict=True):
+                out.append([_hit(cid, doc, meta, 1.0 - float(dist))
+                            for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)])
         return out
 
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:

@@ -1,0 +1,78 @@
+"""Shared helpers for the benchmarks: timing statistics, BEIR reading, result tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = REPO.parent / "shared" / "datasets" / "scifact"
+QUICK_DATASET = REPO.parent / "shared" / "datasets" / "scifact-sample"
+
+
+@dataclass
+class Figure:
+    """One measured figure: repetitions, and their median / min / max."""
+
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.values:
+            return {"median": None, "min": None, "max": None, "n": 0}
+        return {"median": self.median, "min": min(self.values), "max": max(self.values), "n": len(self.values)}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def read_beir(folder: Path, split: str = "test") -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    """(doc id -> title + text, query id -> text, qrels) of a BEIR folder, queries limited to the split."""
+    corpus = {}
+    with open(folder / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            corpus[str(d["_id"])] = (d.get("title", "") + " " + d.get("text", "")).strip()
+    qrels: dict[str, dict[str, int]] = {}
+    with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
+        rows = csv.reader(f, delimiter="\t")
+        next(rows)
+        for qid, did, score in rows:
+            qrels.setdefault(qid, {})[did] = int(score)
+    queries = {}
+    with open(folder / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            q = json.loads(line)
+            if str(q["_id"]) in qrels:
+                queries[str(q["_id"])] = q["text"]
+    return corpus, queries, qrels
+
+
+def machine_facts() -> dict[str, Any]:
+    import torch
+
+    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "platform": platform.platform(), "torch": torch.__version__}

@@ -15,7 +15,7 @@ from typing import Any
 
 from axiom import __version__
 from axiom.config import Settings, load_settings, log_generator_choice
-from axiom.errors import AxiomError, UsageError
+from axiom.errors import AxiomError
 from axiom.observability import configure_logging
 
 log = logging.getLogger("axiom.cli")

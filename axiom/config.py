@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from axiom.errors import ConfigError
@@ -121,6 +129,51 @@ class LoggingSettings(_Section):
     file: str | None = None
 
 
+class ServiceSettings(_Section):
+    """`axiom serve`: the API (query, ingest) and the health + metrics sidecar."""
+
+    api_keys: list[SecretStr] = Field(default_factory=list, description="empty: the API is open (a warning is logged)")
+    host: str = "127.0.0.1"
+    sidecar_port: int = Field(5000, gt=0, lt=65536)
+    api_port: int = Field(8000, gt=0, lt=65536)
+    data_root: str = Field("data", description="POST /ingest only accepts folders and files under this folder")
+    max_question_chars: int = Field(4000, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS is off")
+    cache_size: int = Field(256, ge=0, description="query cache entries; 0 turns the cache off")
+    cache_ttl_seconds: float = Field(300.0, gt=0)
+    health_timeout_seconds: float = Field(2.0, gt=0)
+    shutdown_grace_seconds: float = Field(8.0, ge=0, description="in-flight requests get this long on SIGTERM")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        # AXIOM_API_KEYS is comma-separated; blanks are dropped. The value is never echoed in an error.
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("expected a comma-separated string or a list of keys")
+        keys = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
+        if not all(isinstance(k, str) for k in keys):
+            raise ValueError("every API key must be a string")
+        return [k.strip() for k in keys if k.strip()]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value or []
+
+
+class PIISettings(_Section):
+    """Emails, phone numbers, card numbers and US SSNs are always redacted from logged questions."""
+
+    redact_llm_input: bool = Field(False, description="also redact them from what is sent to the LLM")
+
+
 class Settings(BaseSettings):
     """Every setting Axiom reads. Built by `load_settings`; never reads the environment by itself."""
 
@@ -134,6 +187,8 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     logging: LoggingSettings = LoggingSettings()
+    service: ServiceSettings = ServiceSettings()
+    pii: PIISettings = PIISettings()
 
     @classmethod
     def settings_customise_sources(
@@ -172,6 +227,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "AXIOM_COLLECTION": ("store", "collection"),
     "EVAL_LLM_MODEL": ("evaluation", "judge_model"),
     "EVAL_LLM_BASE_URL": ("evaluation", "judge_base_url"),
+    "AXIOM_API_KEYS": ("service", "api_keys"),
 }
 _ENV_BY_KEY = {v: k for k, v in ENV_VARS.items()}
 
@@ -211,7 +267,7 @@ def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
     allowed = error["msg"]
     if error["type"] == "literal_error":
         allowed = "expected " + error["ctx"]["expected"]
-    shown = "***" if loc[-1:] == ("api_key",) else repr(value)
+    shown = "***" if "api_key" in loc or "api_keys" in loc else repr(value)
     if isinstance(value, dict):
         return f"invalid setting {name}: {allowed}"
     return f"invalid setting {name}={shown}: {allowed}"

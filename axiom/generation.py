@@ -21,6 +21,7 @@ from axiom.config import GenerationSettings
 from axiom.embeddings import Embedder
 from axiom.errors import LLMError
 from axiom.llm import LLMClient
+from axiom.redaction import redact
 from axiom.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,23 @@ class ExtractiveGenerator:
 class OpenAIGenerator:
     name = "openai"
 
-    def __init__(self, client: LLMClient, fallback: ExtractiveGenerator, settings: GenerationSettings) -> None:
+    def __init__(self, client: LLMClient, fallback: ExtractiveGenerator, settings: GenerationSettings, *,
+                 redact_llm_input: bool = False) -> None:
         self.client = client
         self.fallback = fallback
         self.settings = settings
+        self.redact_llm_input = redact_llm_input
+
+    def _llm_input(self, question: str, contexts: Sequence[Hit]) -> list[dict[str, str]]:
+        if not self.redact_llm_input:
+            return build_messages(question, contexts)
+        # PII out of the question and the sources before they leave the process
+        return build_messages(redact(question), [Hit(h.chunk_id, h.source, h.page, h.score, redact(h.text))
+                                                 for h in contexts])
 
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         try:
-            result = self.client.chat(build_messages(question, contexts), temperature=self.settings.temperature,
+            result = self.client.chat(self._llm_input(question, contexts), temperature=self.settings.temperature,
                                       max_tokens=self.settings.max_tokens)
         except LLMError as exc:
             log.warning("LLM failed, answering extractively: %s", exc.message)
@@ -153,8 +163,9 @@ class OpenAIGenerator:
                       contexts=list(contexts), generator=self.name, usage=dict(result.usage))
 
 
-def make_generator(settings: GenerationSettings, embedder: Embedder) -> Generator:
+def make_generator(settings: GenerationSettings, embedder: Embedder, *, redact_llm_input: bool = False) -> Generator:
     extractive = ExtractiveGenerator(embedder, sentences=settings.extractive_sentences)
     if settings.resolved_provider == "openai":
-        return OpenAIGenerator(LLMClient.from_settings(settings), extractive, settings)
+        return OpenAIGenerator(LLMClient.from_settings(settings), extractive, settings,
+                               redact_llm_input=redact_llm_input)
     return extractive

@@ -1,13 +1,21 @@
-"""Logging setup (JSON or text lines) and the request id carried through a request's stages."""
+"""Logging setup (JSON or text lines), the request id carried through a request's stages, and the Prometheus
+metrics the service exposes (recorded by the pipeline's `stage()` blocks and the service)."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client import Counter, Histogram
 
 from axiom.config import LoggingSettings
 
@@ -78,3 +86,74 @@ def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noq
         handler._axiom = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(settings.level)
+
+
+# -- request ids --------------------------------------------------------------------------------------
+_REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(value: str | None) -> str:
+    """A caller's X-Request-ID when it is safe to log (1-128 of `A-Za-z0-9._:-`), else a new id."""
+    if value and _REQUEST_ID_OK.fullmatch(value):
+        return value
+    return new_request_id()
+
+
+# -- Prometheus metrics (default registry, which also holds the process_* and python_* collectors) ----------
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+REQUESTS = Counter("axiom_requests", "HTTP requests answered, by endpoint and status code", ["endpoint", "status"])
+ERRORS = Counter("axiom_errors", "Errors, by pipeline stage and error class", ["stage", "kind"])
+STAGE_LATENCY = Histogram("axiom_stage_latency_seconds", "Seconds spent per stage (embed, retrieve, generate, total)",
+                          ["stage"], buckets=LATENCY_BUCKETS)
+INGEST_CHUNKS = Counter("axiom_ingest_chunks", "Chunks written by ingests served by this process")
+CACHE_HITS = Counter("axiom_cache_hits", "Query cache hits")
+CACHE_MISSES = Counter("axiom_cache_misses", "Query cache misses")
+
+
+# seconds per stage name, summed over the current request (set by the service, read after the request)
+stage_timings_var: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("stage_timings",
+                                                                                           default=None)
+_stage_log = logging.getLogger("axiom.stage")
+
+
+@dataclass
+class StageTimer:
+    name: str
+    seconds: float = 0.0
+
+
+@contextmanager
+def stage(name: str) -> Iterator[StageTimer]:
+    """Time one pipeline stage: sets the `stage` log field, observes axiom_stage_latency_seconds{stage} and, when
+    the block raises, counts axiom_errors_total{stage, kind} once (at the innermost stage it passed through)."""
+    timer = StageTimer(name)
+    token = stage_var.set(name)
+    t0 = time.perf_counter()
+    try:
+        yield timer
+    except BaseException as exc:
+        count_error(name, exc)
+        raise
+    finally:
+        timer.seconds = time.perf_counter() - t0
+        STAGE_LATENCY.labels(stage=name).observe(timer.seconds)
+        acc = stage_timings_var.get()
+        if acc is not None:
+            acc[name] = acc.get(name, 0.0) + timer.seconds
+        _stage_log.debug("%s took %.4fs", name, timer.seconds, extra={"seconds": round(timer.seconds, 6)})
+        stage_var.reset(token)
+
+
+def count_error(stage_name: str, exc: BaseException) -> None:
+    """Count an error in axiom_errors_total unless an inner stage has counted it already."""
+    if isinstance(exc, Exception) and not getattr(exc, "_axiom_counted", False):
+        ERRORS.labels(stage=stage_name, kind=type(exc).__name__).inc()
+        try:
+            exc._axiom_counted = True  # type: ignore[attr-defined]
+        except AttributeError:  # exceptions with __slots__
+            pass

@@ -27,6 +27,7 @@ from axiom.documents import discover, parse, read_bytes, sha256_bytes
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
+from axiom.observability import stage
 from axiom.retrieval import RETRIEVERS, Retriever
 from axiom.store import ChromaStore, chunk_metadata
 from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
@@ -60,7 +61,8 @@ class RAGPipeline:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = make_generator(self.settings.generation, self.embedder)
+            self._generator = make_generator(self.settings.generation, self.embedder,
+                                             redact_llm_input=self.settings.pii.redact_llm_input)
         return self._generator
 
     # -- ingest -----------------------------------------------------------------------------------
@@ -79,14 +81,7 @@ class RAGPipeline:
         if pending.chunks:
             vectors = self.embedder.embed([c.text for c in pending.chunks])
             report.chunks_embedded += len(pending.chunks)
-            # group by the per-file extra metadata (root, chunker, n_chunks)
-            start = 0
-            while start < len(pending.chunks):
-                end = start
-                while end < len(pending.chunks) and pending.extra[end] == pending.extra[start]:
-                    end += 1
-                self.store.upsert(pending.chunks[start:end], vectors[start:end], pending.extra[start])
-                start = end
+            self.store.upsert(pending.chunks, vectors, pending.extra)
             report.chunks_added += len(pending.chunks)
         if pending.stale_ids:
             self.store.delete(pending.stale_ids)
@@ -205,21 +200,21 @@ class RAGPipeline:
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""
-        t0 = time.perf_counter()
-        contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
-        answer = self.generator.generate(question, contexts)
-        answer.timings["generate"] = time.perf_counter() - t0
+        with stage("generate") as timer:
+            contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
+            answer = self.generator.generate(question, contexts)
+        answer.timings["generate"] = timer.seconds
         return answer
 
     def ask(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> Answer:
         if not question or not question.strip():
             raise UsageError("the question is empty")
-        t0 = time.perf_counter()
-        hits = self.retrieve(question, top_k=top_k, retriever=retriever)
-        t1 = time.perf_counter()
-        answer = self.answer(question, hits)
-        answer.timings["retrieve"] = t1 - t0
-        answer.timings["total"] = time.perf_counter() - t0
+        with stage("total") as total:
+            with stage("retrieve") as retrieved:
+                hits = self.retrieve(question, top_k=top_k, retriever=retriever)
+            answer = self.answer(question, hits)
+        answer.timings["retrieve"] = retrieved.seconds
+        answer.timings["total"] = total.seconds
         return answer
 
     def status(self) -> dict[str, Any]:

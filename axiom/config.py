@@ -9,6 +9,7 @@ Nothing below the faces reads `os.environ`: faces call `load_settings()` and pas
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -256,6 +257,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _known_keys(section: tuple[str, ...]) -> list[str]:
+    model: Any = Settings
+    for part in section:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
 def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ".".join(loc) or "(settings)"
@@ -263,7 +274,10 @@ def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
     name = f"{key} (from {where})" if where else key
     value = error.get("input")
     if error["type"] == "extra_forbidden":
-        return f"unknown setting {name}; check the spelling against config.yaml"
+        allowed_keys = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], allowed_keys, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown setting {name}; {hint}allowed here: {', '.join(allowed_keys)}"
     allowed = error["msg"]
     if error["type"] == "literal_error":
         allowed = "expected " + error["ctx"]["expected"]

@@ -49,14 +49,20 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
             found.append(SourceFile(path, path.name, root))
             continue
         root = given.resolve()
+        visited: set[Path] = set()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks, onerror=None):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             base = Path(dirpath)
-            if follow_symlinks and base.is_symlink() and root in base.resolve().parents:
-                # a link back into the tree would loop forever
-                skipped.append(SkippedFile(str(base), "symlink loop"))
+            real = base.resolve()
+            if real in visited:  # a directory link back into the tree would loop forever
+                loop = real == root or real in base.parents or real in root.parents
+                skipped.append(SkippedFile(base.relative_to(root).as_posix(),
+                                           "symlink loop" if loop else "symlink to a folder already ingested"))
                 dirnames[:] = []
                 continue
+            visited.add(real)
+            # real folders before links, so a file reached both ways keeps its real path
+            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
+                                 key=lambda d: ((base / d).is_symlink(), d))
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
@@ -74,8 +80,8 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
                         skipped.append(SkippedFile(rel, "symlink points outside the ingest root"))
                         continue
                 found.append(SourceFile(path, rel, root))
-    found.sort(key=lambda f: (str(f.root), f.source))
-    return found, skipped
+    unique = {(str(f.root), f.source): f for f in found}  # a file given twice is ingested once
+    return sorted(unique.values(), key=lambda f: (str(f.root), f.source)), skipped
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -90,7 +96,8 @@ def read_bytes(file: SourceFile, max_file_size_mb: float) -> bytes:
         raise DocumentError(file.source, f"cannot stat file: {exc.strerror}") from exc
     limit = int(max_file_size_mb * 1024 * 1024)
     if size > limit:
-        raise DocumentError(file.source, f"file is {size / 1048576:.1f} MB, over max_file_size_mb={max_file_size_mb:g}")
+        raise DocumentError(file.source, f"file is {size:,} bytes, over max_file_size_mb={max_file_size_mb:g} "
+                                         f"({limit:,} bytes)")
     if size == 0:
         raise DocumentError(file.source, "file is empty")
     try:

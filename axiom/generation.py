@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import numpy as np
 
 from axiom.config import GenerationSettings
 from axiom.embeddings import Embedder
@@ -95,9 +99,28 @@ def citations_for(numbers: Sequence[int], contexts: Sequence[Hit]) -> list[Citat
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, *, sentences: int = 3) -> None:
+    def __init__(self, embedder: Embedder, *, sentences: int = 3, cache_size: int = 50_000) -> None:
         self.embedder = embedder
         self.sentences = sentences
+        # sentence -> vector: the same chunks come back for many questions, so most sentences are embedded once
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        fresh = self.embedder.embed(missing) if missing else None
+        with self._lock:
+            for i, sentence in enumerate(missing):
+                self._cache[sentence] = fresh[i]
+            rows = []
+            for sentence in sentences:
+                self._cache.move_to_end(sentence)
+                rows.append(self._cache[sentence])
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return np.vstack(rows)
 
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         candidates: list[tuple[int, int, str]] = []  # (source number, position, sentence)
@@ -109,8 +132,8 @@ class ExtractiveGenerator:
         if not candidates:
             return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
                           citations=[], contexts=list(contexts), generator=self.name)
-        vectors = self.embedder.embed([question] + [c[2] for c in candidates])
-        scores = vectors[1:] @ vectors[0]
+        question_vector = self.embedder.embed([question])[0]
+        scores = self._sentence_vectors([c[2] for c in candidates]) @ question_vector
         # highest similarity first; ties by source number then position: deterministic
         order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
         # keep the best sentences, dropping those far less similar than the best one

@@ -131,8 +131,9 @@ class RAGPipeline:
             kept = [c for c in chunks if c.id in have]
             if kept:  # same text, new position or file hash: rewrite metadata only, no embedding
                 self.store.update_metadata([c.id for c in kept], [chunk_metadata(c, extra) for c in kept])
+            queued = {c.id for c in pending.chunks}
             for c in chunks:
-                if c.id not in have:
+                if c.id not in have and c.id not in queued:
                     pending.chunks.append(c)
                     pending.extra.append(extra)
             pending.stale_ids.extend(cid for cid in have if cid not in new_ids)
@@ -188,14 +189,18 @@ class RAGPipeline:
             raise UsageError(f"top_k must be between 1 and 1000, got {k}")
         return k
 
+    def _open_for_read(self) -> None:
+        """The collection must exist and hold vectors of this pipeline's embedding model."""
+        self.store.open(self.embedder.model_id, None)
+
     def retrieve(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> list[Hit]:
-        self.store.require()
+        self._open_for_read()
         return self.retriever(retriever).retrieve(question, self._top_k(top_k))
 
     def retrieve_batch(self, questions: Sequence[str], *, top_k: int | None = None, retriever: str | None = None
                        ) -> list[list[Hit]]:
         """Retrieval for many questions at once (one batched embedding call)."""
-        self.store.require()
+        self._open_for_read()
         return self.retriever(retriever).retrieve_batch(list(questions), self._top_k(top_k))
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:

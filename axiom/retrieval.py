@@ -87,7 +87,9 @@ class BM25Retriever:
                               return_ids=False, show_progress=False)
 
     def _signature(self, version: int) -> dict[str, object]:
+        collection = self.store.get_collection()
         return {"data_version": version, "collection": self.store.settings.collection,
+                "collection_id": str(collection.id) if collection is not None else None,
                 "stemmer": self.stemmer_name, "stopwords": self.stopwords, "format": 1}
 
     def _load(self, version: int) -> bool:

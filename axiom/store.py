@@ -72,14 +72,40 @@ class ChromaStore:
             chroma_settings = ChromaSettings(anonymized_telemetry=False)
             try:
                 if self.settings.mode == "server":
-                    self._client = chromadb.HttpClient(host=self.settings.host, port=self.settings.port,
-                                                       settings=chroma_settings)
+                    self._check_server()
+                    client = chromadb.HttpClient(host=self.settings.host, port=self.settings.port,
+                                                 settings=chroma_settings)
+                    self._bound_timeouts(client)
+                    self._client = client
                 else:
                     self._client = chromadb.PersistentClient(path=self.settings.path, settings=chroma_settings)
             except Exception as exc:  # chromadb raises ValueError/ConnectionError/httpx errors
                 raise StoreUnavailableError(f"cannot reach {self.where}: {exc}",
                                             hint="check CHROMA_HOST/CHROMA_PORT or CHROMA_PATH") from exc
         return self._client
+
+    def _check_server(self) -> None:
+        """Fail fast, within `timeout_seconds`, when the server does not answer its heartbeat."""
+        import httpx
+
+        url = f"http://{self.settings.host}:{self.settings.port}/api/v2/heartbeat"
+        try:
+            httpx.get(url, timeout=self.settings.timeout_seconds).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise StoreUnavailableError(f"cannot reach {self.where}: {type(exc).__name__}: {exc}",
+                                        hint="check CHROMA_HOST/CHROMA_PORT and that the server runs") from exc
+
+    def _bound_timeouts(self, client: Any) -> None:
+        """chromadb's HTTP client waits forever by default; bound every call (connect: timeout_seconds,
+        read: six times that, since large batched queries take longer than a heartbeat)."""
+        import httpx
+
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            t = self.settings.timeout_seconds
+            session.timeout = httpx.Timeout(6 * t, connect=t)
+        else:
+            log.warning("cannot bound ChromaDB client timeouts (chromadb internals changed)")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one ChromaDB call, turning its errors into StoreErrors that name the store."""

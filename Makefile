@@ -25,6 +25,7 @@ help:
 	@echo "make test     the whole test suite"
 	@echo "make install  create $(VENV) and install Axiom with its dev tools"
 	@echo "make lint     ruff"
+	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +54,33 @@ format: $(STAMP)
 
 clean:
 	rm -rf .axiom .pytest_cache .ruff_cache
+
+# -- benchmarks (not part of make test, except a one-repetition smoke run on vendored data) ---------------
+.PHONY: bench bench-quick
+BENCH_DATA ?=
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_DATA)
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(BENCH_DATA)
+
+# -- notebooks -------------------------------------------------------------------------------------------
+.PHONY: lab strip-notebooks
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+# metadata that executed or JupyterLab-saved notebooks pick up, on top of nbstripout's defaults
+NBSTRIP_EXTRA_KEYS := metadata.papermill cell.metadata.papermill cell.metadata.execution
+
+# JupyterLab on the project's environment: notebooks/ as root, a token (JUPYTER_TOKEN, or a fresh one, printed),
+# the store from config.yaml / environment (CHROMA_PATH, CHROMA_HOST, ... as for the CLI), loopback unless LAB_IP.
+lab: $(STAMP)
+	@token="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
+	echo "JupyterLab token: $$token"; \
+	echo "open http://$(LAB_IP):$(LAB_PORT)/lab?token=$$token"; \
+	AXIOM_PROJECT_ROOT="$(CURDIR)" exec $(VENV)/bin/jupyter lab --no-browser --ip "$(LAB_IP)" --port "$(LAB_PORT)" \
+	  --ServerApp.root_dir="$(CURDIR)/notebooks" --IdentityProvider.token="$$token" \
+	  --LabApp.extension_manager=readonly $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# Notebooks are committed without outputs or execution counts (tests/notebooks checks it).
+strip-notebooks: $(STAMP)
+	$(VENV)/bin/nbstripout --extra-keys "$(NBSTRIP_EXTRA_KEYS)" notebooks/*.ipynb

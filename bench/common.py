@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import platform
 import statistics
@@ -47,28 +45,6 @@ def percentile(values: list[float], q: float) -> float:
     pos = (len(ordered) - 1) * q
     lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def read_beir(folder: Path, split: str = "test") -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """(doc id -> title + text, query id -> text, qrels) of a BEIR folder, queries limited to the split."""
-    corpus = {}
-    with open(folder / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            corpus[str(d["_id"])] = (d.get("title", "") + " " + d.get("text", "")).strip()
-    qrels: dict[str, dict[str, int]] = {}
-    with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
-        rows = csv.reader(f, delimiter="\t")
-        next(rows)
-        for qid, did, score in rows:
-            qrels.setdefault(qid, {})[did] = int(score)
-    queries = {}
-    with open(folder / "queries.jsonl", encoding="utf-8") as f:
-        for line in f:
-            q = json.loads(line)
-            if str(q["_id"]) in qrels:
-                queries[str(q["_id"])] = q["text"]
-    return corpus, queries, qrels
 
 
 def machine_facts() -> dict[str, Any]:

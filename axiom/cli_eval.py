@@ -1,0 +1,110 @@
+"""The evaluation commands of `axiom`: eval, compare, bench (registered by axiom.cli).
+
+    axiom eval --dataset PATH [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
+               [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE] [--no-judge] [--json]
+    axiom compare RUN_A RUN_B [--top N] [--json]
+    axiom bench beir PATH [--retriever dense|bm25|hybrid] [--compare dense,hybrid] [--split test] [--json]
+
+Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from axiom.config import Settings, log_generator_choice
+from axiom.errors import RegressionError, UsageError
+
+log = logging.getLogger("axiom.cli")
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    from axiom.cli import emit
+
+    emit(args, payload, text)
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from axiom.evaluation.compare import make_baseline
+    from axiom.evaluation.runs import run_evaluation
+
+    if args.fail_on_regression and not args.baseline:
+        raise UsageError("--fail-on-regression needs --baseline FILE")
+    log_generator_choice(settings)
+    record = run_evaluation(settings, args.dataset, args.corpus, name=args.name, out_dir=args.out,
+                            baseline=args.baseline, fail_on_regression=False, judge=not args.no_judge,
+                            collection=args.collection)
+    if args.save_baseline:
+        baseline = make_baseline(record, margin=args.margin)
+        baseline.pop("_path", None)
+        target = Path(args.save_baseline)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(baseline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        log.info("baseline written to %s", target)
+    _emit(args, record.summary(), record.summary_table())
+    if args.fail_on_regression and record.gate is not None and not record.gate.passed:
+        raise RegressionError("; ".join(record.gate.failures), hint=f"run folder {record.path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from axiom.evaluation.compare import compare_runs, comparison_text
+    from axiom.evaluation.runs import load_run
+
+    result = compare_runs(load_run(args.run_a), load_run(args.run_b), seed=settings.evaluation.seed, top=args.top)
+    _emit(args, result, comparison_text(result))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from axiom.evaluation.benchmark import bench_text, run_beir
+
+    retrievers = [args.retriever] if args.retriever else []
+    if args.compare:
+        retrievers += [r.strip() for r in args.compare.split(",") if r.strip()]
+    if not retrievers:
+        retrievers = [settings.retrieval.retriever]
+    result = run_beir(settings, args.path, retrievers=retrievers, split=args.split, collection=args.collection)
+    _emit(args, result, bench_text(result))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a golden set and write a run folder")
+    p.add_argument("--dataset", required=True, help="golden set (JSONL)")
+    p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own)")
+    p.add_argument("--name", default="eval", help="run name (folder suffix)")
+    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"])
+    p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
+    p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
+    p.add_argument("--collection", help="collection to evaluate (default: one per corpus, or the configured one)")
+    p.add_argument("--baseline", help="baseline JSON (or a run folder) to gate against")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 3 when a metric is significantly worse than the baseline or below its threshold")
+    p.add_argument("--save-baseline", metavar="FILE", help="write a baseline JSON from this run")
+    p.add_argument("--margin", type=float, default=0.05, help="baseline thresholds: this much below the means")
+    p.add_argument("--no-judge", action="store_true", help="offline metrics only, even with an LLM configured")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=cmd_eval)
+
+    p = subparsers.add_parser("compare", help="compare two evaluation runs with paired significance tests")
+    p.add_argument("run_a", help="run folder A (the reference)")
+    p.add_argument("run_b", help="run folder B")
+    p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_compare)
+
+    p = subparsers.add_parser("bench", help="retrieval benchmark on a BEIR folder")
+    p.add_argument("kind", choices=["beir"], help="benchmark format")
+    p.add_argument("path", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"],
+                   help="retriever to measure (default: the configured one); the reference of --compare")
+    p.add_argument("--compare", help="more retrievers to measure and test against the first, e.g. bm25,hybrid")
+    p.add_argument("--split", default="test")
+    p.add_argument("--collection", help="collection name (default: beir-<folder>-<model>)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_bench)

@@ -1,0 +1,132 @@
+"""BEIR benchmarks: index every document whole (`(title + " " + text).strip()`, no chunking, as MTEB does),
+retrieve for every judged query in one batch, score with ranx (document level, trec_eval conventions), and
+optionally compare retrievers with a paired randomisation test over queries.
+
+The collection is named from the dataset folder and the embedding model (`beir-scifact-all-minilm-l6-v2`) in
+the configured store, so a second run re-uses the vectors (`index_records` only embeds missing ids).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axiom.config import Settings
+from axiom.errors import UsageError
+from axiom.evaluation.compare import paired_metric
+from axiom.evaluation.datasets import load_beir
+from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics, metric_depth
+from axiom.evaluation.runs import collection_name
+
+if TYPE_CHECKING:
+    from axiom.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+RETRIEVER_NAMES = ("dense", "bm25", "hybrid")
+
+
+def beir_collection(folder: str | Path, model_id: str) -> str:
+    return collection_name("beir", Path(folder).resolve().name, model_id)
+
+
+def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str] = ("dense",), split: str = "test",
+             metrics: Sequence[str] = BEIR_METRICS, embedder: Embedder | None = None, seed: int | None = None,
+             collection: str | None = None) -> dict[str, Any]:
+    """Benchmark one or more retrievers on a BEIR folder; the first retriever is the reference of the paired
+    comparisons. Returns a JSON-ready dict."""
+    from axiom.embeddings import make_embedder
+    from axiom.pipeline import RAGPipeline
+    from axiom.store import ChromaStore
+
+    retrievers = list(dict.fromkeys(retrievers))
+    unknown = [r for r in retrievers if r not in RETRIEVER_NAMES]
+    if not retrievers or unknown:
+        raise UsageError(f"unknown retriever(s) {', '.join(unknown) or '(none)'}; expected: {', '.join(RETRIEVER_NAMES)}")
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    data = load_beir(folder, split)
+    load_seconds = time.perf_counter() - t0
+
+    embedder = embedder or make_embedder(settings.embeddings, settings.generation)
+    name = collection or beir_collection(folder, embedder.model_id)
+    bench_settings = settings.model_copy(deep=True)
+    bench_settings.store.collection = name
+    pipeline = RAGPipeline(bench_settings, embedder, ChromaStore(bench_settings.store))
+
+    t0 = time.perf_counter()
+    records = [(doc_id, (doc["title"] + " " + doc["text"]).strip()) for doc_id, doc in data.corpus.items()]
+    embedded = pipeline.index_records(records)
+    index_seconds = time.perf_counter() - t0
+    stored = pipeline.store.count()
+    if stored != len(records):
+        log.warning("collection %s holds %d records, the corpus has %d (another corpus with the same folder name?)",
+                    name, stored, len(records))
+
+    query_ids = list(data.queries)
+    texts = [data.queries[q] for q in query_ids]
+    depth = max(metric_depth(metrics), 1)
+    per_retriever: dict[str, Any] = {}
+    per_query: dict[str, dict[str, dict[str, float]]] = {}
+    for retriever in retrievers:
+        t0 = time.perf_counter()
+        pipeline.retrieve_batch(texts[:1], top_k=depth, retriever=retriever)  # loads the model / BM25 index
+        warmup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hit_lists = pipeline.retrieve_batch(texts, top_k=depth, retriever=retriever)
+        seconds = time.perf_counter() - t0
+        rankings = {qid: [h.chunk_id for h in hits] for qid, hits in zip(query_ids, hit_lists, strict=True)}
+        scores = evaluate_rankings(data.qrels, rankings, metrics)
+        per_query[retriever] = scores
+        per_retriever[retriever] = {
+            "metrics": {m: round(v, 4) for m, v in mean_metrics(scores).items()},
+            "timings": {"warmup_seconds": round(warmup, 3), "query_batch_seconds": round(seconds, 3),
+                        "ms_per_query": round(seconds / max(1, len(texts)) * 1000, 3)},
+            "empty_rankings": sum(1 for hits in hit_lists if not hits),
+        }
+        log.info("bench %s %s: %s", folder.name, retriever, per_retriever[retriever]["metrics"])
+
+    seed = settings.evaluation.seed if seed is None else seed
+    comparisons = []
+    reference = retrievers[0]
+    for other in retrievers[1:]:
+        comparisons.append({
+            "a": reference, "b": other, "test": "paired randomisation (sign-flip) over queries, two-sided",
+            "metrics": {m: paired_metric(per_query[reference][m], per_query[other][m], seed=seed, label=m)
+                        for m in metrics},
+        })
+    primary = per_retriever[reference]
+    return {
+        "dataset": folder.name, "path": str(folder), "split": split,
+        "documents": len(data.corpus), "queries": len(query_ids),
+        "judgements": sum(len(v) for v in data.qrels.values()),
+        "embedding_model": embedder.model_id,
+        "max_seq_length": getattr(embedder, "max_seq_length", None),
+        "collection": name, "store": pipeline.store.where,
+        "retriever": reference, "metrics": primary["metrics"],
+        "timings": {"load_seconds": round(load_seconds, 3), "index_seconds": round(index_seconds, 3),
+                    "documents_embedded": embedded, **primary["timings"]},
+        "retrievers": per_retriever,
+        "comparisons": comparisons,
+        "settings": {"retrieval": bench_settings.retrieval.model_dump()},
+    }
+
+
+def bench_text(result: dict[str, Any]) -> str:
+    lines = [f"{result['dataset']} ({result['split']}): {result['queries']} queries, {result['documents']} documents, "
+             f"model {result['embedding_model']}, collection {result['collection']}",
+             f"indexing {result['timings']['index_seconds']}s ({result['timings']['documents_embedded']} embedded)"]
+    metrics = list(result["metrics"])
+    lines.append(f"{'retriever':<10} " + " ".join(f"{m:>11}" for m in metrics) + f" {'s/batch':>9}")
+    for name, r in result["retrievers"].items():
+        lines.append(f"{name:<10} " + " ".join(f"{r['metrics'][m]:>11.4f}" for m in metrics)
+                     + f" {r['timings']['query_batch_seconds']:>9.2f}")
+    for comp in result["comparisons"]:
+        lines.append(f"{comp['b']} vs {comp['a']} ({comp['test']}):")
+        for m, r in comp["metrics"].items():
+            lines.append(f"  {m:<12} {r['a']:.4f} -> {r['b']:.4f}  delta {r['delta']:+.4f}  p={r['p_value']:.4f}  "
+                         f"W/L/T {r['wins']}/{r['losses']}/{r['ties']}")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""End-to-end runs on the tiny corpus (real model, real embedded ChromaDB, extractive generator)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from axiom.cli import main
+from axiom.errors import DatasetError
+from axiom.evaluation.compare import compare_runs, gate_run, make_baseline
+from axiom.evaluation.datasets import file_sha256
+from axiom.evaluation.runs import RunRecord, load_run, run_evaluation
+from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, RunRecord]:  # noqa: ANN001
+    root = tmp_path_factory.mktemp("runs")
+    settings = build_settings(root)
+    first = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
+    again = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
+    top1 = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny-k1", top_k=1, embedder=embedder,
+                          judge=False)
+    return {"first": first, "again": again, "top1": top1, "root": root}  # type: ignore[dict-item]
+
+
+def test_run_folder(runs: dict) -> None:
+    run: RunRecord = runs["first"]
+    files = sorted(p.name for p in run.path.iterdir())
+    assert files == ["manifest.json", "metrics.json", "results.csv", "results.parquet"]
+    assert run.path.name.endswith("-tiny") and run.path.parent == runs["root"] / "runs"
+    assert not [p for p in run.path.parent.iterdir() if p.name.startswith(".tmp-")]
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["dataset"]["sha256"] == file_sha256(TINY_GOLDEN)
+    assert len(manifest["corpus"]["sha256"]) == 64 and manifest["corpus"]["files"] == 3
+    assert manifest["embedding_model"] == "all-MiniLM-L6-v2"
+    assert manifest["generator"]["name"] == "extractive"
+    assert manifest["seed"] == 42 and manifest["started"] <= manifest["ended"]
+    assert {"commit", "dirty"} <= set(manifest["git"])
+    assert manifest["versions"]["ragas"] and manifest["versions"]["ranx"]
+    assert manifest["settings"]["generation"]["api_key"] is None
+    assert manifest["collection"].startswith("eval-tiny_corpus-")
+
+    results = pd.read_parquet(run.path / "results.parquet")
+    assert list(results["id"]) == ["t01", "t02", "t03", "t04", "t05", "t06"]
+    for column in ("question", "reference", "answer", "contexts", "sources", "retrieval_seconds", "ndcg@10",
+                   "rouge_l", "chrf", "semantic_similarity", "nonllm_context_recall"):
+        assert column in results.columns, column
+    assert len(results["contexts"][0]) == 5  # top_k 5 of the six chunks of the tiny corpus
+    assert len(pd.read_csv(run.path / "results.csv")) == 6
+
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    ndcg = metrics["metrics"]["ndcg@10"]
+    assert ndcg["n"] == 6 and ndcg["ci_low"] <= ndcg["mean"] <= ndcg["ci_high"]
+    assert metrics["metrics"]["exact_match"]["not_applicable"] == 6  # long references, no short answers
+    assert metrics["latency"]["generation"]["p95_ms"] > 0
+    assert metrics["usage"]["judge"] is None
+    assert metrics["metrics"]["recall@5"]["mean"] == 1.0  # every tiny question finds its document
+
+
+def test_same_inputs_give_same_metrics(runs: dict) -> None:
+    a, b = runs["first"], runs["again"]
+    assert a.path != b.path
+    for metric in a.metric_names:
+        va, vb = a.results[metric].tolist(), b.results[metric].tolist()
+        assert all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(va, vb, strict=True)), metric
+    assert a.metrics["metrics"] == b.metrics["metrics"]
+    loaded = load_run(a.path)
+    assert loaded.metrics["metrics"] == a.metrics["metrics"]
+
+
+def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    result = compare_runs(runs["first"], runs["top1"])
+    assert "retrieval.top_k: 5 -> 1" in result["differences"]
+    recall = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
+    assert recall["delta"] == 0 and recall["p_value"] == 1.0 and recall["ties"] == 6
+    changed = result["metrics"]["nonllm_context_precision"]
+    assert changed["n"] == 6 and changed["p_value"] is not None
+    assert result["changed_most"] and result["changed_most"][0]["changes"]
+    assert main(["compare", str(runs["first"].path), str(runs["top1"].path)]) == 0
+    out = capsys.readouterr().out
+    assert "delta" in out and "questions that changed most" in out
+    assert main(["compare", str(runs["first"].path), str(runs["top1"].path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["metrics"]["rouge_l"]["wins"] + payload["metrics"]["rouge_l"]["losses"] + \
+        payload["metrics"]["rouge_l"]["ties"] == 6
+
+
+def test_gate(runs: dict) -> None:
+    run: RunRecord = runs["again"]
+    baseline = make_baseline(runs["first"])
+    assert baseline["metrics"]["ndcg@10"]["threshold"] == pytest.approx(0.95)
+    gate = gate_run(run.results, run.metrics["metrics"], baseline)
+    assert gate.passed, gate.failures
+
+    strict = make_baseline(runs["first"])
+    strict["metrics"]["rouge_l"]["threshold"] = 0.99
+    strict["metrics"]["chrf"]["per_question"] = {i: 1.0 for i in strict["metrics"]["chrf"]["per_question"]}
+    strict["metrics"]["chrf"]["mean"] = 1.0
+    strict["metrics"]["chrf"].pop("threshold")
+    gate = gate_run(run.results, run.metrics["metrics"], strict)
+    assert not gate.passed
+    text = "\n".join(gate.failures)
+    mean = run.metrics["metrics"]["rouge_l"]["mean"]
+    assert f"rouge_l: {mean:.4f} is below the threshold 0.9900" in text
+    assert "chrf:" in text and "significantly worse than the baseline 1.0000" in text
+    assert len(gate.failures) == 2
+
+
+def test_malformed_dataset_writes_nothing(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    bad = tmp_path / "bad.jsonl"
+    lines = TINY_GOLDEN.read_text().splitlines()
+    lines[1] = "{broken"
+    lines[3] = lines[3].replace('"b.txt"', '"nowhere.txt"')
+    bad.write_text("\n".join(lines + [lines[0]]) + "\n")
+    settings = build_settings(tmp_path)
+    with pytest.raises(DatasetError) as info:
+        run_evaluation(settings, bad, TINY_CORPUS, name="bad", embedder=embedder, judge=False)
+    assert [p.split(":")[0] for p in info.value.problems] == ["line 2", "line 4", "line 7"]
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "chroma").exists()
+
+
+def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    clean_env(monkeypatch)
+    config = write_config(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\nnot json\n')
+    assert main(["--config", str(config), "eval", "--dataset", str(bad), "--corpus", str(TINY_CORPUS)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1: missing field 'question'" in err and "line 2: not valid JSON" in err
+    assert not (tmp_path / "runs").exists()
+
+    baseline = tmp_path / "baseline.json"
+    code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus", str(TINY_CORPUS),
+                 "--name", "cli", "--save-baseline", str(baseline), "--json"])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["questions"] == 6 and Path(payload["run"]).is_dir()
+    saved = json.loads(baseline.read_text())
+    saved["metrics"]["mrr@10"]["threshold"] = 1.5
+    baseline.write_text(json.dumps(saved))
+    code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus", str(TINY_CORPUS),
+                 "--name", "cli", "--baseline", str(baseline), "--fail-on-regression"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "mrr@10: 1.0000 is below the threshold 1.5000" in captured.err
+    assert "baseline gate FAILED" in captured.out and "95% CI" in captured.out
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.name.endswith("-cli")]) == 2  # gated run kept

@@ -41,10 +41,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The main job: ingest data/ (incremental), evaluate the sample golden set offline, print the summary with
+# confidence intervals and the run folder, and fail (exit 3) when a metric regresses below the baseline.
 eval: $(STAMP)
-	$(AXIOM) ingest data
-	$(AXIOM) query "Who designed the lens that made lighthouse beams visible much farther out to sea?"
-	$(AXIOM) query "When was the first Eddystone lighthouse built?" --retriever dense
+	$(AXIOM) eval --dataset evaluation/datasets/sample/golden.jsonl --corpus data --name sample \
+	  --baseline evaluation/baselines/sample.json --fail-on-regression
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check axiom tests

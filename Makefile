@@ -44,8 +44,8 @@ test: $(STAMP)
 # The main job: ingest data/ (incremental), evaluate the sample golden set offline, print the summary with
 # confidence intervals and the run folder, and fail (exit 3) when a metric regresses below the baseline.
 eval: $(STAMP)
-	$(AXIOM) eval --dataset evaluation/datasets/sample/golden.jsonl --corpus data --name sample \
-	  --baseline evaluation/baselines/sample.json --fail-on-regression
+	$(AXIOM) notebooks run 01_ingest 03_evaluate -p corpus data -p dataset evaluation/datasets/sample/golden.jsonl \
+	  --name sample --baseline evaluation/baselines/sample.json --fail-on-regression
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check axiom tests

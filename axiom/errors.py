@@ -14,10 +14,13 @@ classes below to exit codes and HTTP statuses; nothing below the faces swallows 
     ├── LLMError                             the LLM endpoint failed after its retries
     ├── DatasetError                exit 2   an evaluation dataset is malformed (lists every bad line)
     ├── EvaluationError                      an evaluation run failed
+    ├── NotebookError                        a notebook cell raised or its kernel died (names notebook and cell)
     └── RegressionError             exit 3   a metric regressed below its baseline
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class AxiomError(Exception):
@@ -86,3 +89,16 @@ class EvaluationError(AxiomError):
 
 class RegressionError(AxiomError):
     exit_code = 3
+
+
+class NotebookError(AxiomError):
+    """A notebook cell raised, or its kernel died. The message names the notebook, the cell and the error."""
+
+    def __init__(self, message: str, *, notebook: str, kept: Path | None, cell: int | None = None,
+                 ename: str | None = None, evalue: str | None = None) -> None:
+        self.notebook = notebook
+        self.kept = kept
+        self.cell = cell
+        self.ename = ename
+        self.evalue = evalue
+        super().__init__(message)

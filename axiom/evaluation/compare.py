@@ -225,6 +225,12 @@ class GateResult:
     def passed(self) -> bool:
         return not self.failures
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
+                   checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
+                   notes=list(data.get("notes", [])))
+
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "passed": self.passed, "failures": list(self.failures),
                 "checked": self.checked, "skipped": list(self.skipped), "notes": list(self.notes)}

@@ -494,5 +494,10 @@ def load_run(path: str | Path) -> RunRecord:
         raise UsageError(f"{path} is not a complete run folder: {Path(exc.filename or '').name} is missing") from exc
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
-    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results)
+    gate = None
+    if isinstance(metrics_doc.get("gate"), dict):
+        from axiom.evaluation.compare import GateResult
+
+        gate = GateResult.from_dict(metrics_doc["gate"])
+    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate)
 

@@ -1,0 +1,344 @@
+"""Parameter sweeps: the evaluation notebook once per combination of a grid, then a ranked summary.
+
+    run_sweep(settings, {"retriever": ["dense", "hybrid"], "top_k": [3, 5, 10]}, params, workers=1)
+
+Every combination is a full papermill execution of 03_evaluate (so each has its run folder with the executed
+notebook), in warm kernels: one per worker, its namespace reset between runs, its embedding model loaded once
+and memoised by content hash (`notebook_runner.MemoEmbedder`), so a text embedded by one run is never embedded
+again by the next. Combinations with the same chunking (corpus, chunk_size, chunk_overlap, store) share one
+collection, so only the first of them ingests: the others find every file unchanged and embed no chunk
+(`chunks_embedded` = 0 in their manifests, shown in the summary as the cache evidence). When the grid varies
+the chunking, each chunking gets its own collection (`sweep-<corpus>-<hash>-c<size>o<overlap>-<model>`), so
+runs never re-chunk each other's collection.
+
+The first run of each chunking runs alone (it writes the collection); with `workers > 1` the remaining
+combinations then run in parallel, each worker with its own kernel.
+
+The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (the
+combinations ranked by one metric, with 95% CI whiskers), `sweep.json` (everything, with the wall times), and
+`runs/` with one run folder per combination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axiom.errors import AxiomError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from axiom.config import Settings
+
+log = logging.getLogger(__name__)
+
+# parameters the sweep sets itself for every run
+CONTROLLED = ("name", "out_dir", "result_json")
+# parameters that decide what a collection holds
+CHUNKING = ("corpus", "chunk_size", "chunk_overlap", "collection", "chroma_path", "chroma_host", "chroma_port")
+SUMMARY_METRICS = ("ndcg@10", "recall@5", "mrr@10", "nonllm_context_recall", "nonllm_context_precision",
+                   "semantic_similarity", "chrf", "rouge_l", "faithfulness", "answer_relevancy")
+DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """["retriever=dense,hybrid", "top_k=3,5,10"] -> {"retriever": ["dense", "hybrid"], "top_k": [3, 5, 10]}."""
+    from axiom.notebook_runner import parse_value
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not values.strip():
+            raise UsageError(f"bad --grid item {item!r}: expected KEY=V1,V2,... e.g. top_k=3,5,10")
+        if key in grid:
+            raise UsageError(f"--grid names {key!r} twice")
+        parsed = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
+        if len(set(map(repr, parsed))) != len(parsed):
+            raise UsageError(f"--grid {key}: a value is repeated")
+        grid[key] = parsed
+    if not grid:
+        raise UsageError("--grid needs at least one KEY=V1,V2")
+    return grid
+
+
+def label(combo: Mapping[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in combo.items())
+
+
+@dataclass
+class SweepRun:
+    index: int
+    combination: dict[str, Any]
+    params: dict[str, Any]
+    worker: int = 0
+    run_path: Path | None = None
+    seconds: float = 0.0
+    chunks_embedded: int | None = None
+    files_unchanged: int | None = None
+    embedding: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return label(self.combination)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"combination": self.combination, "label": self.label, "run": str(self.run_path) if self.run_path else None,
+                "seconds": round(self.seconds, 3), "worker": self.worker, "chunks_embedded": self.chunks_embedded,
+                "files_unchanged": self.files_unchanged, "embedding": self.embedding, "error": self.error,
+                "collection": self.params.get("collection") or None}
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    runs: list[SweepRun]
+    metric: str
+    summary: pd.DataFrame
+    wall_seconds: float
+    kernel_start_seconds: float
+    workers: int
+
+    @property
+    def first_run_seconds(self) -> float:
+        """The first combination as a single run costs it: kernel start + its execution (ingest included)."""
+        return self.kernel_start_seconds + (self.runs[0].seconds if self.runs else 0.0)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.wall_seconds / self.first_run_seconds if self.first_run_seconds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "metric": self.metric, "combinations": len(self.runs),
+                "workers": self.workers, "wall_seconds": round(self.wall_seconds, 3),
+                "kernel_start_seconds": round(self.kernel_start_seconds, 3),
+                "first_run_seconds": round(self.first_run_seconds, 3),
+                "ratio_to_first_run": round(self.ratio, 3) if self.ratio else None,
+                "runs": [r.to_dict() for r in self.runs],
+                "ranking": self.summary.astype(object).where(self.summary.notna(), None).to_dict(orient="records")}
+
+    def text(self) -> str:
+        from axiom.reporting import markdown_table
+
+        show = [c for c in self.summary.columns if c not in ("run",) and not c.endswith(("ci_low", "ci_high"))]
+        lines = [markdown_table(self.summary[show]), ""]
+        lines.append(f"{len(self.runs)} combinations in {self.wall_seconds:.1f}s wall "
+                     f"({self.workers} worker{'s' if self.workers != 1 else ''}); the first run alone "
+                     f"{self.first_run_seconds:.1f}s (kernel start {self.kernel_start_seconds:.1f}s): "
+                     f"sweep / one run = {self.ratio:.2f}" if self.ratio else "no run finished")
+        failed = [r for r in self.runs if r.error]
+        for r in failed:
+            lines.append(f"FAILED {r.label}: {r.error}")
+        lines.append(f"sweep folder: {self.folder}")
+        return "\n".join(lines)
+
+
+def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], combos: list[dict[str, Any]],
+                          base: Mapping[str, Any], root: Path) -> list[str | None]:
+    """The collection of each combination: explicit when the grid varies the chunking, else None (the
+    corpus's evaluation collection, as `axiom eval --corpus` uses)."""
+    from axiom.evaluation.runs import collection_name
+
+    varies = any(k in grid for k in ("corpus", "chunk_size", "chunk_overlap"))
+    out: list[str | None] = []
+    for combo in combos:
+        p = {**base, **combo}
+        if p.get("collection") or not varies:
+            out.append(p.get("collection") or None)
+            continue
+        corpus = Path(str(p.get("corpus") or "data"))
+        corpus = (corpus if corpus.is_absolute() else root / corpus).resolve()
+        size = p.get("chunk_size") or settings.chunking.chunk_size
+        overlap = p.get("chunk_overlap")
+        overlap = settings.chunking.chunk_overlap if overlap is None or overlap == "" else overlap
+        salt = f"{hashlib.sha256(str(corpus).encode()).hexdigest()[:8]}-c{size}o{overlap}"
+        out.append(collection_name("sweep", corpus.stem or "corpus", settings.embeddings.model, salt=salt))
+    return out
+
+
+def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
+              out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1, metric: str | None = None,
+              html: bool = False, root: Path | None = None, config: str | Path | None = None) -> SweepResult:
+    """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
+    from axiom.evaluation.runs import load_run, safe_name
+    from axiom.notebook_runner import (
+        EVALUATION_NOTEBOOK,
+        RESULT_PARAMETER,
+        WarmKernel,
+        _unique,
+        _utc_stamp,
+        kernel_env,
+        notebook_parameters,
+        project_root,
+        resolve_notebook,
+        run_notebooks,
+    )
+
+    t_start = time.perf_counter()
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    root = (root or project_root()).resolve()
+    notebook = resolve_notebook(EVALUATION_NOTEBOOK, root / "notebooks")
+    declared = set(notebook_parameters(notebook)) - {RESULT_PARAMETER}
+    base = dict(params or {})
+    for key in list(grid) + list(base):
+        if key in CONTROLLED and key in grid:
+            raise UsageError(f"{key} cannot be swept: the sweep sets it for every run")
+        if key not in declared:
+            raise UsageError(f"unknown parameter {key!r} of {notebook.name}",
+                             hint="its parameters: " + ", ".join(sorted(declared)))
+    out = Path(out_dir or base.pop("out_dir", None) or settings.evaluation.runs_dir)
+    out = (out if out.is_absolute() else root / out).resolve()
+    folder = _unique(out / f"{_utc_stamp()}-{safe_name(name)}")
+    runs_dir = folder / "runs"
+    runs_dir.mkdir(parents=True)
+    base.pop("name", None)
+
+    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    collections = _chunking_collections(settings, grid, combos, base, root)
+    runs: list[SweepRun] = []
+    for i, (combo, collection) in enumerate(zip(combos, collections, strict=True)):
+        p = {**base, **combo, "name": f"{name}-{label(combo)}"}
+        if collection:
+            p["collection"] = collection
+        runs.append(SweepRun(index=i, combination=combo, params=p))
+    # the first combination of each chunking runs alone and first: it writes the collection
+    groups: dict[tuple[str, ...], list[SweepRun]] = {}
+    for r in runs:
+        groups.setdefault(tuple(repr(r.params.get(k)) for k in CHUNKING), []).append(r)
+    leaders = [g[0] for g in groups.values()]
+    rest = [r for g in groups.values() for r in g[1:]]
+    log.info("sweep: %d combinations, %d chunking group(s), %d worker(s)", len(runs), len(groups), workers)
+
+    def execute(run: SweepRun, kernel: WarmKernel, worker: int) -> None:
+        run.worker = worker
+        t0 = time.perf_counter()
+        try:
+            kernel.ensure_alive()
+            result = run_notebooks(settings, [str(notebook)], run.params, out_dir=runs_dir, name=run.params["name"],
+                                   html=html, kernel=kernel, root=root)
+        except AxiomError as exc:
+            run.seconds = time.perf_counter() - t0
+            run.error = str(exc)
+            log.error("sweep: %s failed: %s", run.label, exc)
+            return
+        run.seconds = time.perf_counter() - t0
+        handoff = result.result(notebook.stem)
+        run.run_path = result.run_path
+        run.embedding = handoff.get("embedding", {})
+        ingest = handoff.get("ingest") or {}
+        run.chunks_embedded = ingest.get("chunks_embedded")
+        run.files_unchanged = len(ingest.get("files_unchanged", [])) if ingest else None
+        if run.run_path is not None:
+            run.metrics = load_run(run.run_path).metrics.get("metrics", {})
+        log.info("sweep: %s in %.1fs (chunks embedded %s)", run.label, run.seconds, run.chunks_embedded)
+
+    kernel_logs = folder / "kernels"
+    env = kernel_env(root, config)
+    first = WarmKernel(root, log_path=kernel_logs / "worker-0.log", env=env).start()
+    kernel_start = first.start_seconds
+    try:
+        for run in leaders:
+            execute(run, first, 0)
+        if workers == 1 or len(rest) <= 1:
+            for run in rest:
+                execute(run, first, 0)
+        else:
+            todo: queue.Queue[SweepRun] = queue.Queue()
+            for run in rest:
+                todo.put(run)
+
+            def worker_loop(worker: int) -> None:
+                kernel = first if worker == 0 else WarmKernel(root, log_path=kernel_logs / f"worker-{worker}.log",
+                                                              env=env).start()
+                try:
+                    while True:
+                        try:
+                            run = todo.get_nowait()
+                        except queue.Empty:
+                            return
+                        execute(run, kernel, worker)
+                finally:
+                    if kernel is not first:
+                        kernel.shutdown()
+
+            threads = [threading.Thread(target=worker_loop, args=(w,), name=f"sweep-worker-{w}")
+                       for w in range(min(workers, len(rest)))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        first.shutdown()
+
+    metric = metric or next((m for m in DEFAULT_METRICS if any(r.metrics.get(m, {}).get("mean") is not None
+                                                               for r in runs)), "ndcg@10")
+    wall = time.perf_counter() - t_start
+    result = SweepResult(folder=folder, runs=runs, metric=metric, summary=summary_table(runs, metric, list(grid)),
+                         wall_seconds=wall, kernel_start_seconds=kernel_start, workers=workers)
+    write_summary(result)
+    failed = [r for r in runs if r.error]
+    if failed:
+        raise AxiomError(f"{len(failed)} of {len(runs)} sweep combination(s) failed; first: {failed[0].label}: "
+                         f"{failed[0].error}", hint=f"summary of the others in {folder}")
+    return result
+
+
+def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) -> pd.DataFrame:
+    """One row per combination, best first on `metric` (ties: the faster run first)."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        m = r.metrics.get(metric, {})
+        row: dict[str, Any] = {"combination": r.label, **{k: r.combination.get(k) for k in keys},
+                               metric: m.get("mean"), f"{metric} ci_low": m.get("ci_low"),
+                               f"{metric} ci_high": m.get("ci_high")}
+        for other in SUMMARY_METRICS:
+            if other != metric and other in r.metrics and r.metrics[other].get("mean") is not None:
+                row[other] = r.metrics[other]["mean"]
+        row.update({"seconds": round(r.seconds, 2), "chunks embedded": r.chunks_embedded,
+                    "texts embedded": r.embedding.get("texts_embedded"),
+                    "embedding cache hits": r.embedding.get("cache_hits"),
+                    "run": r.run_path.name if r.run_path else f"FAILED: {r.error}"})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table = table.sort_values([metric, "seconds"], ascending=[False, True], na_position="last", kind="stable")
+    for col in table.columns:
+        if table[col].dtype.kind == "f" and col != "seconds":
+            table[col] = table[col].round(4)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def write_summary(result: SweepResult) -> None:
+    from axiom.reporting import markdown_table, sweep_chart
+
+    folder = result.folder
+    result.summary.to_csv(folder / "summary.csv", index=False)
+    show = [c for c in result.summary.columns if not c.endswith(("ci_low", "ci_high"))]
+    head = [f"# Sweep {folder.name}", "",
+            f"Ranked by **{result.metric}** (mean over questions; 95% CI in summary.csv). "
+            f"{len(result.runs)} combinations in {result.wall_seconds:.1f} s wall with {result.workers} worker(s); "
+            f"the first run alone (kernel start + ingest + evaluation) took {result.first_run_seconds:.1f} s, "
+            f"so the sweep cost {result.ratio:.2f} x one run." if result.ratio else "No run finished.", "",
+            "`chunks embedded` comes from each run's ingest report: 0 means the run's collection already held "
+            "every chunk. `texts embedded` / `embedding cache hits` count all embedding requests of the run "
+            "(questions, chunks, answer sentences, metric inputs) computed vs served from the shared cache.", ""]
+    (folder / "summary.md").write_text("\n".join(head) + markdown_table(result.summary[show]) + "\n",
+                                       encoding="utf-8")
+    fig = sweep_chart(result.summary, result.metric)
+    fig.savefig(folder / "summary.png", dpi=110)
+    (folder / "sweep.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,0 +1,82 @@
+"""Fixtures for the notebook tests: a clean environment for kernels, one evaluated tiny run shared by the
+session (the papermill end-to-end run through `axiom notebooks run`: its executed notebooks are the references
+of the nbval run, and its store the one the Jupyter server test queries)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from axiom.config import ENV_VARS
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+TINY_CORPUS = REPO / "tests" / "fixtures" / "tiny_corpus"
+TINY_GOLDEN = REPO / "tests" / "fixtures" / "tiny_golden.jsonl"
+ALL_NOTEBOOKS = ("01_ingest", "02_query", "03_evaluate", "04_compare_runs")
+
+
+@pytest.fixture(scope="session")
+def clean_kernel_env() -> Iterator[None]:
+    """Kernels inherit the test process's environment: no store, LLM or config variables from outside, and
+    the project root for the notebooks' settings."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [*ENV_VARS, "AXIOM_CONFIG"]:
+            mp.delenv(name, raising=False)
+        mp.setenv("AXIOM_PROJECT_ROOT", str(REPO))
+        for name, value in {"RAGAS_DO_NOT_TRACK": "true", "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1",
+                            "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}.items():
+            mp.setenv(name, value)
+        yield
+
+
+def write_test_config(root: Path) -> Path:
+    """The repository's config.yaml with every path under `root` and quiet text logs."""
+    data = yaml.safe_load((REPO / "config.yaml").read_text())
+    data["store"].update(path=str(root / "chroma"), bm25_dir=str(root / "bm25"))
+    data["evaluation"].update(runs_dir=str(root / "runs"), judge_cache_dir=str(root / "judge-cache"))
+    data["embeddings"]["cache_dir"] = str(root / "embedding-cache")
+    data["logging"].update(format="text", level="WARNING")
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, embedder: Any) -> dict[str, Any]:
+    """All four notebooks on the tiny corpus through `axiom notebooks run 01 02 03 04` (in-process CLI, one
+    warm kernel), after a seed run with top_k=2 so that 04 has two runs to compare."""
+    from axiom.cli import main
+    from axiom.config import load_settings
+    from axiom.evaluation.runs import run_evaluation
+
+    root = tmp_path_factory.mktemp("notebooks-e2e")
+    config = write_test_config(root)
+    store = root / "store-a"
+    # the seed run has a store of its own, so that 01_ingest below really ingests (as nbval's fresh run will)
+    settings = load_settings(config, environ={}, overrides={"store": {"path": str(root / "store-seed")}})
+    t0 = time.perf_counter()
+    seed = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="seed", top_k=2, judge=False, embedder=embedder,
+                          out_dir=root / "runs")
+    seed_seconds = time.perf_counter() - t0
+    argv = ["--config", str(config), "notebooks", "run", *ALL_NOTEBOOKS, "-p", "corpus", str(TINY_CORPUS),
+            "-p", "dataset", str(TINY_GOLDEN), "-p", "chroma_path", str(store), "-p", "judge", "false",
+            "--out", str(root / "runs"), "--name", "tiny"]
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        code = main(argv)
+    assert code == 0, text.getvalue()
+    lines = text.getvalue().strip().splitlines()
+    folder = Path(lines[-1].removeprefix("run folder: "))
+    return {"root": root, "config": config, "store": store, "seed": seed.path, "folder": folder,
+            "stdout": text.getvalue(), "runs": root / "runs", "seed_seconds": seed_seconds,
+            "metrics": json.loads((folder / "metrics.json").read_text())}

@@ -1,0 +1,147 @@
+"""A real JupyterLab server, started as `make lab` starts it: token auth on a loopback port with notebooks/ as
+its root. Lists the notebooks through the contents API, runs `import axiom` and a tiny query in a kernel over
+the kernel's websocket channel, checks that the API refuses a request without the token, and shuts down."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.notebooks.conftest import ALL_NOTEBOOKS, NOTEBOOKS, REPO, TINY_CORPUS
+from tests.support.chroma_server import free_port
+
+
+class Lab:
+    def __init__(self, port: int, token: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.port, self.token, self.proc, self.log = port, token, proc, log
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.base, timeout=30.0)
+
+    def api(self, method: str, path: str, *, token: bool = True, **kwargs: Any) -> httpx.Response:
+        if not token:  # a new client: the server sets a login cookie once a token was accepted
+            return httpx.request(method, self.base + path, timeout=30.0, **kwargs)
+        return self.http.request(method, path, headers={"Authorization": f"token {self.token}"}, **kwargs)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, clean_kernel_env: None) -> Iterator[Lab]:
+    port, token = free_port(), secrets.token_urlsafe(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "AXIOM_PROJECT_ROOT": str(REPO)}
+    log = tmp_path / "lab.log"
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+           f"--ServerApp.root_dir={NOTEBOOKS}", f"--IdentityProvider.token={token}",
+           "--LabApp.extension_manager=readonly", "--ServerApp.port_retries=0"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    server = Lab(port, token, proc, log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if server.api("GET", "/api/status").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jupyter lab not up after 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        try:
+            server.api("POST", "/api/shutdown", timeout=10)
+            proc.wait(timeout=20)
+        except (httpx.HTTPError, subprocess.TimeoutExpired):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        server.http.close()
+
+
+def _execute(lab: Lab, kernel_id: str, code: str, timeout: float = 240) -> tuple[str, dict[str, Any]]:
+    """Run code on the kernel through the server's websocket channel; return (stdout, execute_reply)."""
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels",
+                                     header=[f"Authorization: token {lab.token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True}}))
+        stdout: list[str] = []
+        reply: dict[str, Any] | None = None
+        idle = False
+        deadline = time.monotonic() + timeout
+        while (reply is None or not idle) and time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream" and msg["content"]["name"] == "stdout":
+                stdout.append(msg["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            elif kind == "execute_reply":
+                reply = msg["content"]
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                idle = True
+        assert reply is not None, "no execute_reply before the timeout"
+        return "".join(stdout), reply
+    finally:
+        ws.close()
+
+
+@pytest.mark.timeout(400)
+def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dict[str, Any]) -> None:
+    # the token is required
+    assert lab.api("GET", "/api/status", token=False).status_code == 403
+    assert lab.http.get("/api/status", params={"token": lab.token}).status_code == 200
+
+    # notebooks/ is the root: the contents API lists the four notebooks
+    listing = lab.api("GET", "/api/contents").json()
+    assert {f"{n}.ipynb" for n in ALL_NOTEBOOKS} <= {item["name"] for item in listing["content"]}
+    nb = lab.api("GET", "/api/contents/03_evaluate.ipynb").json()
+    assert nb["type"] == "notebook" and nb["content"]["metadata"]["kernelspec"]["name"] == "python3"
+
+    kernel = lab.api("POST", "/api/kernels", json={"name": "python3"}).json()
+    try:
+        # a BM25 query on the store the end-to-end run filled (no embedding model to load: a tiny query)
+        code = (
+            "import json, os, axiom\n"
+            "from axiom.notebook_runner import open_session\n"
+            f"session = open_session(corpus={str(TINY_CORPUS)!r}, chroma_path={str(executed['store'])!r},\n"
+            "                       load_model=False)\n"
+            "hits = session.pipeline.retrieve('Which volcano is the largest active one by volume?', top_k=2,\n"
+            "                                 retriever='bm25')\n"
+            "print(json.dumps({'version': axiom.__version__, 'sources': [h.source for h in hits],\n"
+            "                  'text': hits[0].text, 'cwd': os.getcwd()}))\n")
+        out, reply = _execute(lab, kernel["id"], code)
+        assert reply["status"] == "ok", reply
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["sources"][0] == "b.txt" and "Mauna Loa" in result["text"]
+        assert Path(result["cwd"]) == REPO  # the session works from the project root, like the CLI
+    finally:
+        assert lab.api("DELETE", f"/api/kernels/{kernel['id']}").status_code == 204
+    assert lab.api("GET", "/api/kernels").json() == []

@@ -1,0 +1,156 @@
+"""Fast tests of the notebook face's logic: parameters, grids, the memoising embedder, tables and charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from axiom import reporting
+from axiom.errors import UsageError
+from axiom.notebook_runner import (
+    MemoEmbedder,
+    absolute_paths,
+    load_params_file,
+    notebook_parameters,
+    parse_value,
+    resolve_notebook,
+)
+from axiom.sweep import SweepRun, parse_grid, summary_table
+from tests.notebooks.conftest import NOTEBOOKS
+
+
+class CountingEmbedder:
+    model_id = "counting"
+    dimension = 3
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts):  # noqa: ANN001, ANN201
+        self.calls.append(list(texts))
+        return np.asarray([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32).reshape(-1, 3)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_memo_embedder_embeds_each_text_once() -> None:
+    inner = CountingEmbedder()
+    memo = MemoEmbedder(inner, max_entries=3)
+    first = memo.embed(["a", "bb", "a"])
+    assert inner.calls == [["a", "bb"]]  # duplicates within a call are embedded once
+    assert np.array_equal(first[0], first[2]) and first.shape == (3, 3)
+    again = memo.embed(["bb", "ccc"])
+    assert inner.calls[-1] == ["ccc"] and np.array_equal(again[0], first[1])
+    assert memo.stats() == {"texts_requested": 5, "texts_embedded": 3, "cache_hits": 2, "cached_vectors": 3}
+    memo.embed(["dddd"])  # bounded: the least recently used ("a") goes
+    memo.embed(["a"])
+    assert inner.calls[-1] == ["a"]
+    assert memo.count_tokens("two words") == 2 and memo.model_id == "counting" and memo.dimension == 3
+    assert memo.embed([]).shape[0] == 0
+
+
+def test_parse_value_and_params_file(tmp_path: Path) -> None:
+    assert parse_value("3") == 3 and parse_value("null") is None and parse_value("dense") == "dense"
+    assert parse_value("[a, b]") == ["a", "b"] and parse_value("false") is False
+    (tmp_path / "p.yaml").write_text("top_k: 3\ncorpus: data\n")
+    assert load_params_file(tmp_path / "p.yaml") == {"top_k": 3, "corpus": "data"}
+    (tmp_path / "bad.yaml").write_text("- a\n- b\n")
+    with pytest.raises(UsageError, match="mapping"):
+        load_params_file(tmp_path / "bad.yaml")
+    with pytest.raises(UsageError, match="cannot read"):
+        load_params_file(tmp_path / "missing.yaml")
+
+
+def test_absolute_paths(tmp_path: Path) -> None:
+    out = absolute_paths({"corpus": "data", "top_k": 3, "runs": ["a", "/b"], "dataset": ""}, tmp_path)
+    assert out == {"corpus": str(tmp_path / "data"), "top_k": 3, "runs": [str(tmp_path / "a"), "/b"], "dataset": ""}
+
+
+def test_resolve_notebook_and_parameters() -> None:
+    assert resolve_notebook("03").name == "03_evaluate.ipynb"
+    assert resolve_notebook("01_ingest").name == "01_ingest.ipynb"
+    assert resolve_notebook(str(NOTEBOOKS / "02_query.ipynb")).name == "02_query.ipynb"
+    with pytest.raises(UsageError, match="not found"):
+        resolve_notebook("99")
+    params = notebook_parameters(NOTEBOOKS / "03_evaluate.ipynb")
+    assert {"corpus", "dataset", "collection", "retriever", "top_k", "chunk_size", "chunk_overlap", "out_dir",
+            "chroma_path", "chroma_host", "chroma_port", "name", "result_json"} <= set(params)
+    assert params["corpus"] == '"data"' and params["top_k"] == "None"
+
+
+def test_parse_grid() -> None:
+    assert parse_grid(["retriever=dense,hybrid", "top_k=3,5,10"]) == {"retriever": ["dense", "hybrid"],
+                                                                      "top_k": [3, 5, 10]}
+    for bad in (["top_k"], ["=3"], ["top_k="], ["top_k=3,3"], ["top_k=3", "top_k=5"], []):
+        with pytest.raises(UsageError):
+            parse_grid(bad)
+
+
+def test_summary_table_ranks_best_first() -> None:
+    def run(i: int, k: int, mean: float, seconds: float, embedded: int) -> SweepRun:
+        r = SweepRun(index=i, combination={"top_k": k}, params={}, seconds=seconds, chunks_embedded=embedded,
+                     embedding={"texts_embedded": embedded, "cache_hits": 10})
+        r.metrics = {"semantic_similarity": {"mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1},
+                     "ndcg@10": {"mean": 0.9}}
+        r.run_path = Path(f"/runs/{k}")
+        return r
+
+    table = summary_table([run(0, 3, 0.5, 10.0, 80), run(1, 5, 0.7, 2.0, 0), run(2, 10, 0.7, 1.0, 0)],
+                          "semantic_similarity", ["top_k"])
+    assert list(table["top_k"]) == [10, 5, 3] and list(table["rank"]) == [1, 2, 3]
+    assert list(table["chunks embedded"]) == [0, 0, 80] and table["ndcg@10"].tolist() == [0.9] * 3
+    assert "semantic_similarity ci_low" in table.columns
+    fig = reporting.sweep_chart(table, "semantic_similarity")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() == "combination" and len(ax.patches) == 3
+
+
+class _Record:
+    def __init__(self) -> None:
+        self.name = "r"
+        self.path = Path("/runs/r")
+        self.metrics = {"metrics": {"ndcg@10": {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 2},
+                                    "exact_match": {"mean": None, "ci_low": None, "ci_high": None, "n": 0,
+                                                    "not_applicable": 2}},
+                        "latency": {"generation": {"mean_ms": 2.0, "p50_ms": 1.0, "p95_ms": 3.0, "max_ms": 3.0}}}
+        self.results = pd.DataFrame({
+            "id": ["q1", "q2"], "question": ["first?", "second?"], "ndcg@10": [1.0, 0.6],
+            "semantic_similarity": [0.9, 0.2], "exact_match": [np.nan, np.nan],
+            "answer": ["Extractive answer (no LLM; sentences quoted from the sources): yes [1]", "no"],
+            "relevant_sources": [["a.md"], ["b.md"]], "retrieved_sources": [["a.md", "b.md"], ["a.md", "b.md"]],
+            "retrieval_seconds": [0.01, 0.01], "generation_seconds": [0.002, 0.004]})
+
+
+def test_run_tables_and_charts() -> None:
+    record = _Record()
+    metrics = reporting.metrics_table(record)
+    assert metrics.loc["ndcg@10", "mean"] == "0.800" and metrics.loc["exact_match", "mean"] == ""
+    assert metrics.loc["exact_match", "n/a"] == 2
+    worst = reporting.per_question_table(record)
+    assert list(worst["id"]) == ["q2", "q1"]  # worst nDCG first
+    assert worst.iloc[1]["answer"] == "yes [1]"  # the extractive prefix is not repeated on every row
+    assert worst.iloc[0]["relevant → retrieved (top 3)"] == "b.md → a.md, b.md"
+    for fig in (reporting.metrics_chart(record), reporting.latency_histogram(record)):
+        ax = fig.axes[0]
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in reporting.metrics_chart(record).axes[0].get_yticklabels()] == ["ndcg@10"]
+    assert list(reporting.latency_table(record).index)[1] == "generation"
+
+
+def test_list_runs_and_latest(tmp_path: Path) -> None:
+    for name, started in (("b", "2026-01-02"), ("a", "2026-01-03"), ("c", "2026-01-01")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "manifest.json").write_text(f'{{"started": "{started}"}}')
+        (folder / "metrics.json").write_text("{}")
+        (folder / "results.parquet").write_text("")
+    (tmp_path / ".tmp-x").mkdir()
+    (tmp_path / "incomplete").mkdir()
+    assert [p.name for p in reporting.list_runs(tmp_path)] == ["c", "b", "a"]
+    assert [p.name for p in reporting.latest_runs(tmp_path, 2)] == ["b", "a"]
+    with pytest.raises(UsageError, match="3 complete run folder"):
+        reporting.latest_runs(tmp_path, 4)

@@ -68,6 +68,10 @@ RESULT_PARAMETER = "result_json"
 # parameters that name files or folders: the CLI resolves them against its working directory
 PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline")
 ENGINE_NAME = "axiom-warm-kernel"
+# imported by a new warm kernel before its first notebook (each name guarded: a missing one is the notebook's error)
+PRELOAD = "\n".join(f"try:\n    import {m}\nexcept Exception:\n    pass" for m in (
+    "sentence_transformers", "matplotlib.pyplot", "pandas", "axiom.notebook_runner", "axiom.reporting",
+    "axiom.evaluation"))
 
 
 # =====================================================================================================
@@ -381,6 +385,7 @@ class WarmKernel:
         self.env = dict(env or {})
         self.km: Any = None
         self._log_file: Any = None
+        self._preloading: threading.Thread | None = None
         self.start_seconds = 0.0
 
     def start(self) -> WarmKernel:
@@ -396,7 +401,29 @@ class WarmKernel:
             kwargs.update(stdout=self._log_file, stderr=self._log_file)
         run_sync(self.km.start_kernel)(**kwargs)
         self.start_seconds = time.perf_counter() - t0
+        self._preload()
         return self
+
+    def _preload(self) -> None:
+        """Import what every notebook imports (torch, sentence-transformers, matplotlib: ~8 s) in the new kernel
+        while the runner goes on importing papermill and reading the notebooks. A background thread sends the
+        request and waits for its reply; the first notebook's cells queue behind it in the kernel."""
+        from jupyter_client.blocking import BlockingKernelClient
+
+        kc = BlockingKernelClient()
+        kc.load_connection_info(self.km.get_connection_info())
+
+        def send() -> None:
+            kc.start_channels()
+            try:
+                kc.execute(PRELOAD, silent=True, store_history=False, reply=True, timeout=600)
+            except Exception as exc:  # a slow or dead kernel: the notebooks will say what is wrong
+                log.debug("kernel preload: %s", exc)
+            finally:
+                kc.stop_channels()
+
+        self._preloading = threading.Thread(target=send, name="kernel-preload", daemon=True)
+        self._preloading.start()
 
     @property
     def alive(self) -> bool:
@@ -634,20 +661,31 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     run_name = str(name or given.get("name") or "eval")
     given["out_dir"] = str(out)
     given.setdefault("name", run_name)
-    declared = {p: notebook_parameters(p) for p in paths}
-    everything = set().union(*declared.values()) if declared else set()
-    unknown = sorted(k for k in (params or {}) if k not in everything)
-    if unknown:
-        raise UsageError(f"unknown notebook parameter(s): {', '.join(unknown)}",
-                         hint="parameters of these notebooks: " + ", ".join(sorted(everything - {RESULT_PARAMETER})))
-
-    out.mkdir(parents=True, exist_ok=True)
-    work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
-    work.mkdir()
     own_kernel = None
-    if not fresh_kernels and kernel is None:
-        own_kernel = WarmKernel(root, log_path=work / "kernel.log", env=kernel_env(root, config)).start()
+    if not fresh_kernels and kernel is None:  # started first: its imports overlap the reading of the notebooks
+        kernel_log = out / f".kernel-{os.getpid()}-{time.monotonic_ns()}.log"
+        out.mkdir(parents=True, exist_ok=True)
+        own_kernel = WarmKernel(root, log_path=kernel_log, env=kernel_env(root, config)).start()
         kernel = own_kernel
+    try:
+        declared = {p: notebook_parameters(p) for p in paths}
+        everything = set().union(*declared.values()) if declared else set()
+        unknown = sorted(k for k in (params or {}) if k not in everything)
+        if unknown:
+            raise UsageError(f"unknown notebook parameter(s): {', '.join(unknown)}",
+                             hint="parameters of these notebooks: "
+                             + ", ".join(sorted(everything - {RESULT_PARAMETER})))
+        out.mkdir(parents=True, exist_ok=True)
+        work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
+        work.mkdir()
+    except BaseException:
+        if own_kernel is not None:
+            own_kernel.shutdown()
+            kernel_log.unlink(missing_ok=True)
+        raise
+    if own_kernel is not None:
+        shutil.move(str(kernel_log), work / "kernel.log")
+        own_kernel.log_path = work / "kernel.log"
     results: list[NotebookResult] = []
     run_path: Path | None = None
     html_notebook: NotebookResult | None = None

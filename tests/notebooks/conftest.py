@@ -22,6 +22,7 @@ NOTEBOOKS = REPO / "notebooks"
 TINY_CORPUS = REPO / "tests" / "fixtures" / "tiny_corpus"
 TINY_GOLDEN = REPO / "tests" / "fixtures" / "tiny_golden.jsonl"
 ALL_NOTEBOOKS = ("01_ingest", "02_query", "03_evaluate", "04_compare_runs")
+KEY_CANARY = "sk-notebook-canary-7f3a9c2e41d8"
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +73,9 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, e
             "-p", "dataset", str(TINY_GOLDEN), "-p", "chroma_path", str(store), "-p", "judge", "false",
             "--out", str(root / "runs"), "--name", "tiny"]
     text = io.StringIO()
-    with contextlib.redirect_stdout(text):
+    with contextlib.redirect_stdout(text), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", KEY_CANARY)  # a key is set (the generator stays extractive): it must not leak
+        mp.setenv("LLM_PROVIDER", "extractive")
         code = main(argv)
     assert code == 0, text.getvalue()
     lines = text.getvalue().strip().splitlines()

@@ -29,6 +29,7 @@ from axiom.cli import main
 from axiom.notebook_runner import run_notebooks
 from tests.notebooks.conftest import (
     ALL_NOTEBOOKS,
+    KEY_CANARY,
     NOTEBOOKS,
     REPO,
     TINY_CORPUS,
@@ -128,6 +129,15 @@ def test_executed_notebooks(executed: dict[str, Any]) -> None:
     compare = nbformat.read(folder / "04_compare_runs.ipynb", as_version=4)
     diffs = next(c for c in compare.cells if "differences_table" in c.source).outputs[0].data["text/plain"]
     assert "retrieval.top_k" in diffs and "2 -> 5" in diffs  # the seed run (top_k 2) against this one
+
+
+def test_no_key_in_executed_notebooks_or_run_files(executed: dict[str, Any]) -> None:
+    """The e2e run had OPENAI_API_KEY set: no executed notebook, report, manifest or result may hold it."""
+    files = [p for p in executed["runs"].rglob("*") if p.is_file()]
+    assert any(p.suffix == ".ipynb" for p in files) and any(p.name == "manifest.json" for p in files)
+    leaked = [str(p) for p in files if KEY_CANARY.encode() in p.read_bytes()]
+    assert not leaked, f"the API key appears in {leaked}"
+    assert KEY_CANARY not in executed["stdout"]
 
 
 def test_html_report(executed: dict[str, Any]) -> None:

@@ -122,7 +122,9 @@ class ExtractiveGenerator:
                 self._cache.popitem(last=False)
         return np.vstack(rows)
 
-    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
+    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
+                 ) -> Answer:
+        """`question_vector`: the question's embedding when the caller has it already (retrieval computed it)."""
         candidates: list[tuple[int, int, str]] = []  # (source number, position, sentence)
         for n, hit in enumerate(contexts, start=1):
             for pos, sentence in enumerate(_SENTENCE_SPLIT.split(hit.text)):
@@ -132,7 +134,8 @@ class ExtractiveGenerator:
         if not candidates:
             return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
                           citations=[], contexts=list(contexts), generator=self.name)
-        question_vector = self.embedder.embed([question])[0]
+        if question_vector is None:
+            question_vector = self.embedder.embed([question])[0]
         scores = self._sentence_vectors([c[2] for c in candidates]) @ question_vector
         # highest similarity first; ties by source number then position: deterministic
         order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
@@ -171,13 +174,14 @@ class OpenAIGenerator:
         return build_messages(redact(question), [Hit(h.chunk_id, h.source, h.page, h.score, redact(h.text))
                                                  for h in contexts])
 
-    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
+    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
+                 ) -> Answer:
         try:
             result = self.client.chat(self._llm_input(question, contexts), temperature=self.settings.temperature,
                                       max_tokens=self.settings.max_tokens)
         except LLMError as exc:
             log.warning("LLM failed, answering extractively: %s", exc.message)
-            answer = self.fallback.generate(question, contexts)
+            answer = self.fallback.generate(question, contexts, question_vector=question_vector)
             answer.degraded = True
             answer.degraded_reason = exc.message
             return answer

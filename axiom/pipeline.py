@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from axiom.config import Settings
 from axiom.documents import discover, parse, read_bytes, sha256_bytes
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
-from axiom.generation import Generator, fit_contexts, make_generator
+from axiom.generation import ExtractiveGenerator, Generator, OpenAIGenerator, fit_contexts, make_generator
 from axiom.observability import stage
 from axiom.retrieval import RETRIEVERS, Retriever
 from axiom.store import ChromaStore, chunk_metadata
@@ -35,6 +36,7 @@ from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
 log = logging.getLogger(__name__)
 
 FLUSH_CHUNKS = 1024  # chunks embedded and written per batch during ingest
+QUESTION_MEMO = 1024  # question vectors kept from retrieval for the extractive generator (about 1.5 MB)
 
 
 @dataclass
@@ -52,6 +54,10 @@ class RAGPipeline:
         self.store = store
         self._generator = generator
         self._retrievers: dict[str, Retriever] = {}
+        # question -> its embedding, from the last retrievals: answering a retrieved question does not embed it
+        # again (the extractive generator scores sentences against it)
+        self._question_vectors: OrderedDict[str, Any] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RAGPipeline:
@@ -161,7 +167,8 @@ class RAGPipeline:
     def index_records(self, records: Sequence[tuple[str, str]], *, batch: int = FLUSH_CHUNKS) -> int:
         """Index (id, text) records whole, without chunking (BEIR benchmarks). Returns how many were embedded."""
         self._open_for_write()
-        have = {c.id for c in self.store.iter_chunks()}
+        # look up only these ids (listing the whole collection cost a full scan on every call)
+        have = self.store.existing_ids([rid for rid, _ in records])
         todo = [(rid, text) for rid, text in records if rid not in have]
         for i in range(0, len(todo), batch):
             part = todo[i:i + batch]
@@ -194,26 +201,55 @@ class RAGPipeline:
         self.store.open(self.embedder.model_id, None)
 
     def retrieve(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> list[Hit]:
-        self._open_for_read()
-        return self.retriever(retriever).retrieve(question, self._top_k(top_k))
+        return self.retrieve_batch([question], top_k=top_k, retriever=retriever)[0]
 
     def retrieve_batch(self, questions: Sequence[str], *, top_k: int | None = None, retriever: str | None = None
                        ) -> list[list[Hit]]:
         """Retrieval for many questions at once (one batched embedding call)."""
         self._open_for_read()
-        return self.retriever(retriever).retrieve_batch(list(questions), self._top_k(top_k))
+        questions = list(questions)
+        chosen = self.retriever(retriever)
+        k = self._top_k(top_k)
+        by_vectors = getattr(chosen, "retrieve_vectors", None)
+        if by_vectors is None:  # lexical: no embedding
+            return chosen.retrieve_batch(questions, k)
+        vectors = self.embedder.embed(questions)
+        self._remember(questions, vectors)
+        return by_vectors(questions, vectors, k)
+
+    def _remember(self, questions: Sequence[str], vectors: Any) -> None:
+        with self._memo_lock:
+            for question, vector in zip(questions, vectors, strict=True):
+                self._question_vectors[question] = vector
+                self._question_vectors.move_to_end(question)
+            while len(self._question_vectors) > QUESTION_MEMO:
+                self._question_vectors.popitem(last=False)
+
+    def _recall(self, question: str) -> Any:
+        with self._memo_lock:
+            return self._question_vectors.get(question)
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""
         with stage("generate") as timer:
             contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
-            answer = self.generator.generate(question, contexts)
+            generator = self.generator
+            vector = self._recall(question)
+            if vector is not None and isinstance(generator, ExtractiveGenerator | OpenAIGenerator):
+                answer = generator.generate(question, contexts, question_vector=vector)
+            else:
+                answer = generator.generate(question, contexts)
         answer.timings["generate"] = timer.seconds
         return answer
 
     def ask(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> Answer:
         if not question or not question.strip():
             raise UsageError("the question is empty")
+        try:  # a lone surrogate (JSON "\ud800", undecodable argv bytes) would crash the tokenizer
+            question.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"the question is not valid Unicode text (unpaired surrogate at character {exc.start})"
+                             ) from None
         with stage("total") as total:
             with stage("retrieve") as retrieved:
                 hits = self.retrieve(question, top_k=top_k, retriever=retriever)

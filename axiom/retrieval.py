@@ -49,6 +49,10 @@ class DenseRetriever:
     def retrieve_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         return self.search_vectors(self.embedder.embed(list(queries)), k)
 
+    def retrieve_vectors(self, queries: Sequence[str], vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """As retrieve_batch, with the queries already embedded (the pipeline reuses the vectors)."""
+        return self.search_vectors(vectors, k)
+
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         return self.store.query(vectors, k)
 
@@ -193,8 +197,12 @@ class HybridRetriever:
         return self.retrieve_batch([query], k)[0]
 
     def retrieve_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        return self.retrieve_vectors(queries, self.dense.embedder.embed(list(queries)), k)
+
+    def retrieve_vectors(self, queries: Sequence[str], vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """As retrieve_batch, with the queries already embedded (the pipeline reuses the vectors)."""
         depth = max(k, self.candidates)
-        dense = self.dense.retrieve_batch(queries, depth)
+        dense = self.dense.search_vectors(vectors, depth)
         lexical = self.bm25.retrieve_batch(queries, depth)
         return [rrf_fuse((d, b), self.weights, k, self.rrf_k) for d, b in zip(dense, lexical, strict=True)]
 

@@ -282,6 +282,18 @@ class ChromaStore:
                             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)])
         return out
 
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` are stored (looked up by id, in batches; no metadata or text is read)."""
+        collection = self.get_collection()
+        if collection is None or not ids:
+            return set()
+        found: set[str] = set()
+        batch = self.max_batch_size
+        for i in range(0, len(ids), batch):
+            page = self._call("get", collection.get, ids=list(ids[i:i + batch]), include=[])
+            found.update(page["ids"])
+        return found
+
     def get(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         collection = self.require()
         if not ids:

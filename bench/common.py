@@ -50,5 +50,23 @@ def percentile(values: list[float], q: float) -> float:
 def machine_facts() -> dict[str, Any]:
     import torch
 
-    return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "platform": platform.platform(), "torch": torch.__version__}
+    facts: dict[str, Any] = {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                             "python": platform.python_version(), "platform": platform.platform(),
+                             "torch": torch.__version__, "load_average": os.getloadavg()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        facts["cpu"] = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                             if line.startswith("model name")), None)
+        meminfo = Path("/proc/meminfo").read_text().split()
+        facts["memory_gb"] = round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 ** 2, 1)
+    except (OSError, ValueError, StopIteration):
+        pass
+    try:
+        import chromadb
+        import sentence_transformers
+
+        facts["chromadb"] = chromadb.__version__
+        facts["sentence_transformers"] = sentence_transformers.__version__
+    except ImportError:
+        pass
+    return facts

@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(900)
 def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "bench", str(REPO / "tests" / "fixtures" / "pubmedqa-beir"),
-                          "--repeat", "1", "--max-docs", "20", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          "--repeat", "1", "--max-docs", "20", "--api-requests", "2",
+                          "--skip", "notebook",  # minutes of papermill; the runner is tested in tests/notebooks
+                          "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     print(out.stdout)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -29,4 +31,10 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     ret = data["retrieval"]
     assert ret["dense_p50_ms"] > 0 and ret["floor_p50_ms"] > 0
     assert data["machine"]["cores"] >= 1
-    assert "| full ingest / model.encode of the same texts |" in out.stdout
+    assert ret["eval_over_floor"]["n"] == 1 and ret["sweep4_over_eval"]["n"] == 1
+    api = data["api"]
+    assert api["clients"] == 8 and api["errors"] == 0 and api["ok"] == api["requests"] > 0
+    assert api["req_per_s"] > 0 and api["p95_ms"] >= api["p50_ms"] > 0
+    for row in ("| full ingest (", "| dense retrieval p50 / (encode + raw collection.query) p50 |",
+                "| API /query throughput, extractive, 8 concurrent clients |"):
+        assert row in out.stdout

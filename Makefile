@@ -26,6 +26,7 @@ help:
 	@echo "make install  create $(VENV) and install Axiom with its dev tools"
 	@echo "make lint     ruff"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
+	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -85,3 +86,16 @@ lab: $(STAMP)
 # Notebooks are committed without outputs or execution counts (tests/notebooks checks it).
 strip-notebooks: $(STAMP)
 	$(VENV)/bin/nbstripout --extra-keys "$(NBSTRIP_EXTRA_KEYS)" notebooks/*.ipynb
+
+# -- load / soak -----------------------------------------------------------------------------------------
+# The full bounded load run of tests/reliability/test_load_soak.py: SOAK_CLIENTS concurrent clients for
+# SOAK_SECONDS on POST /query of a real `axiom serve`; zero errors, bounded RSS, p50/p95/p99 printed (and written
+# to SOAK_REPORT). `make test` runs the same test for 10 s.
+.PHONY: soak
+SOAK_CLIENTS ?= 50
+SOAK_SECONDS ?= 60
+SOAK_REPORT ?= .axiom/soak-report.json
+soak: $(STAMP)
+	mkdir -p $(dir $(SOAK_REPORT))
+	AXIOM_SOAK_CLIENTS=$(SOAK_CLIENTS) AXIOM_SOAK_SECONDS=$(SOAK_SECONDS) AXIOM_SOAK_REPORT=$(SOAK_REPORT) \
+	  $(PY) -m pytest tests/reliability/test_load_soak.py $(PYTEST_ARGS)

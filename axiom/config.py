@@ -249,7 +249,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}", hint="set AXIOM_CONFIG") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        # one line naming the file and the position (PyYAML's own text spans several lines and says
+        # "<unicode string>" instead of the file)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and cmark is not None:
+            context = f"{context} that starts at line {cmark.line + 1}, column {cmark.column + 1}"
+        detail = f"{problem} ({' '.join(str(context).split())})" if context else problem
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {detail}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -271,6 +280,8 @@ def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ".".join(loc) or "(settings)"
     where = origin.get(loc[:2], "")
+    if not where and len(loc) == 1:  # a check across a section's keys (chunk_overlap vs chunk_size): their sources
+        where = ", ".join(sorted({src for k, src in origin.items() if k[:1] == loc}))
     name = f"{key} (from {where})" if where else key
     value = error.get("input")
     if error["type"] == "extra_forbidden":
@@ -278,7 +289,7 @@ def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
         close = difflib.get_close_matches(loc[-1], allowed_keys, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown setting {name}; {hint}allowed here: {', '.join(allowed_keys)}"
-    allowed = error["msg"]
+    allowed = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "literal_error":
         allowed = "expected " + error["ctx"]["expected"]
     shown = "***" if "api_key" in loc or "api_keys" in loc else repr(value)

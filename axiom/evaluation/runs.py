@@ -450,10 +450,13 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
                      metrics_doc: dict[str, Any], results: pd.DataFrame) -> Path:
     """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>` (unique)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
     base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{safe_name(name)}"
     tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
-    tmp.mkdir()
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise _write_error(runs_dir, exc) from exc
     try:
         manifest = dict(manifest, run_id=base)
         _write_json(tmp / MANIFEST, _json_clean(manifest))
@@ -474,9 +477,18 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
                 raise
             return final
         raise EvaluationError(f"cannot find a free run folder name for {base} under {runs_dir}")
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, file too large, permissions: one clear error, nothing left
+            raise _write_error(runs_dir, exc) from exc
         raise
+
+
+def _write_error(runs_dir: Path, exc: OSError) -> EvaluationError:
+    what = Path(exc.filename).name if exc.filename else "the run folder"
+    return EvaluationError(f"cannot write the run folder under {runs_dir} ({what}): {exc.strerror or exc}; "
+                           "no partial run was left behind",
+                           hint="free some disk space, or set evaluation.runs_dir / --out to another folder")
 
 
 def load_run(path: str | Path) -> RunRecord:

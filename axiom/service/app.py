@@ -12,6 +12,7 @@ the embedding model block); health and metrics are async and never wait for that
 # no `from __future__ import annotations` here: FastAPI must see the real classes of the endpoint parameters,
 # including the QueryRequest class built per app
 
+import errno
 import logging
 import time
 from pathlib import Path
@@ -246,7 +247,12 @@ def resolve_under_root(root: Path, raw: str) -> Path:
         real = candidate.resolve(strict=True)
     except FileNotFoundError:
         raise HTTPException(400, f"{shown!r} does not exist under the data root") from None
-    except (OSError, RuntimeError):
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise HTTPException(400, f"{shown!r}: the path is too long ({len(raw)} characters)") from None
+        raise HTTPException(400, f"{shown!r} cannot be resolved ({exc.strerror or 'broken or looping symlink'})"
+                            ) from None
+    except RuntimeError:
         raise HTTPException(400, f"{shown!r} cannot be resolved (broken or looping symlink)") from None
     if not real.is_relative_to(root):
         raise HTTPException(400, f"{shown!r} is a symlink that leads outside the data root")

@@ -16,7 +16,7 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -76,8 +76,9 @@ class BM25Retriever:
         self.stopwords = stopwords
         self._lock = threading.Lock()
         self._version: int | None = None
-        self._model = None
-        self._rows: list[tuple[str, str, int | None, str]] = []  # id, source, page, text
+        # (bm25s model, rows: id, source, page, text), replaced as one object so that a reader never pairs a new
+        # model with old rows while another thread rebuilds
+        self._index: tuple[Any, list[tuple[str, str, int | None, str]]] = (None, [])
         self._stemmer = None
         if stemmer:
             import Stemmer
@@ -107,11 +108,11 @@ class BM25Retriever:
             if meta.get("signature") != self._signature(version):
                 return False
             rows = json.loads((self.index_dir / "rows.json").read_text())
-            self._model = bm25s.BM25.load(str(self.index_dir), show_progress=False) if rows else None
+            model = bm25s.BM25.load(str(self.index_dir), show_progress=False) if rows else None
         except (OSError, ValueError) as exc:
             log.warning("BM25 index at %s unreadable (%s); rebuilding", self.index_dir, exc)
             return False
-        self._rows = [tuple(r) for r in rows]
+        self._index = (model, [tuple(r) for r in rows])
         return True
 
     def _build(self, version: int) -> None:
@@ -133,7 +134,7 @@ class BM25Retriever:
         (tmp / "axiom.json").write_text(json.dumps({"signature": self._signature(version)}))
         shutil.rmtree(self.index_dir, ignore_errors=True)
         tmp.rename(self.index_dir)
-        self._model, self._rows = model, rows
+        self._index = (model, rows)
         log.info("BM25 index built over %d chunks at %s", len(rows), self.index_dir)
 
     def ensure_fresh(self) -> None:
@@ -150,17 +151,18 @@ class BM25Retriever:
 
     def retrieve_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         self.ensure_fresh()
-        if self._model is None or not self._rows:
+        model, rows = self._index
+        if model is None or not rows:
             return [[] for _ in queries]
-        k_eff = min(k, len(self._rows))
-        docs, scores = self._model.retrieve(self._tokenize(queries), k=k_eff, show_progress=False, n_threads=1)
+        k_eff = min(k, len(rows))
+        docs, scores = model.retrieve(self._tokenize(queries), k=k_eff, show_progress=False, n_threads=1)
         out: list[list[Hit]] = []
         for doc_row, score_row in zip(docs, scores, strict=True):
             hits = []
             for idx, score in zip(doc_row, score_row, strict=True):
                 if score <= 0:
                     continue
-                cid, source, page, text = self._rows[int(idx)]
+                cid, source, page, text = rows[int(idx)]
                 hits.append(Hit(chunk_id=cid, source=source, page=page, score=float(score), text=text))
             out.append(hits)
         return out

@@ -44,7 +44,9 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 class Generator(Protocol):
     name: str
 
-    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer: ...
+    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
+                 ) -> Answer:
+        """`question_vector`: the question's embedding when the caller has it already (retrieval computed it)."""
 
 
 def fit_contexts(contexts: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> list[Hit]:

@@ -27,7 +27,7 @@ from axiom.config import Settings
 from axiom.documents import discover, parse, read_bytes, sha256_bytes
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
-from axiom.generation import ExtractiveGenerator, Generator, OpenAIGenerator, fit_contexts, make_generator
+from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
 from axiom.retrieval import RETRIEVERS, Retriever
 from axiom.store import ChromaStore, chunk_metadata
@@ -233,12 +233,7 @@ class RAGPipeline:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""
         with stage("generate") as timer:
             contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
-            generator = self.generator
-            vector = self._recall(question)
-            if vector is not None and isinstance(generator, ExtractiveGenerator | OpenAIGenerator):
-                answer = generator.generate(question, contexts, question_vector=vector)
-            else:
-                answer = generator.generate(question, contexts)
+            answer = self.generator.generate(question, contexts, question_vector=self._recall(question))
         answer.timings["generate"] = timer.seconds
         return answer
 

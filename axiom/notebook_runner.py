@@ -661,13 +661,14 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     run_name = str(name or given.get("name") or "eval")
     given["out_dir"] = str(out)
     given.setdefault("name", run_name)
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
+    work.mkdir()
     own_kernel = None
-    if not fresh_kernels and kernel is None:  # started first: its imports overlap the reading of the notebooks
-        kernel_log = out / f".kernel-{os.getpid()}-{time.monotonic_ns()}.log"
-        out.mkdir(parents=True, exist_ok=True)
-        own_kernel = WarmKernel(root, log_path=kernel_log, env=kernel_env(root, config)).start()
-        kernel = own_kernel
     try:
+        if not fresh_kernels and kernel is None:  # started first: its imports overlap the reading of the notebooks
+            own_kernel = WarmKernel(root, log_path=work / "kernel.log", env=kernel_env(root, config)).start()
+            kernel = own_kernel
         declared = {p: notebook_parameters(p) for p in paths}
         everything = set().union(*declared.values()) if declared else set()
         unknown = sorted(k for k in (params or {}) if k not in everything)
@@ -675,17 +676,11 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
             raise UsageError(f"unknown notebook parameter(s): {', '.join(unknown)}",
                              hint="parameters of these notebooks: "
                              + ", ".join(sorted(everything - {RESULT_PARAMETER})))
-        out.mkdir(parents=True, exist_ok=True)
-        work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
-        work.mkdir()
     except BaseException:
         if own_kernel is not None:
             own_kernel.shutdown()
-            kernel_log.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
-    if own_kernel is not None:
-        shutil.move(str(kernel_log), work / "kernel.log")
-        own_kernel.log_path = work / "kernel.log"
     results: list[NotebookResult] = []
     run_path: Path | None = None
     html_notebook: NotebookResult | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from axiom.config import Settings, log_generator_choice
-from axiom.errors import RegressionError, UsageError
+from axiom.errors import UsageError
 
 log = logging.getLogger("axiom.cli")
 
@@ -46,8 +46,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         target.write_text(json.dumps(baseline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log.info("baseline written to %s", target)
     _emit(args, record.summary(), record.summary_table())
-    if args.fail_on_regression and record.gate is not None and not record.gate.passed:
-        raise RegressionError("; ".join(record.gate.failures), hint=f"run folder {record.path}")
+    if args.fail_on_regression and record.gate is not None:
+        record.gate.raise_if_failed(record.path)
     return 0
 
 

@@ -42,7 +42,7 @@ def cmd_notebooks_run(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from axiom.cli import emit
-    from axiom.errors import RegressionError, UsageError
+    from axiom.errors import UsageError
     from axiom.evaluation.runs import load_run
     from axiom.notebook_runner import run_notebooks
 
@@ -66,8 +66,7 @@ def cmd_notebooks_run(args: argparse.Namespace, settings: Settings) -> int:
         gate = load_run(result.run_path).gate if result.run_path is not None else None
         if gate is None:
             raise UsageError("--fail-on-regression: no evaluation run was made (run 03_evaluate)")
-        if not gate.passed:
-            raise RegressionError("; ".join(gate.failures), hint=f"run folder {result.run_path}")
+        gate.raise_if_failed(result.run_path)
     return 0
 
 

@@ -44,6 +44,13 @@ class _Pending:
     chunks: list[Chunk] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
     stale_ids: list[str] = field(default_factory=list)
+    queued_ids: set[str] = field(default_factory=set)  # ids of `chunks`, so a duplicate is not queued twice
+
+    def add(self, chunk: Chunk, extra: dict[str, Any]) -> None:
+        if chunk.id not in self.queued_ids:
+            self.queued_ids.add(chunk.id)
+            self.chunks.append(chunk)
+            self.extra.append(extra)
 
 
 class RAGPipeline:
@@ -95,6 +102,7 @@ class RAGPipeline:
         pending.chunks.clear()
         pending.extra.clear()
         pending.stale_ids.clear()
+        pending.queued_ids.clear()
 
     def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None
                ) -> IngestReport:
@@ -137,11 +145,9 @@ class RAGPipeline:
             kept = [c for c in chunks if c.id in have]
             if kept:  # same text, new position or file hash: rewrite metadata only, no embedding
                 self.store.update_metadata([c.id for c in kept], [chunk_metadata(c, extra) for c in kept])
-            queued = {c.id for c in pending.chunks}
             for c in chunks:
-                if c.id not in have and c.id not in queued:
-                    pending.chunks.append(c)
-                    pending.extra.append(extra)
+                if c.id not in have:
+                    pending.add(c, extra)
             pending.stale_ids.extend(cid for cid in have if cid not in new_ids)
             report.files_ingested.append(file.source)
             if len(pending.chunks) >= FLUSH_CHUNKS:

@@ -47,6 +47,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def write_corpus_files(corpus: dict[str, str], folder: Path) -> None:
+    """One `<doc id>.txt` per document; a file already holding the right text is left alone (so a kept corpus
+    folder is not rewritten on every run)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc_id, text in corpus.items():
+        path = folder / f"{doc_id}.txt"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+
+
 def machine_facts() -> dict[str, Any]:
     import torch
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from axiom.errors import DatasetError, UsageError
+from axiom.errors import DatasetError, RegressionError, UsageError
 from axiom.evaluation.stats import paired_randomisation_test
 
 if TYPE_CHECKING:
@@ -230,6 +230,11 @@ class GateResult:
         return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
                    checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
                    notes=list(data.get("notes", [])))
+
+    def raise_if_failed(self, run_folder: str | Path | None) -> None:
+        """The gate's verdict as an exit: RegressionError (exit code 3) naming every regressed metric."""
+        if not self.passed:
+            raise RegressionError("; ".join(self.failures), hint=f"run folder {run_folder}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "passed": self.passed, "failures": list(self.failures),

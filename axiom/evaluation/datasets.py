@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -103,6 +103,23 @@ def _check_string_list(value: Any, name: str, where: str, problems: list[str]) -
     return tuple(out)
 
 
+def _json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line that is a JSON object; each other line is a problem,
+    named `<label>line N: ...`."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{label}line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{label}line {number}: expected a JSON object, got {type(data).__name__}")
+            continue
+        yield number, data
+
+
 def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None = None
                        ) -> tuple[list[EvalItem], list[str]]:
     """Parse golden-set lines; returns the items that are valid and every problem found (never raises)."""
@@ -110,18 +127,8 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
     problems: list[str] = []
     items: list[EvalItem] = []
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(lines, start=1):
+    for number, data in _json_objects(lines, "", problems):
         where = f"line {number}"
-        if not raw.strip():
-            continue
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{where}: expected a JSON object, got {type(data).__name__}")
-            continue
         before = len(problems)
         for name in REQUIRED_FIELDS:
             if name not in data:
@@ -201,16 +208,9 @@ def _read_jsonl(path: Path, what: str, problems: list[str]) -> list[tuple[int, d
         problems.append(f"{what} file {path.name} is missing")
         return rows
     with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{path.name} line {number}: not valid JSON ({exc.msg})")
-                continue
-            if not isinstance(data, dict) or not isinstance(data.get("_id"), (str, int)):
-                problems.append(f"{path.name} line {number}: expected an object with an '_id'")
+        for number, data in _json_objects(fh, f"{path.name} ", problems):
+            if not isinstance(data.get("_id"), (str, int)):
+                problems.append(f"{path.name} line {number}: expected an '_id' (a string or a number)")
                 continue
             rows.append((number, data))
     return rows

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(900)
 def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "bench", str(REPO / "tests" / "fixtures" / "pubmedqa-beir"),
-                          "--repeat", "1", "--max-docs", "20", "--api-requests", "2",
+                          "--repeat", "1", "--ingest-docs", "20", "--search-docs", "20",
+                          "--cache-dir", str(tmp_path / "cache"), "--api-requests", "2",
                           "--skip", "notebook",  # minutes of papermill; the runner is tested in tests/notebooks
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                          timeout=900)
@@ -28,6 +29,9 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     ingest = data["ingest"]["runs"][0]
     assert ingest["chunks"] > 60 and ingest["embedded"] == ingest["chunks"]
     assert ingest["reingest_embedded"] == 0  # the unchanged re-ingest embeds nothing
+    search = data["search_store"]  # a fresh cache: the searched store was built by this run
+    assert data["search_documents"] == 60 and not search["reused"]
+    assert search["embedded_now"] == search["chunks"] == ingest["chunks"]
     ret = data["retrieval"]
     assert ret["dense_p50_ms"] > 0 and ret["floor_p50_ms"] > 0
     assert data["machine"]["cores"] >= 1
@@ -35,6 +39,6 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     api = data["api"]
     assert api["clients"] == 8 and api["errors"] == 0 and api["ok"] == api["requests"] > 0
     assert api["req_per_s"] > 0 and api["p95_ms"] >= api["p50_ms"] > 0
-    for row in ("| full ingest (", "| dense retrieval p50 / (encode + raw collection.query) p50 |",
+    for row in ("| full ingest (", "| searched store: 60 documents", "| dense retrieval p50 / (encode + raw collection.query) p50 |",
                 "| API /query throughput, extractive, 8 concurrent clients |"):
         assert row in out.stdout

@@ -16,10 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.service.conftest import API_KEYS, AxiomServer, client
+from tests.support.query_load import drive_queries
 
 CLIENTS = int(os.environ.get("AXIOM_SOAK_CLIENTS", "50"))
 SECONDS = float(os.environ.get("AXIOM_SOAK_SECONDS", "10"))
@@ -29,12 +29,6 @@ WARMUP_SECONDS = 4.0
 RSS_GROWTH_BOUND_MB = 96.0
 REPORT = os.environ.get("AXIOM_SOAK_REPORT")  # optional: write the numbers as JSON here
 
-QUESTIONS = ["How many eggs can a honey bee queen lay in a day?", "Which scientist decoded the waggle dance?",
-             "Which volcano is the largest active one by volume?", "Which eruption caused the year without a summer?",
-             "What plant do green and black tea come from?", "Who discovered tea according to legend?",
-             "How long do worker bees live in summer?", "What is the Ring of Fire?"]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -43,28 +37,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def load(base: str, clients: int, seconds: float, tag: str) -> tuple[list[float], list[str], int]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-
-    async def worker(c: httpx.AsyncClient, n: int) -> None:
-        while time.perf_counter() < deadline:
-            i = next(counter)
-            question = f"{QUESTIONS[(i + n) % len(QUESTIONS)]} ({tag} {i})"
-            t0 = time.perf_counter()
-            try:
-                r = await c.post("/query", json={"question": question})
-                if r.status_code != 200 or r.json().get("degraded"):
-                    errors.append(f"{r.status_code}: {r.text[:200]}")
-            except httpx.HTTPError as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-            latencies.append(time.perf_counter() - t0)
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": API_KEYS[0]}, timeout=120, limits=limits,
-                                 trust_env=False) as c:
-        await asyncio.gather(*(worker(c, n) for n in range(clients)))
+    latencies, errors = await drive_queries(base, API_KEYS[0], clients, seconds, tag=tag, degraded_is_error=True)
     return latencies, errors, len(latencies)
 
 

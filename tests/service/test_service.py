@@ -18,6 +18,7 @@ import pytest
 
 from tests.service.conftest import API_KEYS, OPENAI_SECRET, AxiomServer, client, metric, metric_samples
 from tests.support.chroma_server import ChromaServer
+from tests.support.query_load import QUESTIONS, drive_queries
 
 WRONG_KEY = API_KEYS[0][:-1] + "X"  # a near miss: must not be logged either
 MAX_BODY = 65536
@@ -279,38 +280,6 @@ def test_logs_are_json_share_the_request_id_and_hold_no_secrets(server: AxiomSer
     assert bm25 and all(rec["request_id"] and rec["stage"] == "retrieve" for rec in bm25)
 
 
-QUESTIONS = ["How many eggs can a honey bee queen lay in a day?", "Which scientist decoded the waggle dance?",
-             "Which volcano is the largest active one by volume?", "Which eruption caused the year without a summer?",
-             "What plant do green and black tea come from?", "Who discovered tea according to legend?",
-             "How long do worker bees live in summer?", "What is the Ring of Fire?"]
-
-
-async def _load(base: str, key: str, clients: int, seconds: float, unique: bool) -> tuple[list[float], list[str]]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-
-    async def worker(c: httpx.AsyncClient, n: int) -> None:
-        while time.perf_counter() < deadline:
-            i = next(counter)
-            question = QUESTIONS[(i + n) % len(QUESTIONS)] + (f" (run {i})" if unique else "")
-            t0 = time.perf_counter()
-            try:
-                r = await c.post("/query", json={"question": question})
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code}: {r.text[:200]}")
-            except httpx.HTTPError as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-            latencies.append(time.perf_counter() - t0)
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=120, limits=limits,
-                                 trust_env=False) as c:
-        await asyncio.gather(*(worker(c, n) for n in range(clients)))
-    return latencies, errors
-
-
 def _report(label: str, latencies: list[float], seconds: float) -> str:
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return (f"{label}: {len(latencies)} requests in {seconds:.1f}s = {len(latencies) / seconds:.1f} req/s; "
@@ -328,7 +297,8 @@ def test_load_benchmark(server: AxiomServer, sidecar: httpx.Client, capsys: pyte
                 for question in QUESTIONS:
                     assert c.post("/query", json={"question": question}).status_code == 200
         t0 = time.perf_counter()
-        latencies, errors = asyncio.run(_load(server.api, API_KEYS[0], 20, seconds, unique))
+        latencies, errors = asyncio.run(drive_queries(server.api, API_KEYS[0], 20, seconds,
+                                                       tag="run" if unique else None))
         elapsed = time.perf_counter() - t0
         assert not errors, errors[:5]
         assert latencies

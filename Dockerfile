@@ -35,9 +35,10 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_
     && python -c "import torch, sys; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
 
 # The dependencies from pyproject.toml in one resolve: this layer (and the venv the runtime copies) survives
-# every edit of the code. Then out go torch's C++ headers and C++ test binaries and the packages' own test
-# suites (`tests` folders): about 340 MB that nothing imports at run time.
-COPY pyproject.toml README.md ./
+# every edit of the code and of the README (only pyproject.toml is copied for it). Then out go torch's C++
+# headers and C++ test binaries and the packages' own test suites (`tests` folders): about 340 MB that nothing
+# imports at run time.
+COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > requirements.txt \
     && pip install --no-cache-dir -r requirements.txt \
@@ -46,6 +47,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
 
 # The package itself as a wheel; the runtime installs it on top of the copied venv (a small layer).
+COPY README.md ./
 COPY axiom/ axiom/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 

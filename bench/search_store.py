@@ -36,9 +36,6 @@ class SearchStore:
     def store(self) -> Path:
         return self.folder / "store"
 
-    def settings_environ(self) -> dict[str, str]:
-        return {"CHROMA_PATH": str(self.store), "AXIOM_COLLECTION": COLLECTION}
-
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "folder": str(self.folder)}
 

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
 
-    for module in ("axiom.cli_eval", "axiom.cli_serve", "axiom.cli_notebooks"):
+    for module in ("axiom.cli_eval", "axiom.cli_serve", "axiom.cli_notebooks", "axiom.cli_dataset"):
         try:
             registered = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,7 +1,8 @@
 """The evaluation commands of `axiom`: eval, compare, bench (registered by axiom.cli).
 
     axiom eval --dataset PATH [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
-               [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE] [--no-judge] [--json]
+               [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
+               [--floor-margin M]] [--repeat N] [--no-judge] [--json]
     axiom compare RUN_A RUN_B [--top N] [--json]
     axiom bench beir PATH [--retriever dense|bm25|hybrid] [--compare dense,hybrid] [--split test] [--json]
 
@@ -11,9 +12,7 @@ Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate fai
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from axiom.config import Settings, log_generator_choice
@@ -29,21 +28,18 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from axiom.evaluation.compare import make_baseline
+    from axiom.evaluation.gate import make_baseline, write_baseline
     from axiom.evaluation.runs import run_evaluation
 
     if args.fail_on_regression and not args.baseline:
         raise UsageError("--fail-on-regression needs --baseline FILE")
     log_generator_choice(settings)
     record = run_evaluation(settings, args.dataset, args.corpus, name=args.name, out_dir=args.out,
-                            baseline=args.baseline, fail_on_regression=False, judge=not args.no_judge,
-                            collection=args.collection)
+                            baseline=args.baseline, judge=not args.no_judge, collection=args.collection,
+                            repeat=args.repeat)
     if args.save_baseline:
-        baseline = make_baseline(record, margin=args.margin)
-        baseline.pop("_path", None)
-        target = Path(args.save_baseline)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(baseline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta),
+                                args.save_baseline)
         log.info("baseline written to %s", target)
     _emit(args, record.summary(), record.summary_table())
     if args.fail_on_regression and record.gate is not None:
@@ -54,8 +50,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from axiom.evaluation.compare import compare_runs, comparison_text
     from axiom.evaluation.runs import load_run
+    from axiom.evaluation.verdict import StatsConfig
 
-    result = compare_runs(load_run(args.run_a), load_run(args.run_b), seed=settings.evaluation.seed, top=args.top)
+    result = compare_runs(load_run(args.run_a), load_run(args.run_b),
+                          config=StatsConfig.from_settings(settings.evaluation), top=args.top)
     _emit(args, result, comparison_text(result))
     return 0
 
@@ -84,14 +82,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--collection", help="collection to evaluate (default: one per corpus, or the configured one)")
     p.add_argument("--baseline", help="baseline JSON (or a run folder) to gate against")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 3 when a metric is significantly worse than the baseline or below its threshold")
+                   help="exit 3 when a metric is worse than the baseline after correction by at least its "
+                        "min_delta, became unmeasured, or fell below its optional floor")
     p.add_argument("--save-baseline", metavar="FILE", help="write a baseline JSON from this run")
-    p.add_argument("--margin", type=float, default=0.05, help="baseline thresholds: this much below the means")
+    p.add_argument("--min-delta", type=float, default=0.01, dest="min_delta",
+                   help="with --save-baseline: the practical margin of every metric (default 0.01)")
+    p.add_argument("--floor-margin", "--margin", type=float, default=None, dest="floor_margin",
+                   help="with --save-baseline: also an absolute floor this much below each mean (never tighter "
+                        "than one question's weight); default: no floors")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="answer and judge N times (caches bypassed) and record each metric's run-to-run spread")
     p.add_argument("--no-judge", action="store_true", help="offline metrics only, even with an LLM configured")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_eval)
 
-    p = subparsers.add_parser("compare", help="compare two evaluation runs with paired significance tests")
+    p = subparsers.add_parser("compare", help="compare two evaluation runs: verdict, paired tests corrected "
+                                              "for multiplicity, intervals, minimum detectable effects")
     p.add_argument("run_a", help="run folder A (the reference)")
     p.add_argument("run_b", help="run folder B")
     p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")

@@ -116,10 +116,17 @@ class EvaluationSettings(_Section):
     runs_dir: str = "evaluation/runs"
     bootstrap_samples: int = Field(1000, gt=0)
     seed: int = 42
+    # comparisons and the gate (axiom/evaluation/verdict.py): significance level after correction, the power
+    # at which the minimum detectable effect is stated, the multiplicity correction, sign-flip draws
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power: float = Field(0.8, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni"] = "holm"
+    permutations: int = Field(10_000, ge=100, le=1_000_000)
     judge_model: str | None = None
     judge_base_url: str | None = None
     judge_concurrency: int = Field(4, gt=0, le=64)
     judge_cache_dir: str = ".axiom/judge-cache"
+    span_cache_dir: str = ".axiom/span-cache"
     judge_timeout_seconds: float = Field(60.0, gt=0)
     prices_per_million_tokens: dict[str, dict[str, float]] = {}
 

@@ -486,8 +486,10 @@ def _missing(row: ScoreInput, needs: Sequence[str]) -> str | None:
 
 
 def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embedder,
-                 metrics: Sequence[str] = JUDGE_METRICS) -> tuple[dict[str, list[MetricScore]], JudgeStats]:
-    """The LLM-judged metrics for every row (cache first; failures are unmeasured with a reason)."""
+                 metrics: Sequence[str] = JUDGE_METRICS, *, use_cache: bool = True
+                 ) -> tuple[dict[str, list[MetricScore]], JudgeStats]:
+    """The LLM-judged metrics for every row (cache first unless `use_cache` is false, as for repeated runs;
+    failures are unmeasured with a reason)."""
     from ragas import __version__ as ragas_version
     from ragas.llms import llm_factory
 
@@ -510,7 +512,7 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
                 continue
             inputs = spec.inputs(row)
             key = JudgeCache.key(identity, config.model, inputs)
-            cached = cache.get(key)
+            cached = cache.get(key) if use_cache else None
             if cached is not None:
                 stats.cache_hits += 1
                 value = cached.get("value")
@@ -561,15 +563,16 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
     return out, stats
 
 
-def score_answers(rows: Sequence[ScoreInput], settings: Settings, embedder: Embedder, *, judge: bool = True
-                  ) -> AnswerScores:
-    """Offline metrics always; LLM-judged metrics too when a judge is configured and `judge` is true."""
+def score_answers(rows: Sequence[ScoreInput], settings: Settings, embedder: Embedder, *, judge: bool = True,
+                  use_cache: bool = True) -> AnswerScores:
+    """Offline metrics always; LLM-judged metrics too when a judge is configured and `judge` is true
+    (`use_cache=False` asks the judge again instead of reading its cache)."""
     scores = score_offline(rows, embedder)
     names = list(OFFLINE_METRICS)
     stats = None
     config = judge_config(settings) if judge else None
     if config is not None and rows:
-        judged, stats = score_judged(rows, config, embedder)
+        judged, stats = score_judged(rows, config, embedder, use_cache=use_cache)
         scores.update(judged)
         names += list(JUDGE_METRICS)
     return AnswerScores(scores=scores, judge=stats, metric_names=names)

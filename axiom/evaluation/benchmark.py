@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from axiom.config import Settings
 from axiom.errors import UsageError
-from axiom.evaluation.compare import paired_metric
 from axiom.evaluation.datasets import load_beir
 from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics, metric_depth
 from axiom.evaluation.runs import collection_name
+from axiom.evaluation.verdict import StatsConfig, compare_metrics, metrics_table, verdict_line
 
 if TYPE_CHECKING:
     from axiom.embeddings import Embedder
@@ -89,15 +89,15 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
         }
         log.info("bench %s %s: %s", folder.name, retriever, per_retriever[retriever]["metrics"])
 
-    seed = settings.evaluation.seed if seed is None else seed
+    config = StatsConfig.from_settings(settings.evaluation)
+    if seed is not None:
+        config = StatsConfig(**(config.to_dict() | {"seed": seed}))
     comparisons = []
     reference = retrievers[0]
     for other in retrievers[1:]:
-        comparisons.append({
-            "a": reference, "b": other, "test": "paired randomisation (sign-flip) over queries, two-sided",
-            "metrics": {m: paired_metric(per_query[reference][m], per_query[other][m], seed=seed, label=m)
-                        for m in metrics},
-        })
+        stats = compare_metrics(per_query[reference], per_query[other], config=config, metrics=list(metrics))
+        comparisons.append({"a": reference, "b": other, "test": config.describe() + " (over queries)",
+                            "verdict": verdict_line(stats, subject=other), "metrics": stats})
     primary = per_retriever[reference]
     return {
         "dataset": folder.name, "path": str(folder), "split": split,
@@ -126,7 +126,6 @@ def bench_text(result: dict[str, Any]) -> str:
                      + f" {r['timings']['query_batch_seconds']:>9.2f}")
     for comp in result["comparisons"]:
         lines.append(f"{comp['b']} vs {comp['a']} ({comp['test']}):")
-        for m, r in comp["metrics"].items():
-            lines.append(f"  {m:<12} {r['a']:.4f} -> {r['b']:.4f}  delta {r['delta']:+.4f}  p={r['p_value']:.4f}  "
-                         f"W/L/T {r['wins']}/{r['losses']}/{r['ties']}")
+        lines.append(f"  verdict: {comp['verdict']}")
+        lines += ["  " + line for line in metrics_table(comp["metrics"])]
     return "\n".join(lines)

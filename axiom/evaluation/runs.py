@@ -48,13 +48,15 @@ from axiom.evaluation.retrieval_metrics import (
     golden_retrieval_metrics,
     latency_summary,
 )
+from axiom.evaluation.spans import EVIDENCE_METRICS
+from axiom.evaluation.spans import METHODS as SPAN_METHODS
 from axiom.evaluation.stats import bootstrap_ci
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from axiom.embeddings import Embedder
-    from axiom.evaluation.compare import GateResult
+    from axiom.evaluation.gate import GateResult
     from axiom.pipeline import RAGPipeline
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,8 @@ class RunRecord:
         return out
 
     def summary_table(self) -> str:
-        lines = [f"{'metric':<26} {'mean':>7}  {'95% CI':<17} {'n':>4} {'unmeasured':>10} {'n/a':>4}"]
+        lines = [f"verdict: {self.gate.verdict}"] if self.gate is not None and self.gate.verdict else []
+        lines += [f"{'metric':<26} {'mean':>7}  {'95% CI':<17} {'n':>4} {'unmeasured':>10} {'n/a':>4}"]
         for name, m in self.metrics.get("metrics", {}).items():
             mean = m.get("mean")
             if mean is None:
@@ -268,13 +271,15 @@ def prepare_settings(settings: Settings, *, corpus_path: str | Path | None, retr
 def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: str | Path | None = None, *,
                    name: str = "eval", retriever: str | None = None, top_k: int | None = None,
                    out_dir: str | Path | None = None, baseline: str | Path | None = None,
-                   fail_on_regression: bool = False, judge: bool = True, collection: str | None = None,
-                   embedder: Embedder | None = None) -> RunRecord:
+                   judge: bool = True, collection: str | None = None,
+                   embedder: Embedder | None = None, repeat: int = 1) -> RunRecord:
     """Evaluate a golden set end to end and write a run folder. See the module docstring.
 
-    `embedder` reuses an already loaded embedding model (tests, notebooks). Raises DatasetError before doing
-    anything when the dataset is malformed; RegressionError (after writing the run) when `fail_on_regression`
-    and the baseline gate fails.
+    `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
+    the questions that many times (the judge's cache bypassed) and records each metric's run-to-run spread;
+    the run's per-question values are those of the first repetition. Raises DatasetError before doing
+    anything when the dataset is malformed. The gate's result is in the record; `GateResult.raise_if_failed`
+    turns a failure into an exit.
     """
     from axiom.embeddings import make_embedder
     from axiom.evaluation.answer_metrics import ScoreInput, judge_config, score_answers
@@ -283,6 +288,8 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
 
     started = utc_now()
     t_start = time.perf_counter()
+    if repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {repeat}")
     dataset_path = Path(dataset_path)
     corpus = Path(corpus_path) if corpus_path is not None else None
     if corpus is not None and not corpus.exists():
@@ -295,7 +302,7 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
     items = load_golden(dataset_path, known_sources=known)
     baseline_data = None
     if baseline is not None:
-        from axiom.evaluation.compare import load_baseline
+        from axiom.evaluation.gate import load_baseline
 
         baseline_data = load_baseline(baseline)
 
@@ -334,12 +341,21 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
     retrieval = golden_retrieval_metrics({it.id: it.relevant_sources for it in items},
                                          {it.id: [h.source for h in hits] for it, hits in zip(items, hit_lists,
                                                                                                strict=True)})
-    rows_in = [ScoreInput(id=it.id, question=it.question, answer=a.answer, reference=it.reference,
-                          contexts=tuple(h.text for h in a.contexts), reference_contexts=it.reference_contexts,
-                          short_answer=it.expected_short_answer) for it, a in zip(items, answers, strict=True)]
-    scored = score_answers(rows_in, run_settings, embedder, judge=judge)
+    def score_inputs(answer_list: list[Any]) -> list[ScoreInput]:
+        return [ScoreInput(id=it.id, question=it.question, answer=a.answer, reference=it.reference,
+                           contexts=tuple(h.text for h in a.contexts), reference_contexts=it.reference_contexts,
+                           short_answer=it.expected_short_answer) for it, a in zip(items, answer_list, strict=True)]
 
-    metric_order = list(RETRIEVAL_METRICS) + scored.metric_names
+    scored = score_answers(score_inputs(answers), run_settings, embedder, judge=judge)
+    repeat_means: dict[str, list[float | None]] = {m: [_mean_ok(scored.scores[m])] for m in scored.metric_names}
+    for _ in range(repeat - 1):  # run-to-run spread of the generator and the judge
+        again = [pipeline.answer(it.question, hits[:k]) for it, hits in zip(items, hit_lists, strict=True)]
+        rescored = score_answers(score_inputs(again), run_settings, embedder, judge=judge, use_cache=False)
+        for m in scored.metric_names:
+            repeat_means[m].append(_mean_ok(rescored.scores.get(m, [])))
+
+    evidence, evidence_labels = evidence_scores(items, hit_lists, pipeline, corpus, settings)
+    metric_order = list(RETRIEVAL_METRICS) + list(EVIDENCE_METRICS) + scored.metric_names
     values: dict[str, list[float]] = {}
     statuses: dict[str, list[str]] = {}
     reasons: dict[str, list[str | None]] = {}
@@ -348,6 +364,11 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
         values[m] = [per.get(it.id, float("nan")) for it in items]
         statuses[m] = ["ok" if it.id in per else "not_applicable" for it in items]
         reasons[m] = [None if it.id in per else "no relevant_sources for this item" for it in items]
+    for m in EVIDENCE_METRICS:
+        per = evidence.get(m, {})
+        values[m] = [per.get(it.id, float("nan")) for it in items]
+        statuses[m] = ["ok" if it.id in per else "not_applicable" for it in items]
+        reasons[m] = [None if it.id in per else evidence_labels["why_not"] for it in items]
     for m in scored.metric_names:
         values[m] = [s.value for s in scored.scores[m]]
         statuses[m] = [s.status for s in scored.scores[m]]
@@ -398,12 +419,15 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
                     "note": "retrieval is one batch: a question's retrieval time is its share of the batch"},
         "usage": {"generation": generation_usage, "judge": scored.judge.to_dict() if scored.judge else None},
         "degraded_answers": int(results["degraded"].sum()) if len(results) else 0,
+        "repeats": repeat_summary(repeat_means, repeat),
     }
     gate = None
     if baseline_data is not None:
-        from axiom.evaluation.compare import gate_run
+        from axiom.evaluation.gate import gate_run
+        from axiom.evaluation.verdict import StatsConfig
 
-        gate = gate_run(results, summary, baseline_data, seed=ev.seed)
+        gate = gate_run(results, summary, baseline_data, config=StatsConfig.from_settings(ev),
+                        spread=metrics_doc["repeats"]["spread"])
         metrics_doc["gate"] = gate.to_dict()
 
     ended = utc_now()
@@ -417,6 +441,7 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
         "ingest": ingest_report.to_dict() if ingest_report else None,
         "collection": run_settings.store.collection, "store": pipeline.store.where,
         "index": index_info,
+        "evidence_labels": {k: v for k, v in evidence_labels.items() if k != "why_not"},
         "embedding_model": embedder.model_id,
         "retriever": retriever_name, "top_k": k, "retrieval_depth": depth,
         "generator": {"name": generator_name,
@@ -440,11 +465,39 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
     path = write_run_folder(runs_dir, name, started, manifest, metrics_doc, results)
     record = RunRecord(path=path, manifest=manifest, metrics=_json_clean(metrics_doc), results=results, gate=gate)
     log.info("evaluation run written to %s", path)
-    if gate is not None and fail_on_regression and not gate.passed:
-        from axiom.errors import RegressionError
-
-        raise RegressionError(gate.text() + f"\nrun folder: {path}")
     return record
+
+
+def evidence_scores(items: list[Any], hit_lists: list[list[Any]], pipeline: RAGPipeline, corpus: Path | None,
+                    settings: Settings) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Evidence recall / precision (spans.py) of the retrieved chunks, and how the labels were located.
+    Needs the corpus files: without `corpus` every item is not applicable."""
+    if corpus is None:
+        return {}, {"why_not": "no corpus given: reference passages are located in the corpus files"}
+    from axiom.evaluation.spans import evidence_metrics, locate_passages, retrieved_chunk_spans
+
+    located = locate_passages(items, corpus, settings, cache_dir=settings.evaluation.span_cache_dir)
+    chunk_ids = {it.id: [h.chunk_id for h in hits] for it, hits in zip(items, hit_lists, strict=True)}
+    scores = evidence_metrics(located, retrieved_chunk_spans(pipeline.store, chunk_ids))
+    methods = Counter(p.method for passages in located.values() for p in passages)
+    return scores, {"passages": sum(methods.values()), **{m: methods.get(m, 0) for m in SPAN_METHODS},
+                    "why_not": "no reference context of this item was located in the corpus"}
+
+
+def _mean_ok(scores: list[Any]) -> float | None:
+    values = [s.value for s in scores if s.status == "ok" and not math.isnan(s.value)]
+    return float(np.mean(values)) if values else None
+
+
+def repeat_summary(means: dict[str, list[float | None]], repeat: int) -> dict[str, Any]:
+    """Run-to-run spread per answer metric over `repeat` repetitions: the range (max - min) of the metric's
+    mean. Retrieval is deterministic and not repeated; offline runs give a spread of 0."""
+    spread: dict[str, float] = {}
+    for name, values in means.items():
+        clean = [v for v in values if v is not None]
+        spread[name] = float(max(clean) - min(clean)) if len(clean) > 1 else 0.0
+    return {"n": repeat, "spread": spread, "means": means if repeat > 1 else {},
+            "method": "range of the metric's mean over repetitions (generator and judge re-run, caches bypassed)"}
 
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
@@ -508,7 +561,7 @@ def load_run(path: str | Path) -> RunRecord:
         raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
     gate = None
     if isinstance(metrics_doc.get("gate"), dict):
-        from axiom.evaluation.compare import GateResult
+        from axiom.evaluation.gate import GateResult
 
         gate = GateResult.from_dict(metrics_doc["gate"])
     return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate)

@@ -1,16 +1,39 @@
-"""Small statistics shared by runs and comparisons: bootstrap confidence intervals and the paired
-randomisation (sign-flip) test. Every random draw comes from a generator seeded by (seed, metric name), so
-results do not depend on the order metrics are processed in."""
+"""The one statistics core of Axiom: every interval, test, correction and minimum detectable effect that
+`axiom eval`, `axiom compare`, the regression gate, sweeps and the notebooks report comes from here.
+
+Numerics only (numpy and scipy): no run folders, no printing. `axiom.evaluation.verdict` turns these numbers
+into per-metric verdicts.
+
+- `bootstrap_ci`: percentile bootstrap interval of a mean over questions.
+- `paired_bootstrap_ci`: the same for the mean of paired differences (B - A per question).
+- `paired_randomisation_test`: two-sided sign-flip test of "the mean paired difference is 0". Only non-zero
+  differences carry information (a zero keeps its value under a sign flip), so the test enumerates every sign
+  assignment of the non-zero differences exactly when there are at most 13 of them, and draws
+  `permutations` random assignments otherwise (p = (hits + 1) / (draws + 1), never 0).
+- `holm`: Holm's step-down adjustment of a family of p-values (family-wise error rate, valid under any
+  dependence between the metrics, which are strongly correlated here).
+- `minimum_detectable_effect`: the smallest true mean difference the paired test detects with the given power
+  at the Holm threshold of the first step (alpha / m): (z(1 - alpha/(2m)) + z(power)) * sd / sqrt(n)
+  (normal approximation of the paired test; see `planning_sd` for the sd).
+- `min_questions`: the smallest n at which even a unanimous change (every question moves the same way) can be
+  significant at alpha / m with the sign-flip test: 2 / 2**n <= alpha / m.
+
+Every random draw comes from a generator seeded by (seed, label), so results do not depend on the order metrics
+are processed in, and the same inputs give bit-identical outputs in every face.
+"""
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
 import numpy as np
 
 PERMUTATIONS = 10_000
+EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
+ZERO = 1e-9  # |difference| at or below this is a tie (float noise of re-computed metrics)
 
 
 def _rng(seed: int, label: str) -> np.random.Generator:
@@ -22,6 +45,11 @@ def finite(values: Sequence[float]) -> np.ndarray:
     return arr[~np.isnan(arr)]
 
 
+def _percentile_interval(means: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
 def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str, level: float = 0.95
                  ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (NaNs left out). (nan, nan) for no values."""
@@ -31,30 +59,82 @@ def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str
     if arr.size == 1 or np.all(arr == arr[0]):
         return float(arr[0]), float(arr[0])
     idx = _rng(seed, label).integers(0, arr.size, size=(samples, arr.size))
-    means = arr[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    return _percentile_interval(arr[idx].mean(axis=1), level)
+
+
+def paired_bootstrap_ci(diff: np.ndarray, *, samples: int, seed: int, label: str, level: float = 0.95
+                        ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences, resampling questions (pairs)."""
+    return bootstrap_ci(diff, samples=samples, seed=seed, label="paired:" + label, level=level)
 
 
 def paired_randomisation_test(a: Sequence[float], b: Sequence[float], *, seed: int, label: str,
                               permutations: int = PERMUTATIONS) -> float:
-    """Two-sided p-value that the mean of b - a differs from 0, by randomly flipping the sign of each paired
-    difference (the exact test when 2**n <= permutations). Pairs with a NaN on either side are left out."""
+    """Two-sided p-value that the mean of b - a differs from 0 (see the module docstring). Pairs with a NaN on
+    either side are left out; nan when no pair is left, 1.0 when every difference is a tie."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
     keep = ~(np.isnan(x) | np.isnan(y))
     diff = (y - x)[keep]
-    n = diff.size
-    if n == 0:
+    if diff.size == 0:
         return float("nan")
-    observed = abs(diff.mean())
-    if np.allclose(diff, 0.0):
+    nonzero = diff[np.abs(diff) > ZERO]
+    m = nonzero.size
+    if m == 0:
         return 1.0
-    tolerance = 1e-12
-    if n <= math.log2(permutations):  # enumerate every sign assignment
-        signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2 - 1
-        stats = np.abs((signs * diff).mean(axis=1))
-        return float(np.mean(stats >= observed - tolerance))
-    signs = _rng(seed, label).integers(0, 2, size=(permutations, n)) * 2 - 1
-    stats = np.abs((signs * diff).mean(axis=1))
-    return float((np.sum(stats >= observed - tolerance) + 1) / (permutations + 1))
+    observed = abs(nonzero.sum())
+    tolerance = 1e-12 * max(1.0, observed)
+    if m <= EXACT_MAX_NONZERO:  # enumerate every sign assignment
+        signs = ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2 - 1
+        sums = np.abs(signs @ nonzero)
+        return float(np.mean(sums >= observed - tolerance))
+    signs = _rng(seed, label).integers(0, 2, size=(permutations, m), dtype=np.int8) * 2 - 1
+    sums = np.abs(signs @ nonzero)
+    return float((np.sum(sums >= observed - tolerance) + 1) / (permutations + 1))
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values (monotone, capped at 1); names with a NaN p-value keep NaN and are not counted."""
+    valid = sorted(((p, name) for name, p in p_values.items() if p is not None and not math.isnan(p)))
+    m = len(valid)
+    out = {name: float("nan") for name in p_values}
+    running = 0.0
+    for rank, (p, name) in enumerate(valid):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[name] = running
+    return out
+
+
+def bonferroni(p_values: Mapping[str, float]) -> dict[str, float]:
+    valid = [p for p in p_values.values() if p is not None and not math.isnan(p)]
+    m = len(valid)
+    return {name: (float("nan") if p is None or math.isnan(p) else min(1.0, m * p)) for name, p in p_values.items()}
+
+
+CORRECTIONS = {"holm": holm, "bonferroni": bonferroni}
+
+
+def planning_sd(a: np.ndarray, b: np.ndarray) -> float:
+    """The standard deviation of per-question differences used for the minimum detectable effect: the observed
+    sd of B - A, but never below the metric's own per-question sd (pooled over A and B). The floor is the sd of
+    a paired difference when the two runs' values correlate at 0.5, the usual planning value; without it two
+    identical runs (sd of differences 0) would claim to detect any change at all."""
+    if a.size < 2:
+        return float("nan")
+    diff_sd = float(np.std(b - a, ddof=1))
+    pooled = math.sqrt((float(np.var(a, ddof=1)) + float(np.var(b, ddof=1))) / 2.0)
+    return max(diff_sd, pooled)
+
+
+def minimum_detectable_effect(sd: float, n: int, *, alpha: float, family: int, power: float) -> float:
+    """Smallest |mean difference| detected with `power` by a two-sided paired test at alpha / family."""
+    if n < 2 or math.isnan(sd) or sd <= 0.0:
+        return float("nan")
+    normal = NormalDist()
+    z = normal.inv_cdf(1.0 - alpha / (2.0 * max(1, family))) + normal.inv_cdf(power)
+    return z * sd / math.sqrt(n)
+
+
+def min_questions(*, alpha: float, family: int) -> int:
+    """Fewest pairs for which a unanimous change reaches p <= alpha / family with the sign-flip test."""
+    return max(1, math.ceil(math.log2(2.0 * max(1, family) / alpha)))

@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from axiom.cli import main
+from axiom.comparison_report import compare_all
 from axiom.errors import DatasetError
-from axiom.evaluation.compare import compare_runs, gate_run, make_baseline
+from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import file_sha256
+from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.runs import RunRecord, load_run, run_evaluation
+from axiom.evaluation.verdict import TOO_FEW, StatsConfig
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
 
 
@@ -76,39 +79,74 @@ def test_same_inputs_give_same_metrics(runs: dict) -> None:
 def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixture[str]) -> None:
     result = compare_runs(runs["first"], runs["top1"])
     assert "retrieval.top_k: 5 -> 1" in result["differences"]
-    recall = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
-    assert recall["delta"] == 0 and recall["p_value"] == 1.0 and recall["ties"] == 6
+    ndcg = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
+    assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6 and ndcg["ci"] == [0.0, 0.0]
     changed = result["metrics"]["nonllm_context_precision"]
-    assert changed["n"] == 6 and changed["p_value"] is not None
+    assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]
+    # six questions: even a unanimous change cannot survive the correction over the metrics
+    assert {r["verdict"] for r in result["metrics"].values()} == {TOO_FEW}
+    assert "exact_match" not in result["metrics"]  # no question has a short answer: measured in neither run
     assert result["changed_most"] and result["changed_most"][0]["changes"]
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path)]) == 0
     out = capsys.readouterr().out
-    assert "delta" in out and "questions that changed most" in out
+    assert out.startswith("verdict: B: no detectable change on 0 metric(s); too few questions to tell on ")
+    assert "p_adj" in out and "MDE" in out and "questions that changed most" in out
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["metrics"]["rouge_l"]["wins"] + payload["metrics"]["rouge_l"]["losses"] + \
-        payload["metrics"]["rouge_l"]["ties"] == 6
+    assert payload["verdict"] == result["verdict"]
+    for entry in payload["metrics"].values():
+        assert {"a", "b", "delta", "ci", "p", "p_adj", "mde", "n", "verdict"} <= set(entry)
+    rouge = payload["metrics"]["rouge_l"]
+    assert rouge["wins"] + rouge["losses"] + rouge["ties"] == 6
+
+
+def test_gate_compare_and_notebook_statistics_are_identical(runs: dict, tmp_path: Path) -> None:
+    """One pair of runs, three faces: `axiom compare`, the gate (through a baseline file written to disk and
+    read back) and 04_compare_runs's comparison give byte-identical statistics."""
+    first, top1 = runs["first"], runs["top1"]
+    settings = build_settings(tmp_path)
+    config = StatsConfig.from_settings(settings.evaluation)
+    compared = compare_runs(first, top1, config=config)["metrics"]
+    baseline = load_baseline(write_baseline(make_baseline(first), tmp_path / "baseline.json"))
+    gated = gate_run(top1.results, top1.metrics["metrics"], baseline, config=config).statistics
+    notebook = compare_all([first, top1], settings=settings)[0]["metrics"]
+    as_bytes = [json.dumps(x, sort_keys=True).encode() for x in (compared, gated, notebook)]
+    assert as_bytes[0] == as_bytes[1] == as_bytes[2]
+    measured = [m for m, s in first.metrics["metrics"].items() if s["n"]]
+    assert set(compared) == set(gated) == set(measured)  # every metric measured, in all three
+
+
+def test_baseline_keeps_full_precision(runs: dict, tmp_path: Path) -> None:
+    first = runs["first"]
+    saved = load_baseline(write_baseline(make_baseline(first), tmp_path / "b.json"))
+    for metric in ("chrf", "semantic_similarity"):
+        assert saved["metrics"][metric]["per_question"] == {k: v for k, v in first.per_question(metric).items()}
+    assert "threshold" not in saved["metrics"]["ndcg@10"]  # floors only when asked for
+    assert saved["metrics"]["ndcg@10"]["min_delta"] == 0.01
 
 
 def test_gate(runs: dict) -> None:
     run: RunRecord = runs["again"]
     baseline = make_baseline(runs["first"])
-    assert baseline["metrics"]["ndcg@10"]["threshold"] == pytest.approx(0.95)
     gate = gate_run(run.results, run.metrics["metrics"], baseline)
     assert gate.passed, gate.failures
+    assert gate.verdict.startswith("this run: no detectable change")
 
-    strict = make_baseline(runs["first"])
+    strict = make_baseline(runs["first"], floor_margin=0.0)
+    # a floor tighter than one question's weight (1/6 here) is loosened to it
+    assert strict["metrics"]["ndcg@10"]["threshold"] == pytest.approx(math.floor((1 - 1 / 6) * 100) / 100)
+    strict["metrics"]["rouge_l"]["mean"] = 1.0
     strict["metrics"]["rouge_l"]["threshold"] = 0.99
     strict["metrics"]["chrf"]["per_question"] = {i: 1.0 for i in strict["metrics"]["chrf"]["per_question"]}
     strict["metrics"]["chrf"]["mean"] = 1.0
     strict["metrics"]["chrf"].pop("threshold")
     gate = gate_run(run.results, run.metrics["metrics"], strict)
     assert not gate.passed
-    text = "\n".join(gate.failures)
     mean = run.metrics["metrics"]["rouge_l"]["mean"]
-    assert f"rouge_l: {mean:.4f} is below the threshold 0.9900" in text
-    assert "chrf:" in text and "significantly worse than the baseline 1.0000" in text
-    assert len(gate.failures) == 2
+    assert gate.failures == [f"rouge_l: {mean:.4f} is below its floor {1 - 1 / 6:.4f} (baseline 1.0000)"]
+    assert any("rouge_l: floor 0.9900 is tighter than one question's weight" in n for n in gate.notes)
+    # chrf dropped on every question, but six questions cannot show it after correction: not a failure
+    assert gate.checked["chrf"]["stats"]["verdict"] == TOO_FEW and gate.checked["chrf"]["stats"]["losses"] == 6
 
 
 def test_malformed_dataset_writes_nothing(tmp_path: Path, embedder) -> None:  # noqa: ANN001
@@ -142,12 +180,14 @@ def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     payload = json.loads(capsys.readouterr().out)
     assert payload["questions"] == 6 and Path(payload["run"]).is_dir()
     saved = json.loads(baseline.read_text())
-    saved["metrics"]["mrr@10"]["threshold"] = 1.5
+    assert saved["format"] == 2 and "threshold" not in saved["metrics"]["mrr@10"]
+    saved["metrics"]["mrr@10"].update(mean=1.5, threshold=1.5)
     baseline.write_text(json.dumps(saved))
     code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus", str(TINY_CORPUS),
                  "--name", "cli", "--baseline", str(baseline), "--fail-on-regression"])
     captured = capsys.readouterr()
     assert code == 3
-    assert "mrr@10: 1.0000 is below the threshold 1.5000" in captured.err
+    assert f"mrr@10: 1.0000 is below its floor {1.5 - 1 / 6:.4f}" in captured.err
+    assert captured.out.startswith("verdict: this run:")
     assert "baseline gate FAILED" in captured.out and "95% CI" in captured.out
     assert len([p for p in (tmp_path / "runs").iterdir() if p.name.endswith("-cli")]) == 2  # gated run kept

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from axiom import reporting
+from axiom import comparison_report, reporting
 from axiom.errors import UsageError
 from axiom.notebook_runner import (
     MemoEmbedder,
@@ -150,7 +150,7 @@ def test_list_runs_and_latest(tmp_path: Path) -> None:
         (folder / "results.parquet").write_text("")
     (tmp_path / ".tmp-x").mkdir()
     (tmp_path / "incomplete").mkdir()
-    assert [p.name for p in reporting.list_runs(tmp_path)] == ["c", "b", "a"]
-    assert [p.name for p in reporting.latest_runs(tmp_path, 2)] == ["b", "a"]
+    assert [p.name for p in comparison_report.list_runs(tmp_path)] == ["c", "b", "a"]
+    assert [p.name for p in comparison_report.latest_runs(tmp_path, 2)] == ["b", "a"]
     with pytest.raises(UsageError, match="3 complete run folder"):
-        reporting.latest_runs(tmp_path, 4)
+        comparison_report.latest_runs(tmp_path, 4)

@@ -1,0 +1,190 @@
+"""Tables and charts of 04_compare_runs: runs side by side, the verdict, per-metric statistics with intervals
+and minimum detectable effects, a delta chart, and the questions that changed most.
+
+The numbers come from `axiom.evaluation.compare.compare_runs` (the statistics core shared with `axiom compare`
+and the gate); this module only lays them out. Conventions as in `axiom.reporting`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from axiom.reporting import _BAR_ALT, _blank_missing, _figure, _r, answer_text, clip
+
+if TYPE_CHECKING:
+    from axiom.config import Settings
+    from axiom.evaluation.runs import RunRecord
+
+
+def list_runs(runs_dir: str | Path) -> list[Path]:
+    """Complete run folders directly under `runs_dir`, oldest first (by their start time)."""
+    root = Path(runs_dir)
+    found: list[tuple[str, str, Path]] = []
+    if not root.is_dir():
+        return []
+    for p in root.iterdir():
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        if not all((p / f).is_file() for f in ("manifest.json", "metrics.json", "results.parquet")):
+            continue
+        try:
+            started = str(json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("started", ""))
+        except (OSError, ValueError):
+            continue
+        found.append((started, p.name, p))
+    return [p for _, _, p in sorted(found)]
+
+
+def latest_runs(runs_dir: str | Path, n: int = 2) -> list[Path]:
+    """The `n` most recent run folders under `runs_dir`, oldest first. Raises UsageError when there are fewer."""
+    from axiom.errors import UsageError
+
+    runs = list_runs(runs_dir)
+    if len(runs) < n:
+        raise UsageError(f"{runs_dir} holds {len(runs)} complete run folder(s); {n} are needed to compare",
+                         hint="run the evaluation notebook (or `axiom eval`) again, or pass the run folders")
+    return runs[-n:]
+
+
+def runs_overview(records: Sequence[RunRecord]) -> pd.DataFrame:
+    rows = []
+    for i, r in enumerate(records):
+        m = r.manifest
+        rows.append({"": "reference" if i == 0 else f"run {i}", "run": r.path.name, "started": m.get("started"),
+                     "retriever": m.get("retriever"), "top_k": m.get("top_k"),
+                     "chunking": "{chunk_size}/{chunk_overlap}".format(**(m.get("settings") or {}).get(
+                         "chunking", {"chunk_size": "?", "chunk_overlap": "?"})),
+                     "generator": (m.get("generator") or {}).get("name"), "questions": len(r.results),
+                     "git": ((m.get("git") or {}).get("commit") or "")[:10]})
+    return pd.DataFrame(rows)
+
+
+def compare_all(records: Sequence[RunRecord], *, settings: Settings | None = None, top: int = 5
+                ) -> list[dict[str, Any]]:
+    """`compare_runs(reference, other)` for every run after the first, tested as `settings.evaluation` says
+    (the same configuration `axiom compare` and the gate use)."""
+    from axiom.evaluation.compare import compare_runs
+    from axiom.evaluation.verdict import StatsConfig
+
+    if len(records) < 2:
+        from axiom.errors import UsageError
+
+        raise UsageError("comparing needs at least two runs")
+    config = StatsConfig.from_settings(settings.evaluation) if settings is not None else StatsConfig()
+    return [compare_runs(records[0], other, config=config, top=top) for other in records[1:]]
+
+
+def verdicts(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """The verdict line of each comparison, first thing a reader sees (printed text)."""
+    return "\n".join(f"{Path(c['b']).name} vs {Path(c['a']).name}: {c['verdict']}" for c in comparisons)
+
+
+def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per metric: the reference mean, then for each compared run its mean, delta with 95% CI, p, corrected p,
+    MDE, n (questions both measured, per metric), W/L/T and the verdict."""
+    rows: dict[str, dict[Any, Any]] = {}
+    for i, comp in enumerate(comparisons, start=1):
+        label = f"run {i}" if len(comparisons) > 1 else "B"
+        for metric, r in comp["metrics"].items():
+            row = rows.setdefault(metric, {("reference" if len(comparisons) > 1 else "A", "mean"): _r(r["a"])})
+            low, high = r["ci"]
+            row[(label, "mean")] = _r(r["b"])
+            row[(label, "delta")] = _r(r["delta"])
+            row[(label, "95% CI")] = "" if low is None else f"[{low:+.3f}, {high:+.3f}]"
+            row[(label, "p")] = _r(r["p"], 4)
+            row[(label, "p_adj")] = _r(r["p_adj"], 4)
+            row[(label, "MDE")] = _r(r["mde"])
+            row[(label, "n")] = r["n"]
+            row[(label, "W/L/T")] = f"{r['wins']}/{r['losses']}/{r['ties']}"
+            row[(label, "verdict")] = r["verdict"]
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(table.columns):
+        table.columns = pd.MultiIndex.from_tuples(table.columns)
+    table.index.name = "metric"
+    return _blank_missing(table, {c: 4 for c in table.columns if c[1] in ("p", "p_adj")})
+
+
+def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
+    """Mean paired difference per metric against the reference run with its 95% CI; * marks a metric whose
+    verdict is better or worse after correction."""
+    metrics = list(dict.fromkeys(m for c in comparisons for m, r in c["metrics"].items() if r["delta"] is not None))
+    n = max(1, len(comparisons))
+    fig, ax = _figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
+    y = np.arange(len(metrics))
+    height = 0.75 / n
+    lim = 0.01
+    for i, comp in enumerate(comparisons):
+        entries = [comp["metrics"].get(m, {}) for m in metrics]
+        deltas = [e.get("delta") or 0.0 for e in entries]
+        lows = [d - (e.get("ci") or [d, d])[0] if (e.get("ci") or [None])[0] is not None else 0.0
+                for d, e in zip(deltas, entries, strict=True)]
+        highs = [(e.get("ci") or [d, d])[1] - d if (e.get("ci") or [None, None])[1] is not None else 0.0
+                 for d, e in zip(deltas, entries, strict=True)]
+        offs = y - 0.375 + height * (i + 0.5)
+        ax.barh(offs, deltas, height=height * 0.9, color=_BAR_ALT[i % len(_BAR_ALT)], label=Path(comp["b"]).name,
+                xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
+        lim = max([lim] + [abs(d) + max(lo, hi) for d, lo, hi in zip(deltas, lows, highs, strict=True)])
+        for yy, e, d in zip(offs, entries, deltas, strict=True):
+            if e.get("verdict") in ("better", "worse"):
+                ax.text(d, yy, " *" if d >= 0 else "* ", va="center", ha="left" if d >= 0 else "right",
+                        fontsize=10, fontweight="bold")
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    ax.set_yticks(y, metrics)
+    ax.invert_yaxis()
+    ax.set_xlim(-lim * 1.15, lim * 1.15)
+    alpha = (comparisons[0].get("config") or {}).get("alpha", 0.05) if comparisons else 0.05
+    ax.set_title(f"Metric deltas against {Path(comparisons[0]['a']).name if comparisons else 'reference'}"
+                 f" (95% CI; * p_adj < {alpha})")
+    ax.set_xlabel("mean paired difference (run − reference)")
+    ax.set_ylabel("metric")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def changed_questions(comparison: Mapping[str, Any], a: RunRecord, b: RunRecord, *,
+                      text_limit: int = 260) -> pd.DataFrame:
+    """The questions that changed most between two runs, with both answers side by side."""
+    answers_a = dict(zip(a.results["id"].astype(str), a.results["answer"], strict=True))
+    answers_b = dict(zip(b.results["id"].astype(str), b.results["answer"], strict=True))
+    rows = []
+    for c in comparison["changed_most"]:
+        top = sorted(c["changes"].items(), key=lambda kv: -abs(kv[1]["delta"]))[:3]
+        rows.append({"id": c["id"], "question": clip(c["question"], 160),
+                     "largest changes": "; ".join(f"{m} {d['a']:.2f}→{d['b']:.2f}" for m, d in top),
+                     "sum |change|": _r(c["total_abs_change"]),
+                     "answer (reference)": clip(answer_text(answers_a.get(c["id"], "")), text_limit),
+                     "answer (run)": clip(answer_text(answers_b.get(c["id"], "")), text_limit)})
+    return pd.DataFrame(rows, columns=["id", "question", "largest changes", "sum |change|", "answer (reference)",
+                                       "answer (run)"])
+
+
+def changed_questions_all(comparisons: Sequence[Mapping[str, Any]], records: Sequence[RunRecord]) -> pd.DataFrame:
+    """`changed_questions` for every run against the reference, in one table (a `run` column first)."""
+    parts = []
+    for comp, other in zip(comparisons, records[1:], strict=True):
+        table = changed_questions(comp, records[0], other)
+        table.insert(0, "run", other.path.name)
+        parts.append(table)
+    parts = [t for t in parts if len(t)]
+    if not parts:
+        return pd.DataFrame([{"run": "", "id": "", "question": "no question changed on any metric"}])
+    return pd.concat(parts, ignore_index=True)
+
+
+def differences_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """What differs between the reference and each run: settings, dataset/corpus hashes, commit."""
+    rows = []
+    for comp in comparisons:
+        for line in comp.get("differences", []):
+            key, _, change = line.partition(": ")
+            rows.append({"run": Path(comp["b"]).name, "what": key, "reference → run": change})
+    if not rows:
+        return pd.DataFrame([{"run": "", "what": "nothing", "reference → run": "same settings and inputs"}])
+    return pd.DataFrame(rows)

@@ -1,0 +1,233 @@
+"""Baselines and the regression gate.
+
+A baseline (`evaluation/baselines/*.json`, format 2) holds per metric the measured mean, its interval, n, the
+per-question values at full precision (they are data, not display), the practical margin `min_delta`, the
+run-to-run `spread` when the baseline run was repeated, and optionally an absolute floor `threshold`.
+
+`gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
+`axiom compare` (so the statistics are identical), over the metrics both have, corrected together. A metric
+fails the gate when
+
+- its verdict is "worse" (the corrected paired test rejects "no change", the drop is outside the run-to-run
+  spread) **and** the drop is at least its `min_delta` (default `DEFAULT_MIN_DELTA`), or
+- the baseline measured it and this run measured no question of it, or
+- it has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
+  a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
+
+Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axiom.errors import DatasetError, RegressionError, UsageError
+from axiom.evaluation.verdict import LOWER_IS_BETTER, WORSE, StatsConfig, compare_metrics, verdict_line
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from axiom.evaluation.runs import RunRecord
+
+BASELINE_FORMAT = 2
+DEFAULT_MIN_DELTA = 0.01
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    """A baseline file, or a run folder used as a baseline. Raises DatasetError / UsageError when unusable."""
+    path = Path(path)
+    if path.is_dir():
+        from axiom.evaluation.runs import load_run
+
+        return make_baseline(load_run(path)) | {"_path": str(path)}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"baseline {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(str(path), [f"not a readable JSON baseline: {exc}"]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or not data["metrics"]:
+        raise DatasetError(str(path), ["expected an object with a non-empty 'metrics' object"])
+    problems = []
+    for name, entry in data["metrics"].items():
+        if not isinstance(entry, dict):
+            problems.append(f"metrics.{name}: expected an object")
+            continue
+        for key in ("mean", "threshold", "min_delta", "spread"):
+            if entry.get(key) is not None and not isinstance(entry[key], (int, float)):
+                problems.append(f"metrics.{name}.{key}: expected a number")
+        if entry.get("per_question") is not None and not isinstance(entry["per_question"], dict):
+            problems.append(f"metrics.{name}.per_question: expected an object of question id -> value")
+    if data.get("min_delta") is not None and not isinstance(data["min_delta"], (int, float)):
+        problems.append("min_delta: expected a number")
+    if problems:
+        raise DatasetError(str(path), problems)
+    data["_path"] = str(path)
+    return data
+
+
+def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
+                  min_delta: float = DEFAULT_MIN_DELTA) -> dict[str, Any]:
+    """A baseline from a run: per measured metric its mean, interval, n, full-precision per-question values,
+    `min_delta`, the run's repeat spread; a floor `floor_margin` below the mean (and at least one question's
+    weight below it) only when a margin is given."""
+    metrics: dict[str, Any] = {}
+    spread = (record.metrics.get("repeats") or {}).get("spread") or {}
+    for name, summary in record.metrics.get("metrics", {}).items():
+        mean = summary.get("mean")
+        if mean is None:
+            continue
+        entry: dict[str, Any] = {"mean": mean, "ci_low": summary.get("ci_low"), "ci_high": summary.get("ci_high"),
+                                 "n": summary.get("n"), "min_delta": min_delta}
+        if spread.get(name):
+            entry["spread"] = spread[name]
+        if floor_margin is not None and name not in LOWER_IS_BETTER and summary.get("n"):
+            floor = min(mean - floor_margin, mean - 1.0 / summary["n"])
+            entry["threshold"] = max(0.0, math.floor(floor * 100 + 1e-9) / 100)
+        entry["per_question"] = {k: v for k, v in record.per_question(name).items() if _finite(v)}
+        metrics[name] = entry
+    manifest = record.manifest
+    return {
+        "format": BASELINE_FORMAT,
+        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a metric that is worse "
+                        f"after correction by at least its min_delta"
+                        + (f", or below its floor ({floor_margin} below the mean)" if floor_margin is not None
+                           else "")),
+        "dataset": manifest.get("dataset"), "corpus": {k: (manifest.get("corpus") or {}).get(k)
+                                                       for k in ("path", "sha256", "files")},
+        "measured": {"run_id": manifest.get("run_id", record.path.name), "started": manifest.get("started"),
+                     "git": manifest.get("git"), "embedding_model": manifest.get("embedding_model"),
+                     "index": manifest.get("index"), "retriever": manifest.get("retriever"),
+                     "top_k": manifest.get("top_k"), "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
+                     "generator": manifest.get("generator"), "judge": manifest.get("judge")},
+        "min_delta": min_delta, "metrics": metrics,
+    }
+
+
+def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in baseline.items() if not k.startswith("_")}
+    target.write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
+@dataclass
+class GateResult:
+    baseline: str
+    failures: list[str] = field(default_factory=list)
+    checked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    verdict: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def statistics(self) -> dict[str, dict[str, Any]]:
+        """Per metric the paired statistics (the same object `axiom compare` reports)."""
+        return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
+                   checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
+                   notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
+                   config=dict(data.get("config", {})))
+
+    def raise_if_failed(self, run_folder: str | Path | None) -> None:
+        """The gate's verdict as an exit: RegressionError (exit code 3) naming every regressed metric."""
+        if not self.passed:
+            raise RegressionError("; ".join(self.failures), hint=f"run folder {run_folder}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "passed": self.passed, "verdict": self.verdict,
+                "failures": list(self.failures), "checked": self.checked, "skipped": list(self.skipped),
+                "notes": list(self.notes), "config": dict(self.config)}
+
+    def text(self) -> str:
+        if self.passed:
+            head = f"baseline gate PASSED against {self.baseline} ({len(self.checked)} metrics checked)"
+        else:
+            head = f"baseline gate FAILED against {self.baseline}: {len(self.failures)} metric(s) regressed"
+        lines = [f"verdict: {self.verdict}", head] if self.verdict else [head]
+        lines += [f"  - {f}" for f in self.failures]
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.skipped:
+            lines.append(f"  not compared (not computed in this run): {', '.join(self.skipped)}")
+        return "\n".join(lines)
+
+
+def run_values(results: pd.DataFrame, metric: str) -> dict[str, float]:
+    """{question id: value} of one metric column of a run's results."""
+    if metric not in results.columns:
+        return {}
+    return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
+
+
+def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any], *,
+             config: StatsConfig | None = None, spread: Mapping[str, float] | None = None) -> GateResult:
+    """Check a run (its per-question results and metric summary) against a baseline (see the module doc)."""
+    config = config or StatsConfig()
+    default_min_delta = float(baseline.get("min_delta", DEFAULT_MIN_DELTA))
+    gate = GateResult(baseline=str(baseline.get("_path", "baseline")), config=config.to_dict())
+    entries = baseline["metrics"]
+    names = [m for m in entries if m in summary]
+    gate.skipped = [m for m in entries if m not in summary]
+    per_base = {m: {str(k): float(v) for k, v in (entries[m].get("per_question") or {}).items()} for m in names}
+    per_run = {m: run_values(results, m) for m in names}
+    both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
+                   for m in names}
+    statistics = compare_metrics(per_base, per_run, config=config, metrics=names, spread=both_spread)
+    if any(not entries[m].get("per_question") for m in names):
+        gate.notes.append("metrics without per-question values in the baseline cannot be tested: "
+                          + ", ".join(m for m in names if not entries[m].get("per_question")))
+    if baseline.get("format", 1) < BASELINE_FORMAT:
+        gate.notes.append("baseline format 1 stores rounded per-question values; regenerate it with "
+                          "--save-baseline for exact ties")
+    for name in names:
+        entry, st, mean = entries[name], statistics[name], summary[name].get("mean")
+        base_mean = entry.get("mean")
+        min_delta = float(entry.get("min_delta", default_min_delta))
+        check: dict[str, Any] = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
+        gate.checked[name] = check
+        if mean is None:
+            gate.failures.append(f"{name}: no question measured in this run (baseline {base_mean})")
+            continue
+        lower_better = name in LOWER_IS_BETTER
+        threshold = entry.get("threshold")
+        if threshold is not None and base_mean is not None and entry.get("n"):
+            weight = 1.0 / float(entry["n"])
+            loosest = base_mean + weight if lower_better else base_mean - weight
+            effective = max(threshold, loosest) if lower_better else min(threshold, loosest)
+            if effective != threshold:
+                gate.notes.append(f"{name}: floor {threshold:.4f} is tighter than one question's weight; "
+                                  f"using {effective:.4f}")
+            check["threshold"] = effective
+            if (mean > effective) if lower_better else (mean < effective):
+                gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its floor "
+                                     f"{effective:.4f} (baseline {base_mean:.4f})")
+        drop = st["delta"] if lower_better or st["delta"] is None else -st["delta"]
+        if st["verdict"] == WORSE and drop is not None and drop >= min_delta:
+            low, high = st["ci"]
+            gate.failures.append(f"{name}: worse than the baseline, {st['b']:.4f} vs {st['a']:.4f} "
+                                 f"(delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p_adj {st['p_adj']:.4g}, "
+                                 f"n {st['n']}; min_delta {min_delta})")
+    gate.verdict = verdict_line(statistics, subject="this run")
+    ds = baseline.get("dataset") or {}
+    ids = [str(i) for i in results["id"]] if len(results) else []
+    if ds.get("items") is not None and len(ids) != ds.get("items"):
+        gate.notes.append(f"the baseline was measured on {ds.get('items')} questions, this run has {len(ids)}")
+    return gate

@@ -1,0 +1,197 @@
+"""Paired comparison of two sets of per-question metric values, and the verdict it supports.
+
+`compare_metrics(per_a, per_b, config=...)` is the single function behind `axiom compare`, the regression gate,
+sweeps and 04_compare_runs: the same pair of inputs gives the same numbers, bit for bit, in every face.
+
+Per metric, over the questions both sides measured (n is counted per metric):
+
+    a, b        means of A and of B over those questions
+    delta       mean of the paired differences B - A
+    ci          95% paired-bootstrap interval of delta (questions resampled, `bootstrap_samples` draws)
+    p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test)
+    p_adj       p corrected over every metric compared together (Holm by default: family-wise error rate)
+    mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
+                corrected level (stats.minimum_detectable_effect; NaN when the metric has no variance)
+    spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two; a delta
+                inside it is treated as no change
+    verdict     "better" | "worse" | "no detectable change" | "too few questions to tell"
+
+The verdict: "too few questions to tell" when n is below `stats.min_questions` (even a unanimous change could
+not be significant after correction); "better" / "worse" when p_adj < alpha and |delta| exceeds the spread
+(direction from the metric's orientation); otherwise "no detectable change".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from axiom.evaluation import stats
+
+BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
+VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
+# metrics where a lower value is better (none among the quality metrics today)
+LOWER_IS_BETTER: frozenset[str] = frozenset()
+# the metrics named in the "cannot detect changes below" part of the verdict line, first present wins
+HEADLINE_METRICS = ("ndcg@10", "evidence_recall@10", "mrr@10", "semantic_similarity", "rouge_l", "chrf")
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """How comparisons are tested. Built from `settings.evaluation` by every face (`from_settings`)."""
+
+    alpha: float = 0.05
+    power: float = 0.8
+    correction: str = "holm"
+    bootstrap_samples: int = 1000
+    permutations: int = stats.PERMUTATIONS
+    seed: int = 42
+
+    @classmethod
+    def from_settings(cls, evaluation: Any) -> StatsConfig:
+        return cls(alpha=float(evaluation.alpha), power=float(evaluation.power),
+                   correction=str(evaluation.correction), bootstrap_samples=int(evaluation.bootstrap_samples),
+                   permutations=int(evaluation.permutations), seed=int(evaluation.seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% paired bootstrap "
+                f"intervals; MDE at {self.power:.0%} power")
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
+
+
+def _num(x: float) -> float | None:
+    """JSON-ready number: NaN becomes None."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
+def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The question ids both sides measured (in A's order) and their values."""
+    ids = [i for i in a if i in b and _finite(a[i]) and _finite(b[i])]
+    return ids, np.asarray([a[i] for i in ids], dtype=float), np.asarray([b[i] for i in ids], dtype=float)
+
+
+def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig) -> dict[str, Any]:
+    n = int(xa.size)
+    if n == 0:
+        return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "p": None, "p_adj": None,
+                "mde": None, "sd": None, "wins": 0, "losses": 0, "ties": 0}
+    diff = xb - xa
+    low, high = stats.paired_bootstrap_ci(diff, samples=config.bootstrap_samples, seed=config.seed, label=name)
+    p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations)
+    return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
+            "ci": [_num(low), _num(high)], "p": _num(p), "p_adj": None, "mde": None,
+            "sd": _num(stats.planning_sd(xa, xb)),
+            "wins": int(np.sum(diff > stats.ZERO)), "losses": int(np.sum(diff < -stats.ZERO)),
+            "ties": int(np.sum(np.abs(diff) <= stats.ZERO))}
+
+
+def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
+    if entry["n"] < stats.min_questions(alpha=alpha, family=family):
+        return TOO_FEW
+    p_adj, delta = entry.get("p_adj"), entry.get("delta")
+    if p_adj is None or delta is None or p_adj >= alpha:
+        return NO_CHANGE
+    if abs(delta) <= float(entry.get("spread") or 0.0):
+        return NO_CHANGE
+    improved = delta < 0 if name in LOWER_IS_BETTER else delta > 0
+    return BETTER if improved else WORSE
+
+
+def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
+                    config: StatsConfig, metrics: Iterable[str] | None = None,
+                    spread: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+    """Per metric the paired statistics and the verdict of B against A (see the module docstring).
+
+    `per_a` / `per_b`: {metric: {question id: value}}; `metrics`: which to compare (default: those in both, in
+    A's order); `spread`: run-to-run spread per metric from repeated runs.
+    """
+    names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        _, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
+        out[name] = _one_metric(name, xa, xb, config)
+        out[name]["spread"] = float((spread or {}).get(name) or 0.0)
+    correct = stats.CORRECTIONS[config.correction]
+    raw = {name: (e["p"] if e["p"] is not None else float("nan")) for name, e in out.items()}
+    adjusted = correct(raw)
+    family = sum(1 for p in raw.values() if not math.isnan(p))
+    for name, entry in out.items():
+        entry["p_adj"] = _num(adjusted[name])
+        if entry["n"]:
+            sd = entry["sd"] if entry["sd"] is not None else float("nan")
+            entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha,
+                                                                family=family, power=config.power))
+        entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=family)
+    return out
+
+
+def _fmt(x: float | None, digits: int = 3, sign: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
+
+
+def effect_text(name: str, entry: Mapping[str, Any]) -> str:
+    low, high = entry["ci"]
+    return f"{name}: {_fmt(entry['delta'], sign=True)} [{_fmt(low, sign=True)}, {_fmt(high, sign=True)}], " \
+           f"p_adj {_p(entry['p_adj'])}"
+
+
+def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B",
+                 headline: Sequence[str] = HEADLINE_METRICS) -> str:
+    """One sentence: what got worse, what got better, that nothing else changed detectably, and how small a
+    change the set can see in its headline metric."""
+    worse = [m for m, e in metrics.items() if e.get("verdict") == WORSE]
+    better = [m for m, e in metrics.items() if e.get("verdict") == BETTER]
+    too_few = [m for m, e in metrics.items() if e.get("verdict") == TOO_FEW]
+    parts: list[str] = []
+    if worse:
+        parts.append(f"{subject} is worse on " + "; ".join(effect_text(m, metrics[m]) for m in worse))
+    if better:
+        lead = "better on " if worse else f"{subject} is better on "
+        parts.append(lead + "; ".join(effect_text(m, metrics[m]) for m in better))
+    tested = len(metrics) - len(too_few)
+    if worse or better:
+        parts.append("no other detectable change")
+    else:
+        parts.append(f"{subject}: no detectable change on {tested} metric(s)")
+    if too_few:
+        parts.append("too few questions to tell on " + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
+    head = next((m for m in headline if m in metrics and metrics[m].get("mde") is not None), None)
+    if head is None:
+        head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
+    if head is not None:
+        parts.append(f"this set cannot detect changes below {metrics[head]['mde']:.3f} in {head} "
+                     f"(n {metrics[head]['n']})")
+    return "; ".join(parts)
+
+
+def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The per-metric lines of the text report (n per metric)."""
+    lines = [f"{'metric':<26} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI':<18} {'p':>7} {'p_adj':>7} "
+             f"{'MDE':>6}  {'W/L/T':<10} verdict"]
+    for m, r in metrics.items():
+        if r["n"] == 0:
+            lines.append(f"{m:<26} {0:>4} {'(no question measured in both)':<60} {r['verdict']}")
+            continue
+        ci = f"[{_fmt(r['ci'][0], sign=True)}, {_fmt(r['ci'][1], sign=True)}]"
+        lines.append(f"{m:<26} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} {ci:<18} "
+                     f"{_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
+                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}")
+    return lines

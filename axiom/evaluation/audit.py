@@ -362,7 +362,8 @@ def _text(report: AuditReport, *, per_item: bool = True) -> str:
     if cov["unreferenced_sources"] is not None:
         un = cov["unreferenced_sources"]
         lines.append(f"  {len(un)} of {cov['corpus_sources']} corpus source(s) have no question"
-                     + (f": {', '.join(un)}" if un else ""))
+                     + (f": {', '.join(un[:10])}" + (f" and {len(un) - 10} more" if len(un) > 10 else "")
+                        if un else ""))
     if report.leakage is not None:
         lk = report.leakage
         lines.append(f"leakage against {lk['against']} ({lk['questions']} questions): {lk['leaked_questions']} "

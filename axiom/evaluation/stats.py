@@ -123,7 +123,8 @@ def planning_sd(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     diff_sd = float(np.std(b - a, ddof=1))
     pooled = math.sqrt((float(np.var(a, ddof=1)) + float(np.var(b, ddof=1))) / 2.0)
-    return max(diff_sd, pooled)
+    sd = max(diff_sd, pooled)
+    return sd if sd > ZERO else 0.0  # a constant metric's float noise (1e-17) is no variance
 
 
 def minimum_detectable_effect(sd: float, n: int, *, alpha: float, family: int, power: float) -> float:

@@ -191,3 +191,20 @@ def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     assert captured.out.startswith("verdict: this run:")
     assert "baseline gate FAILED" in captured.out and "95% CI" in captured.out
     assert len([p for p in (tmp_path / "runs").iterdir() if p.name.endswith("-cli")]) == 2  # gated run kept
+
+
+def test_repeat_records_the_run_to_run_spread(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+    """Offline generation is deterministic: two repetitions give the same means, a spread of 0 per answer
+    metric, and the run keeps the first repetition's values (the same as a single run's)."""
+    settings = build_settings(tmp_path)
+    single = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="once", embedder=embedder, judge=False)
+    twice = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="twice", embedder=embedder, judge=False,
+                           repeat=2)
+    repeats = json.loads((twice.path / "metrics.json").read_text())["repeats"]
+    assert repeats["n"] == 2 and set(repeats["spread"]) >= {"rouge_l", "chrf", "semantic_similarity"}
+    assert all(v == 0.0 for v in repeats["spread"].values())
+    assert all(len(v) == 2 and v[0] == v[1] for v in repeats["means"].values())
+    assert twice.metrics["metrics"] == single.metrics["metrics"]
+    assert make_baseline(twice)["measured"]["repeats"] == 2
+    with pytest.raises(Exception, match="--repeat must be at least 1"):
+        run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="zero", embedder=embedder, judge=False, repeat=0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,19 @@ log = logging.getLogger(__name__)
 # then cp1252/Latin-1 for legacy files. Latin-1 decodes any byte string, so binary data is caught beforehand.
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
+# Reading opens the file once and checks the open descriptor, so what is checked is what is read (no check/read
+# race): O_NOFOLLOW refuses a symlink swapped in for a checked file, O_NONBLOCK keeps a FIFO from blocking the
+# open. Folders on the way are opened with O_PATH where it exists: a lookup needs only search permission, as a
+# path walk does.
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
+_LINK_ERRNOS = {errno.ELOOP, errno.EMLINK, errno.ENOTDIR}  # what O_NOFOLLOW / O_DIRECTORY give for a link
+_READ_CHUNK = 1 << 20
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -26,6 +41,8 @@ class SourceFile:
     path: Path  # absolute
     source: str  # relative to root, POSIX separators
     root: Path
+    target: Path | None = None  # a symlink's target as discovery resolved (and checked) it: what is read
+    confined: bool = True  # read through real folders under `root` only (False when following symlinks)
 
 
 def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *, follow_symlinks: bool = False
@@ -46,7 +63,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
                 skipped.append(SkippedFile(str(raw), f"unsupported file type {path.suffix or '(none)'}; "
                                                      f"supported: {', '.join(sorted(exts))}"))
                 continue
-            found.append(SourceFile(path, path.name, root))
+            found.append(SourceFile(path, path.name, root, confined=not follow_symlinks))
             continue
         root = given.resolve()
         visited: set[Path] = set()
@@ -70,6 +87,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
                 if path.suffix.lower() not in exts:
                     continue
                 rel = path.relative_to(root).as_posix()
+                target = None
                 if path.is_symlink():
                     try:
                         target = path.resolve(strict=True)
@@ -79,7 +97,7 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
                     if not follow_symlinks and root not in target.parents:
                         skipped.append(SkippedFile(rel, "symlink points outside the ingest root"))
                         continue
-                found.append(SourceFile(path, rel, root))
+                found.append(SourceFile(path, rel, root, target, confined=not follow_symlinks))
     unique = {(str(f.root), f.source): f for f in found}  # a file given twice is ingested once
     return sorted(unique.values(), key=lambda f: (str(f.root), f.source)), skipped
 
@@ -89,23 +107,105 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def read_bytes(file: SourceFile, max_file_size_mb: float) -> bytes:
-    """Read a file's bytes, refusing files over the size limit. Raises DocumentError."""
-    try:
-        size = file.path.stat().st_size
-    except OSError as exc:
-        raise DocumentError(file.source, f"cannot stat file: {exc.strerror}") from exc
+    """Read a file's bytes, refusing files over the size limit. Raises DocumentError.
+
+    What is read is what discovery checked: the file is opened once, without following a symlink swapped in
+    for it (a link discovery resolved is read at its checked target) and, unless symlinks are followed, only
+    through real folders under its root; without blocking. Only a regular file is read; its size is checked on
+    the open descriptor and at most limit + 1 bytes are read, so a file that grows meanwhile is refused too.
+    """
     limit = int(max_file_size_mb * 1024 * 1024)
-    if size > limit:
-        raise DocumentError(file.source, f"file is {size:,} bytes, over max_file_size_mb={max_file_size_mb:g} "
-                                         f"({limit:,} bytes)")
-    if size == 0:
-        raise DocumentError(file.source, "file is empty")
+    fd = _open_checked(file)
     try:
-        return file.path.read_bytes()
+        info = os.fstat(fd)
+        _require_regular(file, info.st_mode)
+        if info.st_size > limit:
+            raise DocumentError(file.source, f"file is {info.st_size:,} bytes, over max_file_size_mb="
+                                             f"{max_file_size_mb:g} ({limit:,} bytes)")
+        if info.st_size == 0:
+            raise DocumentError(file.source, "file is empty")
+        data = _read_at_most(fd, limit + 1, file.source)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise DocumentError(file.source, f"file grew past max_file_size_mb={max_file_size_mb:g} ({limit:,} bytes) "
+                                         "while being read")
+    if not data:
+        raise DocumentError(file.source, "file is empty")
+    return data
+
+
+def _open_checked(file: SourceFile) -> int:
+    """A read-only descriptor on the file discovery checked; DocumentError naming the file otherwise."""
+    where = file.target or file.path
+    try:
+        if file.confined and os.open in os.supports_dir_fd:
+            return _open_under(file.root, where, file.source)
+        return os.open(where, _READ_FLAGS)
     except PermissionError as exc:
         raise DocumentError(file.source, "permission denied (file is not readable)") from exc
     except OSError as exc:
+        if exc.errno in _LINK_ERRNOS:
+            swapped = _symlink_on_the_way(file.root if file.confined else where.parent, where)
+            if swapped is not None:
+                raise DocumentError(file.source, f"{swapped} was replaced by a symlink after it was checked; "
+                                                 "not followed") from exc
         raise DocumentError(file.source, f"cannot read file: {exc.strerror}") from exc
+
+
+def _open_under(root: Path, where: Path, source: str) -> int:
+    """Open `where` by walking down from `root`, refusing a symlink at every step (openat + O_NOFOLLOW)."""
+    try:
+        parts = where.relative_to(root).parts
+    except ValueError:
+        raise DocumentError(source, "is not under its ingest root") from None
+    if not parts:
+        raise DocumentError(source, "cannot read file: Is a directory")
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(parts[-1], _READ_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _symlink_on_the_way(base: Path, where: Path) -> str | None:
+    """For the error message only: 'the file' or 'folder x' if that part of `where` below `base` is a link now."""
+    try:
+        parts = where.relative_to(base).parts
+    except ValueError:
+        return None
+    for depth in range(1, len(parts) + 1):
+        if Path(base, *parts[:depth]).is_symlink():
+            return "the file" if depth == len(parts) else f"folder {'/'.join(parts[:depth])}"
+    return None
+
+
+def _require_regular(file: SourceFile, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise DocumentError(file.source, f"cannot read file: {os.strerror(errno.EISDIR)}")
+    kind = next((name for test, name in _NOT_REGULAR if test(mode)), "an unknown kind of file")
+    raise DocumentError(file.source, f"not a regular file ({kind}); only regular files are read")
+
+
+def _read_at_most(fd: int, most: int, source: str) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while total < most:
+        try:
+            chunk = os.read(fd, min(_READ_CHUNK, most - total))
+        except OSError as exc:
+            raise DocumentError(source, f"cannot read file: {exc.strerror}") from exc
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
 
 
 def decode_text(data: bytes, source: str) -> str:

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 CONTROLLED = ("name", "out_dir", "result_json")
 # parameters that decide what a collection holds
 CHUNKING = ("corpus", "chunk_size", "chunk_overlap", "collection", "chroma_path", "chroma_host", "chroma_port")
-SUMMARY_METRICS = ("ndcg@10", "recall@5", "mrr@10", "nonllm_context_recall", "nonllm_context_precision",
-                   "semantic_similarity", "chrf", "rouge_l", "faithfulness", "answer_relevancy")
+SUMMARY_METRICS = ("ndcg@10", "recall@5", "mrr@10", "evidence_recall@5", "evidence_precision@5",
+                   "nonllm_context_recall", "nonllm_context_precision", "semantic_similarity", "chrf", "rouge_l",
+                   "faithfulness", "answer_relevancy")
 DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
 
 

@@ -92,12 +92,20 @@ NBSTRIP_EXTRA_KEYS := metadata.papermill cell.metadata.papermill cell.metadata.e
 
 # JupyterLab on the project's environment: notebooks/ as root, a token (JUPYTER_TOKEN, or a fresh one, printed),
 # the store from config.yaml / environment (CHROMA_PATH, CHROMA_HOST, ... as for the CLI), loopback unless LAB_IP.
+# The token reaches Jupyter through the environment (it reads JUPYTER_TOKEN), never on its command line, which
+# every user of the machine can read with `ps`.
 lab: $(STAMP)
-	@token="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
-	echo "JupyterLab token: $$token"; \
-	echo "open http://$(LAB_IP):$(LAB_PORT)/lab?token=$$token"; \
+	@if [ -n "$${JUPYTER_TOKEN:-}" ]; then \
+	  echo "JupyterLab token: the one in JUPYTER_TOKEN"; \
+	  echo "open http://$(LAB_IP):$(LAB_PORT)/lab (and enter it)"; \
+	else \
+	  JUPYTER_TOKEN="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')" || exit 1; \
+	  echo "JupyterLab token: $$JUPYTER_TOKEN"; \
+	  echo "open http://$(LAB_IP):$(LAB_PORT)/lab?token=$$JUPYTER_TOKEN"; \
+	fi; \
+	export JUPYTER_TOKEN; \
 	AXIOM_PROJECT_ROOT="$(CURDIR)" exec $(VENV)/bin/jupyter lab --no-browser --ip "$(LAB_IP)" --port "$(LAB_PORT)" \
-	  --ServerApp.root_dir="$(CURDIR)/notebooks" --IdentityProvider.token="$$token" \
+	  --ServerApp.root_dir="$(CURDIR)/notebooks" \
 	  --LabApp.extension_manager=readonly $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Notebooks are committed without outputs or execution counts (tests/notebooks checks it).

@@ -104,6 +104,12 @@ class GenerationSettings(_Section):
     backoff_initial_seconds: float = Field(0.5, ge=0)
     backoff_max_seconds: float = Field(8.0, ge=0)
     extractive_sentences: int = Field(3, gt=0, le=20)
+    # the circuit breaker on the LLM (axiom/breaker.py; `axiom serve` has one per process): this many failed calls
+    # within the window open it; while open, answers are extractive (degraded) without calling the LLM; after
+    # breaker_open_seconds one trial call is let through, and its success closes it
+    breaker_failures: int = Field(5, ge=0, description="failed LLM calls within the window that open it; 0: off")
+    breaker_window_seconds: float = Field(60.0, gt=0)
+    breaker_open_seconds: float = Field(30.0, gt=0)
 
     @property
     def resolved_provider(self) -> Literal["openai", "extractive"]:
@@ -141,6 +147,7 @@ class ServiceSettings(_Section):
     """`axiom serve`: the API (query, ingest) and the health + metrics sidecar."""
 
     api_keys: list[SecretStr] = Field(default_factory=list, description="empty: the API is open (a warning is logged)")
+    min_api_key_chars: int = Field(16, ge=1, description="`axiom serve` refuses shorter keys in AXIOM_API_KEYS")
     host: str = "127.0.0.1"
     sidecar_port: int = Field(5000, gt=0, lt=65536)
     api_port: int = Field(8000, gt=0, lt=65536)
@@ -152,6 +159,13 @@ class ServiceSettings(_Section):
     cache_ttl_seconds: float = Field(300.0, gt=0)
     health_timeout_seconds: float = Field(2.0, gt=0)
     shutdown_grace_seconds: float = Field(8.0, ge=0, description="in-flight requests get this long on SIGTERM")
+    request_timeout_seconds: float = Field(
+        60.0, gt=0, description="a /query's time budget: the LLM's attempts and back-off stop when it runs out and "
+                                "the answer is extractive, flagged degraded")
+    max_concurrent_requests: int = Field(
+        64, gt=0, le=1000, description="/query and /ingest in flight at once; one more is refused at once with 503 "
+                                       "and Retry-After")
+    retry_after_seconds: int = Field(2, gt=0, le=3600, description="the Retry-After of a 503 for overload")
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -211,10 +225,15 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as plain JSON, secrets masked (for run manifests and logs)."""
+        """Settings as plain JSON, secrets masked (for run manifests and logs): keys as `***`, and the endpoint
+        URLs without the credentials they may carry (`user:pass@`, `?api-key=...`)."""
+        from axiom.redaction import redact_url
+
         data = self.model_dump(mode="json")
         key = data["generation"].get("api_key")
         data["generation"]["api_key"] = "***" if key else None
+        data["generation"]["base_url"] = redact_url(data["generation"].get("base_url"))
+        data["evaluation"]["judge_base_url"] = redact_url(data["evaluation"].get("judge_base_url"))
         return data
 
 
@@ -236,6 +255,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "EVAL_LLM_MODEL": ("evaluation", "judge_model"),
     "EVAL_LLM_BASE_URL": ("evaluation", "judge_base_url"),
     "AXIOM_API_KEYS": ("service", "api_keys"),
+    "AXIOM_REQUEST_TIMEOUT_SECONDS": ("service", "request_timeout_seconds"),
+    "AXIOM_MAX_CONCURRENT_REQUESTS": ("service", "max_concurrent_requests"),
 }
 _ENV_BY_KEY = {v: k for k, v in ENV_VARS.items()}
 

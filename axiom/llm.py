@@ -4,28 +4,77 @@ Used by the `openai` generator, OpenAI embeddings and (through `async_openai_cli
 evaluation metrics. Retries use tenacity: exponential backoff with jitter on 429, 5xx, timeouts,
 connection errors and malformed replies, honouring `Retry-After`; other errors (400, 401, 403, 404) fail at
 once. The API key is never logged or put into an error message.
+
+Bounds on a chat completion (what `axiom serve` uses against a slow or failing LLM):
+- a deadline (`llm_deadline`, per thread/context): every attempt's timeout is cut to the time left, and no retry
+  starts (nor back-off or Retry-After is waited for) when it could not start before the deadline; the LLMError
+  then says the deadline was reached;
+- a circuit breaker (`axiom.breaker`, optional): while it is open the endpoint is not called (`CircuitOpenError`);
+  each call that fails for a reason about the endpoint (5xx, 429, timeouts, connection, malformed replies,
+  401/403/404) counts as one failure, however many attempts it made; a 400/413/422 about that one request does not.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential_jitter,
+)
 
+from axiom.breaker import CircuitBreaker, CircuitOpenError
 from axiom.config import GenerationSettings
 from axiom.errors import LLMError
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_SECONDS = 60.0
+MIN_ATTEMPT_SECONDS = 0.05  # an attempt is not started with less time than this before the deadline
+REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})  # about one request, not the endpoint: not a breaker failure
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float  # time.monotonic()
+    label: str  # how a reason names it, e.g. "the request deadline of 60s (service.request_timeout_seconds)"
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("axiom_llm_deadline", default=None)
+
+
+@contextmanager
+def llm_deadline(seconds: float, label: str, *, start: float | None = None) -> Iterator[Deadline]:
+    """Chat completions made inside (in this thread or context) end by `start + seconds` (`time.monotonic()`,
+    default now): attempts, back-off and Retry-After included."""
+    deadline = Deadline((time.monotonic() if start is None else start) + seconds, label)
+    token = _deadline.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _deadline.reset(token)
 
 
 class MalformedReplyError(Exception):
     """The endpoint answered 2xx but the body is not a usable completion."""
+
+
+class NotAttemptedError(LLMError):
+    """The deadline had passed before the call: the endpoint was not called (not a failure of the endpoint)."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -85,47 +134,110 @@ class ChatResult:
     model: str = ""
 
 
+def counts_against_endpoint(exc: BaseException | None) -> bool:
+    """Whether a call that ended in `exc` says the endpoint is failing (a circuit breaker failure)."""
+    return not (isinstance(exc, openai.APIStatusError) and exc.status_code in REQUEST_SPECIFIC_STATUSES)
+
+
 class LLMClient:
     def __init__(self, *, model: str, api_key: str | None, base_url: str | None, timeout: float = 30.0,
-                 max_retries: int = 3, backoff_initial: float = 0.5, backoff_max: float = 8.0) -> None:
+                 max_retries: int = 3, backoff_initial: float = 0.5, backoff_max: float = 8.0,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.model = model
         self.base_url = base_url
+        self.timeout = timeout
         self.max_retries = max_retries
+        self.breaker = breaker  # chat completions only
         self._wait = _Wait(backoff_initial, backoff_max)
         # the client's own retries are off: tenacity owns the policy
         self._client = openai.OpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
                                      max_retries=0)
 
     @classmethod
-    def from_settings(cls, gen: GenerationSettings) -> LLMClient:
+    def from_settings(cls, gen: GenerationSettings, *, breaker: CircuitBreaker | None = None) -> LLMClient:
         return cls(model=gen.model, api_key=gen.api_key.get_secret_value() if gen.api_key else None,
                    base_url=gen.base_url, timeout=gen.timeout_seconds, max_retries=gen.max_retries,
-                   backoff_initial=gen.backoff_initial_seconds, backoff_max=gen.backoff_max_seconds)
+                   backoff_initial=gen.backoff_initial_seconds, backoff_max=gen.backoff_max_seconds,
+                   breaker=breaker)
 
-    def _retrying(self) -> Retrying:
+    def _retrying(self, deadline: Deadline | None = None, cut: dict[str, bool] | None = None) -> Retrying:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning("LLM call failed (%s); retry %d of %d", describe(exc) if exc else "?",
                         state.attempt_number, self.max_retries)
 
-        return Retrying(retry=retry_if_exception(is_retryable), stop=stop_after_attempt(self.max_retries + 1),
+        def out_of_time(state: RetryCallState) -> bool:  # tenacity computes the wait before asking
+            if deadline is None or deadline.remaining() - (state.upcoming_sleep or 0.0) >= MIN_ATTEMPT_SECONDS:
+                return False
+            if cut is not None:
+                cut["deadline"] = True
+            return True
+
+        return Retrying(retry=retry_if_exception(is_retryable),
+                        stop=stop_any(stop_after_attempt(self.max_retries + 1), out_of_time),
                         wait=self._wait, before_sleep=before_sleep, reraise=True)
 
-    def _run(self, what: str, fn: Any) -> tuple[Any, int]:
-        retrying = self._retrying()
+    def _run(self, what: str, fn: Any, deadline: Deadline | None = None,
+             cut: dict[str, bool] | None = None) -> tuple[Any, int]:
+        """`fn` under the retry policy; with a deadline, `cut["deadline"]` is set by whoever stops for it (the
+        retry policy here, or `fn` when it shortened the timeout of an attempt that then timed out)."""
+        cut = {} if cut is None else cut
+        retrying = self._retrying(deadline, cut)
         try:
             result = retrying(fn)
         except Exception as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
+            if deadline is not None and cut.get("deadline"):
+                raise LLMError(f"{what} stopped at {deadline.label} after {attempts} attempt(s) "
+                               f"(last: {describe(exc)})") from exc
             raise LLMError(f"{what} failed after {attempts} attempt(s): {describe(exc)}") from exc
         return result, retrying.statistics.get("attempt_number", 1)
 
     def chat(self, messages: Sequence[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 512
              ) -> ChatResult:
+        """One chat completion under the retry policy, the deadline of `llm_deadline` (if any) and the circuit
+        breaker (if any). Raises LLMError (CircuitOpenError when the breaker refused)."""
+        permit = None
+        if self.breaker is not None:
+            permit = self.breaker.acquire()
+            if permit is None:
+                raise CircuitOpenError(self.breaker.describe())
+        try:
+            result = self._chat(messages, temperature=temperature, max_tokens=max_tokens)
+        except LLMError as exc:
+            if permit is not None:
+                if not isinstance(exc, NotAttemptedError) and counts_against_endpoint(exc.__cause__):
+                    permit.failure(describe(exc.__cause__) if exc.__cause__ else exc.message)
+                else:
+                    permit.release()
+            raise
+        except BaseException:
+            if permit is not None:
+                permit.release()
+            raise
+        if permit is not None:
+            permit.success()
+        return result
+
+    def _chat(self, messages: Sequence[dict[str, str]], *, temperature: float, max_tokens: int) -> ChatResult:
+        deadline = _deadline.get()
+        if deadline is not None and deadline.remaining() < MIN_ATTEMPT_SECONDS:
+            raise NotAttemptedError(f"chat completion not attempted: {deadline.label} was reached before the LLM "
+                                    "was called")
+        cut: dict[str, bool] = {}
+
         def call() -> ChatResult:
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, max(deadline.remaining(), MIN_ATTEMPT_SECONDS))
             try:
                 reply = self._client.chat.completions.create(model=self.model, messages=list(messages),
-                                                             temperature=temperature, max_tokens=max_tokens)
+                                                             temperature=temperature, max_tokens=max_tokens,
+                                                             timeout=timeout)
+            except openai.APITimeoutError:
+                if timeout < self.timeout:
+                    cut["deadline"] = True  # this attempt's timeout was the deadline's
+                raise
             except ValueError as exc:  # body that is not JSON
                 raise MalformedReplyError(str(exc)) from exc
             choices = getattr(reply, "choices", None)
@@ -140,7 +252,7 @@ class LLMClient:
                          "completion_tokens": int(reply.usage.completion_tokens or 0)}
             return ChatResult(text=content.strip(), usage=usage, model=getattr(reply, "model", "") or self.model)
 
-        result, attempts = self._run("chat completion", call)
+        result, attempts = self._run("chat completion", call, deadline, cut)
         result.attempts = attempts
         return result
 

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from axiom.config import LoggingSettings
+from axiom.redaction import redact_urls
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 stage_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stage", default=None)
@@ -47,7 +49,22 @@ class ThirdPartyFilter(logging.Filter):
         return record.levelno >= max(self.level, logging.WARNING)
 
 
+def _without_url_credentials(value: Any) -> Any:
+    """Strings (also inside dicts, lists and tuples) with URL userinfo and query strings removed."""
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {k: _without_url_credentials(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_url_credentials(v) for v in value]
+    return value
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. Every string in it has URL credentials removed (`axiom.redaction.redact_urls`):
+    the OpenAI client and httpx log request URLs at DEBUG, which would carry a `user:pass@` or `?api-key=` given
+    in OPENAI_BASE_URL / EVAL_LLM_BASE_URL."""
+
     def format(self, record: logging.LogRecord) -> str:
         payload = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
@@ -62,10 +79,56 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+        return json.dumps(_without_url_credentials(payload), default=lambda o: redact_urls(str(o)))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+CONTINUATION = "  | "  # starts every further line of a text record (traceback, stack): never a record's first line
+
+
+def _control_escape(code: int) -> str:
+    short = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+    if code in short:
+        return short[code]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the bidirectional overrides (which
+# make a terminal show text in another order than it was written)
+_CONTROL_ESCAPES = str.maketrans({code: _control_escape(code) for code in (
+    *range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes, as the JSON format writes them (`\\n`, `\\r`, `\\t`,
+    `\\xNN`, `\\uNNNN`): whatever a question holds, it cannot start a new log line or drive the terminal."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """`LOG_FORMAT=text`: TEXT_FORMAT with the record's line escaped (`escape_controls`) and URL credentials
+    removed. A traceback or stack keeps its lines, each escaped and starting with CONTINUATION, so a record's
+    first line is the only one that starts with a timestamp and no input can forge another record."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        out = escape_controls(redact_urls(self.formatMessage(record)))
+        blocks = []
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            blocks.append(record.exc_text)
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        for block in blocks:
+            for line in redact_urls(block).split("\n"):
+                out += "\n" + CONTINUATION + escape_controls(line)
+        return out
 
 
 def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noqa: ANN001
@@ -74,7 +137,7 @@ def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noq
     for handler in list(root.handlers):
         if getattr(handler, "_axiom", False):
             root.removeHandler(handler)
-    formatter: logging.Formatter = JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter: logging.Formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
     if settings.file:
         Path(settings.file).parent.mkdir(parents=True, exist_ok=True)

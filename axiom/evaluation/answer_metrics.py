@@ -332,10 +332,25 @@ def cost_usd(prices: dict[str, float] | None, prompt_tokens: int, completion_tok
 
 
 class JudgeCache:
-    """One JSON file per judgement under `root/<2 hex>/<sha256>.json`, written atomically."""
+    """One JSON file per judgement under `root/<2 hex>/<sha256>.json`, written atomically. Private to its owner
+    (it holds questions, answers and references): files 0600, `root` and its folders 0700; a `root` left
+    more open by an older version is tightened on the first write when it holds nothing but cache folders."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_checked = False
+
+    def _private_dir(self, path: Path) -> None:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o777 != 0o700:
+            if path == self.root and not all(re.fullmatch(r"[0-9a-f]{2}", p.name) for p in path.iterdir()):
+                # holds other things than cache entries (judge_cache_dir pointed at a shared folder): leave it
+                log.warning("judge cache folder %s is readable by others; its entries stay private (0600)", path)
+                return
+            try:
+                path.chmod(0o700)
+            except OSError as exc:  # not ours: say so, but keep judging (the files themselves are 0600)
+                log.warning("judge cache folder %s is not private and cannot be made so (%s)", path, exc)
 
     @staticmethod
     def key(metric: str, model: str, inputs: dict[str, Any]) -> str:
@@ -359,9 +374,16 @@ class JudgeCache:
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._root_checked:
+            self._private_dir(self.root)
+            self._root_checked = True
+        if not path.parent.is_dir() or path.parent.stat().st_mode & 0o777 != 0o700:
+            self._private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False, allow_nan=True), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(record, ensure_ascii=False, allow_nan=True))
         os.replace(tmp, path)
 
 

@@ -230,8 +230,12 @@ def summarise_metric(values: list[float], statuses: list[str], reasons: list[str
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    """`data` as JSON, in a file only its owner can read (0600): run files hold questions and answers."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # also when the file was already there
+        f.write(text)
 
 
 def _json_clean(value: Any) -> Any:
@@ -502,24 +506,42 @@ def repeat_summary(means: dict[str, list[float | None]], repeat: int) -> dict[st
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
                      metrics_doc: dict[str, Any], results: pd.DataFrame) -> Path:
-    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>` (unique)."""
+    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>` (unique).
+
+    Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
+    is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
+    any URL credentials (`user:pass@`, `?api-key=...` of a judge or generator endpoint)."""
+    from axiom.redaction import redact_urls
+
+    def without_url_credentials(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_urls(value)
+        if isinstance(value, dict):
+            return {k: without_url_credentials(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [without_url_credentials(v) for v in value]
+        return value
+
     base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{safe_name(name)}"
     tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+        runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp.mkdir(mode=0o700)
+        tmp.chmod(0o700)  # mkdir's mode is reduced by the umask; this is exact
     except OSError as exc:
         raise _write_error(runs_dir, exc) from exc
     try:
         manifest = dict(manifest, run_id=base)
-        _write_json(tmp / MANIFEST, _json_clean(manifest))
-        _write_json(tmp / METRICS, _json_clean(metrics_doc))
+        _write_json(tmp / MANIFEST, without_url_credentials(_json_clean(manifest)))
+        _write_json(tmp / METRICS, without_url_credentials(_json_clean(metrics_doc)))
         results.to_parquet(tmp / RESULTS_PARQUET, index=False)
         flat = results.copy()
         for column in LIST_COLUMNS:
             if column in flat.columns:
                 flat[column] = [json.dumps(list(v), ensure_ascii=False) for v in flat[column]]
         flat.to_csv(tmp / RESULTS_CSV, index=False)
+        for written in (tmp / RESULTS_PARQUET, tmp / RESULTS_CSV):  # inside the 0700 folder since their creation
+            written.chmod(0o600)
         for n in range(1, 1000):
             final = runs_dir / (base if n == 1 else f"{base}-{n}")
             try:

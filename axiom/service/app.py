@@ -5,8 +5,9 @@
   enough), OpenAPI docs at /docs.
 
 Errors are JSON everywhere: {"error": kind, "message": ..., "request_id": ...}; typed Axiom errors map to statuses
-in `STATUS_BY_ERROR`. Query and ingest are sync endpoints, so FastAPI runs them in its threadpool (ChromaDB and
-the embedding model block); health and metrics are async and never wait for that pool.
+in `STATUS_BY_ERROR`. Query and ingest take a slot of the concurrency cap on the event loop (503 `overloaded`
+with Retry-After when none is free, see `limits.py`), then run in the threadpool (ChromaDB and the embedding
+model block); health and metrics are async and never wait for that pool.
 """
 
 # no `from __future__ import annotations` here: FastAPI must see the real classes of the endpoint parameters,
@@ -40,6 +41,7 @@ from axiom.redaction import redact
 from axiom.retrieval import RETRIEVERS
 from axiom.service.auth import ApiKeyAuth, api_key_scheme, bearer_scheme
 from axiom.service.cache import cache_key
+from axiom.service.limits import request_deadline
 from axiom.service.middleware import RequestContextMiddleware, error_body
 from axiom.service.state import ServiceState
 
@@ -152,6 +154,9 @@ class ErrorOut(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 409, 413, 415, 503)}
+ERROR_RESPONSES[503] = {"model": ErrorOut, "description": "the store is unavailable (`store_unavailable`, "
+                        "`store_error`), or service.max_concurrent_requests requests are in flight (`overloaded`, "
+                        "with a Retry-After header)"}
 
 
 # -- error handlers -----------------------------------------------------------------------------------
@@ -179,7 +184,7 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> JSONR
 
 
 async def _on_http(request: Request, exc: HTTPException) -> JSONResponse:
-    kind = _KIND_BY_STATUS.get(exc.status_code, "error")
+    kind = getattr(exc, "kind", None) or _KIND_BY_STATUS.get(exc.status_code, "error")
     return JSONResponse(error_body(kind, str(exc.detail), request_id_var.get()), exc.status_code,
                         headers=getattr(exc, "headers", None))
 
@@ -259,8 +264,10 @@ def resolve_under_root(root: Path, raw: str) -> Path:
     return real
 
 
-def answer_query(state: ServiceState, question: str, top_k: int | None, retriever: str | None) -> dict[str, Any]:
-    """One /query, in a threadpool thread: cache lookup, then the pipeline."""
+def answer_query(state: ServiceState, question: str, top_k: int | None, retriever: str | None,
+                 started: float | None = None) -> dict[str, Any]:
+    """One /query, in a threadpool thread: cache lookup, then the pipeline, whose LLM call ends by the request
+    deadline (`service.request_timeout_seconds` after `started`, a `time.monotonic()`; default: now)."""
     settings = state.settings
     retriever = retriever or settings.retrieval.retriever
     top_k = top_k or settings.retrieval.top_k
@@ -273,7 +280,8 @@ def answer_query(state: ServiceState, question: str, top_k: int | None, retrieve
         timings: dict[str, float] = {}
         token = stage_timings_var.set(timings)
         try:
-            answer = state.pipeline.ask(question, top_k=top_k, retriever=retriever)
+            with request_deadline(settings.service, started):
+                answer = state.pipeline.ask(question, top_k=top_k, retriever=retriever)
         finally:
             stage_timings_var.reset(token)
         answer.request_id = request_id
@@ -325,13 +333,16 @@ def create_api_app(state: ServiceState) -> FastAPI:
 
     @app.post("/query", response_model=AnswerOut, dependencies=guarded, tags=["query"],
               summary="Answer a question with numbered citations", responses=ERROR_RESPONSES)
-    def query(body: QueryRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        return answer_query(state, body.question, body.top_k, body.retriever)  # type: ignore[attr-defined]
+    async def query(body: QueryRequest) -> dict[str, Any]:  # type: ignore[valid-type]
+        started = time.monotonic()  # the deadline counts from here: the wait for a thread is in it
+        request: Any = body
+        return await state.limit.run("/query", answer_query, state, request.question, request.top_k,
+                                     request.retriever, started)
 
     @app.post("/ingest", response_model=IngestOut, dependencies=guarded, tags=["ingest"],
               summary="Ingest folders or files under the data root", responses=ERROR_RESPONSES)
-    def ingest(body: IngestRequest) -> dict[str, Any]:
-        return run_ingest(state, body.paths, body.prune)
+    async def ingest(body: IngestRequest) -> dict[str, Any]:
+        return await state.limit.run("/ingest", run_ingest, state, body.paths, body.prune)
 
     if service.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=service.cors_origins, allow_methods=["GET", "POST"],

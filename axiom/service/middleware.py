@@ -1,9 +1,14 @@
-"""The ASGI middleware around both apps: request id, body size limit, access log, request metrics, last-resort
-500. A plain ASGI middleware (not BaseHTTPMiddleware) so the request id contextvar is set in the task that runs
-the endpoint, and copied from there into the threadpool that runs sync endpoints."""
+"""The ASGI middleware around both apps: request id, API key check, body size limit, access log, request
+metrics, last-resort 500. A plain ASGI middleware (not BaseHTTPMiddleware) so the request id contextvar is set in
+the task that runs the endpoint, and copied from there into the threadpool that runs sync endpoints.
+
+Order for each request: request id; then, for a route guarded by an `ApiKeyAuth` dependency, the key (401
+before routing, before the Content-Length check and before any byte of the body is read: see
+`axiom.service.auth`); then the body size limit; then the app."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -11,9 +16,18 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axiom.observability import REQUESTS, accept_request_id, count_error, request_id_var
+from axiom.service.auth import (
+    UNAUTHORIZED_HEADERS,
+    UNAUTHORIZED_MESSAGE,
+    ApiKeyAuth,
+    guarded_routes,
+    presented_key,
+)
 
 log = logging.getLogger("axiom.service.access")
 
@@ -44,6 +58,34 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._guards: list[tuple[Any, ApiKeyAuth]] = []
+        self._guards_of: tuple[int, int] | None = None  # (id, length) of the routes list they were read from
+
+    def _auth_for(self, scope: Scope) -> ApiKeyAuth | None:
+        """The ApiKeyAuth of the route this request goes to (path and method both match), or None."""
+        routes = getattr(scope.get("app"), "routes", None) or []
+        if self._guards_of != (id(routes), len(routes)):
+            self._guards = guarded_routes(scope.get("app"))
+            self._guards_of = (id(routes), len(routes))
+        for route, auth in self._guards:
+            if route.matches(scope)[0] is Match.FULL:
+                return auth
+        return None
+
+    async def _unauthorized(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """The 401, as the app's own handler would give it: with the CORS headers when CORS is on (so a browser
+        page on an allowed origin can read it), through a copy of the CORS layer wrapped around the reply."""
+
+        async def reply(scope: Scope, receive: Receive, send: Send) -> None:
+            await send_json(send, 401, error_body("unauthorized", UNAUTHORIZED_MESSAGE, request_id),
+                            headers=UNAUTHORIZED_HEADERS)
+
+        if isinstance(self.app, CORSMiddleware):
+            cors = copy.copy(self.app)
+            cors.app = reply
+            await cors(scope, receive, send)
+        else:
+            await reply(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,8 +120,11 @@ class RequestContextMiddleware:
             return message
 
         try:
+            auth = self._auth_for(scope)
             length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            if auth is not None and not auth.check(presented_key(headers)):
+                await self._unauthorized(scope, receive, send_with_id, request_id)
+            elif length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
                 bad = not length.isdigit()
                 await send_json(send_with_id, 400 if bad else 413, error_body(
                     "bad_request" if bad else "payload_too_large",

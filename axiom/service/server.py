@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Iterator
 
+import anyio.to_thread
 import uvicorn
 from fastapi import FastAPI
 
@@ -25,6 +26,7 @@ from axiom.config import Settings, log_generator_choice
 from axiom.errors import AxiomError
 from axiom.redaction import redact
 from axiom.service.app import create_api_app, create_sidecar_app
+from axiom.service.limits import THREAD_HEADROOM
 from axiom.service.state import ServiceState, build_state
 
 log = logging.getLogger("axiom.service")
@@ -77,6 +79,9 @@ def _server(app: FastAPI, grace: float) -> _Server:
 
 async def serve(state: ServiceState, api_sock: socket.socket, sidecar_sock: socket.socket) -> None:
     grace = state.settings.service.shutdown_grace_seconds
+    # the worker threads (40 by default) stay above the cap, so a capped request never waits for a thread
+    threads = anyio.to_thread.current_default_thread_limiter()
+    threads.total_tokens = max(threads.total_tokens, state.settings.service.max_concurrent_requests + THREAD_HEADROOM)
     servers = [_server(create_api_app(state), grace), _server(create_sidecar_app(state), grace)]
     loop = asyncio.get_running_loop()
     stopping = {"at": 0.0}

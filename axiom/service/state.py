@@ -6,6 +6,9 @@ Thread safety. Requests run in the threadpool, so the pipeline is used from many
   only compete for the same cores (torch already uses them all inside one call);
 - the retrievers are built up front, so no two requests race to build (and write) the same BM25 index;
 - ingests are serialised by a lock (a second concurrent one gets 409).
+
+Overload (see `axiom.service.limits`): the state holds the concurrency cap and, with the `openai` generator, the
+process's LLM circuit breaker, which /health reports (200 `degraded` while it is not closed) and /metrics exports.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from typing import Any
 import numpy as np
 
 from axiom import __version__
+from axiom.breaker import CircuitBreaker
 from axiom.config import Settings
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import StoreError
+from axiom.generation import make_generator
+from axiom.llm import LLMClient
 from axiom.observability import stage
 from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS
 from axiom.service.cache import QueryCache
+from axiom.service.limits import IN_FLIGHT, LLM_CIRCUIT_OPEN, ConcurrencyLimit
 from axiom.store import ChromaStore
 
 log = logging.getLogger(__name__)
@@ -80,11 +87,12 @@ class HealthChecker:
     deadline, on its own ChromaStore (so it never waits behind query traffic). Never touches the embedding model
     or the LLM."""
 
-    def __init__(self, settings: Settings, *, generator_name: str) -> None:
+    def __init__(self, settings: Settings, *, generator_name: str, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self.store = ChromaStore(settings.store)
         self.timeout = settings.service.health_timeout_seconds
         self.generator_name = generator_name
+        self.breaker = breaker
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="axiom-health")
 
     def _probe(self) -> dict[str, Any]:
@@ -101,13 +109,16 @@ class HealthChecker:
         generator: dict[str, Any] = {"name": self.generator_name}
         if self.generator_name == "openai":
             generator["model"] = s.generation.model
-        return {
+        payload = {
             "chroma": {"mode": s.store.mode, "location": self.store.where},
             "collection": {"name": s.store.collection, "chunks": None},
             "embedding_model": s.embeddings.model,
             "generator": generator,
             "version": __version__,
         }
+        if self.breaker is not None:
+            payload["llm_circuit"] = self.breaker.snapshot()
+        return payload
 
     async def check(self) -> HealthReport:
         """Returns within about `health_timeout_seconds` (a hung probe is abandoned in its own pool)."""
@@ -132,6 +143,9 @@ class HealthChecker:
             return self._unavailable(
                 payload, f"collection {self.settings.store.collection!r} does not exist on "
                          f"{payload['chroma']['location']}; ingest documents first (POST /ingest or axiom ingest)")
+        if self.breaker is not None and payload["llm_circuit"]["state"] != "closed":
+            # still 200: every query is answered, extractively (degraded), until a trial call to the LLM succeeds
+            return HealthReport(True, {"status": "degraded", "reason": self.breaker.describe(), **payload})
         return HealthReport(True, {"status": "ok", **payload})
 
     @staticmethod
@@ -149,6 +163,8 @@ class ServiceState:
     cache: QueryCache
     health: HealthChecker
     data_root: Path
+    limit: ConcurrencyLimit
+    breaker: CircuitBreaker | None = None  # the LLM's, with the openai generator
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
 
@@ -168,16 +184,26 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
         settings = settings.model_copy(deep=True)
         settings.ingest.follow_symlinks = False
     embedder = SerialEmbedder(make_embedder(settings.embeddings, settings.generation))
-    pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store))
+    generator = make_generator(settings.generation, embedder, redact_llm_input=settings.pii.redact_llm_input)
+    breaker: CircuitBreaker | None = None
+    client = getattr(generator, "client", None)
+    if isinstance(client, LLMClient):  # the openai generator: one breaker on its LLM for the process
+        llm_breaker = client.breaker = CircuitBreaker.from_settings(settings.generation)
+        LLM_CIRCUIT_OPEN.set_function(lambda: 0.0 if llm_breaker.state == "closed" else 1.0)
+        breaker = llm_breaker
+    else:
+        LLM_CIRCUIT_OPEN.set_function(lambda: 0.0)
+    pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store), generator=generator)
     for name in RETRIEVERS:  # built up front: see the module docstring
         pipeline.retriever(name)
-    _ = pipeline.generator
     if warm_up:
         t0 = time.perf_counter()
         embedder.warm_up()
         log.info("embedding model %s loaded in %.1fs", embedder.model_id, time.perf_counter() - t0)
     cache = QueryCache(settings.service.cache_size, settings.service.cache_ttl_seconds)
-    health = HealthChecker(settings, generator_name=settings.generation.resolved_provider)
+    health = HealthChecker(settings, generator_name=settings.generation.resolved_provider, breaker=breaker)
+    limit = ConcurrencyLimit.from_settings(settings.service)
+    IN_FLIGHT.set_function(lambda: limit.in_flight)
     # connect both stores now: the first connection imports chromadb (seconds), which no request should pay for
     for store in (pipeline.store, health.store):
         try:
@@ -186,4 +212,4 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
             log.warning("ChromaDB is not reachable yet (/health answers 503 until it is): %s", exc.message)
             break
     return ServiceState(settings=settings, pipeline=pipeline, cache=cache, health=health,
-                        data_root=Path(settings.service.data_root).resolve())
+                        data_root=Path(settings.service.data_root).resolve(), limit=limit, breaker=breaker)

@@ -44,6 +44,7 @@ from tests.containers import standins
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CANARY = f"sk-test-canary-{uuid.uuid4().hex[:12]}"
+API_KEY = f"axiom-test-key-{uuid.uuid4().hex}"  # >= 16 characters, as axiom serve requires
 PERSIST_COLLECTION = "persistence-probe"
 EVAL_QUESTIONS = 10
 DEFAULT_PORTS = {"AXIOM_SIDECAR_HOST_PORT": 5000, "AXIOM_API_HOST_PORT": 8000, "CHROMA_HOST_PORT": 8001,
@@ -108,10 +109,18 @@ def test_compose_config_needs_the_openai_key(tmp_path: Path) -> None:
         shutil.copy(REPO / name, tmp_path / name)
     compose = compose_base()
     env = clean_env()
-    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32})
+    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32, "AXIOM_API_KEYS": API_KEY})
     ok = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert CANARY not in ok.stdout + ok.stderr
+
+    # Without API keys compose refuses to start the stack, saying how to make one.
+    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32})
+    keyless = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True)
+    assert keyless.returncode != 0
+    assert "required variable AXIOM_API_KEYS is missing a value" in keyless.stderr, keyless.stderr
+    assert "secrets.token_urlsafe" in keyless.stderr and "at least 16 characters" in keyless.stderr
 
     # As a user who copied env.example and set nothing: compose stops and says what to do.
     shutil.copy(REPO / "env.example", tmp_path / ".env")
@@ -137,6 +146,9 @@ def test_compose_file_shape() -> None:
         assert svc["init"] is True
     assert services["axiom-backend"]["build"]["target"] == "backend"
     assert services["jupyterlab"]["build"]["target"] == "jupyter"
+    # unauthenticated ports (ChromaDB, the health/metrics sidecar) are published on loopback by default
+    assert services["chromadb"]["ports"] == ["${CHROMA_BIND_ADDRESS:-127.0.0.1}:${CHROMA_HOST_PORT:-8001}:8000"]
+    assert services["axiom-backend"]["ports"][0].startswith("${AXIOM_SIDECAR_BIND_ADDRESS:-127.0.0.1}:")
     assert spec["networks"]["axiom-network"]["driver"] == "bridge"
     assert "chroma_data" in spec["volumes"]
 
@@ -302,6 +314,7 @@ def stack(tmp_path: Path, container_report: list[str]) -> Iterator[Stack]:
         "OPENAI_API_KEY": CANARY,
         "LLM_PROVIDER": "extractive",  # the canary key must never be sent anywhere
         "JUPYTER_TOKEN": s.jupyter_token,
+        "AXIOM_API_KEYS": API_KEY,
         "LOG_FORMAT": "text",
         "AXIOM_IMAGE_NAME": s.image_name,
         **{name: str(port) for name, port in s.ports.items()},
@@ -392,6 +405,12 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     assert get(f"{jupyter}/api/status", token=s.jupyter_token).status_code == 200
     assert get(f"{jupyter}/api/status").status_code == 403, "JupyterLab must refuse requests without the token"
     assert get(f"http://127.0.0.1:{p['AXIOM_API_HOST_PORT']}/health").status_code == 200
+    # The published addresses: ChromaDB and the sidecar on loopback only, the (authenticated) API on all.
+    published = {svc: s.dc("port", svc, str(port)).stdout.strip()
+                  for svc, port in (("chromadb", 8000), ("axiom-backend", 5000))}
+    assert all(addr.startswith("127.0.0.1:") for addr in published.values()), published
+    assert s.dc("port", "axiom-backend", "8000").stdout.strip().startswith("0.0.0.0:")
+    report.append(f"published: {published}")
 
     s.dc("ps")
     s.dc("logs", "--tail", "20", "axiom-backend")
@@ -420,7 +439,9 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     question = "Who designed the lens that made lighthouse beams visible much farther out to sea?"
     answer = s.exec_json("axiom-backend", "axiom", "query", question, "--json")
     assert answer["answer"] and answer["citations"], answer
-    api = httpx.post(f"http://127.0.0.1:{p['AXIOM_API_HOST_PORT']}/query", json={"question": question}, timeout=120)
+    api_url = f"http://127.0.0.1:{p['AXIOM_API_HOST_PORT']}/query"
+    assert httpx.post(api_url, json={"question": question}, timeout=30).status_code == 401  # keys required
+    api = httpx.post(api_url, json={"question": question}, headers={"X-API-Key": API_KEY}, timeout=120)
     assert api.status_code == 200 and api.json()["citations"], api.text
     report.append("memory after ingest: " + s.run(["docker", "stats", "--no-stream", "--format",
                                                    "{{.Name}} {{.MemUsage}}"]).stdout.replace("\n", "; ").strip())

@@ -208,17 +208,20 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
             continue
         lower_better = name in LOWER_IS_BETTER
         threshold = entry.get("threshold")
-        if threshold is not None and base_mean is not None and entry.get("n"):
-            weight = 1.0 / float(entry["n"])
-            loosest = base_mean + weight if lower_better else base_mean - weight
-            effective = max(threshold, loosest) if lower_better else min(threshold, loosest)
+        if threshold is not None:
+            effective = threshold
+            if base_mean is not None and entry.get("n"):  # never tighter than one question's weight
+                weight = 1.0 / float(entry["n"])
+                loosest = base_mean + weight if lower_better else base_mean - weight
+                effective = max(threshold, loosest) if lower_better else min(threshold, loosest)
             if effective != threshold:
                 gate.notes.append(f"{name}: floor {threshold:.4f} is tighter than one question's weight; "
                                   f"using {effective:.4f}")
             check["threshold"] = effective
             if (mean > effective) if lower_better else (mean < effective):
+                base = "?" if base_mean is None else f"{base_mean:.4f}"
                 gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its floor "
-                                     f"{effective:.4f} (baseline {base_mean:.4f})")
+                                     f"{effective:.4f} (baseline {base})")
         drop = st["delta"] if lower_better or st["delta"] is None else -st["delta"]
         if st["verdict"] == WORSE and drop is not None and drop >= min_delta:
             low, high = st["ci"]

@@ -169,8 +169,10 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     tested = len(metrics) - len(too_few)
     if worse or better:
         parts.append("no other detectable change")
-    else:
+    elif tested:
         parts.append(f"{subject}: no detectable change on {tested} metric(s)")
+    else:
+        parts.append(f"{subject}: no metric could be tested")
     if too_few:
         parts.append("too few questions to tell on " + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
     head = next((m for m in headline if m in metrics and metrics[m].get("mde") is not None), None)

@@ -105,7 +105,8 @@ class RunRecord:
         return out
 
     def summary_table(self) -> str:
-        lines = [f"verdict: {self.gate.verdict}"] if self.gate is not None and self.gate.verdict else []
+        # the gate first: its verdict line, PASSED / FAILED and the failing metrics
+        lines = [self.gate.text()] if self.gate is not None else []
         lines += [f"{'metric':<26} {'mean':>7}  {'95% CI':<17} {'n':>4} {'unmeasured':>10} {'n/a':>4}"]
         for name, m in self.metrics.get("metrics", {}).items():
             mean = m.get("mean")
@@ -134,8 +135,6 @@ class RunRecord:
         gen_usage = usage.get("generation") or {}
         if gen_usage.get("total_tokens"):
             lines.append(f"generator tokens: {gen_usage['total_tokens']}")
-        if self.gate is not None:
-            lines.append(self.gate.text())
         lines.append(f"run folder: {self.path}")
         return "\n".join(lines)
 

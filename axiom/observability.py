@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from axiom.config import LoggingSettings
-from axiom.redaction import redact_urls
+from axiom.redaction import redact_urls, redact_urls_in
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 stage_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("stage", default=None)
@@ -49,17 +48,6 @@ class ThirdPartyFilter(logging.Filter):
         return record.levelno >= max(self.level, logging.WARNING)
 
 
-def _without_url_credentials(value: Any) -> Any:
-    """Strings (also inside dicts, lists and tuples) with URL userinfo and query strings removed."""
-    if isinstance(value, str):
-        return redact_urls(value)
-    if isinstance(value, dict):
-        return {k: _without_url_credentials(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without_url_credentials(v) for v in value]
-    return value
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line. Every string in it has URL credentials removed (`axiom.redaction.redact_urls`):
     the OpenAI client and httpx log request URLs at DEBUG, which would carry a `user:pass@` or `?api-key=` given
@@ -79,7 +67,7 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(_without_url_credentials(payload), default=lambda o: redact_urls(str(o)))
+        return json.dumps(redact_urls_in(payload), default=lambda o: redact_urls(str(o)))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

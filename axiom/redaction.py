@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 PLACEHOLDERS = {"email": "[EMAIL]", "card": "[CARD]", "ssn": "[SSN]", "phone": "[PHONE]"}
 
@@ -134,3 +135,15 @@ def redact_urls(text: str) -> str:
     if "://" not in text:
         return text
     return _URL.sub(lambda m: redact_url(m.group(0)) or "", text)
+
+
+def redact_urls_in(value: Any) -> Any:
+    """`value` with `redact_urls` applied to every string in it, also inside dicts, lists and tuples (tuples
+    come back as lists, as JSON would write them)."""
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {k: redact_urls_in(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_urls_in(v) for v in value]
+    return value

@@ -510,16 +510,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
     Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
     is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
     any URL credentials (`user:pass@`, `?api-key=...` of a judge or generator endpoint)."""
-    from axiom.redaction import redact_urls
-
-    def without_url_credentials(value: Any) -> Any:
-        if isinstance(value, str):
-            return redact_urls(value)
-        if isinstance(value, dict):
-            return {k: without_url_credentials(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [without_url_credentials(v) for v in value]
-        return value
+    from axiom.redaction import redact_urls_in
 
     base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{safe_name(name)}"
     tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
@@ -531,8 +522,8 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
         raise _write_error(runs_dir, exc) from exc
     try:
         manifest = dict(manifest, run_id=base)
-        _write_json(tmp / MANIFEST, without_url_credentials(_json_clean(manifest)))
-        _write_json(tmp / METRICS, without_url_credentials(_json_clean(metrics_doc)))
+        _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest)))
+        _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc)))
         results.to_parquet(tmp / RESULTS_PARQUET, index=False)
         flat = results.copy()
         for column in LIST_COLUMNS:

@@ -8,19 +8,16 @@ differ. Baselines and the gate live in `gate.py`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from axiom.evaluation.stats import ZERO
-from axiom.evaluation.verdict import StatsConfig, compare_metrics, metrics_table, verdict_line
+from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
 
 if TYPE_CHECKING:
     from axiom.evaluation.runs import RunRecord
 
 
-def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -66,7 +63,7 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
         deltas = {}
         for m in metrics:
             va, vb = per_a[m].get(qid), per_b[m].get(qid)
-            if _finite(va) and _finite(vb) and abs(vb - va) > ZERO:
+            if is_finite(va) and is_finite(vb) and abs(vb - va) > ZERO:
                 deltas[m] = {"a": round(va, 6), "b": round(vb, 6), "delta": round(vb - va, 6)}
         total = sum(abs(d["delta"]) for d in deltas.values())
         changes.append({"id": qid, "question": questions.get(qid, ""), "total_abs_change": round(total, 6),

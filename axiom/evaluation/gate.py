@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, RegressionError, UsageError
-from axiom.evaluation.verdict import LOWER_IS_BETTER, WORSE, StatsConfig, compare_metrics, verdict_line
+from axiom.evaluation.verdict import (
+    LOWER_IS_BETTER,
+    WORSE,
+    StatsConfig,
+    compare_metrics,
+    is_finite,
+    verdict_line,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,8 +45,6 @@ BASELINE_FORMAT = 2
 DEFAULT_MIN_DELTA = 0.01
 
 
-def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -93,7 +98,7 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
         if floor_margin is not None and name not in LOWER_IS_BETTER and summary.get("n"):
             floor = min(mean - floor_margin, mean - 1.0 / summary["n"])
             entry["threshold"] = max(0.0, math.floor(floor * 100 + 1e-9) / 100)
-        entry["per_question"] = {k: v for k, v in record.per_question(name).items() if _finite(v)}
+        entry["per_question"] = {k: v for k, v in record.per_question(name).items() if is_finite(v)}
         metrics[name] = entry
     manifest = record.manifest
     return {

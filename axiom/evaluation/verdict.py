@@ -65,7 +65,8 @@ class StatsConfig:
                 f"intervals; MDE at {self.power:.0%} power")
 
 
-def _finite(x: Any) -> bool:
+def is_finite(x: Any) -> bool:
+    """A number that is not None or NaN (a measured value)."""
     return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
 
 
@@ -76,7 +77,7 @@ def _num(x: float) -> float | None:
 
 def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The question ids both sides measured (in A's order) and their values."""
-    ids = [i for i in a if i in b and _finite(a[i]) and _finite(b[i])]
+    ids = [i for i in a if i in b and is_finite(a[i]) and is_finite(b[i])]
     return ids, np.asarray([a[i] for i in ids], dtype=float), np.asarray([b[i] for i in ids], dtype=float)
 
 

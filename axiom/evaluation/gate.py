@@ -109,7 +109,7 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                            else "")),
         "dataset": manifest.get("dataset"), "corpus": {k: (manifest.get("corpus") or {}).get(k)
                                                        for k in ("path", "sha256", "files")},
-        "measured": {"run_id": manifest.get("run_id", record.path.name), "started": manifest.get("started"),
+        "measured": {"run_id": record.path.name, "started": manifest.get("started"),
                      "git": manifest.get("git"), "embedding_model": manifest.get("embedding_model"),
                      "index": manifest.get("index"), "retriever": manifest.get("retriever"),
                      "top_k": manifest.get("top_k"), "repeats": (record.metrics.get("repeats") or {}).get("n", 1),

@@ -505,14 +505,15 @@ def repeat_summary(means: dict[str, list[float | None]], repeat: int) -> dict[st
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
                      metrics_doc: dict[str, Any], results: pd.DataFrame) -> Path:
-    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>` (unique).
+    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC timestamp>-<n>-<name>`
+    when another run of that name started in the same second (the folder name always ends with the run's name).
 
     Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
     is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
     any URL credentials (`user:pass@`, `?api-key=...` of a judge or generator endpoint)."""
     from axiom.redaction import redact_urls_in
 
-    base = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{safe_name(name)}"
+    stamp, label = started.strftime('%Y%m%dT%H%M%SZ'), safe_name(name)
     tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -521,7 +522,6 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
     except OSError as exc:
         raise _write_error(runs_dir, exc) from exc
     try:
-        manifest = dict(manifest, run_id=base)
         _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest)))
         _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc)))
         results.to_parquet(tmp / RESULTS_PARQUET, index=False)
@@ -533,7 +533,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
         for written in (tmp / RESULTS_PARQUET, tmp / RESULTS_CSV):  # inside the 0700 folder since their creation
             written.chmod(0o600)
         for n in range(1, 1000):
-            final = runs_dir / (base if n == 1 else f"{base}-{n}")
+            final = runs_dir / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{n}-{label}")
             try:
                 tmp.rename(final)  # fails if the target exists (it is a non-empty folder)
             except OSError:
@@ -541,7 +541,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
                     continue
                 raise
             return final
-        raise EvaluationError(f"cannot find a free run folder name for {base} under {runs_dir}")
+        raise EvaluationError(f"cannot find a free run folder name for {stamp}-{label} under {runs_dir}")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):  # disk full, file too large, permissions: one clear error, nothing left

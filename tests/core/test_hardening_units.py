@@ -253,3 +253,14 @@ def test_make_lab_passes_the_token_in_the_environment(tmp_path: Path, given: str
         assert f"token={token}" in done.stdout  # a generated one is shown once, to the user who ran make
     assert not any(token in arg for arg in argv), argv  # not on the command line (`ps` shows it to everyone)
     assert not any("IdentityProvider.token" in arg or "ServerApp.token" in arg for arg in argv), argv
+
+
+def test_runs_started_in_the_same_second_get_distinct_folders_ending_with_their_name(tmp_path: Path) -> None:
+    from axiom.evaluation.runs import utc_now, write_run_folder
+
+    results = pd.DataFrame({"id": ["q1"], "question": ["q?"], "contexts": [["a"]]})
+    started = utc_now()
+    paths = [write_run_folder(tmp_path, "same", started, {"name": "same"}, {"metrics": {}}, results)
+             for _ in range(3)]
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    assert [p.name for p in paths] == [f"{stamp}-same", f"{stamp}-2-same", f"{stamp}-3-same"]

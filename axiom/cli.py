@@ -16,7 +16,7 @@ from typing import Any
 from axiom import __version__
 from axiom.config import Settings, load_settings, log_generator_choice
 from axiom.errors import AxiomError
-from axiom.observability import configure_logging
+from axiom.observability import apply_process_defaults, configure_logging
 
 log = logging.getLogger("axiom.cli")
 
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_process_defaults()
     try:
         settings = load_settings(args.config, overrides=settings_overrides(args))
     except AxiomError as exc:

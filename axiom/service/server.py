@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 import socket
 import time
@@ -24,6 +23,7 @@ from fastapi import FastAPI
 
 from axiom.config import Settings, log_generator_choice
 from axiom.errors import AxiomError
+from axiom.observability import apply_process_defaults
 from axiom.redaction import redact
 from axiom.service.app import create_api_app, create_sidecar_app
 from axiom.service.limits import THREAD_HEADROOM
@@ -117,9 +117,7 @@ def run(settings: Settings, *, ingest_first: bool = False) -> int:
     """`axiom serve`: bind both ports, load the pipeline once, serve until SIGTERM/SIGINT; returns 0."""
     logging.captureWarnings(True)  # library warnings become log lines (JSON when LOG_FORMAT=json)
     install_log_redaction()
-    # no progress bars on stderr (the model load draws one): stderr carries the log lines only
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    apply_process_defaults()  # among them: no progress bars on stderr, which carries the log lines only
     service = settings.service
     if service.api_port == service.sidecar_port:
         raise AxiomError(f"the API and the sidecar cannot share port {service.api_port}",

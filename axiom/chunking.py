@@ -52,11 +52,6 @@ def _strip(text: str, span: Span) -> Span | None:
     return (a, b) if b > a else None
 
 
-def split_spans(text: str, size: int) -> list[Span]:
-    """Sentence spans (words or characters where a sentence exceeds `size`), each at most `size` characters."""
-    return [span for span, _ in units(text, size)]
-
-
 def units(text: str, size: int) -> list[tuple[Span, bool]]:
     """(span, ends_paragraph) for every sentence of the text; over-long sentences are cut at words, then
     characters, so every span fits in `size`."""

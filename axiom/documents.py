@@ -275,20 +275,3 @@ def parse(file: SourceFile, data: bytes, content_hash: str) -> Document:
             raise DocumentError(file.source, "file holds only whitespace")
         pages = (Page(None, text),)
     return Document(source=file.source, pages=pages, content_hash=content_hash, root=str(file.root))
-
-
-def load_documents(paths: Iterable[str | os.PathLike[str]], *, max_file_size_mb: float = 20.0,
-                   extensions: Iterable[str] = (".txt", ".md", ".pdf")
-                   ) -> tuple[list[Document], list[SkippedFile]]:
-    """Load every readable file under `paths`; return the documents and the skipped files with reasons."""
-    files, skipped = discover(paths, extensions)
-    docs: list[Document] = []
-    for file in files:
-        try:
-            data = read_bytes(file, max_file_size_mb)
-            docs.append(parse(file, data, sha256_bytes(data)))
-        except DocumentError as exc:
-            skipped.append(SkippedFile(exc.path, exc.reason))
-    return docs, skipped
-
-

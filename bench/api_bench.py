@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from bench.common import REPO, percentile
+from tests.support.waiting import wait_for_http  # `python -m bench` runs from the repo root: `tests` imports
 
 
 def free_port() -> int:
@@ -67,20 +68,7 @@ def bench_api(store: Path, collection: str, questions: list[str], work: Path, *,
     api = f"http://127.0.0.1:{api_port}"
     headers = {"X-API-Key": key}
     try:
-        deadline = time.monotonic() + ready_timeout
-        with httpx.Client(trust_env=False, timeout=10) as probe:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"axiom serve exited with {proc.returncode}: "
-                                       f"{log_path.read_text(errors='replace')[-2000:]}")
-                try:
-                    if probe.get(f"{api}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"axiom serve not ready after {ready_timeout}s")
-                time.sleep(0.25)
+        wait_for_http(f"{api}/health", timeout=ready_timeout, process=proc, log=log_path, what="axiom serve")
         startup = time.perf_counter() - t_launch
 
         # warm-up (not timed): one request per client, with questions the timed phase does not use

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from axiom.chunking import chunk_document, chunk_id, chunker_signature
-from axiom.documents import load_documents
 from axiom.types import Chunk, Document, Page
+from tests.support.documents import load_documents
 
 SEED = 20240611
 

@@ -17,8 +17,9 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from axiom.chunking import chunk_document
-from axiom.documents import SourceFile, decode_text, discover, load_documents, read_bytes
+from axiom.documents import SourceFile, decode_text, discover, read_bytes
 from axiom.errors import DocumentError
+from tests.support.documents import load_documents
 
 REPO = Path(__file__).resolve().parents[2]
 EXTS = (".txt", ".md", ".pdf")
@@ -166,7 +167,7 @@ def test_unreadable_file_is_skipped_as_permission_denied(world_traversable_dir: 
         script = (
             "import json, sys\n"
             f"sys.path.insert(0, {str(REPO)!r})\n"
-            "from axiom.documents import load_documents\n"
+            "from tests.support.documents import load_documents\n"
             f"docs, skipped = load_documents([{str(root)!r}])\n"
             "print(json.dumps({'docs': [d.source for d in docs], 'skipped': [s.to_dict() for s in skipped]}))\n"
         )

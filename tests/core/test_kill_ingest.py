@@ -20,10 +20,10 @@ import pytest
 
 from axiom.chunking import chunk_document
 from axiom.config import Settings
-from axiom.documents import load_documents
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
 from tests.core.conftest import unique_collection
+from tests.support.documents import load_documents
 
 REPO = Path(__file__).resolve().parents[2]
 CHUNKING = {"chunk_size": 200, "chunk_overlap": 40}

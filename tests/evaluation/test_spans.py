@@ -10,7 +10,6 @@ import pytest
 from fpdf import FPDF
 from rapidfuzz import fuzz
 
-from axiom.documents import load_documents
 from axiom.evaluation import spans
 from axiom.evaluation.datasets import EvalItem, load_golden
 from axiom.evaluation.spans import (
@@ -27,6 +26,7 @@ from axiom.evaluation.spans import (
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
 from tests.evaluation.helpers import build_settings
+from tests.support.documents import load_documents
 
 BEES = [
     "# Honey bees",

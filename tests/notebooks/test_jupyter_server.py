@@ -20,6 +20,7 @@ import pytest
 
 from tests.notebooks.conftest import ALL_NOTEBOOKS, NOTEBOOKS, REPO, TINY_CORPUS
 from tests.support.chroma_server import free_port
+from tests.support.waiting import wait_for_http
 
 
 class Lab:
@@ -49,18 +50,8 @@ def lab(tmp_path: Path, clean_kernel_env: None) -> Iterator[Lab]:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = Lab(port, token, proc, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if server.api("GET", "/api/status").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"jupyter lab not up after 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_for_http(f"{server.base}/api/status", timeout=90, headers={"Authorization": f"token {token}"},
+                      process=proc, log=log, what="jupyter lab", interval=0.3)
         yield server
     finally:
         try:
@@ -130,7 +121,7 @@ def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dic
         # a BM25 query on the store the end-to-end run filled (no embedding model to load: a tiny query)
         code = (
             "import json, os, axiom\n"
-            "from axiom.notebook_runner import open_session\n"
+            "from axiom.notebook.session import open_session\n"
             f"session = open_session(corpus={str(TINY_CORPUS)!r}, chroma_path={str(executed['store'])!r},\n"
             "                       load_model=False)\n"
             "hits = session.pipeline.retrieve('Which volcano is the largest active one by volume?', top_k=2,\n"

@@ -16,11 +16,12 @@ import pytest
 from axiom.chunking import chunk_document
 from axiom.cli import main
 from axiom.config import load_settings
-from axiom.documents import discover, load_documents, parse, read_bytes, sha256_bytes
+from axiom.documents import discover, parse, read_bytes, sha256_bytes
 from axiom.errors import DocumentError
 from tests.core.test_documents import encrypt, make_pdf
 from tests.evaluation.helpers import clean_env, write_config
 from tests.reliability.conftest import run_cli, store_snapshot
+from tests.support.documents import load_documents
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # main() configures the root logger
 

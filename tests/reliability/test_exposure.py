@@ -6,7 +6,6 @@ tests/service/test_service.py; notebooks, Jupyter and images: see docs/SECURITY.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from axiom.evaluation.runs import run_evaluation
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 from tests.service.conftest import API_KEYS, OPENAI_SECRET, AxiomServer, client
+from tests.support.waiting import poll_until
 
 SECRETS = (*API_KEYS, OPENAI_SECRET)
 NEAR_MISS = API_KEYS[1][:-2] + "zz"  # a wrong key someone sends: not logged or echoed either
@@ -61,7 +61,9 @@ def test_every_response_is_free_of_secrets(responses: list[httpx.Response]) -> N
 
 def test_the_service_log_holds_no_secret(reliability_server: AxiomServer,
                                          responses: list[httpx.Response]) -> None:
-    time.sleep(0.3)  # the access lines are written after the responses
+    failing = ("POST /query 401", "POST /query 422")  # access lines are written after the responses
+    poll_until(lambda: all(line in reliability_server.log_text() for line in failing), timeout=10,
+               message=f"the access lines {failing} in {reliability_server.log_path}")
     text = reliability_server.log_text()
     assert "POST /query 401" in text and "POST /query 422" in text  # the failing requests were logged
     assert_clean(text, "the service log")

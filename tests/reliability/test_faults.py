@@ -25,13 +25,13 @@ import pytest
 from axiom.chunking import chunk_document
 from axiom.cli import main
 from axiom.config import Settings, load_settings
-from axiom.documents import load_documents
 from axiom.errors import EvaluationError
 from axiom.generation import EXTRACTIVE_PREFIX, make_generator
 from axiom.types import Hit
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, clean_env, write_config
 from tests.reliability.conftest import REPO, CliResult, clean_environ, run_cli, store_snapshot, tree
 from tests.support.chroma_server import ChromaServer, free_port
+from tests.support.documents import load_documents
 from tests.support.fake_openai import FakeOpenAIServer, Reply
 
 KEY = "sk-reliability-canary-3f9d1c7e"

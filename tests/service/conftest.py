@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 
 from axiom.config import ENV_VARS
 from tests.support.chroma_server import free_port
+from tests.support.waiting import WaitError, poll_until, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CORPUS = REPO / "tests" / "fixtures" / "tiny_corpus"
@@ -78,21 +80,17 @@ class AxiomServer:
         return self
 
     def wait_ready(self, timeout: float = 180.0) -> AxiomServer:
-        """Until both ports answer HTTP (200 or 503)."""
+        """Until both ports answer HTTP (any status: 503 while the store is unreachable is an answer too)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
-        with httpx.Client(trust_env=False, timeout=5) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"axiom serve exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-                try:
-                    client.get(f"{self.sidecar}/health")
-                    client.get(f"{self.api}/health")
-                    return self
-                except httpx.TransportError:
-                    time.sleep(0.25)
-        self.kill()
-        raise RuntimeError(f"axiom serve not ready after {timeout}s:\n{self.log_text()[-3000:]}")
+        try:
+            for url in (f"{self.sidecar}/health", f"{self.api}/health"):
+                wait_for_http(url, timeout=max(1.0, deadline - time.monotonic()), expect_status=None,
+                              process=self.proc, log=self.log_path, what="axiom serve")
+        except WaitError:
+            self.kill()
+            raise
+        return self
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then wait: the exit code."""
@@ -126,6 +124,29 @@ class AxiomServer:
             assert isinstance(record, dict), line
             records.append(record)
         return records
+
+    def wait_for_log(self, predicate: Callable[[list[dict[str, Any]]], bool], *, what: str,
+                     timeout: float = 10.0) -> None:
+        """Until `predicate(records)` holds for the log so far (some lines, the access line in particular, are
+        written after the response). A line still being written is skipped here; log_records() checks them all."""
+        def records_so_far() -> list[dict[str, Any]]:
+            out = []
+            for line in self.log_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    out.append(record)
+            return out
+
+        poll_until(lambda: predicate(records_so_far()), timeout=timeout, message=f"{what} in {self.log_path}")
+
+    def wait_for_access_line(self, request_id: str, timeout: float = 10.0) -> None:
+        """Until the access line of request `request_id` (the last line a request writes) is in the log."""
+        self.wait_for_log(lambda records: any(rec.get("request_id") == request_id
+                                              and rec.get("logger") == "axiom.service.access" for rec in records),
+                          what=f"the access line of request {request_id}", timeout=timeout)
 
 
 def client(**kwargs: Any) -> httpx.Client:

@@ -255,7 +255,7 @@ def test_logs_are_json_share_the_request_id_and_hold_no_secrets(server: AxiomSer
     rid = "log-check-" + uuid.uuid4().hex[:8]
     r = api.post("/query", json={"question": PII_QUESTION}, headers={"X-Request-ID": rid})
     assert r.status_code == 200
-    time.sleep(0.3)  # the access line is written after the response
+    server.wait_for_access_line(rid)  # the access line is written after the response
     records = server.log_records()  # fails on any line that is not JSON
     for rec in records:
         assert {"time", "level", "logger", "message", "request_id", "stage"} <= set(rec)

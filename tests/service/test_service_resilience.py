@@ -108,7 +108,7 @@ def test_llm_failure_gives_a_degraded_extractive_answer_that_is_not_cached(
     calls = fake_llm_server.calls()
     again = api.post("/query", json={"question": question}).json()
     assert again["cached"] is False and again["degraded"] is False and fake_llm_server.calls() == calls + 1
-    time.sleep(0.3)
+    server.wait_for_access_line(rid)  # the request's last line: its warnings were written before it
     mine = [rec for rec in server.log_records() if rec["request_id"] == rid]
     warnings = [rec for rec in mine if rec["level"] == "WARNING"]
     assert {rec["logger"] for rec in warnings} >= {"axiom.llm", "axiom.generation"}
@@ -120,7 +120,7 @@ def test_request_id_reaches_every_stage(server: AxiomServer, api: httpx.Client) 
     r = api.post("/query", json={"question": "How long do worker bees live?", "retriever": "hybrid"},
                  headers={"X-Request-ID": rid})
     assert r.status_code == 200 and r.headers["x-request-id"] == rid
-    time.sleep(0.3)
+    server.wait_for_access_line(rid)  # written after the response
     records = server.log_records()
     mine = [i for i, rec in enumerate(records) if rec["request_id"] == rid]
     window = records[mine[0]:mine[-1] + 1]

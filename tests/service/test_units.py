@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from axiom.service.app import resolve_under_root
 from axiom.service.auth import ApiKeyAuth
 from axiom.service.cache import QueryCache, cache_key, normalise_question
 from tests.service.conftest import REPO
+from tests.support.waiting import poll_until
 
 
 class FakeClock:
@@ -151,7 +151,13 @@ def test_cache_is_single_flight() -> None:
     threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute(key, compute))) for _ in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+
+    def all_six_in_the_flight() -> bool:  # one computes, five wait for it (not yet answered from the cache)
+        with cache._lock:
+            entry = cache._flights.get(key)
+            return entry is not None and entry[1] == 6
+
+    poll_until(all_six_in_the_flight, timeout=10, interval=0.01, message="all six callers in one single flight")
     gate.set()
     for t in threads:
         t.join()

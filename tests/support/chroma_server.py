@@ -7,9 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from tests.support.waiting import WaitError, wait_for_http
 
 
 def free_port() -> int:
@@ -42,22 +42,13 @@ class ChromaServer:
         self.proc = subprocess.Popen(
             [chroma_executable(), "run", "--path", str(self.data_dir), "--host", self.host, "--port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {self.proc.returncode}; see {self.log_path}")
-            if self.healthy():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"chroma run not ready on port {self.port} after {timeout}s; see {self.log_path}")
-
-    def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
+            wait_for_http(f"{self.url}/api/v2/heartbeat", timeout=timeout, process=self.proc, log=self.log_path,
+                          what="chroma run", interval=0.2)
+        except WaitError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

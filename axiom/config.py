@@ -26,7 +26,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from axiom.errors import ConfigError
 
@@ -196,10 +195,14 @@ class PIISettings(_Section):
     redact_llm_input: bool = Field(False, description="also redact them from what is sent to the LLM")
 
 
-class Settings(BaseSettings):
-    """Every setting Axiom reads. Built by `load_settings`; never reads the environment by itself."""
+class Settings(BaseModel):
+    """Every setting Axiom reads. A plain validated model: it never reads a file or the environment by itself.
 
-    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
+    `load_settings` is the one merge of the sources (yaml file, environment variables in `ENV_VARS`, a face's
+    overrides), done by hand rather than with pydantic-settings sources so that every error names the file or
+    environment variable its value came from; `with_overrides` layers a face's overrides on a built copy."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
     ingest: IngestSettings = IngestSettings()
     chunking: ChunkingSettings = ChunkingSettings()
@@ -211,18 +214,6 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     service: ServiceSettings = ServiceSettings()
     pii: PIISettings = PIISettings()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Only what load_settings() merged and passed in: the environment is read in one place.
-        return (init_settings,)
 
     def with_overrides(self, overrides: Mapping[str, Any], *, origin: str) -> Settings:
         """A validated copy with `overrides` applied; this object is left as it is.
@@ -286,7 +277,6 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "AXIOM_REQUEST_TIMEOUT_SECONDS": ("service", "request_timeout_seconds"),
     "AXIOM_MAX_CONCURRENT_REQUESTS": ("service", "max_concurrent_requests"),
 }
-_ENV_BY_KEY = {v: k for k, v in ENV_VARS.items()}
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -395,11 +385,6 @@ def load_settings(
     except ValidationError as exc:
         problems = [_describe(e, origin) for e in exc.errors()]
         raise ConfigError("; ".join(problems)) from None
-
-
-def env_name(section: str, key: str) -> str | None:
-    """The environment variable that overrides `section.key`, if any."""
-    return _ENV_BY_KEY.get((section, key))
 
 
 def log_generator_choice(settings: Settings) -> None:

@@ -201,6 +201,11 @@ class CachingEmbedder:
                 self._vectors.popitem(last=False)
         return np.vstack(rows).astype(np.float32, copy=False)
 
+    def clear(self) -> None:
+        """Forget every vector (benchmarks time the model work with a cold memo)."""
+        with self._lock:
+            self._vectors.clear()
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"texts_requested": self.requested, "texts_embedded": self.embedded,

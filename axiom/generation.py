@@ -2,6 +2,9 @@
 
 - `extractive` (offline, the default without an API key): the sentences of the retrieved chunks closest to
   the question by the embedding model, each with its source number; deterministic; says it is extractive.
+  It embeds the question and the sentences with the embedder it is given: give it an
+  `axiom.embeddings.CachingEmbedder` (as `RAGPipeline` does) and a question retrieval just embedded, or a
+  sentence of a chunk that comes back for many questions, is not embedded again.
 - `openai`: chat completions on any OpenAI-compatible endpoint (see `axiom.llm` for retries). When the
   endpoint still fails after its retries, the answer falls back to `extractive` and is flagged `degraded`.
 
@@ -15,12 +18,8 @@ from __future__ import annotations
 import html
 import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
-
-import numpy as np
 
 from axiom.config import GenerationSettings
 from axiom.embeddings import Embedder
@@ -54,9 +53,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 class Generator(Protocol):
     name: str
 
-    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
-                 ) -> Answer:
-        """`question_vector`: the question's embedding when the caller has it already (retrieval computed it)."""
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer: ...
 
 
 def fit_contexts(contexts: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> list[Hit]:
@@ -131,32 +128,11 @@ def citations_for(numbers: Sequence[int], contexts: Sequence[Hit]) -> list[Citat
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, *, sentences: int = 3, cache_size: int = 50_000) -> None:
+    def __init__(self, embedder: Embedder, *, sentences: int = 3) -> None:
         self.embedder = embedder
         self.sentences = sentences
-        # sentence -> vector: the same chunks come back for many questions, so most sentences are embedded once
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
 
-    def _sentence_vectors(self, sentences: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            missing = list(dict.fromkeys(s for s in sentences if s not in self._cache))
-        fresh = self.embedder.embed(missing) if missing else None
-        with self._lock:
-            for i, sentence in enumerate(missing):
-                self._cache[sentence] = fresh[i]
-            rows = []
-            for sentence in sentences:
-                self._cache.move_to_end(sentence)
-                rows.append(self._cache[sentence])
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return np.vstack(rows)
-
-    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
-                 ) -> Answer:
-        """`question_vector`: the question's embedding when the caller has it already (retrieval computed it)."""
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         candidates: list[tuple[int, int, str]] = []  # (source number, position, sentence)
         for n, hit in enumerate(contexts, start=1):
             for pos, sentence in enumerate(_SENTENCE_SPLIT.split(hit.text)):
@@ -166,9 +142,8 @@ class ExtractiveGenerator:
         if not candidates:
             return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
                           citations=[], contexts=list(contexts), generator=self.name)
-        if question_vector is None:
-            question_vector = self.embedder.embed([question])[0]
-        scores = self._sentence_vectors([c[2] for c in candidates]) @ question_vector
+        question_vector = self.embedder.embed([question])[0]
+        scores = self.embedder.embed([c[2] for c in candidates]) @ question_vector
         # highest similarity first; ties by source number then position: deterministic
         order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
         # keep the best sentences, dropping those far less similar than the best one
@@ -206,14 +181,13 @@ class OpenAIGenerator:
         return build_messages(redact(question), [Hit(h.chunk_id, h.source, h.page, h.score, redact(h.text))
                                                  for h in contexts])
 
-    def generate(self, question: str, contexts: Sequence[Hit], *, question_vector: np.ndarray | None = None
-                 ) -> Answer:
+    def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         try:
             result = self.client.chat(self._llm_input(question, contexts), temperature=self.settings.temperature,
                                       max_tokens=self.settings.max_tokens)
         except LLMError as exc:
             log.warning("LLM failed, answering extractively: %s", exc.message)
-            answer = self.fallback.generate(question, contexts, question_vector=question_vector)
+            answer = self.fallback.generate(question, contexts)
             answer.degraded = True
             answer.degraded_reason = exc.message
             return answer

@@ -1,7 +1,8 @@
 """The OpenAI-compatible client: the only module that imports `openai`.
 
 Used by the `openai` generator, OpenAI embeddings and (through `async_openai_client`) the LLM-judged
-evaluation metrics. Retries use tenacity: exponential backoff with jitter on 429, 5xx, timeouts,
+evaluation metrics. Every call to the endpoint, sync or async, goes through ONE retry policy (`RetryPolicy`,
+tenacity; the openai library's own retries are off): exponential backoff with jitter on 429, 5xx, timeouts,
 connection errors and malformed replies, honouring `Retry-After`; other errors (400, 401, 403, 404) fail at
 once. The API key is never logged or put into an error message.
 
@@ -12,20 +13,27 @@ Bounds on a chat completion (what `axiom serve` uses against a slow or failing L
 - a circuit breaker (`axiom.breaker`, optional): while it is open the endpoint is not called (`CircuitOpenError`);
   each call that fails for a reason about the endpoint (5xx, 429, timeouts, connection, malformed replies,
   401/403/404) counts as one failure, however many attempts it made; a 400/413/422 about that one request does not.
+
+Transport seam: `LLMClient(http_client=httpx.Client(transport=httpx.MockTransport(handler)))` (and
+`async_openai_client(http_client=httpx.AsyncClient(...))`) put a test's handler where the network would be.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 import openai
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -43,6 +51,8 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP_SECONDS = 60.0
 MIN_ATTEMPT_SECONDS = 0.05  # an attempt is not started with less time than this before the deadline
 REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})  # about one request, not the endpoint: not a breaker failure
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,51 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class RetryPolicy:
+    """The one retry policy of every OpenAI-compatible call: up to `max_retries` retries of the errors
+    `is_retryable` accepts, waiting Retry-After or exponential backoff with jitter, and (with a deadline) no retry
+    that could not start before it. `sleep` / `async_sleep` are what waits (a test may record instead)."""
+
+    def __init__(self, max_retries: int = 3, backoff_initial: float = 0.5, backoff_max: float = 8.0) -> None:
+        self.max_retries = max_retries
+        self.wait = _Wait(backoff_initial, backoff_max)
+        self.sleep: Callable[[float], None] = time.sleep
+        self.async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def _options(self, deadline: Deadline | None, cut: dict[str, bool] | None) -> dict[str, Any]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("LLM call failed (%s); retry %d of %d", describe(exc) if exc else "?",
+                        state.attempt_number, self.max_retries)
+
+        def out_of_time(state: RetryCallState) -> bool:  # tenacity computes the wait before asking
+            if deadline is None or deadline.remaining() - (state.upcoming_sleep or 0.0) >= MIN_ATTEMPT_SECONDS:
+                return False
+            if cut is not None:
+                cut["deadline"] = True
+            return True
+
+        return {"retry": retry_if_exception(is_retryable),
+                "stop": stop_any(stop_after_attempt(self.max_retries + 1), out_of_time),
+                "wait": self.wait, "before_sleep": before_sleep, "reraise": True}
+
+    def retrying(self, deadline: Deadline | None = None, cut: dict[str, bool] | None = None) -> Retrying:
+        """For one sync call; `cut["deadline"]` is set when it stops for the deadline."""
+        return Retrying(sleep=self.sleep, **self._options(deadline, cut))
+
+    def wrap_async(self, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        """`fn` (an async call to the endpoint) under this policy; the last error is raised as it is."""
+
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> T:
+            async for attempt in AsyncRetrying(sleep=self.async_sleep, **self._options(None, None)):
+                with attempt:
+                    return await fn(*args, **kwargs)
+            raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+        return call
+
+
 @dataclass
 class ChatResult:
     text: str
@@ -142,47 +197,35 @@ def counts_against_endpoint(exc: BaseException | None) -> bool:
 class LLMClient:
     def __init__(self, *, model: str, api_key: str | None, base_url: str | None, timeout: float = 30.0,
                  max_retries: int = 3, backoff_initial: float = 0.5, backoff_max: float = 8.0,
-                 breaker: CircuitBreaker | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, http_client: httpx.Client | None = None) -> None:
         self.model = model
         self.base_url = base_url
         self.timeout = timeout
-        self.max_retries = max_retries
         self.breaker = breaker  # chat completions only
-        self._wait = _Wait(backoff_initial, backoff_max)
-        # the client's own retries are off: tenacity owns the policy
+        self.policy = RetryPolicy(max_retries, backoff_initial, backoff_max)
+        # the client's own retries are off: `policy` is the only one; `http_client` (default: openai's own) is the
+        # transport, e.g. an httpx.MockTransport in tests
         self._client = openai.OpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
-                                     max_retries=0)
+                                     max_retries=0, http_client=http_client)
+
+    @property
+    def max_retries(self) -> int:
+        return self.policy.max_retries
 
     @classmethod
-    def from_settings(cls, gen: GenerationSettings, *, breaker: CircuitBreaker | None = None) -> LLMClient:
+    def from_settings(cls, gen: GenerationSettings, *, breaker: CircuitBreaker | None = None,
+                      http_client: httpx.Client | None = None) -> LLMClient:
         return cls(model=gen.model, api_key=gen.api_key.get_secret_value() if gen.api_key else None,
                    base_url=gen.base_url, timeout=gen.timeout_seconds, max_retries=gen.max_retries,
                    backoff_initial=gen.backoff_initial_seconds, backoff_max=gen.backoff_max_seconds,
-                   breaker=breaker)
+                   breaker=breaker, http_client=http_client)
 
-    def _retrying(self, deadline: Deadline | None = None, cut: dict[str, bool] | None = None) -> Retrying:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning("LLM call failed (%s); retry %d of %d", describe(exc) if exc else "?",
-                        state.attempt_number, self.max_retries)
-
-        def out_of_time(state: RetryCallState) -> bool:  # tenacity computes the wait before asking
-            if deadline is None or deadline.remaining() - (state.upcoming_sleep or 0.0) >= MIN_ATTEMPT_SECONDS:
-                return False
-            if cut is not None:
-                cut["deadline"] = True
-            return True
-
-        return Retrying(retry=retry_if_exception(is_retryable),
-                        stop=stop_any(stop_after_attempt(self.max_retries + 1), out_of_time),
-                        wait=self._wait, before_sleep=before_sleep, reraise=True)
-
-    def _run(self, what: str, fn: Any, deadline: Deadline | None = None,
-             cut: dict[str, bool] | None = None) -> tuple[Any, int]:
+    def _run(self, what: str, fn: Callable[[], T], deadline: Deadline | None = None,
+             cut: dict[str, bool] | None = None) -> tuple[T, int]:
         """`fn` under the retry policy; with a deadline, `cut["deadline"]` is set by whoever stops for it (the
         retry policy here, or `fn` when it shortened the timeout of an attempt that then timed out)."""
         cut = {} if cut is None else cut
-        retrying = self._retrying(deadline, cut)
+        retrying = self.policy.retrying(deadline, cut)
         try:
             result = retrying(fn)
         except Exception as exc:
@@ -271,8 +314,16 @@ class LLMClient:
         return vectors
 
 
-def async_openai_client(*, api_key: str | None, base_url: str | None, timeout: float,
-                        max_retries: int = 3) -> openai.AsyncOpenAI:
-    """An async client for libraries that take one (the ragas judge); its own retries stay on."""
-    return openai.AsyncOpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
-                              max_retries=max_retries)
+def async_openai_client(*, api_key: str | None, base_url: str | None, timeout: float, max_retries: int = 3,
+                        http_client: httpx.AsyncClient | None = None) -> openai.AsyncOpenAI:
+    """An async client for libraries that take one (the ragas judge). Its own retries are off: its chat
+    completions and embeddings go through the same `RetryPolicy` as `LLMClient` (default back-off, no
+    deadline), re-raising the last error as the library raised it."""
+    client = openai.AsyncOpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout, max_retries=0,
+                                http_client=http_client)
+    policy = RetryPolicy(max_retries)
+    # the instance's bound methods are replaced, before any library captures them (instructor takes
+    # `client.chat.completions.create` when it wraps the client)
+    client.chat.completions.create = policy.wrap_async(client.chat.completions.create)  # type: ignore[method-assign]
+    client.embeddings.create = policy.wrap_async(client.embeddings.create)  # type: ignore[method-assign]
+    return client

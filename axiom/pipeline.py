@@ -7,6 +7,11 @@ parsed). Otherwise it is re-chunked, only chunks whose ids (content hashes) are 
 embedded, and stale ones are deleted after the new ones are written. Because the store itself is the
 record of what is done, an ingest killed at any point is completed by running it again: no duplicates
 (ids are content hashes) and no orphans (stale ids are computed from the store).
+
+Embedding memo: questions (retrieval, then the extractive generator) and answer sentences (the same chunks come
+back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder`: the embedder given
+when it is one already, otherwise one wrapped around it here. Ingest embeds chunks with `embedder` as given (a
+chunk is embedded once anyway; its vector is not worth keeping in memory).
 """
 
 from __future__ import annotations
@@ -14,9 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-import threading
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,7 @@ from typing import Any
 from axiom.chunking import chunk_document, chunker_signature
 from axiom.config import Settings
 from axiom.documents import discover, parse, read_bytes, sha256_bytes
-from axiom.embeddings import Embedder, make_embedder
+from axiom.embeddings import CachingEmbedder, Embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
@@ -36,7 +40,7 @@ from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
 log = logging.getLogger(__name__)
 
 FLUSH_CHUNKS = 1024  # chunks embedded and written per batch during ingest
-QUESTION_MEMO = 1024  # question vectors kept from retrieval for the extractive generator (about 1.5 MB)
+QUERY_MEMO = 50_000  # question and answer-sentence vectors kept (at most ~80 MB with 384 dimensions)
 
 
 @dataclass
@@ -58,13 +62,11 @@ class RAGPipeline:
                  generator: Generator | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.query_embedder = (embedder if isinstance(embedder, CachingEmbedder)
+                               else CachingEmbedder(embedder, max_entries=QUERY_MEMO))
         self.store = store
         self._generator = generator
         self._retrievers: dict[str, Retriever] = {}
-        # question -> its embedding, from the last retrievals: answering a retrieved question does not embed it
-        # again (the extractive generator scores sentences against it)
-        self._question_vectors: OrderedDict[str, Any] = OrderedDict()
-        self._memo_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RAGPipeline:
@@ -74,7 +76,7 @@ class RAGPipeline:
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            self._generator = make_generator(self.settings.generation, self.embedder,
+            self._generator = make_generator(self.settings.generation, self.query_embedder,
                                              redact_llm_input=self.settings.pii.redact_llm_input)
         return self._generator
 
@@ -192,7 +194,7 @@ class RAGPipeline:
             if name == "hybrid":  # share the dense and bm25 retrievers
                 self.retriever("dense")
                 self.retriever("bm25")
-            self._retrievers[name] = RETRIEVERS[name](self.store, self.embedder, self.settings.retrieval,
+            self._retrievers[name] = RETRIEVERS[name](self.store, self.query_embedder, self.settings.retrieval,
                                                       self._retrievers)
         return self._retrievers[name]
 
@@ -219,27 +221,13 @@ class RAGPipeline:
         by_vectors = getattr(chosen, "retrieve_vectors", None)
         if by_vectors is None:  # lexical: no embedding
             return chosen.retrieve_batch(questions, k)
-        vectors = self.embedder.embed(questions)
-        self._remember(questions, vectors)
-        return by_vectors(questions, vectors, k)
-
-    def _remember(self, questions: Sequence[str], vectors: Any) -> None:
-        with self._memo_lock:
-            for question, vector in zip(questions, vectors, strict=True):
-                self._question_vectors[question] = vector
-                self._question_vectors.move_to_end(question)
-            while len(self._question_vectors) > QUESTION_MEMO:
-                self._question_vectors.popitem(last=False)
-
-    def _recall(self, question: str) -> Any:
-        with self._memo_lock:
-            return self._question_vectors.get(question)
+        return by_vectors(questions, self.query_embedder.embed(questions), k)
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""
         with stage("generate") as timer:
             contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
-            answer = self.generator.generate(question, contexts, question_vector=self._recall(question))
+            answer = self.generator.generate(question, contexts)  # a question retrieval embedded: a memo hit
         answer.timings["generate"] = timer.seconds
         return answer
 

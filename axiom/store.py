@@ -47,6 +47,24 @@ def chunk_metadata(chunk: Chunk, extra: dict[str, Any] | None = None) -> dict[st
     return meta
 
 
+def bound_chromadb_http_timeouts(client: Any, *, connect: float, read: float) -> bool:
+    """Set connect and read timeouts on a `chromadb.HttpClient`; False when it cannot (nothing was changed).
+
+    Why private internals: chromadb (1.5.x) builds the HttpClient's `httpx.Client` with `timeout=None` (wait
+    forever) and has no public way to set it: `HttpClient()` takes no timeout or http client, and the timeouts
+    in `chromadb.config.Settings` (`chroma_*_request_timeout_seconds`) are the server's. So this reaches the
+    session at `client._server._session`, in this one place; tests/core/test_store_pipeline.py
+    (`test_chromadb_http_timeouts_are_bounded`) fails if a chromadb upgrade moves it. Replace this with the
+    public setting if chromadb ever offers one."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        return False
+    session.timeout = httpx.Timeout(read, connect=connect)
+    return True
+
+
 class ChromaStore:
     """One ChromaDB collection plus the client that reaches it."""
 
@@ -75,7 +93,11 @@ class ChromaStore:
                     self._check_server()
                     client = chromadb.HttpClient(host=self.settings.host, port=self.settings.port,
                                                  settings=chroma_settings)
-                    self._bound_timeouts(client)
+                    # connect: timeout_seconds; read: six times that (large batched queries take longer)
+                    t = self.settings.timeout_seconds
+                    if not bound_chromadb_http_timeouts(client, connect=t, read=6 * t):
+                        log.warning("cannot bound the ChromaDB client's HTTP timeouts (chromadb internals changed); "
+                                    "a silent server can hang a store call")
                     self._client = client
                 else:
                     self._client = chromadb.PersistentClient(path=self.settings.path, settings=chroma_settings)
@@ -94,18 +116,6 @@ class ChromaStore:
         except httpx.HTTPError as exc:
             raise StoreUnavailableError(f"cannot reach {self.where}: {type(exc).__name__}: {exc}",
                                         hint="check CHROMA_HOST/CHROMA_PORT and that the server runs") from exc
-
-    def _bound_timeouts(self, client: Any) -> None:
-        """chromadb's HTTP client waits forever by default; bound every call (connect: timeout_seconds,
-        read: six times that, since large batched queries take longer than a heartbeat)."""
-        import httpx
-
-        session = getattr(getattr(client, "_server", None), "_session", None)
-        if isinstance(session, httpx.Client):
-            t = self.settings.timeout_seconds
-            session.timeout = httpx.Timeout(6 * t, connect=t)
-        else:
-            log.warning("cannot bound ChromaDB client timeouts (chromadb internals changed)")
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one ChromaDB call, turning its errors into StoreErrors that name the store."""

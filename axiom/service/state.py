@@ -3,7 +3,9 @@
 Thread safety. Requests run in the threadpool, so the pipeline is used from many threads at once:
 - the embedding model is wrapped in `SerialEmbedder`, one call at a time: a Hugging Face fast tokenizer raises
   `RuntimeError: Already borrowed` when two threads use it together, and on a small CPU box parallel encodes
-  only compete for the same cores (torch already uses them all inside one call);
+  only compete for the same cores (torch already uses them all inside one call). Questions and answer sentences
+  reach it through the pipeline's `CachingEmbedder` (`RAGPipeline.query_embedder`), whose hits neither wait for
+  the model nor count as the `embed` stage;
 - the retrievers are built up front, so no two requests race to build (and write) the same BM25 index;
 - ingests are serialised by a lock (a second concurrent one gets 409).
 
@@ -30,7 +32,6 @@ from axiom.breaker import CircuitBreaker
 from axiom.config import Settings
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import StoreError
-from axiom.generation import make_generator
 from axiom.llm import LLMClient
 from axiom.observability import stage
 from axiom.pipeline import RAGPipeline
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class SerialEmbedder:
-    """An Embedder that lets one thread at a time into the model, and times each call as the `embed` stage."""
+    """An Embedder that lets one thread at a time into the model, and times each call as the `embed` stage.
+    It does not cache (`axiom.embeddings.CachingEmbedder` does, around it)."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
@@ -54,6 +56,11 @@ class SerialEmbedder:
     def dimension(self) -> int:
         with self._lock:
             return self.inner.dimension
+
+    @property
+    def max_seq_length(self) -> int | None:
+        with self._lock:
+            return getattr(self.inner, "max_seq_length", None)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock, stage("embed"):  # the stage times the model, not the wait for it
@@ -67,9 +74,6 @@ class SerialEmbedder:
         """Load the model now (not on the first request)."""
         with self._lock:
             self.inner.embed(["warm up"])
-
-    def __getattr__(self, name: str) -> Any:  # anything else the wrapped embedder offers (max_seq_length, ...)
-        return getattr(self.inner, name)
 
 
 @dataclass
@@ -181,19 +185,18 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
     if settings.ingest.follow_symlinks:
         log.warning("ingest.follow_symlinks is on; the service ingests without following symlinks, so nothing "
                     "outside the data root is read")
-        settings = settings.model_copy(deep=True)
-        settings.ingest.follow_symlinks = False
+        settings = settings.with_overrides({"ingest.follow_symlinks": False},
+                                           origin="axiom serve (it never follows symlinks)")
     embedder = SerialEmbedder(make_embedder(settings.embeddings, settings.generation))
-    generator = make_generator(settings.generation, embedder, redact_llm_input=settings.pii.redact_llm_input)
+    pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store))
     breaker: CircuitBreaker | None = None
-    client = getattr(generator, "client", None)
+    client = getattr(pipeline.generator, "client", None)
     if isinstance(client, LLMClient):  # the openai generator: one breaker on its LLM for the process
         llm_breaker = client.breaker = CircuitBreaker.from_settings(settings.generation)
         LLM_CIRCUIT_OPEN.set_function(lambda: 0.0 if llm_breaker.state == "closed" else 1.0)
         breaker = llm_breaker
     else:
         LLM_CIRCUIT_OPEN.set_function(lambda: 0.0)
-    pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store), generator=generator)
     for name in RETRIEVERS:  # built up front: see the module docstring
         pipeline.retriever(name)
     if warm_up:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from axiom.config import ENV_VARS, Settings, env_name, load_settings, log_generator_choice
+from axiom.config import ENV_VARS, Settings, load_settings, log_generator_choice
 from axiom.errors import ConfigError
 from axiom.generation import ExtractiveGenerator, OpenAIGenerator, make_generator
 
@@ -108,7 +108,6 @@ def test_precedence_overrides_over_environment_over_yaml_over_defaults(tmp_path:
 def test_each_environment_variable_sets_its_key(name: str, value: str, section: str, key: str,
                                                 expected: object) -> None:
     assert ENV_VARS[name] == (section, key)
-    assert env_name(section, key) == name
     settings = load_settings(environ={name: value})
     assert getattr(getattr(settings, section), key) == expected
 

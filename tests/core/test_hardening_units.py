@@ -187,7 +187,7 @@ def mode(path: Path) -> int:
 
 
 def test_run_folder_is_private(tmp_path: Path, loose_umask: None) -> None:
-    from axiom.evaluation.runs import utc_now, write_run_folder
+    from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     runs = tmp_path / "runs"
     results = pd.DataFrame({"id": ["q1"], "question": ["private question?"], "contexts": [["a", "b"]]})
@@ -256,7 +256,7 @@ def test_make_lab_passes_the_token_in_the_environment(tmp_path: Path, given: str
 
 
 def test_runs_started_in_the_same_second_get_distinct_folders_ending_with_their_name(tmp_path: Path) -> None:
-    from axiom.evaluation.runs import utc_now, write_run_folder
+    from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     results = pd.DataFrame({"id": ["q1"], "question": ["q?"], "contexts": [["a"]]})
     started = utc_now()

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from axiom.chunking import chunk_document, chunker_signature
-from axiom.documents import load_documents
 from axiom.errors import EmbeddingMismatchError, StoreError, StoreUnavailableError
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
 from axiom.types import Answer, Hit
 from tests.core.conftest import RenamedEmbedder
 from tests.core.test_documents import make_pdf
+from tests.support.documents import load_documents
 
 PipelineFactory = Callable[..., RAGPipeline]
 SOURCES = ["a.md", "b.txt", "c.md"]
@@ -301,6 +301,27 @@ def test_silent_server_times_out_after_store_timeout(make_settings: Callable, ca
         worker.join(timeout=30)
     assert finished, "a store call on a silent server did not give up within 8s (timeout_seconds=1)"
     assert isinstance(outcome[0], StoreUnavailableError) and f"127.0.0.1:{port}" in str(outcome[0])
+
+
+def test_chromadb_http_timeouts_are_bounded(make_settings: Callable, chroma_server) -> None:  # noqa: ANN001
+    """The canary of `store.bound_chromadb_http_timeouts`, the one use of chromadb internals (it has no public
+    client timeout): if a chromadb upgrade moves the HttpClient's session, this fails instead of the store
+    silently waiting forever on a hung server."""
+    import httpx
+
+    from axiom.store import bound_chromadb_http_timeouts
+
+    settings = make_settings(store={"host": chroma_server.host, "port": chroma_server.port, "timeout_seconds": 3})
+    client = ChromaStore(settings.store).client  # bounds its timeouts (a warning is logged if it cannot)
+    session = client._server._session  # noqa: SLF001 (what the function relies on)
+    assert isinstance(session, httpx.Client), "chromadb moved the HttpClient's session: fix bound_chromadb_http_timeouts"
+    assert session.timeout == httpx.Timeout(18.0, connect=3.0)
+    try:
+        assert bound_chromadb_http_timeouts(client, connect=2.0, read=7.0) is True
+        assert session.timeout == httpx.Timeout(7.0, connect=2.0)
+    finally:  # chromadb shares the session between clients of one server: leave it as the store set it
+        bound_chromadb_http_timeouts(client, connect=3.0, read=18.0)
+    assert bound_chromadb_http_timeouts(object(), connect=1.0, read=1.0) is False
 
 
 def test_two_roots_with_the_same_file_name_are_stable(mode_pipeline: PipelineFactory, tmp_path: Path) -> None:

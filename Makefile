@@ -25,7 +25,7 @@ help:
 	@echo "make baselines  re-measure the committed baselines after an intended change"
 	@echo "make test     the whole test suite"
 	@echo "make install  create $(VENV) and install Axiom with its dev tools"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff and the architecture contracts (import-linter)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 
@@ -66,7 +66,8 @@ baselines: $(STAMP)
 	  --name pubmedqa-baseline --save-baseline evaluation/baselines/pubmedqa.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check axiom tests
+	$(VENV)/bin/ruff check axiom tests bench
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format axiom tests

@@ -7,39 +7,21 @@ and the gate); this module only lays them out. Conventions as in `axiom.reportin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from axiom.reporting import _BAR_ALT, _blank_missing, _figure, _r, answer_text, clip
+from axiom.evaluation.run_folder import list_runs  # also this module's, for the notebooks
+from axiom.reporting import BAR_COLOURS, answer_text, blank_missing, clip, new_figure, rounded
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from axiom.config import Settings
-    from axiom.evaluation.runs import RunRecord
-
-
-def list_runs(runs_dir: str | Path) -> list[Path]:
-    """Complete run folders directly under `runs_dir`, oldest first (by their start time)."""
-    root = Path(runs_dir)
-    found: list[tuple[str, str, Path]] = []
-    if not root.is_dir():
-        return []
-    for p in root.iterdir():
-        if p.name.startswith(".") or not p.is_dir():
-            continue
-        if not all((p / f).is_file() for f in ("manifest.json", "metrics.json", "results.parquet")):
-            continue
-        try:
-            started = str(json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("started", ""))
-        except (OSError, ValueError):
-            continue
-        found.append((started, p.name, p))
-    return [p for _, _, p in sorted(found)]
+    from axiom.evaluation.run_folder import RunRecord
 
 
 def latest_runs(runs_dir: str | Path, n: int = 2) -> list[Path]:
@@ -93,14 +75,14 @@ def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for i, comp in enumerate(comparisons, start=1):
         label = f"run {i}" if len(comparisons) > 1 else "B"
         for metric, r in comp["metrics"].items():
-            row = rows.setdefault(metric, {("reference" if len(comparisons) > 1 else "A", "mean"): _r(r["a"])})
+            row = rows.setdefault(metric, {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
             low, high = r["ci"]
-            row[(label, "mean")] = _r(r["b"])
-            row[(label, "delta")] = _r(r["delta"])
+            row[(label, "mean")] = rounded(r["b"])
+            row[(label, "delta")] = rounded(r["delta"])
             row[(label, "95% CI")] = "" if low is None else f"[{low:+.3f}, {high:+.3f}]"
-            row[(label, "p")] = _r(r["p"], 4)
-            row[(label, "p_adj")] = _r(r["p_adj"], 4)
-            row[(label, "MDE")] = _r(r["mde"])
+            row[(label, "p")] = rounded(r["p"], 4)
+            row[(label, "p_adj")] = rounded(r["p_adj"], 4)
+            row[(label, "MDE")] = rounded(r["mde"])
             row[(label, "n")] = r["n"]
             row[(label, "W/L/T")] = f"{r['wins']}/{r['losses']}/{r['ties']}"
             row[(label, "verdict")] = r["verdict"]
@@ -108,7 +90,7 @@ def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     if len(table.columns):
         table.columns = pd.MultiIndex.from_tuples(table.columns)
     table.index.name = "metric"
-    return _blank_missing(table, {c: 4 for c in table.columns if c[1] in ("p", "p_adj")})
+    return blank_missing(table, {c: 4 for c in table.columns if c[1] in ("p", "p_adj")})
 
 
 def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
@@ -116,7 +98,7 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     verdict is better or worse after correction."""
     metrics = list(dict.fromkeys(m for c in comparisons for m, r in c["metrics"].items() if r["delta"] is not None))
     n = max(1, len(comparisons))
-    fig, ax = _figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
+    fig, ax = new_figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
     y = np.arange(len(metrics))
     height = 0.75 / n
     lim = 0.01
@@ -128,7 +110,7 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
         highs = [(e.get("ci") or [d, d])[1] - d if (e.get("ci") or [None, None])[1] is not None else 0.0
                  for d, e in zip(deltas, entries, strict=True)]
         offs = y - 0.375 + height * (i + 0.5)
-        ax.barh(offs, deltas, height=height * 0.9, color=_BAR_ALT[i % len(_BAR_ALT)], label=Path(comp["b"]).name,
+        ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)], label=Path(comp["b"]).name,
                 xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
         lim = max([lim] + [abs(d) + max(lo, hi) for d, lo, hi in zip(deltas, lows, highs, strict=True)])
         for yy, e, d in zip(offs, entries, deltas, strict=True):
@@ -158,7 +140,7 @@ def changed_questions(comparison: Mapping[str, Any], a: RunRecord, b: RunRecord,
         top = sorted(c["changes"].items(), key=lambda kv: -abs(kv[1]["delta"]))[:3]
         rows.append({"id": c["id"], "question": clip(c["question"], 160),
                      "largest changes": "; ".join(f"{m} {d['a']:.2f}→{d['b']:.2f}" for m, d in top),
-                     "sum |change|": _r(c["total_abs_change"]),
+                     "sum |change|": rounded(c["total_abs_change"]),
                      "answer (reference)": clip(answer_text(answers_a.get(c["id"], "")), text_limit),
                      "answer (run)": clip(answer_text(answers_b.get(c["id"], "")), text_limit)})
     return pd.DataFrame(rows, columns=["id", "question", "largest changes", "sum |change|", "answer (reference)",

@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from axiom.config import Settings
-    from axiom.evaluation.runs import RunRecord
+    from axiom.evaluation.run_folder import RunRecord
     from axiom.pipeline import RAGPipeline
     from axiom.types import Answer, Hit, IngestReport
 
@@ -34,7 +34,7 @@ KEY_METRICS = ("ndcg@10", "recall@5", "semantic_similarity", "chrf", "faithfulne
 # What "worst first" sorts by when nothing else is asked for (the first one the run measured).
 WORST_BY = ("ndcg@10", "semantic_similarity", "chrf")
 _BAR = "#4C72B0"
-_BAR_ALT = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
+BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860")
 
 
 def notebook_display(max_colwidth: int = 240, max_rows: int = 200) -> None:
@@ -51,7 +51,7 @@ def clip(text: Any, limit: int = 200) -> str:
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
-def _r(value: Any, digits: int = 3) -> Any:
+def rounded(value: Any, digits: int = 3) -> Any:
     if value is None:
         return None
     try:
@@ -65,7 +65,7 @@ def _page(page: int | None) -> str:
     return "" if page is None else str(page)
 
 
-def _figure(width: float = 7.5, height: float = 4.0) -> tuple[Figure, Any]:
+def new_figure(width: float = 7.5, height: float = 4.0) -> tuple[Figure, Any]:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     return fig, fig.subplots()
 
@@ -133,7 +133,7 @@ def chunk_length_stats(lengths: pd.Series) -> pd.DataFrame:
 
 
 def chunk_length_histogram(lengths: pd.Series, chunk_size: int | None = None) -> Figure:
-    fig, ax = _figure(7.5, 3.6)
+    fig, ax = new_figure(7.5, 3.6)
     if lengths.empty:
         ax.text(0.5, 0.5, "no chunks stored", ha="center", va="center", transform=ax.transAxes)
     else:
@@ -181,14 +181,14 @@ def answer_markdown(answer: Answer) -> Any:
 
 
 def citations_table(answer: Answer) -> pd.DataFrame:
-    table = pd.DataFrame([{"n": c.n, "source": c.source, "page": _page(c.page), "score": _r(c.score)}
+    table = pd.DataFrame([{"n": c.n, "source": c.source, "page": _page(c.page), "score": rounded(c.score)}
                           for c in answer.citations], columns=["n", "source", "page", "score"])
     return table.set_index("n")
 
 
 def contexts_table(hits: Sequence[Hit], text_limit: int = 220) -> pd.DataFrame:
     """The retrieved contexts in rank order with their scores and the start of their text."""
-    table = pd.DataFrame([{"rank": i, "source": h.source, "page": _page(h.page), "score": _r(h.score),
+    table = pd.DataFrame([{"rank": i, "source": h.source, "page": _page(h.page), "score": rounded(h.score),
                            "text": clip(h.text, text_limit)} for i, h in enumerate(hits, start=1)],
                          columns=["rank", "source", "page", "score", "text"])
     return table.set_index("rank")
@@ -207,7 +207,7 @@ def rankings_side_by_side(pipeline: RAGPipeline, question: str, *, k: int = 5,
         padded = list(hits) + [None] * (k - len(hits))
         columns[(name, "source")] = [h.source if h else "" for h in padded]
         columns[(name, "chunk")] = [h.chunk_id[:8] if h else "" for h in padded]
-        columns[(name, "score")] = [_r(h.score, 4) if h else None for h in padded]
+        columns[(name, "score")] = [rounded(h.score, 4) if h else None for h in padded]
     table = pd.DataFrame(columns, index=pd.RangeIndex(1, k + 1, name="rank"))
     table.columns = pd.MultiIndex.from_tuples(table.columns, names=["retriever", ""])
     return table
@@ -225,14 +225,14 @@ def metrics_table(record: RunRecord) -> pd.DataFrame:
     """Per metric: mean with its 95% bootstrap confidence interval, and how many questions it covers."""
     rows = []
     for name, m in record.metrics.get("metrics", {}).items():
-        rows.append({"metric": name, "mean": _r(m.get("mean")), "95% CI low": _r(m.get("ci_low")),
-                     "95% CI high": _r(m.get("ci_high")), "n": m.get("n", 0),
+        rows.append({"metric": name, "mean": rounded(m.get("mean")), "95% CI low": rounded(m.get("ci_low")),
+                     "95% CI high": rounded(m.get("ci_high")), "n": m.get("n", 0),
                      "unmeasured": m.get("unmeasured", 0), "n/a": m.get("not_applicable", 0)})
     table = pd.DataFrame(rows, columns=["metric", "mean", "95% CI low", "95% CI high", "n", "unmeasured", "n/a"])
-    return _blank_missing(table.set_index("metric"))
+    return blank_missing(table.set_index("metric"))
 
 
-def _blank_missing(table: pd.DataFrame, digits: Mapping[Any, int] | None = None) -> pd.DataFrame:
+def blank_missing(table: pd.DataFrame, digits: Mapping[Any, int] | None = None) -> pd.DataFrame:
     """Missing numbers shown as an empty cell instead of NaN (such columns become text with fixed decimals:
     `digits` per column, default 3)."""
     out = table.copy()
@@ -259,7 +259,7 @@ def metrics_chart(record: RunRecord, metrics: Iterable[str] | None = None) -> Fi
     """Bar chart of metric means with 95% CI whiskers (metrics nothing was measured for are left out)."""
     summary = record.metrics.get("metrics", {})
     names = [m for m in (metrics or summary) if m in summary and summary[m].get("mean") is not None]
-    fig, ax = _figure(7.5, max(2.5, 0.32 * len(names) + 1.2))
+    fig, ax = new_figure(7.5, max(2.5, 0.32 * len(names) + 1.2))
     if names:
         _ci_bars(ax, names, [summary[m]["mean"] for m in names], [summary[m]["ci_low"] for m in names],
                  [summary[m]["ci_high"] for m in names])
@@ -295,7 +295,7 @@ def per_question_table(record: RunRecord, *, sort_by: str | None = None, limit: 
         metrics.insert(0, sort_by)
     table = pd.DataFrame({"id": res["id"].astype(str), "question": [clip(q, 90) for q in res["question"]]})
     for m in metrics:
-        table[m] = [_r(v) for v in res[m]]
+        table[m] = [rounded(v) for v in res[m]]
     table["answer"] = [clip(answer_text(a), text_limit) for a in res["answer"]]
     table["relevant → retrieved (top 3)"] = [
         f"{', '.join(map(str, rel))} → {', '.join(map(str, list(ret)[:3]))}"
@@ -315,7 +315,7 @@ def latency_table(record: RunRecord) -> pd.DataFrame:
                        ("question", "question (retrieval + generation)")):
         s = lat.get(key) or {}
         labels.append(label)
-        rows.append({f"{k[:-3]} (ms)": _r(s.get(k), 1) for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")})
+        rows.append({f"{k[:-3]} (ms)": rounded(s.get(k), 1) for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")})
     return pd.DataFrame(rows, index=pd.Index(labels, name="stage"))
 
 
@@ -323,7 +323,7 @@ def latency_histogram(record: RunRecord) -> Figure:
     """Per-question latency (its share of the retrieval batch + its generation), with p50 and p95."""
     res = record.results
     total = ((res["retrieval_seconds"] + res["generation_seconds"]) * 1000).dropna()
-    fig, ax = _figure(7.5, 3.6)
+    fig, ax = new_figure(7.5, 3.6)
     if len(total):
         ax.hist(total, bins=min(30, max(10, len(total) // 2)), color=_BAR, edgecolor="white")
         for q, style in ((0.5, ":"), (0.95, "--")):
@@ -349,7 +349,7 @@ def run_files(path: str | Path) -> pd.DataFrame:
 def sweep_chart(summary: pd.DataFrame, metric: str) -> Figure:
     """Ranked horizontal bars of one metric per sweep combination, with 95% CI whiskers."""
     rows = summary.dropna(subset=[metric])
-    fig, ax = _figure(7.5, max(2.5, 0.38 * len(rows) + 1.3))
+    fig, ax = new_figure(7.5, max(2.5, 0.38 * len(rows) + 1.3))
     if len(rows):
         low = rows.get(f"{metric} ci_low", rows[metric]).fillna(rows[metric])
         high = rows.get(f"{metric} ci_high", rows[metric]).fillna(rows[metric])

@@ -4,12 +4,12 @@
 
 Every combination is a full papermill execution of 03_evaluate (so each has its run folder with the executed
 notebook), in warm kernels: one per worker, its namespace reset between runs, its embedding model loaded once
-and memoised by content hash (`notebook_runner.MemoEmbedder`), so a text embedded by one run is never embedded
-again by the next. Combinations with the same chunking (corpus, chunk_size, chunk_overlap, store) share one
-collection, so only the first of them ingests: the others find every file unchanged and embed no chunk
-(`chunks_embedded` = 0 in their manifests, shown in the summary as the cache evidence). When the grid varies
-the chunking, each chunking gets its own collection (`sweep-<corpus>-<hash>-c<size>o<overlap>-<model>`), so
-runs never re-chunk each other's collection.
+and memoised by content hash (`axiom.embeddings.CachingEmbedder`), so a text embedded by one run is never
+embedded again by the next. Combinations with the same chunking (corpus, chunk_size, chunk_overlap, store)
+share one collection, so only the first of them ingests: the others find every file unchanged and embed no
+chunk (`chunks_embedded` = 0 in their manifests, shown in the summary as the cache evidence). When the grid
+varies the chunking, each chunking gets its own collection (`sweep-<corpus>-<hash>-c<size>o<overlap>-<model>`),
+so runs never re-chunk each other's collection.
 
 The first run of each chunking runs alone (it writes the collection); with `workers > 1` the remaining
 combinations then run in parallel, each worker with its own kernel.
@@ -54,7 +54,7 @@ DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """["retriever=dense,hybrid", "top_k=3,5,10"] -> {"retriever": ["dense", "hybrid"], "top_k": [3, 5, 10]}."""
-    from axiom.notebook_runner import parse_value
+    from axiom.notebook.parameters import parse_value
 
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -150,7 +150,7 @@ def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], com
                           base: Mapping[str, Any], root: Path) -> list[str | None]:
     """The collection of each combination: explicit when the grid varies the chunking, else None (the
     corpus's evaluation collection, as `axiom eval --corpus` uses)."""
-    from axiom.evaluation.runs import collection_name
+    from axiom.evaluation.naming import collection_name
 
     varies = any(k in grid for k in ("corpus", "chunk_size", "chunk_overlap"))
     out: list[str | None] = []
@@ -173,19 +173,19 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
               out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1, metric: str | None = None,
               html: bool = False, root: Path | None = None, config: str | Path | None = None) -> SweepResult:
     """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
-    from axiom.evaluation.runs import load_run, safe_name
-    from axiom.notebook_runner import (
+    from axiom.evaluation.naming import safe_name
+    from axiom.evaluation.run_folder import load_run
+    from axiom.notebook.engine import notebook_parameters
+    from axiom.notebook.kernel import WarmKernel, kernel_env
+    from axiom.notebook.parameters import RESULT_PARAMETER
+    from axiom.notebook.runner import (
         EVALUATION_NOTEBOOK,
-        RESULT_PARAMETER,
-        WarmKernel,
-        _unique,
-        _utc_stamp,
-        kernel_env,
-        notebook_parameters,
-        project_root,
         resolve_notebook,
         run_notebooks,
+        unique_path,
+        utc_stamp,
     )
+    from axiom.notebook.session import project_root
 
     t_start = time.perf_counter()
     if workers < 1:
@@ -202,7 +202,7 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
                              hint="its parameters: " + ", ".join(sorted(declared)))
     out = Path(out_dir or base.pop("out_dir", None) or settings.evaluation.runs_dir)
     out = (out if out.is_absolute() else root / out).resolve()
-    folder = _unique(out / f"{_utc_stamp()}-{safe_name(name)}")
+    folder = unique_path(out / f"{utc_stamp()}-{safe_name(name)}")
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True)
     base.pop("name", None)

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = args.markdown or (work / "gate_calibration.md" if args.quick else DEFAULT_MARKDOWN)
 
     from axiom.embeddings import make_embedder
-    from axiom.evaluation.runs import git_state
+    from axiom.evaluation.provenance import git_state
     from axiom.evaluation.verdict import StatsConfig
     from bench.common import machine_facts
 

@@ -19,7 +19,7 @@ from bench.gate_variants import NULL, VARIANTS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from axiom.evaluation.runs import RunRecord
+    from axiom.evaluation.run_folder import RunRecord
     from axiom.evaluation.verdict import StatsConfig
 
 

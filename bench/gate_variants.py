@@ -21,7 +21,7 @@ from bench.common import REPO
 if TYPE_CHECKING:
     from axiom.config import Settings
     from axiom.embeddings import Embedder
-    from axiom.evaluation.runs import RunRecord
+    from axiom.evaluation.run_folder import RunRecord
     from axiom.types import Hit
 
 SHUFFLE_SEED = 20240601
@@ -166,7 +166,7 @@ def calibration_settings(work: Path, **overrides: Any) -> Settings:
 
 
 def own_collection(corpus: Path, label: str, model_id: str) -> str:
-    from axiom.evaluation.runs import collection_name
+    from axiom.evaluation.naming import collection_name
 
     salt = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:8]
     return collection_name("gatecal", f"{corpus.name}-{label}", model_id, salt=salt)

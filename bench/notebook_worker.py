@@ -1,5 +1,5 @@
 """One evaluation of a golden set in a fresh process, either through papermill (notebooks/03_evaluate.ipynb via
-`axiom.notebook_runner.run_notebooks`) or through the Python API (`axiom.evaluation.run_evaluation`), so the two
+`axiom.notebook.runner.run_notebooks`) or through the Python API (`axiom.evaluation.run_evaluation`), so the two
 pay the same interpreter start and imports. Prints one JSON object; the caller times the whole process.
 
     python -m bench.notebook_worker {notebook,api} --store DIR --out DIR [--dataset F] [--corpus DIR]
@@ -33,7 +33,7 @@ def main() -> None:
     settings = load_settings(REPO / "config.yaml", environ={"CHROMA_PATH": args.store})
     extra: dict[str, object] = {}
     if args.how == "notebook":
-        from axiom.notebook_runner import run_notebooks
+        from axiom.notebook.runner import run_notebooks
 
         params = {"corpus": args.corpus, "dataset": args.dataset, "chroma_path": args.store, "judge": False,
                   "name": "bench-notebook"}

@@ -4,12 +4,21 @@ Public surface (what the CLI, the service and the notebooks call):
 
     load_golden, load_beir, EvalItem          datasets.py
     evaluate_rankings, golden_retrieval_metrics  retrieval_metrics.py (ranx)
-    score_answers                              answer_metrics.py (ragas; imported lazily, it is slow to import)
-    run_evaluation, load_run, RunRecord        runs.py
+    score_answers                              answer_metrics/ (a package; ragas, imported lazily, it is slow
+                                               to import: only answer_metrics/ragas_adapter.py imports it)
+    run_evaluation                             runs.py (running an evaluation: its steps, repeat summary)
+    load_run, RunRecord                        run_folder.py (the run record, run-folder I/O, listing runs)
     compare_metrics, verdict_line, StatsConfig   verdict.py (the statistics core: stats.py)
     compare_runs                               compare.py
     load_baseline, make_baseline, gate_run     gate.py
     run_beir                                   benchmark.py
+
+Internals: naming.py (run-folder labels, collection names), provenance.py (package versions, git state,
+corpus and collection hashes for the manifest), summary.py (per-metric summaries and repeat spread of a run),
+spans.py (evidence metrics), audit.py (dataset audit).
+
+Dependencies point one way: runs -> gate -> run_folder -> naming, and compare / audit -> run_folder; nothing
+imports runs but this file. runs imports answer_metrics inside its functions, only because ragas is slow.
 """
 
 from axiom.evaluation.benchmark import run_beir
@@ -17,7 +26,8 @@ from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import BeirData, EvalItem, load_beir, load_golden
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline
 from axiom.evaluation.retrieval_metrics import evaluate_rankings, evaluate_run, golden_retrieval_metrics
-from axiom.evaluation.runs import RunRecord, load_run, run_evaluation
+from axiom.evaluation.run_folder import RunRecord, load_run
+from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
 __all__ = [

@@ -12,7 +12,6 @@ saturation are reported, never fatal. A malformed dataset raises DatasetError as
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections import Counter
@@ -25,6 +24,8 @@ import numpy as np
 from axiom.config import Settings
 from axiom.errors import UsageError
 from axiom.evaluation.datasets import EvalItem, file_sha256, load_golden
+from axiom.evaluation.run_folder import load_run, run_manifests
+from axiom.evaluation.spans import locate_passages
 
 if TYPE_CHECKING:
     from axiom.embeddings import Embedder
@@ -215,16 +216,7 @@ def _leakage(items: list[EvalItem], vectors: np.ndarray, other: list[EvalItem], 
 def find_last_run(runs_dir: Path, sha256: str) -> Path | None:
     """The newest run folder under runs_dir whose manifest names a dataset with this sha256."""
     found: list[tuple[str, str, Path]] = []
-    if not runs_dir.is_dir():
-        return None
-    for folder in runs_dir.iterdir():
-        manifest = folder / "manifest.json"
-        if folder.name.startswith(".") or not manifest.is_file():
-            continue
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    for folder, data in run_manifests(runs_dir):
         dataset = data.get("dataset") if isinstance(data, dict) else None
         if isinstance(dataset, dict) and dataset.get("sha256") == sha256:
             found.append((str(data.get("started") or ""), folder.name, folder))
@@ -233,8 +225,6 @@ def find_last_run(runs_dir: Path, sha256: str) -> Path | None:
 
 def saturation(runs_dir: Path, sha256: str) -> dict[str, Any]:
     """Which metrics of the last run on this dataset sit at their ceiling (1.0) and so cannot show a drop."""
-    from axiom.evaluation.runs import load_run
-
     path = find_last_run(runs_dir, sha256)
     if path is None:
         return {"run": None, "runs_dir": str(runs_dir), "note": f"no run of this dataset under {runs_dir}"}
@@ -271,8 +261,6 @@ def audit_dataset(dataset: str | Path, *, settings: Settings, corpus: str | Path
 
     located = None
     if corpus_path is not None:
-        from axiom.evaluation.spans import locate_passages
-
         known: set[str] | None = corpus_sources(corpus_path, settings)
         checked_against: str | None = f"corpus {corpus_path}"
         located = locate_passages(items, corpus_path, settings,

@@ -17,16 +17,15 @@ from typing import TYPE_CHECKING, Any
 from axiom.config import Settings
 from axiom.errors import UsageError
 from axiom.evaluation.datasets import load_beir
+from axiom.evaluation.naming import collection_name
 from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics, metric_depth
-from axiom.evaluation.runs import collection_name
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, metrics_table, verdict_line
+from axiom.retrieval import RETRIEVERS
 
 if TYPE_CHECKING:
     from axiom.embeddings import Embedder
 
 log = logging.getLogger(__name__)
-
-RETRIEVER_NAMES = ("dense", "bm25", "hybrid")
 
 
 def beir_collection(folder: str | Path, model_id: str) -> str:
@@ -43,9 +42,9 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
     from axiom.store import ChromaStore
 
     retrievers = list(dict.fromkeys(retrievers))
-    unknown = [r for r in retrievers if r not in RETRIEVER_NAMES]
+    unknown = [r for r in retrievers if r not in RETRIEVERS]
     if not retrievers or unknown:
-        raise UsageError(f"unknown retriever(s) {', '.join(unknown) or '(none)'}; expected: {', '.join(RETRIEVER_NAMES)}")
+        raise UsageError(f"unknown retriever(s) {', '.join(unknown) or '(none)'}; expected: {', '.join(RETRIEVERS)}")
     folder = Path(folder)
     t0 = time.perf_counter()
     data = load_beir(folder, split)

@@ -15,9 +15,7 @@ from axiom.evaluation.stats import ZERO
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
 
 if TYPE_CHECKING:
-    from axiom.evaluation.runs import RunRecord
-
-
+    from axiom.evaluation.run_folder import RunRecord
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,7 +14,8 @@ fails the gate when
 - it has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
   a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
 
-Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed.
+Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed. The verdict is a
+`GateResult`, defined with the run record that holds it (run_folder.py) and re-exported here.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from axiom.errors import DatasetError, RegressionError, UsageError
+from axiom.errors import DatasetError, UsageError
+from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
 from axiom.evaluation.verdict import (
     LOWER_IS_BETTER,
     WORSE,
@@ -39,20 +40,17 @@ from axiom.evaluation.verdict import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from axiom.evaluation.runs import RunRecord
-
 BASELINE_FORMAT = 2
 DEFAULT_MIN_DELTA = 0.01
 
-
+__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "GateResult", "gate_run", "load_baseline", "make_baseline",
+           "run_values", "write_baseline"]
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """A baseline file, or a run folder used as a baseline. Raises DatasetError / UsageError when unusable."""
     path = Path(path)
     if path.is_dir():
-        from axiom.evaluation.runs import load_run
-
         return make_baseline(load_run(path)) | {"_path": str(path)}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -124,55 +122,6 @@ def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
     clean = {k: v for k, v in baseline.items() if not k.startswith("_")}
     target.write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
-
-
-@dataclass
-class GateResult:
-    baseline: str
-    failures: list[str] = field(default_factory=list)
-    checked: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    verdict: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def statistics(self) -> dict[str, dict[str, Any]]:
-        """Per metric the paired statistics (the same object `axiom compare` reports)."""
-        return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
-        return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
-                   checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
-                   notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
-                   config=dict(data.get("config", {})))
-
-    def raise_if_failed(self, run_folder: str | Path | None) -> None:
-        """The gate's verdict as an exit: RegressionError (exit code 3) naming every regressed metric."""
-        if not self.passed:
-            raise RegressionError("; ".join(self.failures), hint=f"run folder {run_folder}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "passed": self.passed, "verdict": self.verdict,
-                "failures": list(self.failures), "checked": self.checked, "skipped": list(self.skipped),
-                "notes": list(self.notes), "config": dict(self.config)}
-
-    def text(self) -> str:
-        if self.passed:
-            head = f"baseline gate PASSED against {self.baseline} ({len(self.checked)} metrics checked)"
-        else:
-            head = f"baseline gate FAILED against {self.baseline}: {len(self.failures)} metric(s) regressed"
-        lines = [f"verdict: {self.verdict}", head] if self.verdict else [head]
-        lines += [f"  - {f}" for f in self.failures]
-        lines += [f"  note: {n}" for n in self.notes]
-        if self.skipped:
-            lines.append(f"  not compared (not computed in this run): {', '.join(self.skipped)}")
-        return "\n".join(lines)
 
 
 def run_values(results: pd.DataFrame, metric: str) -> dict[str, float]:

@@ -30,7 +30,7 @@ RETRIEVAL_METRICS: tuple[str, ...] = (
     "recall@1", "recall@5", "recall@10", "precision@1", "precision@5", "hit_rate@1", "hit_rate@5",
     "hit_rate@10", "mrr@10", "ndcg@10", "map@10",
 )
-# The metrics printed by `axiom bench beir`.
+# The metrics printed by `axiom retrieval-eval beir`.
 BEIR_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@10", "precision@1")
 # How deep to retrieve so that every cut-off above is filled.
 RETRIEVAL_DEPTH = 10

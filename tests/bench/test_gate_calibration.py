@@ -12,7 +12,7 @@ import pytest
 
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.gate import make_baseline
-from axiom.evaluation.runs import RunRecord
+from axiom.evaluation.run_folder import RunRecord
 from axiom.evaluation.verdict import StatsConfig
 from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS

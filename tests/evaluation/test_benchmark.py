@@ -1,4 +1,4 @@
-"""`axiom bench beir` on a small synthetic BEIR folder (the SciFact numbers are measured by hand: see
+"""`axiom retrieval-eval beir` on a small synthetic BEIR folder (the SciFact numbers are measured by hand: see
 evaluation/README.md)."""
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def test_cli_bench_json(beir_folder: Path, tmp_path: Path, monkeypatch: pytest.M
                         capsys: pytest.CaptureFixture[str]) -> None:
     clean_env(monkeypatch)
     config = write_config(tmp_path / "state")
-    assert main(["--config", str(config), "bench", "beir", str(beir_folder), "--retriever", "bm25", "--json"]) == 0
+    assert main(["--config", str(config), "retrieval-eval", "beir", str(beir_folder), "--retriever", "bm25", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["retriever"] == "bm25" and 0 < payload["metrics"]["ndcg@10"] <= 1
     assert {"index_seconds", "query_batch_seconds", "ms_per_query"} <= set(payload["timings"])
-    assert main(["--config", str(config), "bench", "beir", str(tmp_path / "missing")]) == 2
+    assert main(["--config", str(config), "retrieval-eval", "beir", str(tmp_path / "missing")]) == 2

@@ -15,7 +15,8 @@ from axiom.errors import DatasetError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import file_sha256
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
-from axiom.evaluation.runs import RunRecord, load_run, run_evaluation
+from axiom.evaluation.run_folder import RunRecord, load_run
+from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.verdict import TOO_FEW, StatsConfig
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
 

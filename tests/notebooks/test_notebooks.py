@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from axiom.cli import main
-from axiom.notebook_runner import run_notebooks
+from axiom.notebook.runner import run_notebooks
 from tests.notebooks.conftest import (
     ALL_NOTEBOOKS,
     KEY_CANARY,

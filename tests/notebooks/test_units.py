@@ -1,7 +1,9 @@
-"""Fast tests of the notebook face's logic: parameters, grids, the memoising embedder, tables and charts."""
+"""Fast tests of the notebook face's logic: session settings and shared embedder, parameters, grids, tables and
+charts. (CachingEmbedder itself is tested in tests/core/test_overrides_and_caching_embedder.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,48 +11,47 @@ import pandas as pd
 import pytest
 
 from axiom import comparison_report, reporting
-from axiom.errors import UsageError
-from axiom.notebook_runner import (
-    MemoEmbedder,
-    absolute_paths,
-    load_params_file,
-    notebook_parameters,
-    parse_value,
-    resolve_notebook,
-)
+from axiom.config import ENV_VARS
+from axiom.embeddings import CachingEmbedder
+from axiom.errors import ConfigError, UsageError
+from axiom.notebook.engine import notebook_parameters
+from axiom.notebook.parameters import absolute_paths, load_params_file, parse_value
+from axiom.notebook.runner import resolve_notebook
+from axiom.notebook.session import PROJECT_ROOT_ENV, notebook_settings, shared_embedder
+from axiom.observability import PROCESS_ENV_DEFAULTS
 from axiom.sweep import SweepRun, parse_grid, summary_table
 from tests.notebooks.conftest import NOTEBOOKS
 
 
-class CountingEmbedder:
-    model_id = "counting"
-    dimension = 3
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def embed(self, texts):  # noqa: ANN001, ANN201
-        self.calls.append(list(texts))
-        return np.asarray([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32).reshape(-1, 3)
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder (default settings), no settings from the environment; the working directory
+    and the environment are restored afterwards."""
+    for name in [*ENV_VARS, "AXIOM_CONFIG", *PROCESS_ENV_DEFAULTS]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(PROJECT_ROOT_ENV, str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
-def test_memo_embedder_embeds_each_text_once() -> None:
-    inner = CountingEmbedder()
-    memo = MemoEmbedder(inner, max_entries=3)
-    first = memo.embed(["a", "bb", "a"])
-    assert inner.calls == [["a", "bb"]]  # duplicates within a call are embedded once
-    assert np.array_equal(first[0], first[2]) and first.shape == (3, 3)
-    again = memo.embed(["bb", "ccc"])
-    assert inner.calls[-1] == ["ccc"] and np.array_equal(again[0], first[1])
-    assert memo.stats() == {"texts_requested": 5, "texts_embedded": 3, "cache_hits": 2, "cached_vectors": 3}
-    memo.embed(["dddd"])  # bounded: the least recently used ("a") goes
-    memo.embed(["a"])
-    assert inner.calls[-1] == ["a"]
-    assert memo.count_tokens("two words") == 2 and memo.model_id == "counting" and memo.dimension == 3
-    assert memo.embed([]).shape[0] == 0
+def test_notebook_settings_apply_the_given_parameters(project: Path) -> None:
+    defaults = notebook_settings()
+    settings = notebook_settings(collection="nb-test", top_k=3, retriever="", chunk_size=None, chroma_path="store")
+    assert Path.cwd() == project.resolve()
+    assert settings.store.collection == "nb-test" and settings.retrieval.top_k == 3 and settings.store.path == "store"
+    assert settings.retrieval.retriever == defaults.retrieval.retriever  # "" is not given
+    assert settings.chunking.chunk_size == defaults.chunking.chunk_size
+    assert all(os.environ.get(k) == v for k, v in PROCESS_ENV_DEFAULTS.items())
+    with pytest.raises(ConfigError, match="notebook parameters"):
+        notebook_settings(top_k=0)
+
+
+def test_shared_embedder_is_one_caching_embedder_per_model(project: Path) -> None:
+    settings = notebook_settings()
+    first = shared_embedder(settings)  # the model loads on first use, not here
+    assert isinstance(first, CachingEmbedder) and shared_embedder(settings) is first
+    other = settings.with_overrides({"embeddings.model": "another-model"}, origin="test")
+    assert shared_embedder(other) is not first and shared_embedder(other).model_id == "another-model"
 
 
 def test_parse_value_and_params_file(tmp_path: Path) -> None:

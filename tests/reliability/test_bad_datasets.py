@@ -1,4 +1,4 @@
-"""Bad evaluation datasets through the real `axiom eval` / `axiom bench` (the CLI's `main`, in this process):
+"""Bad evaluation datasets through the real `axiom eval` / `axiom retrieval-eval` (the CLI's `main`, in this process):
 DatasetError, exit 2, a message naming the file and the line, and nothing written: no runs folder, no store, no
 collection (the dataset is validated before anything is ingested). Every-problem-at-once listing is unit-tested
 in tests/evaluation/test_datasets.py."""
@@ -94,7 +94,7 @@ def test_bad_beir_folder_exits_2_naming_the_line_and_writes_nothing(
     work = tmp_path / "work"
     config = write_config(work)
     before = tree(work)
-    code = main(["--config", str(config), "bench", "beir", str(folder), "--retriever", "bm25"])
+    code = main(["--config", str(config), "retrieval-eval", "beir", str(folder), "--retriever", "bm25"])
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"{folder}: " in err

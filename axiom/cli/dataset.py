@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from axiom.cli.output import emit
 from axiom.config import Settings
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from axiom.cli import emit
     from axiom.evaluation.audit import audit_dataset
 
     report = audit_dataset(args.dataset, settings=settings, corpus=args.corpus, against=args.against,

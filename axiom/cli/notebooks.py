@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from axiom.cli.output import emit
 from axiom.config import Settings
 
 
@@ -26,7 +27,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     """--params then -p; relative paths (corpus, dataset, chroma_path, out_dir, runs) against the working folder."""
     from pathlib import Path
 
-    from axiom.notebook_runner import absolute_paths, load_params_file, parse_value
+    from axiom.notebook.parameters import absolute_paths, load_params_file, parse_value
 
     params: dict[str, Any] = {}
     if args.params:  # paths in a parameters file are relative to the file
@@ -41,10 +42,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_notebooks_run(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from axiom.cli import emit
     from axiom.errors import UsageError
-    from axiom.evaluation.runs import load_run
-    from axiom.notebook_runner import run_notebooks
+    from axiom.evaluation.run_folder import load_run
+    from axiom.notebook.runner import run_notebooks
 
     if args.fail_on_regression and not args.baseline:
         raise UsageError("--fail-on-regression needs --baseline FILE")
@@ -71,7 +71,6 @@ def cmd_notebooks_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    from axiom.cli import emit
     from axiom.sweep import parse_grid, run_sweep
 
     grid = parse_grid([item for group in args.grid for item in group])

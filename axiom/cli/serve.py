@@ -59,17 +59,15 @@ def check_exposure(service: ServiceSettings, *, insecure_no_auth: bool = False) 
 
 
 def apply_serve_args(args: argparse.Namespace, settings: Settings) -> Settings:
-    """The command-line overrides applied to `settings.service`, then `check_exposure`."""
-    service = settings.service
-    if args.host:
-        service.host = args.host
-    if args.port is not None:
-        service.api_port = args.port
-    if args.sidecar_port is not None:
-        service.sidecar_port = args.sidecar_port
-    if args.data_root:
-        service.data_root = args.data_root
-    check_exposure(service, insecure_no_auth=args.insecure_no_auth)
+    """A copy of `settings` with the command-line overrides of `service`, after `check_exposure`. An invalid
+    value raises ConfigError (exit 2) naming the setting and these flags."""
+    settings = settings.with_overrides({
+        "service.host": args.host or None,
+        "service.api_port": args.port,
+        "service.sidecar_port": args.sidecar_port,
+        "service.data_root": args.data_root or None,
+    }, origin="axiom serve flags")
+    check_exposure(settings.service, insecure_no_auth=args.insecure_no_auth)
     return settings
 
 

@@ -1,10 +1,9 @@
-"""The evaluation commands of `axiom`: eval, compare, bench (registered by axiom.cli).
+"""The evaluation commands of `axiom`: eval and compare (retrieval on BEIR: `axiom.cli.retrieval_eval`).
 
     axiom eval --dataset PATH [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
                [--floor-margin M]] [--repeat N] [--no-judge] [--json]
     axiom compare RUN_A RUN_B [--top N] [--json]
-    axiom bench beir PATH [--retriever dense|bm25|hybrid] [--compare dense,hybrid] [--split test] [--json]
 
 Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed, 1 anything else.
 """
@@ -15,16 +14,12 @@ import argparse
 import logging
 from typing import Any
 
+from axiom.cli.options import add_retriever
+from axiom.cli.output import emit
 from axiom.config import Settings, log_generator_choice
 from axiom.errors import UsageError
 
 log = logging.getLogger("axiom.cli")
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    from axiom.cli import emit
-
-    emit(args, payload, text)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,7 +36,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta),
                                 args.save_baseline)
         log.info("baseline written to %s", target)
-    _emit(args, record.summary(), record.summary_table())
+    emit(args, record.summary(), record.summary_table())
     if args.fail_on_regression and record.gate is not None:
         record.gate.raise_if_failed(record.path)
     return 0
@@ -49,25 +44,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from axiom.evaluation.compare import compare_runs, comparison_text
-    from axiom.evaluation.runs import load_run
+    from axiom.evaluation.run_folder import load_run
     from axiom.evaluation.verdict import StatsConfig
 
     result = compare_runs(load_run(args.run_a), load_run(args.run_b),
                           config=StatsConfig.from_settings(settings.evaluation), top=args.top)
-    _emit(args, result, comparison_text(result))
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from axiom.evaluation.benchmark import bench_text, run_beir
-
-    retrievers = [args.retriever] if args.retriever else []
-    if args.compare:
-        retrievers += [r.strip() for r in args.compare.split(",") if r.strip()]
-    if not retrievers:
-        retrievers = [settings.retrieval.retriever]
-    result = run_beir(settings, args.path, retrievers=retrievers, split=args.split, collection=args.collection)
-    _emit(args, result, bench_text(result))
+    emit(args, result, comparison_text(result))
     return 0
 
 
@@ -76,7 +58,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dataset", required=True, help="golden set (JSONL)")
     p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own)")
     p.add_argument("--name", default="eval", help="run name (folder suffix)")
-    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"])
+    add_retriever(p)
     p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
     p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
     p.add_argument("--collection", help="collection to evaluate (default: one per corpus, or the configured one)")
@@ -103,14 +85,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_compare)
-
-    p = subparsers.add_parser("bench", help="retrieval benchmark on a BEIR folder")
-    p.add_argument("kind", choices=["beir"], help="benchmark format")
-    p.add_argument("path", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
-    p.add_argument("--retriever", choices=["dense", "bm25", "hybrid"],
-                   help="retriever to measure (default: the configured one); the reference of --compare")
-    p.add_argument("--compare", help="more retrievers to measure and test against the first, e.g. bm25,hybrid")
-    p.add_argument("--split", default="test")
-    p.add_argument("--collection", help="collection name (default: beir-<folder>-<model>)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_bench)

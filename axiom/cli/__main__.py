@@ -1,0 +1,7 @@
+"""`python -m axiom.cli ARGS`: the same as `axiom ARGS`."""
+
+import sys
+
+from axiom.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""The argument parser of `axiom` and the options several commands share.
+
+Choices that come from a registry (the retrievers of `axiom.retrieval.RETRIEVERS`) are looked up when a
+(sub)command's parser is first used, not when it is built: building the whole parser for `axiom --help` must
+not import numpy and the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from axiom.cli.output import command_error
+
+
+class LazyChoices:
+    """`choices=LazyChoices(load)`: `load()` is called the first time the parser parses or prints help."""
+
+    def __init__(self, load: Callable[[], Sequence[Any]]) -> None:
+        self.load = load
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our error wording (exit 2 on bad usage, as argparse does) and LazyChoices."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy_choices: list[tuple[argparse.Action, LazyChoices]] = []
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        lazy = kwargs.get("choices")
+        if not isinstance(lazy, LazyChoices):
+            return super().add_argument(*args, **kwargs)
+        action = super().add_argument(*args, **{**kwargs, "choices": None})
+        self._lazy_choices.append((action, lazy))
+        return action
+
+    def _resolve_choices(self) -> None:
+        while self._lazy_choices:
+            action, lazy = self._lazy_choices.pop()
+            action.choices = list(lazy.load())
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # also a subcommand's parse
+        self._resolve_choices()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._resolve_choices()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._resolve_choices()
+        return super().format_help()
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        command_error(message)
+        raise SystemExit(2)
+
+
+def retriever_names() -> list[str]:
+    from axiom.retrieval import RETRIEVERS  # lazy: imports numpy and the store
+
+    return sorted(RETRIEVERS)
+
+
+def add_retriever(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
+    """--retriever: one of the registered retrievers (axiom.retrieval.RETRIEVERS)."""
+    parser.add_argument("--retriever", choices=LazyChoices(retriever_names), **kwargs)

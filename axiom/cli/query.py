@@ -1,0 +1,36 @@
+"""`axiom query QUESTION [--top-k K] [--retriever R] [--collection NAME] [--json]`: an answer with numbered
+citations. `--json` prints `Answer.to_dict()`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from axiom.cli.options import add_retriever
+from axiom.cli.output import emit
+from axiom.config import Settings, log_generator_choice
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from axiom.pipeline import RAGPipeline  # lazy: `axiom --help` stays fast
+
+    log_generator_choice(settings)
+    pipeline = RAGPipeline.from_settings(settings)
+    answer = pipeline.ask(args.question, top_k=args.top_k, retriever=args.retriever)
+    text = [answer.answer, ""]
+    if answer.degraded:
+        text.insert(0, f"[degraded: {answer.degraded_reason}]")
+    text += [f"[{c.n}] {c.source}" + (f" p.{c.page}" if c.page is not None else "") + f"  (score {c.score:.3f})"
+             for c in answer.citations]
+    emit(args, answer.to_dict(), "\n".join(text))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("query", help="answer a question with numbered citations")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, dest="top_k")
+    add_retriever(p)
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_query)

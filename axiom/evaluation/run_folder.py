@@ -1,0 +1,286 @@
+"""The run record and its folder on disk.
+
+    <runs_dir>/<UTC timestamp>-<name>/
+        manifest.json     what produced the run: settings (secrets masked), dataset and corpus content hashes,
+                          embedding model, generator, judge, package versions, git commit and dirty flag,
+                          start and end time, seed
+        results.parquet   one row per question: question, reference, answer, contexts, sources, latencies,
+        results.csv       every metric (lists as JSON text in the CSV)
+        metrics.json      per metric: mean, 95% bootstrap CI, n, unmeasured and n/a counts with reasons;
+                          latency percentiles, token usage (and cost), the baseline gate when one was given
+
+The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
+`RunRecord` is a run in memory (`load_run` reads one back), `GateResult` the baseline gate's verdict it holds
+(computed by `gate.gate_run`), `list_runs` the complete run folders under a runs folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from axiom.errors import EvaluationError, RegressionError, UsageError
+from axiom.evaluation.naming import safe_name
+from axiom.redaction import redact_urls_in
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "manifest.json"
+METRICS = "metrics.json"
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+RUN_FILES = (MANIFEST, METRICS, RESULTS_PARQUET)  # what a complete run folder holds (the CSV is a copy)
+LIST_COLUMNS = ("contexts", "sources", "retrieved_sources", "retrieved_chunk_ids", "relevant_sources")
+
+
+@dataclass
+class GateResult:
+    """The baseline gate's verdict on a run (see `gate.py`), as recorded in its metrics.json."""
+
+    baseline: str
+    failures: list[str] = field(default_factory=list)
+    checked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    verdict: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def statistics(self) -> dict[str, dict[str, Any]]:
+        """Per metric the paired statistics (the same object `axiom compare` reports)."""
+        return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
+                   checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
+                   notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
+                   config=dict(data.get("config", {})))
+
+    def raise_if_failed(self, run_folder: str | Path | None) -> None:
+        """The gate's verdict as an exit: RegressionError (exit code 3) naming every regressed metric."""
+        if not self.passed:
+            raise RegressionError("; ".join(self.failures), hint=f"run folder {run_folder}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "passed": self.passed, "verdict": self.verdict,
+                "failures": list(self.failures), "checked": self.checked, "skipped": list(self.skipped),
+                "notes": list(self.notes), "config": dict(self.config)}
+
+    def text(self) -> str:
+        if self.passed:
+            head = f"baseline gate PASSED against {self.baseline} ({len(self.checked)} metrics checked)"
+        else:
+            head = f"baseline gate FAILED against {self.baseline}: {len(self.failures)} metric(s) regressed"
+        lines = [f"verdict: {self.verdict}", head] if self.verdict else [head]
+        lines += [f"  - {f}" for f in self.failures]
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.skipped:
+            lines.append(f"  not compared (not computed in this run): {', '.join(self.skipped)}")
+        return "\n".join(lines)
+
+
+@dataclass
+class RunRecord:
+    """A finished run: where it is and what it holds."""
+
+    path: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    results: pd.DataFrame
+    gate: GateResult | None = field(default=None)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.metrics.get("metrics", {}))
+
+    def per_question(self, metric: str) -> dict[str, float]:
+        if metric not in self.results.columns:
+            return {}
+        return {str(i): float(v) for i, v in zip(self.results["id"], self.results[metric], strict=True)}
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what `axiom eval --json` prints)."""
+        out = {"run": str(self.path), "name": self.name, "questions": int(len(self.results)),
+               "metrics": self.metrics.get("metrics", {}), "latency": self.metrics.get("latency", {}),
+               "usage": self.metrics.get("usage", {})}
+        if self.gate is not None:
+            out["gate"] = self.gate.to_dict()
+        return out
+
+    def summary_table(self) -> str:
+        # the gate first: its verdict line, PASSED / FAILED and the failing metrics
+        lines = [self.gate.text()] if self.gate is not None else []
+        lines += [f"{'metric':<26} {'mean':>7}  {'95% CI':<17} {'n':>4} {'unmeasured':>10} {'n/a':>4}"]
+        for name, m in self.metrics.get("metrics", {}).items():
+            mean = m.get("mean")
+            if mean is None:
+                cells = f"{'-':>7}  {'':<17}"
+            else:
+                ci = f"[{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+                cells = f"{mean:>7.3f}  {ci:<17}"
+            lines.append(f"{name:<26} {cells} {m.get('n', 0):>4} {m.get('unmeasured', 0):>10} "
+                         f"{m.get('not_applicable', 0):>4}")
+        for name, m in self.metrics.get("metrics", {}).items():
+            for reason, count in (m.get("unmeasured_reasons") or {}).items():
+                lines.append(f"  unmeasured {name}: {count} x {reason}")
+        lat = self.metrics.get("latency", {})
+        if lat:
+            ret, gen = lat.get("retrieval", {}), lat.get("generation", {})
+            lines.append(f"latency: retrieval batch {lat.get('retrieval_batch_seconds', 0):.3f}s "
+                         f"({ret.get('mean_ms')} ms/question); generation p50 {gen.get('p50_ms')} ms, "
+                         f"p95 {gen.get('p95_ms')} ms")
+        usage = self.metrics.get("usage", {})
+        judge = usage.get("judge")
+        if judge:
+            cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") is not None else ""
+            lines.append(f"judge {judge['model']}: {judge['calls']} call(s), {judge['cache_hits']} cached, "
+                         f"{judge['total_tokens']} tokens{cost}")
+        gen_usage = usage.get("generation") or {}
+        if gen_usage.get("total_tokens"):
+            lines.append(f"generator tokens: {gen_usage['total_tokens']}")
+        lines.append(f"run folder: {self.path}")
+        return "\n".join(lines)
+
+
+# -- time stamps ----------------------------------------------------------------------------------
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- writing --------------------------------------------------------------------------------------
+def _write_json(path: Path, data: Any) -> None:
+    """`data` as JSON, in a file only its owner can read (0600): run files hold questions and answers."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # also when the file was already there
+        f.write(text)
+
+
+def _json_clean(value: Any) -> Any:
+    """NaN -> None recursively (metrics.json stays strict JSON)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clean(v) for v in value]
+    return value
+
+
+def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
+                     metrics_doc: dict[str, Any], results: pd.DataFrame) -> Path:
+    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC timestamp>-<n>-<name>`
+    when another run of that name started in the same second (the folder name always ends with the run's name).
+
+    Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
+    is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
+    any URL credentials (`user:pass@`, `?api-key=...` of a judge or generator endpoint)."""
+    stamp, label = started.strftime('%Y%m%dT%H%M%SZ'), safe_name(name)
+    tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp.mkdir(mode=0o700)
+        tmp.chmod(0o700)  # mkdir's mode is reduced by the umask; this is exact
+    except OSError as exc:
+        raise _write_error(runs_dir, exc) from exc
+    try:
+        _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest)))
+        _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc)))
+        results.to_parquet(tmp / RESULTS_PARQUET, index=False)
+        flat = results.copy()
+        for column in LIST_COLUMNS:
+            if column in flat.columns:
+                flat[column] = [json.dumps(list(v), ensure_ascii=False) for v in flat[column]]
+        flat.to_csv(tmp / RESULTS_CSV, index=False)
+        for written in (tmp / RESULTS_PARQUET, tmp / RESULTS_CSV):  # inside the 0700 folder since their creation
+            written.chmod(0o600)
+        for n in range(1, 1000):
+            final = runs_dir / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{n}-{label}")
+            try:
+                tmp.rename(final)  # fails if the target exists (it is a non-empty folder)
+            except OSError:
+                if final.exists():
+                    continue
+                raise
+            return final
+        raise EvaluationError(f"cannot find a free run folder name for {stamp}-{label} under {runs_dir}")
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, file too large, permissions: one clear error, nothing left
+            raise _write_error(runs_dir, exc) from exc
+        raise
+
+
+def _write_error(runs_dir: Path, exc: OSError) -> EvaluationError:
+    what = Path(exc.filename).name if exc.filename else "the run folder"
+    return EvaluationError(f"cannot write the run folder under {runs_dir} ({what}): {exc.strerror or exc}; "
+                           "no partial run was left behind",
+                           hint="free some disk space, or set evaluation.runs_dir / --out to another folder")
+
+
+# -- reading --------------------------------------------------------------------------------------
+def load_run(path: str | Path) -> RunRecord:
+    """Read a run folder back."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f"run folder {path} does not exist")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        metrics_doc = json.loads((path / METRICS).read_text(encoding="utf-8"))
+        results = pd.read_parquet(path / RESULTS_PARQUET)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path} is not a complete run folder: {Path(exc.filename or '').name} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
+    gate = GateResult.from_dict(metrics_doc["gate"]) if isinstance(metrics_doc.get("gate"), dict) else None
+    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate)
+
+
+def run_manifests(runs_dir: str | Path, *, required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:
+    """(folder, parsed manifest.json) of the folders directly under `runs_dir` that hold every `required` file;
+    hidden folders (`.tmp-*` being written) and unreadable manifests are skipped."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        if not all((folder / f).is_file() for f in required):
+            continue
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        yield folder, manifest
+
+
+def list_runs(runs_dir: str | Path) -> list[Path]:
+    """Complete run folders directly under `runs_dir`, oldest first (by their start time)."""
+    found = [(str(manifest.get("started", "")), folder.name, folder)
+             for folder, manifest in run_manifests(runs_dir, required=RUN_FILES)]
+    return [p for _, _, p in sorted(found)]

@@ -1,0 +1,44 @@
+"""What metrics.json says about each metric of a run: its mean with a 95% bootstrap interval, how many
+questions it measured, left unmeasured (with the commonest reasons) or found not applicable; and, for a repeated
+run, the run-to-run spread of each answer metric."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from axiom.evaluation.stats import bootstrap_ci
+
+
+def summarise_metric(values: list[float], statuses: list[str], reasons: list[str | None], *, samples: int,
+                     seed: int, label: str) -> dict[str, Any]:
+    measured = [v for v, s in zip(values, statuses, strict=True) if s == "ok" and not math.isnan(v)]
+    unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True) if s == "unmeasured")
+    not_applicable = sum(1 for s in statuses if s == "not_applicable")
+    out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
+                           "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}
+    if measured:
+        low, high = bootstrap_ci(measured, samples=samples, seed=seed, label=label)
+        out.update(mean=round(float(np.mean(measured)), 6), ci_low=round(low, 6), ci_high=round(high, 6))
+    if unmeasured:
+        out["unmeasured_reasons"] = dict(unmeasured.most_common(5))
+    return out
+
+
+def mean_ok(scores: list[Any]) -> float | None:
+    values = [s.value for s in scores if s.status == "ok" and not math.isnan(s.value)]
+    return float(np.mean(values)) if values else None
+
+
+def repeat_summary(means: dict[str, list[float | None]], repeat: int) -> dict[str, Any]:
+    """Run-to-run spread per answer metric over `repeat` repetitions: the range (max - min) of the metric's
+    mean. Retrieval is deterministic and not repeated; offline runs give a spread of 0."""
+    spread: dict[str, float] = {}
+    for name, values in means.items():
+        clean = [v for v in values if v is not None]
+        spread[name] = float(max(clean) - min(clean)) if len(clean) > 1 else 0.0
+    return {"n": repeat, "spread": spread, "means": means if repeat > 1 else {},
+            "method": "range of the metric's mean over repetitions (generator and judge re-run, caches bypassed)"}

@@ -1,0 +1,26 @@
+"""The notebook face: the kernel side the notebooks call, and the batch runner (papermill) that executes them.
+
+Nothing is re-exported here: import each name from its module (importing this package stays free, which
+matters in every notebook kernel).
+
+session: what the notebooks import. `open_session(...)` builds the settings from config.yaml + environment +
+the notebook's parameters, works from the project root, shares one memoised embedding model per kernel
+(`shared_embedder`) and hands the notebook's result to the runner (`NotebookSession.report`);
+`notebook_settings()` gives the settings alone; `project_root()` finds the project.
+
+parameters: notebook parameters as the commands take them: `parse_value` (`-p KEY VALUE`), `load_params_file`
+(`--params`), `absolute_paths` (path parameters against the working directory), `RESULT_PARAMETER`.
+
+kernel: `WarmKernel`, one `python3` kernel kept alive across notebooks (preloading what they import), and
+`kernel_env`, what a kernel needs to build the same settings as the command that runs it.
+
+engine: the only module that imports papermill. It registers the warm-kernel papermill engine at import,
+executes one notebook (`execute_notebook`, a failure becomes a NotebookError naming the cell) and reads a
+notebook's declared parameters (`notebook_parameters`).
+
+report_html: `render_html`, the executed evaluation notebook as `report.html` (no code cells).
+
+runner: `run_notebooks`, the orchestrator behind `axiom notebooks run` and `axiom sweep`: resolves the
+notebooks, runs them in order in a warm kernel, and moves the executed notebooks and the HTML report into the
+evaluation's run folder (`NotebookRun`); `resolve_notebook`, `utc_stamp` and `unique_path` serve the sweep.
+"""

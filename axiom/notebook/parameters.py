@@ -1,0 +1,61 @@
+"""Notebook parameters as the commands take them: `-p KEY VALUE` values, `--params FILE.yaml`, and the
+parameters that name files or folders (made absolute against the caller's working directory).
+
+What a notebook declares is read by papermill (`axiom.notebook.engine.notebook_parameters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from axiom.errors import UsageError
+
+# the parameter through which the runner learns what a notebook produced (NotebookSession.report writes it)
+RESULT_PARAMETER = "result_json"
+# parameters that name files or folders: the CLI resolves them against its working directory
+PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline")
+
+
+def parse_value(text: str) -> Any:
+    """A `-p KEY VALUE` value: YAML scalars (3 -> int, null -> None, [a, b] -> list), else the string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def absolute_paths(params: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """Relative paths among the path parameters made absolute against `base` (default: the working directory),
+    as a command line user means them; the notebooks themselves resolve relative paths against the project."""
+    base = base or Path.cwd()
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str((base / value).resolve())
+        return value
+
+    out = dict(params)
+    for key in PATH_PARAMETERS:
+        if key in out:
+            out[key] = [fix(v) for v in out[key]] if isinstance(out[key], list) else fix(out[key])
+    return out
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read parameters file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"parameters file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"parameters file {path} must hold a mapping of parameter names to values")
+    return {str(k): v for k, v in data.items()}

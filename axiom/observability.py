@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 from axiom.config import LoggingSettings
 from axiom.redaction import redact_urls, redact_urls_in
@@ -182,6 +182,17 @@ STAGE_LATENCY = Histogram("axiom_stage_latency_seconds", "Seconds spent per stag
 INGEST_CHUNKS = Counter("axiom_ingest_chunks", "Chunks written by ingests served by this process")
 CACHE_HITS = Counter("axiom_cache_hits", "Query cache hits")
 CACHE_MISSES = Counter("axiom_cache_misses", "Query cache misses")
+REJECTED = Counter("axiom_rejected_requests",
+                   "Requests refused with 503 because service.max_concurrent_requests were in flight", ["endpoint"])
+IN_FLIGHT = Gauge("axiom_requests_in_flight", "/query and /ingest requests in flight (capped)")
+LLM_CIRCUIT_OPEN = Gauge("axiom_llm_circuit_open",
+                         "1 while the LLM circuit breaker is open or half-open (answers are extractive, degraded, "
+                         "without calling the LLM), 0 when it is closed or there is no LLM")
+
+
+def metrics_exposition() -> tuple[bytes, str]:
+    """Every metric of this process in Prometheus's text format, and its content type (for GET /metrics)."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 # seconds per stage name, summed over the current request (set by the service, read after the request)

@@ -23,7 +23,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
@@ -36,7 +35,13 @@ from axiom.errors import (
     StoreUnavailableError,
     UsageError,
 )
-from axiom.observability import INGEST_CHUNKS, count_error, request_id_var, stage_timings_var
+from axiom.observability import (
+    INGEST_CHUNKS,
+    count_error,
+    metrics_exposition,
+    request_id_var,
+    stage_timings_var,
+)
 from axiom.redaction import redact
 from axiom.retrieval import RETRIEVERS
 from axiom.service.auth import ApiKeyAuth, api_key_scheme, bearer_scheme
@@ -218,7 +223,8 @@ def create_sidecar_app(state: ServiceState) -> FastAPI:
     _install_common(app, state)
 
     async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        body, media_type = metrics_exposition()
+        return Response(body, media_type=media_type)
 
     # both spellings answer 200 (no 307 from a mounted app)
     app.add_api_route("/metrics", metrics, methods=["GET"])

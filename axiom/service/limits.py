@@ -18,23 +18,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from prometheus_client import Counter, Gauge
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from axiom.config import ServiceSettings
 from axiom.llm import Deadline, llm_deadline
+from axiom.observability import REJECTED
 
 log = logging.getLogger("axiom.service")
 
 T = TypeVar("T")
 
-REJECTED = Counter("axiom_rejected_requests",
-                   "Requests refused with 503 because service.max_concurrent_requests were in flight", ["endpoint"])
-IN_FLIGHT = Gauge("axiom_requests_in_flight", "/query and /ingest requests in flight (capped)")
-LLM_CIRCUIT_OPEN = Gauge("axiom_llm_circuit_open",
-                         "1 while the LLM circuit breaker is open or half-open (answers are extractive, degraded, "
-                         "without calling the LLM), 0 when it is closed or there is no LLM")
 THREAD_HEADROOM = 8  # worker threads beyond the cap, for the sync dependencies (API key check) of other requests
 
 

@@ -33,11 +33,11 @@ from axiom.config import Settings
 from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import StoreError
 from axiom.llm import LLMClient
-from axiom.observability import stage
+from axiom.observability import IN_FLIGHT, LLM_CIRCUIT_OPEN, stage
 from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS
 from axiom.service.cache import QueryCache
-from axiom.service.limits import IN_FLIGHT, LLM_CIRCUIT_OPEN, ConcurrencyLimit
+from axiom.service.limits import ConcurrencyLimit
 from axiom.store import ChromaStore
 
 log = logging.getLogger(__name__)

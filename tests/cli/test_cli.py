@@ -22,6 +22,8 @@ from axiom.retrieval import RETRIEVERS
 from axiom.types import Answer, Citation, Hit
 from tests.evaluation.helpers import clean_env, write_config
 
+pytestmark = pytest.mark.usefixtures("restore_logging")  # main configures the root logger
+
 CLI = Path(axiom.cli.__file__).parent
 
 

@@ -78,19 +78,6 @@ def tree(path: Path) -> list[str]:
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The CLI's `main` configures the root logger (onto the captured stderr): put it back afterwards."""
-    import logging
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-
-
-@pytest.fixture
 def shared_tmp() -> Iterator[Path]:
     """A temporary folder an unprivileged user can enter and write (pytest's tmp_path is 0700 under root)."""
     path = Path(tempfile.mkdtemp(prefix="axiom-rel-"))

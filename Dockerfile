@@ -7,8 +7,9 @@
 #
 # Plain Dockerfile instructions only (no RUN --mount, no syntax directive): the legacy builder and BuildKit
 # both build it. Build arguments (none of them is a secret; no key or token is ever an ARG or ENV here):
-#   TORCH_INDEX_URL  extra index for the CPU build of torch (default: PyTorch's CPU index; empty: none, torch
-#                    then comes from wheels/ or PyPI)
+#   TORCH_INDEX_URL  the one index torch is installed from, with wheels/ (default: PyTorch's CPU index; never PyPI
+#                    besides it, whose torch is a CUDA build of several GB; when it is unreachable the build stops
+#                    within seconds). Empty: torch from wheels/ or the configured indexes, with the other packages
 #   PIP_NO_INDEX     set to 1 for a fully offline build from wheels/ alone (see DOCKER_SETUP.md)
 # wheels/ (empty in git) is always used as --find-links: drop wheels there to build without the network.
 
@@ -28,23 +29,34 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /build
 RUN python -m venv /opt/venv
 
-# torch first, pinned to its CPU build: an open torch requirement resolves to a multi-GB CUDA build.
+# The runtime dependencies exactly as locked: requirements/runtime.lock.txt pins every package, torch's CPU build
+# (TORCH_VERSION+cpu) included, with the sha256 of its files, and pip installs no file whose hash is not listed
+# there, whichever index or wheels/ it comes from (the lock holds no CUDA package either). `make lock`
+# writes the lock; tests/test_lock.py checks it against pyproject.toml. These layers (and the venv the runtime
+# copies) survive every edit of the code, the README and pyproject.toml (only the lock is copied for them). Then
+# out go torch's C++ headers and C++ test binaries and the packages' own test suites (`tests` folders): about
+# 340 MB that nothing imports at run time.
 COPY wheels/ /wheels/
-RUN if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
-    && pip install --no-cache-dir "torch==${TORCH_VERSION}" \
-    && python -c "import torch, sys; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
-
-# The dependencies from pyproject.toml in one resolve: this layer (and the venv the runtime copies) survives
-# every edit of the code and of the README (only pyproject.toml is copied for it). Then out go torch's C++
-# headers and C++ test binaries and the packages' own test suites (`tests` folders): about 340 MB that nothing
-# imports at run time.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > requirements.txt \
-    && pip install --no-cache-dir -r requirements.txt \
+COPY requirements/runtime.lock.txt ./
+# torch first, from TORCH_INDEX_URL ALONE (--index-url, plus wheels/ as find-links; never PyPI, whose torch is a
+# CUDA build of several GB), with the lock's hash, no dependencies (the next step installs them, and finds torch
+# in place). Few retries and a short timeout: an unreachable index stops the build within seconds, naming the
+# way out, rather than after every other package of the lock has waited on it. Empty TORCH_INDEX_URL: nothing
+# here, torch comes with the lock from wheels/ or the configured indexes.
+RUN if [ -n "$TORCH_INDEX_URL" ]; then \
+        awk '/^torch==/ { found = 1 } found { print } found && !/\\$/ { exit }' runtime.lock.txt > torch.lock.txt \
+        && grep -q "^torch==${TORCH_VERSION}+cpu " torch.lock.txt \
+        && if ! pip install --no-cache-dir --no-deps --require-hashes --retries 2 --timeout 15 \
+                --index-url "$TORCH_INDEX_URL" -r torch.lock.txt; then \
+            echo "ERROR: torch==${TORCH_VERSION} (CPU build) could not be installed from TORCH_INDEX_URL=${TORCH_INDEX_URL}: unreachable from this build, or without that file. Nothing was taken from PyPI, whose torch is a CUDA build of several GB. Way out: put the CPU wheel of torch ${TORCH_VERSION} in wheels/ and build with an empty TORCH_INDEX_URL (docker compose --parallel 1 build --build-arg TORCH_INDEX_URL=), or set TORCH_INDEX_URL to a reachable mirror of the CPU index; see DOCKER_SETUP.md, Building offline." >&2; \
+            exit 1; \
+        fi; \
+    fi
+RUN pip install --no-cache-dir --require-hashes -r runtime.lock.txt \
     && pip check \
     && rm -rf /opt/venv/lib/python3.11/site-packages/torch/include /opt/venv/lib/python3.11/site-packages/torch/test \
     && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
+COPY pyproject.toml ./
 
 # The package itself as a wheel; the runtime installs it on top of the copied venv (a small layer).
 COPY README.md ./
@@ -64,12 +76,21 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     ANONYMIZED_TELEMETRY=False \
     RAGAS_DO_NOT_TRACK=true \
-    MPLBACKEND=Agg
+    MPLBACKEND=Agg \
+    HOME=/home/axiom
 
+# The image runs as UID 1000 (axiom) by default and as any other UID:GID as well (compose's
+# `user: ${AXIOM_UID}:${AXIOM_GID}`, `docker run --user`), which needs no passwd entry and no useradd at run time:
+# HOME is set here rather than looked up, and HOME and the folders the app writes to in the image (/app, /app/.axiom,
+# and logs/ evaluation/ notebooks/ when nothing is mounted there) are writable by every user, with the sticky bit,
+# as /tmp is. So every cache under HOME (matplotlib, Hugging Face, IPython, Jupyter's runtime and settings) works
+# for whichever UID runs the container. Bind mounts keep the host's owner and mode: run as the host user who owns
+# ./logs and ./evaluation (DOCKER_SETUP.md).
 RUN groupadd --gid 1000 axiom \
-    && useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash axiom \
+    && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/axiom --shell /bin/bash axiom \
     && mkdir -p /app/data /app/logs /app/notebooks /app/evaluation/runs /app/.axiom \
     && chown -R axiom:axiom /app \
+    && chmod 1777 /home/axiom /app /app/logs /app/notebooks /app/evaluation /app/evaluation/runs /app/.axiom \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=builder /opt/venv /opt/venv
@@ -77,7 +98,8 @@ COPY --from=builder /dist/ /tmp/dist/
 # Install the app, then prove the packaged embedding model loads and embeds with no network.
 RUN pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps /tmp/dist/*.whl \
     && rm -rf /tmp/dist \
-    && python -c "from axiom.embeddings import LocalEmbedder; print('embedding check', LocalEmbedder('all-MiniLM-L6-v2').embed(['ok']).shape)"
+    && HOME=/tmp/build-home python -c "from axiom.embeddings import LocalEmbedder; print('embedding check', LocalEmbedder('all-MiniLM-L6-v2').embed(['ok']).shape)" \
+    && rm -rf /tmp/build-home
 COPY --chown=axiom:axiom config.yaml /app/config.yaml
 
 WORKDIR /app

@@ -6,10 +6,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 AXIOM := $(VENV)/bin/axiom
 STAMP := $(VENV)/.installed
-# Where a CPU build of torch comes from. Empty: the configured pip indexes (on machines whose PyPI torch is a
-# CUDA build, use TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu).
+# Where the CPU build of torch (torch==$(TORCH_VERSION)+cpu in the lock) comes from. Empty: the configured pip
+# indexes and find-links (these machines: the wheel in pip's find-links folder). PyPI has no such file (its Linux
+# torch is the CUDA build): elsewhere use TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu, added as an extra
+# index for `make install` (safe with --require-hashes: only files with the locked hashes install).
 TORCH_INDEX_URL ?=
 TORCH_VERSION := 2.13.0
+# The locks (requirements/lock.py, `make lock`): every package pinned with its sha256. LOCK is what `make install`
+# installs (runtime + dev), RUNTIME_LOCK what the image installs.
+LOCK := requirements/lock.txt
+RUNTIME_LOCK := requirements/runtime.lock.txt
+# Where `make lock` (uv) finds the CPU wheel of torch: pip's find-links (PIP_FIND_LINKS) when set, else the torch
+# page of TORCH_INDEX_URL or of the PyTorch CPU index. UPGRADE=1 moves every pin to the newest release that fits.
+LOCK_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(if $(TORCH_INDEX_URL),$(TORCH_INDEX_URL)/torch/,https://download.pytorch.org/whl/cpu/torch/))
+UPGRADE ?=
 PYTEST_ARGS ?=
 
 export RAGAS_DO_NOT_TRACK := true
@@ -18,27 +28,35 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test eval lint format clean help
+.PHONY: install test eval lint format clean help lock
 
 help:
 	@echo "make eval     batch evaluation of the built-in golden sets (sample, PubMedQA), each gated (offline)"
 	@echo "make baselines  re-measure the committed baselines after an intended change"
 	@echo "make test     the whole test suite"
-	@echo "make install  create $(VENV) and install Axiom with its dev tools"
+	@echo "make install  create $(VENV) and install Axiom with its dev tools, exactly as locked in $(LOCK)"
+	@echo "make lock     refresh $(LOCK) and $(RUNTIME_LOCK) from pyproject.toml (UPGRADE=1: newest that fits)"
 	@echo "make lint     ruff and the architecture contracts (import-linter)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned to the CPU build: an open requirement would pull a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# Every package exactly as locked, each file checked against its sha256 (torch is the CPU build there: no
+	# CUDA build can come in); then the project itself, adding nothing.
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the locks after an edit of the dependencies in pyproject.toml (tests/test_lock.py fails until then).
+# Needs uv (dev extra) and PyPI; then `make install` brings .venv to the new lock.
+lock:
+	test -x $(VENV)/bin/uv || $(MAKE) install
+	$(PY) requirements/lock.py $(if $(UPGRADE),--upgrade) $(foreach l,$(LOCK_FIND_LINKS),--find-links $(l))
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

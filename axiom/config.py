@@ -138,7 +138,7 @@ class EvaluationSettings(_Section):
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    format: Literal["json", "text"] = "json"
+    format: Literal["auto", "json", "text"] = Field("auto", description="auto: text on a terminal, else JSON")
     file: str | None = None
 
 

@@ -95,9 +95,10 @@ def escape_controls(text: str) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """`LOG_FORMAT=text`: TEXT_FORMAT with the record's line escaped (`escape_controls`) and URL credentials
-    removed. A traceback or stack keeps its lines, each escaped and starting with CONTINUATION, so a record's
-    first line is the only one that starts with a timestamp and no input can forge another record."""
+    """`LOG_FORMAT=text` (and the default on a terminal): TEXT_FORMAT with the record's line escaped
+    (`escape_controls`) and URL credentials removed. A traceback or stack keeps its lines, each escaped and
+    starting with CONTINUATION, so a record's first line is the only one that starts with a timestamp and no
+    input can forge another record."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
@@ -137,19 +138,35 @@ def apply_process_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-def configure_logging(settings: LoggingSettings, *, stream=None) -> None:  # noqa: ANN001
-    """Configure the root logger once, at a face. Logs go to stderr (stdout stays for --json output)."""
+def log_format(configured: str, stream: object, *, auto: str | None = None) -> str:
+    """The format of the log lines written to `stream`: `json` or `text` as configured; for `auto` (nothing
+    set), the face's own default when it gives one (`axiom serve`: json), else text when `stream` is a terminal
+    and JSON otherwise (a pipe, a file, a log shipper)."""
+    if configured != "auto":
+        return configured
+    if auto:
+        return auto
+    try:
+        return "text" if stream.isatty() else "json"  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return "json"
+
+
+def configure_logging(settings: LoggingSettings, *, stream=None, auto: str | None = None) -> None:  # noqa: ANN001
+    """Configure the root logger once, at a face. Logs go to stderr (stdout stays for --json output), and to
+    `settings.file` (JSON under `auto`). `auto` is the format a face wants when none is set (see `log_format`)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_axiom", False):
             root.removeHandler(handler)
-    formatter: logging.Formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    stream = stream or sys.stderr
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream)]
     if settings.file:
         Path(settings.file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(settings.file, encoding="utf-8"))
     for handler in handlers:
-        handler.setFormatter(formatter)
+        fmt = log_format(settings.format, None if isinstance(handler, logging.FileHandler) else stream, auto=auto)
+        handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
         handler.addFilter(ContextFilter())
         handler.addFilter(ThirdPartyFilter(logging.getLevelName(settings.level)))
         handler._axiom = True  # type: ignore[attr-defined]

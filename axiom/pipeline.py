@@ -8,6 +8,16 @@ embedded, and stale ones are deleted after the new ones are written. Because the
 record of what is done, an ingest killed at any point is completed by running it again: no duplicates
 (ids are content hashes) and no orphans (stale ids are computed from the store).
 
+Ingest reads (and chunks) up to `PLAN_CHUNKS` new chunks before it embeds them, `FLUSH_CHUNKS` per write, so its
+progress (`axiom.progress`, on stderr) counts chunks embedded against a total known before the embedding starts
+(for a larger corpus the total grows as more files are read). A root that does not exist is a `UsageError`
+raised before anything is opened or written.
+
+Model load: a local embedding model loads lazily, on first use (seconds). `warm_up()` loads it outside any timed
+stage: `ask()` reports it as `timings["model_load"]` (once, on the answer that paid for it) and ingest leaves it
+out of `IngestReport.seconds`; `model_load_seconds` is what this pipeline spent loading it. Likewise the store's
+first connection is `timings["store_connect"]`; neither is part of `retrieve` or `total`.
+
 Embedding memo: questions (retrieval, then the extractive generator) and answer sentences (the same chunks come
 back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder`: the embedder given
 when it is one already, otherwise one wrapped around it here. Ingest embeds chunks with `embedder` as given (a
@@ -18,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -26,13 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from axiom.chunking import chunk_document, chunker_signature
 from axiom.config import Settings
-from axiom.documents import discover, parse, read_bytes, sha256_bytes
-from axiom.embeddings import CachingEmbedder, Embedder, make_embedder
+from axiom.documents import SourceFile, discover, parse, read_bytes, sha256_bytes
+from axiom.embeddings import CachingEmbedder, Embedder, OpenAIEmbedder, make_embedder
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
+from axiom.progress import Progress
 from axiom.retrieval import RETRIEVERS, Retriever
 from axiom.store import ChromaStore, chunk_metadata
 from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
@@ -40,6 +52,8 @@ from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
 log = logging.getLogger(__name__)
 
 FLUSH_CHUNKS = 1024  # chunks embedded and written per batch during ingest
+EMBED_SLICE = 256  # chunks per embedding call during ingest (how often the progress moves)
+PLAN_CHUNKS = 20_000  # new chunks read ahead of the embedding (the progress total; bounds the memory held)
 QUERY_MEMO = 50_000  # question and answer-sentence vectors kept (at most ~80 MB with 384 dimensions)
 
 
@@ -57,6 +71,20 @@ class _Pending:
             self.extra.append(extra)
 
 
+def _require_roots(paths: Sequence[str | Path]) -> None:
+    """Every path given to ingest must exist (a typo must not look like an empty corpus)."""
+    missing = []
+    for path in paths:
+        try:
+            if not Path(path).exists():
+                missing.append(str(path))
+        except OSError:  # cannot tell (a name too long, no permission): discovery reports it as a skipped path
+            continue
+    if missing:
+        raise UsageError("; ".join(f"{path} does not exist" for path in missing),
+                         hint="give existing files or folders; nothing was ingested")
+
+
 class RAGPipeline:
     def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore,
                  generator: Generator | None = None) -> None:
@@ -67,6 +95,8 @@ class RAGPipeline:
         self.store = store
         self._generator = generator
         self._retrievers: dict[str, Retriever] = {}
+        self._warm = self._connected = False
+        self.model_load_seconds = 0.0  # spent loading the embedding model (by warm_up)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RAGPipeline:
@@ -80,10 +110,27 @@ class RAGPipeline:
                                              redact_llm_input=self.settings.pii.redact_llm_input)
         return self._generator
 
+    def warm_up(self) -> float | None:
+        """Load the embedding model now, outside any timed stage. Returns the seconds it took, or None when there
+        was nothing to do (loaded already, or a remote model: no load, and no probe request is sent)."""
+        if self._warm:
+            return None
+        if isinstance(self.query_embedder.inner, OpenAIEmbedder):
+            self._warm = True
+            return None
+        t0 = time.perf_counter()
+        self.query_embedder.warm_up()
+        seconds = time.perf_counter() - t0
+        self._warm = True
+        self.model_load_seconds += seconds
+        log.info("embedding model %s loaded in %.2fs", self.embedder.model_id, seconds)
+        return seconds
+
     # -- ingest -----------------------------------------------------------------------------------
     def _open_for_write(self) -> None:
         existing = self.store.get_collection()
-        # only load the model (for its dimension) when the collection must be created
+        if existing is None:  # only load the model (for its dimension) when the collection must be created
+            self.warm_up()
         self.store.open(self.embedder.model_id, None if existing is not None else self.embedder.dimension)
 
     def _stored_index(self) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
@@ -92,12 +139,20 @@ class RAGPipeline:
             by_file[(str(c.metadata.get("root", "")), str(c.metadata.get("source", "")))].append((c.id, c.metadata))
         return by_file
 
-    def _flush(self, pending: _Pending, report: IngestReport) -> None:
+    def _flush(self, pending: _Pending, report: IngestReport, shown: Progress) -> None:
+        """Embed and write the pending chunks (`FLUSH_CHUNKS` per write), then delete the stale ones."""
         if pending.chunks:
-            vectors = self.embedder.embed([c.text for c in pending.chunks])
-            report.chunks_embedded += len(pending.chunks)
-            self.store.upsert(pending.chunks, vectors, pending.extra)
-            report.chunks_added += len(pending.chunks)
+            self.warm_up()  # a lazy model load is not ingest time
+            shown.announce("embedding")
+        for i in range(0, len(pending.chunks), FLUSH_CHUNKS):
+            part, extra = pending.chunks[i:i + FLUSH_CHUNKS], pending.extra[i:i + FLUSH_CHUNKS]
+            vectors = []
+            for j in range(0, len(part), EMBED_SLICE):
+                vectors.append(self.embedder.embed([c.text for c in part[j:j + EMBED_SLICE]]))
+                shown.update(len(vectors[-1]))
+            report.chunks_embedded += len(part)
+            self.store.upsert(part, np.concatenate(vectors), extra)
+            report.chunks_added += len(part)
         if pending.stale_ids:
             self.store.delete(pending.stale_ids)
             report.chunks_removed += len(pending.stale_ids)
@@ -108,22 +163,38 @@ class RAGPipeline:
 
     def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None
                ) -> IngestReport:
-        """Ingest files and folders (recursive). Unreadable files are skipped and listed with a reason."""
-        t0 = time.perf_counter()
+        """Ingest files and folders (recursive). Unreadable files are skipped and listed with a reason; a path
+        that does not exist is a UsageError, before anything is written. `progress`: chunks embedded, on stderr
+        (`axiom.progress.progress_mode`: None shows it except in a notebook kernel, False never)."""
+        t0, loaded_before = time.perf_counter(), self.model_load_seconds
         paths = list(paths)
         if not paths:
             raise UsageError("nothing to ingest: give at least one file or folder")
+        _require_roots(paths)
         cfg = self.settings
         files, skipped = discover(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks)
         report = IngestReport(files_skipped=list(skipped))
+        with Progress("ingest", unit="chunk", verb="embedded", enabled=progress) as shown:
+            stored = self._ingest_files(files, report, shown)
+        if prune:
+            report.chunks_removed += self._prune(paths, {(str(f.root), f.source) for f in files}, stored)
+        report.chunks_total = self.store.count()
+        report.seconds = time.perf_counter() - t0 - (self.model_load_seconds - loaded_before)
+        log.info("ingest: %d ingested, %d unchanged, %d skipped; +%d -%d chunks, %d total in %.2fs",
+                 len(report.files_ingested), len(report.files_unchanged), len(report.files_skipped),
+                 report.chunks_added, report.chunks_removed, report.chunks_total, report.seconds)
+        return report
+
+    def _ingest_files(self, files: Sequence[SourceFile], report: IngestReport, shown: Progress
+                      ) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
+        """Read, chunk, embed and write the files; returns what was stored before (for pruning)."""
+        cfg = self.settings
         signature = chunker_signature(cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
         self._open_for_write()
         stored = self._stored_index()
         pending = _Pending()
-        show = sys.stderr.isatty() if progress is None else progress
-        from tqdm.auto import tqdm
-
-        for file in tqdm(files, desc="ingest", unit="file", disable=not show):
+        shown.announce(f"reading {len(files)} file(s)")
+        for file in files:
             key = (str(file.root), file.source)
             try:
                 data = read_bytes(file, cfg.ingest.max_file_size_mb)
@@ -147,22 +218,17 @@ class RAGPipeline:
             kept = [c for c in chunks if c.id in have]
             if kept:  # same text, new position or file hash: rewrite metadata only, no embedding
                 self.store.update_metadata([c.id for c in kept], [chunk_metadata(c, extra) for c in kept])
+            queued = len(pending.chunks)
             for c in chunks:
                 if c.id not in have:
                     pending.add(c, extra)
+            shown.add_total(len(pending.chunks) - queued)
             pending.stale_ids.extend(cid for cid in have if cid not in new_ids)
             report.files_ingested.append(file.source)
-            if len(pending.chunks) >= FLUSH_CHUNKS:
-                self._flush(pending, report)
-        self._flush(pending, report)
-        if prune:
-            report.chunks_removed += self._prune(paths, {(str(f.root), f.source) for f in files}, stored)
-        report.chunks_total = self.store.count()
-        report.seconds = time.perf_counter() - t0
-        log.info("ingest: %d ingested, %d unchanged, %d skipped; +%d -%d chunks, %d total in %.2fs",
-                 len(report.files_ingested), len(report.files_unchanged), len(report.files_skipped),
-                 report.chunks_added, report.chunks_removed, report.chunks_total, report.seconds)
-        return report
+            if len(pending.chunks) >= PLAN_CHUNKS:
+                self._flush(pending, report, shown)
+        self._flush(pending, report, shown)
+        return stored
 
     def _prune(self, paths: Sequence[str | Path], present: set[tuple[str, str]],
                stored: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]) -> int:
@@ -240,12 +306,28 @@ class RAGPipeline:
             raise UsageError(f"the question is not valid Unicode text (unpaired surrogate at character {exc.start})"
                              ) from None
         with stage("total") as total:
-            with stage("retrieve") as retrieved:
+            with stage("retrieve") as retrieved:  # (errors are counted at this stage, the one-off costs' included)
+                connect = self._connect()  # the store first: a missing collection fails before the model loads
+                model_load = self.warm_up()
                 hits = self.retrieve(question, top_k=top_k, retriever=retriever)
             answer = self.answer(question, hits)
-        answer.timings["retrieve"] = retrieved.seconds
-        answer.timings["total"] = total.seconds
+        once = (connect or 0.0) + (model_load or 0.0)  # one-off costs of a new pipeline: reported apart
+        answer.timings["retrieve"] = retrieved.seconds - once
+        answer.timings["total"] = total.seconds - once
+        for name, seconds in (("model_load", model_load), ("store_connect", connect)):
+            if seconds is not None:
+                answer.timings[name] = seconds
         return answer
+
+    def _connect(self) -> float | None:
+        """Open the collection the first time (importing chromadb and starting its client take seconds); the
+        seconds it took, None afterwards. Raises when the collection is missing or of another model."""
+        if self._connected:
+            return None
+        t0 = time.perf_counter()
+        self._open_for_read()
+        self._connected = True
+        return time.perf_counter() - t0
 
     def status(self) -> dict[str, Any]:
         collection = self.store.get_collection()

@@ -4,19 +4,22 @@
 `axiom --help` stays fast.
 
 Exit codes: 0 success (skipped files are reported, not fatal), 2 bad usage or settings, 3 regression gate
-failed, 1 any other failure. `--json` prints exactly one JSON object on stdout; logs go to stderr.
+failed, 130 interrupted, 1 any other failure. `--json` prints exactly one JSON object on stdout (the result, or
+the error object of a failure); logs go to stderr. Every failure reads `axiom: error: <message>` on stderr, then
+`axiom: hint: <hint>` when there is one (`axiom.cli.output`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
 from axiom import __version__
 from axiom.cli import dataset, evaluate, ingest, notebooks, query, retrieval_eval, serve, status
-from axiom.cli.options import Parser
-from axiom.cli.output import command_error, error
+from axiom.cli.options import Parser, UsageExit
+from axiom.cli.output import error_object, fail, print_error_object
 from axiom.config import Settings, load_settings
 from axiom.errors import AxiomError
 from axiom.observability import apply_process_defaults, configure_logging
@@ -57,19 +60,26 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     apply_process_defaults()
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageExit as exc:  # reported on stderr by the parser; argparse exits 2
+        if "--json" in argv:
+            print_error_object(error_object(exc.error))
+        raise
     try:
         settings = settings_for(args)
     except AxiomError as exc:
-        error(exc)
-        return exc.exit_code
-    configure_logging(settings.logging)
+        return fail(exc, args)
+    # logging.format `auto`: text on a terminal, else JSON; a command may set another default (serve: JSON)
+    configure_logging(settings.logging, auto=getattr(args, "auto_log_format", None))
     try:
         return int(args.handler(args, settings))
     except AxiomError as exc:
         log.debug("command failed", exc_info=True)
-        command_error(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+        return fail(exc, args)
+    except KeyboardInterrupt as exc:
+        return fail(exc, args)
+    except Exception as exc:  # a bug: the one error line (and object) as ever, then its traceback (exit 1)
+        fail(exc, args)
+        raise

@@ -83,5 +83,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("run_a", help="run folder A (the reference)")
     p.add_argument("run_b", help="run folder B")
     p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_compare)

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from axiom.cli.output import command_error
+from axiom.cli.output import error
+from axiom.errors import UsageError
 
 
 class LazyChoices:
@@ -21,8 +22,18 @@ class LazyChoices:
         self.load = load
 
 
+class UsageExit(SystemExit):
+    """argparse's bad usage (exit 2, a SystemExit as argparse raises), reported already on stderr; `error` is
+    the UsageError the `--json` error object is made of."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(UsageError.exit_code)
+        self.error = UsageError(message)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with our error wording (exit 2 on bad usage, as argparse does) and LazyChoices."""
+    """argparse with our error wording (`axiom: error: ...` after the usage line, exit 2 as argparse does) and
+    LazyChoices."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,8 +66,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        command_error(message)
-        raise SystemExit(2)
+        error(message)
+        raise UsageExit(message)
 
 
 def retriever_names() -> list[str]:
@@ -67,4 +78,6 @@ def retriever_names() -> list[str]:
 
 def add_retriever(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
     """--retriever: one of the registered retrievers (axiom.retrieval.RETRIEVERS)."""
+    kwargs.setdefault("help", "how to retrieve, e.g. dense (vectors), bm25 (words) or hybrid (both fused) "
+                              "(default: retrieval.retriever)")
     parser.add_argument("--retriever", choices=LazyChoices(retriever_names), **kwargs)

@@ -1,5 +1,7 @@
 """`axiom query QUESTION [--top-k K] [--retriever R] [--collection NAME] [--json]`: an answer with numbered
-citations. `--json` prints `Answer.to_dict()`."""
+citations. `--json` prints `Answer.to_dict()`. Its `timings` has the one-off costs of a new process apart from
+`retrieve` / `generate` / `total`: `model_load` (the embedding model's lazy load) and `store_connect` (the store's
+first connection, which imports chromadb: seconds)."""
 
 from __future__ import annotations
 
@@ -28,9 +30,12 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("query", help="answer a question with numbered citations")
-    p.add_argument("question")
-    p.add_argument("--top-k", type=int, dest="top_k")
-    add_retriever(p)
-    p.add_argument("--collection")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("question", help="the question to answer (quote it)")
+    p.add_argument("--top-k", type=int, dest="top_k", metavar="K",
+                   help="contexts retrieved and given to the generator, 1-1000 (default: retrieval.top_k)")
+    add_retriever(p, help="how to retrieve: dense (vectors), bm25 (words) or hybrid (both fused) "
+                          "(default: retrieval.retriever)")
+    p.add_argument("--collection", help="collection to query (default: AXIOM_COLLECTION / config)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (the answer, citations, contexts and timings) on stdout")
     p.set_defaults(handler=cmd_query)

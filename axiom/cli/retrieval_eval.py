@@ -44,9 +44,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
     add_retriever(p, help="retriever to measure (default: the configured one); the reference of --compare")
     p.add_argument("--compare", help="more retrievers to measure and test against the first, e.g. bm25,hybrid")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the qrels split to score, qrels/<split>.tsv (default: test)")
     p.add_argument("--collection", help="collection name (default: beir-<folder>-<model>)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def register(subparsers: Any) -> None:

@@ -102,4 +102,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", dest="data_root", help="folder POST /ingest may read (default: service.data_root)")
     p.add_argument("--ingest", action="store_true", help="ingest the data root before serving")
     p.add_argument("--collection", help="collection name (default: AXIOM_COLLECTION / config)")
-    p.set_defaults(handler=cmd_serve)
+    p.set_defaults(handler=cmd_serve, auto_log_format="json")  # a service logs JSON unless LOG_FORMAT says

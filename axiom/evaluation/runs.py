@@ -9,9 +9,10 @@ top_k is, so the retrieval metrics are a property of the retriever and runs with
 the first top_k hits are the generator's contexts. Because retrieval is one batch, a question's
 `retrieval_seconds` is its share of the batch (batch time / questions); generation is timed per question.
 
-`run_evaluation` runs these steps in order: validate, prepare (settings, pipeline), retrieve and answer,
-score (retrieval, evidence and answer metrics, repeated when asked), tabulate per question, summarise
-(metrics.json), gate against a baseline, describe (manifest.json), write the folder.
+`run_evaluation` runs these steps in order: validate, prepare (settings, pipeline, the model loaded before any
+clock), retrieve and answer, score (retrieval, evidence and answer metrics, repeated when asked), tabulate per
+question, summarise (metrics.json), gate, describe (manifest.json, its `timings`: seconds per stage), write the
+folder. The questions answered and the current stage are shown on stderr (`axiom.progress`), never on stdout.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from axiom.evaluation.spans import EVIDENCE_METRICS, evidence_metrics, locate_pa
 from axiom.evaluation.spans import METHODS as SPAN_METHODS
 from axiom.evaluation.summary import mean_ok, repeat_summary, summarise_metric
 from axiom.evaluation.verdict import StatsConfig
+from axiom.progress import Progress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,10 +146,7 @@ def _validate(settings: Settings, dataset_path: str | Path, corpus_path: str | P
     corpus = Path(corpus_path) if corpus_path is not None else None
     if corpus is not None and not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")
-    corpus_info: dict[str, Any] | None = None
-    known: set[str] | None = None
-    if corpus is not None:
-        corpus_info, known = corpus_fingerprint(corpus, settings)
+    corpus_info, known = corpus_fingerprint(corpus, settings) if corpus is not None else (None, None)
     items = load_golden(dataset, known_sources=known)
     baseline_data = load_baseline(baseline) if baseline is not None else None
     return _Inputs(dataset, corpus, corpus_info, items, baseline_data)
@@ -166,19 +165,23 @@ def _check_sources_in_collection(pipeline: RAGPipeline, inputs: _Inputs) -> None
         raise DatasetError(str(inputs.dataset), unknown)
 
 
-def _retrieve_and_answer(pipeline: RAGPipeline, inputs: _Inputs) -> _Answered:
+def _retrieve_and_answer(pipeline: RAGPipeline, inputs: _Inputs, shown: Progress) -> _Answered:
     """Ingest the corpus (incremental), retrieve for every question in one batch, answer each question."""
     ingest_report = None
     if inputs.corpus is not None:
-        ingest_report = pipeline.ingest([inputs.corpus], prune=True, progress=False)
+        with shown.stage("ingest", "ingesting the corpus"):
+            ingest_report = pipeline.ingest([inputs.corpus], prune=True, progress=shown.mode is not None)
     index_info = collection_fingerprint(pipeline)
     k = pipeline.settings.retrieval.top_k
     depth = max(k, RETRIEVAL_DEPTH)
-    t0 = time.perf_counter()
-    hit_lists = pipeline.retrieve_batch([it.question for it in inputs.items], top_k=depth,
-                                        retriever=pipeline.settings.retrieval.retriever)
-    retrieval_batch = time.perf_counter() - t0
-    answers = [pipeline.answer(item.question, hits[:k]) for item, hits in zip(inputs.items, hit_lists, strict=True)]
+    with shown.stage("retrieve", f"retrieving for {len(inputs.items)} questions (one batch)"):
+        t0 = time.perf_counter()
+        hit_lists = pipeline.retrieve_batch([it.question for it in inputs.items], top_k=depth,
+                                            retriever=pipeline.settings.retrieval.retriever)
+        retrieval_batch = time.perf_counter() - t0
+    with shown.stage("answer", "answering"):
+        answers = [pipeline.answer(item.question, hits[:k])
+                   for item, hits in shown.each(zip(inputs.items, hit_lists, strict=True), len(inputs.items))]
     return _Answered(ingest_report, index_info, hit_lists, answers, retrieval_batch, depth, pipeline.generator.name)
 
 
@@ -191,26 +194,29 @@ def _score_inputs(items: list[EvalItem], answers: list[Answer]) -> list[ScoreInp
 
 
 def _score(pipeline: RAGPipeline, inputs: _Inputs, answered: _Answered, settings: Settings, embedder: Embedder,
-           *, judge: bool, repeat: int) -> _Scored:
+           *, judge: bool, repeat: int, shown: Progress) -> _Scored:
     """Retrieval metrics, answer metrics (answered and scored `repeat` times for the run-to-run spread, the
     first repetition's values kept) and evidence metrics, per question."""
-    from axiom.evaluation.answer_metrics import score_answers  # ragas: slow to import, so only when scoring
+    from axiom.evaluation.answer_metrics import judge_config, score_answers  # ragas: slow to import
 
     items, hit_lists = inputs.items, answered.hit_lists
     run_settings = pipeline.settings
     k = run_settings.retrieval.top_k
-    retrieval = golden_retrieval_metrics({it.id: it.relevant_sources for it in items},
-                                         {it.id: [h.source for h in hits]
-                                          for it, hits in zip(items, hit_lists, strict=True)})
-    scored = score_answers(_score_inputs(items, answered.answers), run_settings, embedder, judge=judge)
+    judged = ", then the LLM judge" if judge and judge_config(run_settings) is not None else ""
+    with shown.stage("score", f"scoring answers (offline metrics{judged})"):
+        retrieval = golden_retrieval_metrics({it.id: it.relevant_sources for it in items},
+                                             {it.id: [h.source for h in hits]
+                                              for it, hits in zip(items, hit_lists, strict=True)})
+        scored = score_answers(_score_inputs(items, answered.answers), run_settings, embedder, judge=judge)
     repeat_means: dict[str, list[float | None]] = {m: [mean_ok(scored.scores[m])] for m in scored.metric_names}
-    for _ in range(repeat - 1):  # run-to-run spread of the generator and the judge
-        again = [pipeline.answer(it.question, hits[:k]) for it, hits in zip(items, hit_lists, strict=True)]
-        rescored = score_answers(_score_inputs(items, again), run_settings, embedder, judge=judge, use_cache=False)
+    for r in range(2, repeat + 1):  # run-to-run spread of the generator and the judge
+        with shown.stage("repeat", f"repeat {r}/{repeat}: answering and scoring again{judged}"):
+            again = [pipeline.answer(it.question, hits[:k]) for it, hits in zip(items, hit_lists, strict=True)]
+            rescored = score_answers(_score_inputs(items, again), run_settings, embedder, judge=judge, use_cache=False)
         for m in scored.metric_names:
             repeat_means[m].append(mean_ok(rescored.scores.get(m, [])))
-
-    evidence, evidence_labels = evidence_scores(items, hit_lists, pipeline, inputs.corpus, settings)
+    with shown.stage("evidence", "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"):
+        evidence, evidence_labels = evidence_scores(items, hit_lists, pipeline, inputs.corpus, settings)
     out = _Scored(answers=scored, repeat_means=repeat_means, evidence_labels=evidence_labels)
     for m in RETRIEVAL_METRICS:
         out.add_per_item(m, items, retrieval.get(m, {}), "no relevant_sources for this item")
@@ -325,14 +331,15 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
                    name: str = "eval", retriever: str | None = None, top_k: int | None = None,
                    out_dir: str | Path | None = None, baseline: str | Path | None = None,
                    judge: bool = True, collection: str | None = None,
-                   embedder: Embedder | None = None, repeat: int = 1) -> RunRecord:
+                   embedder: Embedder | None = None, repeat: int = 1, progress: bool | None = None) -> RunRecord:
     """Evaluate a golden set end to end and write a run folder. See the module docstring.
 
     `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
     the questions that many times (the judge's cache bypassed) and records each metric's run-to-run spread;
     the run's per-question values are those of the first repetition. Raises DatasetError before doing
     anything when the dataset is malformed. The gate's result is in the record; `GateResult.raise_if_failed`
-    turns a failure into an exit.
+    turns a failure into an exit. `progress` (stderr): None, the CLI's default, shows it except inside a
+    notebook kernel (a notebook's output stays as it was); False never (`axiom.progress.progress_mode`).
     """
     from axiom.embeddings import make_embedder
     from axiom.pipeline import RAGPipeline
@@ -348,26 +355,29 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
     pipeline = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store))
     if inputs.corpus is None:
         _check_sources_in_collection(pipeline, inputs)
-
-    answered = _retrieve_and_answer(pipeline, inputs)
-    scored = _score(pipeline, inputs, answered, settings, embedder, judge=judge, repeat=repeat)
-    results = _results_frame(inputs, answered, scored)
-    metrics_doc = _metrics_doc(results, answered, scored, run_settings, settings, repeat)
-    gate = None
-    if inputs.baseline is not None:
-        gate = gate_run(results, metrics_doc["metrics"], inputs.baseline,
-                        config=StatsConfig.from_settings(settings.evaluation),
-                        spread=metrics_doc["repeats"]["spread"])
-        metrics_doc["gate"] = gate.to_dict()
-    manifest = _manifest(name=name, started=started, seconds=time.perf_counter() - t_start, settings=settings,
-                         pipeline=pipeline, inputs=inputs, answered=answered, scored=scored, embedder=embedder,
-                         judge=judge, baseline=baseline)
-
-    runs_dir = Path(out_dir) if out_dir is not None else Path(settings.evaluation.runs_dir)
-    path = write_run_folder(runs_dir, name, started, manifest, metrics_doc, results)
-    record = RunRecord(path=path, manifest=manifest, metrics=_json_clean(metrics_doc), results=results, gate=gate)
+    pipeline.store.get_collection()  # connect first: a store that cannot be reached fails before the model loads
+    with Progress("eval", unit="question", verb="answered", enabled=progress) as shown:
+        with shown.stage("model_load", "loading the embedding model"):
+            pipeline.warm_up()  # so that no stage's clock (retrieval above all) includes it
+        answered = _retrieve_and_answer(pipeline, inputs, shown)
+        scored = _score(pipeline, inputs, answered, settings, embedder, judge=judge, repeat=repeat, shown=shown)
+        results = _results_frame(inputs, answered, scored)
+        metrics_doc = _metrics_doc(results, answered, scored, run_settings, settings, repeat)
+        gate = None
+        if inputs.baseline is not None:
+            gate = gate_run(results, metrics_doc["metrics"], inputs.baseline,
+                            config=StatsConfig.from_settings(settings.evaluation),
+                            spread=metrics_doc["repeats"]["spread"])
+            metrics_doc["gate"] = gate.to_dict()
+        manifest = _manifest(name=name, started=started, seconds=time.perf_counter() - t_start, settings=settings,
+                             pipeline=pipeline, inputs=inputs, answered=answered, scored=scored, embedder=embedder,
+                             judge=judge, baseline=baseline)
+        manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
+        runs_dir = Path(out_dir) if out_dir is not None else Path(settings.evaluation.runs_dir)
+        with shown.stage("write", "writing the run folder"):
+            path = write_run_folder(runs_dir, name, started, manifest, metrics_doc, results)
     log.info("evaluation run written to %s", path)
-    return record
+    return RunRecord(path=path, manifest=manifest, metrics=_json_clean(metrics_doc), results=results, gate=gate)
 
 
 # -- evidence -------------------------------------------------------------------------------------

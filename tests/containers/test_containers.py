@@ -10,8 +10,10 @@ by local stand-ins tagged with the exact names those files use (see standins.py)
 Steps: hadolint; compose config with .env and without OPENAI_API_KEY; base images; wheels/ (the CPU torch wheel
 from the host's pip, so the build needs no PyTorch index); build both targets (cold, then warm); up --wait;
 HTTP checks; ingest; down/up persistence; volume backup and restore as DOCKER_SETUP.md writes them; the batch
-evaluation job (on a 10-question slice of the sample golden set, to save time); UID 1000; no secret in any
-image. Teardown always runs.
+evaluation job (on a 10-question slice of the sample golden set, to save time); no secret in any image. Teardown
+always runs. The whole stack runs as a host user other than the image's UID 1000 (STACK_UID:STACK_GID, given as
+`AXIOM_UID=... AXIOM_GID=... docker compose ...` the way DOCKER_SETUP.md writes it), with the bind-mounted folders
+owned by that user: the run folder, the log file and a notebook written through the mounts must belong to it.
 
 Environment knobs: AXIOM_KEEP_TEST_IMAGES=1 keeps the built images (normally removed, with their cache layers
 kept: `docker rmi --no-prune`); AXIOM_DOCKER_TEST_TIMEOUT (seconds, default 2400) bounds the whole test.
@@ -47,6 +49,8 @@ CANARY = f"sk-test-canary-{uuid.uuid4().hex[:12]}"
 API_KEY = f"axiom-test-key-{uuid.uuid4().hex}"  # >= 16 characters, as axiom serve requires
 PERSIST_COLLECTION = "persistence-probe"
 EVAL_QUESTIONS = 10
+# The host user the stack runs as: neither the image's 1000 nor root (issue #6: compose on any host UID).
+STACK_UID, STACK_GID = 4321, 4321
 DEFAULT_PORTS = {"AXIOM_SIDECAR_HOST_PORT": 5000, "AXIOM_API_HOST_PORT": 8000, "CHROMA_HOST_PORT": 8001,
                  "JUPYTER_HOST_PORT": 8888}
 # Commands DOCKER_SETUP.md gives for backup and restore; the test runs these exact strings.
@@ -130,6 +134,28 @@ def test_compose_config_needs_the_openai_key(tmp_path: Path) -> None:
     assert "copy env.example to .env" in bad.stderr, bad.stderr
 
 
+def test_compose_user_follows_axiom_uid(tmp_path: Path) -> None:
+    """`AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker compose ...` (DOCKER_SETUP.md) runs every Axiom container as
+    that user; without them (or with them empty, as in env.example) as 1000:1000, the image's own user."""
+    for name in ("docker-compose.yml", "env.example"):
+        shutil.copy(REPO / name, tmp_path / name)
+    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32, "AXIOM_API_KEYS": API_KEY})
+    compose = compose_base()
+
+    def users(extra_env: dict[str, str]) -> dict[str, str]:
+        out = subprocess.run([*compose, "--profile", "eval", "config", "--format", "json"], cwd=tmp_path,
+                             env=clean_env() | extra_env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return {name: svc.get("user") for name, svc in json.loads(out.stdout)["services"].items()}
+
+    axiom_services = {"axiom-backend", "jupyterlab", "evaluate"}
+    default = users({})
+    assert {default[n] for n in axiom_services} == {"1000:1000"}, default
+    assert default["chromadb"] is None  # the ChromaDB image keeps its own user
+    other = users({"AXIOM_UID": "4321", "AXIOM_GID": "5432"})
+    assert {other[n] for n in axiom_services} == {"4321:5432"}, other
+
+
 def test_compose_file_shape() -> None:
     spec = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
     assert "version" not in spec
@@ -144,6 +170,8 @@ def test_compose_file_shape() -> None:
         assert svc["depends_on"]["chromadb"]["condition"] == "service_healthy"
         assert svc["environment"]["CHROMA_HOST"] == "chromadb"
         assert svc["init"] is True
+        assert svc["user"] == "${AXIOM_UID:-1000}:${AXIOM_GID:-1000}", name  # any host UID (issue #6)
+    assert "user" not in services["chromadb"]
     assert services["axiom-backend"]["build"]["target"] == "backend"
     assert services["jupyterlab"]["build"]["target"] == "jupyter"
     # unauthenticated ports (ChromaDB, the health/metrics sidecar) are published on loopback by default
@@ -193,12 +221,17 @@ def free_port(preferred: int) -> int:
     raise RuntimeError("no free port")
 
 
-def give_to_uid_1000(path: Path) -> None:
-    """Let the containers' user write there: chown as root, else open the mode (a non-root developer)."""
+def give_to_stack_user(path: Path) -> None:
+    """Hand a host path to the containers' user (STACK_UID), as a clone owned by that user would be: chown as root,
+    else (a non-root developer) open the mode; what the containers create there is theirs either way."""
     try:
-        os.chown(path, 1000, 1000)
+        os.chown(path, STACK_UID, STACK_GID)
     except PermissionError:
         path.chmod(0o777 if path.is_dir() else 0o666)
+
+
+def owners(paths: list[Path]) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_uid, p.stat().st_gid) for p in paths}
 
 
 def copy_project(dest: Path) -> None:
@@ -227,6 +260,60 @@ def dockerfile_torch_version() -> str:
     return match.group(1)
 
 
+UNREACHABLE_INDEX = "http://127.0.0.1:9/"  # inside the build container: nothing listens on port 9 (refused at once)
+TORCH_FAIL_FAST_SECONDS = 60
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(900)
+def test_unreachable_torch_index_fails_fast(tmp_path: Path, container_report: list[str]) -> None:
+    """The builder's torch step with TORCH_INDEX_URL unreachable and wheels/ empty: the build stops within a minute,
+    naming the index and the way out, and pip looked in that index alone (never PyPI, whose torch is a CUDA
+    build of several GB). The real Dockerfile, built up to that step only (`--target builder` fails there)."""
+    require_engine()
+    log_path = tmp_path / "docker.log"
+
+    def log(text: str) -> None:
+        with log_path.open("a", encoding="utf-8") as f:
+            f.write(text.rstrip("\n") + "\n")
+
+    python_image, _ = base_images()
+    standins.ensure_image(python_image, lambda: standins.build_python_standin(python_image, log), log)
+    context = tmp_path / "context"
+    (context / "wheels").mkdir(parents=True)  # empty, as in git
+    shutil.copy(REPO / "Dockerfile", context / "Dockerfile")
+    if (REPO / "requirements").is_dir():  # the lock the builder installs from
+        shutil.copytree(REPO / "requirements", context / "requirements")
+    cmd = ["docker", "build", "--force-rm", "--target", "builder",
+           "--build-arg", f"TORCH_INDEX_URL={UNREACHABLE_INDEX}", str(context)]
+    started = time.monotonic()
+    try:
+        out = subprocess.run(cmd, env={**os.environ, "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True,
+                             timeout=3 * TORCH_FAIL_FAST_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        tail = "\n".join(line for line in output.splitlines() if "Retrying" not in line)[-3000:]
+        pytest.fail(f"the build was still running after {3 * TORCH_FAIL_FAST_SECONDS} s with TORCH_INDEX_URL "
+                    f"unreachable (pip looking elsewhere, downloading?):\n{tail}")
+    took = time.monotonic() - started
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # the legacy builder colours stderr
+    log(f"$ {shlex.join(cmd)}\n[exit {out.returncode} after {took:.1f}s]\n{text}")
+    container_report.append(f"unreachable TORCH_INDEX_URL: build failed after {took:.0f}s (exit {out.returncode})")
+
+    assert out.returncode != 0, f"the build succeeded with TORCH_INDEX_URL unreachable:\n{text[-3000:]}"
+    assert took < TORCH_FAIL_FAST_SECONDS, f"took {took:.0f}s to fail (limit {TORCH_FAIL_FAST_SECONDS}s)"
+    # pip looked in the one index (and wheels/), nowhere else, and downloaded nothing
+    looking = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Looking in indexes:")]
+    assert looking and set(looking) == {UNREACHABLE_INDEX}, f"pip looked in {looking}:\n{text[-3000:]}"
+    for forbidden in ("pypi.org", "pythonhosted.org", "nvidia", "Collecting", "Downloading"):
+        assert forbidden not in text, f"{forbidden!r} in the build output:\n{text[-3000:]}"
+    # the message names the index and the way out
+    error = [line for line in text.splitlines() if line.startswith("ERROR: torch==")]
+    assert error, f"no ERROR: torch== line in the build output:\n{text[-3000:]}"
+    assert UNREACHABLE_INDEX in error[0], error[0]
+    assert "TORCH_INDEX_URL=" in text and "wheels/" in text and "DOCKER_SETUP.md" in text, error
+
+
 class Stack:
     """Runs docker / compose commands in the project copy, logging everything to one file."""
 
@@ -236,7 +323,9 @@ class Stack:
         self.image_name = project  # AXIOM_IMAGE_NAME: this run's images never replace a developer's
         self.log_path = log_path
         self.compose = compose_base()
-        self.env = clean_env() | {"COMPOSE_PROJECT_NAME": project}
+        # AXIOM_UID / AXIOM_GID from the shell, as in DOCKER_SETUP.md: AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker ...
+        self.env = clean_env() | {"COMPOSE_PROJECT_NAME": project, "AXIOM_UID": str(STACK_UID),
+                                  "AXIOM_GID": str(STACK_GID)}
         self.ports = {name: free_port(port) for name, port in DEFAULT_PORTS.items()}
         self.jupyter_token = secrets.token_hex(24)
         self.times: dict[str, float] = {}
@@ -316,15 +405,16 @@ def stack(tmp_path: Path, container_report: list[str]) -> Iterator[Stack]:
         "JUPYTER_TOKEN": s.jupyter_token,
         "AXIOM_API_KEYS": API_KEY,
         "LOG_FORMAT": "text",
+        "LOG_FILE": "logs/axiom.log",  # the backend writes ./logs/axiom.log on the host, as STACK_UID
         "AXIOM_IMAGE_NAME": s.image_name,
         **{name: str(port) for name, port in s.ports.items()},
     })
-    # Host folders the containers write to, owned by the containers' user (UID 1000) as on a desktop clone.
+    # Host folders the containers write to, owned by the containers' user (STACK_UID) as in that user's clone.
     for rel in ("logs", "notebooks", "evaluation/runs", "backups"):
         (root / rel).mkdir(parents=True, exist_ok=True)
     for rel in ("logs", "notebooks", "evaluation"):
         for path in [root / rel, *(root / rel).rglob("*")]:
-            give_to_uid_1000(path)
+            give_to_stack_user(path)
     failed = True
     try:
         yield s
@@ -418,14 +508,18 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import axiom, os; print('axiom at', axiom.__file__, 'chroma', os.environ['CHROMA_HOST'])")]),
         s.root / "notebooks" / "container-test.ipynb")
-    give_to_uid_1000(s.root / "notebooks" / "container-test.ipynb")
+    give_to_stack_user(s.root / "notebooks" / "container-test.ipynb")
     out = s.dc("exec", "-T", "jupyterlab", "papermill", "--log-output", "-k", "python3",
-               "notebooks/container-test.ipynb", "/tmp/container-test-out.ipynb", timeout=300)
+               "notebooks/container-test.ipynb", "notebooks/container-test-out.ipynb", timeout=300)
     assert "axiom at /app/src/axiom/__init__.py chroma chromadb" in out.stdout + out.stderr
+    written = s.root / "notebooks" / "container-test-out.ipynb"
+    assert owners([written]) == {str(written): (STACK_UID, STACK_GID)}
 
-    # The containers run as UID 1000.
+    # The containers run as the host user given by AXIOM_UID / AXIOM_GID, which has no passwd entry in the image:
+    # HOME is the image's, writable (JupyterLab, healthy above, keeps its runtime files there).
     for service in ("axiom-backend", "jupyterlab"):
-        assert s.dc("exec", "-T", service, "id", "-u").stdout.strip() == "1000", service
+        ids = s.dc("exec", "-T", service, "sh", "-c", 'echo "$(id -u):$(id -g) $HOME"; test -w "$HOME"').stdout
+        assert ids.split() == [f"{STACK_UID}:{STACK_GID}", "/home/axiom"], (service, ids)
 
     # Ingest the mounted sample corpus (the backend ingested it into the default collection at start, so this
     # finds it unchanged). Persistence is judged on a second collection that only this exec writes: the
@@ -469,8 +563,14 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     metrics_json = json.loads((new[0] / "metrics.json").read_text(encoding="utf-8"))
     assert metrics_json, "metrics.json is empty"
     assert list(new[0].glob("*.ipynb")), "the evaluate job is the papermill batch: executed notebooks expected"
-    assert (new[0] / "metrics.json").stat().st_uid == 1000
-    report.append(f"evaluate wrote {new[0].name}/ ({', '.join(sorted(p.name for p in new[0].iterdir()))})")
+    # Everything the job wrote on the host, and the backend's log file, belongs to the host user.
+    written = [new[0], *new[0].rglob("*")]
+    log_file = s.root / "logs" / "axiom.log"
+    assert log_file.is_file() and log_file.stat().st_size > 0, "the backend wrote no ./logs/axiom.log"
+    wrong = {k: v for k, v in owners([*written, log_file]).items() if v != (STACK_UID, STACK_GID)}
+    assert not wrong, f"files on the host not owned by {STACK_UID}:{STACK_GID}: {wrong}"
+    report.append(f"evaluate wrote {new[0].name}/ ({', '.join(sorted(p.name for p in new[0].iterdir()))}); "
+                  f"{len(written)} paths of the run folder and logs/axiom.log owned by {STACK_UID}:{STACK_GID}")
 
     # No secret in any image: not in the history, the config, or the files.
     for image in (backend_image, jupyter_image):

@@ -102,8 +102,9 @@ def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_c
             if proc.poll() is None:
                 proc.kill()
         assert proc.returncode == 1, (seen, proc.returncode, err[-2000:])
-        assert out.strip() == ""  # no report: the ingest did not claim to finish
-        lines = [ln for ln in err.strip().splitlines() if ln.startswith("axiom:")]
+        error = json.loads(out)  # no report, only the error object: the ingest did not claim to finish
+        assert set(error) >= {"error", "type", "exit_code"} and error["exit_code"] == 1 and "chunks" not in error
+        lines = [ln for ln in err.strip().splitlines() if ln.startswith("axiom: error:")]
         assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
         assert f"ChromaDB server {server.host}:{server.port}" in lines[0], lines[0]
         assert "failed on" in lines[0] or "cannot reach" in lines[0], lines[0]
@@ -266,7 +267,7 @@ def test_disk_full_under_the_runs_folder_fails_cleanly_leaving_no_partial_run(
         else:  # a subprocess: the file size limit must not reach pytest's own files
             result = run_cli(args, env={"LOG_LEVEL": "WARNING"}, preexec_fn=_limit_file_size)
         assert result.code == EvaluationError.exit_code == 1, result.stderr[-3000:]
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.startswith("axiom:")]
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.startswith("axiom: error:")]
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
         reason = "No space left on device" if mounted else "File too large"
         assert f"cannot write the run folder under {runs}" in lines[0] and reason in lines[0], lines[0]

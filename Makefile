@@ -48,6 +48,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --require-hashes -r $(LOCK) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check
+	# numba's compilations for ranx's metrics, once for this environment (else 6 s in the first evaluation)
+	$(PY) -c "from axiom.evaluation.retrieval_metrics import compile_metrics as c; print(f'metrics compiled in {c():.1f} s')"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -92,6 +94,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf .axiom .pytest_cache .ruff_cache
+
+# The persistent embedding cache of the configured settings (beside the store; see `axiom cache stats`).
+.PHONY: clean-cache
+clean-cache: $(STAMP)
+	$(AXIOM) cache clear
 
 # -- benchmarks (not part of make test, except a one-repetition smoke run on vendored data) ---------------
 .PHONY: bench bench-quick

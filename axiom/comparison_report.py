@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from axiom.evaluation.run_folder import list_runs  # also this module's, for the notebooks
+from axiom.evaluation.run_folder import list_runs
 from axiom.reporting import BAR_COLOURS, answer_text, blank_missing, clip, new_figure, rounded
 
 if TYPE_CHECKING:

@@ -23,10 +23,10 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
+from axiom.config_service import ServiceSettings
 from axiom.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ class EmbeddingSettings(_Section):
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(32, gt=0)
     device: str = "cpu"
-    cache_dir: str = ".axiom/embedding-cache"
+    torch_threads: int = Field(0, ge=0, le=256, description="torch's threads for batch work (ingest, eval); 0: one per core")
+    # the persistent embedding cache (axiom/embedding_cache.py; `axiom cache stats|clear`)
     cache_enabled: bool = True
+    cache_dir: str = Field("", description="empty: `embedding-cache` beside store.path (server: .axiom/...)")
+    cache_max_mb: float = Field(1024.0, gt=0, description="least recently used vectors are evicted above it")
 
 
 class StoreSettings(_Section):
@@ -142,53 +145,6 @@ class LoggingSettings(_Section):
     file: str | None = None
 
 
-class ServiceSettings(_Section):
-    """`axiom serve`: the API (query, ingest) and the health + metrics sidecar."""
-
-    api_keys: list[SecretStr] = Field(default_factory=list, description="empty: the API is open (a warning is logged)")
-    min_api_key_chars: int = Field(16, ge=1, description="`axiom serve` refuses shorter keys in AXIOM_API_KEYS")
-    host: str = "127.0.0.1"
-    sidecar_port: int = Field(5000, gt=0, lt=65536)
-    api_port: int = Field(8000, gt=0, lt=65536)
-    data_root: str = Field("data", description="POST /ingest only accepts folders and files under this folder")
-    max_question_chars: int = Field(4000, gt=0)
-    max_body_bytes: int = Field(1_048_576, gt=0)
-    cors_origins: list[str] = Field(default_factory=list, description="empty: CORS is off")
-    cache_size: int = Field(256, ge=0, description="query cache entries; 0 turns the cache off")
-    cache_ttl_seconds: float = Field(300.0, gt=0)
-    health_timeout_seconds: float = Field(2.0, gt=0)
-    shutdown_grace_seconds: float = Field(8.0, ge=0, description="in-flight requests get this long on SIGTERM")
-    request_timeout_seconds: float = Field(
-        60.0, gt=0, description="a /query's time budget: the LLM's attempts and back-off stop when it runs out and "
-                                "the answer is extractive, flagged degraded")
-    max_concurrent_requests: int = Field(
-        64, gt=0, le=1000, description="/query and /ingest in flight at once; one more is refused at once with 503 "
-                                       "and Retry-After")
-    retry_after_seconds: int = Field(2, gt=0, le=3600, description="the Retry-After of a 503 for overload")
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        # AXIOM_API_KEYS is comma-separated; blanks are dropped. The value is never echoed in an error.
-        if value is None:
-            return []
-        if isinstance(value, str):
-            value = value.split(",")
-        if not isinstance(value, (list, tuple)):
-            raise ValueError("expected a comma-separated string or a list of keys")
-        keys = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
-        if not all(isinstance(k, str) for k in keys):
-            raise ValueError("every API key must be a string")
-        return [k.strip() for k in keys if k.strip()]
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value or []
-
-
 class PIISettings(_Section):
     """Emails, phone numbers, card numbers and US SSNs are always redacted from logged questions."""
 
@@ -243,6 +199,17 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
 
+    @property
+    def embedding_cache_dir(self) -> Path:
+        """The persistent embedding cache's folder: `embeddings.cache_dir`, or when empty `embedding-cache`
+        beside an embedded store (`.axiom/chroma` -> `.axiom/embedding-cache`), `.axiom/embedding-cache` with a
+        ChromaDB server."""
+        if self.embeddings.cache_dir:
+            return Path(self.embeddings.cache_dir)
+        if self.store.mode == "server":
+            return Path(".axiom", "embedding-cache")
+        return Path(self.store.path).parent / "embedding-cache"
+
     def redacted(self) -> dict[str, Any]:
         """Settings as plain JSON, secrets masked (for run manifests and logs): keys as `***`, and the endpoint
         URLs without the credentials they may carry (`user:pass@`, `?api-key=...`)."""
@@ -264,6 +231,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "LLM_MODEL": ("generation", "model"),
     "EMBEDDING_PROVIDER": ("embeddings", "provider"),
     "EMBEDDING_MODEL": ("embeddings", "model"),
+    "EMBEDDING_CACHE_ENABLED": ("embeddings", "cache_enabled"),
     "LOG_LEVEL": ("logging", "level"),
     "LOG_FORMAT": ("logging", "format"),
     "LOG_FILE": ("logging", "file"),

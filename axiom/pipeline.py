@@ -40,7 +40,7 @@ import numpy as np
 from axiom.chunking import chunk_document, chunker_signature
 from axiom.config import Settings
 from axiom.documents import SourceFile, discover, parse, read_bytes, sha256_bytes
-from axiom.embeddings import CachingEmbedder, Embedder, OpenAIEmbedder, make_embedder
+from axiom.embeddings import CachingEmbedder, Embedder, OpenAIEmbedder, caching_embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
@@ -90,8 +90,8 @@ class RAGPipeline:
                  generator: Generator | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.query_embedder = (embedder if isinstance(embedder, CachingEmbedder)
-                               else CachingEmbedder(embedder, max_entries=QUERY_MEMO))
+        # the one memo (memory, then the persistent cache of the settings); ingest's chunks bypass it (see above)
+        self.query_embedder: CachingEmbedder = caching_embedder(settings, embedder, max_entries=QUERY_MEMO)
         self.store = store
         self._generator = generator
         self._retrievers: dict[str, Retriever] = {}
@@ -288,6 +288,12 @@ class RAGPipeline:
         if by_vectors is None:  # lexical: no embedding
             return chosen.retrieve_batch(questions, k)
         return by_vectors(questions, self.query_embedder.embed(questions), k)
+
+    def prepare_answers(self, hit_lists: Sequence[Sequence[Hit]]) -> int:
+        """Before answering many questions one by one: let the generator do its embedding for all of them in
+        one batch (the extractive generator's sentences). Returns the texts embedded ahead."""
+        budget = self.settings.generation.context_token_budget
+        return self.generator.prepare([fit_contexts(hits, budget, self.embedder.count_tokens) for hits in hit_lists])
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""

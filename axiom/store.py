@@ -9,6 +9,7 @@ collection metadata moves on every change so derived indexes (BM25) know when to
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,27 @@ log = logging.getLogger(__name__)
 # from every fresh store (tests/core/test_hnsw_exact.py). Existing collections keep the settings they were built
 # with.
 HNSW_CONFIGURATION = {"space": "cosine", "ef_search": 500, "ef_construction": 200}
+
+
+def import_chromadb() -> Any:
+    """`import chromadb`, without the 3 s of grammar building it does not need.
+
+    chromadb imports jsonschema (for its embedding functions' config schemas); jsonschema imports the optional
+    `rfc3987_syntax` when it is installed (jupyter-events brings it), whose import builds an Earley parser of
+    the IRI grammar: 2.9 of the 3.8 s that `import chromadb` takes here. Only jsonschema's "iri" *format*
+    checker needs it, and nothing in chromadb or Axiom checks formats. So, when neither is imported yet, the
+    module is marked absent while chromadb imports (jsonschema then leaves that one checker out, as it does
+    when the package is not installed) and the mark is removed again: a later importer gets the real module.
+    """
+    if "chromadb" in sys.modules or "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        import chromadb
+        return chromadb
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import machinery: "not installed"
+    try:
+        import chromadb
+    finally:
+        del sys.modules["rfc3987_syntax"]
+    return chromadb
 
 _PAGE_SIZE = 5000
 _MAX_RESULTS_PER_QUERY_CALL = 10_000
@@ -92,7 +114,7 @@ class ChromaStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import chromadb
+            chromadb = import_chromadb()
             from chromadb.config import Settings as ChromaSettings
 
             chroma_settings = ChromaSettings(anonymized_telemetry=False)

@@ -70,6 +70,7 @@ def cold(pipeline: Any) -> Any:
     """The pipeline with its query-embedding memo emptied: a timing includes encoding the questions, as the
     floor's does (the memo would otherwise answer every repeated question for free)."""
     pipeline.query_embedder.clear()
+    pipeline.query_embedder.persistent = None  # and no on-disk embedding cache: the floor has none
     return pipeline
 
 
@@ -183,6 +184,7 @@ def bench_notebook(work: Path, repeat: int) -> dict[str, Any]:
     store, out = work / "nb-store", work / "nb-runs"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "CHROMA_", "AXIOM_", "LLM_", "EMBEDDING_", "EVAL_LLM_"))}
+    env["EMBEDDING_CACHE_ENABLED"] = "false"  # both sides embed their texts (the kernel inherits this)
 
     def run(how: str) -> tuple[float, dict[str, Any]]:
         c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -218,6 +220,7 @@ def bench_notebook(work: Path, repeat: int) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     ing, ret = result.get("ingest", {}), result.get("retrieval", {})
     nb, api, ss = result.get("notebook", {}), result.get("api", {}), result.get("search_store", {})
+    api1 = result.get("api_one_thread", {})
     nan = float("nan")
 
     def med(fig: dict[str, Any] | None, fmt: str = ".3f") -> str:
@@ -257,7 +260,14 @@ def table(result: dict[str, Any]) -> str:
          f"{api['req_per_s']:.2f} req/s, p50 {api['p50_ms']:.0f} ms, p95 {api['p95_ms']:.0f} ms "
          f"({api['ok']} ok, {api['errors']} errors)" if api.get("req_per_s") is not None else "n/a",
          "report req/s, p95"),
+        ("the same with `service.torch_threads: 1`",
+         f"{api1['req_per_s']:.2f} req/s, p50 {api1['p50_ms']:.0f} ms, p95 {api1['p95_ms']:.0f} ms "
+         f"({api1['ok']} ok, {api1['errors']} errors)" if api1.get("req_per_s") is not None else "n/a",
+         "report req/s, p95"),
     ]
+    from bench.eval_floor import rows as evaluation_rows
+
+    rows += evaluation_rows(result.get("evaluation", {}))
     lines = ["| measure | result (median, min, max) | goal |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
@@ -270,8 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=None,
                     help="repetitions of the evaluation and notebook measures (default 3 quick, 3 full)")
     ap.add_argument("--ingest-repeat", type=int, default=1, help="repetitions of the ingest measure (default 1)")
+    ap.add_argument("--eval-repeat", type=int, default=2,
+                    help="pairs of whole evaluation / floor processes per evaluation row (default 2)")
+    ap.add_argument("--large", action="store_true",
+                    help="also the 500-question PubMedQA evaluation row (about 8 min on 2 cores)")
     ap.add_argument("--notebook-repeat", type=int, default=None,
-                    help="pairs of notebook / API evaluations (default 1 quick, 3 full; a pair takes about 75 s on "
+                    help="pairs of notebook / API evaluations (default 1 quick, 2 full; a pair takes about 75 s on "
                          "2 cores, and one pair is noisier than the difference it measures)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--ingest-docs", default=None,
@@ -284,13 +298,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the searched corpus is ingested once and kept between runs (default bench/cache)")
     ap.add_argument("--api-requests", type=int, default=None, help="timed /query requests per client "
                                                                    "(default 5 quick, 12 full)")
-    ap.add_argument("--skip", action="append", default=[], choices=("notebook", "api"),
+    ap.add_argument("--pubmedqa", type=Path, default=None,
+                    help="PubMedQA PQA-L train/dev qa.jsonl for the 500-question evaluation row (default "
+                         "../shared/datasets/pubmedqa-pqal-traindev/qa.jsonl)")
+    ap.add_argument("--skip", action="append", default=[], choices=("notebook", "api", "api-threads", "evaluation"),
                     help="leave a measure out (repeatable)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
     dataset = args.dataset or (QUICK_DATASET if args.quick else DEFAULT_DATASET)
     repeat = args.repeat or 3
-    notebook_repeat = args.notebook_repeat or (1 if args.quick else 3)
+    notebook_repeat = args.notebook_repeat or (1 if args.quick else 2)
     ingest_docs = parse_docs(args.ingest_docs if args.ingest_docs is not None else ("50" if args.quick else "100"))
     search_docs = parse_docs(args.search_docs)
     api_requests = args.api_requests or (5 if args.quick else 12)
@@ -332,12 +349,25 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             result["notebook"] = bench_notebook(work, notebook_repeat)
             phases["notebook"] = time.perf_counter() - t0
+        if "evaluation" not in args.skip:
+            from bench.eval_floor import PUBMEDQA_SOURCE, bench_evaluation
+
+            t0 = time.perf_counter()
+            result["evaluation"] = bench_evaluation(args.cache_dir, repeat=args.eval_repeat, large_repeat=1,
+                                                    pubmedqa_source=args.pubmedqa or PUBMEDQA_SOURCE,
+                                                    large=args.large)
+            phases["evaluation"] = time.perf_counter() - t0
         if "api" not in args.skip:
             from bench.api_bench import bench_api
 
             t0 = time.perf_counter()
             result["api"] = bench_api(search.store, COLLECTION, list(queries.values()), work / "api",
                                       requests_per_client=api_requests)
+            if "api-threads" not in args.skip:
+                # the service's torch threads: one per encode against torch's default (one per core)
+                result["api_one_thread"] = bench_api(search.store, COLLECTION, list(queries.values()),
+                                                     work / "api-1", requests_per_client=api_requests,
+                                                     torch_threads=1)
             phases["api"] = time.perf_counter() - t0
         result["phases_s"] = phases
     result["seconds"] = time.perf_counter() - t_start

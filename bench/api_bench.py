@@ -29,12 +29,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(work: Path, store: Path, collection: str, retriever: str) -> Path:
+def _config(work: Path, store: Path, collection: str, retriever: str, torch_threads: int) -> Path:
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     base["store"].update({"path": str(store), "collection": collection, "bm25_dir": str(work / "bm25")})
     base["retrieval"]["retriever"] = retriever
     base["generation"]["provider"] = "extractive"
-    base["service"].update({"cache_size": 0, "data_root": str(work / "data")})
+    base["service"].update({"cache_size": 0, "data_root": str(work / "data"), "torch_threads": torch_threads})
     base["logging"].update({"level": "WARNING"})
     (work / "data").mkdir(parents=True, exist_ok=True)
     path = work / "config.yaml"
@@ -43,20 +43,21 @@ def _config(work: Path, store: Path, collection: str, retriever: str) -> Path:
 
 
 def bench_api(store: Path, collection: str, questions: list[str], work: Path, *, clients: int = 8,
-              requests_per_client: int = 20, retriever: str = "dense", ready_timeout: float = 300.0
-              ) -> dict[str, Any]:
+              requests_per_client: int = 20, retriever: str = "dense", ready_timeout: float = 300.0,
+              torch_threads: int = 0) -> dict[str, Any]:
     """Serve a copy of `store` and measure /query under `clients` concurrent clients."""
     import httpx
 
     work.mkdir(parents=True, exist_ok=True)
     served = work / "store"
     shutil.copytree(store, served)  # the service gets its own copy: no two processes share an embedded store
-    config = _config(work, served, collection, retriever)
+    config = _config(work, served, collection, retriever, torch_threads)
     key = secrets.token_urlsafe(16)
     api_port, sidecar_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "CHROMA_", "AXIOM_", "LLM_", "EMBEDDING_", "EVAL_LLM_"))}
     env.update({"AXIOM_CONFIG": str(config), "AXIOM_API_KEYS": key, "HF_HUB_OFFLINE": "1",
+                "EMBEDDING_CACHE_ENABLED": "false",  # each question is encoded, as the floor would
                 "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False",
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     log_path = work / "serve.log"
@@ -115,7 +116,7 @@ def bench_api(store: Path, collection: str, questions: list[str], work: Path, *,
         return {
             "clients": clients, "requests": len(latencies) + len(errors), "ok": len(latencies),
             "errors": len(errors), "error_samples": errors[:3], "warmup_errors": warm_errors[:3],
-            "retriever": retriever, "generator": "extractive", "cache": "off",
+            "retriever": retriever, "generator": "extractive", "cache": "off", "torch_threads": torch_threads,
             "wall_s": wall, "req_per_s": len(latencies) / wall if wall > 0 else float("nan"),
             "p50_ms": percentile(latencies, .5) * 1e3, "p95_ms": percentile(latencies, .95) * 1e3,
             "max_ms": max(latencies) * 1e3 if latencies else float("nan"), "startup_s": startup,

@@ -30,7 +30,8 @@ def main() -> None:
     t0 = time.perf_counter()
     from axiom.config import load_settings
 
-    settings = load_settings(REPO / "config.yaml", environ={"CHROMA_PATH": args.store})
+    settings = load_settings(REPO / "config.yaml", environ={"CHROMA_PATH": args.store,
+                                                            "EMBEDDING_CACHE_ENABLED": "false"})
     extra: dict[str, object] = {}
     if args.how == "notebook":
         from axiom.notebook.runner import run_notebooks

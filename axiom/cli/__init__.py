@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from axiom import __version__
-from axiom.cli import dataset, evaluate, ingest, notebooks, query, retrieval_eval, serve, status
+from axiom.cli import cache, dataset, evaluate, ingest, notebooks, query, retrieval_eval, serve, status
 from axiom.cli.options import Parser, UsageExit
 from axiom.cli.output import error_object, fail, print_error_object
 from axiom.config import Settings, load_settings
@@ -29,7 +29,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 log = logging.getLogger("axiom.cli")
 
 # In the order of `axiom --help`.
-COMMANDS = (ingest, query, status, evaluate, retrieval_eval, serve, notebooks, dataset)
+COMMANDS = (ingest, query, status, evaluate, retrieval_eval, serve, notebooks, dataset, cache)
 
 # Flags several commands share -> (the setting each overrides, the flag named when its value is invalid).
 SETTING_FLAGS = (
@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(exc, args)
     # logging.format `auto`: text on a terminal, else JSON; a command may set another default (serve: JSON)
     configure_logging(settings.logging, auto=getattr(args, "auto_log_format", None))
+    if settings.embeddings.torch_threads:  # batch work's share of the cores (serve sets its own)
+        from axiom.embeddings import set_torch_threads
+
+        set_torch_threads(settings.embeddings.torch_threads)
     try:
         return int(args.handler(args, settings))
     except AxiomError as exc:

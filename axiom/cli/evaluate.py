@@ -1,9 +1,13 @@
 """The evaluation commands of `axiom`: eval and compare (retrieval on BEIR: `axiom.cli.retrieval_eval`).
 
     axiom eval --dataset PATH [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
+               [--responses FILE | --endpoint URL [--endpoint-config FILE.yaml]] [--save-responses FILE]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
                [--floor-margin M]] [--repeat N] [--no-judge] [--json]
     axiom compare RUN_A RUN_B [--top N] [--json]
+
+The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or a
+deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
 
 Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed, 1 anything else.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from axiom.cli.options import add_retriever
@@ -28,10 +33,17 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.fail_on_regression and not args.baseline:
         raise UsageError("--fail-on-regression needs --baseline FILE")
-    log_generator_choice(settings)
+    endpoint = None
+    if args.endpoint or args.endpoint_config:
+        from axiom.evaluation.endpoint_config import load_endpoint_config
+
+        endpoint = load_endpoint_config(args.endpoint_config, url=args.endpoint, environ=os.environ)
+    if endpoint is None and not args.responses:
+        log_generator_choice(settings)
     record = run_evaluation(settings, args.dataset, args.corpus, name=args.name, out_dir=args.out,
                             baseline=args.baseline, judge=not args.no_judge, collection=args.collection,
-                            repeat=args.repeat)
+                            repeat=args.repeat, retriever=args.retriever, top_k=args.top_k,
+                            responses=args.responses, endpoint=endpoint, save_responses=args.save_responses)
     if args.save_baseline:
         target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta),
                                 args.save_baseline)
@@ -56,12 +68,28 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="evaluate a golden set and write a run folder")
     p.add_argument("--dataset", required=True, help="golden set (JSONL)")
-    p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own)")
+    p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own); with "
+                                     "--responses or --endpoint nothing is ingested: the files only serve the "
+                                     "evidence metrics")
     p.add_argument("--name", default="eval", help="run name (folder suffix)")
     add_retriever(p)
     p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
     p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
     p.add_argument("--collection", help="collection to evaluate (default: one per corpus, or the configured one)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--responses", metavar="FILE",
+                        help="score the answers another RAG system gave, a JSONL file with one object a line: id, "
+                             "answer, contexts, optional retrieved, retrieved_contexts, latency_ms, usage, metadata "
+                             "(instead of running Axiom's pipeline)")
+    source.add_argument("--endpoint", metavar="URL",
+                        help="ask a deployed RAG system over HTTP, one request per question (instead of running "
+                             "Axiom's pipeline); failed calls are unmeasured with their reason")
+    p.add_argument("--endpoint-config", metavar="FILE", dest="endpoint_config",
+                   help="YAML mapping of the endpoint: request template with {question}, headers from environment "
+                        "variables, paths of answer/contexts/retrieved in the reply, concurrency, timeout, retries "
+                        "(evaluation/endpoints/axiom.yaml maps Axiom's own POST /query)")
+    p.add_argument("--save-responses", metavar="FILE", dest="save_responses",
+                   help="also write this run's answers as a responses file, to re-score them later with --responses")
     p.add_argument("--baseline", help="baseline JSON (or a run folder) to gate against")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 3 when a metric is worse than the baseline after correction by at least its "

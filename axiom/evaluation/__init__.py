@@ -7,6 +7,9 @@ Public surface (what the CLI, the service and the notebooks call):
     score_answers                              answer_metrics/ (a package; ragas, imported lazily, it is slow
                                                to import: only answer_metrics/ragas_adapter.py imports it)
     run_evaluation                             runs.py (running an evaluation: its steps, repeat summary)
+    load_responses, write_responses            responses.py (another system's answers; --save-responses)
+    load_endpoint_config, EndpointConfig       endpoint_config.py (the mapping of a system's HTTP API; the
+                                               client, httpx and tenacity: endpoint.py, imported lazily)
     load_run, RunRecord                        run_folder.py (the run record, run-folder I/O, listing runs)
     compare_metrics, verdict_line, StatsConfig   verdict.py (the statistics core: stats.py)
     compare_runs                               compare.py
@@ -15,7 +18,9 @@ Public surface (what the CLI, the service and the notebooks call):
 
 Internals: naming.py (run-folder labels, collection names), provenance.py (package versions, git state,
 corpus and collection hashes for the manifest), summary.py (per-metric summaries and repeat spread of a run),
-spans.py (evidence metrics), audit.py (dataset audit).
+spans.py (evidence metrics), audit.py (dataset audit), answered.py (the answer-source seam: what the pipeline,
+a responses file or an endpoint yields per item), evidence.py (a run's evidence metrics), run_docs.py (a run's
+results table, metrics.json and manifest.json).
 
 Dependencies point one way: runs -> gate -> run_folder -> naming, and compare / audit -> run_folder; nothing
 imports runs but this file. runs imports answer_metrics inside its functions, only because ragas is slow.
@@ -24,15 +29,17 @@ imports runs but this file. runs imports answer_metrics inside its functions, on
 from axiom.evaluation.benchmark import run_beir
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import BeirData, EvalItem, load_beir, load_golden
+from axiom.evaluation.endpoint_config import EndpointConfig, load_endpoint_config
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline
+from axiom.evaluation.responses import load_responses, write_responses
 from axiom.evaluation.retrieval_metrics import evaluate_rankings, evaluate_run, golden_retrieval_metrics
 from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
 __all__ = [
-    "BeirData", "EvalItem", "RunRecord", "StatsConfig", "compare_metrics", "compare_runs", "evaluate_rankings",
+    "BeirData", "EndpointConfig", "EvalItem", "RunRecord", "StatsConfig", "compare_metrics", "compare_runs", "evaluate_rankings",
     "evaluate_run", "gate_run",
-    "golden_retrieval_metrics", "load_baseline", "load_beir", "load_golden", "load_run", "make_baseline",
-    "run_beir", "run_evaluation", "verdict_line",
+    "golden_retrieval_metrics", "load_baseline", "load_beir", "load_endpoint_config", "load_golden", "load_responses", "load_run", "make_baseline",
+    "run_beir", "run_evaluation", "verdict_line", "write_responses",
 ]

@@ -17,6 +17,10 @@ from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, me
 if TYPE_CHECKING:
     from axiom.evaluation.run_folder import RunRecord
 
+# Settings that never change a result (where runs and caches are kept), left out of a comparison's differences.
+NOT_A_DIFFERENCE = ("runs_dir", "judge_cache_dir", "span_cache_dir", "embeddings.cache_dir", "embeddings.cache_enabled",
+                    "embeddings.cache_max_mb")
+
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -70,7 +74,7 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
 
     fa, fb = _flatten(a.manifest.get("settings", {})), _flatten(b.manifest.get("settings", {}))
     differences = [f"{key}: {fa.get(key)!r} -> {fb.get(key)!r}" for key in sorted(set(fa) | set(fb))
-                   if fa.get(key) != fb.get(key) and not key.endswith(("runs_dir", "judge_cache_dir"))]
+                   if fa.get(key) != fb.get(key) and not key.endswith(NOT_A_DIFFERENCE)]
     for key in ("dataset.sha256", "corpus.sha256", "git.commit", "git.dirty", "embedding_model", "collection",
                 "index.sha256"):
         va, vb = _flatten(a.manifest).get(key), _flatten(b.manifest).get(key)

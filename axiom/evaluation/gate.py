@@ -15,7 +15,7 @@ fails the gate when
   a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
 
 Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed. The verdict is a
-`GateResult`, defined with the run record that holds it (run_folder.py) and re-exported here.
+`GateResult`, defined with the run record that holds it (run_folder.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 BASELINE_FORMAT = 2
 DEFAULT_MIN_DELTA = 0.01
 
-__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "GateResult", "gate_run", "load_baseline", "make_baseline",
+__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_run", "load_baseline", "make_baseline",
            "run_values", "write_baseline"]
 
 

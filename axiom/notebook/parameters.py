@@ -15,7 +15,8 @@ from axiom.errors import UsageError
 # the parameter through which the runner learns what a notebook produced (NotebookSession.report writes it)
 RESULT_PARAMETER = "result_json"
 # parameters that name files or folders: the CLI resolves them against its working directory
-PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline")
+PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline", "responses", "endpoint_config",
+                   "save_responses")
 
 
 def parse_value(text: str) -> Any:

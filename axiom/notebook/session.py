@@ -3,7 +3,8 @@
 A session builds the settings from config.yaml + environment + the notebook's parameters (through
 `Settings.with_overrides`, the one override path of every face), works from the project root like the CLI,
 and shares one embedding model per kernel (`shared_embedder`): an `axiom.embeddings.CachingEmbedder`, memoised
-by the sha256 of each text, so that runs in the same kernel never embed the same text twice.
+by the sha256 of each text, so that runs in the same kernel never embed the same text twice (and, through the
+persistent embedding cache, later kernels neither).
 `NotebookSession.report` is the notebook's side of the runner hand-off (the `result_json` parameter).
 
 Cheap to import: nothing heavy (no papermill, no model) is loaded before a session is opened.
@@ -86,14 +87,17 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_embedder(settings: Settings) -> CachingEmbedder:
-    """One embedding model per kernel (per distinct embedding settings), memoised by content hash."""
-    from axiom.embeddings import CachingEmbedder, make_embedder
+    """One embedding model per kernel (per distinct embedding settings), memoised by content hash in memory and
+    in the persistent embedding cache of the settings."""
+    from axiom.embeddings import caching_embedder, make_embedder, persistent_cache
 
     e = settings.embeddings
     key = (e.provider, e.model, e.batch_size, e.device, settings.generation.base_url)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = CachingEmbedder(make_embedder(e, settings.generation))
+            _SHARED[key] = caching_embedder(settings, make_embedder(e, settings.generation))
+        else:  # the same model and memory memo; the disk level of these settings (a kernel runs one at a time)
+            _SHARED[key].persistent = persistent_cache(settings)
         return _SHARED[key]
 
 
@@ -131,9 +135,11 @@ class NotebookSession:
         return self.ingest()
 
     def embedding_stats(self) -> dict[str, int]:
-        """Embedding work since this session opened: texts asked for, embedded, and served from the memo."""
+        """Embedding work since this session opened: texts asked for, embedded, and served from the memo (with
+        the persistent cache on: from memory and from disk)."""
         now = self.embedder.stats()
-        out = {k: now[k] - self._start_stats.get(k, 0) for k in ("texts_requested", "texts_embedded", "cache_hits")}
+        out = {k: now[k] - self._start_stats.get(k, 0)
+               for k in ("texts_requested", "texts_embedded", "cache_hits", "memory_hits", "disk_hits") if k in now}
         out["cached_vectors"] = now["cached_vectors"]
         return out
 

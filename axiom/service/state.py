@@ -30,7 +30,7 @@ import numpy as np
 from axiom import __version__
 from axiom.breaker import CircuitBreaker
 from axiom.config import Settings
-from axiom.embeddings import Embedder, make_embedder
+from axiom.embeddings import Embedder, ModelKey, make_embedder, model_key, set_torch_threads
 from axiom.errors import StoreError
 from axiom.llm import LLMClient
 from axiom.observability import IN_FLIGHT, LLM_CIRCUIT_OPEN, stage
@@ -56,6 +56,11 @@ class SerialEmbedder:
     def dimension(self) -> int:
         with self._lock:
             return self.inner.dimension
+
+    def cache_key(self) -> ModelKey | None:
+        """The inner model's key for the persistent embedding cache: these are its vectors."""
+        with self._lock:
+            return model_key(self.inner)
 
     @property
     def max_seq_length(self) -> int | None:
@@ -187,6 +192,7 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
                     "outside the data root is read")
         settings = settings.with_overrides({"ingest.follow_symlinks": False},
                                            origin="axiom serve (it never follows symlinks)")
+    set_torch_threads(settings.service.torch_threads)
     embedder = SerialEmbedder(make_embedder(settings.embeddings, settings.generation))
     pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store))
     breaker: CircuitBreaker | None = None

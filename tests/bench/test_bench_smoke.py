@@ -18,6 +18,8 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
                           "--repeat", "1", "--ingest-docs", "20", "--search-docs", "20",
                           "--cache-dir", str(tmp_path / "cache"), "--api-requests", "2",
                           "--skip", "notebook",  # minutes of papermill; the runner is tested in tests/notebooks
+                          "--skip", "evaluation",  # minutes of whole evaluations: tests/bench/test_eval_floor.py
+                          "--skip", "api-threads",
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                          timeout=900)
     print(out.stdout)

@@ -45,6 +45,8 @@ FAILURES: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("notebooks", "run"): (["notebooks", "run", "--fail-on-regression"], "UsageError"),
     ("sweep",): (["sweep", "--grid", "nonsense"], "UsageError"),
     ("dataset", "audit"): (["dataset", "audit", "{tmp}/missing.jsonl"], "DatasetError"),
+    ("cache", "stats"): (["cache", "stats", "--top-k", "3"], "UsageError"),  # argparse: no --top-k
+    ("cache", "clear"): (["cache", "clear", "--everything"], "UsageError"),  # argparse: no such option
 }
 
 

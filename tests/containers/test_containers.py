@@ -572,6 +572,28 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     report.append(f"evaluate wrote {new[0].name}/ ({', '.join(sorted(p.name for p in new[0].iterdir()))}); "
                   f"{len(written)} paths of the run folder and logs/axiom.log owned by {STACK_UID}:{STACK_GID}")
 
+    # The evaluate job evaluates the running backend over the network, with DOCKER_SETUP.md's one-liner (the key
+    # comes from the environment, as the doc's `AXIOM_EVAL_API_KEY=... docker compose ...` gives it).
+    one_liner = next(line for line in (REPO / "DOCKER_SETUP.md").read_text(encoding="utf-8").splitlines()
+                     if "--endpoint http://axiom-backend:8000/query" in line)
+    before = set(runs.iterdir())
+    s.env["AXIOM_EVAL_API_KEY"] = API_KEY
+    try:
+        s.shell(one_liner.split(" ", 1)[1], timeout=900, timed="evaluate_endpoint")
+    finally:
+        del s.env["AXIOM_EVAL_API_KEY"]
+    new = [d for d in set(runs.iterdir()) - before if d.is_dir() and not d.name.startswith(".")]
+    assert len(new) == 1 and new[0].name.endswith("-backend"), new
+    manifest_text = (new[0] / "manifest.json").read_text(encoding="utf-8")
+    source = json.loads(manifest_text)["source"]
+    assert "http://axiom-backend:8000/query" in json.dumps(source), source
+    assert API_KEY not in manifest_text and not [p for p in new[0].rglob("*") if p.is_file()
+                                                 and API_KEY.encode() in p.read_bytes()]
+    measured = json.loads((new[0] / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    assert measured["rouge_l"]["n"] == 52 and measured["rouge_l"]["unmeasured"] == 0, measured["rouge_l"]
+    report.append(f"evaluate over the network (POST /query of axiom-backend): {new[0].name}, rouge_l n "
+                  f"{measured['rouge_l']['n']}, {s.times['evaluate_endpoint']:.0f}s")
+
     # No secret in any image: not in the history, the config, or the files.
     for image in (backend_image, jupyter_image):
         history = s.run(["docker", "history", "--no-trunc", image]).stdout

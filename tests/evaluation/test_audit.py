@@ -176,3 +176,17 @@ def test_saturation_of_the_last_run(env: dict[str, Path], capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "saturated, cannot detect a regression: recall@5" in out
     assert "ndcg@10: mean 0.792, 67% of 6 question(s) at the ceiling" in out
+
+
+@pytest.mark.parametrize(("dataset", "corpus", "questions"), [
+    ("evaluation/datasets/sample/golden.jsonl", "data", 52),
+    ("evaluation/datasets/pubmedqa/golden.jsonl", "evaluation/datasets/pubmedqa/corpus", 250)])
+def test_built_in_sets_are_usable(dataset: str, corpus: str, questions: int, tmp_path: Path, embedder: Any) -> None:
+    """Both built-in sets: every item usable, every source present, every reference passage located."""
+    repo = Path(__file__).resolve().parents[2]
+    report = audit_dataset(repo / dataset, settings=build_settings(tmp_path), corpus=repo / corpus,
+                           runs_dir=tmp_path / "runs", embedder=embedder).to_dict()
+    assert report["questions"] == questions
+    assert report["usable"] is True and report["unusable"] == []
+    assert report["contexts"]["checked"] and report["contexts"]["methods"]["missing"] == 0
+    assert all(s["exists"] for row in report["items"] for s in row["sources"])

@@ -95,3 +95,28 @@ def test_matches_independent_implementation_on_random_runs(seed: int) -> None:
             expected = _ref(qrels[qid], rankings[qid], k)
             for name, value in expected.items():
                 assert got[name][qid] == pytest.approx(value, abs=1e-9), (qid, name)
+
+
+_CACHE_PROBE = """
+import json
+from axiom.evaluation.retrieval_metrics import compile_metrics
+compile_metrics()
+from numba.core.registry import CPUDispatcher
+from numba.typed import typeddict, typedlist
+stats = [f.stats for m in (typeddict, typedlist) for f in vars(m).values() if isinstance(f, CPUDispatcher)]
+print(json.dumps({"hits": sum(sum(s.cache_hits.values()) for s in stats),
+                  "misses": sum(sum(s.cache_misses.values()) for s in stats)}))
+"""
+
+
+def test_numba_compilations_of_the_metrics_are_kept_on_disk_across_processes() -> None:
+    """ranx builds its Qrels/Run from numba typed containers, compiled per process unless cached: after one
+    process compiled them, a fresh process loads every one of them from numba's on-disk cache."""
+    import json
+    import subprocess
+    import sys
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True,
+                                      check=True).stdout) for _ in range(2)]
+    assert runs[1]["misses"] == 0, runs
+    assert runs[1]["hits"] > 0, runs

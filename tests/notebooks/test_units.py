@@ -14,6 +14,7 @@ from axiom import comparison_report, reporting
 from axiom.config import ENV_VARS
 from axiom.embeddings import CachingEmbedder
 from axiom.errors import ConfigError, UsageError
+from axiom.evaluation.run_folder import list_runs
 from axiom.notebook.engine import notebook_parameters
 from axiom.notebook.parameters import absolute_paths, load_params_file, parse_value
 from axiom.notebook.runner import resolve_notebook
@@ -151,7 +152,7 @@ def test_list_runs_and_latest(tmp_path: Path) -> None:
         (folder / "results.parquet").write_text("")
     (tmp_path / ".tmp-x").mkdir()
     (tmp_path / "incomplete").mkdir()
-    assert [p.name for p in comparison_report.list_runs(tmp_path)] == ["c", "b", "a"]
+    assert [p.name for p in list_runs(tmp_path)] == ["c", "b", "a"]
     assert [p.name for p in comparison_report.latest_runs(tmp_path, 2)] == ["b", "a"]
     with pytest.raises(UsageError, match="3 complete run folder"):
         comparison_report.latest_runs(tmp_path, 4)

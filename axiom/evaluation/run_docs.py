@@ -1,0 +1,168 @@
+"""What an evaluation run writes, whatever answered its questions: the per-question table (results.parquet /
+results.csv), metrics.json and manifest.json (the folder itself: run_folder.py; the steps: runs.py).
+
+Scores arrive as `Scored`: per metric one value, status and reason per question, in question order. An item its
+source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
+`failure` and in `notes` (one entry per metric it left unmeasured).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from axiom.config import Settings
+from axiom.evaluation.answered import Answered
+from axiom.evaluation.datasets import EvalItem, file_sha256
+from axiom.evaluation.provenance import git_state, package_versions, platform_info
+from axiom.evaluation.retrieval_metrics import latency_summary
+from axiom.evaluation.run_folder import iso, utc_now
+from axiom.evaluation.summary import repeat_summary, summarise_metric
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from axiom.evaluation.answer_metrics import AnswerScores
+
+CONVENTIONS = {
+    "relevance": "source level: a chunk is relevant when its source is in relevant_sources; repeated "
+                 "sources in a ranking keep their first (best) rank",
+    "empty_rankings": "a question with nothing retrieved scores 0, never dropped",
+    "unmeasured": "a failed or unparsable judge call, or a question its source did not answer (no response, a "
+                  "failed endpoint call), is NaN with a reason, never 0"}
+
+
+@dataclass
+class Scored:
+    """Per metric one value, status and reason per question, in question order."""
+
+    order: list[str] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    statuses: dict[str, list[str]] = field(default_factory=dict)
+    reasons: dict[str, list[str | None]] = field(default_factory=dict)
+    answers: AnswerScores | None = None
+    repeat_means: dict[str, list[float | None]] = field(default_factory=dict)
+    evidence_labels: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, metric: str, values: list[float], statuses: list[str], reasons: list[str | None]) -> None:
+        self.order.append(metric)
+        self.values[metric], self.statuses[metric], self.reasons[metric] = values, statuses, reasons
+
+
+def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> pd.DataFrame:
+    """One row per question: what was asked, retrieved and answered, timings, tokens, every metric, notes."""
+    import pandas as pd
+
+    records = []
+    for idx, (item, a) in enumerate(zip(items, answered.answers, strict=True)):
+        notes = {m: f"{scored.statuses[m][idx]}: {scored.reasons[m][idx]}" for m in scored.order
+                 if scored.statuses[m][idx] != "ok"}
+        row: dict[str, Any] = {
+            "id": item.id, "question": item.question, "reference": item.reference, "answer": a.answer,
+            "contexts": list(a.contexts), "sources": list(a.context_sources),
+            "retrieved_sources": list(a.retrieved or ()), "retrieved_chunk_ids": list(a.chunk_ids),
+            "relevant_sources": list(item.relevant_sources), "generator": a.generator,
+            "degraded": bool(a.degraded), "answered": a.answered, "failure": a.failure or "",
+            "retrieval_seconds": a.retrieval_seconds, "generation_seconds": a.generation_seconds,
+            "latency_seconds": a.latency_seconds,
+            "prompt_tokens": int(a.usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(a.usage.get("completion_tokens", 0)),
+        }
+        for m in scored.order:
+            row[m] = float(scored.values[m][idx])
+        row["notes"] = json.dumps(notes, ensure_ascii=False) if notes else ""
+        records.append(row)
+    return pd.DataFrame.from_records(records)
+
+
+def _generation_usage(results: pd.DataFrame, run_settings: Settings, generator: str) -> dict[str, Any]:
+    from axiom.evaluation.answer_metrics import cost_usd, price_for  # ragas: slow to import
+
+    prompt = int(results["prompt_tokens"].sum()) if len(results) else 0
+    completion = int(results["completion_tokens"].sum()) if len(results) else 0
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if generator == "openai":
+        usage["model"] = run_settings.generation.model
+        usage["cost_usd"] = cost_usd(price_for(run_settings, run_settings.generation.model), prompt, completion)
+    return usage
+
+
+def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_settings: Settings,
+                settings: Settings, repeat: int) -> dict[str, Any]:
+    """metrics.json: per-metric summaries with intervals, latency, usage, degraded answers, repeats."""
+    ev = settings.evaluation
+    summary = {m: summarise_metric(scored.values[m], scored.statuses[m], scored.reasons[m],
+                                   samples=ev.bootstrap_samples, seed=ev.seed, label=m) for m in scored.order}
+    judge_stats = scored.answers.judge if scored.answers is not None else None
+    if answered.kind == "pipeline":
+        latency: dict[str, Any] = {
+            "retrieval_batch_seconds": round(answered.retrieval_batch, 6),
+            "retrieval": latency_summary(results["retrieval_seconds"].tolist()),
+            "generation": latency_summary(results["generation_seconds"].tolist()),
+            "question": latency_summary(results["latency_seconds"].tolist()),
+            "note": "retrieval is one batch: a question's retrieval time is its share of the batch"}
+    else:
+        latency = {"question": latency_summary(results["latency_seconds"].tolist()),
+                   "note": ("the endpoint's reported latency, else the request's wall time (the successful "
+                            "attempt)" if answered.kind == "endpoint" else "the responses' latency_ms")}
+    return {
+        "metrics": summary,
+        "confidence": {"level": 0.95, "method": "percentile bootstrap of the mean over questions",
+                       "samples": ev.bootstrap_samples, "seed": ev.seed},
+        "latency": latency,
+        "usage": {"generation": _generation_usage(results, run_settings, answered.generator),
+                  "judge": judge_stats.to_dict() if judge_stats else None},
+        "degraded_answers": int(results["degraded"].sum()) if len(results) else 0,
+        "unanswered": {"n": answered.unanswered,
+                       "reasons": _top_reasons(a.failure for a in answered.answers if a.failure)},
+        "repeats": repeat_summary(scored.repeat_means, repeat),
+    }
+
+
+def _top_reasons(reasons: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in reasons:
+        counts[r] = counts.get(r, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+
+
+def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Settings, run_settings: Settings,
+                 dataset: Path, items: list[EvalItem], corpus_info: dict[str, Any] | None, answered: Answered,
+                 scored: Scored, model_id: str, judge: dict[str, Any] | None, store_where: str | None,
+                 baseline: str | Path | None) -> dict[str, Any]:
+    """manifest.json: everything that produced the run. For a responses file or an endpoint, `source` says which
+    (file hash, or URL without credentials, mapping and timing) and the pipeline's own fields are empty."""
+    own = answered.kind == "pipeline"
+    generator = answered.generator
+    manifest = {
+        "name": name,
+        "started": iso(started), "ended": iso(utc_now()), "seconds": round(seconds, 3),
+        "seed": settings.evaluation.seed,
+        "source": answered.source,
+        "dataset": {"path": str(dataset), "sha256": file_sha256(dataset), "items": len(items)},
+        "corpus": corpus_info,
+        "ingest": answered.ingest.to_dict() if answered.ingest else None,
+        "collection": run_settings.store.collection if own else None, "store": store_where if own else None,
+        "index": answered.index,
+        "evidence_labels": {k: v for k, v in scored.evidence_labels.items() if k != "why_not"},
+        "embedding_model": model_id,
+        "retriever": run_settings.retrieval.retriever if own else None,
+        "top_k": run_settings.retrieval.top_k if own else answered.source.get("top_k"),
+        "retrieval_depth": answered.depth,
+        "generator": {"name": generator, "model": run_settings.generation.model if generator == "openai" else None},
+        "judge": judge,
+        "conventions": dict(CONVENTIONS),
+        "settings": run_settings.redacted(),
+        "versions": package_versions(),
+        "git": git_state(),
+        "platform": platform_info(),
+    }
+    if baseline is not None:
+        manifest["baseline"] = str(baseline)
+    return manifest
+

@@ -103,7 +103,31 @@ def _check_string_list(value: Any, name: str, where: str, problems: list[str]) -
     return tuple(out)
 
 
-def _json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl_text(path: Path) -> str:
+    """The text of a JSONL file (golden set, responses), or DatasetError saying why it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DatasetError(str(path), ["file does not exist"]) from None
+    except IsADirectoryError:
+        raise DatasetError(str(path), ["is a folder, not a JSONL file"]) from None
+    except OSError as exc:
+        raise DatasetError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    return text
+
+
+def raise_if_problems(path: str | Path, problems: list[str]) -> None:
+    """DatasetError naming the problems (at most MAX_REPORTED_PROBLEMS, then how many more), if any."""
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        raise DatasetError(str(path), shown)
+
+
+def json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line that is a JSON object; each other line is a problem,
     named `<label>line N: ...`."""
     for number, raw in enumerate(lines, start=1):
@@ -127,7 +151,7 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
     problems: list[str] = []
     items: list[EvalItem] = []
     first_line: dict[str, int] = {}
-    for number, data in _json_objects(lines, "", problems):
+    for number, data in json_objects(lines, "", problems):
         where = f"line {number}"
         before = len(problems)
         for name in REQUIRED_FIELDS:
@@ -171,24 +195,11 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
 def load_golden(path: str | Path, known_sources: Iterable[str] | None = None) -> list[EvalItem]:
     """Load and validate a golden set. Raises DatasetError listing every problem (with line numbers)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise DatasetError(str(path), ["file does not exist"]) from None
-    except IsADirectoryError:
-        raise DatasetError(str(path), ["is a folder, not a JSONL file"]) from None
-    except OSError as exc:
-        raise DatasetError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    text = read_jsonl_text(path)
     items, problems = parse_golden_lines(text.splitlines(), known_sources)
     if not items and not problems:
         problems.append("the dataset is empty (no questions)")
-    if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more")
-        raise DatasetError(str(path), shown)
+    raise_if_problems(path, problems)
     return items
 
 
@@ -208,7 +219,7 @@ def _read_jsonl(path: Path, what: str, problems: list[str]) -> list[tuple[int, d
         problems.append(f"{what} file {path.name} is missing")
         return rows
     with path.open(encoding="utf-8") as fh:
-        for number, data in _json_objects(fh, f"{path.name} ", problems):
+        for number, data in json_objects(fh, f"{path.name} ", problems):
             if not isinstance(data.get("_id"), (str, int)):
                 problems.append(f"{path.name} line {number}: expected an '_id' (a string or a number)")
                 continue
@@ -269,10 +280,6 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
                 qrels.setdefault(qid, {})[doc_id] = score
     if not problems and not any(score > 0 for judged in qrels.values() for score in judged.values()):
         problems.append(f"qrels/{split}.tsv holds no positive judgements")
-    if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more")
-        raise DatasetError(str(folder), shown)
+    raise_if_problems(folder, problems)
     queries = {qid: all_queries[qid] for qid in qrels}
     return BeirData(corpus, queries, qrels)

@@ -29,9 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from axiom.errors import DatasetError
 from axiom.evaluation.answered import Answered, ItemAnswer, finite_or_nan
-from axiom.evaluation.datasets import MAX_REPORTED_PROBLEMS, EvalItem, _json_objects, file_sha256
+from axiom.evaluation.datasets import EvalItem, file_sha256, json_objects, raise_if_problems, read_jsonl_text
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def parse_responses_lines(lines: Iterable[str], questions: Mapping[str, str]
     problems: list[str] = []
     answers: dict[str, ItemAnswer] = {}
     first: dict[str, int] = {}
-    for number, data in _json_objects(lines, "", problems):
+    for number, data in json_objects(lines, "", problems):
         item_id = data.get("id")
         if isinstance(item_id, str) and item_id in first:
             problems.append(f"line {number}: duplicate id {item_id!r} (first used on line {first[item_id]})")
@@ -129,24 +128,11 @@ def parse_responses_lines(lines: Iterable[str], questions: Mapping[str, str]
 def load_responses(path: str | Path, items: Sequence[EvalItem]) -> dict[str, ItemAnswer]:
     """The valid responses of a file, {golden id: answer}. Raises DatasetError naming every bad line."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise DatasetError(str(path), ["file does not exist"]) from None
-    except IsADirectoryError:
-        raise DatasetError(str(path), ["is a folder, not a JSONL file"]) from None
-    except OSError as exc:
-        raise DatasetError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    except UnicodeDecodeError as exc:
-        raise DatasetError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    text = read_jsonl_text(path)
     answers, _, problems = parse_responses_lines(text.splitlines(), {it.id: it.question for it in items})
     if not answers and not problems:
         problems.append("the file holds no responses")
-    if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more")
-        raise DatasetError(str(path), shown)
+    raise_if_problems(path, problems)
     return answers
 
 

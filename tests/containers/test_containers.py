@@ -579,7 +579,7 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     before = set(runs.iterdir())
     s.env["AXIOM_EVAL_API_KEY"] = API_KEY
     try:
-        s.shell(one_liner.split(" ", 1)[1], timeout=900, timed="evaluate_endpoint")
+        s.shell(one_liner[one_liner.index("docker compose"):], timeout=900, timed="evaluate_endpoint")
     finally:
         del s.env["AXIOM_EVAL_API_KEY"]
     new = [d for d in set(runs.iterdir()) - before if d.is_dir() and not d.name.startswith(".")]

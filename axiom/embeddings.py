@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
@@ -362,34 +361,9 @@ def persistent_cache(settings: Settings) -> PersistentEmbeddingCache | None:
     return shared_cache(settings.embedding_cache_dir / FILE_NAME, int(settings.embeddings.cache_max_mb * MB))
 
 
-# the disk level a model object was last given by `caching_embedder`: a memo built later around the same model
-# (the answer metrics' own, `memo_for`) reads and writes the same cache
-_DISK_OF: weakref.WeakKeyDictionary[object, PersistentEmbeddingCache] = weakref.WeakKeyDictionary()
-
-
 def caching_embedder(settings: Settings, inner: Embedder, *, max_entries: int = 200_000) -> CachingEmbedder:
     """`inner` behind the one embedding memo, with the persistent cache the settings give it (itself when it is
     a CachingEmbedder already)."""
     if isinstance(inner, CachingEmbedder):
         return inner
-    disk = persistent_cache(settings)
-    try:
-        if disk is None:
-            _DISK_OF.pop(inner, None)
-        else:
-            _DISK_OF[inner] = disk
-    except TypeError:  # not weakly referenceable: its memos have no disk level
-        pass
-    return CachingEmbedder(inner, max_entries, persistent=disk)
-
-
-def memo_for(inner: Embedder, *, max_entries: int = 200_000) -> CachingEmbedder:
-    """`inner` behind a memo (itself when it is one), with the disk level `caching_embedder` last gave the same
-    model object, if any: for code that has a model but not the settings."""
-    if isinstance(inner, CachingEmbedder):
-        return inner
-    try:
-        disk = _DISK_OF.get(inner)
-    except TypeError:
-        disk = None
-    return CachingEmbedder(inner, max_entries, persistent=disk)
+    return CachingEmbedder(inner, max_entries, persistent=persistent_cache(settings))

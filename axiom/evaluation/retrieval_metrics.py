@@ -59,7 +59,7 @@ def cache_compiled_code() -> int:
     switched = 0
     for module in (typeddict, typedlist):
         for function in vars(module).values():
-            if isinstance(function, CPUDispatcher) and getattr(function, "_cache", None) is not None:
+            if isinstance(function, CPUDispatcher):
                 try:
                     function.enable_caching()
                 except RuntimeError:  # "no locator available": no writable cache folder

@@ -27,7 +27,6 @@ from axiom.embeddings import (
     ModelKey,
     caching_embedder,
     folder_fingerprint,
-    memo_for,
     model_key,
 )
 from axiom.pipeline import RAGPipeline
@@ -241,7 +240,7 @@ def test_settings_place_the_cache_beside_the_store_and_the_faces_share_it(
     pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store))
     disk = pipeline.query_embedder.persistent
     assert disk is not None and disk.path == tmp_path / "mine" / FILE_NAME and disk.max_bytes == 2 * 1024 * 1024
-    assert memo_for(embedder).persistent is disk  # the answer metrics' memo of the same model: the same cache
+    assert caching_embedder(settings, embedder).persistent is disk  # another memo (the metrics'): the same cache
     assert caching_embedder(settings, pipeline.query_embedder) is pipeline.query_embedder
     off = make_settings(embeddings={"cache_enabled": False})
     assert RAGPipeline(off, KeyedFake(), ChromaStore(off.store)).query_embedder.persistent is None

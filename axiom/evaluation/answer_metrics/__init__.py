@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from axiom.config import Settings
-from axiom.embeddings import Embedder
+from axiom.embeddings import Embedder, caching_embedder
 from axiom.evaluation.answer_metrics.judge import (
     JUDGE_METRICS,
     JudgeConfig,
@@ -57,7 +57,7 @@ from axiom.evaluation.answer_metrics.judge_cache import JudgeCache
 from axiom.evaluation.answer_metrics.normalise import clean_answer, normalise, sentences
 from axiom.evaluation.answer_metrics.offline import OFFLINE_METRICS, OFFLINE_REGISTRY, score_offline
 from axiom.evaluation.answer_metrics.prices import cost_usd, price_for
-from axiom.evaluation.answer_metrics.ragas_adapter import EmbedderAdapter, caching
+from axiom.evaluation.answer_metrics.ragas_adapter import EmbedderAdapter
 from axiom.evaluation.answer_metrics.scores import AnswerScores, JudgeStats, MetricScore, ScoreInput, Status
 
 __all__ = [
@@ -72,7 +72,7 @@ def score_answers(rows: Sequence[ScoreInput], settings: Settings, embedder: Embe
                   use_cache: bool = True) -> AnswerScores:
     """Offline metrics always; LLM-judged metrics too when a judge is configured and `judge` is true
     (`use_cache=False` asks the judge again instead of reading its cache)."""
-    embedder = caching(embedder)  # one memo for the offline and the judged metrics
+    embedder = caching_embedder(settings, embedder)  # one memo (and the on-disk cache) for every metric
     scores = score_offline(rows, embedder)
     names = list(OFFLINE_METRICS)
     stats = None

@@ -23,7 +23,7 @@ from ragas import __version__ as RAGAS_VERSION  # noqa: N812 (a constant of this
 from ragas.embeddings.base import BaseRagasEmbedding
 from ragas.llms.base import InstructorBaseRagasLLM
 
-from axiom.embeddings import CachingEmbedder, Embedder, memo_for
+from axiom.embeddings import CachingEmbedder, Embedder
 from axiom.evaluation.answer_metrics.scores import JudgeStats
 
 __all__ = ["JUDGE_FACTORIES", "RAGAS_VERSION", "EmbedderAdapter", "JudgeLLM", "RagasOffline", "judge_usage",
@@ -54,9 +54,9 @@ def run_sync(coro: Any) -> Any:
 
 # -- embeddings: the pipeline's own model, behind ragas's embedding interface ----------------------
 def caching(embedder: Embedder) -> CachingEmbedder:
-    """`embedder` behind the one embedding memo (itself when it already is a CachingEmbedder; otherwise with the
-    persistent cache the pipeline's memo of the same model has)."""
-    return memo_for(embedder)
+    """`embedder` behind the one embedding memo: itself when it already is a CachingEmbedder (`score_answers`
+    gives one, with the settings' on-disk cache), else a memory-only memo around it."""
+    return embedder if isinstance(embedder, CachingEmbedder) else CachingEmbedder(embedder)
 
 
 class EmbedderAdapter(BaseRagasEmbedding):

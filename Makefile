@@ -39,6 +39,7 @@ help:
 	@echo "make lint     ruff and the architecture contracts (import-linter)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
+	@echo "make bench-curves  cost curves: ingest and evaluation time and memory as corpus and questions grow"
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -101,7 +102,7 @@ clean-cache: $(STAMP)
 	$(AXIOM) cache clear
 
 # -- benchmarks (not part of make test, except a one-repetition smoke run on vendored data) ---------------
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-curves
 BENCH_DATA ?=
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_DATA)
@@ -110,6 +111,11 @@ bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_DATA)
 
 # -- notebooks -------------------------------------------------------------------------------------------
+# Cost curves (BENCHMARKS.md): ingest and evaluation at 1k / 2.5k / 5k SciFact documents x 50 / 150 / 300 questions,
+# wall, CPU and peak memory per process with fitted exponents (about 30 min on 2 cores).
+bench-curves: $(STAMP)
+	$(PY) -m bench.cost_curves $(if $(BENCH_DATA),--dataset $(BENCH_DATA))
+
 .PHONY: lab strip-notebooks
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888

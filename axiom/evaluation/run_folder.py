@@ -142,11 +142,15 @@ class RunRecord:
             for reason, count in (m.get("unmeasured_reasons") or {}).items():
                 lines.append(f"  unmeasured {name}: {count} x {reason}")
         lat = self.metrics.get("latency", {})
-        if lat:
-            ret, gen = lat.get("retrieval", {}), lat.get("generation", {})
+        if "retrieval" in lat:  # Axiom's own pipeline: one retrieval batch, then generation per question
+            ret, gen = lat["retrieval"], lat.get("generation", {})
             lines.append(f"latency: retrieval batch {lat.get('retrieval_batch_seconds', 0):.3f}s "
                          f"({ret.get('mean_ms')} ms/question); generation p50 {gen.get('p50_ms')} ms, "
                          f"p95 {gen.get('p95_ms')} ms")
+        elif lat.get("question", {}).get("n"):  # another system: its per-question latency only
+            question = lat["question"]
+            lines.append(f"latency per question: p50 {question['p50_ms']} ms, p95 {question['p95_ms']} ms "
+                         f"(n {question['n']}; {lat.get('note', '')})")
         usage = self.metrics.get("usage", {})
         judge = usage.get("judge")
         if judge:

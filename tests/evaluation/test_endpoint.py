@@ -114,6 +114,7 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
     assert source["config_sha256"] and source["response"]["contexts"] == "contexts[].text"
     assert manifest["top_k"] == 10 and manifest["collection"] is None and manifest["retriever"] is None
     assert remote.metrics["latency"]["question"]["n"] == 6
+    assert "latency per question: p50 " in remote.summary_table() and "None ms" not in remote.summary_table()
     assert API_KEY not in folder_text(remote.path)
 
     code, out, err = eval_cli(capsys, "compare", local.path, remote.path, "--json")

@@ -13,7 +13,8 @@ STAMP := $(VENV)/.installed
 TORCH_INDEX_URL ?=
 TORCH_VERSION := 2.13.0
 # The locks (requirements/lock.py, `make lock`): every package pinned with its sha256. LOCK is what `make install`
-# installs (runtime + dev), RUNTIME_LOCK what the image installs.
+# installs (runtime + dev + the ray extra), RUNTIME_LOCK what the image installs (runtime only);
+# requirements/cluster.lock.txt (runtime + ray extra + Ray's dashboard) is for a cluster image (issue 17, in progress).
 LOCK := requirements/lock.txt
 RUNTIME_LOCK := requirements/runtime.lock.txt
 # Where `make lock` (uv) finds the CPU wheel of torch: pip's find-links (PIP_FIND_LINKS) when set, else the torch
@@ -38,8 +39,8 @@ help:
 	@echo "make lock     refresh $(LOCK) and $(RUNTIME_LOCK) from pyproject.toml (UPGRADE=1: newest that fits)"
 	@echo "make lint     ruff and the architecture contracts (import-linter)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
-	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 	@echo "make bench-curves  cost curves: ingest and evaluation time and memory as corpus and questions grow"
+	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -110,12 +111,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_DATA)
 
-# -- notebooks -------------------------------------------------------------------------------------------
 # Cost curves (BENCHMARKS.md): ingest and evaluation at 1k / 2.5k / 5k SciFact documents x 50 / 150 / 300 questions,
 # wall, CPU and peak memory per process with fitted exponents (about 30 min on 2 cores).
 bench-curves: $(STAMP)
 	$(PY) -m bench.cost_curves $(if $(BENCH_DATA),--dataset $(BENCH_DATA))
 
+# -- notebooks -------------------------------------------------------------------------------------------
 .PHONY: lab strip-notebooks
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888

@@ -42,6 +42,13 @@ class IngestSettings(_Section):
     max_file_size_mb: float = Field(20.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".pdf"]
     follow_symlinks: bool = False
+    # where the chunks are embedded (axiom/distributed/): here, or on the Ray cluster at ray_address (the `ray`
+    # extra; `axiom ingest --ray ADDRESS` sets both); reading, hashing and chunking stay on this machine
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="a Ray cluster: HOST:PORT of its head, auto, or ray://HOST:PORT")
+    ray_actors: int = Field(0, ge=0, le=4096, description="embedding actors; 0: one per ray_cpus_per_actor of the cluster")
+    ray_cpus_per_actor: float = Field(1.0, gt=0, le=256, description="CPUs each actor reserves (its torch threads)")
+    ray_batch_size: int = Field(64, gt=0, le=100_000, description="texts per Ray task")
 
 
 class ChunkingSettings(_Section):
@@ -239,6 +246,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "CHROMA_HOST": ("store", "host"),
     "CHROMA_PORT": ("store", "port"),
     "AXIOM_COLLECTION": ("store", "collection"),
+    "AXIOM_INGEST_EXECUTOR": ("ingest", "executor"),
+    "AXIOM_RAY_ADDRESS": ("ingest", "ray_address"),
     "EVAL_LLM_MODEL": ("evaluation", "judge_model"),
     "EVAL_LLM_BASE_URL": ("evaluation", "judge_base_url"),
     "AXIOM_API_KEYS": ("service", "api_keys"),

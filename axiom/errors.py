@@ -12,6 +12,7 @@ classes below to exit codes and HTTP statuses; nothing below the faces swallows 
     │   └── EmbeddingMismatchError  exit 2   a collection holds vectors of another embedding model
     ├── EmbeddingError                       the embedding model could not be loaded or called
     ├── LLMError                             the LLM endpoint failed after its retries
+    ├── ClusterError                         the Ray cluster cannot be reached, or its workers failed
     ├── DatasetError                exit 2   an evaluation dataset is malformed (lists every bad line)
     ├── EvaluationError                      an evaluation run failed
     ├── NotebookError                        a notebook cell raised or its kernel died (names notebook and cell)
@@ -69,6 +70,11 @@ class EmbeddingError(AxiomError):
 
 class LLMError(AxiomError):
     pass
+
+
+class ClusterError(AxiomError):
+    """A distributed run (axiom/distributed/) cannot reach its Ray cluster, or the cluster's workers failed
+    beyond Ray's retries."""
 
 
 class DatasetError(AxiomError):

@@ -8,7 +8,8 @@ embedded, and stale ones are deleted after the new ones are written. Because the
 record of what is done, an ingest killed at any point is completed by running it again: no duplicates
 (ids are content hashes) and no orphans (stale ids are computed from the store).
 
-Ingest reads (and chunks) up to `PLAN_CHUNKS` new chunks before it embeds them, `FLUSH_CHUNKS` per write, so its
+Ingest reads (and chunks) up to `PLAN_CHUNKS` new chunks before it embeds them, `FLUSH_CHUNKS` per write
+(`EMBED_SLICE` per embedding call, or the embedder's own `texts_per_call` when it has one), so its
 progress (`axiom.progress`, on stderr) counts chunks embedded against a total known before the embedding starts
 (for a larger corpus the total grows as more files are read). A root that does not exist is a `UsageError`
 raised before anything is opened or written.
@@ -141,14 +142,19 @@ class RAGPipeline:
 
     def _flush(self, pending: _Pending, report: IngestReport, shown: Progress) -> None:
         """Embed and write the pending chunks (`FLUSH_CHUNKS` per write), then delete the stale ones."""
+        per_call, per_write = EMBED_SLICE, FLUSH_CHUNKS
         if pending.chunks:
             self.warm_up()  # a lazy model load is not ingest time
             shown.announce("embedding")
-        for i in range(0, len(pending.chunks), FLUSH_CHUNKS):
-            part, extra = pending.chunks[i:i + FLUSH_CHUNKS], pending.extra[i:i + FLUSH_CHUNKS]
+            # an embedder that spreads one call over several workers (axiom.distributed's RayEmbedder) says how
+            # many texts keep them all busy; a write then holds at least one such call
+            per_call = max(1, int(getattr(self.embedder, "texts_per_call", EMBED_SLICE)))
+            per_write = max(FLUSH_CHUNKS, per_call)
+        for i in range(0, len(pending.chunks), per_write):
+            part, extra = pending.chunks[i:i + per_write], pending.extra[i:i + per_write]
             vectors = []
-            for j in range(0, len(part), EMBED_SLICE):
-                vectors.append(self.embedder.embed([c.text for c in part[j:j + EMBED_SLICE]]))
+            for j in range(0, len(part), per_call):
+                vectors.append(self.embedder.embed([c.text for c in part[j:j + per_call]]))
                 shown.update(len(vectors[-1]))
             report.chunks_embedded += len(part)
             self.store.upsert(part, np.concatenate(vectors), extra)

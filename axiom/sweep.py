@@ -12,7 +12,8 @@ varies the chunking, each chunking gets its own collection (`sweep-<corpus>-<has
 so runs never re-chunk each other's collection.
 
 The first run of each chunking runs alone (it writes the collection); with `workers > 1` the remaining
-combinations then run in parallel, each worker with its own kernel.
+combinations then run in parallel, each worker with its own kernel. `axiom.distributed.sweep` runs the same
+plan (`plan_sweep`), per-combination code (`run_combination`) and summary (`finish_sweep`) as Ray tasks.
 
 The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (the
 combinations ranked by one metric, with 95% CI whiskers), `sweep.json` (everything, with the wall times), and
@@ -25,9 +26,9 @@ import hashlib
 import itertools
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from axiom.config import Settings
+    from axiom.notebook.kernel import WarmKernel
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +92,39 @@ class SweepRun:
     embedding: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    node: str | None = None  # the Ray node that ran it (distributed sweeps)
 
     @property
     def label(self) -> str:
         return label(self.combination)
 
+    def record(self, outcome: RunOutcome) -> None:
+        """Take what executing this combination produced (here or on a Ray worker)."""
+        for name in ("seconds", "run_path", "chunks_embedded", "files_unchanged", "embedding", "metrics", "error"):
+            setattr(self, name, getattr(outcome, name))
+        if self.error:
+            log.error("sweep: %s failed: %s", self.label, self.error)
+        else:
+            log.info("sweep: %s in %.1fs (chunks embedded %s)", self.label, self.seconds, self.chunks_embedded)
+
     def to_dict(self) -> dict[str, Any]:
         return {"combination": self.combination, "label": self.label, "run": str(self.run_path) if self.run_path else None,
                 "seconds": round(self.seconds, 3), "worker": self.worker, "chunks_embedded": self.chunks_embedded,
                 "files_unchanged": self.files_unchanged, "embedding": self.embedding, "error": self.error,
-                "collection": self.params.get("collection") or None}
+                "collection": self.params.get("collection") or None, "node": self.node}
+
+
+@dataclass
+class RunOutcome:
+    """What executing one combination produced: plain and picklable, so a Ray task can return it."""
+
+    seconds: float = 0.0
+    run_path: Path | None = None
+    chunks_embedded: int | None = None
+    files_unchanged: int | None = None
+    embedding: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass
@@ -111,6 +136,7 @@ class SweepResult:
     wall_seconds: float
     kernel_start_seconds: float
     workers: int
+    executor: str = "local"  # or "ray <address>"
 
     @property
     def first_run_seconds(self) -> float:
@@ -123,7 +149,7 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "metric": self.metric, "combinations": len(self.runs),
-                "workers": self.workers, "wall_seconds": round(self.wall_seconds, 3),
+                "workers": self.workers, "executor": self.executor, "wall_seconds": round(self.wall_seconds, 3),
                 "kernel_start_seconds": round(self.kernel_start_seconds, 3),
                 "first_run_seconds": round(self.first_run_seconds, 3),
                 "ratio_to_first_run": round(self.ratio, 3) if self.ratio else None,
@@ -136,7 +162,8 @@ class SweepResult:
         show = [c for c in self.summary.columns if c not in ("run",) and not c.endswith(("ci_low", "ci_high"))]
         lines = [markdown_table(self.summary[show]), ""]
         lines.append(f"{len(self.runs)} combinations in {self.wall_seconds:.1f}s wall "
-                     f"({self.workers} worker{'s' if self.workers != 1 else ''}); the first run alone "
+                     f"({self.workers} worker{'s' if self.workers != 1 else ''}"
+                     f"{'' if self.executor == 'local' else ', ' + self.executor}); the first run alone "
                      f"{self.first_run_seconds:.1f}s (kernel start {self.kernel_start_seconds:.1f}s): "
                      f"sweep / one run = {self.ratio:.2f}" if self.ratio else "no run finished")
         failed = [r for r in self.runs if r.error]
@@ -169,27 +196,35 @@ def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], com
     return out
 
 
-def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
-              out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1, metric: str | None = None,
-              html: bool = False, root: Path | None = None, config: str | Path | None = None) -> SweepResult:
-    """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
+@dataclass
+class SweepPlan:
+    """A sweep before it runs: the first combination of each chunking (`leaders`) writes its collection."""
+
+    folder: Path
+    notebook: Path
+    root: Path
+    keys: list[str]
+    runs: list[SweepRun]
+    leaders: list[SweepRun]
+    rest: list[SweepRun]
+    t_start: float
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.folder / "runs"
+
+
+def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
+               out_dir: str | Path | None = None, name: str = "sweep", root: Path | None = None) -> SweepPlan:
+    """Check the grid against the evaluation notebook's parameters, create the sweep folder and fix every
+    combination's parameters (collections included), on the driver, for every executor."""
     from axiom.evaluation.naming import safe_name
-    from axiom.evaluation.run_folder import load_run
     from axiom.notebook.engine import notebook_parameters
-    from axiom.notebook.kernel import WarmKernel, kernel_env
     from axiom.notebook.parameters import RESULT_PARAMETER
-    from axiom.notebook.runner import (
-        EVALUATION_NOTEBOOK,
-        resolve_notebook,
-        run_notebooks,
-        unique_path,
-        utc_stamp,
-    )
+    from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook, unique_path, utc_stamp
     from axiom.notebook.session import project_root
 
     t_start = time.perf_counter()
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
     root = (root or project_root()).resolve()
     notebook = resolve_notebook(EVALUATION_NOTEBOOK, root / "notebooks")
     declared = set(notebook_parameters(notebook)) - {RESULT_PARAMETER}
@@ -203,8 +238,7 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
     out = Path(out_dir or base.pop("out_dir", None) or settings.evaluation.runs_dir)
     out = (out if out.is_absolute() else root / out).resolve()
     folder = unique_path(out / f"{utc_stamp()}-{safe_name(name)}")
-    runs_dir = folder / "runs"
-    runs_dir.mkdir(parents=True)
+    (folder / "runs").mkdir(parents=True)
     base.pop("name", None)
 
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
@@ -219,82 +253,103 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
     groups: dict[tuple[str, ...], list[SweepRun]] = {}
     for r in runs:
         groups.setdefault(tuple(repr(r.params.get(k)) for k in CHUNKING), []).append(r)
-    leaders = [g[0] for g in groups.values()]
-    rest = [r for g in groups.values() for r in g[1:]]
-    log.info("sweep: %d combinations, %d chunking group(s), %d worker(s)", len(runs), len(groups), workers)
+    return SweepPlan(folder=folder, notebook=notebook, root=root, keys=list(grid), runs=runs,
+                     leaders=[g[0] for g in groups.values()], rest=[r for g in groups.values() for r in g[1:]],
+                     t_start=t_start)
 
-    def execute(run: SweepRun, kernel: WarmKernel, worker: int) -> None:
-        run.worker = worker
-        t0 = time.perf_counter()
-        try:
-            kernel.ensure_alive()
-            result = run_notebooks(settings, [str(notebook)], run.params, out_dir=runs_dir, name=run.params["name"],
-                                   html=html, kernel=kernel, root=root)
-        except AxiomError as exc:
-            run.seconds = time.perf_counter() - t0
-            run.error = str(exc)
-            log.error("sweep: %s failed: %s", run.label, exc)
-            return
-        run.seconds = time.perf_counter() - t0
-        handoff = result.result(notebook.stem)
-        run.run_path = result.run_path
-        run.embedding = handoff.get("embedding", {})
-        ingest = handoff.get("ingest") or {}
-        run.chunks_embedded = ingest.get("chunks_embedded")
-        run.files_unchanged = len(ingest.get("files_unchanged", [])) if ingest else None
-        if run.run_path is not None:
-            run.metrics = load_run(run.run_path).metrics.get("metrics", {})
-        log.info("sweep: %s in %.1fs (chunks embedded %s)", run.label, run.seconds, run.chunks_embedded)
 
-    kernel_logs = folder / "kernels"
-    env = kernel_env(root, config)
-    first = WarmKernel(root, log_path=kernel_logs / "worker-0.log", env=env).start()
-    kernel_start = first.start_seconds
+def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any], *, runs_dir: Path,
+                    kernel: WarmKernel, root: Path, html: bool = False) -> RunOutcome:
+    """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`. The same code
+    runs in the local sweep's threads and in a Ray task on a worker (`axiom.distributed.sweep`)."""
+    from axiom.evaluation.run_folder import load_run
+    from axiom.notebook.runner import run_notebooks
+
+    t0 = time.perf_counter()
     try:
-        for run in leaders:
-            execute(run, first, 0)
-        if workers == 1 or len(rest) <= 1:
-            for run in rest:
-                execute(run, first, 0)
-        else:
-            todo: queue.Queue[SweepRun] = queue.Queue()
-            for run in rest:
-                todo.put(run)
+        kernel.ensure_alive()
+        result = run_notebooks(settings, [str(notebook)], params, out_dir=runs_dir, name=params["name"],
+                               html=html, kernel=kernel, root=root)
+    except AxiomError as exc:
+        return RunOutcome(seconds=time.perf_counter() - t0, error=str(exc))
+    seconds = time.perf_counter() - t0
+    handoff = result.result(notebook.stem)
+    ingest = handoff.get("ingest") or {}
+    return RunOutcome(seconds=seconds, run_path=result.run_path, embedding=handoff.get("embedding", {}),
+                      chunks_embedded=ingest.get("chunks_embedded"),
+                      files_unchanged=len(ingest.get("files_unchanged", [])) if ingest else None,
+                      metrics=load_run(result.run_path).metrics.get("metrics", {}) if result.run_path else {})
 
-            def worker_loop(worker: int) -> None:
-                kernel = first if worker == 0 else WarmKernel(root, log_path=kernel_logs / f"worker-{worker}.log",
-                                                              env=env).start()
-                try:
-                    while True:
-                        try:
-                            run = todo.get_nowait()
-                        except queue.Empty:
-                            return
-                        execute(run, kernel, worker)
-                finally:
-                    if kernel is not first:
-                        kernel.shutdown()
 
-            threads = [threading.Thread(target=worker_loop, args=(w,), name=f"sweep-worker-{w}")
-                       for w in range(min(workers, len(rest)))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-    finally:
-        first.shutdown()
-
+def finish_sweep(plan: SweepPlan, *, metric: str | None, kernel_start: float, workers: int,
+                 executor: str = "local") -> SweepResult:
+    """Rank the runs, write the summary files; raise when a combination failed (after writing them)."""
+    runs = plan.runs
     metric = metric or next((m for m in DEFAULT_METRICS if any(r.metrics.get(m, {}).get("mean") is not None
                                                                for r in runs)), "ndcg@10")
-    wall = time.perf_counter() - t_start
-    result = SweepResult(folder=folder, runs=runs, metric=metric, summary=summary_table(runs, metric, list(grid)),
-                         wall_seconds=wall, kernel_start_seconds=kernel_start, workers=workers)
+    result = SweepResult(folder=plan.folder, runs=runs, metric=metric, summary=summary_table(runs, metric, plan.keys),
+                         wall_seconds=time.perf_counter() - plan.t_start, kernel_start_seconds=kernel_start,
+                         workers=workers, executor=executor)
     write_summary(result)
     failed = [r for r in runs if r.error]
     if failed:
         raise AxiomError(f"{len(failed)} of {len(runs)} sweep combination(s) failed; first: {failed[0].label}: "
-                         f"{failed[0].error}", hint=f"summary of the others in {folder}")
+                         f"{failed[0].error}", hint=f"summary of the others in {plan.folder}")
     return result
+
+
+def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
+              out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1, metric: str | None = None,
+              html: bool = False, root: Path | None = None, config: str | Path | None = None) -> SweepResult:
+    """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
+    from axiom.notebook.kernel import WarmKernel, kernel_env
+
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    plan = plan_sweep(settings, grid, params, out_dir=out_dir, name=name, root=root)
+    log.info("sweep: %d combinations, %d chunking group(s), %d worker(s)", len(plan.runs), len(plan.leaders),
+             workers)
+
+    def execute(run: SweepRun, kernel: WarmKernel, worker: int) -> None:
+        run.worker = worker
+        run.record(run_combination(settings, plan.notebook, run.params, runs_dir=plan.runs_dir, kernel=kernel,
+                                   root=plan.root, html=html))
+
+    kernel_logs = plan.folder / "kernels"
+    env = kernel_env(plan.root, config)
+    first = WarmKernel(plan.root, log_path=kernel_logs / "worker-0.log", env=env).start()
+    kernel_start = first.start_seconds
+    todo = deque(plan.rest)  # popleft is atomic: the workers' threads share it
+
+    def worker_loop(worker: int) -> None:
+        kernel = first if worker == 0 else WarmKernel(plan.root, log_path=kernel_logs / f"worker-{worker}.log",
+                                                      env=env).start()
+        try:
+            while True:
+                try:
+                    run = todo.popleft()
+                except IndexError:
+                    return
+                execute(run, kernel, worker)
+        finally:
+            if kernel is not first:
+                kernel.shutdown()
+
+    try:
+        for run in plan.leaders:
+            execute(run, first, 0)
+        threads = [threading.Thread(target=worker_loop, args=(w,), name=f"sweep-worker-{w}")
+                   for w in range(1, min(workers, len(plan.rest)))]
+        for t in threads:
+            t.start()
+        try:
+            worker_loop(0)  # worker 0, with the first kernel, in this thread
+        finally:
+            for t in threads:
+                t.join()
+    finally:
+        first.shutdown()
+    return finish_sweep(plan, metric=metric, kernel_start=kernel_start, workers=workers)
 
 
 def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) -> pd.DataFrame:

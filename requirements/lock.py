@@ -5,8 +5,13 @@
 Writes two files, each pinning every package (direct and transitive) with the sha256 of its files, for CPython
 3.11 on Linux x86_64 (manylinux_2_28):
 
-- requirements/lock.txt          [project.dependencies] + the dev extra: what `make install` installs;
-- requirements/runtime.lock.txt  [project.dependencies] only, at the versions of lock.txt: what the image installs.
+- requirements/lock.txt          [project.dependencies] + the dev and ray extras: what `make install` (and CI)
+                                 installs;
+- requirements/runtime.lock.txt  [project.dependencies] only, at the versions of lock.txt: what the image installs
+                                 (no dev tools, no Ray: `pip install 'axiom-workbench[ray]'` adds it);
+- requirements/cluster.lock.txt  [project.dependencies] + the ray extra + `ray[default]` (Ray's dashboard) at the
+                                 ray extra's version, at the versions of lock.txt: what the cluster image adds
+                                 (Dockerfile target `cluster`).
 
 Both are installed with `pip install --require-hashes -r FILE`: pip refuses a file whose hash is not listed.
 Without --upgrade the pins already in the files are kept wherever they still fit pyproject.toml.
@@ -18,7 +23,7 @@ the lock unless the hash the PyTorch CPU index publishes for the cp311 manylinux
 (TORCH_CPU_SHA256 below, to be extended when torch moves).
 
 Each lock's header records `pyproject-sha256`, the digest of the inputs (requires-python, dependencies, the dev
-extra): tests/test_lock.py recomputes it, so a pyproject.toml edited without `make lock` fails the tests.
+and ray extras): tests/test_lock.py recomputes it, so a pyproject.toml edited without `make lock` fails the tests.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "requirements" / "lock.txt"
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock.txt"
+CLUSTER_LOCK = ROOT / "requirements" / "cluster.lock.txt"
 PYTHON_VERSION = "3.11"  # any 3.11.x: uv keeps only releases that support 3.11.0 and later
 PYTHON_PLATFORM = "x86_64-manylinux_2_28"  # glibc >= 2.28, as torch's CPU wheel
 
@@ -53,6 +59,7 @@ def project_inputs(pyproject: Path = PYPROJECT) -> dict:
         "requires-python": project["requires-python"],
         "dependencies": project["dependencies"],
         "dev": project["optional-dependencies"]["dev"],
+        "ray": project["optional-dependencies"]["ray"],
     }
 
 
@@ -69,6 +76,14 @@ def torch_pin(project: dict) -> str:
     return pins[0].split("==", 1)[1].strip() + "+cpu"
 
 
+def ray_dashboard_pin(project: dict) -> str:
+    """`ray[default]==X` for the ray extra's `ray[...]==X`: the cluster image's nodes also run Ray's dashboard."""
+    pins = [r for r in project["ray"] if re.match(r"ray(\[[^\]]*\])?\s*==", r)]
+    if len(pins) != 1:
+        raise SystemExit("the ray extra of pyproject.toml must pin ray with == (the cluster lock adds its dashboard)")
+    return "ray[default]==" + pins[0].split("==", 1)[1].strip()
+
+
 def header(what: str, digest: str, torch: str) -> str:
     return "\n".join([
         f"# Axiom Workbench dependency lock: {what}.",
@@ -80,7 +95,7 @@ def header(what: str, digest: str, torch: str) -> str:
         "# (https://download.pytorch.org/whl/cpu) or a find-links folder holding the wheel. Its hash is the one the",
         f"# PyTorch CPU index publishes for the cp311 manylinux_2_28_x86_64 wheel ({TORCH_CPU_SHA256[torch][:12]}...).",
         "# tests/test_lock.py checks this file against pyproject.toml (pyproject-sha256: its requires-python,",
-        "# dependencies and dev extra) and the installed .venv against this file.",
+        "# dependencies, dev and ray extras) and the installed .venv against this file.",
         f"# pyproject-sha256: {digest}",
         "",
     ])
@@ -122,12 +137,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         constraint = Path(tmp) / "torch-cpu.txt"
         constraint.write_text(f"torch=={torch}\n", encoding="utf-8")
-        compile_lock(LOCK, ["--extra", "dev", "-c", str(constraint)], args.find_links, args.upgrade)
+        compile_lock(LOCK, ["--extra", "dev", "--extra", "ray", "-c", str(constraint)], args.find_links,
+                     args.upgrade)
     # The runtime set at exactly the versions (and hashes) of the full lock.
     compile_lock(RUNTIME_LOCK, ["-c", str(LOCK.relative_to(ROOT))], args.find_links, upgrade=False)
+    # The cluster image's set: the runtime, the ray extra and Ray's dashboard, at the full lock's versions.
+    with tempfile.TemporaryDirectory() as tmp:
+        dashboard = Path(tmp) / "ray-dashboard.txt"
+        dashboard.write_text(ray_dashboard_pin(inputs) + "\n", encoding="utf-8")
+        compile_lock(CLUSTER_LOCK, ["--extra", "ray", str(dashboard), "-c", str(LOCK.relative_to(ROOT))],
+                     args.find_links, upgrade=False)
 
-    for path, what in ((LOCK, "pyproject.toml's dependencies + dev extra (make install)"),
-                       (RUNTIME_LOCK, "pyproject.toml's dependencies only, as in lock.txt (the image)")):
+    for path, what in ((LOCK, "pyproject.toml's dependencies + dev and ray extras (make install)"),
+                       (RUNTIME_LOCK, "pyproject.toml's dependencies only, as in lock.txt (the image)"),
+                       (CLUSTER_LOCK, "pyproject.toml's dependencies + ray extra + ray[default], as in lock.txt "
+                                      "(the cluster image)")):
         body = path.read_text(encoding="utf-8")
         version, hashes = locked_hashes(body, "torch")
         if version != torch or TORCH_CPU_SHA256[torch] not in hashes:
@@ -135,8 +159,10 @@ def main() -> int:
             raise SystemExit(f"{path.name}: torch {version} with hashes {hashes} is not the published CPU wheel "
                              f"{torch} {TORCH_CPU_SHA256[torch]}; lock removed. Point --find-links at the real wheel.")
         # uv names the constraint files in its `# via` notes: the torch one is a temporary file, and in the runtime
-        # lock every package would be `via -c requirements/lock.txt`. Neither says why a package is there.
+        # lock every package would be `via -c requirements/lock.txt`. Neither says why a package is there. The
+        # cluster lock's dashboard pin is a temporary requirements file: named as what it is.
         body = re.sub(r"^    #   -c \S+\n", "", body, flags=re.M)
+        body = re.sub(r"-r \S*ray-dashboard\.txt", "ray[default] (the cluster image's dashboard)", body)
         path.write_text(header(what, digest, torch) + body, encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}: {len(re.findall(r'^[A-Za-z0-9]', body, re.M))} packages")
     return 0

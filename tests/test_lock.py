@@ -22,7 +22,9 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements" / "lock.txt"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.lock.txt"
+CLUSTER_LOCK = REPO / "requirements" / "cluster.lock.txt"  # the cluster image: runtime + ray extra + ray[default]
 BOTH = pytest.mark.parametrize("lock", [LOCK, RUNTIME_LOCK], ids=lambda p: p.name)
+ALL = pytest.mark.parametrize("lock", [LOCK, RUNTIME_LOCK, CLUSTER_LOCK], ids=lambda p: p.name)
 
 # One entry: `name==version \` then one or more `--hash=sha256:...` continuation lines.
 ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:[ \t]*\\\n[ \t]+--hash=\S+)*)", re.M)
@@ -55,8 +57,10 @@ def _entries(lock: Path) -> dict[str, tuple[Version, list[str]]]:
 
 
 def _wanted(runtime_only: bool) -> list[Requirement]:
+    """What a lock must hold: the runtime lock the dependencies, the full lock also the dev and ray extras."""
     project = _project()
-    lines = project["dependencies"] + ([] if runtime_only else project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    lines = project["dependencies"] + ([] if runtime_only else extras["dev"] + extras["ray"])
     return [Requirement(line) for line in lines]
 
 
@@ -73,7 +77,7 @@ def test_every_pyproject_requirement_is_locked_at_a_version_it_allows(lock: Path
     assert not problems, f"{lock.name} disagrees with pyproject.toml (run `make lock`):\n  " + "\n  ".join(problems)
 
 
-@BOTH
+@ALL
 def test_every_lock_entry_has_a_sha256_hash(lock: Path) -> None:
     entries = _entries(lock)
     assert len(entries) > 50, f"{lock.name} has only {len(entries)} entries"
@@ -84,13 +88,13 @@ def test_every_lock_entry_has_a_sha256_hash(lock: Path) -> None:
     assert not malformed, f"{lock.name}: malformed hashes for {malformed}"
 
 
-@BOTH
+@ALL
 def test_lock_header_records_the_current_pyproject(lock: Path) -> None:
     match = re.search(r"^# pyproject-sha256: ([0-9a-f]{64})$", lock.read_text(encoding="utf-8"), re.M)
     assert match, f"{lock.name} has no `# pyproject-sha256:` header line (written by `make lock`)"
     current = _lock_script().pyproject_digest(REPO / "pyproject.toml")
     assert match.group(1) == current, (
-        f"{lock.name} was made from another pyproject.toml (its requires-python, dependencies or dev extra "
+        f"{lock.name} was made from another pyproject.toml (its requires-python, dependencies, dev or ray extra "
         "changed since): run `make lock`, then `make install`")
 
 
@@ -100,6 +104,7 @@ def test_the_digest_moves_with_any_input_of_the_lock(tmp_path: Path) -> None:
     base = script.pyproject_digest(REPO / "pyproject.toml")
     edits = [text.replace("\ndependencies = [\n", '\ndependencies = [\n    "tqdm>=0",\n', 1),
              text.replace("\ndev = [\n", '\ndev = [\n    "pytest>=0",\n', 1),
+             text.replace("\nray = [\n", '\nray = [\n    "tqdm>=0",\n', 1),
              re.sub(r'^requires-python = "', 'requires-python = ">=3.0,', text, count=1, flags=re.M)]
     for i, edited in enumerate(edits):
         assert edited != text, f"edit {i} matched nothing in pyproject.toml: update this test"
@@ -111,7 +116,7 @@ def test_the_digest_moves_with_any_input_of_the_lock(tmp_path: Path) -> None:
     assert script.pyproject_digest(path) == base, "an edit outside the lock's inputs must not force a re-lock"
 
 
-@BOTH
+@ALL
 def test_torch_is_the_published_cpu_build_and_nothing_of_cuda_is_locked(lock: Path) -> None:
     entries = _entries(lock)
     version, hashes = entries["torch"]
@@ -129,7 +134,23 @@ def test_runtime_lock_is_the_full_lock_without_the_dev_tools() -> None:
                     if n not in full or full[n] != runtime[n])
     assert not differ, f"runtime.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
     dev_only = {canonicalize_name(r.name) for r in _wanted(False)} - {canonicalize_name(r.name) for r in _wanted(True)}
-    assert not dev_only & set(runtime), f"dev tools in the runtime lock: {sorted(dev_only & set(runtime))}"
+    assert not dev_only & set(runtime), f"dev tools or ray in the runtime lock: {sorted(dev_only & set(runtime))}"
+    assert "ray" in full and "ray" not in runtime, "lock.txt must hold ray (the ray extra), runtime.lock.txt not"
+
+
+def test_cluster_lock_is_the_runtime_plus_ray_at_the_full_locks_versions() -> None:
+    """The cluster image installs the runtime lock, then what cluster.lock.txt adds (Ray, its dashboard): every
+    package both hold must be the same file, and Ray the version (and files) of the ray extra in lock.txt."""
+    full, runtime, cluster = _entries(LOCK), _entries(RUNTIME_LOCK), _entries(CLUSTER_LOCK)
+    differ = sorted(f"{n}: {cluster[n][0]} vs {runtime.get(n, full.get(n, ('missing',)))[0]}" for n in cluster
+                    if (n in runtime and runtime[n] != cluster[n]) or (n in full and full[n] != cluster[n]))
+    assert not differ, f"cluster.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
+    assert set(runtime) <= set(cluster), f"cluster.lock.txt lacks {sorted(set(runtime) - set(cluster))}"
+    ray = [Requirement(r) for r in _project()["optional-dependencies"]["ray"] if Requirement(r).name == "ray"]
+    assert ray and "ray" in cluster and ray[0].specifier.contains(cluster["ray"][0]), cluster.get("ray")
+    assert "aiohttp-cors" in cluster, "ray[default] (the dashboard) is not in cluster.lock.txt"
+    dev = {canonicalize_name(Requirement(r).name) for r in _project()["optional-dependencies"]["dev"]}
+    assert not (dev - set(runtime)) & set(cluster) - {"py-spy"}, "dev tools in the cluster lock"
 
 
 def test_installed_venv_matches_the_lock() -> None:

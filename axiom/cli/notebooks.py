@@ -4,14 +4,16 @@
                         [--no-html] [--fresh-kernels] [--cell-timeout S] [--baseline FILE [--fail-on-regression]]
                         [--json]
     axiom sweep --grid KEY=V1,V2 [KEY=V1,V2 ...] [--grid ...] [--params FILE.yaml] [-p KEY VALUE]...
-                [--workers N] [--metric NAME] [--out DIR] [--name NAME] [--html] [--json]
+                [--workers N | --ray ADDRESS] [--metric NAME] [--out DIR] [--name NAME] [--html] [--json]
 
 `notebooks run` executes 01_ingest then 03_evaluate by default (or the notebooks named, e.g. `01 02 03 04`)
 and prints the run folder last. Parameter values are YAML scalars (`-p top_k 3`, `-p chunk_size null`);
 `-p` wins over `--params`. Relative paths given here (corpus, dataset, chroma_path, out_dir, runs, --out) are
 relative to the working directory (in a parameters file: to the file); the notebooks' own defaults are
-relative to the project root. Exit codes: 0 success, 2 bad usage, 3 the baseline gate failed, 1 a notebook cell failed (the message names
-the notebook, the cell and the error, and where the partially executed notebook is).
+relative to the project root. `sweep --ray ADDRESS` runs each combination as a task on a Ray cluster
+(`axiom.distributed.sweep`; needs the ray extra). Exit codes: 0 success, 2 bad usage, 3 the baseline gate
+failed, 1 a notebook cell failed (the message names the notebook, the cell and the error, and where the
+partially executed notebook is).
 """
 
 from __future__ import annotations
@@ -71,11 +73,23 @@ def cmd_notebooks_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from axiom.errors import UsageError
     from axiom.sweep import parse_grid, run_sweep
 
+    if args.ray:  # nothing of Ray is imported without --ray
+        from axiom.distributed.runtime import import_ray
+        from axiom.distributed.sweep import run_sweep_ray
+
+        import_ray()  # says how to install the extra, before anything is created
+        if args.workers != 1:
+            raise UsageError("--workers is for local sweeps: with --ray the cluster's CPUs set the parallelism")
     grid = parse_grid([item for group in args.grid for item in group])
-    result = run_sweep(settings, grid, _params(args), out_dir=args.out, name=args.name, workers=args.workers,
-                       metric=args.metric, html=args.html, config=args.config)
+    if args.ray:
+        result = run_sweep_ray(settings, grid, _params(args), address=args.ray, out_dir=args.out, name=args.name,
+                               metric=args.metric, html=args.html, config=args.config)
+    else:
+        result = run_sweep(settings, grid, _params(args), out_dir=args.out, name=args.name, workers=args.workers,
+                           metric=args.metric, html=args.html, config=args.config)
     emit(args, result.to_dict(), result.text())
     return 0
 
@@ -115,4 +129,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--metric", default=None, help="metric that ranks the combinations (default: semantic_similarity, "
                                                   "else ndcg@10)")
     s.add_argument("--html", action="store_true", help="also write an HTML report per run")
+    s.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run each combination as a task on this Ray cluster (HOST:PORT of the head, auto, or "
+                        "ray://HOST:10001); needs the ray extra")
     s.set_defaults(handler=cmd_sweep)

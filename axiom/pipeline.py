@@ -148,8 +148,10 @@ class RAGPipeline:
             shown.announce("embedding")
             # an embedder that spreads one call over several workers (axiom.distributed's RayEmbedder) says how
             # many texts keep them all busy; a write then holds at least one such call
-            per_call = max(1, int(getattr(self.embedder, "texts_per_call", EMBED_SLICE)))
-            per_write = max(FLUSH_CHUNKS, per_call)
+            wanted = getattr(self.embedder, "texts_per_call", None)
+            if wanted:  # a local embedder keeps EMBED_SLICE per call and FLUSH_CHUNKS per write
+                per_call = max(1, int(wanted))
+                per_write = max(FLUSH_CHUNKS, per_call)
         for i in range(0, len(pending.chunks), per_write):
             part, extra = pending.chunks[i:i + per_write], pending.extra[i:i + per_write]
             vectors = []

@@ -29,15 +29,6 @@ INSTALL_HINT = ("install the optional extra: pip install 'axiom-workbench[ray]' 
 NAMESPACE = "axiom"  # Ray namespace of Axiom's jobs (named actors, if any, live there)
 
 
-def ray_available() -> bool:
-    """Whether Ray can be imported (imports it)."""
-    try:
-        import_ray()
-    except UsageError:
-        return False
-    return True
-
-
 def import_ray() -> ModuleType:
     """The `ray` module, or a UsageError saying how to install the extra."""
     try:

@@ -1,9 +1,16 @@
-# Axiom Workbench images. Two targets share one runtime:
+# Axiom Workbench images. Three targets share one runtime:
 #   backend  `axiom serve`: health + metrics sidecar on 5000, query API on 8000
 #   jupyter  the same runtime running JupyterLab on 8888 (token from JUPYTER_TOKEN)
+#   cluster  the backend runtime plus Ray (the `ray` extra and Ray's dashboard) for compose's `cluster` profile:
+#            a Ray head or worker node (DOCKER_SETUP.md, "A Ray cluster"); needs requirements/cluster.lock.txt
 #
 #   docker build --target backend -t axiom-workbench:backend .
 #   docker build --target jupyter -t axiom-workbench:jupyter .
+#   docker build --target cluster -t axiom-workbench:cluster .
+#
+# Always name the target: the last stage (cluster) is what a build without --target makes. The cluster stages come
+# after the others, so the classic builder (which builds every stage before the target) builds backend and jupyter
+# exactly as before, without Ray and without reading the cluster lock.
 #
 # Plain Dockerfile instructions only (no RUN --mount, no syntax directive): the legacy builder and BuildKit
 # both build it. Build arguments (none of them is a secret; no key or token is ever an ARG or ENV here):
@@ -123,3 +130,46 @@ EXPOSE 8888
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8888/api', timeout=4).status == 200 else 1)"]
 CMD ["sh", "-c", "if [ -z \"$JUPYTER_TOKEN\" ]; then echo 'JUPYTER_TOKEN is required and must not be empty (set it in .env)' >&2; exit 64; fi; exec jupyter lab --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.root_dir=/app --LabApp.extension_manager=readonly"]
+
+# ---------------------------------------------------------------------------------------------------------
+# cluster-builder: Ray on top of the builder's venv, as a folder of its own holding only what the runtime lacks.
+# requirements/cluster.lock.txt pins (with sha256) everything the `ray` extra of pyproject.toml needs, plus
+# ray[default] for the dashboard, at the versions of requirements/lock.txt (`make lock`). It may repeat the runtime's
+# packages: the one-line script below keeps only the blocks of the lock whose package is not installed in /opt/venv
+# (and stops the build, naming them, if the lock pins an installed package at another version), so the runtime's
+# own packages (torch included) are neither downloaded nor copied again; pip installs the rest hash-checked, without
+# resolving anything beyond the lock (--no-deps), into /opt/cluster-site. `pip check` over the venv plus that folder
+# proves the lock was complete.
+FROM builder AS cluster-builder
+
+COPY requirements/cluster.lock.txt ./
+RUN python -c "import re, sys, importlib.metadata as md; norm = lambda s: re.sub(r'[-_.]+', '-', s).lower(); have = {norm(d.metadata['Name']): d.version for d in md.distributions()}; blocks = re.findall(r'^[A-Za-z0-9][^\n]*\n(?:[ \t]+[^\n]*\n)*', open(sys.argv[1]).read(), re.M); pins = [(norm(b.split('==')[0].split('[')[0]), b.split('==')[1].split()[0], b) for b in blocks]; clash = [f'{n}=={v} (runtime: {have[n]})' for n, v, b in pins if n in have and have[n] != v]; sys.exit('cluster.lock.txt disagrees with runtime.lock.txt, run make lock: ' + ', '.join(clash)) if clash else sys.stdout.write(''.join(b for n, v, b in pins if n not in have))" cluster.lock.txt > cluster-only.lock.txt \
+    && grep -q "^ray==" cluster-only.lock.txt \
+    && pip install --no-cache-dir --no-deps --require-hashes --target /opt/cluster-site -r cluster-only.lock.txt \
+    && mkdir -p /opt/cluster-site/bin \
+    && mv /opt/cluster-site/bin /opt/cluster-bin \
+    && PYTHONPATH=/opt/cluster-site pip check \
+    && find /opt/cluster-site -type d -name tests -prune -exec rm -rf {} +
+
+# ---------------------------------------------------------------------------------------------------------
+# cluster: the backend runtime (same user, HOME, folders, model, settings) plus Ray: a Ray head or worker node of
+# compose's `cluster` profile, which gives the `ray start` command line. One small layer on top of the backend's.
+# Ray's ports (GCS 6379, dashboard 8265, the nodes' own) are for the cluster's private network only: publish the
+# dashboard on loopback at most. RAY_AUTH_MODE=token (compose sets it, with RAY_AUTH_TOKEN) makes every node, the
+# dashboard and every driver require the token.
+FROM backend AS cluster
+
+ENV RAY_USAGE_STATS_ENABLED=0 \
+    RAY_DISABLE_DOCKER_CPU_WARNING=1
+
+COPY --from=cluster-builder /opt/cluster-site/ /opt/venv/lib/python3.11/site-packages/
+COPY --from=cluster-builder /opt/cluster-bin/ /opt/venv/bin/
+RUN pip check \
+    && python -c "import ray, ray.data, ray.dashboard.optional_deps; print('ray', ray.__version__, 'with Ray Data and the dashboard')"
+
+EXPOSE 6379 8265
+# Ready once `ray start` has started the node (it then writes /tmp/ray/ray_current_cluster) and the head's control
+# store answers; cheaper than `ray status`, which imports Ray. Compose's cluster profile gives its own (workers).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import os, socket; socket.create_connection(('127.0.0.1', 6379), timeout=4).close(); raise SystemExit(0 if os.path.exists('/tmp/ray/ray_current_cluster') else 1)"]
+CMD ["sh", "-c", "rm -f /tmp/ray/ray_current_cluster; exec ray start --head --block --port=6379 --num-cpus=0 --dashboard-host=0.0.0.0 --disable-usage-stats"]

@@ -133,5 +133,5 @@ def test_env_example_has_no_values_for_secrets() -> None:
         line.split("=", 1) for line in (REPO / "env.example").read_text(encoding="utf-8").splitlines()
         if re.match(r"^[A-Z][A-Z0-9_]*=", line)
     )
-    for name in ("OPENAI_API_KEY", "AXIOM_API_KEYS", "JUPYTER_TOKEN"):
+    for name in ("OPENAI_API_KEY", "AXIOM_API_KEYS", "JUPYTER_TOKEN", "RAY_AUTH_TOKEN"):
         assert values.get(name) == "", f"env.example must not ship a value for {name}"

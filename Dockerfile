@@ -159,8 +159,12 @@ RUN python -c "import re, sys, importlib.metadata as md; norm = lambda s: re.sub
 # dashboard and every driver require the token.
 FROM backend AS cluster
 
+# Ray waits a fixed 15 s for a node's agents to register and 60 s for a worker process to start: a busy machine
+# (a node importing Ray while others load the model) misses the first, and that node never joins. Two minutes each.
 ENV RAY_USAGE_STATS_ENABLED=0 \
-    RAY_DISABLE_DOCKER_CPU_WARNING=1
+    RAY_DISABLE_DOCKER_CPU_WARNING=1 \
+    RAY_agent_register_timeout_ms=120000 \
+    RAY_worker_register_timeout_seconds=120
 
 COPY --from=cluster-builder /opt/cluster-site/ /opt/venv/lib/python3.11/site-packages/
 COPY --from=cluster-builder /opt/cluster-bin/ /opt/venv/bin/

@@ -15,9 +15,8 @@ The first run of each chunking runs alone (it writes the collection); with `work
 combinations then run in parallel, each worker with its own kernel. `axiom.distributed.sweep` runs the same
 plan (`plan_sweep`), per-combination code (`run_combination`) and summary (`finish_sweep`) as Ray tasks.
 
-The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (the
-combinations ranked by one metric, with 95% CI whiskers), `sweep.json` (everything, with the wall times), and
-`runs/` with one run folder per combination.
+The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (ranked by
+one metric, with 95% CI whiskers), `sweep.json` (everything, with the wall times), `runs/` (a folder per run).
 """
 
 from __future__ import annotations
@@ -353,11 +352,12 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
 
 
 def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) -> pd.DataFrame:
-    """One row per combination, best first on `metric` (ties: the faster run first)."""
+    """One row per combination, best first on `metric` as shown (4 decimals), ties in grid order: two sweeps of a
+    grid rank alike, local or on Ray (timings and the last float bits differ)."""
     import pandas as pd
 
     rows = []
-    for r in runs:
+    for r in sorted(runs, key=lambda run: run.index):
         m = r.metrics.get(metric, {})
         row: dict[str, Any] = {"combination": r.label, **{k: r.combination.get(k) for k in keys},
                                metric: m.get("mean"), f"{metric} ci_low": m.get("ci_low"),
@@ -371,10 +371,10 @@ def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) ->
                     "run": r.run_path.name if r.run_path else f"FAILED: {r.error}"})
         rows.append(row)
     table = pd.DataFrame(rows)
-    table = table.sort_values([metric, "seconds"], ascending=[False, True], na_position="last", kind="stable")
     for col in table.columns:
         if table[col].dtype.kind == "f" and col != "seconds":
             table[col] = table[col].round(4)
+    table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True)
 

@@ -24,10 +24,10 @@ from bench.common import (
     QUICK_DATASET,
     REPO,
     Figure,
-    machine_facts,
     percentile,
     timed,
     write_corpus_files,
+    write_result,
 )
 
 
@@ -371,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             phases["api"] = time.perf_counter() - t0
         result["phases_s"] = phases
     result["seconds"] = time.perf_counter() - t_start
-    result["load_after"] = os.getloadavg()
-    result["machine"] = machine_facts()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{started}.json"
-    path.write_text(json.dumps(result, indent=2))
+    path = write_result(result, args.out, started)
     print(table(result))
     load = ", ".join(f"{x:.2f}" for x in result["load_before"]) + " -> " + ", ".join(
         f"{x:.2f}" for x in result["load_after"])

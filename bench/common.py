@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -80,3 +81,13 @@ def machine_facts() -> dict[str, Any]:
     except ImportError:
         pass
     return facts
+
+
+def write_result(result: dict[str, Any], out: Path, name: str) -> Path:
+    """Stamp the machine's facts and load on a benchmark's result and write it as out/<name>.json."""
+    result["load_after"] = os.getloadavg()
+    result["machine"] = machine_facts()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

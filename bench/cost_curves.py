@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import DEFAULT_DATASET, REPO, machine_facts, write_corpus_files
+from bench.common import DEFAULT_DATASET, REPO, write_corpus_files, write_result
 from bench.eval_floor import AXIOM, clean_env, write_config
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -187,11 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="axiom-curves-") as tmp:
         result = run_curves(args.dataset, args.docs, args.questions, Path(tmp))
-    result.update({"dataset": str(args.dataset), "started": started, "seconds": time.perf_counter() - t0,
-                   "machine": machine_facts()})
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"cost-curves-{started}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    result.update({"dataset": str(args.dataset), "started": started, "seconds": time.perf_counter() - t0})
+    path = write_result(result, args.out, f"cost-curves-{started}")
     print(table(result))
     print(f"\nwritten {path} ({result['seconds']:.0f} s)")
     return 0

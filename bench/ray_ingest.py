@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import DEFAULT_DATASET, REPO, machine_facts, write_corpus_files
+from bench.common import DEFAULT_DATASET, REPO, write_corpus_files, write_result
 
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "ANONYMIZED_TELEMETRY": "False", "RAGAS_DO_NOT_TRACK": "true", "NO_PROXY": "127.0.0.1,localhost",
@@ -183,11 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if cluster is not None:
                 cluster.stop()
             server.stop()
-    result["load_after"] = os.getloadavg()
-    result["machine"] = machine_facts()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"ray_ingest-{started}.json"
-    path.write_text(json.dumps(result, indent=2))
+    path = write_result(result, args.out, f"ray_ingest-{started}")
     print(table(result))
     print(f"\nload {result['load_before'][0]:.2f} -> {result['load_after'][0]:.2f}; wrote {path.relative_to(REPO)}")
     return 0

@@ -101,9 +101,11 @@ def test_summary_table_ranks_best_first() -> None:
         r.run_path = Path(f"/runs/{k}")
         return r
 
-    table = summary_table([run(0, 3, 0.5, 10.0, 80), run(1, 5, 0.7, 2.0, 0), run(2, 10, 0.7, 1.0, 0)],
+    # Given out of grid order; top_k 5 and 10 tie at 4 decimals (1e-7 apart, as float noise between two machines
+    # is): grid order decides, not the faster run, and not the last float bits.
+    table = summary_table([run(2, 10, 0.7 + 1e-7, 1.0, 0), run(0, 3, 0.5, 10.0, 80), run(1, 5, 0.7, 2.0, 0)],
                           "semantic_similarity", ["top_k"])
-    assert list(table["top_k"]) == [10, 5, 3] and list(table["rank"]) == [1, 2, 3]
+    assert list(table["top_k"]) == [5, 10, 3] and list(table["rank"]) == [1, 2, 3]
     assert list(table["chunks embedded"]) == [0, 0, 80] and table["ndcg@10"].tolist() == [0.9] * 3
     assert "semantic_similarity ci_low" in table.columns
     fig = reporting.sweep_chart(table, "semantic_similarity")

@@ -159,8 +159,8 @@ RUN python -c "import re, sys, importlib.metadata as md; norm = lambda s: re.sub
 # dashboard and every driver require the token.
 FROM backend AS cluster
 
-# Ray waits a fixed 15 s for a node's agents to register and 60 s for a worker process to start: a busy machine
-# (a node importing Ray while others load the model) misses the first, and that node never joins. Two minutes each.
+# Ray gives a node's agents and its worker processes short deadlines to register (tens of seconds); on a busy machine
+# (nodes importing Ray while others load the model) a node misses them and never joins. Two minutes each.
 ENV RAY_USAGE_STATS_ENABLED=0 \
     RAY_DISABLE_DOCKER_CPU_WARNING=1 \
     RAY_agent_register_timeout_ms=120000 \

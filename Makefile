@@ -40,6 +40,7 @@ help:
 	@echo "make lint     ruff and the architecture contracts (import-linter)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 	@echo "make bench-curves  cost curves: ingest and evaluation time and memory as corpus and questions grow"
+	@echo "make bench-ray  distributed ingest on a local Ray cluster vs the local ingest and the encode floor"
 	@echo "make soak     the full load run on axiom serve (50 clients x 60 s on /query; make test runs 10 s)"
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -103,7 +104,7 @@ clean-cache: $(STAMP)
 	$(AXIOM) cache clear
 
 # -- benchmarks (not part of make test, except a one-repetition smoke run on vendored data) ---------------
-.PHONY: bench bench-quick bench-curves
+.PHONY: bench bench-quick bench-curves bench-ray
 BENCH_DATA ?=
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_DATA)
@@ -115,6 +116,11 @@ bench-quick: $(STAMP)
 # wall, CPU and peak memory per process with fitted exponents (about 30 min on 2 cores).
 bench-curves: $(STAMP)
 	$(PY) -m bench.cost_curves $(if $(BENCH_DATA),--dataset $(BENCH_DATA))
+
+# Distributed ingest (BENCHMARKS.md, "Ray ingest"): 600 SciFact documents ingested locally and with `--ray` on a
+# local two-node cluster (1 and 2 actors), next to the encode floor (about 15 min on 2 cores).
+bench-ray: $(STAMP)
+	$(PY) -m bench.ray_ingest $(BENCH_DATA) --repeat 2
 
 # -- notebooks -------------------------------------------------------------------------------------------
 .PHONY: lab strip-notebooks

@@ -38,7 +38,10 @@ RUN python -m venv /opt/venv
 
 # The runtime dependencies exactly as locked: requirements/runtime.lock.txt pins every package, torch's CPU build
 # (TORCH_VERSION+cpu) included, with the sha256 of its files, and pip installs no file whose hash is not listed
-# there, whichever index or wheels/ it comes from (the lock holds no CUDA package either). `make lock`
+# there, whichever index or wheels/ it comes from (the lock holds no CUDA package either). --no-deps: the lock holds
+# every package, so pip resolves nothing; without it, the base image's bundled pip (23.0.1 in Debian's) re-reads a
+# locked package's own requirements (chromadb's `uvicorn[standard]`) as unpinned and stops the build as soon as
+# PyPI has a newer release; `pip check` proves the lock complete. `make lock`
 # writes the lock; tests/test_lock.py checks it against pyproject.toml. These layers (and the venv the runtime
 # copies) survive every edit of the code, the README and pyproject.toml (only the lock is copied for them). Then
 # out go torch's C++ headers and C++ test binaries and the packages' own test suites (`tests` folders): about
@@ -59,7 +62,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then \
             exit 1; \
         fi; \
     fi
-RUN pip install --no-cache-dir --require-hashes -r runtime.lock.txt \
+RUN pip install --no-cache-dir --no-deps --require-hashes -r runtime.lock.txt \
     && pip check \
     && rm -rf /opt/venv/lib/python3.11/site-packages/torch/include /opt/venv/lib/python3.11/site-packages/torch/test \
     && find /opt/venv/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +

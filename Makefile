@@ -45,10 +45,12 @@ help:
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	# Every package exactly as locked, each file checked against its sha256 (torch is the CPU build there: no
-	# CUDA build can come in); then the project itself, adding nothing.
-	$(PY) -m pip install --quiet --require-hashes -r $(LOCK) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	# CUDA build can come in), with --no-deps: the lock holds every package, so pip resolves nothing (a resolver
+	# that re-reads a locked package's own requirements, e.g. chromadb's uvicorn[standard], would otherwise take an
+	# unpinned newer release and stop the install); `pip check` proves the lock complete. Then the project itself,
+	# adding nothing. Whatever pip the venv came with does this (tests/test_lock.py runs it with the oldest one).
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r $(LOCK) $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check
 	# numba's compilations for ranx's metrics, once for this environment (else 6 s in the first evaluation)

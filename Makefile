@@ -34,7 +34,8 @@ export TOKENIZERS_PARALLELISM := false
 help:
 	@echo "make eval     batch evaluation of the built-in golden sets (sample, PubMedQA), each gated (offline)"
 	@echo "make baselines  re-measure the committed baselines after an intended change"
-	@echo "make test     the whole test suite"
+	@echo "make check    the fast tier of the tests (no docker, ray, notebooks or slow tests): after every change"
+	@echo "make test     the whole test suite (every tier; what CI runs)"
 	@echo "make install  create $(VENV) and install Axiom with its dev tools, exactly as locked in $(LOCK)"
 	@echo "make lock     refresh $(LOCK) and $(RUNTIME_LOCK) from pyproject.toml (UPGRADE=1: newest that fits)"
 	@echo "make lint     ruff and the architecture contracts (import-linter)"
@@ -65,8 +66,16 @@ lock:
 	test -x $(VENV)/bin/uv || $(MAKE) install
 	$(PY) requirements/lock.py $(if $(UPGRADE),--upgrade) $(foreach l,$(LOCK_FIND_LINKS),--find-links $(l))
 
+# The whole suite (what .ci/run calls), every tier, with the 15 slowest tests listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The fast tier a contributor runs after every change: everything but the docker, ray, notebooks and slow tiers
+# (docs/TESTING.md). `make test` is the whole suite; CI runs that.
+CHECK_TIERS := not docker and not ray and not notebooks and not slow
+.PHONY: check
+check: $(STAMP)
+	$(PY) -m pytest -m "$(CHECK_TIERS)" --durations=15 $(PYTEST_ARGS)
 
 # The main job, offline: two built-in golden sets, each gated against its committed baseline.
 # 1. the sample set (52 questions on data/, the quick smoke check): 01_ingest + 03_evaluate;

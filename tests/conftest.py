@@ -24,6 +24,30 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 
+# The tiers that follow from a test's folder (the `slow` tier is marked per test). `make check` deselects them all.
+FOLDER_TIERS = {"containers": "docker", "distributed": "ray", "notebooks": "notebooks"}
+# Pure unit tests inside a tier's folder: they start nothing and stay in the fast tier.
+FAST_IN_TIER_FOLDERS = {"tests/notebooks/test_units.py", "tests/containers/test_environment_pins.py"}
+# Whole modules of the slow tier (load, soak, kill/restart, whole benchmark runs); single slow tests carry
+# @pytest.mark.slow themselves.
+SLOW_MODULES = {
+    "tests/reliability/test_load_soak.py",  # 10 s of 50 clients on a real server
+    "tests/core/test_kill_ingest.py",  # kill -9 of an ingest, then a re-run
+    "tests/reliability/test_faults.py",  # a ChromaDB server killed mid-ingest, a full disk, every LLM fault
+    "tests/bench/test_bench_smoke.py",  # the benchmark suite, one repetition
+    "tests/bench/test_eval_floor.py",  # whole evaluation processes and their floor
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
+        parts = rel.split("/")
+        if len(parts) > 2 and parts[1] in FOLDER_TIERS and rel not in FAST_IN_TIER_FOLDERS:
+            item.add_marker(FOLDER_TIERS[parts[1]])
+        if rel in SLOW_MODULES:
+            item.add_marker("slow")
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

@@ -125,6 +125,8 @@ class AnswerOut(BaseModel):
     answer: str
     citations: list[CitationOut]
     contexts: list[HitOut]
+    retrieved: list[str] = Field(description="the sources of the contexts, in rank order (what `axiom eval "
+                                             "--endpoint` measures retrieval on)")
     generator: str
     degraded: bool
     degraded_reason: str | None
@@ -299,7 +301,8 @@ def answer_query(state: ServiceState, question: str, top_k: int | None, retrieve
                  extra={"generator": answer.generator, "degraded": answer.degraded,
                         "citations": len(answer.citations), "cached": False,
                         "timings": {k: round(v, 4) for k, v in answer.timings.items()}})
-        return {**answer.to_dict(), "cached": False}, not answer.degraded  # a degraded answer is retried next time
+        payload = {**answer.to_dict(), "retrieved": [hit.source for hit in answer.contexts], "cached": False}
+        return payload, not answer.degraded  # a degraded answer is retried next time
 
     if not state.cache.enabled:
         return compute()[0]

@@ -105,6 +105,15 @@ class HealthChecker:
         self.breaker = breaker
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="axiom-health")
 
+    @property
+    def shown_location(self) -> str:
+        """Where the store is, as /health (no key) may show it: a server's address, never the embedded store's
+        folder (an absolute path on the server)."""
+        return self.store.where if self.settings.store.mode == "server" else "embedded ChromaDB"
+
+    def _public(self, reason: str) -> str:
+        return reason.replace(self.store.where, self.shown_location)
+
     def _probe(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.store.heartbeat()
@@ -120,7 +129,7 @@ class HealthChecker:
         if self.generator_name == "openai":
             generator["model"] = s.generation.model
         payload = {
-            "chroma": {"mode": s.store.mode, "location": self.store.where},
+            "chroma": {"mode": s.store.mode, "location": self.shown_location},
             "collection": {"name": s.store.collection, "chunks": None},
             "embedding_model": s.embeddings.model,
             "generator": generator,
@@ -158,9 +167,8 @@ class HealthChecker:
             return HealthReport(True, {"status": "degraded", "reason": self.breaker.describe(), **payload})
         return HealthReport(True, {"status": "ok", **payload})
 
-    @staticmethod
-    def _unavailable(payload: dict[str, Any], reason: str) -> HealthReport:
-        return HealthReport(False, {"status": "unavailable", "reason": reason, **payload})
+    def _unavailable(self, payload: dict[str, Any], reason: str) -> HealthReport:
+        return HealthReport(False, {"status": "unavailable", "reason": self._public(reason), **payload})
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -219,3 +219,25 @@ def test_library_log_lines_are_redacted() -> None:
     assert f.filter(lib) and lib.getMessage() == "Request options: {'q': '[EMAIL]'}"
     own = logging.LogRecord("axiom.service", logging.INFO, "", 0, "kept as is: %s", ("a@b.com",), None)
     assert f.filter(own) and own.getMessage() == "kept as is: a@b.com"
+
+
+def test_health_names_the_embedded_store_but_not_its_folder(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """/health needs no key: it says the store is embedded, never where on the server it lives."""
+    from fastapi.testclient import TestClient
+
+    from axiom.service.app import create_sidecar_app
+    from axiom.service.state import build_state
+
+    store = tmp_path / "secret-store-folder"
+    settings = make_settings(service={"data_root": str(tmp_path)}, store={"path": str(store)})
+    state = build_state(settings, warm_up=False)
+    try:
+        assert state.settings.store.mode == "embedded" and state.health.store.where.endswith(str(store))
+        with TestClient(create_sidecar_app(state)) as sidecar:
+            r = sidecar.get("/health")
+        assert r.status_code == 503, r.text  # nothing ingested: the collection does not exist
+        body = r.json()
+        assert body["chroma"]["mode"] == "embedded" and "does not exist" in body["reason"]
+        assert str(store) not in r.text and str(tmp_path) not in r.text, r.text
+    finally:
+        state.close()

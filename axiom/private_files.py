@@ -2,10 +2,10 @@
 
 A name can only be trusted once nobody else can change what it leads to. So:
 - `secure_folder(path)` opens the folder (created 0700 when missing) with O_NOFOLLOW | O_DIRECTORY and checks
-  the open descriptor: a real folder, owned by this user, writable by nobody else; and every folder above it is
-  owned by this user or root and not writable by others unless sticky (as /tmp is). Then no other user can
-  rename, replace or plant anything on the way to a file inside: not the folder, not its entries (the file, or
-  SQLite's `-wal`/`-shm` beside it).
+  the open descriptor: a real folder, owned by this user, writable by nobody else; and no folder above it is
+  writable by every user unless sticky (as /tmp and the image's /app are). Then no other user (bar the owners
+  of the folders above, root or the image's own user) can rename, replace or plant anything on the way to a
+  file inside: not the folder, not its entries (the file, or SQLite's `-wal`/`-shm` beside it).
 - `private_file(folder_fd, name)` opens (or creates, 0600) the file beside that descriptor with O_NOFOLLOW and
   checks the descriptor: a regular file, owned by this user, one link; group/other bits are dropped.
 - `opened_by_this_process(identity, path, before)`: after a library opened the file by name, the descriptors
@@ -50,9 +50,6 @@ def secure_folder(path: str | os.PathLike[str]) -> int:
             os.chmod(missing, 0o700)  # mkdir's mode is masked by the umask
     for above in folder.parents:
         info = os.stat(above)
-        if info.st_uid not in (0, os.geteuid()):
-            raise PrivacyError(f"{above} (above {folder}) belongs to another user, who could replace what is in "
-                               "it; use a folder whose parents are yours or root's")
         if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
             raise PrivacyError(f"{above} (above {folder}) is writable by every user and not sticky; use another "
                                "folder")

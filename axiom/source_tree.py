@@ -127,7 +127,13 @@ class RootDir:
                     links += 1
                     if links > MAX_LINKS:
                         raise DocumentError(shown, LOOPING)
-                    target = PurePosixPath(os.readlink(name, dir_fd=here))
+                    try:
+                        target = PurePosixPath(os.readlink(name, dir_fd=here))
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:
+                            raise
+                        todo.appendleft(name)  # no longer a link: look again (bounded by MAX_LINKS)
+                        continue
                     if target.is_absolute():
                         if not target.is_relative_to(self.real):
                             raise DocumentError(shown, OUTSIDE)

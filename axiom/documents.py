@@ -1,4 +1,10 @@
-"""Load `.txt`, `.md` and `.pdf` files into `Document`s; unreadable files are reported, never fatal."""
+"""Load `.txt`, `.md` and `.pdf` files into `Document`s; unreadable files are reported, never fatal.
+
+Discovery opens each ingest root once and walks it by descriptor (`axiom.source_tree`); with `within` (the
+service's open data root) every requested path is resolved beneath that descriptor too, so nothing is ever
+reached by re-resolving a path string, and a file or folder swapped for a link out of the root is refused
+whenever the swap happens. `read_bytes` opens each file from its root's descriptor, through real folders only.
+With `ingest.follow_symlinks` (the CLI only) links are followed by path, out of the root too, as configured."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from tests.core import race_swapper
 from tests.core.race_swapper import CANARY, GOOD, GOOD_SUB
 
 EXTS = [".txt", ".md"]
-TRIES = 4000  # per name
+TRIES = 10_000  # per name
 BUDGET_SECONDS = 25.0
 
 
@@ -67,7 +67,7 @@ def test_ingest_under_the_swaps_stores_nothing_from_outside(tmp_path: Path, core
         swapper = race_swapper.start(data, stop, 60)
         try:
             deadline, runs = time.monotonic() + 15.0, 0
-            while runs < 300 and time.monotonic() < deadline:
+            while runs < 600 and time.monotonic() < deadline:
                 runs += 1
                 report = pipeline.ingest(["doc.txt", "sub"], progress=False, within=root)
                 ingested.update(report.files_ingested)

@@ -1,4 +1,10 @@
-"""Load `.txt`, `.md` and `.pdf` files into `Document`s; unreadable files are reported, never fatal."""
+"""Load `.txt`, `.md` and `.pdf` files into `Document`s; unreadable files are reported, never fatal.
+
+Discovery opens each ingest root once and walks it by descriptor (`axiom.source_tree`); with `within` (the
+service's open data root) every requested path is resolved beneath that descriptor too, so nothing is ever
+reached by re-resolving a path string, and a file or folder swapped for a link out of the root is refused
+whenever the swap happens. `read_bytes` opens each file from its root's descriptor, through real folders only.
+With `ingest.follow_symlinks` (the CLI only) links are followed by path, out of the root too, as configured."""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ import logging
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from axiom.errors import DocumentError
+from axiom.source_tree import LINK_ERRNOS, LIST_FLAGS, LOOPING, MISSING, OUTSIDE, READ_FLAGS, RootDir, entries
 from axiom.types import Document, Page, SkippedFile
 
 log = logging.getLogger(__name__)
@@ -20,86 +27,197 @@ log = logging.getLogger(__name__)
 # then cp1252/Latin-1 for legacy files. Latin-1 decodes any byte string, so binary data is caught beforehand.
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
-# Reading opens the file once and checks the open descriptor, so what is checked is what is read (no check/read
-# race): O_NOFOLLOW refuses a symlink swapped in for a checked file, O_NONBLOCK keeps a FIFO from blocking the
-# open. Folders on the way are opened with O_PATH where it exists: a lookup needs only search permission, as a
-# path walk does.
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC
-_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
-_LINK_ERRNOS = {errno.ELOOP, errno.EMLINK, errno.ENOTDIR}  # what O_NOFOLLOW / O_DIRECTORY give for a link
 _READ_CHUNK = 1 << 20
 _NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                 (stat.S_ISSOCK, "a socket"))
+_OUTSIDE_DATA_ROOT = "is outside the data root"
 
 
 @dataclass(frozen=True)
 class SourceFile:
     """A file found under an ingest root."""
 
-    path: Path  # absolute
+    path: Path  # absolute (for names only: never opened by this path while confined)
     source: str  # relative to root, POSIX separators
     root: Path
     target: Path | None = None  # a symlink's target as discovery resolved (and checked) it: what is read
     confined: bool = True  # read through real folders under `root` only (False when following symlinks)
+    # the open ingest root the file is read beneath, and the real names below it that are read
+    anchor: RootDir | None = field(default=None, compare=False, repr=False)
+    parts: tuple[str, ...] = ()
 
 
-def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *, follow_symlinks: bool = False
-             ) -> tuple[list[SourceFile], list[SkippedFile]]:
+@dataclass
+class Sources:
+    """What discovery found: the files, the paths skipped (with reasons), the real paths of the folders given."""
+
+    files: list[SourceFile]
+    skipped: list[SkippedFile]
+    folders: list[Path]
+
+
+def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *, follow_symlinks: bool = False,
+             within: RootDir | None = None) -> tuple[list[SourceFile], list[SkippedFile]]:
     """Find the files to ingest under each path (files or folders, recursive), sorted for determinism."""
+    found = find_sources(paths, extensions, follow_symlinks=follow_symlinks, within=within)
+    return found.files, found.skipped
+
+
+def find_sources(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *,
+                 follow_symlinks: bool = False, within: RootDir | None = None) -> Sources:
+    """`discover`, with the folders given. Without `follow_symlinks` each folder (or the folder of a file given
+    alone) is opened once and walked by descriptor (`axiom.source_tree`); `within` (the service's open data
+    root): every path is resolved beneath it, never by its path string, and symlinks are never followed out."""
     exts = {e.lower() for e in extensions}
-    found: list[SourceFile] = []
-    skipped: list[SkippedFile] = []
+    found = Sources([], [], [])
+    anchors: dict[Path, RootDir] = {}  # the folders of files given alone, opened once each
     for raw in paths:
+        if follow_symlinks and within is None:
+            _discover_following(Path(raw), exts, found)
+            continue
+        try:
+            anchor, name = _open_given(raw, within, anchors)
+        except DocumentError as exc:
+            found.skipped.append(SkippedFile(str(raw), exc.reason))
+            continue
+        except OSError as exc:
+            found.skipped.append(SkippedFile(str(raw), f"cannot open: {exc.strerror or exc}"))
+            continue
+        if name is None:
+            found.folders.append(anchor.real)
+            _walk(anchor, exts, found)
+        elif Path(name).suffix.lower() not in exts:
+            found.skipped.append(SkippedFile(str(raw), f"unsupported file type {Path(name).suffix or '(none)'}; "
+                                                       f"supported: {', '.join(sorted(exts))}"))
+        else:
+            found.files.append(SourceFile(anchor.real / name, name, anchor.real, anchor=anchor, parts=(name,)))
+    unique = {(str(f.root), f.source): f for f in found.files}  # a file given twice is ingested once
+    found.files = sorted(unique.values(), key=lambda f: (str(f.root), f.source))
+    return found
+
+
+def _open_given(raw: str | os.PathLike[str], within: RootDir | None, anchors: dict[Path, RootDir]
+                ) -> tuple[RootDir, str | None]:
+    """(the open folder, None) for a folder; (its open folder, its name) for a file."""
+    if within is None:  # a path the user gave: it may pass through links (it is where the user points)
         given = Path(raw)
         if not given.exists():
-            skipped.append(SkippedFile(str(raw), "does not exist"))
-            continue
-        if given.is_file():
-            root = given.resolve().parent
-            path = given.resolve()
-            if path.suffix.lower() not in exts:
-                skipped.append(SkippedFile(str(raw), f"unsupported file type {path.suffix or '(none)'}; "
-                                                     f"supported: {', '.join(sorted(exts))}"))
+            raise DocumentError(str(raw), MISSING)
+        if given.is_dir():
+            return RootDir.open(given), None
+        real = given.resolve()
+        if real.parent not in anchors:
+            anchors[real.parent] = RootDir.open(real.parent)
+        return anchors[real.parent], real.name
+    parts = within.relative_parts(raw)
+    if parts is None:
+        raise DocumentError(str(raw), _OUTSIDE_DATA_ROOT)
+    names, info = within.resolve(parts)
+    if stat.S_ISDIR(info.st_mode):
+        return within.open_dir(names), None
+    folder = within.real.joinpath(*names[:-1])
+    if folder not in anchors:
+        anchors[folder] = within.open_dir(names[:-1])
+    return anchors[folder], names[-1]
+
+
+def _walk(anchor: RootDir, exts: set[str], found: Sources) -> None:
+    """Every file with one of `exts` below the open folder, listed and descended by descriptor; folder links are
+    not descended, file links are read at their target when it is below the folder."""
+
+    def visit(fd: int, rel: tuple[str, ...]) -> None:
+        for entry in entries(fd):
+            if entry.name.startswith("."):
                 continue
-            found.append(SourceFile(path, path.name, root, confined=not follow_symlinks))
+            here = (*rel, entry.name)
+            source = "/".join(here)
+            if entry.is_symlink():
+                if Path(entry.name).suffix.lower() in exts and not _is_dir(entry):
+                    _add_link(anchor, here, found)
+            elif entry.is_dir(follow_symlinks=False):
+                try:
+                    inner = os.open(entry.name, LIST_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    reason = ("folder was replaced by a symlink after it was listed; not followed"
+                              if exc.errno in LINK_ERRNOS else f"cannot open folder: {exc.strerror}")
+                    found.skipped.append(SkippedFile(source, reason))
+                    continue
+                try:
+                    visit(inner, here)
+                finally:
+                    os.close(inner)
+            elif Path(entry.name).suffix.lower() in exts:
+                found.files.append(SourceFile(anchor.real.joinpath(*here), source, anchor.real, anchor=anchor,
+                                              parts=here))
+
+    visit(anchor.fd, ())
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether a link leads to a folder (classification only, as os.walk does; folder links are not walked)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _add_link(anchor: RootDir, here: tuple[str, ...], found: Sources) -> None:
+    source = "/".join(here)
+    try:
+        names, _ = anchor.resolve(here)
+    except DocumentError as exc:
+        found.skipped.append(SkippedFile(source, OUTSIDE if exc.reason == OUTSIDE else LOOPING))
+        return
+    except OSError:
+        found.skipped.append(SkippedFile(source, LOOPING))
+        return
+    found.files.append(SourceFile(anchor.real.joinpath(*here), source, anchor.real, anchor.real.joinpath(*names),
+                                  anchor=anchor, parts=names))
+
+
+def _discover_following(given: Path, exts: set[str], found: Sources) -> None:
+    """With `follow_symlinks` (the CLI only; the service never follows): links are followed, out of the root
+    too, by path; a folder reached twice is cut (a loop, or a link to a folder already ingested)."""
+    if not given.exists():
+        found.skipped.append(SkippedFile(str(given), MISSING))
+        return
+    if given.is_file():
+        path = given.resolve()
+        if path.suffix.lower() not in exts:
+            found.skipped.append(SkippedFile(str(given), f"unsupported file type {path.suffix or '(none)'}; "
+                                                         f"supported: {', '.join(sorted(exts))}"))
+            return
+        found.files.append(SourceFile(path, path.name, path.parent, confined=False))
+        return
+    root = given.resolve()
+    found.folders.append(root)
+    visited: set[Path] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=None):
+        base = Path(dirpath)
+        real = base.resolve()
+        if real in visited:  # a directory link back into the tree would loop forever
+            loop = real == root or real in base.parents or real in root.parents
+            found.skipped.append(SkippedFile(base.relative_to(root).as_posix(),
+                                             "symlink loop" if loop else "symlink to a folder already ingested"))
+            dirnames[:] = []
             continue
-        root = given.resolve()
-        visited: set[Path] = set()
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks, onerror=None):
-            base = Path(dirpath)
-            real = base.resolve()
-            if real in visited:  # a directory link back into the tree would loop forever
-                loop = real == root or real in base.parents or real in root.parents
-                skipped.append(SkippedFile(base.relative_to(root).as_posix(),
-                                           "symlink loop" if loop else "symlink to a folder already ingested"))
-                dirnames[:] = []
+        visited.add(real)
+        # real folders before links, so a file reached both ways keeps its real path
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
+                             key=lambda d: ((base / d).is_symlink(), d))
+        for name in sorted(filenames):
+            path = base / name
+            if name.startswith(".") or path.suffix.lower() not in exts:
                 continue
-            visited.add(real)
-            # real folders before links, so a file reached both ways keeps its real path
-            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
-                                 key=lambda d: ((base / d).is_symlink(), d))
-            for name in sorted(filenames):
-                if name.startswith("."):
+            rel = path.relative_to(root).as_posix()
+            target = None
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    found.skipped.append(SkippedFile(rel, LOOPING))
                     continue
-                path = base / name
-                if path.suffix.lower() not in exts:
-                    continue
-                rel = path.relative_to(root).as_posix()
-                target = None
-                if path.is_symlink():
-                    try:
-                        target = path.resolve(strict=True)
-                    except (OSError, RuntimeError):
-                        skipped.append(SkippedFile(rel, "broken or looping symlink"))
-                        continue
-                    if not follow_symlinks and root not in target.parents:
-                        skipped.append(SkippedFile(rel, "symlink points outside the ingest root"))
-                        continue
-                found.append(SourceFile(path, rel, root, target, confined=not follow_symlinks))
-    unique = {(str(f.root), f.source): f for f in found}  # a file given twice is ingested once
-    return sorted(unique.values(), key=lambda f: (str(f.root), f.source)), skipped
+            found.files.append(SourceFile(path, rel, root, target, confined=False))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -138,50 +256,32 @@ def read_bytes(file: SourceFile, max_file_size_mb: float) -> bytes:
 def _open_checked(file: SourceFile) -> int:
     """A read-only descriptor on the file discovery checked; DocumentError naming the file otherwise."""
     where = file.target or file.path
+    anchor, parts, opened_here = file.anchor, file.parts, False
     try:
-        if file.confined and os.open in os.supports_dir_fd:
-            return _open_under(file.root, where, file.source)
-        return os.open(where, _READ_FLAGS)
+        if not file.confined:
+            return os.open(where, READ_FLAGS)
+        if anchor is None:  # a SourceFile made by hand: its root is opened now
+            try:
+                parts = where.relative_to(file.root).parts
+            except ValueError:
+                raise DocumentError(file.source, "is not under its ingest root") from None
+            if not parts:
+                raise DocumentError(file.source, "cannot read file: Is a directory")
+            anchor, opened_here = RootDir.open(file.root), True
+        return anchor.open_file(parts)
     except PermissionError as exc:
         raise DocumentError(file.source, "permission denied (file is not readable)") from exc
     except OSError as exc:
-        if exc.errno in _LINK_ERRNOS:
-            swapped = _symlink_on_the_way(file.root if file.confined else where.parent, where)
+        if exc.errno in LINK_ERRNOS:
+            swapped = (anchor.swapped_part(parts) if anchor is not None
+                       else "the file" if where.is_symlink() else None)
             if swapped is not None:
                 raise DocumentError(file.source, f"{swapped} was replaced by a symlink after it was checked; "
                                                  "not followed") from exc
         raise DocumentError(file.source, f"cannot read file: {exc.strerror}") from exc
-
-
-def _open_under(root: Path, where: Path, source: str) -> int:
-    """Open `where` by walking down from `root`, refusing a symlink at every step (openat + O_NOFOLLOW)."""
-    try:
-        parts = where.relative_to(root).parts
-    except ValueError:
-        raise DocumentError(source, "is not under its ingest root") from None
-    if not parts:
-        raise DocumentError(source, "cannot read file: Is a directory")
-    fd = os.open(root, _DIR_FLAGS)
-    try:
-        for part in parts[:-1]:
-            inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        return os.open(parts[-1], _READ_FLAGS, dir_fd=fd)
     finally:
-        os.close(fd)
-
-
-def _symlink_on_the_way(base: Path, where: Path) -> str | None:
-    """For the error message only: 'the file' or 'folder x' if that part of `where` below `base` is a link now."""
-    try:
-        parts = where.relative_to(base).parts
-    except ValueError:
-        return None
-    for depth in range(1, len(parts) + 1):
-        if Path(base, *parts[:depth]).is_symlink():
-            return "the file" if depth == len(parts) else f"folder {'/'.join(parts[:depth])}"
-    return None
+        if opened_here and anchor is not None:
+            anchor.close()
 
 
 def _require_regular(file: SourceFile, mode: int) -> None:

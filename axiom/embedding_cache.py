@@ -12,8 +12,10 @@ opens the file. Texts are never stored, only their sha256.
   shared by its threads under a lock. Writers of several processes wait for each other: nothing is lost.
 - Robust: an error never reaches the caller. A file that is not a database is moved aside (`*.corrupt-<time>`,
   one warning) and a new one made; any other failure (locked too long, disk full, permissions) logs one warning
-  and the call goes on without the cache. A symlink is refused (files are opened without following links). The
-  folder is made 0700, the file 0600.
+  and the call goes on without the cache. The folder and file are checked by descriptor before SQLite opens them
+  (`axiom.private_files`): a folder that is a symlink, or that others could change (writable by others, another
+  user's, under a parent others may write to), is refused, as is a file that is a symlink or not this user's;
+  folders are made 0700, the file 0600; the descriptor SQLite then holds is checked to be that same file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import contextlib
 import logging
 import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from axiom.private_files import (
+    PrivacyError,
+    open_descriptors,
+    opened_by_this_process,
+    private_file,
+    refuse_links_beside,
+    secure_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +68,6 @@ class _Unusable(Exception):
 
 def _now() -> int:
     return time.time_ns() // 1000  # microseconds: orders the rows of one batch, and across processes
-
-
-def _refused(path: Path) -> str | None:
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    kind = "a symlink (files are opened without following links)" if stat.S_ISLNK(mode) else "not a regular file"
-    return f"{path} is refused: it is {kind}"
 
 
 class PersistentEmbeddingCache:
@@ -132,8 +131,7 @@ class PersistentEmbeddingCache:
 
     def _open_checked(self) -> sqlite3.Connection:
         try:
-            self._prepare_file()
-            return self._open()
+            return self._open(self._prepare_file())
         except sqlite3.OperationalError as exc:  # locked, read-only, I/O: the file may be fine, leave it
             raise _Unusable(f"cannot open it ({exc})") from None
         except sqlite3.DatabaseError as exc:  # not a database / malformed: move it aside, start afresh
@@ -143,34 +141,35 @@ class PersistentEmbeddingCache:
         except OSError as exc:
             raise _Unusable(f"cannot create it ({exc.strerror or exc})") from None
         try:
-            self._prepare_file()
-            return self._open()
+            return self._open(self._prepare_file())
         except (sqlite3.Error, OSError) as exc:
             raise _Unusable(f"cannot create a new one ({exc})") from None
 
-    def _prepare_file(self) -> None:
+    def _prepare_file(self) -> tuple[int, int]:
+        """The folder and the file checked by descriptor (`axiom.private_files`: a private folder on a path only
+        this user or root can change, the file opened without following links, regular, ours, 0600); returns
+        the file's (st_dev, st_ino) for `_open`."""
         folder = self.path.parent
-        if not folder.is_dir():
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
-        for problem in map(_refused, (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))):
-            if problem:
-                raise _Unusable(problem)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            os.close(os.open(self.path, flags, 0o600))  # created by us, private; SQLite's -wal/-shm copy its mode
-        except FileExistsError:
-            problem = _refused(self.path)
-            if problem:
-                raise _Unusable(problem) from None
-            if os.lstat(self.path).st_mode & 0o077:  # made by someone else: make it private if we may
-                with contextlib.suppress(OSError):
-                    os.chmod(self.path, 0o600)
+            folder_fd = secure_folder(folder)
+            try:
+                refuse_links_beside(folder_fd, (f"{self.path.name}-wal", f"{self.path.name}-shm"), folder)
+                fd = private_file(folder_fd, self.path.name, self.path)
+            finally:
+                os.close(folder_fd)
+        except PrivacyError as exc:
+            raise _Unusable(str(exc)) from None
+        info = os.fstat(fd)
+        os.close(fd)
+        return info.st_dev, info.st_ino
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, identity: tuple[int, int]) -> sqlite3.Connection:
+        before = open_descriptors()
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                check_same_thread=False)
         try:
+            if not opened_by_this_process(identity, os.path.realpath(self.path), before):
+                raise _Unusable("the file was replaced while it was being opened; not used")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")  # (where WAL is impossible SQLite keeps its locking journal)
             conn.execute("PRAGMA synchronous = NORMAL")

@@ -40,13 +40,14 @@ import numpy as np
 
 from axiom.chunking import chunk_document, chunker_signature
 from axiom.config import Settings
-from axiom.documents import SourceFile, discover, parse, read_bytes, sha256_bytes
+from axiom.documents import SourceFile, find_sources, parse, read_bytes, sha256_bytes
 from axiom.embeddings import CachingEmbedder, Embedder, OpenAIEmbedder, caching_embedder, make_embedder
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
 from axiom.progress import Progress
 from axiom.retrieval import RETRIEVERS, Retriever
+from axiom.source_tree import RootDir
 from axiom.store import ChromaStore, chunk_metadata
 from axiom.types import Answer, Chunk, Hit, IngestReport, SkippedFile
 
@@ -169,23 +170,27 @@ class RAGPipeline:
         pending.stale_ids.clear()
         pending.queued_ids.clear()
 
-    def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None
-               ) -> IngestReport:
+    def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None,
+               within: RootDir | None = None) -> IngestReport:
         """Ingest files and folders (recursive). Unreadable files are skipped and listed with a reason; a path
         that does not exist is a UsageError, before anything is written. `progress`: chunks embedded, on stderr
-        (`axiom.progress.progress_mode`: None shows it except in a notebook kernel, False never)."""
+        (`axiom.progress.progress_mode`: None shows it except in a notebook kernel, False never). `within`: an
+        open folder (the service's data root) that every path is resolved and read beneath, by descriptor,
+        never following a symlink out of it (`axiom.documents.find_sources`)."""
         t0, loaded_before = time.perf_counter(), self.model_load_seconds
         paths = list(paths)
         if not paths:
             raise UsageError("nothing to ingest: give at least one file or folder")
-        _require_roots(paths)
+        if within is None:
+            _require_roots(paths)
         cfg = self.settings
-        files, skipped = discover(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks)
-        report = IngestReport(files_skipped=list(skipped))
+        found = find_sources(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks, within=within)
+        report = IngestReport(files_skipped=list(found.skipped))
         with Progress("ingest", unit="chunk", verb="embedded", enabled=progress) as shown:
-            stored = self._ingest_files(files, report, shown)
+            stored = self._ingest_files(found.files, report, shown)
         if prune:
-            report.chunks_removed += self._prune(paths, {(str(f.root), f.source) for f in files}, stored)
+            report.chunks_removed += self._prune({str(p) for p in found.folders},
+                                                 {(str(f.root), f.source) for f in found.files}, stored)
         report.chunks_total = self.store.count()
         report.seconds = time.perf_counter() - t0 - (self.model_load_seconds - loaded_before)
         log.info("ingest: %d ingested, %d unchanged, %d skipped; +%d -%d chunks, %d total in %.2fs",
@@ -238,9 +243,9 @@ class RAGPipeline:
         self._flush(pending, report, shown)
         return stored
 
-    def _prune(self, paths: Sequence[str | Path], present: set[tuple[str, str]],
+    def _prune(self, roots: set[str], present: set[tuple[str, str]],
                stored: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]) -> int:
-        roots = {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}
+        """Delete the chunks of files under the folders given (`roots`, their real paths) that are gone."""
         gone = [cid for (root, source), entries in stored.items()
                 if root in roots and (root, source) not in present for cid, _ in entries]
         self.store.delete(gone)

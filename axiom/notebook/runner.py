@@ -11,6 +11,7 @@ folder under the output folder; when a notebook produced an evaluation run folde
 manifest.json / metrics.json / results.parquet. Otherwise they go to `<out>/<UTC timestamp>-<name>-notebooks`.
 A failing cell stops the run with a NotebookError naming the notebook, the cell and the error; the partially
 executed notebook is kept (in the run folder if there is one, else in `<out>/<timestamp>-<name>-failed`).
+Run folders are 0700 and their files 0600, as `axiom eval`'s (they hold the questions and answers).
 Kernels get the command's environment plus AXIOM_PROJECT_ROOT and, when the command was given `--config`,
 AXIOM_CONFIG, so a notebook builds the same settings as the command that runs it.
 
@@ -144,9 +145,9 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     run_name = str(name or given.get("name") or "eval")
     given["out_dir"] = str(out)
     given.setdefault("name", run_name)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)  # as `axiom eval`: a runs folder made here is private
     work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
-    work.mkdir()
+    _private_folder(work)  # what the notebooks write here (executed copies, kernel.log) is private from the start
     own_kernel = None
     try:
         if not fresh_kernels and kernel is None:  # started first: its imports overlap the reading of the notebooks
@@ -202,7 +203,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     dest = run_path
     if dest is None:
         dest = unique_path(out / f"{utc_stamp()}-{safe_name(run_name)}-notebooks")
-    dest.mkdir(parents=True, exist_ok=True)
+    _private_folder(dest)
     for nr in results:
         target = dest / nr.executed.name
         shutil.move(str(nr.executed), target)
@@ -212,6 +213,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     if html and html_notebook is not None:
         html_path = render_html(html_notebook.executed, dest / REPORT_HTML)
     html_seconds = time.perf_counter() - t_html
+    _private_files(dest)
     shutil.rmtree(work, ignore_errors=True)
     return NotebookRun(folder=dest, run_path=run_path, notebooks=results, html=html_path,
                        seconds=time.perf_counter() - t_start, html_seconds=html_seconds)
@@ -225,12 +227,28 @@ def _keep_failed(work: Path, out: Path, run_name: str, run_path: Path | None) ->
         dest = run_path
     else:
         dest = unique_path(out / f"{utc_stamp()}-{safe_name(run_name)}-failed")
-        dest.mkdir(parents=True)
+        _private_folder(dest)
     for item in list(work.iterdir()) if work.exists() else []:
         if item.suffix == ".ipynb" or item.name == "kernel.log":
             shutil.move(str(item), dest / item.name)
+    _private_files(dest)
     shutil.rmtree(work, ignore_errors=True)
     return dest
+
+
+def _private_folder(path: Path) -> None:
+    """Make `path` (and missing parents) 0700, exactly (mkdir's mode is reduced by the umask), as `axiom eval`
+    makes its run folders: the notebooks' outputs hold the questions and answers."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _private_files(folder: Path) -> None:
+    """The folder 0700 and the files in it 0600 (the executed notebooks, report.html, kernel.log)."""
+    folder.chmod(0o700)
+    for item in folder.iterdir():
+        if item.is_file() and not item.is_symlink():
+            item.chmod(0o600)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from axiom import __version__
 from axiom.errors import (
     AxiomError,
     ConfigError,
+    DocumentError,
     EmbeddingMismatchError,
     StoreError,
     StoreUnavailableError,
@@ -49,6 +50,7 @@ from axiom.service.cache import cache_key
 from axiom.service.limits import request_deadline
 from axiom.service.middleware import RequestContextMiddleware, error_body
 from axiom.service.state import ServiceState
+from axiom.source_tree import MISSING, OUTSIDE, RootDir
 
 log = logging.getLogger("axiom.service")
 
@@ -123,6 +125,8 @@ class AnswerOut(BaseModel):
     answer: str
     citations: list[CitationOut]
     contexts: list[HitOut]
+    retrieved: list[str] = Field(description="the sources of the contexts, in rank order (what `axiom eval "
+                                             "--endpoint` measures retrieval on)")
     generator: str
     degraded: bool
     degraded_reason: str | None
@@ -242,32 +246,32 @@ def require_json(request: Request) -> None:
                                  f"(got {media[:60] or 'no Content-Type'})")
 
 
-def resolve_under_root(root: Path, raw: str) -> Path:
-    """`raw` (relative to the data root, or absolute inside it) as a real path inside the root; HTTP 400 for
-    traversal (`..`), paths elsewhere, symlinks leading out of the root and paths that do not exist."""
+def resolve_under_root(root: RootDir, raw: str) -> Path:
+    """`raw` (relative to the data root, or absolute inside it) as the real path inside the root it leads to,
+    resolved beneath the open root (by descriptor, one name at a time: `RootDir.resolve`); HTTP 400 for
+    traversal (`..`), paths elsewhere, symlinks leading out of the root and paths that do not exist. The path
+    is only a name for the reply and the log: ingest resolves `raw` again beneath the same descriptor."""
     shown = raw[:200]
     if "\x00" in raw:
         raise HTTPException(400, "path contains a NUL byte")
-    given = Path(raw)
-    if ".." in given.parts:
+    if ".." in Path(raw).parts:
         raise HTTPException(400, f"{shown!r}: '..' is not allowed; give paths under the data root")
-    candidate = given if given.is_absolute() else root / given
-    if not candidate.is_relative_to(root):
+    parts = root.relative_parts(raw)
+    if parts is None:
         raise HTTPException(400, f"{shown!r} is outside the data root")
     try:
-        real = candidate.resolve(strict=True)
-    except FileNotFoundError:
-        raise HTTPException(400, f"{shown!r} does not exist under the data root") from None
+        names, _ = root.resolve(parts)
+    except DocumentError as exc:
+        message = {MISSING: f"{shown!r} does not exist under the data root",
+                   OUTSIDE: f"{shown!r} is a symlink that leads outside the data root",
+                   }.get(exc.reason, f"{shown!r} cannot be resolved ({exc.reason})")
+        raise HTTPException(400, message) from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise HTTPException(400, f"{shown!r}: the path is too long ({len(raw)} characters)") from None
         raise HTTPException(400, f"{shown!r} cannot be resolved ({exc.strerror or 'broken or looping symlink'})"
                             ) from None
-    except RuntimeError:
-        raise HTTPException(400, f"{shown!r} cannot be resolved (broken or looping symlink)") from None
-    if not real.is_relative_to(root):
-        raise HTTPException(400, f"{shown!r} is a symlink that leads outside the data root")
-    return real
+    return root.real.joinpath(*names)
 
 
 def answer_query(state: ServiceState, question: str, top_k: int | None, retriever: str | None,
@@ -297,7 +301,8 @@ def answer_query(state: ServiceState, question: str, top_k: int | None, retrieve
                  extra={"generator": answer.generator, "degraded": answer.degraded,
                         "citations": len(answer.citations), "cached": False,
                         "timings": {k: round(v, 4) for k, v in answer.timings.items()}})
-        return {**answer.to_dict(), "cached": False}, not answer.degraded  # a degraded answer is retried next time
+        payload = {**answer.to_dict(), "retrieved": [hit.source for hit in answer.contexts], "cached": False}
+        return payload, not answer.degraded  # a degraded answer is retried next time
 
     if not state.cache.enabled:
         return compute()[0]
@@ -312,13 +317,17 @@ def answer_query(state: ServiceState, question: str, top_k: int | None, retrieve
 
 
 def run_ingest(state: ServiceState, paths: list[str], prune: bool) -> dict[str, Any]:
-    resolved = [resolve_under_root(state.data_root, p) for p in paths]
+    root = state.open_data_root()
+    if root is None:
+        raise HTTPException(400, "the data root does not exist on the server; nothing can be ingested")
+    resolved = [resolve_under_root(root, p) for p in paths]
     if not state.ingest_lock.acquire(blocking=False):
         raise HTTPException(409, "an ingest is already running; try again when it has finished")
     try:
         log.info("ingest of %d path(s) under the data root", len(resolved),
-                 extra={"paths": [p.relative_to(state.data_root).as_posix() or "." for p in resolved]})
-        report = state.pipeline.ingest(resolved, prune=prune, progress=False)
+                 extra={"paths": [p.relative_to(root.real).as_posix() or "." for p in resolved]})
+        # resolved again beneath the open root (never by a path string): a swap since the check cannot lead out
+        report = state.pipeline.ingest(paths, prune=prune, progress=False, within=root)
     finally:
         state.ingest_lock.release()
     INGEST_CHUNKS.inc(report.chunks_added)

@@ -136,10 +136,9 @@ def run(settings: Settings, *, ingest_first: bool = False) -> int:
     previous = signal.signal(signal.SIGTERM, _exit_while_starting)  # nothing in flight yet: just leave, with 0
     try:
         state = build_state(settings)
-        if not state.data_root.is_dir():
-            log.warning("the data root %s does not exist: POST /ingest will refuse every path", state.data_root)
-        elif ingest_first:
-            report = state.pipeline.ingest([state.data_root], progress=False)
+        data_root = state.open_data_root()
+        if data_root is not None and ingest_first:
+            report = state.pipeline.ingest(["."], progress=False, within=data_root)
             log.info("ingested the data root: %d chunk(s) in the collection", report.chunks_total)
         # the model and libraries are millions of long-lived objects: keep them out of every GC pass (shorter
         # pauses under load, and no seconds-long collection of them when the process exits)

@@ -38,6 +38,7 @@ from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS
 from axiom.service.cache import QueryCache
 from axiom.service.limits import ConcurrencyLimit
+from axiom.source_tree import RootDir
 from axiom.store import ChromaStore
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,15 @@ class HealthChecker:
         self.breaker = breaker
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="axiom-health")
 
+    @property
+    def shown_location(self) -> str:
+        """Where the store is, as /health (no key) may show it: a server's address, never the embedded store's
+        folder (an absolute path on the server)."""
+        return self.store.where if self.settings.store.mode == "server" else "embedded ChromaDB"
+
+    def _public(self, reason: str) -> str:
+        return reason.replace(self.store.where, self.shown_location)
+
     def _probe(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.store.heartbeat()
@@ -119,7 +129,7 @@ class HealthChecker:
         if self.generator_name == "openai":
             generator["model"] = s.generation.model
         payload = {
-            "chroma": {"mode": s.store.mode, "location": self.store.where},
+            "chroma": {"mode": s.store.mode, "location": self.shown_location},
             "collection": {"name": s.store.collection, "chunks": None},
             "embedding_model": s.embeddings.model,
             "generator": generator,
@@ -157,9 +167,8 @@ class HealthChecker:
             return HealthReport(True, {"status": "degraded", "reason": self.breaker.describe(), **payload})
         return HealthReport(True, {"status": "ok", **payload})
 
-    @staticmethod
-    def _unavailable(payload: dict[str, Any], reason: str) -> HealthReport:
-        return HealthReport(False, {"status": "unavailable", "reason": reason, **payload})
+    def _unavailable(self, payload: dict[str, Any], reason: str) -> HealthReport:
+        return HealthReport(False, {"status": "unavailable", "reason": self._public(reason), **payload})
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -176,6 +185,21 @@ class ServiceState:
     breaker: CircuitBreaker | None = None  # the LLM's, with the openai generator
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
+    # the data root, opened once (at start-up, or at the first ingest that finds it): /ingest resolves and reads
+    # every path beneath this descriptor and never by the root's path again (see axiom.source_tree)
+    data_root_dir: RootDir | None = None
+
+    def open_data_root(self) -> RootDir | None:
+        """The open data root; None while it does not exist (then every /ingest path is refused)."""
+        if self.data_root_dir is None:
+            try:
+                self.data_root_dir = RootDir.open(self.data_root)
+            except OSError as exc:
+                log.warning("the data root %s cannot be opened (%s): POST /ingest refuses every path",
+                            self.data_root, exc.strerror)
+                return None
+            self.data_root = self.data_root_dir.real
+        return self.data_root_dir
 
     @property
     def generator_name(self) -> str:
@@ -183,6 +207,8 @@ class ServiceState:
 
     def close(self) -> None:
         self.health.close()
+        if self.data_root_dir is not None:
+            self.data_root_dir.close()
 
 
 def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
@@ -220,5 +246,7 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
         except StoreError as exc:
             log.warning("ChromaDB is not reachable yet (/health answers 503 until it is): %s", exc.message)
             break
-    return ServiceState(settings=settings, pipeline=pipeline, cache=cache, health=health,
-                        data_root=Path(settings.service.data_root).resolve(), limit=limit, breaker=breaker)
+    state = ServiceState(settings=settings, pipeline=pipeline, cache=cache, health=health,
+                         data_root=Path(settings.service.data_root).resolve(), limit=limit, breaker=breaker)
+    state.open_data_root()
+    return state

@@ -145,15 +145,15 @@ def test_ingest_skips_a_file_swapped_for_a_symlink_and_stores_none_of_the_outsid
 
     root, outside = tree
     (root / "other.md").write_bytes(b"Fresnel lenses are built from concentric rings of glass prisms.")
-    real_discover = pipeline_module.discover
+    real_find = pipeline_module.find_sources
 
     def discover_then_swap(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        found = real_discover(*args, **kwargs)
+        found = real_find(*args, **kwargs)
         (root / "doc.txt").unlink()
         (root / "doc.txt").symlink_to(outside / "secret.txt")
         return found
 
-    monkeypatch.setattr(pipeline_module, "discover", discover_then_swap)
+    monkeypatch.setattr(pipeline_module, "find_sources", discover_then_swap)
     pipeline = core_pipeline()
     report = pipeline.ingest([root], progress=False)
     assert report.files_ingested == ["other.md"]

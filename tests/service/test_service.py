@@ -108,6 +108,10 @@ def test_query_answer_and_request_id(api: httpx.Client) -> None:
     assert body["generator"] == "extractive" and body["degraded"] is False and body["cached"] is False
     assert 1 <= len(body["contexts"]) <= 3 and body["citations"]
     assert {c["source"] for c in body["citations"]} <= {h["source"] for h in body["contexts"]}
+    # the sources of the contexts in rank order: what `axiom eval --endpoint URL` measures retrieval on
+    scores = [h["score"] for h in body["contexts"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["retrieved"] == [h["source"] for h in body["contexts"]] and body["retrieved"][0] == "a.md"
     assert {"embed", "retrieve", "generate", "total"} <= set(body["timings"])
     # no (or an unsafe) X-Request-ID: a fresh one
     for headers in ({}, {"X-Request-ID": "not ok!"}, {"X-Request-ID": "x" * 200}):
@@ -124,6 +128,7 @@ def test_query_cache_hits_misses_and_ingest_invalidates(api: httpx.Client, sidec
     other_k = api.post("/query", json={"question": question, "top_k": 2}).json()
     assert (first["cached"], second["cached"], other_k["cached"]) == (False, True, False)
     assert second["answer"] == first["answer"] and second["question"] == "  where DOES all true tea   come from? "
+    assert second["retrieved"] == first["retrieved"] == [h["source"] for h in first["contexts"]]
     assert second["request_id"] != first["request_id"]
     after = scrape(sidecar)
     assert metric(after, "axiom_cache_hits_total") - metric(before, "axiom_cache_hits_total") == 1

@@ -16,6 +16,7 @@ from axiom.observability import ERRORS, request_id_var, stage, stage_timings_var
 from axiom.service.app import resolve_under_root
 from axiom.service.auth import ApiKeyAuth
 from axiom.service.cache import QueryCache, cache_key, normalise_question
+from axiom.source_tree import RootDir
 from tests.service.conftest import REPO
 from tests.support.waiting import poll_until
 
@@ -104,17 +105,23 @@ def test_resolve_under_root(tmp_path: Path) -> None:
     outside.mkdir()
     (root / "link-out").symlink_to(outside)
     (root / "link-in").symlink_to(root / "docs")
-    assert resolve_under_root(root, "docs") == root / "docs"
-    assert resolve_under_root(root, "docs/a.md") == root / "docs" / "a.md"
-    assert resolve_under_root(root, str(root / "docs")) == root / "docs"
-    assert resolve_under_root(root, ".") == root
-    assert resolve_under_root(root, "link-in") == root / "docs"
-    for bad, words in [("../outside", "'..'"), ("docs/../../outside", "'..'"), (str(outside), "outside the data root"),
-                       ("/etc", "outside the data root"), ("link-out", "symlink"), ("missing", "does not exist"),
-                       ("docs\x00", "NUL")]:
-        with pytest.raises(HTTPException) as info:
-            resolve_under_root(root, bad)
-        assert info.value.status_code == 400 and words in str(info.value.detail), (bad, info.value.detail)
+    (root / "docs" / "rel-in.md").symlink_to("../docs/a.md")
+    (root / "docs" / "rel-out").symlink_to("../../outside")
+    with RootDir.open(root) as opened:
+        assert opened.real == root
+        assert resolve_under_root(opened, "docs") == root / "docs"
+        assert resolve_under_root(opened, "docs/a.md") == root / "docs" / "a.md"
+        assert resolve_under_root(opened, str(root / "docs")) == root / "docs"
+        assert resolve_under_root(opened, ".") == root
+        assert resolve_under_root(opened, "link-in") == root / "docs"
+        assert resolve_under_root(opened, "docs/rel-in.md") == root / "docs" / "a.md"
+        for bad, words in [("../outside", "'..'"), ("docs/../../outside", "'..'"),
+                           (str(outside), "outside the data root"), ("/etc", "outside the data root"),
+                           ("link-out", "symlink"), ("link-out/x.md", "symlink"), ("docs/rel-out", "symlink"),
+                           ("missing", "does not exist"), ("docs/a.md/x", "not a folder"), ("docs\x00", "NUL")]:
+            with pytest.raises(HTTPException) as info:
+                resolve_under_root(opened, bad)
+            assert info.value.status_code == 400 and words in str(info.value.detail), (bad, info.value.detail)
 
 
 def test_stage_records_timings_errors_and_the_log_field(caplog: pytest.LogCaptureFixture) -> None:
@@ -212,3 +219,25 @@ def test_library_log_lines_are_redacted() -> None:
     assert f.filter(lib) and lib.getMessage() == "Request options: {'q': '[EMAIL]'}"
     own = logging.LogRecord("axiom.service", logging.INFO, "", 0, "kept as is: %s", ("a@b.com",), None)
     assert f.filter(own) and own.getMessage() == "kept as is: a@b.com"
+
+
+def test_health_names_the_embedded_store_but_not_its_folder(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """/health needs no key: it says the store is embedded, never where on the server it lives."""
+    from fastapi.testclient import TestClient
+
+    from axiom.service.app import create_sidecar_app
+    from axiom.service.state import build_state
+
+    store = tmp_path / "secret-store-folder"
+    settings = make_settings(service={"data_root": str(tmp_path)}, store={"path": str(store)})
+    state = build_state(settings, warm_up=False)
+    try:
+        assert state.settings.store.mode == "embedded" and state.health.store.where.endswith(str(store))
+        with TestClient(create_sidecar_app(state)) as sidecar:
+            r = sidecar.get("/health")
+        assert r.status_code == 503, r.text  # nothing ingested: the collection does not exist
+        body = r.json()
+        assert body["chroma"]["mode"] == "embedded" and "does not exist" in body["reason"]
+        assert str(store) not in r.text and str(tmp_path) not in r.text, r.text
+    finally:
+        state.close()

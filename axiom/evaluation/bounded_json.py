@@ -79,7 +79,7 @@ def loads_bounded(data: bytes | str, *, max_bytes: int | None = None) -> Any:
     text that is not JSON, UnicodeDecodeError (a ValueError) for bytes that are not UTF-8."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if max_bytes is not None and len(raw) > max_bytes:
-        raise JSONBoundError(f"{size_text(len(raw))} long; the limit is {size_text(max_bytes)}")
+        raise JSONBoundError(f"{len(raw):,} bytes long; the limit is {size_text(max_bytes)}")
     if nesting_depth(raw) > MAX_DEPTH:
         raise JSONBoundError(f"nested deeper than {MAX_DEPTH} levels")
     try:

@@ -14,7 +14,8 @@ that item's failure. A failed item is never fatal: it is
 recorded as unanswered with its reason (e.g. `HTTP 500 from the endpoint (2 attempts)`), so its metrics are
 unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
 
-`transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests.
+`transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests (and
+`sleep=` / `clock=` the waits between retries and the monotonic clock of the deadline).
 """
 
 from __future__ import annotations
@@ -108,10 +109,10 @@ class EndpointClient:
     """Asks one question at a time (thread-safe: one httpx.Client shared by the pool's threads)."""
 
     def __init__(self, config: EndpointConfig, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.paths = config.paths()
-        self.sleep = sleep
+        self.sleep, self.clock = sleep, clock
         problems = header_problems(config.headers)
         if problems:
             raise ConfigError("endpoint: " + "; ".join(problems))
@@ -135,7 +136,7 @@ class EndpointClient:
     def _send(self, payload: Any) -> tuple[_Reply, float]:
         cfg = self.config
         t0 = time.perf_counter()
-        deadline = time.monotonic() + cfg.timeout_seconds
+        deadline = self.clock() + cfg.timeout_seconds
         given = {"params": payload} if cfg.method == "GET" else {"json": payload}
         with self._client.stream(cfg.method, cfg.url, **given) as response:
             if response.status_code >= 400:
@@ -158,7 +159,7 @@ class EndpointClient:
             if size > limit:
                 raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
             chunks.append(chunk)
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 raise _PastDeadline
         return b"".join(chunks)
 

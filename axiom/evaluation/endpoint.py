@@ -6,8 +6,9 @@ pool: it works the same from the CLI and inside a notebook's running event loop)
 `timeout_seconds` for the connection and for every read, and for the whole reply (a monotonic deadline checked
 between the chunks of the streamed body, so a server dripping an endless body is cut off: a request ends at most
 one read timeout after its deadline); `max_reply_bytes` for the reply (a larger declared Content-Length is refused
-unread, a streamed body is read no further than the limit); `bounded_json.py` for its nesting depth and number
-lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried `retries`
+unread, a streamed body is read and inflated no further than the limit: gzip and deflate are decoded here, a
+megabyte-sized bomb never inflates past it, other encodings are refused); `bounded_json.py` for its nesting depth
+and number lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried `retries`
 times with exponential backoff and jitter (Retry-After honoured, capped at a minute); other statuses, a reply
 beyond a bound, a reply that is not JSON and a reply without the mapped answer (or contexts) are not: they are
 that item's failure. A failed item is never fatal: it is
@@ -23,8 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -91,6 +93,26 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _decoder(encoding: str) -> Callable[[bytes, int], tuple[bytes, bytes]]:
+    """(output of at most `room` bytes, input left over) for a reply's Content-Encoding: none, gzip or deflate
+    (asked for in Accept-Encoding); another encoding is that item's failure."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return lambda data, room: (data, b"")
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise _BadReply(f"the endpoint's reply has Content-Encoding {encoding[:40]!r}; gzip, deflate or none "
+                        "is read")
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or zlib header, detected
+
+    def decode(data: bytes, room: int) -> tuple[bytes, bytes]:
+        try:
+            return inflate.decompress(data, room), inflate.unconsumed_tail
+        except zlib.error:
+            raise _BadReply(f"the endpoint's reply is not valid {name} data") from None
+
+    return decode
+
+
 def _strings(value: Any, name: str, shown: str, *, ids: bool = False) -> tuple[str, ...]:
     """A list of strings (ids: also integers); passages may be objects holding a `text` string."""
     if not isinstance(value, list):
@@ -116,7 +138,8 @@ class EndpointClient:
         problems = header_problems(config.headers)
         if problems:
             raise ConfigError("endpoint: " + "; ".join(problems))
-        self._client = httpx.Client(timeout=config.timeout_seconds, headers=config.headers,
+        self._client = httpx.Client(timeout=config.timeout_seconds,
+                                    headers={"Accept-Encoding": "gzip, deflate", **config.headers},
                                     trust_env=config.trust_env, transport=transport, follow_redirects=False)
         self._backoff = wait_exponential_jitter(initial=config.backoff_initial_seconds,
                                                 max=config.backoff_max_seconds, jitter=config.backoff_initial_seconds)
@@ -152,13 +175,22 @@ class EndpointClient:
         if declared.isdigit() and int(declared) > limit:
             raise _BadReply(f"the endpoint's reply declares {size_text(int(declared))}, more than max_reply_bytes "
                             f"({size_text(limit)})")
+        if response.is_stream_consumed:  # a transport that gave the body whole (already decoded by httpx)
+            pieces: Iterable[bytes] = [response.content]
+            decoder = _decoder("")
+        else:
+            pieces = response.iter_raw()
+            decoder = _decoder(response.headers.get("content-encoding", ""))
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
-            chunks.append(chunk)
+        for raw in pieces:
+            pending = raw
+            while pending:  # decompressed no further than the limit (a small gzip body can inflate 1000-fold)
+                chunk, pending = decoder(pending, limit - size + 1)
+                size += len(chunk)
+                if size > limit:
+                    raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
+                chunks.append(chunk)
             if self.clock() > deadline:
                 raise _PastDeadline
         return b"".join(chunks)

@@ -6,8 +6,11 @@ standard JSON. The loopback-server and peak-RSS checks are in tests/reliability/
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import math
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +253,30 @@ def test_responses_and_golden_lines_beyond_a_bound_are_bad_lines(tmp_path: Path)
         load_golden(golden)
     assert info.value.problems == [f"line 2: nested deeper than {MAX_DEPTH} levels",
                                    f"line 3: a number is 4401 characters long; the limit is {MAX_NUMBER_CHARS}"]
+
+
+def test_compressed_replies_inflate_no_further_than_the_limit() -> None:
+    bomb = gzip.compress(b" " * (64 << 20))  # 64 MiB of spaces in ~64 KiB
+    assert len(bomb) < 1 << 20
+    tracemalloc.start()
+    try:
+        answer = client_answer(lambda request: httpx.Response(200, content=iter([bomb]),
+                                                              headers={"Content-Encoding": "gzip"}))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.failure == "the endpoint's reply is longer than max_reply_bytes (16 MiB)"
+    assert peak < 40 << 20, peak  # inflated in one piece it would take 64 MiB
+    seen: list[str] = []
+
+    def packed(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Accept-Encoding"])
+        return httpx.Response(200, content=iter([zlib.compress(json.dumps(GOOD).encode())]),
+                              headers={"Content-Encoding": "deflate"})
+
+    assert client_answer(packed).contexts == ("c1",) and seen == ["gzip, deflate"]
+    for encoding, reason in (("zstd", "the endpoint's reply has Content-Encoding 'zstd'; gzip, deflate or none is "
+                                      "read"), ("gzip", "the endpoint's reply is not valid gzip data")):
+        answer = client_answer(lambda request, encoding=encoding: httpx.Response(
+            200, content=iter([b"\x00" * 64]), headers={"Content-Encoding": encoding}))
+        assert answer.failure == reason

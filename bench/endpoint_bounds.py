@@ -5,8 +5,8 @@ ordinary run; peak RSS of each subprocess (wait4's ru_maxrss) and its seconds.
 Each hostile run makes the first golden question hostile (the others are answered) and must exit 0 with a run
 folder, that question unmeasured with its reason, and a peak RSS at most 1.5x the ordinary run's. Prints a
 Markdown table and writes bench/results/endpoint_bounds.json. Takes ~2 minutes a run on a loaded 2-core machine
-(the embedding model is loaded for the offline metrics in every run); tests/reliability/test_endpoint_bounds.py
-checks the same bound on the endpoint client alone, in seconds.
+(the embedding model is loaded for the offline metrics in every run); tests/reliability/test_hostile_endpoint.py
+checks the same bound on the endpoint client alone (~30 s).
 """
 
 from __future__ import annotations

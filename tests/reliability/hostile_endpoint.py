@@ -1,5 +1,5 @@
 """A loopback stand-in for a deployed RAG system that replies with hostile bodies, and `axiom eval --endpoint`
-run against it as a subprocess whose peak RSS is measured (used by tests/reliability/test_endpoint_bounds.py and
+run against it as a subprocess whose peak RSS is measured (used by tests/reliability/test_hostile_endpoint.py and
 bench/endpoint_bounds.py; keep it free of pytest imports).
 
 Kinds of reply, per question:

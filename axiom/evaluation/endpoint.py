@@ -8,12 +8,11 @@ between the chunks of the streamed body, so a server dripping an endless body is
 one read timeout after its deadline); `max_reply_bytes` for the reply (a larger declared Content-Length is refused
 unread, a streamed body is read and inflated no further than the limit: gzip and deflate are decoded here, a
 megabyte-sized bomb never inflates past it, other encodings are refused); `bounded_json.py` for its nesting depth
-and number lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried `retries`
-times with exponential backoff and jitter (Retry-After honoured, capped at a minute); other statuses, a reply
-beyond a bound, a reply that is not JSON and a reply without the mapped answer (or contexts) are not: they are
-that item's failure. A failed item is never fatal: it is
-recorded as unanswered with its reason (e.g. `HTTP 500 from the endpoint (2 attempts)`), so its metrics are
-unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
+and number lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried
+`retries` times with exponential backoff and jitter (Retry-After honoured, capped at a minute); other statuses, a
+reply beyond a bound, a reply that is not JSON and a reply without the mapped answer (or contexts) are not: they
+are that item's failure. A failed item is never fatal: it is recorded as unanswered with its reason (e.g.
+`HTTP 500 from the endpoint (2 attempts)`), so its metrics are unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
 
 `transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests (and
 `sleep=` / `clock=` the waits between retries and the monotonic clock of the deadline).
@@ -181,19 +180,17 @@ class EndpointClient:
         else:
             pieces = response.iter_raw()
             decoder = _decoder(response.headers.get("content-encoding", ""))
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()  # one buffer: a list of 2-byte chunks would take 20 times their size
         for raw in pieces:
             pending = raw
             while pending:  # decompressed no further than the limit (a small gzip body can inflate 1000-fold)
-                chunk, pending = decoder(pending, limit - size + 1)
-                size += len(chunk)
-                if size > limit:
+                chunk, pending = decoder(pending, limit - len(body) + 1)
+                if len(body) + len(chunk) > limit:
                     raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
-                chunks.append(chunk)
+                body += chunk
             if self.clock() > deadline:
                 raise _PastDeadline
-        return b"".join(chunks)
+        return bytes(body)
 
     def ask(self, item: EvalItem, top_k: int | None) -> ItemAnswer:
         """The system's answer to one golden item, or an unanswered item with the reason."""

@@ -280,3 +280,18 @@ def test_compressed_replies_inflate_no_further_than_the_limit() -> None:
         answer = client_answer(lambda request, encoding=encoding: httpx.Response(
             200, content=iter([b"\x00" * 64]), headers={"Content-Encoding": encoding}))
         assert answer.failure == reason
+
+
+def test_a_body_of_tiny_chunks_takes_no_more_than_its_size() -> None:
+    def crumbs() -> Iterator[bytes]:
+        for _ in range(150_000):
+            yield bytes([32, 32])  # a new object each time, as a network read gives
+
+    tracemalloc.start()
+    try:
+        answer = client_answer(lambda request: httpx.Response(200, content=crumbs()), max_reply_bytes=512 << 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.failure == "the endpoint's reply is not JSON (HTTP 200, no content type)"
+    assert peak < 3 << 20, peak  # kept as 150,000 2-byte objects they would take ~6 MiB

@@ -32,7 +32,7 @@ from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.endpoint import EndpointClient, ask_endpoint
 from axiom.evaluation.endpoint_config import DEFAULT_RESPONSE, load_endpoint_config
 from axiom.evaluation.responses import load_responses, write_responses
-from tests.evaluation.helpers import TINY_GOLDEN
+from tests.evaluation.helpers import REPO, TINY_GOLDEN
 
 ITEM = load_golden(TINY_GOLDEN)[0]
 GOOD = {"answer": "yes", "contexts": ["c1"], "retrieved": ["a.md"]}
@@ -192,6 +192,13 @@ def test_the_default_mapping_reads_axioms_own_query_reply() -> None:
     assert plain.contexts == ("c1",) and plain.retrieved == ("a.md",)
     mixed = client_answer(lambda request: httpx.Response(200, json={**GOOD, "contexts": [{"source": "x"}]}))
     assert mixed.failure == "the endpoint's reply: contexts[0] at 'contexts' is dict, not a string"
+    shipped = load_endpoint_config(REPO / "evaluation" / "endpoints" / "axiom.yaml", environ={})
+    assert shipped.response["retrieved"] == "retrieved" and shipped.max_reply_bytes == 16 << 20
+    with EndpointClient(shipped, transport=httpx.MockTransport(lambda request: httpx.Response(200, json=reply)),
+                        sleep=lambda s: None) as client:
+        answer = client.ask(ITEM, 2)
+    assert answer.contexts == ("second", "first") and answer.retrieved == ("b.md", "a.md", "c.md")
+    assert answer.latency_seconds == 0.12
 
 
 # -- headers -------------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def golden_replies(items: list[Any]) -> dict[str, dict[str, Any]]:
                           "retrieved": list(it.relevant_sources)} for it in items}
 
 
-def mapping_file(folder: Path, url: str, *, timeout_seconds: float = 1.0) -> Path:
+def mapping_file(folder: Path, url: str, *, timeout_seconds: float = 2.0) -> Path:
     """The endpoint mapping used by the hostile runs: no retries, a short whole-request timeout."""
     path = folder / "endpoint.yaml"
     path.write_text(f"url: {url}\nretries: 0\ntimeout_seconds: {timeout_seconds}\nconcurrency: 2\n")

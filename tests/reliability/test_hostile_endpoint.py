@@ -29,13 +29,16 @@ from tests.reliability.hostile_endpoint import HostileServer, golden_replies, ma
 pytestmark = pytest.mark.usefixtures("restore_logging")  # main configures the root logger
 
 ITEMS = load_golden(TINY_GOLDEN)
-REASONS = {
-    "endless": "the endpoint's reply is longer than max_reply_bytes (16 MiB)",
-    "declared": "the endpoint's reply declares 1 GiB, more than max_reply_bytes (16 MiB)",
-    "deep": f"the endpoint's reply is beyond a bound: nested deeper than {MAX_DEPTH} levels",
-    "number": f"the endpoint's reply is beyond a bound: a number is 5000 characters long; the limit is "
-              f"{MAX_NUMBER_CHARS}",
-    "drip": "the endpoint timed out after 1s (1 attempt)",
+TIMED_OUT = "the endpoint timed out after 2s (1 attempt)"
+REASONS = {  # the reasons each kind may give
+    # 16 MiB arrive within the 2 s deadline on loopback, unless the machine is very loaded (load 16 on 2 cores
+    # read less than that in 1 s): then the deadline cuts the endless body first; either is a bound
+    "endless": ("the endpoint's reply is longer than max_reply_bytes (16 MiB)", TIMED_OUT),
+    "declared": ("the endpoint's reply declares 1 GiB, more than max_reply_bytes (16 MiB)",),
+    "deep": (f"the endpoint's reply is beyond a bound: nested deeper than {MAX_DEPTH} levels",),
+    "number": (f"the endpoint's reply is beyond a bound: a number is 5000 characters long; the limit is "
+               f"{MAX_NUMBER_CHARS}",),
+    "drip": (TIMED_OUT,),
 }
 ALL = dict(zip([it.question for it in ITEMS], [*REASONS, "ok"], strict=True))  # t01..t05 hostile, t06 answered
 BOUND = 1.5
@@ -64,12 +67,15 @@ def test_hostile_replies_are_unmeasured_and_the_client_stays_small(tmp_path: Pat
     failures, ordinary, _ = ask_in_subprocess({}, tmp_path / "ordinary")
     assert failures == dict.fromkeys([it.id for it in ITEMS])
     rows = [("ordinary", ordinary, 0)]
-    for kind, reason in REASONS.items():
+    for kind, reasons in REASONS.items():
         failures, peak, sent = ask_in_subprocess({ITEMS[0].question: kind}, tmp_path / kind)
-        assert failures == {ITEMS[0].id: reason, **{it.id: None for it in ITEMS[1:]}}, kind
+        first, others = failures.pop(ITEMS[0].id), set(failures.values())
+        assert first in reasons and others == {None}, (kind, first, others)
         rows.append((kind, peak, sent.get(kind, 0)))
     failures, peak, sent = ask_in_subprocess(ALL, tmp_path / "all")
-    assert failures == {**{it.id: REASONS[ALL[it.question]] for it in ITEMS[:5]}, ITEMS[5].id: None}
+    for it in ITEMS[:5]:
+        assert failures[it.id] in REASONS[ALL[it.question]], (it.id, failures)
+    assert failures[ITEMS[5].id] is None
     rows.append(("all five at once", peak, sum(sent.values())))
     with capsys.disabled():
         print("\nendpoint client, peak RSS (MiB) per reply kind:")
@@ -95,8 +101,8 @@ def test_hostile_replies_through_the_cli_leave_a_complete_run(tmp_path: Path, mo
     run = load_run(json.loads(out)["run"])
     rows = run.results.set_index("id")
     for it in ITEMS[:5]:
-        reason = REASONS[ALL[it.question]]
-        assert not rows.loc[it.id, "answered"] and rows.loc[it.id, "failure"] == reason, it.id
+        reason = rows.loc[it.id, "failure"]
+        assert not rows.loc[it.id, "answered"] and reason in REASONS[ALL[it.question]], (it.id, reason)
         assert json.loads(rows.loc[it.id, "notes"])["rouge_l"] == f"unmeasured: {reason}"
     assert rows.loc[ITEMS[5].id, "answered"] and rows.loc[ITEMS[5].id, "rouge_l"] == 1.0
     assert run.metrics["unanswered"]["n"] == 5 and run.manifest["source"]["max_reply_bytes"] == 16 << 20

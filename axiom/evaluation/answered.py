@@ -96,6 +96,6 @@ class Answered:
 def finite_or_nan(value: Any) -> float:
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range
         return NAN
     return out if math.isfinite(out) else NAN

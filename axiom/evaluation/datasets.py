@@ -10,7 +10,9 @@ Golden set format, one JSON object a line (blank lines are ignored):
 
 Loading validates every line and raises one `DatasetError` that lists every problem with its line number
 (bad JSON, missing or blank field, wrong type, unknown field, duplicate id, unknown source), so a broken file
-is fixed in one pass.
+is fixed in one pass. Lines are read with bounds (`bounded_json.py`): a line longer than MAX_LINE_BYTES, nested
+deeper than 64 levels or holding a number longer than 100 characters is a bad line like any other; a file
+larger than MAX_FILE_BYTES is refused before it is read.
 
 BEIR folders hold `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl` (`_id`, `text`) and
 `qrels/<split>.tsv` (header `query-id corpus-id score`).
@@ -27,12 +29,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from axiom.errors import DatasetError
+from axiom.evaluation.bounded_json import JSONBoundError, loads_bounded, size_text
 
 REQUIRED_FIELDS = ("id", "question", "reference")
 OPTIONAL_LIST_FIELDS = ("relevant_sources", "reference_contexts")
 KNOWN_FIELDS = set(REQUIRED_FIELDS) | set(OPTIONAL_LIST_FIELDS) | {"short_answer", "metadata"}
 SHORT_REFERENCE_WORDS = 4  # a reference of at most this many words is itself a short answer
 MAX_REPORTED_PROBLEMS = 200
+MAX_LINE_BYTES = 16 << 20  # one golden item or response
+MAX_FILE_BYTES = 1 << 30  # a golden set or responses file
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,11 @@ def _check_string_list(value: Any, name: str, where: str, problems: list[str]) -
 def read_jsonl_text(path: Path) -> str:
     """The text of a JSONL file (golden set, responses), or DatasetError saying why it cannot be read."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise DatasetError(str(path), [f"larger than {size_text(MAX_FILE_BYTES)}, the limit of a JSONL file"])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise DatasetError(str(path), ["file does not exist"]) from None
     except IsADirectoryError:
@@ -129,14 +138,17 @@ def raise_if_problems(path: str | Path, problems: list[str]) -> None:
 
 def json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line that is a JSON object; each other line is a problem,
-    named `<label>line N: ...`."""
+    named `<label>line N: ...` (a line beyond the bounds of `loads_bounded` too)."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            data = json.loads(raw)
+            data = loads_bounded(raw, max_bytes=MAX_LINE_BYTES)
         except json.JSONDecodeError as exc:
             problems.append(f"{label}line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except JSONBoundError as exc:
+            problems.append(f"{label}line {number}: {exc}")
             continue
         if not isinstance(data, dict):
             problems.append(f"{label}line {number}: expected a JSON object, got {type(data).__name__}")

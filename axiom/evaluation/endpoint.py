@@ -2,14 +2,20 @@
 module of the evaluation that speaks HTTP (httpx) and retries (tenacity).
 
 Every golden question is sent as the mapping of `endpoint_config.py` says, at most `concurrency` at once (a thread
-pool: it works the same from the CLI and inside a notebook's running event loop), each request bounded by
-`timeout_seconds`. Timeouts, connection errors, 429 and 5xx are retried `retries` times with exponential backoff
-and jitter (Retry-After honoured, capped at a minute); other statuses, a reply that is not JSON and a reply without
-the mapped answer (or contexts) are not: they are that item's failure. A failed item is never fatal: it is
-recorded as unanswered with its reason (e.g. `HTTP 500 from the endpoint (2 attempts)`), so its metrics are
-unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
+pool: it works the same from the CLI and inside a notebook's running event loop). Each request is bounded:
+`timeout_seconds` for the connection and for every read, and for the whole reply (a monotonic deadline checked
+between the chunks of the streamed body, so a server dripping an endless body is cut off: a request ends at most
+one read timeout after its deadline); `max_reply_bytes` for the reply (a larger declared Content-Length is refused
+unread, a streamed body is read and inflated no further than the limit: gzip and deflate are decoded here, a
+megabyte-sized bomb never inflates past it, other encodings are refused); `bounded_json.py` for its nesting depth
+and number lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried
+`retries` times with exponential backoff and jitter (Retry-After honoured, capped at a minute); other statuses, a
+reply beyond a bound, a reply that is not JSON and a reply without the mapped answer (or contexts) are not: they
+are that item's failure. A failed item is never fatal: it is recorded as unanswered with its reason (e.g.
+`HTTP 500 from the endpoint (2 attempts)`), so its metrics are unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
 
-`transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests.
+`transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests (and
+`sleep=` / `clock=` the waits between retries and the monotonic clock of the deadline).
 """
 
 from __future__ import annotations
@@ -17,16 +23,27 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from axiom.errors import ConfigError
 from axiom.evaluation.answered import Answered, ItemAnswer, finite_or_nan
-from axiom.evaluation.endpoint_config import REQUIRED_IN_REPLY, EndpointConfig, MissingField, extract, render
+from axiom.evaluation.bounded_json import JSONBoundError, loads_bounded, size_text
+from axiom.evaluation.endpoint_config import (
+    REQUIRED_IN_REPLY,
+    EndpointConfig,
+    MissingField,
+    extract,
+    header_problems,
+    render,
+)
 from axiom.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -47,13 +64,24 @@ class _StatusError(Exception):
 
 
 class _BadReply(Exception):
-    """A 2xx reply that cannot be read through the mapping (not retried)."""
+    """A 2xx reply that cannot be read through the mapping, or beyond a bound (not retried)."""
+
+
+class _PastDeadline(Exception):
+    """The whole reply took longer than timeout_seconds (retried like a timeout)."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    content_type: str
+    body: bytes
 
 
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, _StatusError):
         return exc.status == 429 or exc.status >= 500
-    return isinstance(exc, httpx.TransportError)
+    return isinstance(exc, (httpx.TransportError, _PastDeadline))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -64,9 +92,32 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def _decoder(encoding: str) -> Callable[[bytes, int], tuple[bytes, bytes]]:
+    """(output of at most `room` bytes, input left over) for a reply's Content-Encoding: none, gzip or deflate
+    (asked for in Accept-Encoding); another encoding is that item's failure."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return lambda data, room: (data, b"")
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise _BadReply(f"the endpoint's reply has Content-Encoding {encoding[:40]!r}; gzip, deflate or none "
+                        "is read")
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or zlib header, detected
+
+    def decode(data: bytes, room: int) -> tuple[bytes, bytes]:
+        try:
+            return inflate.decompress(data, room), inflate.unconsumed_tail
+        except zlib.error:
+            raise _BadReply(f"the endpoint's reply is not valid {name} data") from None
+
+    return decode
+
+
 def _strings(value: Any, name: str, shown: str, *, ids: bool = False) -> tuple[str, ...]:
+    """A list of strings (ids: also integers); passages may be objects holding a `text` string."""
     if not isinstance(value, list):
         raise _BadReply(f"the endpoint's reply: {name} at {shown!r} is {type(value).__name__}, not a list")
+    if not ids:
+        value = [v["text"] if isinstance(v, dict) and isinstance(v.get("text"), str) else v for v in value]
     ok = (str, int) if ids else (str,)
     bad = [i for i, v in enumerate(value) if isinstance(v, bool) or not isinstance(v, ok)]
     if bad:
@@ -79,11 +130,15 @@ class EndpointClient:
     """Asks one question at a time (thread-safe: one httpx.Client shared by the pool's threads)."""
 
     def __init__(self, config: EndpointConfig, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.paths = config.paths()
-        self.sleep = sleep
-        self._client = httpx.Client(timeout=config.timeout_seconds, headers=config.headers,
+        self.sleep, self.clock = sleep, clock
+        problems = header_problems(config.headers)
+        if problems:
+            raise ConfigError("endpoint: " + "; ".join(problems))
+        self._client = httpx.Client(timeout=config.timeout_seconds,
+                                    headers={"Accept-Encoding": "gzip, deflate", **config.headers},
                                     trust_env=config.trust_env, transport=transport, follow_redirects=False)
         self._backoff = wait_exponential_jitter(initial=config.backoff_initial_seconds,
                                                 max=config.backoff_max_seconds, jitter=config.backoff_initial_seconds)
@@ -100,17 +155,42 @@ class EndpointClient:
             return min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)
         return float(self._backoff(state))
 
-    def _send(self, payload: Any) -> tuple[httpx.Response, float]:
+    def _send(self, payload: Any) -> tuple[_Reply, float]:
         cfg = self.config
         t0 = time.perf_counter()
-        if cfg.method == "GET":
-            response = self._client.get(cfg.url, params=payload)
+        deadline = self.clock() + cfg.timeout_seconds
+        given = {"params": payload} if cfg.method == "GET" else {"json": payload}
+        with self._client.stream(cfg.method, cfg.url, **given) as response:
+            if response.status_code >= 400:
+                raise _StatusError(response.status_code, _retry_after(response))
+            body = self._body(response, deadline)
+            reply = _Reply(response.status_code, response.headers.get("content-type", ""), body)
+        return reply, time.perf_counter() - t0
+
+    def _body(self, response: httpx.Response, deadline: float) -> bytes:
+        """The reply's body, read as a stream within the deadline and no further than max_reply_bytes."""
+        limit = self.config.max_reply_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _BadReply(f"the endpoint's reply declares {size_text(int(declared))}, more than max_reply_bytes "
+                            f"({size_text(limit)})")
+        if response.is_stream_consumed:  # a transport that gave the body whole (already decoded by httpx)
+            pieces: Iterable[bytes] = [response.content]
+            decoder = _decoder("")
         else:
-            response = self._client.request(cfg.method, cfg.url, json=payload)
-        seconds = time.perf_counter() - t0
-        if response.status_code >= 400:
-            raise _StatusError(response.status_code, _retry_after(response))
-        return response, seconds
+            pieces = response.iter_raw()
+            decoder = _decoder(response.headers.get("content-encoding", ""))
+        body = bytearray()  # one buffer: a list of 2-byte chunks would take 20 times their size
+        for raw in pieces:
+            pending = raw
+            while pending:  # decompressed no further than the limit (a small gzip body can inflate 1000-fold)
+                chunk, pending = decoder(pending, limit - len(body) + 1)
+                if len(body) + len(chunk) > limit:
+                    raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
+                body += chunk
+            if self.clock() > deadline:
+                raise _PastDeadline
+        return bytes(body)
 
     def ask(self, item: EvalItem, top_k: int | None) -> ItemAnswer:
         """The system's answer to one golden item, or an unanswered item with the reason."""
@@ -129,7 +209,9 @@ class EndpointClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     response, seconds = self._send(payload)
-        except httpx.TimeoutException:
+        except _BadReply as exc:
+            return ItemAnswer.unanswered(str(exc), generator=GENERATOR)
+        except (httpx.TimeoutException, _PastDeadline):
             return self._failed(f"the endpoint timed out after {cfg.timeout_seconds:g}s", attempts)
         except _StatusError as exc:
             return self._failed(f"HTTP {exc.status} from the endpoint", attempts)
@@ -143,12 +225,14 @@ class EndpointClient:
     def _failed(self, what: str, attempts: int) -> ItemAnswer:
         return ItemAnswer.unanswered(f"{what} ({attempts} attempt{'s' if attempts != 1 else ''})", generator=GENERATOR)
 
-    def _read(self, response: httpx.Response, seconds: float) -> ItemAnswer:
+    def _read(self, response: _Reply, seconds: float) -> ItemAnswer:
         try:
-            doc = response.json()
-        except ValueError:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise _BadReply(f"the endpoint's reply is not JSON (HTTP {response.status_code}, {kind})") from None
+            doc = loads_bounded(response.body)
+        except JSONBoundError as exc:
+            raise _BadReply(f"the endpoint's reply is beyond a bound: {exc}") from None
+        except ValueError:  # not JSON, not UTF-8
+            kind = response.content_type.split(";")[0] or "no content type"
+            raise _BadReply(f"the endpoint's reply is not JSON (HTTP {response.status}, {kind})") from None
         got: dict[str, Any] = {}
         for name, segments in self.paths.items():
             shown = self.config.response[name]

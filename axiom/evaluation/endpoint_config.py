@@ -18,16 +18,21 @@ FILE.yaml`): how to ask a question and where the answer, contexts and retrieved 
       latency_ms: took_ms                # optional: the system's own latency (else the measured wall time);
       usage: usage                       #   or latency_seconds; usage: an object of token counts
     concurrency: 4                       # requests in flight at once
-    timeout_seconds: 30                  # per request
+    timeout_seconds: 30                  # per request: connect, each read, and the whole reply (checked between
+                                         #   chunks; a silent server is cut by the read timeout)
+    max_reply_bytes: 16777216            # a larger reply (declared or streamed) is that item's failure (16 MiB)
     retries: 2                           # on timeouts, connection errors, 429 and 5xx (Retry-After honoured)
     backoff_initial_seconds: 0.5
     backoff_max_seconds: 8
     trust_env: true                      # proxies from HTTP(S)_PROXY / NO_PROXY
 
-Without a file the mapping is the responses-file shape: `{"question": ...}` in, `answer`, `contexts` (strings) and
-`retrieved` out. `answer` (and `contexts` when mapped) must be in every reply; a reply without them is a failure of
+Without a file the mapping is the responses-file shape, which is also Axiom's own `POST /query` reply:
+`{"question": ...}` in, `answer`, `contexts` and `retrieved` (source ids in rank order) out. Contexts (and
+retrieved_contexts) may be strings or objects holding a `text` string (Axiom's contexts are such objects). `answer` (and `contexts` when mapped) must be in every reply; a reply without them is a failure of
 that item. Header values are secrets: they are resolved here from the environment the face passes in, kept out of
-`repr`, the manifest and the logs (the manifest names the headers only). Every problem of a file is reported at
+`repr`, the manifest and the logs (the manifest names the headers only); a value that is not printable ASCII
+(a non-ASCII character, a control character such as a newline) is a problem naming the header and where its
+value came from, never the value or any character of it. Every problem of a file is reported at
 once (`ConfigError`, exit code 2).
 """
 
@@ -48,10 +53,13 @@ Segment = str | int | object
 FIELDS = ("answer", "contexts", "retrieved", "retrieved_contexts", "latency_ms", "latency_seconds", "usage")
 REQUIRED_IN_REPLY = ("answer", "contexts")  # when mapped
 KNOWN = {"url", "method", "body", "headers", "headers_from_env", "response", "concurrency", "timeout_seconds",
-         "retries", "backoff_initial_seconds", "backoff_max_seconds", "trust_env"}
+         "max_reply_bytes", "retries", "backoff_initial_seconds", "backoff_max_seconds", "trust_env"}
+MAX_REPLY_BYTES = 16 << 20
 DEFAULT_RESPONSE = {"answer": "answer", "contexts": "contexts", "retrieved": "retrieved"}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DOTTED = re.compile(r"([^.\[\]]+)|\[(\*|\d*)\]")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # printable ASCII, space and tab (what httpx can send)
 
 
 class MissingField(LookupError):
@@ -131,6 +139,7 @@ class EndpointConfig:
     response: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RESPONSE))
     concurrency: int = 4
     timeout_seconds: float = 30.0
+    max_reply_bytes: int = MAX_REPLY_BYTES
     retries: int = 2
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 8.0
@@ -150,9 +159,31 @@ class EndpointConfig:
         return {"url": redact_url(self.url), "method": self.method, "config": self.config_path,
                 "config_sha256": self.config_sha256, "body": self.body, "headers": sorted(self.headers),
                 "response": dict(self.response), "concurrency": self.concurrency,
-                "timeout_seconds": self.timeout_seconds, "retries": self.retries,
+                "timeout_seconds": self.timeout_seconds, "max_reply_bytes": self.max_reply_bytes,
+                "retries": self.retries,
                 "backoff_initial_seconds": self.backoff_initial_seconds,
                 "backoff_max_seconds": self.backoff_max_seconds}
+
+
+def header_problems(headers: Mapping[str, str], origins: Mapping[str, str] | None = None) -> list[str]:
+    """What is wrong with header names and resolved values, naming the header (and where its value came from,
+    `origins`) but never the value or any character of it."""
+    problems = []
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            problems.append(f"headers: {name.encode('ascii', 'backslashreplace').decode()!r} is not a valid header "
+                            "name (letters, digits and !#$%&'*+-.^_`|~)")
+        elif not _HEADER_VALUE.fullmatch(value):
+            where = (origins or {}).get(name)
+            problems.append(f"headers.{name}: the value{f' (from {where})' if where else ''} holds a character "
+                            "that is not printable ASCII (a non-ASCII letter or a control character such as a "
+                            "newline); a header value must be ASCII letters, digits, punctuation and spaces")
+    return problems
+
+
+def _origin(value: Any) -> str | None:
+    names = [m.group(1) for m in _ENV.finditer(str(value))]
+    return f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else None
 
 
 def _resolve_header(name: str, value: Any, environ: Mapping[str, str], problems: list[str]) -> str:
@@ -223,6 +254,7 @@ def load_endpoint_config(path: str | Path | None = None, *, url: str | None = No
     elif method == "GET" and not isinstance(body, dict):
         problems.append("body: with method GET the body must be an object (its keys become query parameters)")
     headers: dict[str, str] = {}
+    origins: dict[str, str] = {}
     for section, by_env in (("headers", False), ("headers_from_env", True)):
         given = data.get(section) or {}
         if not isinstance(given, dict):
@@ -232,9 +264,12 @@ def load_endpoint_config(path: str | Path | None = None, *, url: str | None = No
             if by_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value)):
                 problems.append(f"headers_from_env.{name}: expected the name of an environment variable")
                 continue
-            resolved = _resolve_header(str(name), "${" + str(value) + "}" if by_env else value, environ, problems)
+            template = "${" + str(value) + "}" if by_env else value
+            resolved = _resolve_header(str(name), template, environ, problems)
             if resolved:
                 headers[str(name)] = resolved
+                origins[str(name)] = _origin(template) or "the file"
+    problems.extend(header_problems(headers, origins))
     response = data.get("response", DEFAULT_RESPONSE)
     if not isinstance(response, dict):
         problems.append("response: expected an object of field -> path")
@@ -254,6 +289,7 @@ def load_endpoint_config(path: str | Path | None = None, *, url: str | None = No
     numbers = {key: _number(data, key, default, problems, integer=integer, minimum=minimum,
                             strict=key == "timeout_seconds")
                for key, default, integer, minimum in (("concurrency", 4, True, 1), ("timeout_seconds", 30.0, False, 0),
+                                                      ("max_reply_bytes", MAX_REPLY_BYTES, True, 1),
                                                       ("retries", 2, True, 0),
                                                       ("backoff_initial_seconds", 0.5, False, 0),
                                                       ("backoff_max_seconds", 8.0, False, 0))}

@@ -14,14 +14,14 @@ JSONL, one object a line (blank lines are ignored):
      "metadata": {...}}                    # optional: free-form, carried along
 
 Loading validates every line and raises one `DatasetError` naming every problem with its line number (bad JSON,
-not an object, missing field, wrong type, unknown field, unknown id, duplicate id, a question that is not the
-golden item's). Golden items without a response are not an error: they are reported (logged, and listed in the
-manifest's `source.missing`) and counted as unmeasured on every metric, never dropped.
+a line beyond the bounds of `bounded_json.py`, not an object, missing field, wrong type, unknown field, unknown
+id, duplicate id, a question that is not the golden item's). Golden items without a response are not an error:
+they are reported (logged, and listed in the manifest's `source.missing`) and counted as unmeasured on every
+metric, never dropped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from axiom.evaluation.answered import Answered, ItemAnswer, finite_or_nan
+from axiom.evaluation.bounded_json import dumps_finite
 from axiom.evaluation.datasets import EvalItem, file_sha256, json_objects, raise_if_problems, read_jsonl_text
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,11 @@ def response_record(item: EvalItem, answer: ItemAnswer, *, run: str | None = Non
 
 def write_responses(target: str | Path, items: Sequence[EvalItem], answers: Sequence[ItemAnswer], *,
                     run: str | None = None) -> Path:
-    """Write the answered items as a responses file (unanswered ones are left out: they have no answer).
-    Atomic (temporary file + rename) and private (0600): it holds the questions and answers."""
+    """Write the answered items as a responses file (unanswered ones are left out: they have no answer) in
+    standard JSON (a NaN or infinite number, e.g. in free-form metadata, is written as null). Atomic (temporary file + rename) and private (0600): it holds the questions and answers."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(response_record(it, a, run=run), ensure_ascii=False) + "\n"
+    lines = [dumps_finite(response_record(it, a, run=run), ensure_ascii=False) + "\n"
              for it, a in zip(items, answers, strict=True) if a.answered]
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from axiom.errors import DatasetError
+from axiom.evaluation import datasets
 from axiom.evaluation.datasets import EvalItem, load_beir, load_golden
 
 
@@ -102,3 +103,16 @@ def test_load_beir_reports_unknown_ids(tmp_path: Path) -> None:
     assert "line 5: expected 3 tab-separated columns" in text
     with pytest.raises(DatasetError, match="qrels/dev.tsv is missing"):
         load_beir(folder, split="dev")
+
+
+def test_a_file_beyond_the_size_bound_is_refused_before_it_is_read(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big.jsonl"
+    line = '{"id": "q1", "question": "Q?", "reference": "R."}\n'
+    big.write_text(line * 100, encoding="utf-8")
+    monkeypatch.setattr(datasets, "MAX_FILE_BYTES", len(line) * 100 - 1)
+    with pytest.raises(DatasetError, match=r"larger than 4\.882 KiB, the limit of a JSONL file"):
+        load_golden(big)
+    monkeypatch.setattr(datasets, "MAX_FILE_BYTES", len(line) * 100)
+    with pytest.raises(DatasetError, match="line 2: duplicate id"):
+        load_golden(big)

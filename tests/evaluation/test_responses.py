@@ -132,6 +132,8 @@ def test_bad_lines_are_refused_naming_every_line(tmp_path: Path, monkeypatch: py
         json.dumps({"id": "t06", "answer": "a", "contexts": [], "latency_ms": -1, "retrieved": "c.md"}),  # 9
         "",                                                                     # blank: ignored
         "[1, 2]",                                                               # 11 not an object
+        '{"id": "t07", "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}",    # 12 nested too deep
+        '{"id": "t08", "answer": "a", "contexts": [], "latency_ms": ' + "5" * 5000 + "}",  # 13 a huge number
     ]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n")
@@ -141,14 +143,15 @@ def test_bad_lines_are_refused_naming_every_line(tmp_path: Path, monkeypatch: py
                    "line 1)", "line 5: field 'answer' must be a string", "line 6: contexts[1] must be a string",
                    "line 7: unknown field(s) 'score'", "line 8: missing field 'contexts'",
                    "line 9: field 'retrieved' must be a list", "line 9: field 'latency_ms'",
-                   "line 11: expected a JSON object"):
+                   "line 11: expected a JSON object", "line 12: nested deeper than 64 levels",
+                   "line 13: a number is 5000 characters long; the limit is 100"):
         assert needle in err, (needle, err)
     assert "line 1:" not in err and "line 10" not in err
-    assert err.startswith("axiom: error: ")
+    assert err.startswith("axiom: error: ") and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
     with pytest.raises(DatasetError) as info:
         load_responses(bad, load_golden(TINY_GOLDEN))
-    assert len(info.value.problems) == 10  # nine bad lines, line 9 with two problems
+    assert len(info.value.problems) == 12  # eleven bad lines, line 9 with two problems
 
 
 def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path: Path, embedder) -> None:  # noqa: ANN001

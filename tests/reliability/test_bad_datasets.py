@@ -1,5 +1,6 @@
 """Bad evaluation datasets through the real `axiom eval` / `axiom retrieval-eval` (the CLI's `main`, in this process):
-DatasetError, exit 2, a message naming the file and the line, and nothing written: no runs folder, no store, no
+DatasetError, exit 2, a message naming the file and the line (also for a line beyond the bounds of
+bounded_json.py: too deep, a number too long, too large), no traceback, and nothing written: no runs folder, no store, no
 collection (the dataset is validated before anything is ingested). Every-problem-at-once listing is unit-tested
 in tests/evaluation/test_datasets.py."""
 
@@ -33,6 +34,12 @@ GOLDEN_CASES = {
                        ["line 1: unknown source(s) 'nowhere.md' (not in the corpus)"]),
     "empty_dataset": (["", "   ", ""], ["the dataset is empty (no questions)"]),
     "not_utf8": (None, ["not UTF-8 text (byte 4)"]),
+    "nested_too_deep": ([GOOD_LINES[0], "[" * 100_000, json.dumps({**T01, "id": "t03"})],
+                        ["line 2: nested deeper than 64 levels"]),
+    "number_too_long": ([GOOD_LINES[0], '{"id": "t02", "question": "Q?", "reference": "R.", "metadata": {"n": '
+                         + "9" * 5000 + "}}"], ["line 2: a number is 5000 characters long; the limit is 100"]),
+    "line_too_long": ([GOOD_LINES[0], json.dumps({**T01, "id": "t02", "reference": "r" * (16 << 20)})],
+                      ["line 2: 16,777,", " bytes long; the limit is 16 MiB"]),
 }
 
 
@@ -56,7 +63,7 @@ def test_bad_golden_set_exits_2_naming_the_line_and_writes_nothing(
                  "--name", case])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert f"{dataset}: " in err, err
+    assert f"{dataset}: " in err and "Traceback" not in err, err
     for w in words:
         assert w in err, (w, err)
     assert tree(work) == before  # no runs folder, no store, no BM25 index, no judge cache

@@ -173,3 +173,58 @@ def test_html_report_shows_injections_as_text(hostile: dict[str, Any]) -> None:
     text = "".join(seen.text)
     assert ITEMS[0]["question"] in text and ITEMS[1]["question"] in text and ITEMS[1]["id"] in text
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2  # the report's own charts
+
+
+# -- fast checks of the pieces ---------------------------------------------------------------------------
+ALL_PUNCTUATION = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
+
+
+@pytest.mark.parametrize("payload", [IMG, SCRIPT, SVG, LINK, f"![i](http://example.com/x.png) <{LINK}>",
+                                     "&lt;img&gt; &amp; $x$ **b** `c` \\<i>", "1. item\n# heading\n> quote\n---",
+                                     ALL_PUNCTUATION, "www.example.com https://example.com/a_b"])
+def test_markdown_text_renders_as_the_text_itself(payload: str) -> None:
+    """Whatever a value holds, both renderers show exactly its characters (line breaks aside), in one paragraph."""
+    from axiom.notebook.markup import markdown_text
+
+    for html in _rendered_markdown(markdown_text(payload)):
+        seen = _read(html)
+        assert not seen.live, html
+        assert html.startswith("<p>") and html.count("<p>") == 1 and "<a " not in html and "<code>" not in html, html
+        assert " ".join("".join(seen.text).split()) == " ".join(payload.split()), html
+
+
+def test_answer_view_escapes_every_value() -> None:
+    from axiom.notebook.markup import answer_markdown
+    from axiom.types import Answer, Citation
+
+    answer = Answer(question=f"Why {IMG}?", answer=f"Because {SCRIPT} {LINK}.", generator=f"gen{SVG}",
+                    citations=[Citation(n=1, source=f"{IMG}.md", page=3, chunk_id="c1", score=0.5)], contexts=[],
+                    degraded=True, degraded_reason=f"judge said {LINK}")
+    markdown = answer_markdown(answer).data
+    for html in _rendered_markdown(markdown):
+        seen = _read(html)
+        assert not seen.live, html
+        text = "".join(seen.text)
+        for value in (answer.question, answer.answer, answer.generator, f"{IMG}.md", answer.degraded_reason):
+            assert value in text, (value, text)
+        assert "<strong>Q:</strong>" in html and "<code>" in html  # the view's own markup stays
+
+
+def test_the_checker_sees_live_markup() -> None:
+    """The check the notebook tests rely on: a live tag, handler, script or javascript: link is seen; its
+    escaped form is text."""
+    for live in (IMG, SCRIPT, f"<p>{SVG}</p>", '<a href=" JavaScript:alert(1)">x</a>', "<b onmouseover=x()>b</b>"):
+        assert _read(live).live, live
+    escaped = "&lt;img src=x onerror=alert(1)&gt; &lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))"
+    seen = _read(f"<p>{escaped}</p>")
+    assert not seen.live and "".join(seen.text) == f"{IMG} {SCRIPT} {LINK}"
+
+
+def test_delta_chart_with_an_interval_that_misses_its_delta() -> None:
+    """A bootstrap of a few questions can give an interval that does not hold the delta: no negative whisker."""
+    from axiom import comparison_report
+
+    metrics = {"chrf": {"delta": 0.2, "ci": [0.25, 0.4], "verdict": "better"},
+               "recall@5": {"delta": -0.1, "ci": [-0.3, -0.15], "verdict": "no detectable change"}}
+    fig = comparison_report.delta_chart([{"a": "/runs/a", "b": "/runs/b", "metrics": metrics}])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["chrf", "recall@5"]

@@ -129,6 +129,11 @@ FROM backend AS jupyter
 ENV JUPYTER_PORT=8888 \
     SHELL=/bin/bash
 
+# JupyterLab's default settings, as `make lab` gives them (jupyter-lab-settings/overrides.json, read from the
+# environment's share/jupyter/lab/settings): no "get notified about official Jupyter news?" pop-up for every new
+# user, no news fetched and no update check (an offline workbench); a user can still turn them on.
+COPY jupyter-lab-settings/overrides.json /opt/venv/share/jupyter/lab/settings/overrides.json
+
 EXPOSE 8888
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8888/api', timeout=4).status == 200 else 1)"]

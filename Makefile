@@ -143,7 +143,10 @@ NBSTRIP_EXTRA_KEYS := metadata.papermill cell.metadata.papermill cell.metadata.e
 # JupyterLab on the project's environment: notebooks/ as root, a token (JUPYTER_TOKEN, or a fresh one, printed),
 # the store from config.yaml / environment (CHROMA_PATH, CHROMA_HOST, ... as for the CLI), loopback unless LAB_IP.
 # The token reaches Jupyter through the environment (it reads JUPYTER_TOKEN), never on its command line, which
-# every user of the machine can read with `ps`.
+# every user of the machine can read with `ps`. The lab's default settings come from jupyter-lab-settings/
+# (overrides.json: no "get notified about official Jupyter news?" pop-up, no news fetched, no update check; the
+# jupyter image puts the same file in its environment's share/jupyter/lab/settings); a user can still change them.
+LAB_SETTINGS := $(CURDIR)/jupyter-lab-settings
 lab: $(STAMP)
 	@if [ -n "$${JUPYTER_TOKEN:-}" ]; then \
 	  echo "JupyterLab token: the one in JUPYTER_TOKEN"; \
@@ -155,7 +158,7 @@ lab: $(STAMP)
 	fi; \
 	export JUPYTER_TOKEN; \
 	AXIOM_PROJECT_ROOT="$(CURDIR)" exec $(VENV)/bin/jupyter lab --no-browser --ip "$(LAB_IP)" --port "$(LAB_PORT)" \
-	  --ServerApp.root_dir="$(CURDIR)/notebooks" \
+	  --ServerApp.root_dir="$(CURDIR)/notebooks" --LabApp.app_settings_dir="$(LAB_SETTINGS)" \
 	  --LabApp.extension_manager=readonly $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Notebooks are committed without outputs or execution counts (tests/notebooks checks it).

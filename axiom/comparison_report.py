@@ -105,9 +105,11 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     for i, comp in enumerate(comparisons):
         entries = [comp["metrics"].get(m, {}) for m in metrics]
         deltas = [e.get("delta") or 0.0 for e in entries]
-        lows = [d - (e.get("ci") or [d, d])[0] if (e.get("ci") or [None])[0] is not None else 0.0
+        # whiskers from the delta to its interval's ends, never negative (an interval that does not hold the
+        # delta, as a bootstrap of a few questions can give, draws no whisker on that side)
+        lows = [max(0.0, d - (e.get("ci") or [d, d])[0]) if (e.get("ci") or [None])[0] is not None else 0.0
                 for d, e in zip(deltas, entries, strict=True)]
-        highs = [(e.get("ci") or [d, d])[1] - d if (e.get("ci") or [None, None])[1] is not None else 0.0
+        highs = [max(0.0, (e.get("ci") or [d, d])[1] - d) if (e.get("ci") or [None, None])[1] is not None else 0.0
                  for d, e in zip(deltas, entries, strict=True)]
         offs = y - 0.375 + height * (i + 0.5)
         ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)], label=Path(comp["b"]).name,

@@ -9,6 +9,8 @@ logic is tested like any other module. Conventions:
   a notebook shows one by leaving it as the cell's last expression (after `%matplotlib inline`). Every
   chart has a title and labelled axes.
 - Text that can be long (questions, answers, contexts) is shortened with `clip`.
+- Outside text (questions, answers, documents, dataset fields) only ever reaches HTML through a DataFrame, whose
+  HTML escapes it; Markdown built from it lives in `axiom.notebook.markup`, which escapes it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def notebook_display(max_colwidth: int = 240, max_rows: int = 200) -> None:
     pd.set_option("display.max_rows", max_rows)
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.width", 200)
+    # a `$...$` in a document or an answer is text, not math for MathJax (JupyterLab, nbconvert's report)
+    pd.set_option("display.html.use_mathjax", False)
 
 
 def clip(text: Any, limit: int = 200) -> str:
@@ -164,20 +168,6 @@ def example_questions(dataset: str | Path, n: int = 8) -> pd.DataFrame:
     items = load_golden(Path(dataset))[:n]
     return pd.DataFrame({"id": [it.id for it in items], "question": [it.question for it in items]},
                         index=pd.RangeIndex(1, len(items) + 1))
-
-
-def answer_markdown(answer: Answer) -> Any:
-    """The answer with its numbered citations, as Markdown."""
-    from IPython.display import Markdown
-
-    lines = [f"**Q:** {answer.question}", "", f"**A** ({answer.generator}): {answer.answer}"]
-    if answer.degraded:
-        lines += ["", f"*degraded: {answer.degraded_reason}*"]
-    if answer.citations:
-        lines += ["", "**Citations**", ""]
-        lines += [f"{c.n}. `{c.source}`" + (f" p.{c.page}" if c.page is not None else "") + f" (score {c.score:.3f})"
-                  for c in answer.citations]
-    return Markdown("\n".join(lines))
 
 
 def citations_table(answer: Answer) -> pd.DataFrame:

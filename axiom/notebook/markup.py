@@ -1,0 +1,55 @@
+"""What the notebooks show as Markdown, with every piece of outside text escaped.
+
+Questions, answers, documents (their text and file names), dataset fields and run names are data, never markup:
+a question holding `<img src=x onerror=...>` or an answer holding `[x](javascript:...)` must show as those
+characters, in JupyterLab (marked) as in the HTML report (nbconvert's mistune), not become a live tag or link.
+Every notebook output passes one of three ways, each escaping such text:
+
+- tables are pandas DataFrames, whose HTML escapes every cell, header and index label (pandas's `escape=True`,
+  never turned off here); `axiom.reporting.notebook_display` also marks them for MathJax to leave alone, so a
+  `$...$` in a document is not typeset;
+- Markdown is built here: `markdown_text` escapes a value for the inside of a Markdown paragraph, and
+  `answer_markdown` (02_query's answer view) escapes the question, the answer, the generator, the degraded reason
+  and the citations' sources;
+- printed text (`print`, audits, verdicts) is a stream output, which both render as text.
+
+The module is small and imports nothing heavy (IPython only when a view is built).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from axiom.types import Answer
+
+# ASCII punctuation that means something to Markdown (emphasis, code, links and images, headings, lists, tables,
+# strikethrough, math, setext underlines, the colon of bare-URL links): backslash-escaped, which CommonMark, GFM
+# (marked) and mistune all read as the character itself. `&`, `<` and `>` become HTML entities instead (no tag,
+# autolink or entity survives).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$=:])")
+
+
+def markdown_text(value: Any) -> str:
+    """`value` as literal text inside a Markdown paragraph: no tag, link, image, emphasis or math can come of it.
+    None is the empty string; line breaks stay line breaks."""
+    text = "" if value is None else str(value)
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
+
+
+def answer_markdown(answer: Answer) -> Any:
+    """02_query's answer view: the question, the answer with its generator, and the numbered citations, as an
+    IPython Markdown object with every value from the question, the answer or the documents escaped."""
+    from IPython.display import Markdown
+
+    lines = [f"**Q:** {markdown_text(answer.question)}", "",
+             f"**A** ({markdown_text(answer.generator)}): {markdown_text(answer.answer)}"]
+    if answer.degraded:
+        lines += ["", f"*degraded: {markdown_text(answer.degraded_reason)}*"]
+    if answer.citations:
+        lines += ["", "**Citations**", ""]
+        lines += [f"{c.n}. <code>{markdown_text(c.source)}</code>" + (f" p.{c.page}" if c.page is not None else "")
+                  + f" (score {c.score:.3f})" for c in answer.citations]
+    return Markdown("\n".join(lines))

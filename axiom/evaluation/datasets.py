@@ -129,7 +129,7 @@ def read_jsonl_text(path: Path) -> str:
 
 
 _LINE_PREFIX = re.compile(r"^(?:[\w.-]+ )?line \d+: ")
-_VALUES = re.compile(r"((?:\bids?|source\(s\)|golden item) )'[^']*'(?:, '[^']*')*")
+_VALUES = re.compile(r"((?:\b_?ids?|source\(s\)|golden item) )'[^']*'(?:, '[^']*')*")
 _DETAIL = re.compile(r" \(.*$|\d+")
 
 

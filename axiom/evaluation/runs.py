@@ -114,7 +114,7 @@ def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: 
                                   "the evidence metrics")
     if dataset_path is None and responses is None:
         raise UsageError(NO_DATASET, hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
-    dataset = Path(dataset_path) if dataset_path is not None else Path(responses)  # type: ignore[arg-type]
+    dataset = Path(dataset_path if dataset_path is not None else str(responses))
     corpus = Path(corpus_path) if corpus_path is not None else None
     if corpus is not None and not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")

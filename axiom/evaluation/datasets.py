@@ -128,8 +128,8 @@ def read_jsonl_text(path: Path) -> str:
     return text
 
 
-_LINE_PREFIX = re.compile(r"^(?:[\w.-]+ )?line \d+: ")
-_VALUES = re.compile(r"((?:\b_?ids?|source\(s\)|golden item) )'[^']*'(?:, '[^']*')*")
+_LINE_PREFIX = re.compile(r"^(?:\S+ )?line \d+: ")
+_VALUES = re.compile(r"((?:\b_?ids?|source\(s\)|golden item|query|document) )'[^']*'(?:, '[^']*')*")
 _DETAIL = re.compile(r" \(.*$|\d+")
 
 

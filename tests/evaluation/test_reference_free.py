@@ -139,6 +139,7 @@ def test_problem_kinds() -> None:
     assert problem_kind("line 4: unknown source(s) 'a.md', 'b.md' (not in the corpus)") == "unknown source(s) ..."
     assert problem_kind("line 5: reference_contexts[3] is blank") == "reference_contexts[N] is blank"
     assert problem_kind("corpus.jsonl line 3: duplicate _id 'x'") == "duplicate _id ..."
+    assert problem_kind("qrels/test.tsv line 12: unknown query 'q7'") == "unknown query ..."
 
 
 def test_golden_from_responses_needs_ids_and_questions(tmp_path: Path) -> None:

@@ -105,9 +105,11 @@ def comparison_text(result: Mapping[str, Any]) -> str:
     if result.get("differences"):
         lines.append("differences: " + "; ".join(result["differences"][:12]))
     lines += metrics_table(result["metrics"])
+    not_compared: dict[str, list[str]] = {}  # why -> the metrics no question measured in either run
     for name, reason in (result.get("not_applicable") or {}).items():
-        lines.append(f"{name}: not compared, no question measured in either run (n/a: {reason})"
-                     if reason != "unmeasured" else f"{name}: not compared, unmeasured in both runs")
+        not_compared.setdefault(reason, []).append(name)
+    lines += [f"not compared, unmeasured in both runs: {', '.join(names)}" if reason == "unmeasured" else
+              f"not compared, n/a in both runs ({reason}): {', '.join(names)}" for reason, names in not_compared.items()]
     if result["changed_most"]:
         lines.append("questions that changed most (B - A):")
         for c in result["changed_most"]:

@@ -37,10 +37,12 @@ class MetricFamily:
     has: Callable[[EvalItem], bool]  # whether an item has it
     judged: bool = False
     needs_corpus: bool = False
+    also: str = ""  # what a run needs besides the items' fields
 
 
 FAMILIES: tuple[MetricFamily, ...] = (
-    MetricFamily("retrieval", tuple(RETRIEVAL_METRICS), "relevant_sources", lambda it: bool(it.relevant_sources)),
+    MetricFamily("retrieval", tuple(RETRIEVAL_METRICS), "relevant_sources", lambda it: bool(it.relevant_sources),
+                 also="a ranking: Axiom's pipeline, or `retrieved` in a responses file"),
     MetricFamily("evidence", tuple(EVIDENCE_METRICS), "reference_contexts + corpus",
                  lambda it: bool(it.reference_contexts), needs_corpus=True),
     MetricFamily("context", OFFLINE_CONTEXT, "reference_contexts", lambda it: bool(it.reference_contexts)),
@@ -70,7 +72,7 @@ def metric_support(items: Sequence[EvalItem], *, corpus: bool) -> list[dict[str,
             status, why = "supported", None
         rows.append({"family": family.name, "metrics": list(family.metrics), "needs": family.needs,
                      "items": having, "status": status, "why": why,
-                     "requires": "a judge LLM" if family.judged else None})
+                     "requires": "a judge LLM" if family.judged else (family.also or None)})
     return rows
 
 
@@ -80,7 +82,7 @@ def support_text(rows: Sequence[dict[str, Any]], questions: int) -> list[str]:
     lines = [f"metrics this set supports ({questions} question(s)):",
              f"  {'family':<{width}}  {'status':<9} {'items':>5}  needs / why"]
     for r in rows:
-        judge = f" (judged: needs {r['requires']})" if r["requires"] else ""
+        judge = f" (needs {r['requires']})" if r["requires"] else ""
         lines.append(f"  {r['family']:<{width}}  {r['status']:<9} {r['items']:>5}  {r['why'] or r['needs']}")
         lines.append(f"  {'':<{width}}  {'':<9} {'':>5}    {', '.join(r['metrics'])}{judge}")
     return lines

@@ -78,15 +78,17 @@ class ClusterError(AxiomError):
 
 
 class DatasetError(AxiomError):
-    """A dataset failed validation; `problems` lists every one of them (with line numbers)."""
+    """A dataset failed validation; `problems` lists them (with line numbers), `total` how many there are
+    (more than listed when a long list was summarised)."""
 
     exit_code = 2
 
-    def __init__(self, path: str, problems: list[str]) -> None:
+    def __init__(self, path: str, problems: list[str], *, total: int | None = None) -> None:
         self.path = path
         self.problems = list(problems)
+        self.total = total if total is not None else len(self.problems)
         listing = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{path}: {len(self.problems)} problem(s):\n{listing}")
+        super().__init__(f"{path}: {self.total} problem(s):\n{listing}")
 
 
 class EvaluationError(AxiomError):

@@ -1,6 +1,6 @@
 """The evaluation commands of `axiom`: eval and compare (retrieval on BEIR: `axiom.cli.retrieval_eval`).
 
-    axiom eval --dataset PATH [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
+    axiom eval [--dataset PATH] [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
                [--responses FILE | --endpoint URL [--endpoint-config FILE.yaml]] [--save-responses FILE]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
                [--floor-margin M]] [--repeat N] [--no-judge] [--json]
@@ -8,6 +8,8 @@
 
 The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or a
 deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
+`--dataset` may be left out with `--responses FILE` whose lines carry their own `question` (production logs): the
+items are then those questions, without reference answers (the metrics that need one are n/a).
 
 Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed, 1 anything else.
 """
@@ -67,7 +69,8 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="evaluate a golden set and write a run folder")
-    p.add_argument("--dataset", required=True, help="golden set (JSONL)")
+    p.add_argument("--dataset", help="golden set (JSONL; only id and question are required in a line); optional "
+                                     "with --responses FILE whose lines carry their own question")
     p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own); with "
                                      "--responses or --endpoint nothing is ingested: the files only serve the "
                                      "evidence metrics")
@@ -79,8 +82,9 @@ def register(subparsers: Any) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--responses", metavar="FILE",
                         help="score the answers another RAG system gave, a JSONL file with one object a line: id, "
-                             "answer, contexts, optional retrieved, retrieved_contexts, latency_ms, usage, metadata "
-                             "(instead of running Axiom's pipeline)")
+                             "answer, contexts, optional question, retrieved, retrieved_contexts, latency_ms, usage, "
+                             "metadata (instead of running Axiom's pipeline); without --dataset the lines' own "
+                             "questions are the items (no reference answers)")
     source.add_argument("--endpoint", metavar="URL",
                         help="ask a deployed RAG system over HTTP, one request per question (instead of running "
                              "Axiom's pipeline); failed calls are unmeasured with their reason")

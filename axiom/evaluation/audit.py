@@ -7,7 +7,8 @@ duplicated (or leaked from another set), how are they spread over the sources, a
 An item is **unusable** when one of its `relevant_sources` is not in the corpus (the files under `corpus`, or
 without it the sources stored in the configured collection) or one of its `reference_contexts` cannot be
 located in the corpus (`spans.locate_passages`, which needs `corpus`). Duplicates, leakage, coverage and
-saturation are reported, never fatal. A malformed dataset raises DatasetError as `load_golden` does.
+saturation are reported, never fatal, and so is which metrics the set supports (`metric_support.py`: a set of
+questions alone is valid; a metric needing what no item has is n/a, with why). A malformed dataset raises DatasetError as `load_golden` does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from axiom.config import Settings
 from axiom.errors import UsageError
 from axiom.evaluation.datasets import EvalItem, file_sha256, load_golden
+from axiom.evaluation.metric_support import metric_support, support_text
 from axiom.evaluation.run_folder import load_run, run_manifests
 from axiom.evaluation.spans import locate_passages
 
@@ -66,6 +68,7 @@ class AuditReport:
     coverage: dict[str, Any]
     leakage: dict[str, Any] | None = None
     saturation: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # `metric_support`: what the set can measure
 
     @property
     def usable(self) -> bool:
@@ -77,7 +80,7 @@ class AuditReport:
                 "unusable": [u.to_dict() for u in self.unusable],
                 "sources_checked_against": self.sources_checked_against, "items": self.items,
                 "contexts": self.contexts, "duplicates": self.duplicates, "coverage": self.coverage,
-                "leakage": self.leakage, "saturation": self.saturation}
+                "leakage": self.leakage, "saturation": self.saturation, "metrics": self.metrics}
 
     def text(self, *, per_item: bool = True) -> str:
         """The report as text; `per_item=False` leaves out the one-line-per-item table (notebooks)."""
@@ -287,7 +290,8 @@ def audit_dataset(dataset: str | Path, *, settings: Settings, corpus: str | Path
     return AuditReport(dataset=str(dataset), questions=len(items), sources_checked_against=checked_against,
                        items=rows, unusable=unusable, contexts=contexts,
                        duplicates=_duplicates(items, mine, near_duplicate), coverage=_coverage(items, known),
-                       leakage=leakage, saturation=saturation(runs, file_sha256(dataset)))
+                       leakage=leakage, saturation=saturation(runs, file_sha256(dataset)),
+                       metrics=metric_support(items, corpus=corpus_path is not None))
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -362,6 +366,7 @@ def _text(report: AuditReport, *, per_item: bool = True) -> str:
                   f"(line {p['b_line']}) {p['b_question']!r}" for p in lk["near"]]
         if lk["shared_ids"]:
             lines.append(f"  shared ids: {', '.join(lk['shared_ids'])}")
+    lines += support_text(report.metrics, report.questions) if report.metrics else []
     sat = report.saturation
     if sat.get("run") is None:
         lines.append(f"saturation: {sat.get('note')}")

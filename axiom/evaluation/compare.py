@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from axiom.evaluation.stats import ZERO
+from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
         va, vb = _flatten(a.manifest).get(key), _flatten(b.manifest).get(key)
         if va != vb:
             differences.append(f"{key}: {va!r} -> {vb!r}")
+    not_applicable = {m: not_applicable_reason(a.metrics["metrics"][m]) or not_applicable_reason(
+                          b.metrics["metrics"][m]) or "unmeasured"
+                      for m in a.metric_names if m in b.metric_names and m not in metrics
+                      and m in a.metrics.get("metrics", {}) and m in b.metrics.get("metrics", {})
+                      and m not in measured_a and m not in measured_b}
     return {
         "a": str(a.path), "b": str(b.path), "questions_a": len(ids_a), "questions_b": len(ids_b),
         "common_questions": len(common), "verdict": verdict_line(out_metrics),
@@ -87,7 +93,9 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
         "changed_most": [c for c in changes if c["total_abs_change"] > 0][:top],
         "unchanged_questions": sum(1 for c in changes if c["total_abs_change"] == 0),
         "differences": sorted(dict.fromkeys(differences)),
+        "not_applicable": not_applicable,
     }
+
 
 
 def comparison_text(result: Mapping[str, Any]) -> str:
@@ -97,6 +105,11 @@ def comparison_text(result: Mapping[str, Any]) -> str:
     if result.get("differences"):
         lines.append("differences: " + "; ".join(result["differences"][:12]))
     lines += metrics_table(result["metrics"])
+    not_compared: dict[str, list[str]] = {}  # why -> the metrics no question measured in either run
+    for name, reason in (result.get("not_applicable") or {}).items():
+        not_compared.setdefault(reason, []).append(name)
+    lines += [f"not compared, unmeasured in both runs: {', '.join(names)}" if reason == "unmeasured" else
+              f"not compared, n/a in both runs ({reason}): {', '.join(names)}" for reason, names in not_compared.items()]
     if result["changed_most"]:
         lines.append("questions that changed most (B - A):")
         for c in result["changed_most"]:

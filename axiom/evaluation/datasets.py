@@ -2,7 +2,8 @@
 
 Golden set format, one JSON object a line (blank lines are ignored):
 
-    {"id": "q01", "question": "...", "reference": "...",
+    {"id": "q01", "question": "...",
+     "reference": "...",                        # optional: the reference answer (reference-based answer metrics)
      "relevant_sources": ["file.md"],           # optional: source paths (relative to the corpus root) or doc ids
      "reference_contexts": ["exact passage"],   # optional: passages that hold the answer
      "short_answer": "1480",                    # optional: a short token for exact-match / string-presence
@@ -10,9 +11,14 @@ Golden set format, one JSON object a line (blank lines are ignored):
 
 Loading validates every line and raises one `DatasetError` that lists every problem with its line number
 (bad JSON, missing or blank field, wrong type, unknown field, duplicate id, unknown source), so a broken file
-is fixed in one pass. Lines are read with bounds (`bounded_json.py`): a line longer than MAX_LINE_BYTES, nested
-deeper than 64 levels or holding a number longer than 100 characters is a bad line like any other; a file
-larger than MAX_FILE_BYTES is refused before it is read.
+is fixed in one pass (a file with many bad lines: the first MAX_REPORTED_PROBLEMS problems and a count per kind).
+Lines are read with bounds (`bounded_json.py`): a line longer than MAX_LINE_BYTES, nested deeper than 64 levels or
+holding a number longer than 100 characters is a bad line like any other; a file larger than MAX_FILE_BYTES is
+refused before it is read.
+
+Only `id` and `question` are required: a set of questions alone (production logs, labelled answers without
+reference answers) is valid. A metric that needs what an item lacks is not applicable to it, with the reason
+(`metric_support.py` says which metrics a set supports).
 
 BEIR folders hold `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl` (`_id`, `text`) and
 `qrels/<split>.tsv` (header `query-id corpus-id score`).
@@ -23,6 +29,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +39,13 @@ from typing import Any, NamedTuple
 from axiom.errors import DatasetError
 from axiom.evaluation.bounded_json import JSONBoundError, loads_bounded, size_text
 
-REQUIRED_FIELDS = ("id", "question", "reference")
+REQUIRED_FIELDS = ("id", "question")
+OPTIONAL_STRING_FIELDS = ("reference", "short_answer")
 OPTIONAL_LIST_FIELDS = ("relevant_sources", "reference_contexts")
-KNOWN_FIELDS = set(REQUIRED_FIELDS) | set(OPTIONAL_LIST_FIELDS) | {"short_answer", "metadata"}
+KNOWN_FIELDS = set(REQUIRED_FIELDS) | set(OPTIONAL_STRING_FIELDS) | set(OPTIONAL_LIST_FIELDS) | {"metadata"}
 SHORT_REFERENCE_WORDS = 4  # a reference of at most this many words is itself a short answer
-MAX_REPORTED_PROBLEMS = 200
+MAX_REPORTED_PROBLEMS = 20  # a file with more: these first, then a count per kind of problem
+MAX_PROBLEM_KINDS = 10
 MAX_LINE_BYTES = 16 << 20  # one golden item or response
 MAX_FILE_BYTES = 1 << 30  # a golden set or responses file
 
@@ -46,7 +56,7 @@ class EvalItem:
 
     id: str
     question: str
-    reference: str
+    reference: str | None = None  # None: no reference answer (the reference-based answer metrics are n/a)
     relevant_sources: tuple[str, ...] = ()
     reference_contexts: tuple[str, ...] = ()
     short_answer: str | None = None
@@ -59,14 +69,15 @@ class EvalItem:
         reference itself when it is short (at most SHORT_REFERENCE_WORDS words); None otherwise."""
         if self.short_answer:
             return self.short_answer
-        if len(self.reference.split()) <= SHORT_REFERENCE_WORDS:
+        if self.reference and len(self.reference.split()) <= SHORT_REFERENCE_WORDS:
             return self.reference
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "question": self.question, "reference": self.reference,
-                               "relevant_sources": list(self.relevant_sources),
-                               "reference_contexts": list(self.reference_contexts)}
+        out: dict[str, Any] = {"id": self.id, "question": self.question}
+        if self.reference is not None:
+            out["reference"] = self.reference
+        out.update(relevant_sources=list(self.relevant_sources), reference_contexts=list(self.reference_contexts))
         if self.short_answer is not None:
             out["short_answer"] = self.short_answer
         if self.metadata:
@@ -127,13 +138,38 @@ def read_jsonl_text(path: Path) -> str:
     return text
 
 
+_LINE_PREFIX = re.compile(r"^(?:\S+ )?line \d+: ")
+_VALUES = re.compile(r"((?:\b_?ids?|source\(s\)|golden item|query|document) )'[^']*'(?:, '[^']*')*")
+_DETAIL = re.compile(r" \(.*$|\d+")
+
+
+def problem_kind(problem: str) -> str:
+    """What kind of problem a message is: without its line, the ids / sources it names and its details
+    ("line 7: missing field 'question'" -> "missing field 'question'")."""
+    text = _LINE_PREFIX.sub("", problem)
+    text = _VALUES.sub(lambda m: m.group(1) + "...", text)
+    return _DETAIL.sub(lambda m: "" if m.group(0).startswith(" (") else "N", text).strip()
+
+
+def summarise_problems(problems: list[str]) -> list[str]:
+    """The problems to show: all of them up to MAX_REPORTED_PROBLEMS; beyond, the first MAX_REPORTED_PROBLEMS,
+    then how many more and a count per kind of problem (the commonest MAX_PROBLEM_KINDS kinds)."""
+    if len(problems) <= MAX_REPORTED_PROBLEMS:
+        return list(problems)
+    shown = problems[:MAX_REPORTED_PROBLEMS]
+    kinds = Counter(problem_kind(p) for p in problems).most_common()
+    shown.append(f"... and {len(problems) - len(shown)} more; {len(problems)} problems by kind:")
+    shown += [f"{count} x {kind}" for kind, count in kinds[:MAX_PROBLEM_KINDS]]
+    if len(kinds) > MAX_PROBLEM_KINDS:
+        rest = sum(count for _, count in kinds[MAX_PROBLEM_KINDS:])
+        shown.append(f"{rest} x other ({len(kinds) - MAX_PROBLEM_KINDS} more kinds)")
+    return shown
+
+
 def raise_if_problems(path: str | Path, problems: list[str]) -> None:
-    """DatasetError naming the problems (at most MAX_REPORTED_PROBLEMS, then how many more), if any."""
+    """DatasetError naming the problems (summarised beyond MAX_REPORTED_PROBLEMS, see `summarise_problems`)."""
     if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        if len(problems) > len(shown):
-            shown.append(f"... and {len(problems) - len(shown)} more")
-        raise DatasetError(str(path), shown)
+        raise DatasetError(str(path), summarise_problems(problems), total=len(problems))
 
 
 def json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -177,11 +213,12 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
         for name in REQUIRED_FIELDS:
             if name in data:
                 values[name] = _check_string(data[name], name, where, problems)
+        for name in OPTIONAL_STRING_FIELDS:  # absent or null: the item has none
+            if data.get(name) is not None:
+                values[name] = _check_string(data[name], name, where, problems)
         for name in OPTIONAL_LIST_FIELDS:
             if data.get(name) is not None:
                 values[name] = _check_string_list(data[name], name, where, problems)
-        if data.get("short_answer") is not None:
-            values["short_answer"] = _check_string(data["short_answer"], "short_answer", where, problems)
         if data.get("metadata") is not None and not isinstance(data["metadata"], dict):
             problems.append(f"{where}: field 'metadata' must be an object, got {type(data['metadata']).__name__}")
         item_id = values.get("id")
@@ -196,7 +233,8 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
                 problems.append(f"{where}: unknown source(s) {', '.join(map(repr, missing))} "
                                 f"(not in the corpus)")
         if len(problems) == before:
-            items.append(EvalItem(id=values["id"], question=values["question"], reference=values["reference"],
+            items.append(EvalItem(id=values["id"], question=values["question"],
+                                  reference=values.get("reference"),
                                   relevant_sources=values.get("relevant_sources") or (),
                                   reference_contexts=values.get("reference_contexts") or (),
                                   short_answer=values.get("short_answer"),
@@ -211,6 +249,35 @@ def load_golden(path: str | Path, known_sources: Iterable[str] | None = None) ->
     items, problems = parse_golden_lines(text.splitlines(), known_sources)
     if not items and not problems:
         problems.append("the dataset is empty (no questions)")
+    raise_if_problems(path, problems)
+    return items
+
+
+def golden_from_responses(path: str | Path) -> list[EvalItem]:
+    """The items of a responses file whose lines carry their own question (production logs: `{id, question,
+    answer, contexts, [retrieved]}`): one reference-free item per line. Raises DatasetError naming every line
+    without a usable id or question (the rest of each line is checked by `responses.load_responses`)."""
+    path = Path(path)
+    text = read_jsonl_text(path)
+    problems: list[str] = []
+    items: list[EvalItem] = []
+    first_line: dict[str, int] = {}
+    for number, data in json_objects(text.splitlines(), "", problems):
+        where, before = f"line {number}", len(problems)
+        for name in REQUIRED_FIELDS:
+            if name not in data:
+                problems.append(f"{where}: missing field {name!r} (without --dataset, every response carries "
+                                f"its id and question)")
+        values = {name: _check_string(data[name], name, where, problems) for name in REQUIRED_FIELDS if name in data}
+        item_id = values.get("id")
+        if item_id is not None and item_id in first_line:
+            problems.append(f"{where}: duplicate id {item_id!r} (first used on line {first_line[item_id]})")
+        elif item_id is not None:
+            first_line[item_id] = number
+        if len(problems) == before:
+            items.append(EvalItem(id=values["id"], question=values["question"], line=number))
+    if not items and not problems:
+        problems.append("the file holds no responses")
     raise_if_problems(path, problems)
     return items
 

@@ -6,8 +6,9 @@ spans come from where the answers came from:
 - any other system (a responses file, an endpoint): only texts exist, so each ranked passage (`retrieved_contexts`,
   else the contexts) is located in the corpus by the same locator, searched in the item's retrieved sources
   first; a passage found nowhere keeps its rank as an empty span (it covers no reference text).
-Without the corpus files (`--corpus`) every item is not applicable, with the reason. Unanswered items are left
-out here (the run marks them unmeasured).
+Without the corpus files (`--corpus`) every item is not applicable, with the reason; so is an item without
+reference contexts (its ranked passages are not even located). Unanswered items are left out here (the run marks
+them unmeasured).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _located_texts(items: Sequence[EvalItem], answered: Answered, corpus: Path, 
     """{item id: the spans of its ranked passages located in the corpus}, and how they were located."""
     probes = [EvalItem(id=it.id, question=it.question, reference=it.reference,
                        relevant_sources=tuple(dict.fromkeys(a.retrieved or ())), reference_contexts=a.ranking_texts())
-              for it, a in zip(items, answered.answers, strict=True) if a.answered]
+              for it, a in zip(items, answered.answers, strict=True) if a.answered and it.reference_contexts]
     located = locate_passages(probes, corpus, settings, cache_dir=settings.evaluation.span_cache_dir)
     methods = Counter(p.method for passages in located.values() for p in passages)
     return {item_id: [_span(p) for p in passages] for item_id, passages in located.items()}, methods
@@ -58,6 +59,8 @@ def evidence_scores(items: Sequence[EvalItem], answered: Answered, corpus: Path 
     passages, were located; `why_not` is the reason an item without a value is not applicable)."""
     if corpus is None:
         return {}, {"why_not": NO_CORPUS}
+    if not any(it.reference_contexts for it in items):  # a reference-free set: nothing to locate (the run says why)
+        return {}, {"why_not": NOT_LOCATED}
     located = locate_passages(items, corpus, settings, cache_dir=settings.evaluation.span_cache_dir)
     located = {it.id: located[it.id] for it, a in zip(items, answered.answers, strict=True) if a.answered}
     labels: dict[str, Any] = {}

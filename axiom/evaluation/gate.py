@@ -10,7 +10,9 @@ fails the gate when
 
 - its verdict is "worse" (the corrected paired test rejects "no change", the drop is outside the run-to-run
   spread) **and** the drop is at least its `min_delta` (default `DEFAULT_MIN_DELTA`), or
-- the baseline measured it and this run measured no question of it, or
+- the baseline measured it and this run measured no question of it (left unmeasured: failed calls, missing
+  answers; or not applicable to any question, for want of what it needs: a set without references, an
+  evaluation without --corpus; only a metric n/a in the baseline too is noted and not gated), or
 - it has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
   a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
 
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
+from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
     LOWER_IS_BETTER,
     WORSE,
@@ -157,6 +160,15 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         min_delta = float(entry.get("min_delta", default_min_delta))
         check: dict[str, Any] = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
         gate.checked[name] = check
+        why_not = not_applicable_reason(summary[name])
+        if mean is None and why_not is not None:  # n/a for the whole set (what it needs, no item has)
+            check["not_applicable"] = why_not
+            if base_mean is None:  # n/a in the baseline as well: nothing to hold it to
+                gate.notes.append(f"{name}: not applicable to any question of this run ({why_not}); not gated")
+            else:  # the baseline measured it: losing it (a set without references, no --corpus) is a failure
+                gate.failures.append(f"{name}: not applicable to any question of this run ({why_not}), "
+                                     f"but the baseline measured it ({base_mean})")
+            continue
         if mean is None:
             gate.failures.append(f"{name}: no question measured in this run (baseline {base_mean})")
             continue

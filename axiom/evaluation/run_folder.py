@@ -141,6 +141,13 @@ class RunRecord:
         for name, m in self.metrics.get("metrics", {}).items():
             for reason, count in (m.get("unmeasured_reasons") or {}).items():
                 lines.append(f"  unmeasured {name}: {count} x {reason}")
+        not_measurable: dict[str, list[str]] = {}  # why (the reasons) -> the metrics n/a for every question
+        for name, m in self.metrics.get("metrics", {}).items():
+            if m.get("mean") is None and m.get("not_applicable") and not m.get("unmeasured"):
+                why = "; ".join(f"{count} x {reason}" for reason, count in (m.get("not_applicable_reasons") or {}
+                                                                             ).items()) or "not applicable"
+                not_measurable.setdefault(why, []).append(name)
+        lines += [f"  n/a {', '.join(names)}: {why}" for why, names in not_measurable.items()]
         lat = self.metrics.get("latency", {})
         if "retrieval" in lat:  # Axiom's own pipeline: one retrieval batch, then generation per question
             ret, gen = lat["retrieval"], lat.get("generation", {})

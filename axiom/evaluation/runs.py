@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from axiom.config import Settings
 from axiom.errors import ConfigError, DatasetError, UsageError
 from axiom.evaluation.answered import Answered, ItemAnswer
-from axiom.evaluation.datasets import EvalItem, load_golden
+from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
 from axiom.evaluation.evidence import evidence_scores
 from axiom.evaluation.gate import gate_run, load_baseline
 from axiom.evaluation.naming import collection_name
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 NO_RANKING = "the system gave no retrieved sources for this item"
 NO_RELEVANT = "no relevant_sources for this item"
+NO_REFERENCE_CONTEXTS = "no reference_contexts for this item"
+NO_DATASET = "--dataset is needed unless --responses FILE carries each item's question"
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ class _Inputs:
     responses: Answered | None = None
 
 
-def _validate(settings: Settings, dataset_path: str | Path, corpus_path: str | Path | None,
+def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None,
               baseline: str | Path | None, repeat: int, *, responses: str | Path | None = None,
               endpoint: EndpointConfig | None = None, external_only: dict[str, Any] | None = None) -> _Inputs:
     """The arguments, the dataset (and its sources against the corpus files), a responses file and the
@@ -110,12 +112,14 @@ def _validate(settings: Settings, dataset_path: str | Path, corpus_path: str | P
                              f"not to {'--responses' if responses is not None else '--endpoint'}",
                              hint="the system under test retrieves and answers on its own; --corpus only adds "
                                   "the evidence metrics")
-    dataset = Path(dataset_path)
+    if dataset_path is None and responses is None:
+        raise UsageError(NO_DATASET, hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
+    dataset = Path(dataset_path if dataset_path is not None else str(responses))
     corpus = Path(corpus_path) if corpus_path is not None else None
     if corpus is not None and not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")
     corpus_info, known = corpus_fingerprint(corpus, settings) if corpus is not None else (None, None)
-    items = load_golden(dataset, known_sources=known)
+    items = load_golden(dataset, known_sources=known) if dataset_path is not None else golden_from_responses(dataset)
     answered = responses_answers(responses, items) if responses is not None else None
     baseline_data = load_baseline(baseline) if baseline is not None else None
     return _Inputs(dataset, corpus, corpus_info, items, baseline_data, answered)
@@ -197,15 +201,17 @@ def _score_inputs(items: list[EvalItem], answers: list[ItemAnswer]) -> list[Scor
 
 
 def _per_item(items: list[EvalItem], answers: list[ItemAnswer], per: dict[str, float], why_not: str,
-              *, ranked: bool = False) -> tuple[list[float], list[str], list[str | None]]:
+              *, ranked: bool = False, evidence: bool = False) -> tuple[list[float], list[str], list[str | None]]:
     """A metric computed for some items: the unanswered ones are unmeasured (their failure), the others without
-    a value not applicable (why)."""
+    a value not applicable (why: what the item lacks first, else `why_not`)."""
     values, statuses, reasons = [], [], []
     for it, a in zip(items, answers, strict=True):
         if not a.answered:
             state, reason = "unmeasured", a.failure
         elif it.id in per:
             state, reason = "ok", None
+        elif evidence and not it.reference_contexts:
+            state, reason = "not_applicable", NO_REFERENCE_CONTEXTS
         else:
             state, reason = "not_applicable", NO_RANKING if ranked and a.retrieved is None else why_not
         values.append(per.get(it.id, float("nan")) if state == "ok" else float("nan"))
@@ -260,7 +266,7 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
         for m in RETRIEVAL_METRICS:
             out.add(m, *_per_item(items, answers, retrieval.get(m, {}), NO_RELEVANT, ranked=True))
     for m in EVIDENCE_METRICS:
-        out.add(m, *_per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"]))
+        out.add(m, *_per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"], evidence=True))
     for m in scored.metric_names:
         out.add(m, *_expand(answers, scored.scores[m]))
     return out
@@ -275,7 +281,7 @@ def _warm(embedder: Embedder) -> None:
 
 
 # -- the run --------------------------------------------------------------------------------------
-def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: str | Path | None = None, *,
+def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None = None, *,
                    name: str = "eval", retriever: str | None = None, top_k: int | None = None,
                    out_dir: str | Path | None = None, baseline: str | Path | None = None,
                    judge: bool = True, collection: str | None = None,
@@ -287,7 +293,8 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
     The answers come from Axiom's pipeline, or from `responses` (a responses file) or `endpoint` (an
     `EndpointConfig`, see `endpoint_config.load_endpoint_config`): with either, `corpus` only adds the evidence
     metrics (nothing is ingested), `top_k` fills the endpoint template's `{top_k}`, and `retriever` /
-    `collection` are refused. `save_responses` writes the run's answers as a responses file.
+    `collection` are refused. `save_responses` writes the run's answers as a responses file. Without
+    `dataset_path`, the items are the questions of the `responses` file's own lines (reference-free).
 
     `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
     the questions that many times (the judge's cache bypassed) and records each metric's run-to-run spread;
@@ -338,6 +345,8 @@ def run_evaluation(settings: Settings, dataset_path: str | Path, corpus_path: st
         manifest = _describe(name, started, t_start, settings, run_settings, inputs, answered, scored, embedder,
                              judge, pipeline, baseline)
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
+        if dataset_path is None:  # the items are the responses' own questions (no reference answers)
+            manifest["dataset"]["from_responses"] = True
         # texts the model embedded in this run, and those the memo and the on-disk cache answered
         manifest["embedding_work"] = {key: value - work_before.get(key, 0) for key, value in embedder.stats().items()
                                       if key != "cached_vectors"}

@@ -1,11 +1,12 @@
 """What metrics.json says about each metric of a run: its mean with a 95% bootstrap interval, how many
-questions it measured, left unmeasured (with the commonest reasons) or found not applicable; and, for a repeated
+questions it measured, left unmeasured or found not applicable (each with the commonest reasons); and, for a repeated
 run, the run-to-run spread of each answer metric."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ def summarise_metric(values: list[float], statuses: list[str], reasons: list[str
                      seed: int, label: str) -> dict[str, Any]:
     measured = [v for v, s in zip(values, statuses, strict=True) if s == "ok" and not math.isnan(v)]
     unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True) if s == "unmeasured")
-    not_applicable = sum(1 for s in statuses if s == "not_applicable")
+    why_not = Counter(r or "not applicable" for s, r in zip(statuses, reasons, strict=True) if s == "not_applicable")
+    not_applicable = sum(why_not.values())
     out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
                            "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}
     if measured:
@@ -25,7 +27,18 @@ def summarise_metric(values: list[float], statuses: list[str], reasons: list[str
         out.update(mean=round(float(np.mean(measured)), 6), ci_low=round(low, 6), ci_high=round(high, 6))
     if unmeasured:
         out["unmeasured_reasons"] = dict(unmeasured.most_common(5))
+    if why_not:
+        out["not_applicable_reasons"] = dict(why_not.most_common(5))
     return out
+
+
+def not_applicable_reason(summary: Mapping[str, Any]) -> str | None:
+    """Why a metric measured no question of a run: its commonest not-applicable reason (None when it measured
+    some, or when questions were unmeasured rather than not applicable)."""
+    if summary.get("n") or summary.get("unmeasured") or not summary.get("not_applicable"):
+        return None
+    reasons = summary.get("not_applicable_reasons") or {}
+    return next(iter(reasons), "not applicable")
 
 
 def mean_ok(scores: list[Any]) -> float | None:

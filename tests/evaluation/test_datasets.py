@@ -34,7 +34,7 @@ def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
     lines = [
         json.dumps(good),                                                       # 1 fine
         "{not json",                                                            # 2 bad JSON
-        json.dumps({"id": "x2", "question": "Q?"}),                             # 3 missing reference
+        json.dumps({"id": "x2", "reference": "R"}),                             # 3 missing question
         json.dumps({"id": "x3", "question": "   ", "reference": "R"}),          # 4 blank question
         json.dumps({"id": 4, "question": "Q?", "reference": "R"}),              # 5 id not a string
         json.dumps(dict(good)),                                                 # 6 duplicate id ok1
@@ -54,7 +54,7 @@ def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
         assert any(p.startswith(f"line {line}:") for p in problems), (line, problems)
     assert not any(p.startswith("line 1:") or p.startswith("line 9:") for p in problems)
     assert "duplicate id 'ok1' (first used on line 1)" in text
-    assert "missing field 'reference'" in text
+    assert "missing field 'question'" in text
     assert "unknown source(s) 'zzz.md'" in text
     assert info.value.exit_code == 2
 

@@ -69,7 +69,7 @@ def judge_config(settings: Settings) -> JudgeConfig | None:
 @dataclass(frozen=True)
 class JudgeSpec:
     inputs: Callable[[ScoreInput], dict[str, Any]]  # ragas's ascore keyword arguments (also the cache key)
-    needs: tuple[str, ...]  # which of answer / contexts must be non-empty
+    needs: tuple[str, ...]  # which of answer / contexts / reference must be non-empty
 
 
 JUDGE_SPECS: dict[str, JudgeSpec] = {
@@ -80,17 +80,19 @@ JUDGE_SPECS: dict[str, JudgeSpec] = {
         lambda r: {"user_input": r.question, "response": clean_answer(r.answer)}, ("answer",)),
     "llm_context_precision": JudgeSpec(
         lambda r: {"user_input": r.question, "reference": r.reference, "retrieved_contexts": list(r.contexts)},
-        ("contexts",)),
+        ("contexts", "reference")),
     "llm_context_recall": JudgeSpec(
         lambda r: {"user_input": r.question, "retrieved_contexts": list(r.contexts), "reference": r.reference},
-        ("contexts",)),
+        ("contexts", "reference")),
     "factual_correctness": JudgeSpec(
-        lambda r: {"response": clean_answer(r.answer), "reference": r.reference}, ("answer",)),
+        lambda r: {"response": clean_answer(r.answer), "reference": r.reference}, ("answer", "reference")),
 }
 JUDGE_METRICS: tuple[str, ...] = tuple(JUDGE_SPECS)
 
 
 def _missing(row: ScoreInput, needs: Sequence[str]) -> str | None:
+    if "reference" in needs and row.reference is None:
+        return "no reference answer for this item"
     if "answer" in needs and not clean_answer(row.answer):
         return "the answer is empty"
     if "contexts" in needs and not row.contexts:

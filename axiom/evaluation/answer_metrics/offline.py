@@ -20,6 +20,7 @@ from axiom.evaluation.answer_metrics.scores import MetricScore, ScoreInput
 
 NO_REFERENCE_CONTEXTS = "no reference_contexts for this item"
 NO_SHORT_ANSWER = "no short answer for this item"
+NO_REFERENCE = "no reference answer for this item"
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,16 @@ async def context_precision(row: OfflineRow, ragas: RagasOffline) -> MetricScore
 
 
 async def rouge_l(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
+    if row.input.reference is None:
+        return MetricScore.not_applicable(NO_REFERENCE)
     if not row.answer:
         return MetricScore.ok(0.0)
     return MetricScore.ok(await ragas.rouge_l(row.input.reference, row.answer))
 
 
 async def chrf(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
+    if row.input.reference is None:
+        return MetricScore.not_applicable(NO_REFERENCE)
     if not row.answer:
         return MetricScore.ok(0.0)
     return MetricScore.ok(await ragas.chrf(row.input.reference, row.answer))
@@ -77,6 +82,8 @@ async def chrf(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
 
 async def semantic_similarity(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
     """Cosine of the answer and reference embeddings, clipped to [0, 1]."""
+    if row.input.reference is None:
+        return MetricScore.not_applicable(NO_REFERENCE)
     if not row.answer:
         return MetricScore.ok(0.0)
     similarity = await ragas.semantic_similarity(row.input.reference, row.answer)
@@ -111,7 +118,8 @@ def score_offline(rows: Sequence[ScoreInput], embedder: Embedder) -> dict[str, l
     """The offline metrics for every row (deterministic)."""
     embeddings = EmbedderAdapter(embedder)
     answers = [clean_answer(r.answer) for r in rows]
-    embeddings.prime([r.reference for r in rows] + [a for a in answers if a])
+    embeddings.prime([r.reference for r in rows if r.reference is not None]
+                     + [a for a, r in zip(answers, rows, strict=True) if a and r.reference is not None])
     ragas = RagasOffline(embeddings)
 
     async def score_all() -> dict[str, list[MetricScore]]:

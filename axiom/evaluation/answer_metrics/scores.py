@@ -16,7 +16,7 @@ class ScoreInput:
     id: str
     question: str
     answer: str
-    reference: str
+    reference: str | None  # None: no reference answer (the reference-based metrics are n/a)
     contexts: tuple[str, ...]
     reference_contexts: tuple[str, ...] = ()
     short_answer: str | None = None

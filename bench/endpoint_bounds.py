@@ -1,6 +1,7 @@
 """`python -m bench.endpoint_bounds [--out DIR]`: the real `axiom eval --endpoint` (a subprocess, the whole CLI:
 model, metrics, run folder) against a loopback stand-in that replies in one hostile way per run, beside an
-ordinary run; peak RSS of each subprocess (wait4's ru_maxrss) and its seconds.
+ordinary run; peak RSS of each subprocess (VmHWM of its own address space, see
+tests/reliability/hostile_endpoint.run_measured) and its seconds.
 
 Each hostile run makes the first golden question hostile (the others are answered) and must exit 0 with a run
 folder, that question unmeasured with its reason, and a peak RSS at most 1.5x the ordinary run's. Prints a

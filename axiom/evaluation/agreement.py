@@ -1,0 +1,186 @@
+"""How well a metric agrees with people: per metric and per human label, on the joined table of
+`agreement_data.join` (one row per system and question).
+
+- Binary label (yes/no, e.g. `human_faithful`): ROC AUC of the metric as a score for "yes"; the threshold with
+  the best F1 (the metric at or above it says "yes"), with its precision, recall and F1; Cohen's kappa between
+  that decision and the label.
+- Graded label: Spearman's rho and Kendall's tau-b.
+- Every number has a 95% percentile bootstrap interval resampling questions (a question's rows of every system
+  travel together; `stats.cluster_resamples`, fixed seed). The threshold is chosen once on all rows; the
+  intervals of precision, recall, F1 and kappa are those of that fixed threshold (re-choosing it per resample
+  would measure the choice, not the agreement).
+- Several systems: the systems ranked by each metric's mean against their ranking by the label's mean over
+  the same labelled questions (Kendall's tau-b; with few systems a coarse number, so both rankings are shown).
+
+scikit-learn (ROC AUC, F1, kappa) is imported here only (import-linter contract owner-scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+from sklearn.metrics import (
+    cohen_kappa_score,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from axiom.evaluation.stats import cluster_resamples, percentile_interval
+
+SAMPLES = 1000
+
+
+def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold (predict "yes" at or above it) with the highest F1; ties: the highest threshold."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    p, r = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    best = np.flatnonzero(f1 == f1.max())
+    return float(thresholds[best[-1]])
+
+
+def _binary_stats(threshold: float) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    def at(fn: Callable[..., float]) -> Callable[[np.ndarray, np.ndarray], float]:
+        return lambda y, s: float(fn(y, (s >= threshold).astype(int), zero_division=0.0))
+
+    return {
+        "roc_auc": lambda y, s: float(roc_auc_score(y, s)) if 0 < y.sum() < y.size else float("nan"),
+        "precision": at(precision_score), "recall": at(recall_score), "f1": at(f1_score),
+        "kappa": lambda y, s: _kappa(y, (s >= threshold).astype(int)),
+    }
+
+
+def _kappa(y: np.ndarray, decided: np.ndarray) -> float:
+    if np.unique(y).size == 1 and np.array_equal(y, decided):
+        return float("nan")  # agreement by construction: kappa undefined
+    value = float(cohen_kappa_score(y, decided))
+    return value if math.isfinite(value) else float("nan")
+
+
+def _graded_stats() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    def rho(y: np.ndarray, s: np.ndarray) -> float:
+        return float(spearmanr(s, y).statistic) if np.ptp(y) > 0 and np.ptp(s) > 0 else float("nan")
+
+    def tau(y: np.ndarray, s: np.ndarray) -> float:
+        return float(kendalltau(s, y).statistic) if np.ptp(y) > 0 and np.ptp(s) > 0 else float("nan")
+
+    return {"spearman": rho, "kendall": tau}
+
+
+def _with_intervals(stats: dict[str, Callable[[np.ndarray, np.ndarray], float]], y: np.ndarray, s: np.ndarray,
+                    resamples: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, fn in stats.items():
+        low, high = percentile_interval([fn(y[rows], s[rows]) for rows in resamples])
+        out[name] = {"value": fn(y, s), "ci_low": low, "ci_high": high}
+    return out
+
+
+def metric_agreement(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str], binary: Sequence[str],
+                     *, samples: int = SAMPLES, seed: int = 0) -> list[dict[str, Any]]:
+    """One entry per (metric, label): n, the label kind and its statistics with 95% cluster-bootstrap
+    intervals (see the module docstring). Rows missing the metric or the label are left out of that pair."""
+    out = []
+    for metric in metrics:
+        for label in labels:
+            rows = table[["id", metric, label]].dropna()
+            y, s = rows[label].to_numpy(float), rows[metric].to_numpy(float)
+            entry: dict[str, Any] = {"metric": metric, "label": label, "n": int(len(rows)),
+                                     "questions": int(rows["id"].nunique()),
+                                     "kind": "binary" if label in binary else "graded"}
+            if len(rows) < 2:
+                entry["note"] = "fewer than 2 rows with both the metric and the label"
+                out.append(entry)
+                continue
+            resamples = cluster_resamples(rows["id"].tolist(), samples=samples, seed=seed, label=f"{metric}|{label}")
+            if label in binary:
+                y = (y > 0.5).astype(int)
+                if 0 < y.sum() < y.size:
+                    entry["threshold"] = best_f1_threshold(y, s)
+                    entry["positive_share"] = float(y.mean())
+                    entry.update(_with_intervals(_binary_stats(entry["threshold"]), y, s, resamples))
+                else:
+                    entry["note"] = "the label has one value only: no ROC AUC, threshold or kappa"
+            else:
+                entry.update(_with_intervals(_graded_stats(), y, s, resamples))
+            out.append(entry)
+    return out
+
+
+def system_ranking(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
+    """Per (metric, label) with two or more systems: each system's metric mean and label mean over its rows
+    that have both, the two rankings (best first) and Kendall's tau-b between them."""
+    out = []
+    systems = sorted(table["system"].unique())
+    if len(systems) < 2:
+        return out
+    for metric in metrics:
+        for label in labels:
+            means = {}
+            for name in systems:
+                rows = table[table["system"] == name][[metric, label]].dropna()
+                if len(rows):
+                    means[name] = (float(rows[metric].mean()), float(rows[label].mean()))
+            if len(means) < 2:
+                continue
+            names = list(means)
+            by_metric = [means[n][0] for n in names]
+            by_label = [means[n][1] for n in names]
+            tau = float(kendalltau(by_metric, by_label).statistic) if len(set(by_metric)) > 1 and \
+                len(set(by_label)) > 1 else float("nan")
+            out.append({"metric": metric, "label": label, "systems": len(names), "kendall_tau": tau,
+                        "by_metric": sorted(names, key=lambda n: -means[n][0]),
+                        "by_label": sorted(names, key=lambda n: -means[n][1]),
+                        "means": {n: {"metric": m, "label": h} for n, (m, h) in means.items()}})
+    return out
+
+
+def roc_points(table: pd.DataFrame, metric: str, label: str) -> dict[str, Any]:
+    """False- and true-positive rates of the metric as a score for the binary label (for the ROC chart)."""
+    rows = table[[metric, label]].dropna()
+    y = (rows[label].to_numpy(float) > 0.5).astype(int)
+    if not 0 < y.sum() < y.size:
+        return {"metric": metric, "label": label, "fpr": [], "tpr": [], "auc": float("nan")}
+    fpr, tpr, _ = roc_curve(y, rows[metric].to_numpy(float))
+    return {"metric": metric, "label": label, "fpr": fpr.tolist(), "tpr": tpr.tolist(),
+            "auc": float(roc_auc_score(y, rows[metric].to_numpy(float)))}
+
+
+def _cell(stat: dict[str, float] | None) -> str:
+    if not stat or not math.isfinite(stat["value"]):
+        return "-"
+    return f"{stat['value']:.3f} [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
+
+
+def agreement_text(result: dict[str, Any]) -> str:
+    """The agreement result as text (what `axiom metrics agreement` prints)."""
+    lines = [f"agreement with {result['labels']}: {result['rows']} labelled answer(s) of {len(result['systems'])} "
+             f"system(s) ({', '.join(result['systems'])}); 95% bootstrap intervals over questions "
+             f"({result['samples']} resamples, seed {result['seed']})"]
+    for e in result["agreement"]:
+        head = f"{e['metric']} vs {e['label']} (n {e['n']}, {e['questions']} questions)"
+        if e.get("note"):
+            lines.append(f"{head}: {e['note']}")
+        elif e["kind"] == "binary":
+            lines.append(f"{head}: ROC AUC {_cell(e.get('roc_auc'))}; best-F1 threshold {e['threshold']:.4g}: "
+                         f"F1 {_cell(e.get('f1'))}, precision {_cell(e.get('precision'))}, recall "
+                         f"{_cell(e.get('recall'))}, kappa {_cell(e.get('kappa'))}")
+        else:
+            lines.append(f"{head}: Spearman {_cell(e.get('spearman'))}, Kendall {_cell(e.get('kendall'))}")
+    for r in result.get("ranking", []):
+        tau = "-" if not math.isfinite(r["kendall_tau"]) else f"{r['kendall_tau']:.2f}"
+        lines.append(f"ranking of {r['systems']} systems by {r['metric']} vs by {r['label']}: Kendall tau {tau}; "
+                     f"metric: {' > '.join(r['by_metric'])}; people: {' > '.join(r['by_label'])}")
+    for e in result.get("estimates", []):
+        lines.append(f"prediction-powered {e['label']} of {e['system']} from {e['metric']}: {e['text']}")
+    return "\n".join(lines)

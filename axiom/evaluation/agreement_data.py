@@ -164,3 +164,14 @@ def join(systems: Mapping[str, pd.DataFrame], labels: Labels) -> pd.DataFrame:
         merged.insert(0, "system", name)
         parts.append(merged)
     return pd.concat(parts, ignore_index=True)
+
+
+def system_names(values: Sequence[str] | None) -> dict[str, str]:
+    """`--system NAME=RUN` values -> {RUN (as given): NAME}; UsageError for one without `=`."""
+    out: dict[str, str] = {}
+    for value in values or ():
+        name, sep, source = value.partition("=")
+        if not sep or not name.strip() or not source.strip():
+            raise UsageError(f"--system {value!r}: expected NAME=RUN (a label group and a run folder or table)")
+        out[source.strip()] = name.strip()
+    return out

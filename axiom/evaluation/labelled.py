@@ -69,10 +69,3 @@ def paired_estimates(name_a: str, scores_a: pd.DataFrame, name_b: str, scores_b:
             out.append({"label": label, "metric": metric, **est.to_dict(), "text": est.text()})
     return out
 
-
-def estimates_text(entries: Sequence[Mapping[str, Any]], what: str) -> list[str]:
-    lines = []
-    for e in entries:
-        head = f"prediction-powered {what} of {e['label']} from {e['metric']}"
-        lines.append(f"  {head}: {e.get('text') or e.get('note')}")
-    return lines

@@ -203,10 +203,40 @@ def agreement_report(sources: Sequence[str], labels_path: str, *, fields: Sequen
     metrics = sorted({m for frame in systems.values() for m in frame.columns if m != "id"})
     return {"labels": labels_path, "systems": list(systems), "rows": int(len(table)), "samples": samples,
             "seed": seed, "metrics": metrics, "label_fields": list(labels.fields),
+            "binary_labels": [f for f in labels.fields if f in labels.binary],
             "agreement": metric_agreement(table, metrics, labels.fields, sorted(labels.binary), samples=samples,
                                           seed=seed),
             "ranking": system_ranking(table, metrics, labels.fields),
             "estimates": system_estimates(systems, labels, metrics)}, table
+
+
+def agreement_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """The agreement table: a row per (metric, label), its statistics as `value [low, high]` text."""
+    stats = ("roc_auc", "f1", "precision", "recall", "kappa", "spearman", "kendall")
+    rows = []
+    for e in result["agreement"]:
+        row = {"metric": e["metric"], "label": e["label"], "kind": e["kind"], "n": e["n"],
+               "questions": e["questions"], "threshold": round(e["threshold"], 4) if "threshold" in e else None}
+        row.update({name: _cell(e.get(name)) for name in stats})
+        row["note"] = e.get("note", "")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.loc[:, [c for c in frame.columns if not (frame[c].isin(["-", "", None]).all())]]
+
+
+def ranking_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """Systems ranked by each metric against their ranking by people (Kendall's tau)."""
+    return pd.DataFrame([{"metric": r["metric"], "label": r["label"], "kendall_tau": round(r["kendall_tau"], 3),
+                          "by metric": " > ".join(r["by_metric"]), "by people": " > ".join(r["by_label"])}
+                         for r in result.get("ranking", [])])
+
+
+def estimates_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """The prediction-powered label means per system (systems with unlabelled questions only)."""
+    columns = ["system", "label", "metric", "estimate", "ci_low", "ci_high", "width", "labelled", "scored", "lam",
+               "method"]
+    frame = pd.DataFrame(result.get("estimates", []), columns=columns)
+    return frame.round({c: 3 for c in ("estimate", "ci_low", "ci_high", "width", "lam")})
 
 
 def _cell(stat: dict[str, float] | None) -> str:

@@ -14,6 +14,10 @@ them to 1e-9); numpy only, so nothing beyond the statistics core is needed at ru
 
 (The paper's unlabelled sample is here the whole set: a perfect metric then returns the set's exact mean, and
 with n much smaller than N the overlap changes nothing measurable; bench/ppi_coverage.py measures the coverage.)
+`finite=True` estimates the mean of exactly this set instead (the questions are the population, not a sample of
+one): the metric's mean over the set is then known without error, and the interval is the residual's alone with
+the finite-population correction, z * sqrt(var(label - lam * metric) / n * (1 - n / N)), lam tuned as the
+regression slope of the label on the metric (clipped to [0, 1]); the survey-sampling difference estimator.
 `ppi_mean` estimates one run's mean, `ppi_paired_difference` the difference B - A of two runs on the same
 questions (the paired form: the estimator applied to per-question differences, labelled where both runs carry
 a label), `classical_mean` the interval of the human labels alone.
@@ -83,13 +87,29 @@ def tuned_lam(y: np.ndarray, yhat: np.ndarray, yhat_u: np.ndarray) -> float:
     return float(np.clip(cov / (2.0 * (1.0 + n / big_n) * var_hat), 0.0, 1.0))
 
 
+def _slope(y: np.ndarray, yhat: np.ndarray) -> float:
+    """The lam minimising var(label - lam * metric) on the labelled items, clipped to [0, 1]."""
+    var = float(np.var(yhat, ddof=1))
+    return 0.0 if var <= 0.0 else float(np.clip(np.cov(y, yhat, ddof=1)[0, 1] / var, 0.0, 1.0))
+
+
 def ppi_mean(labels: Any, predicted: Any, predicted_unlabelled: Any, *, lam: float | None = 1.0,
-             level: float = 0.95) -> Estimate:
+             level: float = 0.95, finite: bool = False) -> Estimate:
     """Prediction-powered estimate of the mean label: `labels` and `predicted` (the metric) on the labelled
     items, `predicted_unlabelled` the metric on the set whose mean is wanted (ppi_py's `Yhat_unlabeled`).
-    lam=1: PPI; lam=None: power-tuned (PPI++)."""
+    lam=1: PPI; lam=None: power-tuned (PPI++). finite=True: the mean of exactly the set `predicted_unlabelled`
+    scores, the labelled items being among them (see the module docstring)."""
     y, yhat, yhat_u = _arrays(labels, predicted, predicted_unlabelled)
     method = "ppi" if lam == 1.0 else "ppi++" if lam is None else f"ppi(lam={lam:g})"
+    if finite:
+        if y.size > yhat_u.size:
+            raise EvaluationError(f"finite-set estimate: {y.size} labelled items but a set of {yhat_u.size}")
+        lam_value = _slope(y, yhat) if lam is None else float(lam)
+        theta = float(lam_value * yhat_u.mean() + (y - lam_value * yhat).mean())
+        se = math.sqrt(float(np.var(y - lam_value * yhat, ddof=1)) / y.size * (1.0 - y.size / yhat_u.size))
+        half = NormalDist().inv_cdf(0.5 + level / 2.0) * se
+        return Estimate(theta, theta - half, theta + half, int(y.size), int(yhat_u.size), lam_value,
+                        method + "-finite", level)
     lam_value = tuned_lam(y, yhat, yhat_u) if lam is None else float(lam)
     theta = float(lam_value * yhat_u.mean() + (y - lam_value * yhat).mean())
     se = math.sqrt(float(np.var(lam_value * yhat_u)) / yhat_u.size + float(np.var(y - lam_value * yhat)) / y.size)

@@ -78,3 +78,21 @@ def test_bad_input_is_a_clear_error():
         ppi_mean([1.0, 0.0, 1.0], [1.0, 0.0], [0.5])
     with pytest.raises(EvaluationError, match="NaN"):
         ppi_mean([1.0, float("nan")], [1.0, 0.0], [0.5])
+
+
+def test_finite_set_form_targets_this_sets_mean():
+    rng = np.random.default_rng(13)
+    truth = (rng.random(500) < 0.4).astype(float)
+    metric = np.clip(truth * 0.6 + rng.normal(0.2, 0.2, 500), 0, 1)
+    everything = ppi_mean(truth, metric, metric, lam=None, finite=True)  # every item labelled: no uncertainty
+    assert everything.estimate == pytest.approx(truth.mean(), abs=1e-12) and everything.width == 0.0
+    assert everything.method == "ppi++-finite"
+    hits = 0
+    for draw in range(300):
+        chosen = np.random.default_rng([13, draw]).choice(500, 100, replace=False)
+        est = ppi_mean(truth[chosen], metric[chosen], metric, lam=None, finite=True)
+        hits += est.ci_low <= truth.mean() <= est.ci_high
+        assert est.width < ppi_mean(truth[chosen], metric[chosen], metric, lam=None).width
+    assert 0.90 <= hits / 300 <= 0.99  # 95% nominal; with 300 draws one binomial sd is 1.3 points
+    with pytest.raises(EvaluationError, match="3 labelled items but a set of 2"):
+        ppi_mean([1.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.5, 0.5], finite=True)

@@ -15,8 +15,9 @@ Method (the table's header repeats it):
    pretend only those carry labels: the PPI estimate (lam 1), the power-tuned PPI++ estimate and the classical
    interval of the n labels alone, and the finite-set form of PPI++ (`finite=True`: the target is the mean of
    exactly these 839 answers, so the interval carries the finite-population correction; the labels-alone
-   interval has none and over-covers as n / 839 grows, as do the superpopulation PPI intervals); coverage = share of subsets whose interval holds the true value, with its
-   95% Clopper-Pearson interval; width = mean interval width, and the ratio PPI / labels alone.
+   interval has none and over-covers as n / 839 grows, as do the superpopulation PPI intervals); coverage =
+   share of subsets whose interval holds the true value, with its 95% Clopper-Pearson interval; width = mean
+   interval width, and its ratio to the labels-alone width.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
           f"its passages; {args.subsets} random labelled subsets per size; 95% intervals; coverage with its "
           "Clopper-Pearson 95% interval; width = mean interval width (ratio to the labels-alone width)\n")
     print("| target | true | n | PPI coverage | PPI width (ratio) | PPI++ coverage | PPI++ width (ratio) "
-          "| PPI++ finite-set coverage | its width (ratio) | labels-alone coverage | labels-alone width | metric corr. |")
+          "| PPI++ finite-set coverage | its width (ratio) | labels-alone coverage | labels-alone width "
+          "| metric corr. |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for target, (y, yhat) in targets.items():

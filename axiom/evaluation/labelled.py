@@ -54,6 +54,11 @@ def paired_estimates(name_a: str, scores_a: pd.DataFrame, name_b: str, scores_b:
     if not labels.per_system:
         raise UsageError(f"{labels.path} has no `model` or `run` field: a difference between two runs needs "
                          "labels of each run's answers")
+    groups = set(labels.frame["system"])
+    missing = [name for name in (name_a, name_b) if name not in groups]
+    if missing:
+        raise UsageError(f"no label in {labels.path} is about {' or '.join(repr(m) for m in missing)} (label groups: "
+                         f"{', '.join(sorted(groups))}): map a run to its group with --system NAME=RUN")
     out = []
     for label in labels.fields:
         for metric in metrics:

@@ -207,6 +207,9 @@ def test_cli_agreement_and_compare_with_labels(tmp_path: Path, capsys, monkeypat
     assert ppi["labelled"] == 50 and ppi["scored"] == 80
     assert ppi["ci_low"] <= true_difference <= ppi["ci_high"]
 
+    code, _, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels", labels)
+    assert code == 2 and "no label in" in err and "'run-small' or 'run-large'" in err and "large, small" in err
+
     code, _, err = cli(capsys, "--config", config, "metrics", "agreement", runs["small"], "--labels", labels)
     assert code == 2 and "system 'run-small' has no labelled question" in err and "--system NAME=RUN" in err
     assert "Traceback" not in err

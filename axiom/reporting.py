@@ -354,3 +354,17 @@ def sweep_chart(summary: pd.DataFrame, metric: str) -> Figure:
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (pandas + tabulate)."""
     return table.to_markdown(index=False)
+
+
+def roc_chart(curves: Sequence[Mapping[str, Any]], label: str) -> Figure:
+    """ROC curves of metrics as scores for one binary human label (`agreement.roc_points` of each metric)."""
+    fig, ax = new_figure(6.0, 5.0)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC 0.5)")
+    for colour, curve in zip(BAR_COLOURS * 4, curves, strict=False):
+        if curve["fpr"]:
+            ax.plot(curve["fpr"], curve["tpr"], color=colour, label=f"{curve['metric']} (AUC {curve['auc']:.3f})")
+    ax.set_title(f"ROC curves against the human label {label}")
+    ax.set_xlabel("false-positive rate (share of 'no' answers the metric passes)")
+    ax.set_ylabel("true-positive rate (share of 'yes' answers it passes)")
+    ax.legend(loc="lower right")
+    return fig

@@ -17,7 +17,18 @@ import sys
 from collections.abc import Sequence
 
 from axiom import __version__
-from axiom.cli import cache, dataset, evaluate, ingest, notebooks, query, retrieval_eval, serve, status
+from axiom.cli import (
+    cache,
+    dataset,
+    evaluate,
+    ingest,
+    metrics,
+    notebooks,
+    query,
+    retrieval_eval,
+    serve,
+    status,
+)
 from axiom.cli.options import Parser, UsageExit
 from axiom.cli.output import error_object, fail, print_error_object
 from axiom.config import Settings, load_settings
@@ -29,7 +40,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 log = logging.getLogger("axiom.cli")
 
 # In the order of `axiom --help`.
-COMMANDS = (ingest, query, status, evaluate, retrieval_eval, serve, notebooks, dataset, cache)
+COMMANDS = (ingest, query, status, evaluate, metrics, retrieval_eval, serve, notebooks, dataset, cache)
 
 # Flags several commands share -> (the setting each overrides, the flag named when its value is invalid).
 SETTING_FLAGS = (

@@ -4,7 +4,7 @@
                [--responses FILE | --endpoint URL [--endpoint-config FILE.yaml]] [--save-responses FILE]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
                [--floor-margin M]] [--repeat N] [--no-judge] [--json]
-    axiom compare RUN_A RUN_B [--top N] [--json]
+    axiom compare RUN_A RUN_B [--top N] [--labels FILE [--label FIELD]... [--system NAME=RUN]...] [--json]
 
 The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or a
 deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
@@ -61,8 +61,19 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from axiom.evaluation.run_folder import load_run
     from axiom.evaluation.verdict import StatsConfig
 
-    result = compare_runs(load_run(args.run_a), load_run(args.run_b),
-                          config=StatsConfig.from_settings(settings.evaluation), top=args.top)
+    run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    result = compare_runs(run_a, run_b, config=StatsConfig.from_settings(settings.evaluation), top=args.top)
+    if args.labels:  # the human-judged difference, prediction-powered from the metrics and the partial labels
+        from axiom.evaluation.agreement_data import load_labels, load_systems, system_names
+        from axiom.evaluation.bounded_json import finite_json
+        from axiom.evaluation.labelled import paired_estimates
+
+        names = system_names(args.system)
+        systems = load_systems([args.run_a, args.run_b], names)
+        (name_a, scores_a), (name_b, scores_b) = systems.items()
+        metrics = [m for m in result["metrics"] if m in scores_a.columns and m in scores_b.columns]
+        result["prediction_powered"] = finite_json(paired_estimates(
+            name_a, scores_a, name_b, scores_b, load_labels(args.labels, args.label or ()), metrics))
     emit(args, result, comparison_text(result))
     return 0
 
@@ -115,5 +126,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("run_a", help="run folder A (the reference)")
     p.add_argument("run_b", help="run folder B")
     p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")
+    p.add_argument("--labels", metavar="FILE",
+                   help="human labels of some answers (JSONL: id, model or run, label fields): adds the "
+                        "prediction-powered estimate of each label's difference B - A from each metric")
+    p.add_argument("--label", action="append", metavar="FIELD",
+                   help="with --labels: the label field (repeatable; default: every boolean field)")
+    p.add_argument("--system", action="append", metavar="NAME=RUN",
+                   help="with --labels: the label group (model/run value) of RUN_A or RUN_B (default: run name)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_compare)

@@ -15,6 +15,10 @@ Public surface (what the CLI, the service and the notebooks call):
     compare_runs                               compare.py
     load_baseline, make_baseline, gate_run     gate.py
     run_beir                                   benchmark.py
+    agreement_report                           agreement.py (metrics against human labels; scikit-learn, so
+                                               imported by its callers: `axiom metrics agreement`, 05 notebook)
+    ppi_mean, ppi_paired_difference            ppi.py (prediction-powered estimates; labelled.py joins runs
+                                               and labels for them, agreement_data.py reads both)
 
 Internals: naming.py (run-folder labels, collection names), provenance.py (package versions, git state,
 corpus and collection hashes for the manifest), summary.py (per-metric summaries and repeat spread of a run),

@@ -119,4 +119,8 @@ def comparison_text(result: Mapping[str, Any]) -> str:
                          f"{', answer changed' if c['answer_changed'] else ''}): {detail}")
             lines.append(f"      {c['question']}")
     lines.append(f"{result['unchanged_questions']} question(s) unchanged on every metric")
+    if "prediction_powered" in result:  # `axiom compare --labels`: see axiom.evaluation.labelled
+        lines.append("human-judged difference B - A (prediction-powered, 95% CI):")
+        lines += [f"  {e['label']} from {e['metric']}: {e.get('text') or e.get('note')}"
+                  for e in result["prediction_powered"]]
     return "\n".join(lines)

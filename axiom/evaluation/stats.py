@@ -15,6 +15,8 @@ into per-metric verdicts.
 - `minimum_detectable_effect`: the smallest true mean difference the paired test detects with the given power
   at the Holm threshold of the first step (alpha / m): (z(1 - alpha/(2m)) + z(power)) * sd / sqrt(n)
   (normal approximation of the paired test; see `planning_sd` for the sd).
+- `cluster_resamples`: row indices of bootstrap resamples drawn by cluster (question), for statistics other
+  than a mean (agreement of a metric with people: AUC, kappa, rank correlations).
 - `min_questions`: the smallest n at which even a unanimous change (every question moves the same way) can be
   significant at alpha / m with the sign-flip test: 2 / 2**n <= alpha / m.
 
@@ -63,6 +65,21 @@ def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str
         return float(arr[0]), float(arr[0])
     idx = _rng(seed, label).integers(0, arr.size, size=(samples, arr.size))
     return _percentile_interval(arr[idx].mean(axis=1), level)
+
+
+def percentile_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates (NaN replicates left out); (nan, nan) for none."""
+    arr = finite(values)
+    return (float("nan"), float("nan")) if arr.size == 0 else _percentile_interval(arr, level)
+
+
+def cluster_resamples(clusters: Sequence[str], *, samples: int, seed: int, label: str) -> list[np.ndarray]:
+    """`samples` bootstrap resamples of rows, each drawing as many clusters as there are, with replacement,
+    and keeping every row of a drawn cluster (as often as it was drawn)."""
+    keys, inverse = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == k) for k in range(keys.size)]
+    draws = _rng(seed, "cluster:" + label).integers(0, keys.size, size=(samples, keys.size))
+    return [np.concatenate([rows_of[k] for k in draw]) for draw in draws]
 
 
 def paired_bootstrap_ci(diff: np.ndarray, *, samples: int, seed: int, label: str, level: float = 0.95

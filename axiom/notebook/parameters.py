@@ -16,7 +16,7 @@ from axiom.errors import UsageError
 RESULT_PARAMETER = "result_json"
 # parameters that name files or folders: the CLI resolves them against its working directory
 PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline", "responses", "endpoint_config",
-                   "save_responses")
+                   "save_responses", "labels")
 
 
 def parse_value(text: str) -> Any:

@@ -40,6 +40,8 @@ FAILURES: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("status",): (["status", "--top-k", "3"], "UsageError"),  # argparse: status has no --top-k
     ("eval",): (["eval", "--dataset", "{tmp}/d.jsonl", "--fail-on-regression"], "UsageError"),
     ("compare",): (["compare", "{tmp}/run-a", "{tmp}/run-b"], "UsageError"),
+    ("metrics", "agreement"): (["metrics", "agreement", "{tmp}/run-a", "--labels", "{tmp}/missing.jsonl"],
+                               "DatasetError"),
     ("retrieval-eval",): (["retrieval-eval", "beir", "{tmp}/missing"], "DatasetError"),
     ("bench",): (["bench", "beir", "{tmp}/missing"], "DatasetError"),
     ("notebooks", "run"): (["notebooks", "run", "--fail-on-regression"], "UsageError"),

@@ -36,6 +36,8 @@ SLOW_MODULES = {
     "tests/reliability/test_faults.py",  # a ChromaDB server killed mid-ingest, a full disk, every LLM fault
     "tests/bench/test_bench_smoke.py",  # the benchmark suite, one repetition
     "tests/bench/test_eval_floor.py",  # whole evaluation processes and their floor
+    "tests/service/test_ingest_race.py",  # a real server ingesting for 25 s under file and folder swaps
+    "tests/reliability/test_hostile_endpoint.py",  # hostile replies to whole CLI processes, their peak memory
 }
 
 

@@ -39,6 +39,7 @@ def beir_folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_run_beir_dense_and_hybrid(beir_folder: Path, tmp_path: Path, embedder) -> None:  # noqa: ANN001
     settings = build_settings(tmp_path / "state")
     result = run_beir(settings, beir_folder, retrievers=["dense", "hybrid"], embedder=embedder)

@@ -308,6 +308,7 @@ def test_retries_honour_retry_after_and_stop(tmp_path: Path) -> None:
     assert answered.source["unanswered"] == 1
 
 
+@pytest.mark.notebooks
 def test_the_evaluation_notebook_asks_an_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """03_evaluate with `-p endpoint URL -p endpoint_config FILE` (a real kernel): the run completes, its tables

@@ -214,6 +214,7 @@ def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path, 
     assert code == 0 and out.startswith("verdict: ")
 
 
+@pytest.mark.notebooks
 def test_the_evaluation_notebook_scores_a_responses_file(saved: dict[str, Any], tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:

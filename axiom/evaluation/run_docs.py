@@ -47,6 +47,7 @@ class Scored:
     answers: AnswerScores | None = None
     repeat_means: dict[str, list[float | None]] = field(default_factory=dict)
     evidence_labels: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, list[Any]] = field(default_factory=dict)  # name -> one JSON value per question
 
     def add(self, metric: str, values: list[float], statuses: list[str], reasons: list[str | None]) -> None:
         self.order.append(metric)
@@ -74,6 +75,8 @@ def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> 
         }
         for m in scored.order:
             row[m] = float(scored.values[m][idx])
+        for name, per_question in scored.details.items():  # JSON text, the same in the parquet and the CSV
+            row[name] = json.dumps(per_question[idx], ensure_ascii=False)
         row["notes"] = json.dumps(notes, ensure_ascii=False) if notes else ""
         records.append(row)
     return pd.DataFrame.from_records(records)

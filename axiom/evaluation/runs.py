@@ -269,6 +269,9 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
         out.add(m, *_per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"], evidence=True))
     for m in scored.metric_names:
         out.add(m, *_expand(answers, scored.scores[m]))
+    for name, per_row in scored.details.items():  # per answered row, spread back over every question
+        measured = iter(per_row)
+        out.details[name] = [next(measured) if a.answered else [] for a in answers]
     return out
 
 

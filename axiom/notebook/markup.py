@@ -53,3 +53,41 @@ def answer_markdown(answer: Answer) -> Any:
         lines += [f"{c.n}. <code>{markdown_text(c.source)}</code>" + (f" p.{c.page}" if c.page is not None else "")
                   + f" (score {c.score:.3f})" for c in answer.citations]
     return Markdown("\n".join(lines))
+
+
+def highlighted_answer_html(answer: str, spans: list[dict[str, Any]]) -> str:
+    """The answer as HTML with each unsupported claim (`{start, end}` character offsets) in a `<mark>`; every
+    character of the answer escaped. Overlapping or out-of-range spans are clipped, never trusted."""
+    out, at = [], 0
+    for span in sorted(spans, key=lambda s: int(s.get("start", 0))):
+        start = min(max(int(span.get("start", 0)), at), len(answer))
+        end = min(max(int(span.get("end", 0)), start), len(answer))
+        if end <= start:
+            continue
+        out += [html.escape(answer[at:start]), '<mark title="unsupported">', html.escape(answer[start:end]), "</mark>"]
+        at = end
+    out.append(html.escape(answer[at:]))
+    return "".join(out)
+
+
+def unsupported_claims_view(results: Any, limit: int = 10) -> Any:
+    """03_evaluate's groundedness view: the `limit` least grounded answers of a run's results table, each with its
+    unsupported claims highlighted, as IPython HTML (question, id and answer escaped)."""
+    import json
+
+    from IPython.display import HTML
+
+    if "groundedness" not in results or "unsupported_claims" not in results:
+        return HTML("<p>This run has no groundedness scores.</p>")
+    rows = results[results["groundedness"].notna()].sort_values("groundedness").head(limit)
+    if rows.empty:
+        return HTML("<p>No answer was scored for groundedness (n/a: no contexts or no claim).</p>")
+    parts = ['<table><thead><tr><th>id</th><th>groundedness</th><th>supported claims</th>'
+             '<th>question</th><th>answer (unsupported claims marked)</th></tr></thead><tbody>']
+    for _, row in rows.iterrows():
+        spans = json.loads(row["unsupported_claims"] or "[]")
+        parts.append(f"<tr><td>{html.escape(str(row['id']))}</td><td>{row['groundedness']:.3f}</td>"
+                     f"<td>{row['supported_claims']:.2f}</td><td>{html.escape(str(row['question']))}</td>"
+                     f"<td style=\"text-align:left\">{highlighted_answer_html(str(row['answer']), spans)}</td></tr>")
+    parts.append("</tbody></table>")
+    return HTML("".join(parts))

@@ -20,6 +20,10 @@ Offline, always (deterministic, no network):
 - `rouge_l` (ROUGE-L F1, stemmed) and `chrf` (sacrebleu chrF): answer against the reference answer.
 - `semantic_similarity`: ragas SemanticSimilarity with the pipeline's own embedding model (the packaged
   MiniLM by default), so the model is loaded once: the cosine of the answer and reference embeddings.
+- `groundedness` / `supported_claims` (grounding.py over groundedness.py): the calibrated probability that a
+  careful reader finds nothing in the answer unsupported by its own contexts, and the share of its claims that
+  are supported; the unsupported claims (text, offsets) go to `details["unsupported_claims"]`. Reference-free:
+  they need only the answer and its contexts.
 - `exact_match` / `string_presence`: ragas ExactMatch / StringPresence on SQuAD-normalised text (lower case,
   no punctuation or articles) against the item's short answer; n/a when an item has none (see
   `EvalItem.expected_short_answer`).
@@ -46,6 +50,11 @@ from collections.abc import Sequence
 
 from axiom.config import Settings
 from axiom.embeddings import Embedder, caching_embedder
+from axiom.evaluation.answer_metrics.grounding import (
+    GROUNDEDNESS_METRICS,
+    UNSUPPORTED_CLAIMS,
+    score_grounding,
+)
 from axiom.evaluation.answer_metrics.judge import (
     JUDGE_METRICS,
     JudgeConfig,
@@ -61,7 +70,7 @@ from axiom.evaluation.answer_metrics.ragas_adapter import EmbedderAdapter
 from axiom.evaluation.answer_metrics.scores import AnswerScores, JudgeStats, MetricScore, ScoreInput, Status
 
 __all__ = [
-    "JUDGE_METRICS", "OFFLINE_METRICS", "OFFLINE_REGISTRY", "AnswerScores", "EmbedderAdapter", "JudgeCache",
+    "GROUNDEDNESS_METRICS", "JUDGE_METRICS", "OFFLINE_METRICS", "UNSUPPORTED_CLAIMS", "OFFLINE_REGISTRY", "AnswerScores", "EmbedderAdapter", "JudgeCache",
     "JudgeConfig", "JudgeStats", "MetricScore", "ScoreInput", "Status", "clean_answer", "cost_usd",
     "describe_failure", "judge_config", "normalise", "price_for", "score_answers", "score_judged",
     "score_offline", "sentences",
@@ -74,11 +83,13 @@ def score_answers(rows: Sequence[ScoreInput], settings: Settings, embedder: Embe
     (`use_cache=False` asks the judge again instead of reading its cache)."""
     embedder = caching_embedder(settings, embedder)  # one memo (and the on-disk cache) for every metric
     scores = score_offline(rows, embedder)
-    names = list(OFFLINE_METRICS)
+    grounded, unsupported = score_grounding(rows, embedder)
+    scores.update(grounded)
+    names = list(OFFLINE_METRICS) + list(GROUNDEDNESS_METRICS)
     stats = None
     config = judge_config(settings) if judge else None
     if config is not None and rows:
         judged, stats = score_judged(rows, config, embedder, use_cache=use_cache)
         scores.update(judged)
         names += list(JUDGE_METRICS)
-    return AnswerScores(scores=scores, judge=stats, metric_names=names)
+    return AnswerScores(scores=scores, judge=stats, metric_names=names, details={UNSUPPORTED_CLAIMS: unsupported})

@@ -94,18 +94,33 @@ def from_json(d: dict[str, Any]) -> gf.AnswerMeasures:
     return gf.AnswerMeasures(d["answer"], d["context_chars"], claims)
 
 
-def measure_all(items: list[tuple[str, list[str]]], cache_file: Path, embedder) -> tuple[list, float]:
-    """Measures of (answer, contexts) items, from `cache_file` when it is there; seconds spent computing."""
+def shard_bounds(n: int, shard: int, shards: int) -> tuple[int, int]:
+    """Item range of shard `shard` of `shards` (whole questions: 4 answers each, kept together)."""
+    return 4 * round(n / 4 * shard / shards), 4 * round(n / 4 * (shard + 1) / shards)
+
+
+def measure_all(items: list[tuple[str, list[str]]], cache_file: Path, embedder, shards: int = 1) -> tuple[list, float]:
+    """Measures of (answer, contexts) items, from `cache_file` when it is there (or from its `shards` part files,
+    written by `--measure-shard` processes running side by side); CPU seconds spent computing."""
     if cache_file.is_file():
         return [from_json(d) for d in json.loads(cache_file.read_text())], 0.0
-    t0, out = time.process_time(), []
-    for i, (answer, contexts) in enumerate(items):
-        out.append(gf.measure_answer(answer, contexts, embedder))
-        if i % 200 == 0:
-            print(f"  measured {i}/{len(items)} ({time.process_time() - t0:.0f} s cpu)", flush=True)
-    seconds = time.process_time() - t0
+    parts = [cache_file.with_suffix(f".part{k}-of-{shards}.json") for k in range(shards)]
+    if shards > 1 and all(p.is_file() for p in parts):
+        data = [d for p in parts for d in json.loads(p.read_text())]
+        cache_file.write_text(json.dumps(data))
+        return [from_json(d) for d in data], float("nan")
+    partial = cache_file.with_suffix(".partial.json")  # resumed after an interruption
+    done = json.loads(partial.read_text()) if partial.is_file() else []
+    t0, out = time.process_time(), [from_json(d) for d in done]
     cache_file.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(len(out), len(items)):
+        out.append(gf.measure_answer(*items[i], embedder))
+        if i % 100 == 99:
+            partial.write_text(json.dumps([to_json(m) for m in out]))
+            print(f"  measured {i + 1}/{len(items)} ({time.process_time() - t0:.0f} s cpu)", flush=True)
+    seconds = time.process_time() - t0
     cache_file.write_text(json.dumps([to_json(m) for m in out]))
+    partial.unlink(missing_ok=True)
     return out, seconds
 
 
@@ -232,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-sample", type=int, default=40)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--no-write-model", action="store_true")
+    parser.add_argument("--measure-shard", help="K/N: only measure shard K of N (0-based) into a part file")
+    parser.add_argument("--shards", type=int, default=1, help="assemble the measures from this many part files")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args(argv)
     from scipy.stats import kendalltau
@@ -241,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     hashes = {f.name: sha256(f) for f in files}
     key = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:12]
     embedder = make_embedder()
-    measures, seconds = measure_all([(r["answer"], r["contexts"]) for r in rows],
-                                    CACHE / f"groundedness-ragtruth-v{gf.MEASURES_VERSION}-{key}.json", embedder)
+    full = CACHE / f"groundedness-ragtruth-v{gf.MEASURES_VERSION}-{key}.json"
+    measures, seconds = ([], 0.0) if args.measure_shard else measure_all(
+        [(r["answer"], r["contexts"]) for r in rows], full, embedder, args.shards)
+    if args.measure_shard:
+        k, n = (int(v) for v in args.measure_shard.split("/"))
+        a, b = shard_bounds(len(rows), k, n)
+        part = CACHE / f"groundedness-ragtruth-v{gf.MEASURES_VERSION}-{key}.part{k}-of-{n}.json"
+        measure_all([(r["answer"], r["contexts"]) for r in rows[a:b]], part, embedder)
+        return 0
     oof = cross_validate(rows, measures, args.folds)
     y = np.asarray([r["faithful"] for r in rows], float)
     groups = np.asarray([r["id"] for r in rows])

@@ -124,6 +124,20 @@ def measure_all(items: list[tuple[str, list[str]]], cache_file: Path, embedder, 
     return out, seconds
 
 
+def measured_so_far(rows: list[dict[str, Any]], full: Path, shards: int) -> tuple[list, list, float]:
+    """The rows and measures the `shards` part (or checkpoint) files hold so far."""
+    kept, measures = [], []
+    for k in range(shards):
+        a, _ = shard_bounds(len(rows), k, shards)
+        part = full.with_suffix(f".part{k}-of-{shards}.json")
+        found = part if part.is_file() else part.with_suffix(".partial.json")
+        data = json.loads(found.read_text()) if found.is_file() else []
+        kept += rows[a:a + len(data)]
+        measures += [from_json(d) for d in data]
+    print(f"partial: {len(kept)} of {len(rows)} answers measured so far")
+    return kept, measures, float("nan")
+
+
 def load_ragtruth(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
     golden = {g["id"]: g for g in read_jsonl(root / "golden.jsonl")}
     labels = {(r["id"], r["model"]): r for r in read_jsonl(root / "labels.jsonl")}
@@ -249,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write-model", action="store_true")
     parser.add_argument("--measure-shard", help="K/N: only measure shard K of N (0-based) into a part file")
     parser.add_argument("--shards", type=int, default=1, help="assemble the measures from this many part files")
+    parser.add_argument("--partial", action="store_true",
+                        help="fit and measure on the answers the shard processes measured so far")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args(argv)
     from scipy.stats import kendalltau
@@ -259,8 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     key = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:12]
     embedder = make_embedder()
     full = CACHE / f"groundedness-ragtruth-v{gf.MEASURES_VERSION}-{key}.json"
-    measures, seconds = ([], 0.0) if args.measure_shard else measure_all(
-        [(r["answer"], r["contexts"]) for r in rows], full, embedder, args.shards)
+    if args.partial:  # what the shard processes measured so far: a subset of the questions
+        rows, measures, seconds = measured_so_far(rows, full, args.shards)
+    else:
+        measures, seconds = ([], 0.0) if args.measure_shard else measure_all(
+            [(r["answer"], r["contexts"]) for r in rows], full, embedder, args.shards)
     if args.measure_shard:
         k, n = (int(v) for v in args.measure_shard.split("/"))
         a, b = shard_bounds(len(rows), k, n)
@@ -299,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         score_measures(gf.measure_answer(r["answer"], r["contexts"], cold), final)
     cpu_ms = (time.process_time() - t0) * 1000 / len(sample)
 
-    result = {"n_answers": len(rows), "n_questions": len(set(groups)), "folds": args.folds,
+    brier = float(np.mean((oof["groundedness"] - y) ** 2))
+    result = {"brier_groundedness": brier, "brier_base_rate": float(y.mean() * (1 - y.mean())),
+              "partial": args.partial, "n_answers": len(rows), "n_questions": len(set(groups)), "folds": args.folds,
               "auc": aucs, "auc_ci": ci, "paired_differences": diffs, "kendall_tau": tau,
               "by_model": {m: {"human_faithful_share": h, "mean_groundedness": g} for m, (h, g) in by_model.items()},
               "ood_attributionbench_dev": ood, "cpu_ms_per_answer_cold": cpu_ms,
@@ -309,14 +330,16 @@ def main(argv: list[str] | None = None) -> int:
                 "claim_threshold": CLAIM_THRESHOLD, "claim_model": final.claim.to_dict(),
                 "answer_model": final.answer.to_dict(), "training_files_sha256": hashes,
                 "measures_version": gf.MEASURES_VERSION, "cv_auc": aucs["groundedness"],
-                "cv_auc_ci": ci["groundedness"], "ood_auc_attributionbench_dev": ood["groundedness"]}
+                "cv_auc_ci": ci["groundedness"], "cv_auc_others": {k: v for k, v in aucs.items() if k != "groundedness"},
+                "cv_answers": len(rows), "cv_questions": len(set(groups)), "partial": args.partial, "ood_auc_attributionbench_dev": ood["groundedness"]}
         MODEL_PATH.write_text(json.dumps(data, indent=1) + "\n")
     print("| score | ROC AUC vs human_faithful | 95% CI (questions resampled) |\n|---|---|---|")
     for k in sorted(aucs, key=aucs.get, reverse=True):
         print(f"| {k} | {aucs[k]:.3f} | {ci[k][0]:.3f}-{ci[k][1]:.3f} |")
     for name, d in diffs.items():
         print(f"| {name} (paired) | {d['diff']:+.3f} | {d['ci'][0]:+.3f}-{d['ci'][1]:+.3f} |")
-    print(f"\nKendall tau (models by mean groundedness vs human share): {tau:.2f}; {by_model}")
+    print(f"\nBrier (out of fold) {brier:.3f} vs {y.mean() * (1 - y.mean()):.3f} for the base rate")
+    print(f"Kendall tau (models by mean groundedness vs human share): {tau:.2f}; {by_model}")
     print(f"AttributionBench dev (not fitted on): {ood}; cpu ms/answer (cold): {cpu_ms:.0f}")
     print(write_result(result, args.out, "calibrate_groundedness"))
     return 0

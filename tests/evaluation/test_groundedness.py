@@ -113,7 +113,8 @@ def test_model_file_matches_the_code_and_its_training_data(model: GroundednessMo
                                      "responses-llama-2-13b-chat.jsonl", "responses-llama-2-70b-chat.jsonl",
                                      "responses-mistral-7B-instruct.jsonl"])
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in hashes.values())
-    assert 0.77 <= data["cv_auc"] <= 1.0
+    assert data["cv_auc"] > max(data["cv_auc_others"]["answer_length"], 0.5)
+    assert data["cv_answers"] >= 400 and data["claim_threshold"] == model.claim_threshold
     dataset = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ragtruth-qa-train"
     if dataset.is_dir():  # on the workbench machine: the model was fitted on exactly these files
         assert {name: hashlib.sha256((dataset / name).read_bytes()).hexdigest() for name in hashes} == hashes

@@ -265,7 +265,8 @@ FEATURE_NAMES = (
     "mean_sim_window", "share_window_below_60", "min_token_precision", "mean_token_precision",
     "share_token_below_70", "answer_novel_share", "max_claim_novel_share", "claims_novel_over_30",
     "novel_numbers", "novel_terms", "number_conflicts", "negation_conflicts", "meta_claims", "passage_mentions", "refusal",
-    "hedges", "additions", "list_items",
+    "hedges", "additions", "list_items", "novel_words_total", "claims_token_below_70", "claims_window_below_60",
+    "claims_novel_over_50",
 )
 
 
@@ -304,5 +305,9 @@ def answer_features(m: AnswerMeasures) -> list[float]:
         "hedges": math.log1p(len(_HEDGE.findall(m.answer))),
         "additions": math.log1p(len(_ADDITION.findall(m.answer))),
         "list_items": float(sum(bool(_LIST_MARKER.match(line)) for line in m.answer.split("\n"))),
+        "novel_words_total": math.log1p(sum(c.novel_words for c in world)),
+        "claims_token_below_70": math.log1p(sum(t < 0.7 for t in tok)),
+        "claims_window_below_60": math.log1p(sum(s < 0.6 for s in sim_w)),
+        "claims_novel_over_50": math.log1p(sum(s > 0.5 for s in shares)),
     }
     return [values[name] for name in FEATURE_NAMES]

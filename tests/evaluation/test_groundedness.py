@@ -139,3 +139,19 @@ def test_a_model_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(EvaluationError, match=str(path)):
         GroundednessModel.load(path)
+
+
+def test_word_piece_vectors_pool_to_the_sentence_vector(embedder) -> None:
+    """`LocalEmbedder.token_vectors`: offsets point into the text, and the mean of the pieces (special tokens
+    included) is the model's own sentence vector, which is what lets one pass serve both."""
+    import numpy as np
+
+    text = "Maria Kessel designed the 503-metre bridge."
+    [tokens] = embedder.token_vectors([text])
+    assert tokens.pieces[0] == "[CLS]" and tokens.pieces[-1] == "[SEP]"
+    inner = zip(tokens.pieces[1:-1], tokens.offsets[1:-1], strict=True)
+    assert all(text[a:b].lower() == piece.removeprefix("##") for piece, (a, b) in inner)
+    assert len(tokens.pieces) == len(tokens.offsets) == len(tokens.vectors) > 8
+    pooled = tokens.vectors.mean(axis=0)
+    pooled /= np.linalg.norm(pooled)
+    assert float(pooled @ embedder.embed([text])[0]) > 0.9999

@@ -50,6 +50,12 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+class TokenVectors(NamedTuple):
+    pieces: list[str]
+    offsets: np.ndarray  # (n, 2) character offsets into the text; (0, 0) for special tokens
+    vectors: np.ndarray  # (n, dimension) float32, as the model's last layer gives them
+
+
 class ModelKey(NamedTuple):
     """What produced a vector, for the persistent cache: `key` (the whole identity, dimension included), the
     dimension, and a short `label` for `axiom cache stats`."""
@@ -168,6 +174,22 @@ class LocalEmbedder:
     def count_tokens(self, text: str) -> int:
         """Tokens as the model's own tokenizer counts them (without special tokens)."""
         return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Per text, its word pieces (with [CLS]/[SEP], truncated to the model's length), their character offsets
+        and contextual vectors (not normalised: their mean is the sentence vector before normalisation). For
+        token alignment (BERTScore-style) and pooling sentences out of one encoded passage."""
+        if not texts:
+            return []
+        encoded = self.model.encode(list(texts), batch_size=self.batch_size, output_value="token_embeddings",
+                                    convert_to_numpy=False, show_progress_bar=False)
+        tokenizer, out = self.model.tokenizer, []
+        for text, vectors in zip(texts, encoded, strict=True):
+            enc = tokenizer(text, truncation=True, max_length=self.max_seq_length, return_offsets_mapping=True)
+            out.append(TokenVectors(tokenizer.convert_ids_to_tokens(enc["input_ids"]),
+                                    np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+                                    vectors.float().cpu().numpy()))
+        return out
 
 
 class OpenAIEmbedder:

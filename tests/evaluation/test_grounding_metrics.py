@@ -85,3 +85,13 @@ def test_the_view_lists_the_least_grounded_first(tmp_path: Path) -> None:
 def test_empty_answers_are_not_scored(answer: str, embedder) -> None:  # noqa: ANN001
     scores, _ = score_grounding([_row(answer)], embedder)
     assert scores["groundedness"][0].status == "not_applicable"
+
+
+def test_the_packaged_minilm_scores_groundedness_whatever_the_run_embeds(embedder) -> None:  # noqa: ANN001
+    from axiom.embeddings import CachingEmbedder, LocalEmbedder
+    from axiom.evaluation.answer_metrics.grounding import groundedness_embedder
+
+    wrapped = CachingEmbedder(embedder)
+    assert groundedness_embedder(wrapped) is wrapped  # the run's own model: nothing else loaded
+    other = groundedness_embedder(LocalEmbedder("some/other-model"))
+    assert isinstance(other, LocalEmbedder) and other.model_id == "all-MiniLM-L6-v2"

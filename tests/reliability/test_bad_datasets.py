@@ -27,9 +27,10 @@ GOLDEN_CASES = {
                         ["line 2: not valid JSON (Unterminated string starting at at column 27)"]),
     "duplicate_ids": ([GOOD_LINES[0], GOOD_LINES[1], json.dumps({**T01, "question": "Again?"})],
                       ["line 3: duplicate id 't01' (first used on line 1)"]),
+    # id and question are required; a question alone (line 3) is a valid, reference-free item
     "missing_fields": ([GOOD_LINES[0], json.dumps({"id": "t09", "reference": "R."}),
-                        json.dumps({"id": "t10", "question": "Q?"})],
-                       ["line 2: missing field 'question'", "line 3: missing field 'reference'"]),
+                        json.dumps({"id": "t10", "question": "Q?"}), json.dumps({"question": "Q?"})],
+                       ["line 2: missing field 'question'", "line 4: missing field 'id'", "2 problem(s)"]),
     "unknown_source": ([json.dumps({**T01, "relevant_sources": ["nowhere.md"]})],
                        ["line 1: unknown source(s) 'nowhere.md' (not in the corpus)"]),
     "empty_dataset": (["", "   ", ""], ["the dataset is empty (no questions)"]),

@@ -125,15 +125,17 @@ class GroundednessResult:
     claims: int
     unsupported: tuple[Claim, ...]  # the claims above it, with offsets into the answer
     claim_risks: tuple[float, ...]
+    unsupported_risks: tuple[float, ...] = ()  # the risk of each unsupported claim, in the same order
 
 
 def score_measures(measures: AnswerMeasures, model: GroundednessModel) -> GroundednessResult:
     risks = model.claim.probability(claim_features(measures))
     row = np.asarray([answer_features(measures) + stacked_features(risks)])
-    unsupported = tuple(c.claim for c, r in zip(measures.claims, risks, strict=True) if r >= model.claim_threshold)
+    flagged = [(c.claim, float(r)) for c, r in zip(measures.claims, risks, strict=True) if r >= model.claim_threshold]
     n = len(measures.claims)
-    return GroundednessResult(float(model.answer.probability(row)[0]), 1.0 - len(unsupported) / n if n else 1.0,
-                              n, unsupported, tuple(float(r) for r in risks))
+    return GroundednessResult(float(model.answer.probability(row)[0]), 1.0 - len(flagged) / n if n else 1.0,
+                              n, tuple(c for c, _ in flagged), tuple(float(r) for r in risks),
+                              tuple(r for _, r in flagged))
 
 
 def score_groundedness(answers: Sequence[str], contexts: Sequence[Sequence[str]], embedder: Embedder,

@@ -31,11 +31,15 @@ from axiom.evaluation.answer_metrics.groundedness_features import (
     AnswerMeasures,
     Claim,
     ClaimMeasures,
+    TokenVectorMemo,
     answer_features,
     measure_answer,
+    texts_to_encode,
+    token_model,
 )
 
 MODEL_PATH = Path(__file__).with_name("groundedness_model.json")
+ENCODE_ANSWERS = 64  # answers whose claims and contexts are encoded in one batched call
 
 CLAIM_FEATURE_NAMES = (
     "sim_sentence", "sim_window", "token_precision", "novel_share", "novel_words", "novel_numbers",
@@ -144,8 +148,13 @@ def score_groundedness(answers: Sequence[str], contexts: Sequence[Sequence[str]]
     if len(answers) != len(contexts):
         raise EvaluationError(f"groundedness: {len(answers)} answers but {len(contexts)} context lists")
     model = model or default_model()
-    return [score_measures(measure_answer(a, list(c), embedder), model)
-            for a, c in zip(answers, contexts, strict=True)]
+    memo = TokenVectorMemo(token_model(embedder))
+    out: list[GroundednessResult] = []
+    for start in range(0, len(answers), ENCODE_ANSWERS):  # each distinct text encoded once, in batches
+        pairs = list(zip(answers[start:start + ENCODE_ANSWERS], contexts[start:start + ENCODE_ANSWERS], strict=True))
+        memo.prime([t for a, c in pairs for t in texts_to_encode(a, list(c))])
+        out += [score_measures(measure_answer(a, list(c), memo), model) for a, c in pairs]  # type: ignore[arg-type]
+    return out
 
 
 __all__ = ["ClaimMeasures", "GroundednessModel", "GroundednessResult", "LogisticModel", "score_groundedness"]

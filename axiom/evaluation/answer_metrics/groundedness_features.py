@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -210,6 +211,34 @@ def token_model(embedder: Embedder):
         raise EvaluationError(f"groundedness needs word-piece vectors; embedder {embedder.model_id!r} has none",
                               hint="use the local MiniLM (embeddings.provider: local)")
     return model
+
+
+class TokenVectorMemo:
+    """Word-piece vectors by text for one evaluation: each distinct text (a claim, a context segment: the same
+    chunks come back for many questions) is encoded once, in batches; at most `max_bytes` of vectors are kept,
+    the oldest dropped first. Vectors do not depend on the batch a text is encoded in (attention masks)."""
+
+    def __init__(self, model: Any, max_bytes: int = 256 << 20) -> None:
+        self.model, self.max_bytes, self.bytes = model, max_bytes, 0
+        self._by_text: OrderedDict[str, Any] = OrderedDict()
+
+    def prime(self, texts: Sequence[str]) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._by_text))
+        for text, tokens in zip(missing, self.model.token_vectors(missing) if missing else [], strict=True):
+            self._by_text[text] = tokens
+            self.bytes += tokens.vectors.nbytes
+        while self.bytes > self.max_bytes and len(self._by_text) > len(missing):
+            self.bytes -= self._by_text.popitem(last=False)[1].vectors.nbytes
+
+    def token_vectors(self, texts: Sequence[str]) -> list[Any]:
+        self.prime(texts)
+        return [self._by_text[t] for t in texts]
+
+
+def texts_to_encode(answer: str, contexts: Sequence[str]) -> list[str]:
+    """What `measure_answer` encodes for one answer (its claims, then its contexts' segments)."""
+    claims = split_claims(answer)
+    return [c.text for c in claims] + context_segments(contexts) if claims else []
 
 
 def measure_answer(answer: str, contexts: Sequence[str], embedder: Embedder) -> AnswerMeasures:

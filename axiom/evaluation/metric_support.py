@@ -6,7 +6,8 @@ have it, and so whether the metric is measured for the set (supported, partly) o
     context metrics         reference_contexts (nonllm_context_recall / nonllm_context_precision)
     reference answer        reference (rouge_l, chrf, semantic_similarity; judged llm_context_*, factual_correctness)
     short answer            short_answer, or a reference of at most SHORT_REFERENCE_WORDS words (exact_match, ...)
-    groundedness            only the answer and its contexts (judged faithfulness, answer_relevancy): every item
+    groundedness            only the answer and its contexts: offline groundedness, supported_claims; judged
+                            faithfulness, answer_relevancy (every item)
 
 The answer-metric names are listed here rather than imported (the answer metrics import ragas, which is slow to
 load); tests check that the lists match. `axiom dataset audit` shows the table.
@@ -25,6 +26,7 @@ from axiom.evaluation.spans import EVIDENCE_METRICS
 OFFLINE_CONTEXT = ("nonllm_context_recall", "nonllm_context_precision")
 OFFLINE_REFERENCE = ("rouge_l", "chrf", "semantic_similarity")
 OFFLINE_SHORT = ("exact_match", "string_presence")
+OFFLINE_GROUNDEDNESS = ("groundedness", "supported_claims")
 JUDGED_GROUNDEDNESS = ("faithfulness", "answer_relevancy")
 JUDGED_REFERENCE = ("llm_context_precision", "llm_context_recall", "factual_correctness")
 
@@ -49,6 +51,7 @@ FAMILIES: tuple[MetricFamily, ...] = (
     MetricFamily("reference answer", OFFLINE_REFERENCE, "reference", lambda it: it.reference is not None),
     MetricFamily("short answer", OFFLINE_SHORT, "short_answer (or a short reference)",
                  lambda it: it.expected_short_answer is not None),
+    MetricFamily("groundedness", OFFLINE_GROUNDEDNESS, "answer + contexts only", lambda it: True),
     MetricFamily("groundedness (judged)", JUDGED_GROUNDEDNESS, "answer + contexts only", lambda it: True,
                  judged=True),
     MetricFamily("reference answer (judged)", JUDGED_REFERENCE, "reference", lambda it: it.reference is not None,

@@ -26,7 +26,7 @@ import pytest
 
 from axiom.cli import main
 from axiom.errors import ConfigError, UsageError
-from axiom.evaluation.answer_metrics import OFFLINE_METRICS
+from axiom.evaluation.answer_metrics import GROUNDEDNESS_METRICS, OFFLINE_METRICS
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.endpoint import EndpointClient, ask_endpoint
 from axiom.evaluation.endpoint_config import WILDCARD, load_endpoint_config, parse_path, render
@@ -91,7 +91,7 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
     assert list(remote.results["answer"]) == list(local.results["answer"])
     assert list(remote.results["contexts"].map(list)) == list(local.results["contexts"].map(list))
     compared, exact, worst = 0, 0, 0.0
-    for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *EVIDENCE_METRICS):
+    for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *GROUNDEDNESS_METRICS, *EVIDENCE_METRICS):
         for qid, a, b in zip(local.results["id"], local.results[metric], remote.results[metric], strict=True):
             a, b = float(a), float(b)
             compared += 1
@@ -103,9 +103,9 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
             worst = max(worst, abs(a - b))
     with capsys.disabled():
         print(f"\nendpoint vs in-process: {compared} per-question values compared "
-              f"({len(RETRIEVAL_METRICS)} retrieval, {len(OFFLINE_METRICS)} answer, {len(EVIDENCE_METRICS)} "
-              f"evidence metrics x 6 questions), {exact} bit-identical, largest difference {worst:.2e}")
-    for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *EVIDENCE_METRICS):
+              f"({len(RETRIEVAL_METRICS)} retrieval, {len(OFFLINE_METRICS) + len(GROUNDEDNESS_METRICS)} answer, "
+              f"{len(EVIDENCE_METRICS)} evidence metrics x 6 questions), {exact} bit-identical, largest difference {worst:.2e}")
+    for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *GROUNDEDNESS_METRICS, *EVIDENCE_METRICS):
         assert remote.metrics["metrics"][metric]["n"] == local.metrics["metrics"][metric]["n"], metric
     manifest = remote.manifest
     source = manifest["source"]

@@ -157,10 +157,11 @@ def test_golden_from_responses_needs_ids_and_questions(tmp_path: Path) -> None:
 
 # -- the metrics ----------------------------------------------------------------------------------------------
 def test_metric_support_names_every_metric_of_a_run() -> None:
-    from axiom.evaluation.answer_metrics import JUDGE_METRICS, OFFLINE_METRICS
+    from axiom.evaluation.answer_metrics import GROUNDEDNESS_METRICS, JUDGE_METRICS, OFFLINE_METRICS
 
     listed = [m for family in FAMILIES for m in family.metrics]
-    assert sorted(listed) == sorted(RETRIEVAL_METRICS + EVIDENCE_METRICS + OFFLINE_METRICS + JUDGE_METRICS)
+    assert sorted(listed) == sorted(RETRIEVAL_METRICS + EVIDENCE_METRICS + OFFLINE_METRICS + GROUNDEDNESS_METRICS
+                                    + JUDGE_METRICS)
     items = [EvalItem(id="a", question="Q?"), EvalItem(id="b", question="Q?", reference="In 1480.",
                                                        reference_contexts=("It was built in 1480.",))]
     rows = {r["family"]: r for r in metric_support(items, corpus=False)}
@@ -168,6 +169,7 @@ def test_metric_support_names_every_metric_of_a_run() -> None:
     assert rows["retrieval"]["status"] == "n/a" and rows["retrieval"]["why"] == "no item has relevant_sources"
     assert rows["evidence"]["status"] == "n/a" and "--corpus" in rows["evidence"]["why"]
     assert rows["groundedness (judged)"]["status"] == "supported" and rows["groundedness (judged)"]["items"] == 2
+    assert rows["groundedness"]["status"] == "supported" and rows["groundedness"]["items"] == 2
     assert {r["family"]: r["status"] for r in metric_support(items[1:], corpus=True)}["evidence"] == "supported"
 
 

@@ -92,43 +92,38 @@ def client_answer(handler: Any, clock: Clock | None = None, **changes: Any) -> I
         return client.ask(ITEM, None)
 
 
-def test_an_endless_body_is_read_no_further_than_max_reply_bytes() -> None:
-    pulled = []
+def endless_body(chunk: bytes, head: bytes = b"") -> tuple[list[int], Iterator[bytes]]:
+    """A reply body that never ends (`head`, then `chunk` forever) and the list of chunks the client pulled."""
+    pulled: list[int] = []
 
-    def endless() -> Iterator[bytes]:
-        yield b'{"answer": "'
+    def body() -> Iterator[bytes]:
+        if head:
+            yield head
         while True:
             pulled.append(1)
-            yield b"a" * 1024
+            yield chunk
 
-    answer = client_answer(lambda request: httpx.Response(200, content=endless()), max_reply_bytes=10 * 1024)
+    return pulled, body()
+
+
+def test_an_endless_body_is_read_no_further_than_max_reply_bytes() -> None:
+    pulled, endless = endless_body(b"a" * 1024, head=b'{"answer": "')
+    answer = client_answer(lambda request: httpx.Response(200, content=endless), max_reply_bytes=10 * 1024)
     assert answer.failure == "the endpoint's reply is longer than max_reply_bytes (10 KiB)"
     assert len(pulled) <= 11
 
 
 def test_a_declared_oversized_body_is_refused_unread() -> None:
-    pulled = []
-
-    def body() -> Iterator[bytes]:
-        while True:
-            pulled.append(1)
-            yield b" " * 65536
-
-    answer = client_answer(lambda request: httpx.Response(200, content=body(),
+    pulled, body = endless_body(b" " * 65536)
+    answer = client_answer(lambda request: httpx.Response(200, content=body,
                                                           headers={"Content-Length": str(1 << 30)}))
     assert answer.failure == "the endpoint's reply declares 1 GiB, more than max_reply_bytes (16 MiB)"
     assert pulled == []
 
 
 def test_an_error_status_body_is_never_read() -> None:
-    pulled = []
-
-    def body() -> Iterator[bytes]:
-        while True:
-            pulled.append(1)
-            yield b"x" * 65536
-
-    assert client_answer(lambda request: httpx.Response(500, content=body())).failure == \
+    pulled, body = endless_body(b"x" * 65536)
+    assert client_answer(lambda request: httpx.Response(500, content=body)).failure == \
         "HTTP 500 from the endpoint (1 attempt)"
     assert pulled == []
 

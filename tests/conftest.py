@@ -4,22 +4,25 @@ server (`chroma run`), and the loopback OpenAI-compatible stand-in."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from axiom.config import Settings, load_settings
-from axiom.embeddings import LocalEmbedder
-from axiom.pipeline import RAGPipeline
-from axiom.store import ChromaStore
-from tests.support.chroma_server import ChromaServer
-from tests.support.fake_openai import FakeOpenAIServer
+from axiom.observability import apply_process_defaults
 
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# The test process calls the library as a face does (the CLI, the service, a notebook session): the same process
+# defaults (no analytics, no progress bars of the model loader on stderr), set before any model stack is imported,
+# so a test's output does not depend on which test happened to run first in its process.
+apply_process_defaults()
+
+from axiom.config import Settings, load_settings  # noqa: E402
+from axiom.embeddings import LocalEmbedder  # noqa: E402
+from axiom.pipeline import RAGPipeline  # noqa: E402
+from axiom.store import ChromaStore  # noqa: E402
+from tests.support.chroma_server import ChromaServer  # noqa: E402
+from tests.support.fake_openai import FakeOpenAIServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -38,9 +41,31 @@ SLOW_MODULES = {
     "tests/bench/test_eval_floor.py",  # whole evaluation processes and their floor
     "tests/service/test_ingest_race.py",  # a real server ingesting for 25 s under file and folder swaps
     "tests/reliability/test_hostile_endpoint.py",  # hostile replies to whole CLI processes, their peak memory
+    "tests/service/test_overload.py",  # the service at and over its caps, a hung LLM, the breaker: load
+    "tests/service/test_service_resilience.py",  # ChromaDB stopped and restarted under the service, SIGTERM
 }
 
 
+# `make check` and `make test` run on pytest-xdist workers with `--dist loadgroup`: the tests of one group run on
+# one worker, in file order. Every module is a group (its module-scoped servers start once, and tests that rely on
+# the order of their module keep it); a folder whose modules share a session-wide thing is one group (the images
+# and the container report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the
+# modules that share the reliability tests' `axiom serve`.
+SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distributed": "ray"}
+SHARED_FIXTURE_GROUPS = {"reliability_server": "reliability-server"}
+
+
+def xdist_group_of(rel: str, fixturenames: list[str]) -> str:
+    parts = rel.split("/")
+    if len(parts) > 2 and parts[1] in SHARED_FOLDER_GROUPS:
+        return SHARED_FOLDER_GROUPS[parts[1]]
+    for fixture, group in SHARED_FIXTURE_GROUPS.items():
+        if fixture in fixturenames:
+            return group
+    return rel
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
@@ -49,6 +74,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(FOLDER_TIERS[parts[1]])
         if rel in SLOW_MODULES:
             item.add_marker("slow")
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(rel, list(getattr(item, "fixturenames", [])))))
 
 
 @pytest.fixture(scope="session")

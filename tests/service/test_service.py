@@ -291,6 +291,7 @@ def _report(label: str, latencies: list[float], seconds: float) -> str:
             f"p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
 
 
+@pytest.mark.slow  # 20 clients for ~14 s: a benchmark, printed
 def test_load_benchmark(server: AxiomServer, sidecar: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     """20 concurrent clients for 10 s on /query (extractive, hybrid retrieval, every question new so the cache
     never answers), then 3 s of repeated questions (cache hits, after one warm-up request per question).

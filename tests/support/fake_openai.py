@@ -56,6 +56,7 @@ class FakeOpenAIServer:
     def __init__(self, responder: Responder | None = None) -> None:
         self.responder = responder or default_responder
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request, in order (retry back-off tests)
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         server = self
@@ -75,6 +76,7 @@ class FakeOpenAIServer:
                     body = {"_raw": raw.decode(errors="replace")}
                 with server._lock:
                     server.requests.append((self.path, body))
+                    server.arrivals.append(time.monotonic())
                     reply = server._queue.popleft() if server._queue else None
                 if reply is None:
                     reply = server.responder(self.path, body)

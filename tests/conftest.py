@@ -46,26 +46,38 @@ SLOW_MODULES = {
 }
 
 
-# `make check` and `make test` run on pytest-xdist workers with `--dist loadgroup`: the tests of one group run on
-# one worker, in file order. Every module is a group (its module-scoped servers start once, and tests that rely on
-# the order of their module keep it); a folder whose modules share a session-wide thing is one group (the images
-# and the container report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the
-# modules that share the reliability tests' `axiom serve`.
+# `make check` and `make test` run on pytest-xdist workers; the tests of one group run on one worker, in file
+# order. Every module is a group (its module-scoped servers start once, and tests that rely on the order of their
+# module keep it); a folder whose modules share a session-wide thing is one group (the images and the container
+# report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the modules that share
+# the reliability tests' `axiom serve`. (xdist's own `--dist loadgroup` cannot do this with pytest 9.2: it renames
+# `item._nodeid`, which pytest 9 no longer reads, so its groups are silently ignored.)
 SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distributed": "ray"}
-SHARED_FIXTURE_GROUPS = {"reliability_server": "reliability-server"}
+SHARED_MODULE_GROUPS = dict.fromkeys(
+    ("tests/reliability/test_exposure.py", "tests/reliability/test_api_inputs.py",
+     "tests/reliability/test_load_soak.py"), "reliability-server")  # the session fixture `reliability_server`
 
 
-def xdist_group_of(rel: str, fixturenames: list[str]) -> str:
-    parts = rel.split("/")
+def xdist_group_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    parts = module.split("/")
     if len(parts) > 2 and parts[1] in SHARED_FOLDER_GROUPS:
         return SHARED_FOLDER_GROUPS[parts[1]]
-    for fixture, group in SHARED_FIXTURE_GROUPS.items():
-        if fixture in fixturenames:
-            return group
-    return rel
+    return SHARED_MODULE_GROUPS.get(module, module)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling (a scope goes to one worker, as a whole) with the groups above as scopes."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
@@ -74,7 +86,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(FOLDER_TIERS[parts[1]])
         if rel in SLOW_MODULES:
             item.add_marker("slow")
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(rel, list(getattr(item, "fixturenames", [])))))
 
 
 @pytest.fixture(scope="session")

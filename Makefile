@@ -22,6 +22,11 @@ RUNTIME_LOCK := requirements/runtime.lock.txt
 LOCK_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(if $(TORCH_INDEX_URL),$(TORCH_INDEX_URL)/torch/,https://download.pytorch.org/whl/cpu/torch/))
 UPGRADE ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers (docs/TESTING.md has the measurements behind these): a group of tests that shares a server,
+# a cluster or the images runs on one worker (tests/conftest.py). TEST_WORKERS=0: one process, no workers.
+TEST_WORKERS ?= 3
+CHECK_WORKERS ?= 2
+xdist = -n $(1) --dist loadscope
 
 export RAGAS_DO_NOT_TRACK := true
 export ANONYMIZED_TELEMETRY := False
@@ -69,14 +74,14 @@ lock:
 
 # The whole suite (what .ci/run calls), every tier, with the 15 slowest tests listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest $(call xdist,$(TEST_WORKERS)) --durations=15 $(PYTEST_ARGS)
 
 # The fast tier a contributor runs after every change: everything but the docker, ray, notebooks and slow tiers
 # (docs/TESTING.md). `make test` is the whole suite; CI runs that.
 CHECK_TIERS := not docker and not ray and not notebooks and not slow
 .PHONY: check
 check: $(STAMP)
-	$(PY) -m pytest -m "$(CHECK_TIERS)" --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "$(CHECK_TIERS)" $(call xdist,$(CHECK_WORKERS)) --durations=15 $(PYTEST_ARGS)
 
 # The main job, offline: two built-in golden sets, each gated against its committed baseline.
 # 1. the sample set (52 questions on data/, the quick smoke check): 01_ingest + 03_evaluate;

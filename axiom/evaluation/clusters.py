@@ -7,8 +7,8 @@ the paired questions:
 
 - `Clusters.sums`: per group the sum of the questions' differences; the sign-flip test flips these sums
   (stats.paired_randomisation_test with `clusters`), the valid test when groups, not questions, are exchangeable.
-- `cluster_bootstrap_ci`: percentile interval of the mean difference, resampling whole groups (the ratio mean:
-  drawn sums over drawn question counts).
+- `cluster_bootstrap_ci`: studentized bootstrap (bootstrap-t) interval of the mean difference, resampling
+  whole groups (the ratio mean: drawn sums over drawn question counts; t over the cluster-robust se).
 - `design_effect`: the variance of the mean difference under clustering (the cluster-robust, sandwich estimate
   with the small-sample factor G / (G - 1)) over its variance under independence (var / n). Above 1 the
   questions of a group move together; the effective number of questions is n / deff.
@@ -87,13 +87,28 @@ def design_effect(diff: np.ndarray, clusters: Clusters) -> float:
 
 def cluster_bootstrap_ci(diff: np.ndarray, clusters: Clusters, rng: np.random.Generator, *, samples: int,
                          level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of `diff`, resampling whole groups with replacement."""
+    """Studentized (bootstrap-t) interval of the mean of `diff`, resampling whole groups with replacement: the
+    quantiles of t* = (mean* - mean) / se* over the resamples (se: the cluster-robust standard error,
+    `clustered_variance`) around the observed mean and se. With few groups the plain percentile interval is too
+    narrow (coverage 0.91 at 11 and at 25 groups in bench/verdict_simulation.py); the studentized one is not.
+    Resamples whose se* is 0 (one group drawn every time) carry no t* and are left out."""
     if diff.size == 0:
         return float("nan"), float("nan")
     if np.all(diff == diff[0]):
         return float(diff[0]), float(diff[0])
+    mean, se = float(diff.mean()), math.sqrt(clustered_variance(diff, clusters))
+    g = clusters.count
     sums, sizes = clusters.sums(diff), clusters.sizes()
-    draws = rng.integers(0, clusters.count, size=(samples, clusters.count))
-    means = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    draws = rng.integers(0, g, size=(samples, g))
+    drawn_sums, drawn_sizes = sums[draws], sizes[draws]
+    totals = drawn_sizes.sum(axis=1)
+    means = drawn_sums.sum(axis=1) / totals
+    residual = drawn_sums - drawn_sizes * means[:, None]
+    se_star = np.sqrt(g / (g - 1) * np.sum(residual ** 2, axis=1)) / totals
+    ok = se_star > 0
+    if not ok.any() or not se > 0:  # no usable spread anywhere: the percentile interval of the resampled means
+        alpha = (1.0 - level) / 2.0
+        return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    t_star = (means[ok] - mean) / se_star[ok]
     alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+    return mean - float(np.quantile(t_star, 1.0 - alpha)) * se, mean - float(np.quantile(t_star, alpha)) * se

@@ -7,8 +7,8 @@ into per-metric verdicts.
 - `bootstrap_ci`: percentile bootstrap interval of a mean over questions.
 - `paired_bootstrap_ci`: the same for the mean of paired differences (B - A per question).
 - `paired_difference_ci`: the interval of a mean paired difference as reported: Newcombe's paired score
-  interval when every value is 0 or 1 (paired_proportions.py), else the percentile bootstrap (by group when the
-  questions are clustered, clusters.py).
+  interval when every value is 0 or 1 (paired_proportions.py), else the percentile bootstrap (the studentized
+  bootstrap by group when the questions are clustered, clusters.py).
 - `paired_randomisation_test`: two-sided sign-flip test of "the mean paired difference is 0". Only non-zero
   differences carry information (a zero keeps its value under a sign flip), so the test enumerates every sign
   assignment of the non-zero differences exactly when there are at most 13 of them, and draws
@@ -105,7 +105,7 @@ def paired_bootstrap_ci(diff: np.ndarray, *, samples: int, seed: int, label: str
     return bootstrap_ci(diff, samples=samples, seed=seed, label="paired:" + label, level=level)
 
 
-NEWCOMBE, BOOTSTRAP, CLUSTER_BOOTSTRAP = "newcombe", "bootstrap", "cluster bootstrap"
+NEWCOMBE, BOOTSTRAP, CLUSTER_BOOTSTRAP = "newcombe", "bootstrap", "cluster bootstrap-t"
 
 
 def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: int, label: str,
@@ -114,8 +114,8 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: in
 
     - every value of both sides 0 or 1: Newcombe's paired score interval (paired_proportions.py), with the counts
       divided by the design effect (when above 1) under clustering;
-    - otherwise the percentile bootstrap, resampling pairs (`paired_bootstrap_ci`, the independent case) or
-      whole groups (clusters.cluster_bootstrap_ci).
+    - otherwise the percentile bootstrap resampling pairs (`paired_bootstrap_ci`, the independent case), or the
+      studentized bootstrap resampling whole groups (clusters.cluster_bootstrap_ci).
     """
     diff = b - a
     clustered = clusters is not None and not clusters.trivial

@@ -8,8 +8,8 @@ Per metric, over the questions both sides measured (n is counted per metric):
     a, b        means of A and of B over those questions
     delta       mean of the paired differences B - A
     ci          95% interval of delta (stats.paired_difference_ci): Newcombe's paired score interval when every
-                value is 0 or 1, else the paired bootstrap (`bootstrap_samples` draws; groups resampled when
-                the questions are grouped); `interval` names the method
+                value is 0 or 1, else the paired percentile bootstrap (`bootstrap_samples` draws; when the
+                questions are grouped, the studentized bootstrap resampling groups); `interval` names the method
     p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test), by group
     groups      the number of groups the n questions fall in (`groups` of compare_metrics: a golden item's
                 `group`; n when no groups are known), and `design_effect`, the estimated variance of delta
@@ -69,8 +69,8 @@ class StatsConfig:
 
     def describe(self) -> str:
         return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% intervals: "
-                f"Newcombe's paired score interval for 0/1 metrics, paired bootstrap otherwise (by group when "
-                f"questions are grouped); MDE at {self.power:.0%} power")
+                f"Newcombe's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
+                f"group when questions are grouped); MDE at {self.power:.0%} power")
 
 
 def is_finite(x: Any) -> bool:

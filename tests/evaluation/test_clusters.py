@@ -13,7 +13,7 @@ import pytest
 
 from axiom.errors import DatasetError
 from axiom.evaluation import stats
-from axiom.evaluation.clusters import Clusters, clustered_variance, design_effect
+from axiom.evaluation.clusters import Clusters, cluster_bootstrap_ci, clustered_variance, design_effect
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
@@ -76,7 +76,7 @@ def test_compare_metrics_by_group() -> None:
     independent = compare_metrics(per_a, per_b, config=FAST)["m"]
     grouped = compare_metrics(per_a, per_b, config=FAST, groups=group_of)["m"]
     assert independent["groups"] == 48 and independent["design_effect"] == 1.0
-    assert grouped["groups"] == 8 and grouped["design_effect"] > 2.0 and grouped["interval"] == "cluster bootstrap"
+    assert grouped["groups"] == 8 and grouped["design_effect"] > 2.0 and grouped["interval"] == stats.CLUSTER_BOOTSTRAP
     assert grouped["p"] >= independent["p"]  # 8 units, not 48: the evidence is weaker
     width = grouped["ci"][1] - grouped["ci"][0]
     assert width > independent["ci"][1] - independent["ci"][0]
@@ -118,3 +118,22 @@ def test_question_groups_from_a_results_table() -> None:
     table = pd.DataFrame({"id": ["q1", "q2", "q3"], "group": ["a.md", "a.md", "q3"]})
     assert stats.question_groups(table) == {"q1": "a.md", "q2": "a.md", "q3": "q3"}
     assert stats.question_groups(table.drop(columns=["group"])) == {}  # an older run: no groups
+
+
+def test_the_studentized_group_bootstrap() -> None:
+    """Its width is close to the cluster-robust t interval's (2 t(G-1) se), wider than the percentile interval
+    of the resampled group means, which is too narrow with few groups."""
+    from scipy.stats import t as student
+
+    rng = np.random.default_rng(4)
+    ids, group_of, a, b = _clustered(rng, groups=11, per_group=5, group_sd=0.06, noise_sd=0.1)
+    clusters = Clusters.of(ids, group_of)
+    diff = b - a
+    low, high = cluster_bootstrap_ci(diff, clusters, np.random.default_rng(1), samples=4000)
+    se = math.sqrt(clustered_variance(diff, clusters))
+    assert low < diff.mean() < high
+    assert high - low == pytest.approx(2 * student.ppf(0.975, 10) * se, rel=0.3)
+    draws = np.random.default_rng(1).integers(0, 11, size=(4000, 11))
+    means = clusters.sums(diff)[draws].sum(axis=1) / clusters.sizes()[draws].sum(axis=1)
+    assert high - low > float(np.quantile(means, 0.975) - np.quantile(means, 0.025))
+    assert cluster_bootstrap_ci(np.full(55, 0.1), clusters, np.random.default_rng(1), samples=100) == (0.1, 0.1)

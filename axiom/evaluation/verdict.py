@@ -199,9 +199,12 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     if head is not None:
         parts.append(f"this set cannot detect changes below {metrics[head]['mde']:.3f} in {head} "
                      f"(n {metrics[head]['n']}{_cluster_note(metrics[head])})")
-    few = sorted({int(e["groups"]) for e in metrics.values() if _clustered(e) and e["groups"] < FEW_GROUPS})
-    if few:
-        parts.append(f"warning: the questions fall in only {'/'.join(map(str, few))} group(s), fewer than "
+    few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
+    for m, e in metrics.items():
+        if _clustered(e) and e["groups"] < FEW_GROUPS:
+            few.setdefault(int(e["groups"]), []).append(m)
+    for count, names in sorted(few.items()):
+        parts.append(f"warning: the questions of {', '.join(names)} fall in only {count} group(s), fewer than "
                      f"{FEW_GROUPS}: the test and intervals by group rest on few units")
     return "; ".join(parts)
 
@@ -214,12 +217,12 @@ def _clustered(entry: Mapping[str, Any]) -> bool:
 def _cluster_note(entry: Mapping[str, Any]) -> str:
     if not _clustered(entry):
         return ""
-    deff = entry.get("design_effect")
-    return f" in {entry['groups']} groups, design effect {'-' if deff is None else f'{deff:.2f}'}"
+    deff = entry.get("design_effect")  # None: the differences have no variance to inflate
+    return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The per-metric lines of the text report (n per metric)."""
+    """The per-metric lines of the text report (n per metric; the groups and design effect of grouped questions)."""
     lines = [f"{'metric':<26} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI':<18} {'p':>7} {'p_adj':>7} "
              f"{'MDE':>6}  {'W/L/T':<10} verdict"]
     for m, r in metrics.items():
@@ -229,5 +232,8 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         ci = f"[{_fmt(r['ci'][0], sign=True)}, {_fmt(r['ci'][1], sign=True)}]"
         lines.append(f"{m:<26} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} {ci:<18} "
                      f"{_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
-                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}")
+                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}"
+                     + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
+    if any(r.get("interval") == stats.NEWCOMBE for r in metrics.values()):
+        lines.append("(intervals of 0/1 metrics: Newcombe's paired score interval)")
     return lines

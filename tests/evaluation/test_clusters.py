@@ -83,7 +83,7 @@ def test_compare_metrics_by_group() -> None:
     assert grouped["mde"] == pytest.approx(independent["mde"] * math.sqrt(grouped["design_effect"]))
     line = verdict_line({"m": grouped})
     assert "in 8 groups, design effect" in line
-    assert "warning: the questions fall in only 8 group(s), fewer than 10" in line
+    assert "warning: the questions of m fall in only 8 group(s), fewer than 10" in line
     assert "warning" not in verdict_line({"m": independent})
 
 

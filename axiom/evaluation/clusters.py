@@ -9,6 +9,7 @@ the paired questions:
   (stats.paired_randomisation_test with `clusters`), the valid test when groups, not questions, are exchangeable.
 - `cluster_bootstrap_ci`: studentized bootstrap (bootstrap-t) interval of the mean difference, resampling
   whole groups (the ratio mean: drawn sums over drawn question counts; t over the cluster-robust se).
+- `question_groups`: {question id: group} from the `group` column of a run's per-question table.
 - `design_effect`: the variance of the mean difference under clustering (the cluster-robust, sandwich estimate
   with the small-sample factor G / (G - 1)) over its variance under independence (var / n). Above 1 the
   questions of a group move together; the effective number of questions is n / deff.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +62,15 @@ class Clusters:
 
     def sizes(self) -> np.ndarray:
         return np.bincount(self.index, minlength=self.count).astype(float)
+
+
+def question_groups(results: Any) -> dict[str, str]:
+    """{question id: group} from a run's per-question table (its `group` column, written since golden items have
+    groups); empty for a table without one (older runs: every question its own group)."""
+    if results is None or "group" not in getattr(results, "columns", ()):
+        return {}
+    return {str(i): str(g) for i, g in zip(results["id"], results["group"], strict=True)
+            if g is not None and str(g) and str(g) != "nan"}
 
 
 def clustered_variance(diff: np.ndarray, clusters: Clusters) -> float:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from axiom.evaluation.stats import ZERO, question_groups
+from axiom.evaluation.clusters import question_groups
+from axiom.evaluation.stats import ZERO
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
 

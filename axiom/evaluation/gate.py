@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, UsageError
+from axiom.evaluation.clusters import question_groups
 from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
-from axiom.evaluation.stats import question_groups
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
     LOWER_IS_BETTER,

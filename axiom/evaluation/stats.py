@@ -34,7 +34,6 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
@@ -73,15 +72,6 @@ def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str
         return float(arr[0]), float(arr[0])
     idx = _rng(seed, label).integers(0, arr.size, size=(samples, arr.size))
     return _percentile_interval(arr[idx].mean(axis=1), level)
-
-
-def question_groups(results: Any) -> dict[str, str]:
-    """{question id: group} from a run's per-question table (its `group` column, written since golden items have
-    groups); empty for a table without one (older runs: every question its own group)."""
-    if results is None or "group" not in getattr(results, "columns", ()):
-        return {}
-    return {str(i): str(g) for i, g in zip(results["id"], results["group"], strict=True)
-            if g is not None and str(g) and str(g) != "nan"}
 
 
 def percentile_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:

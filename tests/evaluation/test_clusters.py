@@ -13,7 +13,13 @@ import pytest
 
 from axiom.errors import DatasetError
 from axiom.evaluation import stats
-from axiom.evaluation.clusters import Clusters, cluster_bootstrap_ci, clustered_variance, design_effect
+from axiom.evaluation.clusters import (
+    Clusters,
+    cluster_bootstrap_ci,
+    clustered_variance,
+    design_effect,
+    question_groups,
+)
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
@@ -116,8 +122,8 @@ def test_the_group_field_of_a_golden_set(tmp_path: Path) -> None:
 
 def test_question_groups_from_a_results_table() -> None:
     table = pd.DataFrame({"id": ["q1", "q2", "q3"], "group": ["a.md", "a.md", "q3"]})
-    assert stats.question_groups(table) == {"q1": "a.md", "q2": "a.md", "q3": "q3"}
-    assert stats.question_groups(table.drop(columns=["group"])) == {}  # an older run: no groups
+    assert question_groups(table) == {"q1": "a.md", "q2": "a.md", "q3": "q3"}
+    assert question_groups(table.drop(columns=["group"])) == {}  # an older run: no groups
 
 
 def test_the_studentized_group_bootstrap() -> None:

@@ -105,9 +105,10 @@ def _continuous(cell: Cell, rng: np.random.Generator, effect: bool) -> tuple[np.
 
 
 def _binary(cell: Cell, rng: np.random.Generator, effect: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Cells (both, wins, losses, neither) per question; under the effect losses exceed wins by `drop`."""
-    wins = cell.discordant - (cell.drop / 2 if effect else 0.0)
-    losses = cell.discordant + (cell.drop / 2 if effect else 0.0)
+    """Cells (both, wins, losses, neither) per question; under the effect losses exceed wins by `drop` (wins
+    never below 0: at 0.99 every discordant pair is a loss)."""
+    wins = max(0.0, cell.discordant - cell.drop / 2) if effect else cell.discordant
+    losses = wins + cell.drop if effect else cell.discordant
     sizes = np.asarray(cell.group_sizes)
     if cell.clustered_binary:  # each document hurt (losses only, twice the rate) or helped (wins only)
         hurt = np.repeat(rng.random(sizes.size) < 0.5, sizes)

@@ -6,7 +6,7 @@ into per-metric verdicts.
 
 - `bootstrap_ci`: percentile bootstrap interval of a mean over questions.
 - `paired_bootstrap_ci`: the same for the mean of paired differences (B - A per question).
-- `paired_difference_ci`: the interval of a mean paired difference as reported: Newcombe's paired score
+- `paired_difference_ci`: the interval of a mean paired difference as reported: Tango's paired score
   interval when every value is 0 or 1 (paired_proportions.py), else the percentile bootstrap (the studentized
   bootstrap by group when the questions are clustered, clusters.py).
 - `paired_randomisation_test`: two-sided sign-flip test of "the mean paired difference is 0". Only non-zero
@@ -38,7 +38,7 @@ from statistics import NormalDist
 import numpy as np
 
 from axiom.evaluation.clusters import Clusters, cluster_bootstrap_ci, design_effect
-from axiom.evaluation.paired_proportions import PairedTable, is_binary, newcombe_paired_interval
+from axiom.evaluation.paired_proportions import PairedTable, is_binary, tango_paired_interval
 
 PERMUTATIONS = 10_000
 EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
@@ -95,14 +95,14 @@ def paired_bootstrap_ci(diff: np.ndarray, *, samples: int, seed: int, label: str
     return bootstrap_ci(diff, samples=samples, seed=seed, label="paired:" + label, level=level)
 
 
-NEWCOMBE, BOOTSTRAP, CLUSTER_BOOTSTRAP = "newcombe", "bootstrap", "cluster bootstrap-t"
+TANGO, BOOTSTRAP, CLUSTER_BOOTSTRAP = "tango score", "bootstrap", "cluster bootstrap-t"
 
 
 def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: int, label: str,
                          clusters: Clusters | None = None, level: float = 0.95) -> tuple[float, float, str]:
     """The interval of the mean paired difference b - a (no NaNs; `clusters` one group per pair) and its method:
 
-    - every value of both sides 0 or 1: Newcombe's paired score interval (paired_proportions.py), with the counts
+    - every value of both sides 0 or 1: Tango's paired score interval (paired_proportions.py), with the counts
       divided by the design effect (when above 1) under clustering;
     - otherwise the percentile bootstrap resampling pairs (`paired_bootstrap_ci`, the independent case), or the
       studentized bootstrap resampling whole groups (clusters.cluster_bootstrap_ci).
@@ -114,8 +114,8 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: in
         deff = design_effect(diff, clusters) if clustered and clusters is not None else 1.0
         if not math.isnan(deff) and deff > 1.0:
             table = table.scaled(1.0 / deff)
-        low, high = newcombe_paired_interval(table, level)
-        return low, high, NEWCOMBE
+        low, high = tango_paired_interval(table, level)
+        return low, high, TANGO
     if clustered and clusters is not None:
         low, high = cluster_bootstrap_ci(diff, clusters, _rng(seed, "paired:" + label), samples=samples,
                                          level=level)

@@ -7,7 +7,7 @@ Per metric, over the questions both sides measured (n is counted per metric):
 
     a, b        means of A and of B over those questions
     delta       mean of the paired differences B - A
-    ci          95% interval of delta (stats.paired_difference_ci): Newcombe's paired score interval when every
+    ci          95% interval of delta (stats.paired_difference_ci): Tango's paired score interval when every
                 value is 0 or 1, else the paired percentile bootstrap (`bootstrap_samples` draws; when the
                 questions are grouped, the studentized bootstrap resampling groups); `interval` names the method
     p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test), by group
@@ -69,7 +69,7 @@ class StatsConfig:
 
     def describe(self) -> str:
         return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% intervals: "
-                f"Newcombe's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
+                f"Tango's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
                 f"group when questions are grouped); MDE at {self.power:.0%} power")
 
 
@@ -234,6 +234,6 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
                      f"{_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
                      f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}"
                      + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
-    if any(r.get("interval") == stats.NEWCOMBE for r in metrics.values()):
-        lines.append("(intervals of 0/1 metrics: Newcombe's paired score interval)")
+    if any(r.get("interval") == stats.TANGO for r in metrics.values()):
+        lines.append("(intervals of 0/1 metrics: Tango's paired score interval)")
     return lines

@@ -27,7 +27,7 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             rate = result[key]
             assert rate["reps"] == 4 and 0 <= rate["hits"] <= 4
             assert 0.0 <= rate["low"] <= rate["rate"] <= rate["high"] <= 1.0
-        expected = "newcombe" if cell.kind == "binary" else (
+        expected = "tango score" if cell.kind == "binary" else (
             "cluster bootstrap-t" if cell.use_groups and max(cell.group_sizes) > 1 else "bootstrap")
         assert result["interval"] == expected
 
@@ -37,6 +37,9 @@ def test_the_designs_draw_what_they_say() -> None:
     binary = next(c for c in verdict_simulation.CELLS if c.name == "0/1 at 0.95, n 250")
     a, b = zip(*(verdict_simulation._binary(binary, rng, effect=True) for _ in range(200)), strict=True)
     assert np.mean(a) == pytest.approx(0.95, abs=0.005) and np.mean(b) == pytest.approx(0.93, abs=0.005)
+    ceiling = next(c for c in verdict_simulation.CELLS if c.name == "0/1 at 0.99, n 250")
+    a, b = zip(*(verdict_simulation._binary(ceiling, rng, effect=True) for _ in range(400)), strict=True)
+    assert np.mean(a) == pytest.approx(0.99, abs=0.002) and np.mean(b) == pytest.approx(0.97, abs=0.003)
     clustered = next(c for c in verdict_simulation.CELLS if c.name == "continuous, 250 in 25 groups")
     diffs = [np.subtract(*verdict_simulation._continuous(clustered, rng, effect=True)[::-1]) for _ in range(200)]
     assert np.mean(diffs) == pytest.approx(-0.02, abs=0.005)

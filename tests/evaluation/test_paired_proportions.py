@@ -1,5 +1,6 @@
-"""Newcombe's paired score interval for 0/1 metrics: a published worked example, an independent check of the
-Wilson intervals it is built from, its exact coverage by enumeration, and its use by compare_metrics."""
+"""Paired score intervals for 0/1 metrics (Tango's, reported; Newcombe's, the alternative): the published worked
+example, an independent check of the Wilson intervals, exact coverage by enumeration, and their use by
+compare_metrics."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from axiom.evaluation.paired_proportions import (
     corrected_phi,
     is_binary,
     newcombe_paired_interval,
+    tango_paired_interval,
     wilson_interval,
 )
 from axiom.evaluation.verdict import StatsConfig, compare_metrics
@@ -32,6 +34,10 @@ def test_the_published_worked_example() -> None:
     assert (table.wins - table.losses) / table.n == pytest.approx(-0.0621, abs=5e-5)
     assert low == pytest.approx(-0.1186, abs=5e-5)
     assert high == pytest.approx(-0.0046, abs=5e-5)
+    # the same book, the same table: Tango's asymptotic score interval -0.1240 to -0.0054
+    low, high = tango_paired_interval(table)
+    assert low == pytest.approx(-0.1240, abs=5e-5)
+    assert high == pytest.approx(-0.0054, abs=5e-5)
 
 
 def test_the_wilson_intervals_match_statsmodels() -> None:
@@ -49,32 +55,42 @@ def test_the_phi_correction() -> None:
     assert corrected_phi(PairedTable(both=1, wins=5, losses=5, neither=1)) < 0  # negative: not corrected
 
 
-@pytest.mark.parametrize("probs", [(0.4, 0.1, 0.1, 0.4), (0.9, 0.03, 0.05, 0.02), (0.93, 0.0, 0.02, 0.05)])
-def test_exact_coverage_by_enumerating_every_table(probs: tuple[float, float, float, float]) -> None:
-    """The probability that the interval holds the true difference, summed over every table of n = 30 pairs:
-    at least the nominal 95% less a little (Newcombe reports method 10 as slightly conservative)."""
-    n, true = 30, probs[1] - probs[2]
+def _exact_coverage(interval, n: int, probs: tuple[float, float, float, float]) -> float:  # noqa: ANN001
+    """The probability that `interval` holds the true difference, summed over every table of n pairs."""
+    true = probs[1] - probs[2]
     covered = 0.0
     for both in range(n + 1):
         for wins in range(n + 1 - both):
             for losses in range(n + 1 - both - wins):
                 neither = n - both - wins - losses
-                low, high = newcombe_paired_interval(PairedTable(both, wins, losses, neither))
+                low, high = interval(PairedTable(both, wins, losses, neither))
                 if low <= true <= high:
                     covered += multinomial.pmf([both, wins, losses, neither], n, probs)
-    assert 0.93 <= covered <= 1.0
+    return covered
+
+
+@pytest.mark.parametrize("probs", [(0.4, 0.1, 0.1, 0.4), (0.9, 0.03, 0.05, 0.02), (0.93, 0.0, 0.02, 0.05)])
+def test_exact_coverage_by_enumerating_every_table(probs: tuple[float, float, float, float]) -> None:
+    """Over every table of n = 30 pairs: at least the nominal 95% less a little for both intervals, Tango's never
+    wider in coverage than Newcombe's (which is the more conservative near the ceiling)."""
+    tango = _exact_coverage(tango_paired_interval, 30, probs)
+    newcombe = _exact_coverage(newcombe_paired_interval, 30, probs)
+    assert 0.93 <= tango <= 1.0 and 0.93 <= newcombe <= 1.0
+    assert tango <= newcombe + 1e-9
 
 
 def test_no_collapse_near_the_ceiling_and_bounds() -> None:
-    low, high = newcombe_paired_interval(PairedTable(both=245, wins=0, losses=0, neither=0))
-    assert low < 0 < high and high - low > 0.02  # 245 ties still leave doubt, unlike the bootstrap's [0, 0]
-    low, high = newcombe_paired_interval(PairedTable(both=0, wins=20, losses=0, neither=0))
-    assert -1.0 <= low <= high <= 1.0 and low > 0.5
-    assert all(math.isnan(x) for x in newcombe_paired_interval(PairedTable(0, 0, 0, 0)))
-    # scaling every count down (a design effect above 1) widens the interval around the same difference
-    table = PairedTable(both=230, wins=2, losses=8, neither=10)
-    narrow, wide = newcombe_paired_interval(table), newcombe_paired_interval(table.scaled(1 / 2.5))
-    assert wide[0] < narrow[0] and wide[1] > narrow[1]
+    for interval in (tango_paired_interval, newcombe_paired_interval):
+        low, high = interval(PairedTable(both=245, wins=0, losses=0, neither=0))
+        assert low < 0 < high and high - low > 0.02  # 245 ties still leave doubt, unlike the bootstrap's [0, 0]
+        low, high = interval(PairedTable(both=0, wins=20, losses=0, neither=0))
+        assert -1.0 <= low <= high <= 1.0 and low > 0.5
+        assert interval(PairedTable(both=0, wins=0, losses=20, neither=0))[1] < -0.5
+        assert all(math.isnan(x) for x in interval(PairedTable(0, 0, 0, 0)))
+        # scaling every count down (a design effect above 1) widens the interval around the same difference
+        table = PairedTable(both=230, wins=2, losses=8, neither=10)
+        narrow, wide = interval(table), interval(table.scaled(1 / 2.5))
+        assert wide[0] < narrow[0] and wide[1] > narrow[1]
 
 
 def test_is_binary() -> None:
@@ -94,8 +110,8 @@ def test_compare_metrics_uses_it_for_0_1_metrics_only() -> None:
     per_b = {"hit_rate@1": dict(zip(ids, b, strict=True)), "ndcg@10": dict(zip(ids, cont_a + 0.01, strict=True))}
     out = compare_metrics(per_a, per_b, config=FAST)
     hit = out["hit_rate@1"]
-    assert hit["interval"] == stats.NEWCOMBE
-    assert [pytest.approx(x) for x in newcombe_paired_interval(PairedTable.of(a, b))] == hit["ci"]
+    assert hit["interval"] == stats.TANGO
+    assert [pytest.approx(x) for x in tango_paired_interval(PairedTable.of(a, b))] == hit["ci"]
     assert hit["ci"][0] < hit["delta"] < hit["ci"][1] and hit["ci"][1] > 0
     assert out["ndcg@10"]["interval"] == stats.BOOTSTRAP
     # the continuous interval is the same percentile bootstrap as before (bit for bit)

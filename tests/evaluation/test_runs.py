@@ -85,8 +85,8 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     assert "retrieval.top_k: 5 -> 1" in result["differences"]
     ndcg = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
     assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6
-    # every nDCG here is 0 or 1: Newcombe's paired interval, which six ties leave wide (not the bootstrap's [0, 0])
-    assert ndcg["interval"] == "newcombe" and ndcg["ci"][0] == -ndcg["ci"][1] < -0.2
+    # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's [0, 0])
+    assert ndcg["interval"] == "tango score" and ndcg["ci"][0] == -ndcg["ci"][1] < -0.2
     assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
     changed = result["metrics"]["nonllm_context_precision"]
     assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]

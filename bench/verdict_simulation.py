@@ -23,7 +23,7 @@ Method (the printed table repeats it):
 - Run-level noise is in the model but no single pair of runs can separate it from a real change: the cells with
   run_sd > 0 show that (repeats, issue 27 item 1, are what measure it).
 
-Writes bench/results/verdict_simulation.json (or --json) and prints a Markdown table.
+Writes bench/results/verdict_simulation.json (or --json) and the table beside it (.md), and prints the table.
 """
 
 from __future__ import annotations
@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "bootstrap_samples": args.bootstrap, "seed": args.seed, "alpha": ALPHA,
                                      "target_size": TARGET_SIZE, "target_coverage": TARGET_COVERAGE,
                                      "cells": results, "table": text}, indent=2) + "\n", encoding="utf-8")
+    args.json.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
     return 0
 
 

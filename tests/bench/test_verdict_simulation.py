@@ -19,6 +19,7 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     printed = capsys.readouterr().out
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["reps"] == 4 and len(data["cells"]) == len(verdict_simulation.CELLS)
+    assert out.with_suffix(".md").read_text(encoding="utf-8") == data["table"] + "\n"
     assert data["table"] in printed and "| design | interval | size | coverage (effect) | coverage (null) |" in printed
     for cell, result in zip(verdict_simulation.CELLS, data["cells"], strict=True):
         assert result["cell"]["name"] == cell.name and f"| {cell.name} | " in printed

@@ -143,3 +143,18 @@ def test_the_studentized_group_bootstrap() -> None:
     means = clusters.sums(diff)[draws].sum(axis=1) / clusters.sizes()[draws].sum(axis=1)
     assert high - low > float(np.quantile(means, 0.975) - np.quantile(means, 0.025))
     assert cluster_bootstrap_ci(np.full(55, 0.1), clusters, np.random.default_rng(1), samples=100) == (0.1, 0.1)
+
+
+def test_the_gate_groups_questions_by_the_runs_group_column() -> None:
+    from axiom.evaluation.gate import gate_run
+
+    rng = np.random.default_rng(6)
+    ids, group_of, a, b = _clustered(rng, groups=8, per_group=6, group_sd=0.1, noise_sd=0.02)
+    baseline = {"metrics": {"m": {"mean": float(a.mean()), "n": len(ids),
+                                  "per_question": dict(zip(ids, a.tolist(), strict=True))}}}
+    results = pd.DataFrame({"id": ids, "m": b, "group": [group_of[q] for q in ids]})
+    summary = {"m": {"mean": float(b.mean()), "n": len(ids)}}
+    grouped = gate_run(results, summary, baseline, config=FAST).checked["m"]["stats"]
+    older = gate_run(results.drop(columns=["group"]), summary, baseline, config=FAST).checked["m"]["stats"]
+    assert grouped["groups"] == 8 and grouped["design_effect"] > 2.0
+    assert older["groups"] == len(ids) and older["design_effect"] == 1.0

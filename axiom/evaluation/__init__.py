@@ -11,7 +11,9 @@ Public surface (what the CLI, the service and the notebooks call):
     load_endpoint_config, EndpointConfig       endpoint_config.py (the mapping of a system's HTTP API; the
                                                client, httpx and tenacity: endpoint.py, imported lazily)
     load_run, RunRecord                        run_folder.py (the run record, run-folder I/O, listing runs)
-    compare_metrics, verdict_line, StatsConfig   verdict.py (the statistics core: stats.py)
+    compare_metrics, verdict_line, StatsConfig   verdict.py (the statistics core: stats.py, with
+                                               paired_proportions.py, intervals of 0/1 metrics, and
+                                               clusters.py, questions grouped by document)
     compare_runs                               compare.py
     load_baseline, make_baseline, gate_run     gate.py
     run_beir                                   benchmark.py

@@ -1,8 +1,8 @@
 """Comparing two evaluation runs question by question.
 
 `compare_runs(a, b)`: for every metric both runs have, the paired statistics and verdict of
-`verdict.compare_metrics` (the function the gate uses too: identical numbers in every face), the overall verdict
-line, the questions that changed most (largest summed absolute change over all metrics), and the settings that
+`verdict.compare_metrics` (the function the gate uses too: identical numbers in every face; questions grouped by
+the `group` column the runs wrote, none for older runs), the overall verdict line, the questions that changed most (largest summed absolute change over all metrics), and the settings that
 differ. Baselines and the gate live in `gate.py`.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from axiom.evaluation.clusters import question_groups
 from axiom.evaluation.stats import ZERO
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
@@ -53,7 +54,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     per_b = {m: b.per_question(m) for m in metrics}
     spread_a, spread_b = run_spread(a), run_spread(b)
     spread = {m: max(float(spread_a.get(m) or 0.0), float(spread_b.get(m) or 0.0)) for m in metrics}
-    out_metrics = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread)
+    groups = question_groups(b.results) | question_groups(a.results)  # A's groups win where both name one
+    out_metrics = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, groups=groups or None)
 
     ids_a = [str(i) for i in a.results["id"]]
     ids_b = set(str(i) for i in b.results["id"])

@@ -7,6 +7,8 @@ Golden set format, one JSON object a line (blank lines are ignored):
      "relevant_sources": ["file.md"],           # optional: source paths (relative to the corpus root) or doc ids
      "reference_contexts": ["exact passage"],   # optional: passages that hold the answer
      "short_answer": "1480",                    # optional: a short token for exact-match / string-presence
+     "group": "file.md",                        # optional: the cluster the question belongs to (default: its
+                                                #   first relevant source, else its own id); see clusters.py
      "metadata": {...}}                         # optional: free-form, carried along untouched
 
 Loading validates every line and raises one `DatasetError` that lists every problem with its line number
@@ -40,7 +42,7 @@ from axiom.errors import DatasetError
 from axiom.evaluation.bounded_json import JSONBoundError, loads_bounded, size_text
 
 REQUIRED_FIELDS = ("id", "question")
-OPTIONAL_STRING_FIELDS = ("reference", "short_answer")
+OPTIONAL_STRING_FIELDS = ("reference", "short_answer", "group")
 OPTIONAL_LIST_FIELDS = ("relevant_sources", "reference_contexts")
 KNOWN_FIELDS = set(REQUIRED_FIELDS) | set(OPTIONAL_STRING_FIELDS) | set(OPTIONAL_LIST_FIELDS) | {"metadata"}
 SHORT_REFERENCE_WORDS = 4  # a reference of at most this many words is itself a short answer
@@ -62,6 +64,13 @@ class EvalItem:
     short_answer: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     line: int = field(default=0, compare=False)
+    group: str | None = None  # None: the default cluster (see `cluster`)
+
+    @property
+    def cluster(self) -> str:
+        """The group the paired test and intervals treat this question in: the explicit `group`, else its first
+        relevant source (questions about one document move together), else its own id (a group of one)."""
+        return self.group or (self.relevant_sources[0] if self.relevant_sources else self.id)
 
     @property
     def expected_short_answer(self) -> str | None:
@@ -80,6 +89,8 @@ class EvalItem:
         out.update(relevant_sources=list(self.relevant_sources), reference_contexts=list(self.reference_contexts))
         if self.short_answer is not None:
             out["short_answer"] = self.short_answer
+        if self.group is not None:
+            out["group"] = self.group
         if self.metadata:
             out["metadata"] = dict(self.metadata)
         return out
@@ -237,7 +248,7 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
                                   reference=values.get("reference"),
                                   relevant_sources=values.get("relevant_sources") or (),
                                   reference_contexts=values.get("reference_contexts") or (),
-                                  short_answer=values.get("short_answer"),
+                                  short_answer=values.get("short_answer"), group=values.get("group"),
                                   metadata=dict(data.get("metadata") or {}), line=number))
     return items, problems
 

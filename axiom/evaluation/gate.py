@@ -5,7 +5,8 @@ per-question values at full precision (they are data, not display), the practica
 run-to-run `spread` when the baseline run was repeated, and optionally an absolute floor `threshold`.
 
 `gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
-`axiom compare` (so the statistics are identical), over the metrics both have, corrected together. A metric
+`axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
+questions grouped by the run's `group` column (the golden items' groups) when it has one. A metric
 fails the gate when
 
 - its verdict is "worse" (the corrected paired test rejects "no change", the drop is outside the run-to-run
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, UsageError
+from axiom.evaluation.clusters import question_groups
 from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
@@ -147,7 +149,9 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     per_run = {m: run_values(results, m) for m in names}
     both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
                    for m in names}
-    statistics = compare_metrics(per_base, per_run, config=config, metrics=names, spread=both_spread)
+    groups = question_groups(results)  # the run's golden items name the groups (none for an older run's table)
+    statistics = compare_metrics(per_base, per_run, config=config, metrics=names, spread=both_spread,
+                                 groups=groups or None)
     if any(not entries[m].get("per_question") for m in names):
         gate.notes.append("metrics without per-question values in the baseline cannot be tested: "
                           + ", ".join(m for m in names if not entries[m].get("per_question")))

@@ -66,7 +66,7 @@ def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> 
             "id": item.id, "question": item.question, "reference": item.reference, "answer": a.answer,
             "contexts": list(a.contexts), "sources": list(a.context_sources),
             "retrieved_sources": list(a.retrieved or ()), "retrieved_chunk_ids": list(a.chunk_ids),
-            "relevant_sources": list(item.relevant_sources), "generator": a.generator,
+            "relevant_sources": list(item.relevant_sources), "group": item.cluster, "generator": a.generator,
             "degraded": bool(a.degraded), "answered": a.answered, "failure": a.failure or "",
             "retrieval_seconds": a.retrieval_seconds, "generation_seconds": a.generation_seconds,
             "latency_seconds": a.latency_seconds,

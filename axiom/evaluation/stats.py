@@ -6,10 +6,14 @@ into per-metric verdicts.
 
 - `bootstrap_ci`: percentile bootstrap interval of a mean over questions.
 - `paired_bootstrap_ci`: the same for the mean of paired differences (B - A per question).
+- `paired_difference_ci`: the interval of a mean paired difference as reported: Tango's paired score
+  interval when every value is 0 or 1 (paired_proportions.py), else the percentile bootstrap (the studentized
+  bootstrap by group when the questions are clustered, clusters.py).
 - `paired_randomisation_test`: two-sided sign-flip test of "the mean paired difference is 0". Only non-zero
   differences carry information (a zero keeps its value under a sign flip), so the test enumerates every sign
   assignment of the non-zero differences exactly when there are at most 13 of them, and draws
-  `permutations` random assignments otherwise (p = (hits + 1) / (draws + 1), never 0).
+  `permutations` random assignments otherwise (p = (hits + 1) / (draws + 1), never 0). With clusters the
+  units are the groups' sums of differences.
 - `holm`: Holm's step-down adjustment of a family of p-values (family-wise error rate, valid under any
   dependence between the metrics, which are strongly correlated here).
 - `minimum_detectable_effect`: the smallest true mean difference the paired test detects with the given power
@@ -32,6 +36,9 @@ from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
 import numpy as np
+
+from axiom.evaluation.clusters import Clusters, cluster_bootstrap_ci, design_effect
+from axiom.evaluation.paired_proportions import PairedTable, is_binary, tango_paired_interval
 
 PERMUTATIONS = 10_000
 EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
@@ -88,16 +95,49 @@ def paired_bootstrap_ci(diff: np.ndarray, *, samples: int, seed: int, label: str
     return bootstrap_ci(diff, samples=samples, seed=seed, label="paired:" + label, level=level)
 
 
+TANGO, BOOTSTRAP, CLUSTER_BOOTSTRAP = "tango score", "bootstrap", "cluster bootstrap-t"
+
+
+def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: int, label: str,
+                         clusters: Clusters | None = None, level: float = 0.95) -> tuple[float, float, str]:
+    """The interval of the mean paired difference b - a (no NaNs; `clusters` one group per pair) and its method:
+
+    - every value of both sides 0 or 1: Tango's paired score interval (paired_proportions.py), with the counts
+      divided by the design effect (when above 1) under clustering;
+    - otherwise the percentile bootstrap resampling pairs (`paired_bootstrap_ci`, the independent case), or the
+      studentized bootstrap resampling whole groups (clusters.cluster_bootstrap_ci).
+    """
+    diff = b - a
+    clustered = clusters is not None and not clusters.trivial
+    if is_binary(a, b):
+        table = PairedTable.of(a, b)
+        deff = design_effect(diff, clusters) if clustered and clusters is not None else 1.0
+        if not math.isnan(deff) and deff > 1.0:
+            table = table.scaled(1.0 / deff)
+        low, high = tango_paired_interval(table, level)
+        return low, high, TANGO
+    if clustered and clusters is not None:
+        low, high = cluster_bootstrap_ci(diff, clusters, _rng(seed, "paired:" + label), samples=samples,
+                                         level=level)
+        return low, high, CLUSTER_BOOTSTRAP
+    low, high = paired_bootstrap_ci(diff, samples=samples, seed=seed, label=label, level=level)
+    return low, high, BOOTSTRAP
+
+
 def paired_randomisation_test(a: Sequence[float], b: Sequence[float], *, seed: int, label: str,
-                              permutations: int = PERMUTATIONS) -> float:
+                              permutations: int = PERMUTATIONS, clusters: Clusters | None = None) -> float:
     """Two-sided p-value that the mean of b - a differs from 0 (see the module docstring). Pairs with a NaN on
-    either side are left out; nan when no pair is left, 1.0 when every difference is a tie."""
+    either side are left out; nan when no pair is left, 1.0 when every difference is a tie. With `clusters`
+    (one group per pair, clusters.py) the signs are flipped per group, on the groups' sums of differences."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
     keep = ~(np.isnan(x) | np.isnan(y))
     diff = (y - x)[keep]
     if diff.size == 0:
         return float("nan")
+    if clusters is not None and not clusters.trivial:
+        # a group whose pairs were all left out sums to 0: a tie, which carries no information
+        diff = np.bincount(clusters.index[keep], weights=diff, minlength=clusters.count)
     nonzero = diff[np.abs(diff) > ZERO]
     m = nonzero.size
     if m == 0:

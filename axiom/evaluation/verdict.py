@@ -7,17 +7,23 @@ Per metric, over the questions both sides measured (n is counted per metric):
 
     a, b        means of A and of B over those questions
     delta       mean of the paired differences B - A
-    ci          95% paired-bootstrap interval of delta (questions resampled, `bootstrap_samples` draws)
-    p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test)
+    ci          95% interval of delta (stats.paired_difference_ci): Tango's paired score interval when every
+                value is 0 or 1, else the paired percentile bootstrap (`bootstrap_samples` draws; when the
+                questions are grouped, the studentized bootstrap resampling groups); `interval` names the method
+    p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test), by group
+    groups      the number of groups the n questions fall in (`groups` of compare_metrics: a golden item's
+                `group`; n when no groups are known), and `design_effect`, the estimated variance of delta
+                under clustering over that under independence (clusters.py; 1 without groups)
     p_adj       p corrected over every metric compared together (Holm by default: family-wise error rate)
     mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
-                corrected level (stats.minimum_detectable_effect; NaN when the metric has no variance)
+                corrected level (stats.minimum_detectable_effect, the sd inflated by the design effect when it is
+                above 1; NaN when the metric has no variance)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two; a delta
                 inside it is treated as no change
     verdict     "better" | "worse" | "no detectable change" | "too few questions to tell"
 
-The verdict: "too few questions to tell" when n is below `stats.min_questions` (even a unanimous change could
-not be significant after correction); "better" / "worse" when p_adj < alpha and |delta| exceeds the spread
+The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
+`stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse" when p_adj < alpha and |delta| exceeds the spread
 (direction from the metric's orientation); otherwise "no detectable change".
 """
 
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from axiom.evaluation import stats
+from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
 VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
@@ -61,8 +68,9 @@ class StatsConfig:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% paired bootstrap "
-                f"intervals; MDE at {self.power:.0%} power")
+        return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% intervals: "
+                f"Tango's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
+                f"group when questions are grouped); MDE at {self.power:.0%} power")
 
 
 def is_finite(x: Any) -> bool:
@@ -81,23 +89,29 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
     return ids, np.asarray([a[i] for i in ids], dtype=float), np.asarray([b[i] for i in ids], dtype=float)
 
 
-def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig) -> dict[str, Any]:
+def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters
+                ) -> dict[str, Any]:
     n = int(xa.size)
     if n == 0:
-        return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "p": None, "p_adj": None,
-                "mde": None, "sd": None, "wins": 0, "losses": 0, "ties": 0}
+        return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
+                "p_adj": None, "mde": None, "sd": None, "wins": 0, "losses": 0, "ties": 0, "groups": 0,
+                "design_effect": None}
     diff = xb - xa
-    low, high = stats.paired_bootstrap_ci(diff, samples=config.bootstrap_samples, seed=config.seed, label=name)
-    p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations)
+    low, high, method = stats.paired_difference_ci(xa, xb, samples=config.bootstrap_samples, seed=config.seed,
+                                                   label=name, clusters=clusters)
+    p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations,
+                                        clusters=clusters)
     return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
-            "ci": [_num(low), _num(high)], "p": _num(p), "p_adj": None, "mde": None,
+            "ci": [_num(low), _num(high)], "interval": method, "p": _num(p), "p_adj": None, "mde": None,
             "sd": _num(stats.planning_sd(xa, xb)),
             "wins": int(np.sum(diff > stats.ZERO)), "losses": int(np.sum(diff < -stats.ZERO)),
-            "ties": int(np.sum(np.abs(diff) <= stats.ZERO))}
+            "ties": int(np.sum(np.abs(diff) <= stats.ZERO)), "groups": clusters.count,
+            "design_effect": _num(design_effect(diff, clusters))}
 
 
 def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
-    if entry["n"] < stats.min_questions(alpha=alpha, family=family):
+    units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
+    if units < stats.min_questions(alpha=alpha, family=family):
         return TOO_FEW
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
@@ -110,17 +124,19 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
 
 def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
                     config: StatsConfig, metrics: Iterable[str] | None = None,
-                    spread: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                    spread: Mapping[str, float] | None = None, groups: Mapping[str, str] | None = None
+                    ) -> dict[str, dict[str, Any]]:
     """Per metric the paired statistics and the verdict of B against A (see the module docstring).
 
     `per_a` / `per_b`: {metric: {question id: value}}; `metrics`: which to compare (default: those in both, in
-    A's order); `spread`: run-to-run spread per metric from repeated runs.
+    A's order); `spread`: run-to-run spread per metric from repeated runs; `groups`: {question id: group} (a
+    question without one is its own group; None: every question is, the independent case).
     """
     names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        _, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
-        out[name] = _one_metric(name, xa, xb, config)
+        ids, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
+        out[name] = _one_metric(name, xa, xb, config, Clusters.of(ids, groups))
         out[name]["spread"] = float((spread or {}).get(name) or 0.0)
     correct = stats.CORRECTIONS[config.correction]
     raw = {name: (e["p"] if e["p"] is not None else float("nan")) for name, e in out.items()}
@@ -130,6 +146,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
         entry["p_adj"] = _num(adjusted[name])
         if entry["n"]:
             sd = entry["sd"] if entry["sd"] is not None else float("nan")
+            sd *= math.sqrt(max(1.0, entry["design_effect"] or 1.0))  # clustering: fewer effective questions
             entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha,
                                                                 family=family, power=config.power))
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=family)
@@ -181,12 +198,31 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
     if head is not None:
         parts.append(f"this set cannot detect changes below {metrics[head]['mde']:.3f} in {head} "
-                     f"(n {metrics[head]['n']})")
+                     f"(n {metrics[head]['n']}{_cluster_note(metrics[head])})")
+    few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
+    for m, e in metrics.items():
+        if _clustered(e) and e["groups"] < FEW_GROUPS:
+            few.setdefault(int(e["groups"]), []).append(m)
+    for count, names in sorted(few.items()):
+        parts.append(f"warning: the questions of {', '.join(names)} fall in only {count} group(s), fewer than "
+                     f"{FEW_GROUPS}: the test and intervals by group rest on few units")
     return "; ".join(parts)
 
 
+def _clustered(entry: Mapping[str, Any]) -> bool:
+    """Whether the questions of this entry were grouped (some group holds more than one question)."""
+    return bool(entry.get("groups")) and int(entry["groups"]) < int(entry.get("n") or 0)
+
+
+def _cluster_note(entry: Mapping[str, Any]) -> str:
+    if not _clustered(entry):
+        return ""
+    deff = entry.get("design_effect")  # None: the differences have no variance to inflate
+    return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
+
+
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The per-metric lines of the text report (n per metric)."""
+    """The per-metric lines of the text report (n per metric; the groups and design effect of grouped questions)."""
     lines = [f"{'metric':<26} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI':<18} {'p':>7} {'p_adj':>7} "
              f"{'MDE':>6}  {'W/L/T':<10} verdict"]
     for m, r in metrics.items():
@@ -196,5 +232,8 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         ci = f"[{_fmt(r['ci'][0], sign=True)}, {_fmt(r['ci'][1], sign=True)}]"
         lines.append(f"{m:<26} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} {ci:<18} "
                      f"{_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
-                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}")
+                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}"
+                     + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
+    if any(r.get("interval") == stats.TANGO for r in metrics.values()):
+        lines.append("(intervals of 0/1 metrics: Tango's paired score interval)")
     return lines

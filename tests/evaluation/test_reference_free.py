@@ -123,8 +123,8 @@ def test_three_hundred_bad_lines_are_summarised(files: dict[str, Path], tmp_path
     assert problems[MAX_REPORTED_PROBLEMS] == "... and 280 more; 300 problems by kind:"
     assert problems[MAX_REPORTED_PROBLEMS + 1:] == [
         "150 x missing field 'question'", "100 x not valid JSON",
-        "50 x unknown field(s) 'colour'; allowed: id, metadata, question, reference, reference_contexts, "
-        "relevant_sources, short_answer"]
+        "50 x unknown field(s) 'colour'; allowed: group, id, metadata, question, reference, "
+        "reference_contexts, relevant_sources, short_answer"]
 
     clean_env(monkeypatch)
     code, out, err = cli(capsys, "--config", files["config"], "eval", "--dataset", bad, "--responses",

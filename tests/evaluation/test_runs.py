@@ -55,6 +55,9 @@ def test_run_folder(runs: dict) -> None:
                    "rouge_l", "chrf", "semantic_similarity", "nonllm_context_recall"):
         assert column in results.columns, column
     assert len(results["contexts"][0]) == 5  # top_k 5 of the six chunks of the tiny corpus
+    # the cluster of each question: no item names a group, so its first relevant source (else its own id)
+    assert list(results["group"]) == [str(s[0]) if len(s) else str(i)
+                                      for i, s in zip(results["id"], results["relevant_sources"], strict=True)]
     assert len(pd.read_csv(run.path / "results.csv")) == 6
 
     metrics = json.loads((run.path / "metrics.json").read_text())
@@ -81,7 +84,11 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     result = compare_runs(runs["first"], runs["top1"])
     assert "retrieval.top_k: 5 -> 1" in result["differences"]
     ndcg = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
-    assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6 and ndcg["ci"] == [0.0, 0.0]
+    assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6
+    # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's [0, 0])
+    assert ndcg["interval"] == "tango score" and ndcg["ci"][0] < -0.2
+    assert ndcg["ci"][0] == pytest.approx(-ndcg["ci"][1], abs=1e-12)  # six ties: symmetric around 0
+    assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
     changed = result["metrics"]["nonllm_context_precision"]
     assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]
     # six questions: even a unanimous change cannot survive the correction over the metrics

@@ -11,7 +11,8 @@ results.parquet an answer metric's column is then the question's mean over the r
 (what compare and the gate test) and `answer` is the first repetition's; readers of results.parquet are
 unchanged. metrics.json's `repeats` gives N, the spread and means of the repetitions, and per metric the
 variance that run-level noise adds to the run's mean (axiom.evaluation.repeats.run_variance); a metric that
-varies from run to run has a two-level bootstrap interval (questions and repetitions resampled).
+varies from run to run has a two-level bootstrap interval (questions resampled, plus the run level:
+axiom.evaluation.repeats.two_level_bootstrap_ci).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def repeats_frame(items: list[EvalItem], scored: Scored) -> pd.DataFrame | None:
 def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scored: Scored, samples: int,
                         seed: int) -> dict[str, float]:
     """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes the
-    two-level bootstrap one (questions and repetitions resampled)."""
+    two-level bootstrap one (questions resampled, plus the run level)."""
     import numpy as np
 
     from axiom.evaluation.repeats import repeat_matrix, run_variance, two_level_bootstrap_ci
@@ -126,9 +127,10 @@ def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scor
     for m, per_question in scored.repetition_values(ids).items():
         means = np.asarray(scored.values[m], dtype=float)
         matrix = repeat_matrix(per_question, ids, means)[~np.isnan(means)]
-        variance[m], _ = run_variance(matrix)
+        term = run_variance(matrix)
+        variance[m] = term[0]
         if variance[m] > 0 and summary[m].get("mean") is not None:
-            low, high = two_level_bootstrap_ci(None, matrix, samples=samples, seed=seed, label=m)
+            low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed, label=m)
             summary[m].update(ci_low=round(low, 6), ci_high=round(high, 6), ci_method="two-level bootstrap")
     return variance
 

@@ -83,6 +83,12 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
                 problems.append(f"metrics.{name}.{key}: expected a number")
         if entry.get("per_question") is not None and not isinstance(entry["per_question"], dict):
             problems.append(f"metrics.{name}.per_question: expected an object of question id -> value")
+        repeated = entry.get("per_repetition")
+        if repeated is not None and not (isinstance(repeated, dict) and all(
+                isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v)
+                for v in repeated.values())):
+            problems.append(f"metrics.{name}.per_repetition: expected an object of question id -> a list of "
+                            f"values (null: unmeasured), one per repetition")
     if data.get("min_delta") is not None and not isinstance(data["min_delta"], (int, float)):
         problems.append("min_delta: expected a number")
     if problems:

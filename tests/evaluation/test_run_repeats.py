@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from axiom.errors import DatasetError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.repeats import noise_sources
@@ -97,3 +98,13 @@ def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> Non
                       noise=noise_sources(once.manifest))
     assert "run-to-run noise is not measured: this run (extractive sampling" in single.verdict
     assert any(n.startswith("run-to-run noise is not measured") for n in single.notes)
+
+
+def test_a_baseline_with_malformed_repetitions_is_refused(runs: dict) -> None:
+    baseline = make_baseline(runs["three"])
+    varied = next(m for m in ANSWER_METRICS if "per_repetition" in baseline["metrics"][m])
+    qid = next(iter(baseline["metrics"][varied]["per_repetition"]))
+    baseline["metrics"][varied]["per_repetition"][qid] = ["high", 0.5, 0.5]
+    path = write_baseline(baseline, runs["root"] / "bad-baseline.json")
+    with pytest.raises(DatasetError, match=f"metrics.{varied}.per_repetition: expected an object of question id"):
+        load_baseline(path)

@@ -125,26 +125,41 @@ def satterthwaite(terms: Iterable[tuple[float, int]]) -> tuple[float, float]:
     return total, total ** 2 / sum(v ** 2 / df for v, df in used)
 
 
+def group_index(ids: Sequence[str], groups: Mapping[str, str] | None) -> np.ndarray | None:
+    """Row -> group number of the questions `ids` (a question without a group is its own); None without groups."""
+    if not groups:
+        return None
+    numbers: dict[str, int] = {}
+    labels = [str(groups.get(q) or "\0" + q) for q in ids]  # \0: an id never collides with a group name
+    return np.asarray([numbers.setdefault(label, len(numbers)) for label in labels], dtype=np.int64)
+
+
 def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, seed: int, label: str,
-                          permutations: int = stats.PERMUTATIONS) -> float:
+                          permutations: int = stats.PERMUTATIONS, groups: np.ndarray | None = None) -> float:
     """Two-sided p of "mean(diff) is 0" when the mean also carries run-level noise (see the module docstring);
-    `terms`: (variance of each run's mean from run noise, its degrees of freedom)."""
+    `terms`: (variance of each run's mean from run noise, its degrees of freedom). `groups` (row -> group
+    number, `group_index`): the signs flip per group (its questions' summed differences), not per question."""
     diff = np.asarray(diff, dtype=float)
-    diff = diff[~np.isnan(diff)]
+    keep = ~np.isnan(diff)
+    diff = diff[keep]
     if diff.size == 0:
         return float("nan")
     tau2, df = satterthwaite(terms)
-    if tau2 <= 0:
-        a = np.zeros_like(diff)
-        return stats.paired_randomisation_test(a, diff, seed=seed, label=label, permutations=permutations)
+    if tau2 <= 0 and groups is None:
+        return stats.paired_randomisation_test(np.zeros_like(diff), diff, seed=seed, label=label,
+                                               permutations=permutations)
     n = diff.size
+    units = diff if groups is None else np.bincount(np.asarray(groups)[keep], weights=diff)
     observed = abs(float(diff.mean()))
-    nonzero = diff[np.abs(diff) > stats.ZERO]
+    nonzero = units[np.abs(units) > stats.ZERO]
     m = nonzero.size
-    tau = math.sqrt(tau2)
-    t = scipy_stats.t(df)
+    tolerance = 1e-12 * max(1.0, observed)
 
-    def tail(x: np.ndarray) -> np.ndarray:  # P(|x + tau T| >= observed)
+    def tail(x: np.ndarray) -> np.ndarray:  # P(|x + tau T| >= observed); without a run term, |x| >= observed
+        if tau2 <= 0:
+            return (np.abs(x) >= observed - tolerance).astype(float)
+        t = scipy_stats.t(df)
+        tau = math.sqrt(tau2)
         return t.sf((observed - x) / tau) + t.cdf((-observed - x) / tau)
 
     if m == 0:
@@ -159,16 +174,25 @@ def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], 
 
 
 def two_level_bootstrap_ci(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, samples: int, seed: int,
-                           label: str, level: float = 0.95) -> tuple[float, float]:
+                           label: str, level: float = 0.95, groups: np.ndarray | None = None) -> tuple[float, float]:
     """Percentile interval of mean(diff) (per-question differences of means over repetitions, or one run's
-    per-question means) with two levels: the questions resampled with replacement, and the run level drawn as
-    tau * T (the test's run term, `terms` as in `paired_test_with_runs`) in each replicate."""
+    per-question means) with two levels: the questions (or, with `groups`, whole groups: drawn sums over drawn
+    question counts) resampled with replacement, and the run level drawn as tau * T (the test's run term,
+    `terms` as in `paired_test_with_runs`) in each replicate."""
     diff = np.asarray(diff, dtype=float)
-    diff = diff[~np.isnan(diff)]
+    keep = ~np.isnan(diff)
+    diff = diff[keep]
     if diff.size == 0:
         return float("nan"), float("nan")
     rng = _rng(seed, "bootstrap:" + label)
-    means = diff[rng.integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
+    if groups is None:
+        means = diff[rng.integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
+    else:
+        index = np.asarray(groups)[keep]
+        sums, counts = np.bincount(index, weights=diff), np.bincount(index).astype(float)
+        sums, counts = sums[counts > 0], counts[counts > 0]
+        drawn = rng.integers(0, sums.size, size=(samples, sums.size))
+        means = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
     tau2, df = satterthwaite(terms)
     if tau2 > 0:
         means = means + math.sqrt(tau2) * rng.standard_t(df, size=samples)
@@ -191,12 +215,15 @@ def _recorrect(out: dict[str, dict[str, Any]], config: StatsConfig, run_sd: Mapp
 
 def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
                          config: StatsConfig, reps_a: Mapping[str, RepeatValues], reps_b: Mapping[str, RepeatValues],
-                         metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None
-                         ) -> dict[str, dict[str, Any]]:
+                         metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None,
+                         groups: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in the
     test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions each
-    side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured)."""
-    out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread)
+    side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).
+    `groups` ({question id: group}) goes to `compare_metrics` when given, and the run-aware test and interval
+    then flip and resample whole groups."""
+    grouped: dict[str, Any] = {"groups": groups} if groups else {}
+    out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, **grouped)
     run_sd: dict[str, float] = {}
     for name, entry in out.items():
         ra, rb = reps_a.get(name) or {}, reps_b.get(name) or {}
@@ -211,10 +238,11 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
         if tau2 <= 0:
             continue
         entry["run_variance"] = tau2
+        index = group_index(ids, groups)
         entry["p"] = paired_test_with_runs(xb - xa, terms, seed=config.seed, label=name,
-                                           permutations=config.permutations)
+                                           permutations=config.permutations, groups=index)
         low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
-                                           label=name)
+                                           label=name, groups=index)
         entry["ci"] = [low, high]
         sd = entry["sd"] if entry["sd"] is not None else 0.0
         run_sd[name] = math.sqrt(sd ** 2 + entry["n"] * tau2)

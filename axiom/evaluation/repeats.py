@@ -245,6 +245,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
                                            label=name, groups=index)
         entry["ci"] = [low, high]
         sd = entry["sd"] if entry["sd"] is not None else 0.0
+        sd *= math.sqrt(max(1.0, float(entry.get("design_effect") or 1.0)))  # clustered questions, when grouped
         run_sd[name] = math.sqrt(sd ** 2 + entry["n"] * tau2)
     if run_sd:
         _recorrect(out, config, run_sd)

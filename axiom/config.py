@@ -105,7 +105,11 @@ class GenerationSettings(_Section):
     model: str = "gpt-4o-mini"
     api_key: SecretStr | None = None
     base_url: str | None = None
+    # the LLM's sampling temperature; for the extractive generator, 0 quotes the best sentences (deterministic) and
+    # > 0 samples which sentences to quote (a softmax of their cosine similarities divided by it), so repeated
+    # runs differ for real (axiom/generation.py); `seed` makes a sampled run reproducible
     temperature: float = Field(0.0, ge=0, le=2)
+    seed: int | None = Field(None, ge=0, description="extractive sampling seed (temperature > 0); none: fresh each run")
     max_tokens: int = Field(512, gt=0)
     context_token_budget: int = Field(2000, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)

@@ -1,7 +1,14 @@
 """Answer generators behind one seam: `Generator.generate(question, contexts) -> Answer`.
 
 - `extractive` (offline, the default without an API key): the sentences of the retrieved chunks closest to
-  the question by the embedding model, each with its source number; deterministic; says it is extractive.
+  the question by the embedding model, each with its source number; says it is extractive. At
+  `generation.temperature` 0 (the default) it is deterministic: the best sentences. Above 0 it samples which
+  sentences to quote, without replacement, with probabilities softmax(similarity / temperature) (similarities
+  are cosines in [-1, 1]: 0.05 reshuffles near-best sentences, 1 is close to uniform), so repeated runs differ
+  for real (an offline stochastic source for `axiom eval --repeat` and the gate's calibration). The draws come
+  from a numpy Generator seeded by (`generation.seed`, repetition, question): the same seed gives the same
+  answers in any order of questions; repetition r of `--repeat` draws anew (`start_repetition`); no seed:
+  fresh entropy. Sampled or not, it quotes only sentences of the contexts it was given.
   It embeds the question and the sentences with the embedder it is given: give it an
   `axiom.embeddings.CachingEmbedder` (as `RAGPipeline` does) and a question retrieval just embedded, or a
   sentence of a chunk that comes back for many questions, is not embedded again.
@@ -18,8 +25,11 @@ from __future__ import annotations
 import html
 import logging
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import numpy as np
 
 from axiom.config import GenerationSettings
 from axiom.embeddings import Embedder
@@ -56,6 +66,8 @@ class Generator(Protocol):
     def prepare(self, context_lists: Sequence[Sequence[Hit]]) -> int: ...
 
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer: ...
+
+    def start_repetition(self, repetition: int) -> None: ...
 
 
 def candidate_sentences(contexts: Sequence[Hit]) -> list[tuple[int, int, str]]:
@@ -142,9 +154,46 @@ def citations_for(numbers: Sequence[int], contexts: Sequence[Hit]) -> list[Citat
 class ExtractiveGenerator:
     name = "extractive"
 
-    def __init__(self, embedder: Embedder, *, sentences: int = 3) -> None:
+    def __init__(self, embedder: Embedder, *, sentences: int = 3, temperature: float = 0.0,
+                 seed: int | None = None) -> None:
+        if temperature < 0 or not np.isfinite(temperature):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.embedder = embedder
         self.sentences = sentences
+        self.temperature = float(temperature)
+        self.seed = seed
+        self.repetition = 0
+        self._entropy = np.random.default_rng()  # without a seed: fresh draws, never reproducible
+
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature > 0
+
+    def start_repetition(self, repetition: int) -> None:
+        """Answers from now on draw from the stream of `repetition` (0 is a single run's): `--repeat` calls it
+        before each repetition, so repetitions differ and each is reproducible with a seed."""
+        self.repetition = int(repetition)
+
+    def _rng(self, question: str) -> np.random.Generator:
+        if self.seed is None:
+            return self._entropy
+        return np.random.default_rng([self.seed, self.repetition, zlib.crc32(question.encode("utf-8"))])
+
+    def _choose(self, question: str, scores: np.ndarray, order: list[int]) -> list[int]:
+        """The candidates to quote, best first. Temperature 0: the `sentences` best; above: `sentences` drawn
+        without replacement, with probability softmax(score / temperature). Either way a sentence far less
+        similar than the best candidate (below RELATIVE_CUTOFF of it) is dropped, unless it is the first."""
+        best = float(scores[order[0]])
+        if self.stochastic:
+            logits = (np.asarray(scores, dtype=np.float64) - best) / self.temperature
+            weights = np.exp(logits - logits.max())
+            drawn = self._rng(question).choice(len(scores), size=min(self.sentences, len(scores)), replace=False,
+                                               p=weights / weights.sum())
+            rank = {i: r for r, i in enumerate(order)}
+            picked = sorted((int(i) for i in drawn), key=rank.__getitem__)
+        else:
+            picked = order[: self.sentences]
+        return [i for n, i in enumerate(picked) if n == 0 or float(scores[i]) >= RELATIVE_CUTOFF * best]
 
     def prepare(self, context_lists: Sequence[Sequence[Hit]]) -> int:
         """Embed the candidate sentences of many answers in one batch, before they are generated one by one
@@ -164,9 +213,8 @@ class ExtractiveGenerator:
         scores = self.embedder.embed([c[2] for c in candidates]) @ question_vector
         # highest similarity first; ties by source number then position: deterministic
         order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
-        # keep the best sentences, dropping those far less similar than the best one
-        best = float(scores[order[0]])
-        chosen = [i for i in order[: self.sentences] if float(scores[i]) >= RELATIVE_CUTOFF * best or i == order[0]]
+        # the best sentences (or, above temperature 0, sampled ones), dropping those far less similar than the best
+        chosen = self._choose(question, scores, order)
         seen_text: set[str] = set()
         parts: list[str] = []
         numbers: list[int] = []
@@ -203,6 +251,9 @@ class OpenAIGenerator:
         """Nothing to embed ahead: the extractive fallback embeds only when the endpoint fails."""
         return 0
 
+    def start_repetition(self, repetition: int) -> None:
+        """The LLM samples on its own (`temperature`); its extractive fallback is deterministic."""
+
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         try:
             result = self.client.chat(self._llm_input(question, contexts), temperature=self.settings.temperature,
@@ -219,8 +270,9 @@ class OpenAIGenerator:
 
 
 def make_generator(settings: GenerationSettings, embedder: Embedder, *, redact_llm_input: bool = False) -> Generator:
-    extractive = ExtractiveGenerator(embedder, sentences=settings.extractive_sentences)
-    if settings.resolved_provider == "openai":
-        return OpenAIGenerator(LLMClient.from_settings(settings), extractive, settings,
+    if settings.resolved_provider == "openai":  # temperature is the LLM's; the fallback quotes the best sentences
+        fallback = ExtractiveGenerator(embedder, sentences=settings.extractive_sentences)
+        return OpenAIGenerator(LLMClient.from_settings(settings), fallback, settings,
                                redact_llm_input=redact_llm_input)
-    return extractive
+    return ExtractiveGenerator(embedder, sentences=settings.extractive_sentences, temperature=settings.temperature,
+                               seed=settings.seed)

@@ -116,7 +116,9 @@ def register(subparsers: Any) -> None:
                    help="with --save-baseline: also an absolute floor this much below each mean (never tighter "
                         "than one question's weight); default: no floors")
     p.add_argument("--repeat", type=int, default=1,
-                   help="answer and judge N times (caches bypassed) and record each metric's run-to-run spread")
+                   help="answer and judge N times (caches bypassed; a sampling generator draws anew): every "
+                        "repetition kept in repeats.parquet, each question's mean compared, the run-to-run "
+                        "variance in the gate's test")
     p.add_argument("--no-judge", action="store_true", help="offline metrics only, even with an LLM configured")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_eval)

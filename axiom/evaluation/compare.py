@@ -2,8 +2,13 @@
 
 `compare_runs(a, b)`: for every metric both runs have, the paired statistics and verdict of
 `verdict.compare_metrics` (the function the gate uses too: identical numbers in every face; questions grouped by
-the `group` column the runs wrote, none for older runs), the overall verdict line, the questions that changed most (largest summed absolute change over all metrics), and the settings that
-differ. Baselines and the gate live in `gate.py`.
+the `group` column the runs wrote, none for older runs), the overall verdict line, the questions that changed
+most (largest summed absolute change over all metrics), and the settings that differ. Baselines and the gate live in `gate.py`.
+
+Repeated runs (`axiom eval --repeat N`) are compared on each question's mean over the repetitions, with their
+run-to-run variance in the test, the interval and the MDE (`repeats.compare_with_repeats`, which the gate uses
+too); the spread is reported, never a dead band. A stochastic run made once (an LLM generator or judge, an
+endpoint, extractive sampling) gets a note in the verdict that run-to-run noise is not measured.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from axiom.evaluation.clusters import question_groups
+from axiom.evaluation.repeats import compare_with_repeats, noise_note, noise_sources
 from axiom.evaluation.stats import ZERO
 from axiom.evaluation.summary import not_applicable_reason
-from axiom.evaluation.verdict import StatsConfig, compare_metrics, is_finite, metrics_table, verdict_line
+from axiom.evaluation.verdict import StatsConfig, is_finite, metrics_table, verdict_line
 
 if TYPE_CHECKING:
     from axiom.evaluation.run_folder import RunRecord
@@ -36,8 +42,13 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_spread(record: RunRecord) -> dict[str, float]:
-    """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`); empty for a single run."""
+    """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`; reported only); empty for a single
+    run."""
     return dict((record.metrics.get("repeats") or {}).get("spread") or {})
+
+
+def _repeats_of(record: RunRecord) -> int:
+    return int((record.metrics.get("repeats") or {}).get("n") or 1)
 
 
 def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = None, top: int = 5
@@ -55,7 +66,12 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     spread_a, spread_b = run_spread(a), run_spread(b)
     spread = {m: max(float(spread_a.get(m) or 0.0), float(spread_b.get(m) or 0.0)) for m in metrics}
     groups = question_groups(b.results) | question_groups(a.results)  # A's groups win where both name one
-    out_metrics = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, groups=groups or None)
+    reps_a = {m: a.per_repetition(m) for m in metrics}
+    reps_b = {m: b.per_repetition(m) for m in metrics}
+    out_metrics = compare_with_repeats(per_a, per_b, config=config, metrics=metrics, spread=spread, reps_a=reps_a,
+                                       reps_b=reps_b, groups=groups or None)
+    note = noise_note([("A", noise_sources(a.manifest), _repeats_of(a)),
+                       ("B", noise_sources(b.manifest), _repeats_of(b))])
 
     ids_a = [str(i) for i in a.results["id"]]
     ids_b = set(str(i) for i in b.results["id"])
@@ -90,7 +106,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
                       and m not in measured_a and m not in measured_b}
     return {
         "a": str(a.path), "b": str(b.path), "questions_a": len(ids_a), "questions_b": len(ids_b),
-        "common_questions": len(common), "verdict": verdict_line(out_metrics),
+        "common_questions": len(common),
+        "verdict": verdict_line(out_metrics) + (f"; {note}" if note else ""), "noise_note": note,
         "test": config.describe(), "config": config.to_dict(), "metrics": out_metrics,
         "changed_most": [c for c in changes if c["total_abs_change"] > 0][:top],
         "unchanged_questions": sum(1 for c in changes if c["total_abs_change"] == 0),

@@ -1,16 +1,20 @@
 """Baselines and the regression gate.
 
 A baseline (`evaluation/baselines/*.json`, format 2) holds per metric the measured mean, its interval, n, the
-per-question values at full precision (they are data, not display), the practical margin `min_delta`, the
-run-to-run `spread` when the baseline run was repeated, and optionally an absolute floor `threshold`.
+per-question values at full precision (they are data, not display; for a repeated run, each question's mean over
+the repetitions), the practical margin `min_delta`, and optionally an absolute floor `threshold`; when the
+baseline run was repeated and the metric varied, also the run-to-run `spread` (reported only) and
+`per_repetition` (question id -> its value in each repetition), so that the run-to-run variance of the baseline
+enters the test (axiom.evaluation.repeats). `measured.noise_sources` says what made the baseline run stochastic.
 
 `gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
 `axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
 questions grouped by the run's `group` column (the golden items' groups) when it has one. A metric
 fails the gate when
 
-- its verdict is "worse" (the corrected paired test rejects "no change", the drop is outside the run-to-run
-  spread) **and** the drop is at least its `min_delta` (default `DEFAULT_MIN_DELTA`), or
+- its verdict is "worse" (the corrected paired test rejects "no change"; with repeated runs, a test whose null
+  includes the run-to-run variance of both sides) **and** the drop is at least its `min_delta` (default
+  `DEFAULT_MIN_DELTA`), or
 - the baseline measured it and this run measured no question of it (left unmeasured: failed calls, missing
   answers; or not applicable to any question, for want of what it needs: a set without references, an
   evaluation without --corpus; only a metric n/a in the baseline too is noted and not gated), or
@@ -25,19 +29,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.clusters import question_groups
+from axiom.evaluation.repeats import (
+    RepeatValues,
+    compare_with_repeats,
+    noise_note,
+    noise_sources,
+    repetitions,
+)
 from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
     LOWER_IS_BETTER,
     WORSE,
     StatsConfig,
-    compare_metrics,
     is_finite,
     verdict_line,
 )
@@ -75,6 +85,12 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
                 problems.append(f"metrics.{name}.{key}: expected a number")
         if entry.get("per_question") is not None and not isinstance(entry["per_question"], dict):
             problems.append(f"metrics.{name}.per_question: expected an object of question id -> value")
+        repeated = entry.get("per_repetition")
+        if repeated is not None and not (isinstance(repeated, dict) and all(
+                isinstance(v, list) and all(x is None or isinstance(x, (int, float)) for x in v)
+                for v in repeated.values())):
+            problems.append(f"metrics.{name}.per_repetition: expected an object of question id -> a list of "
+                            f"values (null: unmeasured), one per repetition")
     if data.get("min_delta") is not None and not isinstance(data["min_delta"], (int, float)):
         problems.append("min_delta: expected a number")
     if problems:
@@ -98,6 +114,8 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                                  "n": summary.get("n"), "min_delta": min_delta}
         if spread.get(name):
             entry["spread"] = spread[name]
+            entry["per_repetition"] = {k: [None if not is_finite(x) else x for x in v]
+                                       for k, v in record.per_repetition(name).items()}
         if floor_margin is not None and name not in LOWER_IS_BETTER and summary.get("n"):
             floor = min(mean - floor_margin, mean - 1.0 / summary["n"])
             entry["threshold"] = max(0.0, math.floor(floor * 100 + 1e-9) / 100)
@@ -116,7 +134,8 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                      "git": manifest.get("git"), "embedding_model": manifest.get("embedding_model"),
                      "index": manifest.get("index"), "retriever": manifest.get("retriever"),
                      "top_k": manifest.get("top_k"), "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
-                     "generator": manifest.get("generator"), "judge": manifest.get("judge")},
+                     "generator": manifest.get("generator"), "judge": manifest.get("judge"),
+                     "noise_sources": noise_sources(manifest)},
         "min_delta": min_delta, "metrics": metrics,
     }
 
@@ -136,9 +155,22 @@ def run_values(results: pd.DataFrame, metric: str) -> dict[str, float]:
     return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
 
 
+def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
+    """What made the baseline run stochastic (older baselines: from their generator and judge)."""
+    measured = baseline.get("measured") or {}
+    if "noise_sources" in measured:
+        return [str(s) for s in measured["noise_sources"] or []]
+    return noise_sources({"generator": measured.get("generator"), "judge": measured.get("judge")})
+
+
 def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any], *,
-             config: StatsConfig | None = None, spread: Mapping[str, float] | None = None) -> GateResult:
-    """Check a run (its per-question results and metric summary) against a baseline (see the module doc)."""
+             config: StatsConfig | None = None, spread: Mapping[str, float] | None = None,
+             repeats: Mapping[str, RepeatValues] | None = None, noise: Sequence[str] = ()) -> GateResult:
+    """Check a run (its per-question results and metric summary) against a baseline (see the module doc).
+
+    `repeats`: a repeated run's per-question values in each repetition ({metric: {id: [values]}}), tested with
+    the baseline's `per_repetition`; `spread` is reported; `noise`: what makes this run stochastic (a run of a
+    stochastic source made once gets a note in the verdict that run-to-run noise is not measured)."""
     config = config or StatsConfig()
     default_min_delta = float(baseline.get("min_delta", DEFAULT_MIN_DELTA))
     gate = GateResult(baseline=str(baseline.get("_path", "baseline")), config=config.to_dict())
@@ -150,8 +182,11 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
                    for m in names}
     groups = question_groups(results)  # the run's golden items name the groups (none for an older run's table)
-    statistics = compare_metrics(per_base, per_run, config=config, metrics=names, spread=both_spread,
-                                 groups=groups or None)
+    base_reps = {m: {str(k): [math.nan if x is None else float(x) for x in v]
+                     for k, v in (entries[m].get("per_repetition") or {}).items()} for m in names}
+    statistics = compare_with_repeats(per_base, per_run, config=config, metrics=names, spread=both_spread,
+                                      reps_a=base_reps, reps_b=repeats or {},
+                                      groups=groups or None)
     if any(not entries[m].get("per_question") for m in names):
         gate.notes.append("metrics without per-question values in the baseline cannot be tested: "
                           + ", ".join(m for m in names if not entries[m].get("per_question")))
@@ -199,6 +234,12 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
                                  f"(delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p_adj {st['p_adj']:.4g}, "
                                  f"n {st['n']}; min_delta {min_delta})")
     gate.verdict = verdict_line(statistics, subject="this run")
+    run_n = max((repetitions(v) for v in (repeats or {}).values()), default=1)
+    base_n = int((baseline.get("measured") or {}).get("repeats") or 1)
+    note = noise_note([("the baseline", _baseline_noise(baseline), base_n), ("this run", list(noise), run_n)])
+    if note:
+        gate.verdict += "; " + note
+        gate.notes.append(note)
     ds = baseline.get("dataset") or {}
     ids = [str(i) for i in results["id"]] if len(results) else []
     if ds.get("items") is not None and len(ids) != ds.get("items"):

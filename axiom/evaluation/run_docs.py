@@ -4,6 +4,15 @@ results.csv), metrics.json and manifest.json (the folder itself: run_folder.py; 
 Scores arrive as `Scored`: per metric one value, status and reason per question, in question order. An item its
 source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
 `failure` and in `notes` (one entry per metric it left unmeasured).
+
+A repeated run (`axiom eval --repeat N`, N > 1) also writes repeats.parquet (`repeats_frame`): one row per
+question and repetition (`id`, `repeat` 1..N, `answer`, every answer metric's value in that repetition). In
+results.parquet an answer metric's column is then the question's mean over the repetitions that measured it
+(what compare and the gate test) and `answer` is the first repetition's; readers of results.parquet are
+unchanged. metrics.json's `repeats` gives N, the spread and means of the repetitions, and per metric the
+variance that run-level noise adds to the run's mean (axiom.evaluation.repeats.run_variance); a metric that
+varies from run to run has a two-level bootstrap interval (questions resampled, plus the run level:
+axiom.evaluation.repeats.two_level_bootstrap_ci).
 """
 
 from __future__ import annotations
@@ -46,12 +55,20 @@ class Scored:
     reasons: dict[str, list[str | None]] = field(default_factory=dict)
     answers: AnswerScores | None = None
     repeat_means: dict[str, list[float | None]] = field(default_factory=dict)
+    # a repeated run: per answer metric, per repetition, one value per question; and each repetition's answers
+    per_repetition: dict[str, list[list[float]]] = field(default_factory=dict)
+    repeat_answers: list[list[str]] = field(default_factory=list)
     evidence_labels: dict[str, Any] = field(default_factory=dict)
     details: dict[str, list[Any]] = field(default_factory=dict)  # name -> one JSON value per question
 
     def add(self, metric: str, values: list[float], statuses: list[str], reasons: list[str | None]) -> None:
         self.order.append(metric)
         self.values[metric], self.statuses[metric], self.reasons[metric] = values, statuses, reasons
+
+    def repetition_values(self, ids: list[str]) -> dict[str, dict[str, list[float]]]:
+        """{metric: {question id: its value in each repetition}} of a repeated run; empty otherwise."""
+        return {m: {qid: [rep[q] for rep in reps] for q, qid in enumerate(ids)}
+                for m, reps in self.per_repetition.items()}
 
 
 def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> pd.DataFrame:
@@ -82,6 +99,42 @@ def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> 
     return pd.DataFrame.from_records(records)
 
 
+def repeats_frame(items: list[EvalItem], scored: Scored) -> pd.DataFrame | None:
+    """repeats.parquet: one row per question and repetition (None for a run that was not repeated)."""
+    import pandas as pd
+
+    if not scored.per_repetition:
+        return None
+    records = []
+    for r, answers in enumerate(scored.repeat_answers):
+        for q, item in enumerate(items):
+            row: dict[str, Any] = {"id": item.id, "repeat": r + 1, "answer": answers[q]}
+            for m, reps in scored.per_repetition.items():
+                row[m] = float(reps[r][q])
+            records.append(row)
+    return pd.DataFrame.from_records(records)
+
+
+def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scored: Scored, samples: int,
+                        seed: int) -> dict[str, float]:
+    """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes the
+    two-level bootstrap one (questions resampled, plus the run level)."""
+    import numpy as np
+
+    from axiom.evaluation.repeats import repeat_matrix, run_variance, two_level_bootstrap_ci
+
+    variance: dict[str, float] = {}
+    for m, per_question in scored.repetition_values(ids).items():
+        means = np.asarray(scored.values[m], dtype=float)
+        matrix = repeat_matrix(per_question, ids, means)[~np.isnan(means)]
+        term = run_variance(matrix)
+        variance[m] = term[0]
+        if variance[m] > 0 and summary[m].get("mean") is not None:
+            low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed, label=m)
+            summary[m].update(ci_low=round(low, 6), ci_high=round(high, 6), ci_method="two-level bootstrap")
+    return variance
+
+
 def _generation_usage(results: pd.DataFrame, run_settings: Settings, generator: str) -> dict[str, Any]:
     from axiom.evaluation.answer_metrics import cost_usd, price_for  # ragas: slow to import
 
@@ -101,6 +154,7 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
     ev = settings.evaluation
     summary = {m: summarise_metric(scored.values[m], scored.statuses[m], scored.reasons[m],
                                    samples=ev.bootstrap_samples, seed=ev.seed, label=m) for m in scored.order}
+    run_var = _repeated_intervals(summary, [str(i) for i in results["id"]], scored, ev.bootstrap_samples, ev.seed)
     judge_stats = scored.answers.judge if scored.answers is not None else None
     if answered.kind == "pipeline":
         latency: dict[str, Any] = {
@@ -123,7 +177,7 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
         "degraded_answers": int(results["degraded"].sum()) if len(results) else 0,
         "unanswered": {"n": answered.unanswered,
                        "reasons": _top_reasons(a.failure for a in answered.answers if a.failure)},
-        "repeats": repeat_summary(scored.repeat_means, repeat),
+        "repeats": repeat_summary(scored.repeat_means, repeat, run_var),
     }
 
 

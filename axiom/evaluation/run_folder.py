@@ -8,6 +8,8 @@
         results.csv       every metric (lists as JSON text in the CSV)
         metrics.json      per metric: mean, 95% bootstrap CI, n, unmeasured and n/a counts with reasons;
                           latency percentiles, token usage (and cost), the baseline gate when one was given
+        repeats.parquet   only for `--repeat N` > 1: one row per question and repetition (id, repeat, answer,
+                          every answer metric): results.parquet's answer metrics are their means over these
 
 The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
 `RunRecord` is a run in memory (`load_run` reads one back), `GateResult` the baseline gate's verdict it holds
@@ -38,6 +40,7 @@ MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
+REPEATS_PARQUET = "repeats.parquet"
 RUN_FILES = (MANIFEST, METRICS, RESULTS_PARQUET)  # what a complete run folder holds (the CSV is a copy)
 LIST_COLUMNS = ("contexts", "sources", "retrieved_sources", "retrieved_chunk_ids", "relevant_sources")
 
@@ -102,6 +105,7 @@ class RunRecord:
     metrics: dict[str, Any]
     results: pd.DataFrame
     gate: GateResult | None = field(default=None)
+    repeats: pd.DataFrame | None = field(default=None)  # a repeated run's repeats.parquet
 
     @property
     def name(self) -> str:
@@ -115,6 +119,16 @@ class RunRecord:
         if metric not in self.results.columns:
             return {}
         return {str(i): float(v) for i, v in zip(self.results["id"], self.results[metric], strict=True)}
+
+    def per_repetition(self, metric: str) -> dict[str, list[float]]:
+        """{question id: its value in each repetition} of a repeated run (empty when not repeated)."""
+        table = self.repeats
+        if table is None or metric not in table.columns:
+            return {}
+        out: dict[str, list[float]] = {}
+        for qid, value in zip(table["id"], table[metric], strict=True):  # rows in repetition order
+            out.setdefault(str(qid), []).append(float(value))
+        return out
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what `axiom eval --json` prints)."""
@@ -202,7 +216,8 @@ def _json_clean(value: Any) -> Any:
 
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
-                     metrics_doc: dict[str, Any], results: pd.DataFrame) -> Path:
+                     metrics_doc: dict[str, Any], results: pd.DataFrame, *, repeats: pd.DataFrame | None = None
+                     ) -> Path:
     """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC timestamp>-<n>-<name>`
     when another run of that name started in the same second (the folder name always ends with the run's name).
 
@@ -226,7 +241,9 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
             if column in flat.columns:
                 flat[column] = [json.dumps(list(v), ensure_ascii=False) for v in flat[column]]
         flat.to_csv(tmp / RESULTS_CSV, index=False)
-        for written in (tmp / RESULTS_PARQUET, tmp / RESULTS_CSV):  # inside the 0700 folder since their creation
+        if repeats is not None:
+            repeats.sort_values(["repeat"], kind="stable").to_parquet(tmp / REPEATS_PARQUET, index=False)
+        for written in tmp.iterdir():  # inside the 0700 folder since their creation
             written.chmod(0o600)
         for n in range(1, 1000):
             final = runs_dir / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{n}-{label}")
@@ -264,12 +281,13 @@ def load_run(path: str | Path) -> RunRecord:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         metrics_doc = json.loads((path / METRICS).read_text(encoding="utf-8"))
         results = pd.read_parquet(path / RESULTS_PARQUET)
+        repeats = pd.read_parquet(path / REPEATS_PARQUET) if (path / REPEATS_PARQUET).is_file() else None
     except FileNotFoundError as exc:
         raise UsageError(f"{path} is not a complete run folder: {Path(exc.filename or '').name} is missing") from exc
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
     gate = GateResult.from_dict(metrics_doc["gate"]) if isinstance(metrics_doc.get("gate"), dict) else None
-    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate)
+    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate, repeats=repeats)
 
 
 def run_manifests(runs_dir: str | Path, *, required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:

@@ -17,14 +17,15 @@ deep as it says (`retrieved`); its retrieval metrics are computed only when it g
 
 `run_evaluation` runs these steps in order: validate, prepare (settings, pipeline, the model loaded before any
 clock), answer (pipeline: retrieve and answer; or read the responses, or ask the endpoint), score (retrieval,
-evidence and answer metrics, repeated when asked), tabulate per question, summarise (metrics.json), gate,
-describe (manifest.json, its `timings`: seconds per stage), write the folder (and `save_responses`). The questions
+evidence and answer metrics, repeated when asked), tabulate per question, summarise (metrics.json), describe
+(manifest.json, its `timings`: seconds per stage), gate, write the folder (and `save_responses`). The questions
 answered and the current stage are shown on stderr (`axiom.progress`), never on stdout.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import time
@@ -40,9 +41,10 @@ from axiom.evaluation.evidence import evidence_scores
 from axiom.evaluation.gate import gate_run, load_baseline
 from axiom.evaluation.naming import collection_name
 from axiom.evaluation.provenance import collection_fingerprint, corpus_fingerprint
+from axiom.evaluation.repeats import mean_over_repetitions, noise_sources
 from axiom.evaluation.responses import responses_answers, write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
-from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, results_frame
+from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
 from axiom.evaluation.run_folder import RunRecord, _json_clean, utc_now, write_run_folder
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from axiom.evaluation.summary import mean_ok
@@ -168,7 +170,10 @@ def _retrieve_and_answer(pipeline: RAGPipeline, inputs: _Inputs, shown: Progress
         answers = [pipeline.answer(item.question, hits[:k])
                    for item, hits in shown.each(zip(inputs.items, hit_lists, strict=True), len(inputs.items))]
 
-    def again() -> list[ItemAnswer]:
+    repetition = itertools.count(1)
+
+    def again() -> list[ItemAnswer]:  # repetition r draws from its own stream (a sampling generator differs)
+        pipeline.generator.start_repetition(next(repetition))
         return [_item_answer(pipeline.answer(it.question, hits[:k]), hits, share)
                 for it, hits in zip(inputs.items, hit_lists, strict=True)]
 
@@ -241,8 +246,8 @@ def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_setting
 
 def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings: Settings, embedder: Embedder,
            *, judge: bool, repeat: int, shown: Progress, store: Any) -> Scored:
-    """Retrieval metrics, answer metrics (answered and scored `repeat` times for the run-to-run spread, the
-    first repetition's values kept) and evidence metrics, per question."""
+    """Retrieval metrics, answer metrics (answered and scored `repeat` times: every repetition's per-question
+    values kept, the run's value of a question its mean over them) and evidence metrics, per question."""
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import
 
     items, answers = inputs.items, answered.answers
@@ -253,22 +258,30 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
                                              {it.id: list(a.retrieved or ()) for it, a in ranked})
         scored = _score_answers(items, answers, run_settings, embedder, judge=judge)
     repeat_means: dict[str, list[float | None]] = {m: [mean_ok(scored.scores[m])] for m in scored.metric_names}
-    for r in range(2, repeat + 1):  # run-to-run spread of the generator and the judge
+    per_repetition = {m: [_expand(answers, scored.scores[m])[0]] for m in scored.metric_names}
+    repeat_answers = [[a.answer for a in answers]]
+    for r in range(2, repeat + 1):  # run-to-run variance of the generator and the judge
         with shown.stage("repeat", f"repeat {r}/{repeat}: answering and scoring again{judged}"):
             again = answered.again()
             rescored = _score_answers(items, again, run_settings, embedder, judge=judge, use_cache=False)
         for m in scored.metric_names:
             repeat_means[m].append(mean_ok(rescored.scores.get(m, [])))
+            per_repetition[m].append(_expand(again, rescored.scores[m])[0] if m in rescored.scores
+                                     else [math.nan] * len(items))
+        repeat_answers.append([a.answer for a in again])
     with shown.stage("evidence", "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"):
         evidence, evidence_labels = evidence_scores(items, answered, inputs.corpus, settings, store)
     out = Scored(answers=scored, repeat_means=repeat_means, evidence_labels=evidence_labels)
+    if repeat > 1:
+        out.per_repetition, out.repeat_answers = per_repetition, repeat_answers
     if answered.gives_rankings:  # a system that ranks nothing has no retrieval metrics (the gate skips them)
         for m in RETRIEVAL_METRICS:
             out.add(m, *_per_item(items, answers, retrieval.get(m, {}), NO_RELEVANT, ranked=True))
     for m in EVIDENCE_METRICS:
         out.add(m, *_per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"], evidence=True))
     for m in scored.metric_names:
-        out.add(m, *_expand(answers, scored.scores[m]))
+        first = _expand(answers, scored.scores[m])
+        out.add(m, *(mean_over_repetitions(first, per_repetition[m]) if repeat > 1 else first))
     for name, per_row in scored.details.items():  # per answered row, spread back over every question
         measured = iter(per_row)
         out.details[name] = [next(measured) if a.answered else [] for a in answers]
@@ -300,8 +313,11 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
     `dataset_path`, the items are the questions of the `responses` file's own lines (reference-free).
 
     `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
-    the questions that many times (the judge's cache bypassed) and records each metric's run-to-run spread;
-    the run's per-question values are those of the first repetition. Raises DatasetError before doing
+    the questions that many times (the judge's cache bypassed; a sampling generator draws each repetition from
+    its own stream): every repetition's answers and answer-metric values go to repeats.parquet, an answer
+    metric's value of a question (results.parquet, metrics.json, compare, the gate) is its mean over the
+    repetitions, and the run-to-run variance enters the gate's test and interval (axiom.evaluation.repeats);
+    the spread (range of the repetition means) is reported. Retrieval is not repeated (it is deterministic). Raises DatasetError before doing
     anything when the dataset (or the responses file) is malformed. The gate's result is in the record;
     `GateResult.raise_if_failed` turns a failure into an exit. `progress` (stderr): None, the CLI's default,
     shows it except inside a notebook kernel (a notebook's output stays as it was); False never.
@@ -340,13 +356,15 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
                         store=pipeline.store if pipeline is not None else None)
         results = results_frame(inputs.items, answered, scored)
         doc = metrics_doc(results, answered, scored, run_settings, settings, repeat)
+        manifest = _describe(name, started, t_start, settings, run_settings, inputs, answered, scored, embedder,
+                             judge, pipeline, baseline)
         gate = None
         if inputs.baseline is not None:
             gate = gate_run(results, doc["metrics"], inputs.baseline,
-                            config=StatsConfig.from_settings(settings.evaluation), spread=doc["repeats"]["spread"])
+                            config=StatsConfig.from_settings(settings.evaluation), spread=doc["repeats"]["spread"],
+                            repeats=scored.repetition_values([it.id for it in inputs.items]),
+                            noise=noise_sources(manifest))
             doc["gate"] = gate.to_dict()
-        manifest = _describe(name, started, t_start, settings, run_settings, inputs, answered, scored, embedder,
-                             judge, pipeline, baseline)
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
         if dataset_path is None:  # the items are the responses' own questions (no reference answers)
             manifest["dataset"]["from_responses"] = True
@@ -355,11 +373,13 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
                                       if key != "cached_vectors"}
         runs_dir = Path(out_dir) if out_dir is not None else Path(settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
-            path = write_run_folder(runs_dir, name, started, manifest, doc, results)
+            repeats_table = repeats_frame(inputs.items, scored)
+            path = write_run_folder(runs_dir, name, started, manifest, doc, results, repeats=repeats_table)
             if save_responses is not None:
                 write_responses(save_responses, inputs.items, answered.answers, run=path.name)
     log.info("evaluation run written to %s", path)
-    return RunRecord(path=path, manifest=manifest, metrics=_json_clean(doc), results=results, gate=gate)
+    return RunRecord(path=path, manifest=manifest, metrics=_json_clean(doc), results=results, gate=gate,
+                     repeats=repeats_table)
 
 
 def _describe(name: str, started: Any, t_start: float, settings: Settings, run_settings: Settings, inputs: _Inputs,

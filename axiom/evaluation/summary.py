@@ -1,6 +1,6 @@
 """What metrics.json says about each metric of a run: its mean with a 95% bootstrap interval, how many
 questions it measured, left unmeasured or found not applicable (each with the commonest reasons); and, for a repeated
-run, the run-to-run spread of each answer metric."""
+run, the run-to-run spread and run variance of each answer metric."""
 
 from __future__ import annotations
 
@@ -46,12 +46,20 @@ def mean_ok(scores: list[Any]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def repeat_summary(means: dict[str, list[float | None]], repeat: int) -> dict[str, Any]:
-    """Run-to-run spread per answer metric over `repeat` repetitions: the range (max - min) of the metric's
-    mean. Retrieval is deterministic and not repeated; offline runs give a spread of 0."""
+def repeat_summary(means: dict[str, list[float | None]], repeat: int,
+                   run_variance: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """A repeated run's repetitions per answer metric: the spread (range, max - min, of the metric's mean over
+    the repetitions; reported, never a dead band), the means, and the variance run-level noise adds to the
+    run's mean (`repeats.run_variance`: 0 when the repetitions agree or N = 1). Retrieval is deterministic and
+    not repeated; offline runs at temperature 0 give a spread of 0."""
     spread: dict[str, float] = {}
     for name, values in means.items():
         clean = [v for v in values if v is not None]
         spread[name] = float(max(clean) - min(clean)) if len(clean) > 1 else 0.0
     return {"n": repeat, "spread": spread, "means": means if repeat > 1 else {},
-            "method": "range of the metric's mean over repetitions (generator and judge re-run, caches bypassed)"}
+            "run_variance": {m: float(v) for m, v in (run_variance or {}).items()},
+            "table": "repeats.parquet" if repeat > 1 else None,
+            "method": "every repetition's per-question values kept (repeats.parquet); a question's value is its mean "
+                      "over the repetitions; spread: range of the metric's mean over repetitions (generator and "
+                      "judge re-run, caches bypassed); run_variance: two-way ANOVA estimate of the run effect's "
+                      "variance / N, which the comparison's test and interval add"}

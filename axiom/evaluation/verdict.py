@@ -18,13 +18,14 @@ Per metric, over the questions both sides measured (n is counted per metric):
     mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
                 corrected level (stats.minimum_detectable_effect, the sd inflated by the design effect when it is
                 above 1; NaN when the metric has no variance)
-    spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two; a delta
-                inside it is treated as no change
+    spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
+                only, never a dead band (run-to-run variance enters the test and the interval instead:
+                axiom.evaluation.repeats)
     verdict     "better" | "worse" | "no detectable change" | "too few questions to tell"
 
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
-`stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse" when p_adj < alpha and |delta| exceeds the spread
-(direction from the metric's orientation); otherwise "no detectable change".
+`stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse"
+when p_adj < alpha (direction from the metric's orientation); otherwise "no detectable change".
 """
 
 from __future__ import annotations
@@ -115,8 +116,6 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
         return TOO_FEW
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
-        return NO_CHANGE
-    if abs(delta) <= float(entry.get("spread") or 0.0):
         return NO_CHANGE
     improved = delta < 0 if name in LOWER_IS_BETTER else delta > 0
     return BETTER if improved else WORSE

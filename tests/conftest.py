@@ -88,6 +88,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("slow")
 
 
+# The container tests' report (image sizes, build and start-up times): collected where those tests run, handed from
+# an xdist worker to the controller when the worker finishes, printed at the end of the run.
+CONTAINER_REPORT = pytest.StashKey[list[str]]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # set on an xdist worker only
+    if workeroutput is not None:
+        workeroutput["container_report"] = session.config.stash.get(CONTAINER_REPORT, [])
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    lines = getattr(node, "workeroutput", {}).get("container_report") or []
+    node.config.stash.setdefault(CONTAINER_REPORT, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(CONTAINER_REPORT, [])
+    if lines:
+        terminalreporter.section("container test report")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

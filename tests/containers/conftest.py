@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CONTAINER_REPORT
 from tests.containers.stack import (
     API_KEY,
     CANARY,
@@ -21,20 +22,11 @@ from tests.containers.stack import (
     write_env,
 )
 
-REPORT_KEY = pytest.StashKey[list[str]]()
-
 
 @pytest.fixture(scope="session")
 def container_report(pytestconfig: pytest.Config) -> list[str]:
-    return pytestconfig.stash.setdefault(REPORT_KEY, [])
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # noqa: ANN001
-    lines = config.stash.get(REPORT_KEY, [])
-    if lines:
-        terminalreporter.section("container test report")
-        for line in lines:
-            terminalreporter.write_line(line)
+    """Lines for the end-of-run "container test report" (tests/conftest.py prints it, from every worker)."""
+    return pytestconfig.stash.setdefault(CONTAINER_REPORT, [])
 
 
 @pytest.fixture

@@ -42,7 +42,6 @@ g-bar_B - g-bar_A, with variance s_gA^2 / N_A + s_gB^2 / N_B, and no resampling 
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +49,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from axiom.evaluation import stats
+from axiom.evaluation.clusters import Clusters
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, paired_values, verdict_of
 
 RUN_TERM = 1e-12  # a run variance at or below this is float noise (identical repetitions)
@@ -57,7 +57,7 @@ RepeatValues = Mapping[str, Sequence[float]]  # question id -> one value per rep
 
 
 def _rng(seed: int, label: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(("runs:" + label).encode("utf-8"))])
+    return stats.seeded_rng(seed, "runs:" + label)
 
 
 def repetitions(per_repetition: RepeatValues) -> int:
@@ -127,11 +127,7 @@ def satterthwaite(terms: Iterable[tuple[float, int]]) -> tuple[float, float]:
 
 def group_index(ids: Sequence[str], groups: Mapping[str, str] | None) -> np.ndarray | None:
     """Row -> group number of the questions `ids` (a question without a group is its own); None without groups."""
-    if not groups:
-        return None
-    numbers: dict[str, int] = {}
-    labels = [str(groups.get(q) or "\0" + q) for q in ids]  # \0: an id never collides with a group name
-    return np.asarray([numbers.setdefault(label, len(numbers)) for label in labels], dtype=np.int64)
+    return Clusters.of(ids, groups).index if groups else None
 
 
 def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, seed: int, label: str,

@@ -48,7 +48,7 @@ EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte C
 ZERO = 1e-6
 
 
-def _rng(seed: int, label: str) -> np.random.Generator:
+def seeded_rng(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(label.encode("utf-8"))])
 
 
@@ -70,7 +70,7 @@ def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str
         return float("nan"), float("nan")
     if arr.size == 1 or np.all(arr == arr[0]):
         return float(arr[0]), float(arr[0])
-    idx = _rng(seed, label).integers(0, arr.size, size=(samples, arr.size))
+    idx = seeded_rng(seed, label).integers(0, arr.size, size=(samples, arr.size))
     return _percentile_interval(arr[idx].mean(axis=1), level)
 
 
@@ -85,7 +85,7 @@ def cluster_resamples(clusters: Sequence[str], *, samples: int, seed: int, label
     and keeping every row of a drawn cluster (as often as it was drawn)."""
     keys, inverse = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
     rows_of = [np.flatnonzero(inverse == k) for k in range(keys.size)]
-    draws = _rng(seed, "cluster:" + label).integers(0, keys.size, size=(samples, keys.size))
+    draws = seeded_rng(seed, "cluster:" + label).integers(0, keys.size, size=(samples, keys.size))
     return [np.concatenate([rows_of[k] for k in draw]) for draw in draws]
 
 
@@ -117,7 +117,7 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: in
         low, high = tango_paired_interval(table, level)
         return low, high, TANGO
     if clustered and clusters is not None:
-        low, high = cluster_bootstrap_ci(diff, clusters, _rng(seed, "paired:" + label), samples=samples,
+        low, high = cluster_bootstrap_ci(diff, clusters, seeded_rng(seed, "paired:" + label), samples=samples,
                                          level=level)
         return low, high, CLUSTER_BOOTSTRAP
     low, high = paired_bootstrap_ci(diff, samples=samples, seed=seed, label=label, level=level)
@@ -148,7 +148,7 @@ def paired_randomisation_test(a: Sequence[float], b: Sequence[float], *, seed: i
         signs = ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2 - 1
         sums = np.abs(signs @ nonzero)
         return float(np.mean(sums >= observed - tolerance))
-    signs = _rng(seed, label).integers(0, 2, size=(permutations, m), dtype=np.int8) * 2 - 1
+    signs = seeded_rng(seed, label).integers(0, 2, size=(permutations, m), dtype=np.int8) * 2 - 1
     sums = np.abs(signs @ nonzero)
     return float((np.sum(sums >= observed - tolerance) + 1) / (permutations + 1))
 

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from axiom.store import ChromaStore
 from tests.evaluation.helpers import build_settings, clean_env, write_config
 from tests.support.chroma_server import ChromaServer
 from tests.support.ray_cluster import RayCluster
-from tests.support.waiting import poll_until
+from tests.support.waiting import poll_until, poll_until_steady
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +52,6 @@ BASE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARA
             "ANONYMIZED_TELEMETRY": "False", "RAGAS_DO_NOT_TRACK": "true", "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost", "PYTHONPATH": str(REPO)}
 INSTALL = "pip install 'axiom-workbench[ray]'"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[RayCluster]:
-    pytest.importorskip("ray")
-    with RayCluster(head_cpus=1, worker_cpus=[1]) as cluster:
-        yield cluster
 
 
 def cli(args: list[str], env: dict[str, str], *, prelude: str = "") -> list[str]:
@@ -237,8 +229,8 @@ def test_an_interrupted_ray_ingest_is_completed_by_running_it_again(
         if driver.poll() is None:
             driver.kill()
             driver.wait(10)
-    time.sleep(1.0)  # a write the server had received completes
-    written = store.count()
+    written = poll_until_steady(store.count, steady_for=1.0, timeout=60,
+                                message="the store's count to stop changing")  # writes the server had received
     assert 0 < written < len(expected), written
 
     done = run_cli(args, {})

@@ -15,8 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +22,9 @@ import pandas as pd
 import pytest
 
 from axiom.cli import main
-from tests.notebooks.conftest import TINY_CORPUS, TINY_GOLDEN, clean_kernel_env, write_test_config  # noqa: F401
+from tests.notebooks.conftest import TINY_CORPUS, TINY_GOLDEN, write_test_config
 from tests.support.ray_cluster import RayCluster
-from tests.support.waiting import WaitError, poll_until
+from tests.support.waiting import poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -68,29 +66,10 @@ def ray_sweep(args: list[str], prelude: str = "") -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
-    pytest.importorskip("ray")
-    request.getfixturevalue("clean_kernel_env")  # the nodes (and so the kernels) inherit the clean environment
-    for attempt in range(3):
-        # a node's raylet gives its dashboard agent (a Python process) 15 s to report its port, a limit Ray 2.60
-        # does not let us raise: on a busy 2-core machine a node can fail to start, and a new attempt then succeeds
-        try:
-            c = RayCluster(head_cpus=1, worker_cpus=[1]).start()
-            break
-        except WaitError:
-            if attempt == 2:
-                raise
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def sweeps(cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def sweeps(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same grid swept locally and on the cluster, each with a fresh store, so both really ingest."""
     base = tmp_path_factory.mktemp("ray-sweep")
-    return {"local": local_sweep(base / "local"), "ray": ray_sweep([*sweep_args(base / "ray"), "--ray", cluster.address]),
+    return {"local": local_sweep(base / "local"), "ray": ray_sweep([*sweep_args(base / "ray"), "--ray", ray_cluster.address]),
             "base": base}
 
 
@@ -128,9 +107,9 @@ def test_the_ray_run_folders_are_where_the_driver_said(sweeps: dict[str, Any]) -
     assert all(r["node"] is None for r in sweeps["local"]["runs"])
 
 
-def test_copy_back_brings_the_run_folder_to_the_driver(sweeps: dict[str, Any], cluster: RayCluster) -> None:
+def test_copy_back_brings_the_run_folder_to_the_driver(sweeps: dict[str, Any], ray_cluster: RayCluster) -> None:
     """A worker that does not see the sweep folder (forced here) sends the run folder back as an archive."""
-    result = ray_sweep([*sweep_args(sweeps["base"] / "copied", "top_k=3", "copy"), "--ray", cluster.address],
+    result = ray_sweep([*sweep_args(sweeps["base"] / "copied", "top_k=3", "copy"), "--ray", ray_cluster.address],
                        prelude=COPY_BACK)
     folder = Path(result["folder"])
     (run,) = result["runs"]
@@ -145,19 +124,20 @@ def test_copy_back_brings_the_run_folder_to_the_driver(sweeps: dict[str, Any], c
         assert copied.loc[3, metric] == local.loc[3, metric], metric
 
 
-def test_a_task_whose_worker_dies_is_retried(sweeps: dict[str, Any], cluster: RayCluster) -> None:
+def test_a_task_whose_worker_dies_is_retried(sweeps: dict[str, Any], ray_cluster: RayCluster) -> None:
     """The worker process running a combination is killed (SIGKILL) once its kernel has started: Ray runs the
     task again and the sweep completes with the metrics of the local sweep."""
     root = sweeps["base"] / "killed"
-    proc = subprocess.Popen(driver([*sweep_args(root, "top_k=3", "killed"), "--ray", cluster.address]),
+    proc = subprocess.Popen(driver([*sweep_args(root, "top_k=3", "killed"), "--ray", ray_cluster.address]),
                             cwd=REPO, env={**os.environ, **DRIVER_ENV}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        pids = poll_until(lambda: cluster.processes("ray::sweep_task"), timeout=180, interval=0.2,
+        pids = poll_until(lambda: ray_cluster.processes("ray::sweep_task"), timeout=180, interval=0.2,
                           message="a running sweep task")
         poll_until(lambda: list((root / "sweeps").glob("*/kernels/run-0.log")), timeout=120, interval=0.2,
                    message="the task's kernel log")
-        time.sleep(1.0)  # the notebook is starting in the kernel
+        poll_until(lambda: ray_cluster.processes("ipykernel_launcher"), timeout=120, interval=0.2,
+                   message="the task's kernel process")  # the worker has started its kernel: kill it now
         os.kill(pids[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=600)
     finally:
@@ -167,7 +147,7 @@ def test_a_task_whose_worker_dies_is_retried(sweeps: dict[str, Any], cluster: Ra
     result = json.loads(out)
     (run,) = result["runs"]
     assert run["error"] is None and (Path(run["run"]) / "metrics.json").is_file()
-    assert pids[0] not in cluster.processes("ray::sweep_task")
+    assert pids[0] not in ray_cluster.processes("ray::sweep_task")
     local = pd.read_csv(Path(sweeps["local"]["folder"]) / "summary.csv").set_index("top_k")
     retried = pd.read_csv(Path(result["folder"]) / "summary.csv").set_index("top_k")
     assert retried.loc[3, "semantic_similarity"] == local.loc[3, "semantic_similarity"]

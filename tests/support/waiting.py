@@ -43,6 +43,25 @@ def poll_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
         time.sleep(min(interval, deadline - now))
 
 
+def poll_until_steady(read: Callable[[], T], *, steady_for: float, timeout: float, interval: float = 0.1,
+                      message: str) -> T:
+    """Read a value every `interval` seconds until it has not changed for `steady_for` seconds, and return it
+    (for "whatever was in flight has landed", e.g. a store's count after its writer was killed). WaitError when
+    it is still changing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now - since >= steady_for:
+            return value
+        if now >= deadline:
+            raise WaitError(f"timed out after {timeout:g} s waiting for {message} (last value {value!r})")
+        time.sleep(interval)
+        latest = read()
+        if latest != value:
+            value, since = latest, time.monotonic()
+
+
 def output_tail(process: subprocess.Popen[Any] | None = None, log: Path | None = None,
                 chars: int = TAIL_CHARS) -> str:
     """The last `chars` characters of a server's output: from its log file when given, else from the process's

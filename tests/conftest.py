@@ -4,6 +4,7 @@ server (`chroma run`), and the loopback OpenAI-compatible stand-in."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,29 +57,54 @@ SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distr
 SHARED_MODULE_GROUPS = dict.fromkeys(
     ("tests/reliability/test_exposure.py", "tests/reliability/test_api_inputs.py",
      "tests/reliability/test_load_soak.py"), "reliability-server")  # the session fixture `reliability_server`
+# The compose cluster profile's stack shares nothing with the main stack but the engine (its own project, images
+# and ports; the base-image stand-ins are built under a lock): the two longest tests run side by side.
+SHARED_MODULE_GROUPS["tests/containers/test_containers_cluster.py"] = "docker-cluster"
+# The groups that take longest (minutes each, measured in the CI runs of docs/TESTING.md), handed out first, so no
+# long group starts last on a worker while the others are idle; every other group follows, largest first.
+LONGEST_GROUPS = ("docker", "docker-cluster", "ray", "notebooks", "tests/bench/test_cost_curves.py",
+                  "tests/bench/test_bench_smoke.py", "tests/test_lock_install.py")
 
 
 def xdist_group_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
+    if module in SHARED_MODULE_GROUPS:
+        return SHARED_MODULE_GROUPS[module]
     parts = module.split("/")
     if len(parts) > 2 and parts[1] in SHARED_FOLDER_GROUPS:
         return SHARED_FOLDER_GROUPS[parts[1]]
-    return SHARED_MODULE_GROUPS.get(module, module)
+    return module
+
+
+def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The items with LONGEST_GROUPS' groups first (in that order), then the other groups by size, largest first;
+    a group's items keep their order (a stable sort), so every module stays together."""
+    groups = [xdist_group_of(item.nodeid) for item in items]
+    sizes = Counter(groups)
+    first = {group: groups.index(group) for group in sizes}
+    rank = {group: i for i, group in enumerate(LONGEST_GROUPS)}
+    order = sorted(range(len(items)), key=lambda i: (rank.get(groups[i], len(rank)), -sizes[groups[i]],
+                                                     first[groups[i]]))
+    return [items[i] for i in order]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
-        """xdist's scope scheduling (a scope goes to one worker, as a whole) with the groups above as scopes."""
+        """xdist's scope scheduling (a scope goes to one worker, as a whole) with the groups above as scopes,
+        handed out in the order of the collection (`longest_first`), not xdist's by-size order."""
 
         def _split_scope(self, nodeid: str) -> str:
             return xdist_group_of(nodeid)
 
+    config.option.loadscopereorder = False
     return GroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # on an xdist worker: every worker sorts its identical collection alike
+        items[:] = longest_first(items)
     for item in items:
         rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
         parts = rel.split("/")

@@ -22,6 +22,16 @@ from tests.containers.stack import (
     write_env,
 )
 
+CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report  # read by the `stack` fixture's teardown
+    return report
+
 
 @pytest.fixture(scope="session")
 def container_report(pytestconfig: pytest.Config) -> list[str]:
@@ -30,13 +40,14 @@ def container_report(pytestconfig: pytest.Config) -> list[str]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, container_report: list[str]) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path: Path, container_report: list[str]) -> Iterator[Stack]:
     require_engine()
     root = tmp_path / "project"
     root.mkdir()
     copy_project(root)
     project = f"axiomtest{uuid.uuid4().hex[:8]}"
-    s = Stack(root, project, tmp_path / "docker.log")
+    s = Stack(root, project, tmp_path / "docker.log",
+              default_ports=not getattr(request.module, "RUNS_BESIDE_ANOTHER_STACK", False))
     # The evaluation job runs on a slice of the sample golden set: the test is about the plumbing.
     golden = (root / "evaluation/datasets/sample/golden.jsonl").read_text(encoding="utf-8").splitlines()
     subset = root / "evaluation/datasets/container-test/golden.jsonl"
@@ -60,12 +71,12 @@ def stack(tmp_path: Path, container_report: list[str]) -> Iterator[Stack]:
     for rel in ("logs", "notebooks", "evaluation"):
         for path in [root / rel, *(root / rel).rglob("*")]:
             give_to_stack_user(path)
-    failed = True
     try:
         yield s
-        failed = False
     finally:
-        if failed:
+        # pytest does not throw a test's failure into its fixtures: the call phase's report says how it went
+        call = request.node.stash.get(CALL_REPORT, None)
+        if call is None or not call.passed:
             s.log("\n==== diagnostics ====\n" + s.diagnostics())
         s.dc("--profile", "eval", "--profile", "cluster", "down", "-v", "--remove-orphans", "--timeout", "45",
              check=False, timeout=300)

@@ -73,16 +73,23 @@ def _order_share(higher: np.ndarray, lower: np.ndarray) -> float:
     return float(np.mean(np.where(higher[kept] > lower[kept], 1.0, np.where(higher[kept] == lower[kept], 0.5, 0.0))))
 
 
-def _one(rows: pd.DataFrame, metric: str, label: str, *, samples: int, seed: int) -> dict[str, Any]:
+def bootstrap_means(rows: pd.DataFrame, metric: str, label: str, *, samples: int, seed: int
+                    ) -> tuple[list[str], str, np.ndarray, np.ndarray]:
+    """The systems (sorted), the resampling used, and per resample (rows) each system's (columns) metric mean and
+    label mean, of rows (`system`, `id`, metric, label, none missing)."""
     names = sorted(rows["system"].unique())
     codes = rows["system"].map({n: k for k, n in enumerate(names)}).to_numpy()
-    m, h = rows[metric].to_numpy(float), rows[label].to_numpy(float)
-    by_m = np.asarray([m[codes == k].mean() for k in range(len(names))])
-    by_h = np.asarray([h[codes == k].mean() for k in range(len(names))])
-    tau = float(kendalltau(by_m, by_h).statistic) if np.ptp(by_m) > 0 and np.ptp(by_h) > 0 else float("nan")
     resampling, resamples = _resamples(rows["id"].astype(str).to_numpy(), codes, samples=samples, seed=seed,
                                        label=f"ranking|{metric}|{label}")
-    boot_m, boot_h = _means(codes, m, resamples, len(names)), _means(codes, h, resamples, len(names))
+    return (names, resampling, _means(codes, rows[metric].to_numpy(float), resamples, len(names)),
+            _means(codes, rows[label].to_numpy(float), resamples, len(names)))
+
+
+def _one(rows: pd.DataFrame, metric: str, label: str, *, samples: int, seed: int) -> dict[str, Any]:
+    names, resampling, boot_m, boot_h = bootstrap_means(rows, metric, label, samples=samples, seed=seed)
+    by_m = np.asarray([rows.loc[rows["system"] == n, metric].mean() for n in names])
+    by_h = np.asarray([rows.loc[rows["system"] == n, label].mean() for n in names])
+    tau = float(kendalltau(by_m, by_h).statistic) if np.ptp(by_m) > 0 and np.ptp(by_h) > 0 else float("nan")
     taus = kendall_tau_b(boot_m, boot_h)
     low, high = percentile_interval(taus)
     people = sorted(range(len(names)), key=lambda k: -by_h[k])

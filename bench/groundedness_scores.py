@@ -24,6 +24,12 @@ from bench import calibrate_groundedness as cg
 SCORES = ("groundedness", "supported_claims", "answer_length", "baseline", "boosting", "answer_only")
 
 
+def scores_file(dataset: Path, cache: Path, folds: int = 5) -> Path:
+    """Where the out-of-fold scores of `dataset` are cached."""
+    files = [dataset / "golden.jsonl", dataset / "labels.jsonl", *(dataset / f"responses-{m}.jsonl" for m in cg.MODELS)]
+    return cache / f"groundedness-oof-v{cg.gf.MEASURES_VERSION}-{_key(files, folds)}.json"
+
+
 def _key(files: list[Path], folds: int) -> str:
     digest = hashlib.sha256()
     for f in files:
@@ -39,9 +45,9 @@ def out_of_fold(dataset: Path = cg.DATASET, cache: Path = cg.CACHE, folds: int =
     """The answers (`id`, `model`, `faithful`: no answer or passage text) and their out-of-fold scores, aligned."""
     rows, files = cg.load_ragtruth(dataset)
     kept = [{"id": r["id"], "model": r["model"], "faithful": r["faithful"]} for r in rows]
-    scores_file = cache / f"groundedness-oof-v{cg.gf.MEASURES_VERSION}-{_key(files, folds)}.json"
-    if scores_file.is_file():
-        data = json.loads(scores_file.read_text())
+    cached = scores_file(dataset, cache, folds)
+    if cached.is_file():
+        data = json.loads(cached.read_text())
         if [(r["id"], r["model"]) for r in kept] == [tuple(k) for k in data["answers"]]:
             return kept, {name: np.asarray(values) for name, values in data["scores"].items()}
     hashes = {f.name: cg.sha256(f) for f in files}
@@ -52,6 +58,6 @@ def out_of_fold(dataset: Path = cg.DATASET, cache: Path = cg.CACHE, folds: int =
     measures, _ = cg.measure_all([(r["answer"], r["contexts"]) for r in rows], measures_file, cg.make_embedder())
     oof = cg.cross_validate(rows, measures, folds)
     cache.mkdir(parents=True, exist_ok=True)
-    scores_file.write_text(json.dumps({"answers": [(r["id"], r["model"]) for r in kept],
+    cached.write_text(json.dumps({"answers": [(r["id"], r["model"]) for r in kept],
                                        "scores": {name: oof[name].tolist() for name in SCORES}}))
     return kept, {name: oof[name] for name in SCORES}

@@ -8,7 +8,8 @@ estimate, so the bootstrap says how sure each is:
 - a 95% percentile interval of tau over `samples` resamples (fixed seed). When the systems answer the same
   questions (some question id has rows of two or more systems) a resample draws question ids with replacement and
   keeps every system's rows of each drawn question (`stats.cluster_resamples`: the systems' means move together,
-  as they do when the question set changes); otherwise it draws rows within each system separately (the systems'
+  as they do when the question set changes; the draws depend on the label and the rows only, so every metric
+  with the same rows is judged on the same resamples); otherwise it draws rows within each system separately (the systems'
   samples are independent). `resampling` says which. A resample in which all of one side's means tie gives no
   tau and is left out of the interval;
 - for each pair of systems adjacent in the human ranking (higher first): the share of resamples in which people
@@ -80,7 +81,7 @@ def bootstrap_means(rows: pd.DataFrame, metric: str, label: str, *, samples: int
     names = sorted(rows["system"].unique())
     codes = rows["system"].map({n: k for k, n in enumerate(names)}).to_numpy()
     resampling, resamples = _resamples(rows["id"].astype(str).to_numpy(), codes, samples=samples, seed=seed,
-                                       label=f"ranking|{metric}|{label}")
+                                       label=f"ranking|{label}")  # per label: every metric the same draws
     return (names, resampling, _means(codes, rows[metric].to_numpy(float), resamples, len(names)),
             _means(codes, rows[label].to_numpy(float), resamples, len(names)))
 

@@ -62,7 +62,9 @@ def test_the_interval_is_one_point_only_when_every_resample_ranks_the_same():
     assert all(p["p_people"] == 1.0 and p["p_metric"] == 1.0 for p in fixed["adjacent_pairs"])
 
     close = _table({"a": 0.50, "b": 0.52, "c": 0.9}, 100, np.random.default_rng(2), noise=0.05)
-    (r,) = system_ranking(close, ["metric"], ["label"], samples=400, seed=0)
+    r, noise = system_ranking(close, ["metric", "noise"], ["label"], samples=400, seed=0)
+    # one label, the same rows: every metric is judged on the same resamples, so people's share is the same
+    assert [p["p_people"] for p in r["adjacent_pairs"]] == [p["p_people"] for p in noise["adjacent_pairs"]]
     assert r["tau_ci_low"] < 1.0 and r["tau_ci_low"] <= r["kendall_tau"] <= r["tau_ci_high"]
     upper, lower = r["adjacent_pairs"]  # c is clearly first; a and b are a coin toss
     assert upper["higher"] == "c" and upper["p_people"] > 0.99

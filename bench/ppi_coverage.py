@@ -1,14 +1,19 @@
 """Coverage and width of the prediction-powered 95% interval on human-labelled answers (RAGTruth QA, train).
 
-`python -m bench.ppi_coverage [--dataset DIR] [--subsets N] [--sizes 50,100,200] [--seed S] [--json FILE]`
+`python -m bench.ppi_coverage [--dataset DIR] [--predictor groundedness|content-words] [--cache DIR] [--subsets N]
+[--sizes 50,100,200] [--seed S] [--json FILE]`
 
 Method (the table's header repeats it):
 
 1. Data: `../shared/datasets/ragtruth-qa-train` (839 questions, the answers of 4 LLMs, each labelled by people:
    `human_faithful` = no hallucinated span). Nothing of it is copied into the repository.
-2. Predictor (the "metric"): a cheap offline score of every answer, its share of content words (lower-cased
-   alphanumeric tokens of 3+ characters outside a short stop-word list) found among the words of its passages.
-   Any per-answer score would do; PPI's validity does not depend on the metric, only its width does.
+2. Predictor (the "metric", `--predictor`): `groundedness` (default), the out-of-fold groundedness score of every
+   answer (bench/groundedness_scores.py: grouped 5-fold cross-validation on this same set, from the cached
+   measures; an answer's score comes from a model fitted on the other folds' questions, some of which are in a
+   labelled subset, a weak dependence PPI's theory assumes away), or `content-words`, a cheap offline score: the
+   answer's share of content words (lower-cased alphanumeric tokens of 3+ characters outside a short stop-word
+   list) found among the words of its passages. PPI's validity does not depend on the metric, only its width
+   does.
 3. Target: per model the human-faithful share over all 839 answers, and the paired difference 70b - 7b over the
    839 questions (the true values, computed from every label).
 4. For each size n and each of `--subsets` random subsets of n questions (numpy seed, without replacement),
@@ -61,14 +66,32 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def load(dataset: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+def content_word_scores(dataset: Path) -> dict[str, dict[str, float]]:
+    return {model: {str(r["id"]): content_word_share(str(r.get("answer") or ""), list(r.get("contexts") or []))
+                    for r in _jsonl(dataset / f"responses-{model}.jsonl")} for model in MODELS}
+
+
+def groundedness_scores(dataset: Path, cache: Path) -> dict[str, dict[str, float]]:
+    from bench.groundedness_scores import out_of_fold
+
+    rows, scores = out_of_fold(dataset, cache)
+    out: dict[str, dict[str, float]] = {model: {} for model in MODELS}
+    for row, score in zip(rows, scores["groundedness"], strict=True):
+        out[row["model"]][str(row["id"])] = float(score)
+    return out
+
+
+PREDICTORS = {"groundedness": "out-of-fold groundedness (grouped 5-fold CV on this set)",
+              "content-words": "content-word share of the answer in its passages"}
+
+
+def load(dataset: Path, predictor: str = "content-words", cache: Path | None = None
+         ) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Question ids, and per model the human labels and the metric, aligned on the ids."""
     labels: dict[tuple[str, str], float] = {(str(r["model"]), str(r["id"])): float(bool(r["human_faithful"]))
                                             for r in _jsonl(dataset / "labels.jsonl")}
-    scores: dict[str, dict[str, float]] = {}
-    for model in MODELS:
-        scores[model] = {str(r["id"]): content_word_share(str(r.get("answer") or ""), list(r.get("contexts") or []))
-                         for r in _jsonl(dataset / f"responses-{model}.jsonl")}
+    scores = groundedness_scores(dataset, cache or REPO / "bench" / "cache") if predictor == "groundedness" \
+        else content_word_scores(dataset)
     ids = sorted(set.intersection(*(set(s) for s in scores.values())))
     ids = [q for q in ids if all((m, q) in labels for m in MODELS)]
     human = {m: np.array([labels[(m, q)] for q in ids]) for m in MODELS}
@@ -98,18 +121,21 @@ def measure(human: np.ndarray, metric: np.ndarray, n: int, subsets: int, seed: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--predictor", choices=sorted(PREDICTORS), default="groundedness")
+    parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache",
+                        help="the groundedness measures' and scores' cache (bench/calibrate_groundedness.py's)")
     parser.add_argument("--subsets", type=int, default=500)
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    ids, human, metric = load(args.dataset)
+    ids, human, metric = load(args.dataset, args.predictor, args.cache)
     targets = {m: (human[m], metric[m]) for m in MODELS}
     a, b = PAIR
     targets[f"{b} - {a}"] = (human[b] - human[a], metric[b] - metric[a])
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"PPI coverage on {args.dataset.name}: {len(ids)} questions; metric = content-word share of the answer in "
-          f"its passages; {args.subsets} random labelled subsets per size; 95% intervals; coverage with its "
+    print(f"PPI coverage on {args.dataset.name}: {len(ids)} questions; metric = {PREDICTORS[args.predictor]}; "
+          f"{args.subsets} random labelled subsets per size; 95% intervals; coverage with its "
           "Clopper-Pearson 95% interval; width = mean interval width (ratio to the labels-alone width)\n")
     print("| target | true | n | PPI coverage | PPI width (ratio) | PPI++ coverage | PPI++ width (ratio) "
           "| PPI++ finite-set coverage | its width (ratio) | labels-alone coverage | labels-alone width "

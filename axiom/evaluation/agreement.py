@@ -10,7 +10,9 @@
   intervals of precision, recall, F1 and kappa are those of that fixed threshold (re-choosing it per resample
   would measure the choice, not the agreement).
 - Several systems: the systems ranked by each metric's mean against their ranking by the label's mean over
-  the same labelled questions (Kendall's tau-b; with few systems a coarse number, so both rankings are shown).
+  the same labelled questions (Kendall's tau-b; with few systems a coarse number, so both rankings are shown),
+  with a bootstrap interval of tau and how sure each adjacent pair of the human ranking is
+  (`axiom.evaluation.system_ranking`).
 
 scikit-learn (ROC AUC, F1, kappa) is imported here only (import-linter contract owner-scikit-learn).
 """
@@ -37,6 +39,7 @@ from sklearn.metrics import (
 from axiom.evaluation.agreement_data import join, load_labels, load_systems
 from axiom.evaluation.labelled import system_estimates
 from axiom.evaluation.stats import cluster_resamples, percentile_interval
+from axiom.evaluation.system_ranking import pairs_text, system_ranking, tau_text
 
 SAMPLES = 1000
 
@@ -152,34 +155,6 @@ def metric_agreement(table: pd.DataFrame, metrics: Sequence[str], labels: Sequen
     return out
 
 
-def system_ranking(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Per (metric, label) with two or more systems: each system's metric mean and label mean over its rows
-    that have both, the two rankings (best first) and Kendall's tau-b between them."""
-    out = []
-    systems = sorted(table["system"].unique())
-    if len(systems) < 2:
-        return out
-    for metric in metrics:
-        for label in labels:
-            means = {}
-            for name in systems:
-                rows = table[table["system"] == name][[metric, label]].dropna()
-                if len(rows):
-                    means[name] = (float(rows[metric].mean()), float(rows[label].mean()))
-            if len(means) < 2:
-                continue
-            names = list(means)
-            by_metric = [means[n][0] for n in names]
-            by_label = [means[n][1] for n in names]
-            tau = float(kendalltau(by_metric, by_label).statistic) if len(set(by_metric)) > 1 and \
-                len(set(by_label)) > 1 else float("nan")
-            out.append({"metric": metric, "label": label, "systems": len(names), "kendall_tau": tau,
-                        "by_metric": sorted(names, key=lambda n: -means[n][0]),
-                        "by_label": sorted(names, key=lambda n: -means[n][1]),
-                        "means": {n: {"metric": m, "label": h} for n, (m, h) in means.items()}})
-    return out
-
-
 def roc_points(table: pd.DataFrame, metric: str, label: str) -> dict[str, Any]:
     """False- and true-positive rates of the metric as a score for the binary label (for the ROC chart)."""
     rows = table[[metric, label]].dropna()
@@ -206,7 +181,7 @@ def agreement_report(sources: Sequence[str], labels_path: str, *, fields: Sequen
             "binary_labels": [f for f in labels.fields if f in labels.binary],
             "agreement": metric_agreement(table, metrics, labels.fields, sorted(labels.binary), samples=samples,
                                           seed=seed),
-            "ranking": system_ranking(table, metrics, labels.fields),
+            "ranking": system_ranking(table, metrics, labels.fields, samples=samples, seed=seed),
             "estimates": system_estimates(systems, labels, metrics)}, table
 
 
@@ -225,9 +200,13 @@ def agreement_frame(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def ranking_frame(result: dict[str, Any]) -> pd.DataFrame:
-    """Systems ranked by each metric against their ranking by people (Kendall's tau)."""
-    return pd.DataFrame([{"metric": r["metric"], "label": r["label"], "kendall_tau": round(r["kendall_tau"], 3),
-                          "by metric": " > ".join(r["by_metric"]), "by people": " > ".join(r["by_label"])}
+    """Systems ranked by each metric against their ranking by people: Kendall's tau [95% bootstrap interval],
+    both rankings, and per pair adjacent in the people's ranking the bootstrap probability that people, and the
+    metric, order it that way."""
+    return pd.DataFrame([{"metric": r["metric"], "label": r["label"], "kendall_tau [95% CI]": tau_text(r),
+                          "by metric": " > ".join(r["by_metric"]), "by people": " > ".join(r["by_label"]),
+                          "P(people's order)": pairs_text(r, "p_people"),
+                          "P(metric agrees)": pairs_text(r, "p_metric"), "resampling": r.get("resampling", "")}
                          for r in result.get("ranking", [])])
 
 
@@ -261,9 +240,11 @@ def agreement_text(result: dict[str, Any]) -> str:
         else:
             lines.append(f"{head}: Spearman {_cell(e.get('spearman'))}, Kendall {_cell(e.get('kendall'))}")
     for r in result.get("ranking", []):
-        tau = "-" if not math.isfinite(r["kendall_tau"]) else f"{r['kendall_tau']:.2f}"
-        lines.append(f"ranking of {r['systems']} systems by {r['metric']} vs by {r['label']}: Kendall tau {tau}; "
-                     f"metric: {' > '.join(r['by_metric'])}; people: {' > '.join(r['by_label'])}")
+        lines.append(f"ranking of {r['systems']} systems by {r['metric']} vs by {r['label']}: Kendall tau "
+                     f"{tau_text(r)} (95% bootstrap, {r['resampling']} resampled); metric: "
+                     f"{' > '.join(r['by_metric'])}; people: {' > '.join(r['by_label'])}")
+        lines.append(f"  adjacent pairs of the people's ranking, bootstrap share in that order: people "
+                     f"{pairs_text(r, 'p_people')}; {r['metric']} {pairs_text(r, 'p_metric')}")
     for e in result.get("estimates", []):
         lines.append(f"prediction-powered {e['label']} of {e['system']} from {e['metric']}: {e['text']}")
     return "\n".join(lines)

@@ -194,7 +194,11 @@ def test_cli_agreement_and_compare_with_labels(tmp_path: Path, capsys, monkeypat
     result = json.loads(out)
     (entry,) = result["agreement"]
     assert entry["metric"] == "good" and entry["n"] == 100 and entry["roc_auc"]["value"] > 0.9
-    assert result["ranking"][0]["by_label"] == ["large", "small"]
+    (ranking,) = result["ranking"]
+    assert ranking["by_label"] == ["large", "small"] and ranking["resampling"] == "questions"
+    assert ranking["tau_ci_low"] <= ranking["kendall_tau"] <= ranking["tau_ci_high"]
+    (pair,) = ranking["adjacent_pairs"]
+    assert (pair["higher"], pair["lower"]) == ("large", "small") and pair["p_people"] > 0.99
 
     code, out, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels", labels,
                          *systems)

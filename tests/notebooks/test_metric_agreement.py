@@ -47,4 +47,7 @@ def test_05_runs_and_shows_the_agreement(tmp_path: Path, clean_kernel_env: None,
     agreement_table, ranking_table, estimates_table = tables
     assert "exact" in agreement_table and "1.000 [1.000, 1.000]" in agreement_table
     assert "beta > alpha" in ranking_table
+    (ranking_html,) = [o.data["text/html"] for o in outputs
+                       if "P(people's order)" in o.get("data", {}).get("text/html", "")]
+    assert "beta &gt; alpha 1.00" in ranking_html and "kendall_tau [95% CI]" in ranking_html
     assert "ppi" in estimates_table and "alpha" in estimates_table

@@ -15,9 +15,8 @@ The first run of each chunking runs alone (it writes the collection); with `work
 combinations then run in parallel, each worker with its own kernel. `axiom.distributed.sweep` runs the same
 plan (`plan_sweep`), per-combination code (`run_combination`) and summary (`finish_sweep`) as Ray tasks.
 
-The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (ranked by
-one metric, with 95% CI whiskers), `sweep.json` (everything, with the wall times), `runs/` (a folder per run).
-"""
+The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (ranked by one
+metric, 95% CI whiskers, each against the best by a paired test), `sweep.json` (all, wall times), `runs/`."""
 
 from __future__ import annotations
 
@@ -352,8 +351,8 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
 
 
 def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) -> pd.DataFrame:
-    """One row per combination, best first on `metric` as shown (4 decimals), ties in grid order: two sweeps of a
-    grid rank alike, local or on Ray (timings and the last float bits differ)."""
+    """One row per combination, best first on `metric` as shown (4 decimals), ties in grid order (two sweeps of a
+    grid rank alike, local or on Ray), each tested against the best (evaluation/versus_best.py)."""
     import pandas as pd
 
     rows = []
@@ -376,7 +375,8 @@ def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) ->
             table[col] = table[col].round(4)
     table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
-    return table.reset_index(drop=True)
+    from axiom.evaluation.versus_best import with_tests_against_best  # paired tests, Holm
+    return with_tests_against_best(table.reset_index(drop=True), {r.label: r.run_path for r in runs}, metric)
 
 
 def write_summary(result: SweepResult) -> None:

@@ -41,5 +41,11 @@ def test_sweep_over_top_k(clean_kernel_env: None, tmp_path: Path) -> None:
     summary = pd.read_csv(folder / "summary.csv")
     assert list(summary["rank"]) == [1, 2] and set(summary["top_k"]) == {1, 2}
     assert summary["semantic_similarity"].is_monotonic_decreasing
+    # the runner-up against the best, on the same questions of their run folders (evaluation/versus_best.py)
+    best, second = summary.iloc[0], summary.iloc[1]
+    assert pd.isna(best["vs best: diff"]) and 0 < second["vs best: p (Holm)"] <= 1
+    assert second["vs best: diff"] == pytest.approx(second["semantic_similarity"] - best["semantic_similarity"],
+                                                    abs=1e-3)
+    assert second["vs best: unadjusted ci_low"] <= second["vs best: diff"] <= second["vs best: unadjusted ci_high"]
     assert result["metric"] == "semantic_similarity" and result["ratio_to_first_run"] > 0
     assert "sweep cost" in (folder / "summary.md").read_text()

@@ -340,7 +340,9 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
         from axiom.pipeline import RAGPipeline
         from axiom.store import ChromaStore
 
-        pipeline = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store))
+        # the run's chunks go through the run's memo and disk cache, as its questions and answers do
+        pipeline = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store),
+                               cache_chunk_vectors=True)
         if inputs.corpus is None:
             _check_sources_in_collection(pipeline, inputs)
         pipeline.store.get_collection()  # connect first: a store that cannot be reached fails before the model loads

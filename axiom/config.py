@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +27,7 @@ from pydantic import (
 
 from axiom.config_service import ServiceSettings
 from axiom.errors import ConfigError
+from axiom.yaml_mapping import load_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -271,26 +271,8 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", hint="set AXIOM_CONFIG") from exc
-    except yaml.YAMLError as exc:
-        # one line naming the file and the position (PyYAML's own text spans several lines and says
-        # "<unicode string>" instead of the file)
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and cmark is not None:
-            context = f"{context} that starts at line {cmark.line + 1}, column {cmark.column + 1}"
-        detail = f"{problem} ({' '.join(str(context).split())})" if context else problem
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {detail}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
-    return raw
+    return load_yaml_mapping(path, what="config file", expected="a mapping of sections",
+                             hint="set AXIOM_CONFIG")
 
 
 def _known_keys(section: tuple[str, ...]) -> list[str]:

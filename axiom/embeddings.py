@@ -383,9 +383,17 @@ def persistent_cache(settings: Settings) -> PersistentEmbeddingCache | None:
     return shared_cache(settings.embedding_cache_dir / FILE_NAME, int(settings.embeddings.cache_max_mb * MB))
 
 
-def caching_embedder(settings: Settings, inner: Embedder, *, max_entries: int = 200_000) -> CachingEmbedder:
-    """`inner` behind the one embedding memo, with the persistent cache the settings give it (itself when it is
-    a CachingEmbedder already)."""
+def caching_embedder(settings: Settings | None, inner: Embedder, *, max_entries: int = 200_000
+                     ) -> CachingEmbedder:
+    """The one place that puts a model behind the embedding memo (every face, the pipeline and the metrics
+    wrap here): `inner` itself when it is a CachingEmbedder already, else a new memo with the persistent cache
+    of `settings` (memory only when `settings` is None or `embeddings.cache_enabled` is off)."""
     if isinstance(inner, CachingEmbedder):
         return inner
-    return CachingEmbedder(inner, max_entries, persistent=persistent_cache(settings))
+    disk = None if settings is None else persistent_cache(settings)
+    return CachingEmbedder(inner, max_entries, persistent=disk)
+
+
+def uncached(embedder: Embedder) -> Embedder:
+    """The model under the memo: `embedder.inner` for a CachingEmbedder, else `embedder` itself."""
+    return embedder.inner if isinstance(embedder, CachingEmbedder) else embedder

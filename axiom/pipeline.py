@@ -20,9 +20,12 @@ out of `IngestReport.seconds`; `model_load_seconds` is what this pipeline spent 
 first connection is `timings["store_connect"]`; neither is part of `retrieve` or `total`.
 
 Embedding memo: questions (retrieval, then the extractive generator) and answer sentences (the same chunks come
-back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder`: the embedder given
-when it is one already, otherwise one wrapped around it here. Ingest embeds chunks with `embedder` as given (a
-chunk is embedded once anyway; its vector is not worth keeping in memory).
+back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder` made by
+`caching_embedder` (the embedder given when it is one already). Whether ingest's chunk vectors go through it
+too is the caller's explicit choice, `cache_chunk_vectors`: off (the CLI's ingest, the service, Ray,
+benchmarks), a chunk goes to the model itself (it is embedded once anyway; its vector is not worth keeping in
+memory); on (an evaluation run, a notebook session: they share one memo across runs), it goes through the memo
+and the persistent cache, so a corpus re-ingested into another collection (a sweep) embeds nothing again.
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ import numpy as np
 from axiom.chunking import chunk_document, chunker_signature
 from axiom.config import Settings
 from axiom.documents import SourceFile, find_sources, parse, read_bytes, sha256_bytes
-from axiom.embeddings import CachingEmbedder, Embedder, OpenAIEmbedder, caching_embedder, make_embedder
+from axiom.embeddings import (
+    CachingEmbedder,
+    Embedder,
+    OpenAIEmbedder,
+    caching_embedder,
+    make_embedder,
+    uncached,
+)
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
@@ -89,11 +99,13 @@ def _require_roots(paths: Sequence[str | Path]) -> None:
 
 class RAGPipeline:
     def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore,
-                 generator: Generator | None = None) -> None:
+                 generator: Generator | None = None, *, cache_chunk_vectors: bool = False) -> None:
         self.settings = settings
         self.embedder = embedder
-        # the one memo (memory, then the persistent cache of the settings); ingest's chunks bypass it (see above)
+        # the one memo (memory, then the persistent cache of the settings)
         self.query_embedder: CachingEmbedder = caching_embedder(settings, embedder, max_entries=QUERY_MEMO)
+        # what ingest embeds chunks with: the memo, or the model under it (see the module docstring)
+        self.chunk_embedder: Embedder = self.query_embedder if cache_chunk_vectors else uncached(embedder)
         self.store = store
         self._generator = generator
         self._retrievers: dict[str, Retriever] = {}
@@ -157,7 +169,7 @@ class RAGPipeline:
             part, extra = pending.chunks[i:i + per_write], pending.extra[i:i + per_write]
             vectors = []
             for j in range(0, len(part), per_call):
-                vectors.append(self.embedder.embed([c.text for c in part[j:j + per_call]]))
+                vectors.append(self.chunk_embedder.embed([c.text for c in part[j:j + per_call]]))
                 shown.update(len(vectors[-1]))
             report.chunks_embedded += len(part)
             self.store.upsert(part, np.concatenate(vectors), extra)
@@ -261,7 +273,8 @@ class RAGPipeline:
             part = todo[i:i + batch]
             chunks = [Chunk(id=rid, text=text, source=rid, page=None, chunk_index=0, start=0, end=len(text),
                             doc_hash=hashlib.sha256(text.encode()).hexdigest()) for rid, text in part]
-            self.store.upsert(chunks, self.embedder.embed([c.text for c in chunks]), {"root": "records"})
+            vectors = self.chunk_embedder.embed([c.text for c in chunks])
+            self.store.upsert(chunks, vectors, {"root": "records"})
         return len(todo)
 
     # -- retrieval and answers --------------------------------------------------------------------

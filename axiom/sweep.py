@@ -20,7 +20,6 @@ metric, 95% CI whiskers, each against the best by a paired test), `sweep.json` (
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -175,7 +174,7 @@ def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], com
                           base: Mapping[str, Any], root: Path) -> list[str | None]:
     """The collection of each combination: explicit when the grid varies the chunking, else None (the
     corpus's evaluation collection, as `axiom eval --corpus` uses)."""
-    from axiom.evaluation.naming import collection_name
+    from axiom.evaluation.naming import sweep_collection
 
     varies = any(k in grid for k in ("corpus", "chunk_size", "chunk_overlap"))
     out: list[str | None] = []
@@ -189,8 +188,7 @@ def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], com
         size = p.get("chunk_size") or settings.chunking.chunk_size
         overlap = p.get("chunk_overlap")
         overlap = settings.chunking.chunk_overlap if overlap is None or overlap == "" else overlap
-        salt = f"{hashlib.sha256(str(corpus).encode()).hexdigest()[:8]}-c{size}o{overlap}"
-        out.append(collection_name("sweep", corpus.stem or "corpus", settings.embeddings.model, salt=salt))
+        out.append(sweep_collection(corpus, size, overlap, settings.embeddings.model))
     return out
 
 
@@ -216,10 +214,10 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
                out_dir: str | Path | None = None, name: str = "sweep", root: Path | None = None) -> SweepPlan:
     """Check the grid against the evaluation notebook's parameters, create the sweep folder and fix every
     combination's parameters (collections included), on the driver, for every executor."""
-    from axiom.evaluation.naming import safe_name
+    from axiom.evaluation.naming import stamped_name, unique_path
     from axiom.notebook.engine import notebook_parameters
     from axiom.notebook.parameters import RESULT_PARAMETER
-    from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook, unique_path, utc_stamp
+    from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook
     from axiom.notebook.session import project_root
 
     t_start = time.perf_counter()
@@ -235,7 +233,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
                              hint="its parameters: " + ", ".join(sorted(declared)))
     out = Path(out_dir or base.pop("out_dir", None) or settings.evaluation.runs_dir)
     out = (out if out.is_absolute() else root / out).resolve()
-    folder = unique_path(out / f"{utc_stamp()}-{safe_name(name)}")
+    folder = unique_path(out / stamped_name(name))
     (folder / "runs").mkdir(parents=True)
     base.pop("name", None)
 

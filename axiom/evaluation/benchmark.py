@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from axiom.config import Settings
 from axiom.errors import UsageError
 from axiom.evaluation.datasets import load_beir
-from axiom.evaluation.naming import collection_name
+from axiom.evaluation.naming import beir_collection
 from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics, metric_depth
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, metrics_table, verdict_line
 from axiom.retrieval import RETRIEVERS
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from axiom.embeddings import Embedder
 
 log = logging.getLogger(__name__)
-
-
-def beir_collection(folder: str | Path, model_id: str) -> str:
-    return collection_name("beir", Path(folder).resolve().name, model_id)
 
 
 def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str] = ("dense",), split: str = "test",

@@ -47,6 +47,7 @@ from typing import Any
 from axiom.errors import ConfigError
 from axiom.evaluation.datasets import file_sha256
 from axiom.redaction import redact_url
+from axiom.yaml_mapping import load_yaml_mapping
 
 WILDCARD = object()
 Segment = str | int | object
@@ -216,21 +217,8 @@ def _number(data: Mapping[str, Any], key: str, default: float, problems: list[st
 
 
 def _read(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"endpoint config {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read endpoint config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"endpoint config {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"endpoint config {path} must hold a mapping (url, body, headers, response, ...)")
-    return data
+    return load_yaml_mapping(path, what="endpoint config",
+                             expected="a mapping (url, body, headers, response, ...)")
 
 
 def load_endpoint_config(path: str | Path | None = None, *, url: str | None = None,

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
-from axiom.evaluation.naming import safe_name
+from axiom.evaluation.naming import run_folder_name, work_folder_name
 from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
@@ -224,8 +223,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
     Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
     is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
     any URL credentials (`user:pass@`, `?api-key=...` of a judge or generator endpoint)."""
-    stamp, label = started.strftime('%Y%m%dT%H%M%SZ'), safe_name(name)
-    tmp = runs_dir / f".tmp-{safe_name(name)}-{os.getpid()}-{time.monotonic_ns()}"
+    tmp = runs_dir / work_folder_name("tmp", name)
     try:
         runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp.mkdir(mode=0o700)
@@ -246,7 +244,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
         for written in tmp.iterdir():  # inside the 0700 folder since their creation
             written.chmod(0o600)
         for n in range(1, 1000):
-            final = runs_dir / (f"{stamp}-{label}" if n == 1 else f"{stamp}-{n}-{label}")
+            final = runs_dir / run_folder_name(started, name, n)
             try:
                 tmp.rename(final)  # fails if the target exists (it is a non-empty folder)
             except OSError:
@@ -254,7 +252,8 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
                     continue
                 raise
             return final
-        raise EvaluationError(f"cannot find a free run folder name for {stamp}-{label} under {runs_dir}")
+        raise EvaluationError(f"cannot find a free run folder name for {run_folder_name(started, name)} "
+                              f"under {runs_dir}")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):  # disk full, file too large, permissions: one clear error, nothing left

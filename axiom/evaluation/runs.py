@@ -24,7 +24,6 @@ answered and the current stage are shown on stderr (`axiom.progress`), never on 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import math
@@ -39,7 +38,7 @@ from axiom.evaluation.answered import Answered, ItemAnswer
 from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
 from axiom.evaluation.evidence import evidence_scores
 from axiom.evaluation.gate import gate_run, load_baseline
-from axiom.evaluation.naming import collection_name
+from axiom.evaluation.naming import eval_collection
 from axiom.evaluation.provenance import collection_fingerprint, corpus_fingerprint
 from axiom.evaluation.repeats import mean_over_repetitions, noise_sources
 from axiom.evaluation.responses import responses_answers, write_responses
@@ -74,9 +73,7 @@ def prepare_settings(settings: Settings, *, corpus_path: str | Path | None, retr
     ingested into the default collection changes the results. A bad override raises UsageError naming the
     setting."""
     if not collection and corpus_path is not None:
-        resolved = Path(corpus_path).resolve()
-        salt = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-        collection = collection_name("eval", resolved.stem or "corpus", model_id, salt=salt)
+        collection = eval_collection(corpus_path, model_id)
     overrides = {"retrieval.retriever": retriever or None, "retrieval.top_k": top_k,
                  "store.collection": collection or None}
     try:
@@ -340,7 +337,9 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
         from axiom.pipeline import RAGPipeline
         from axiom.store import ChromaStore
 
-        pipeline = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store))
+        # the run's chunks go through the run's memo and disk cache, as its questions and answers do
+        pipeline = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store),
+                               cache_chunk_vectors=True)
         if inputs.corpus is None:
             _check_sources_in_collection(pipeline, inputs)
         pipeline.store.get_collection()  # connect first: a store that cannot be reached fails before the model loads

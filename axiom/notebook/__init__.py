@@ -25,5 +25,6 @@ report_html: `render_html`, the executed evaluation notebook as `report.html` (n
 
 runner: `run_notebooks`, the orchestrator behind `axiom notebooks run` and `axiom sweep`: resolves the
 notebooks, runs them in order in a warm kernel, and moves the executed notebooks and the HTML report into the
-evaluation's run folder (`NotebookRun`); `resolve_notebook`, `utc_stamp` and `unique_path` serve the sweep.
+evaluation's run folder (`NotebookRun`); `resolve_notebook` serves the sweep. Folder names (the runner's, the
+sweep's, a run's) come from `axiom.evaluation.naming`.
 """

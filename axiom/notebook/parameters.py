@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from axiom.errors import UsageError
+from axiom.yaml_mapping import load_yaml_mapping, parse_yaml_value
 
 # the parameter through which the runner learns what a notebook produced (NotebookSession.report writes it)
 RESULT_PARAMETER = "result_json"
@@ -21,12 +22,7 @@ PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "basel
 
 def parse_value(text: str) -> Any:
     """A `-p KEY VALUE` value: YAML scalars (3 -> int, null -> None, [a, b] -> list), else the string."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    return parse_yaml_value(text)
 
 
 def absolute_paths(params: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]:
@@ -47,16 +43,7 @@ def absolute_paths(params: Mapping[str, Any], base: Path | None = None) -> dict[
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read parameters file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"parameters file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"parameters file {path} must hold a mapping of parameter names to values")
+    """The parameters of a `--params FILE.yaml` (UsageError naming the file when it is not such a mapping)."""
+    data = load_yaml_mapping(path, what="parameters file", expected="a mapping of parameter names to values",
+                             error=UsageError)
     return {str(k): v for k, v in data.items()}

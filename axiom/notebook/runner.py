@@ -32,11 +32,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from axiom.errors import AxiomError, UsageError
+from axiom.errors import UsageError
 from axiom.notebook.kernel import WarmKernel, kernel_env
 from axiom.notebook.parameters import RESULT_PARAMETER
 from axiom.notebook.report_html import REPORT_HTML, render_html
@@ -104,22 +103,6 @@ class NotebookRun:
                 "notebooks": {n.notebook: {"seconds": round(n.seconds, 3), **n.result} for n in self.notebooks}}
 
 
-def utc_stamp() -> str:
-    """Now, as the UTC timestamp that starts the names of the folders the runner and the sweep create."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def unique_path(path: Path) -> Path:
-    """`path`, or `path-2`, `path-3`... when it exists."""
-    if not path.exists():
-        return path
-    for n in range(2, 1000):
-        candidate = path.with_name(f"{path.name}-{n}")
-        if not candidate.exists():
-            return candidate
-    raise AxiomError(f"no free folder name for {path}")
-
-
 def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
                   params: Mapping[str, Any] | None = None, *, out_dir: str | Path | None = None,
                   name: str | None = None, html: bool = True, kernel: WarmKernel | None = None,
@@ -134,7 +117,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     kernel (sweeps).
     `config` is the settings file the caller was given (the kernels read it, as AXIOM_CONFIG).
     """
-    from axiom.evaluation.naming import safe_name
+    from axiom.evaluation.naming import stamped_name, unique_path, work_folder_name
 
     t_start = time.perf_counter()
     root = (root or project_root()).resolve()
@@ -146,7 +129,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     given["out_dir"] = str(out)
     given.setdefault("name", run_name)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)  # as `axiom eval`: a runs folder made here is private
-    work = out / f".nb-{safe_name(run_name)}-{os.getpid()}-{time.monotonic_ns()}"
+    work = out / work_folder_name("nb", run_name)
     _private_folder(work)  # what the notebooks write here (executed copies, kernel.log) is private from the start
     own_kernel = None
     try:
@@ -202,7 +185,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
 
     dest = run_path
     if dest is None:
-        dest = unique_path(out / f"{utc_stamp()}-{safe_name(run_name)}-notebooks")
+        dest = unique_path(out / stamped_name(run_name, "notebooks"))
     _private_folder(dest)
     for nr in results:
         target = dest / nr.executed.name
@@ -221,12 +204,12 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
 
 def _keep_failed(work: Path, out: Path, run_name: str, run_path: Path | None) -> Path:
     """Move what a failed run executed where it can be inspected; returns that folder."""
-    from axiom.evaluation.naming import safe_name
+    from axiom.evaluation.naming import stamped_name, unique_path
 
     if run_path is not None and run_path.is_dir():
         dest = run_path
     else:
-        dest = unique_path(out / f"{utc_stamp()}-{safe_name(run_name)}-failed")
+        dest = unique_path(out / stamped_name(run_name, "failed"))
         _private_folder(dest)
     for item in list(work.iterdir()) if work.exists() else []:
         if item.suffix == ".ipynb" or item.name == "kernel.log":

@@ -117,7 +117,10 @@ class NotebookSession:
         from axiom.pipeline import RAGPipeline
         from axiom.store import ChromaStore
 
-        return RAGPipeline(self.settings, self.embedder, ChromaStore(self.settings.store))
+        # the kernel's one memo also holds the chunk vectors: a corpus re-ingested into another collection (a
+        # chunking sweep, another store) finds them there or in the persistent cache
+        return RAGPipeline(self.settings, self.embedder, ChromaStore(self.settings.store),
+                           cache_chunk_vectors=True)
 
     def ingest(self, *, prune: bool = True, progress: bool = True) -> IngestReport:
         """Ingest the session's corpus (incremental; a tqdm.auto progress bar in Jupyter)."""

@@ -11,23 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from axiom.config import Settings, load_settings
+from axiom.config import Settings
 from axiom.embeddings import LocalEmbedder
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
+from tests.support.settings import build_settings
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def settings_under(base: Path, **overrides: Any) -> Settings:
-    """Settings like the `make_settings` fixture's, under any folder (for module-scoped fixtures)."""
-    data: dict[str, Any] = {"store": {"path": str(base / "chroma"), "bm25_dir": str(base / "bm25")},
-                            "evaluation": {"runs_dir": str(base / "runs"), "judge_cache_dir": str(base / "judge")},
-                            "embeddings": {"cache_dir": str(base / "embedding-cache")},
-                            "logging": {"format": "text"}}
-    for section, values in overrides.items():
-        data.setdefault(section, {}).update(values)
-    return load_settings(REPO / "config.yaml", environ={}, overrides=data)
 
 
 class CachedEmbedder:
@@ -80,7 +70,7 @@ def core_pipeline(make_settings: Callable[..., Settings], cached_embedder: Cache
 def shared_ingested(tmp_path_factory: pytest.TempPathFactory, cached_embedder: CachedEmbedder,
                     tiny_corpus: Path) -> RAGPipeline:
     """tiny_corpus ingested once per module into an embedded store: for tests that only read."""
-    settings = settings_under(tmp_path_factory.mktemp("shared"))
+    settings = build_settings(tmp_path_factory.mktemp("shared"))
     pipeline = RAGPipeline(settings, cached_embedder, ChromaStore(settings.store))
     pipeline.ingest([tiny_corpus])
     return pipeline

@@ -244,6 +244,29 @@ def test_settings_place_the_cache_beside_the_store_and_the_faces_share_it(
     assert caching_embedder(settings, pipeline.query_embedder) is pipeline.query_embedder
     off = make_settings(embeddings={"cache_enabled": False})
     assert RAGPipeline(off, KeyedFake(), ChromaStore(off.store)).query_embedder.persistent is None
+    assert caching_embedder(None, embedder).persistent is None  # no settings (ragas, a bare model): memory
+
+
+def test_ingest_chunks_go_through_the_memo_only_when_the_caller_says_so(
+        make_settings: Callable[..., Settings], tiny_corpus: Path) -> None:
+    settings = make_settings()
+    model = KeyedFake()
+    memo = caching_embedder(settings, model)
+    plain = RAGPipeline(settings, memo, ChromaStore(settings.store))  # the CLI's ingest, the service, Ray
+    assert plain.query_embedder is memo and plain.chunk_embedder is model
+    report = plain.ingest([tiny_corpus], progress=False)
+    assert report.chunks_embedded > 0 and memo.stats()["texts_requested"] == 0  # the chunks bypassed the memo
+    other = make_settings(store={"collection": "another"})
+    shared = RAGPipeline(other, memo, ChromaStore(other.store), cache_chunk_vectors=True)  # eval, notebooks
+    assert shared.chunk_embedder is memo
+    again = shared.ingest([tiny_corpus], progress=False)
+    assert again.chunks_embedded == report.chunks_embedded
+    assert memo.stats()["texts_requested"] == again.chunks_embedded  # now through the memo (and its disk)
+    assert memo.stats()["disk_hits"] == 0 and len(model.embedded) == 2 * report.chunks_embedded
+    third = make_settings(store={"collection": "third"})
+    RAGPipeline(third, memo, ChromaStore(third.store), cache_chunk_vectors=True).ingest([tiny_corpus],
+                                                                                       progress=False)
+    assert len(model.embedded) == 2 * report.chunks_embedded  # the third ingest embedded nothing: memoised
 
 
 def test_cli_cache_stats_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_logging: None,

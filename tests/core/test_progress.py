@@ -20,6 +20,7 @@ from axiom.errors import StoreError, UsageError
 from axiom.pipeline import RAGPipeline
 from axiom.progress import Progress, progress_mode
 from axiom.store import ChromaStore
+from tests.support.clock import FakeClock
 from tests.support.slow_embedder import SlowLoadingEmbedder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,14 +38,6 @@ class KernelStream(io.StringIO):
 
 
 KernelStream.__module__ = "ipykernel.iostream"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def lines_of(stream: io.StringIO) -> list[str]:

@@ -33,6 +33,7 @@ from axiom.evaluation.endpoint import EndpointClient, ask_endpoint
 from axiom.evaluation.endpoint_config import DEFAULT_RESPONSE, load_endpoint_config
 from axiom.evaluation.responses import load_responses, write_responses
 from tests.evaluation.helpers import REPO, TINY_GOLDEN
+from tests.support.clock import FakeClock
 
 ITEM = load_golden(TINY_GOLDEN)[0]
 GOOD = {"answer": "yes", "contexts": ["c1"], "retrieved": ["a.md"]}
@@ -77,18 +78,10 @@ def test_standard_json_out() -> None:
 
 
 # -- the endpoint client through a mock transport ---------------------------------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def client_answer(handler: Any, clock: Clock | None = None, **changes: Any) -> ItemAnswer:
+def client_answer(handler: Any, clock: FakeClock | None = None, **changes: Any) -> ItemAnswer:
     config = dataclasses.replace(load_endpoint_config(url="http://rag.test/ask"), retries=0, **changes)
     with EndpointClient(config, transport=httpx.MockTransport(handler), sleep=lambda s: None,
-                        clock=clock or Clock()) as client:
+                        clock=clock or FakeClock()) as client:
         return client.ask(ITEM, None)
 
 
@@ -129,7 +122,7 @@ def test_an_error_status_body_is_never_read() -> None:
 
 
 def test_a_dripping_body_is_cut_at_the_deadline() -> None:
-    clock, pulled = Clock(), []
+    clock, pulled = FakeClock(), []
 
     def drip() -> Iterator[bytes]:
         while True:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from axiom.config import ENV_VARS
+from tests.support.settings import write_config as write_test_config  # every path under the folder given
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -38,18 +38,6 @@ def clean_kernel_env() -> Iterator[None]:
                             "PYDEVD_DISABLE_FILE_VALIDATION": "1"}.items():
             mp.setenv(name, value)
         yield
-
-
-def write_test_config(root: Path) -> Path:
-    """The repository's config.yaml with every path under `root` and quiet text logs."""
-    data = yaml.safe_load((REPO / "config.yaml").read_text())
-    data["store"].update(path=str(root / "chroma"), bm25_dir=str(root / "bm25"))
-    data["evaluation"].update(runs_dir=str(root / "runs"), judge_cache_dir=str(root / "judge-cache"))
-    data["embeddings"]["cache_dir"] = str(root / "embedding-cache")
-    data["logging"].update(format="text", level="WARNING")
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="session")

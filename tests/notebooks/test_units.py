@@ -63,7 +63,7 @@ def test_parse_value_and_params_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("- a\n- b\n")
     with pytest.raises(UsageError, match="mapping"):
         load_params_file(tmp_path / "bad.yaml")
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(UsageError, match="parameters file .*missing.yaml does not exist"):
         load_params_file(tmp_path / "missing.yaml")
 
 

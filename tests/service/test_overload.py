@@ -20,6 +20,7 @@ import pytest
 
 from tests.service.conftest import OPENAI_SECRET, AxiomServer, client, metric, metric_samples
 from tests.support.chroma_server import ChromaServer
+from tests.support.clock import FakeClock
 from tests.support.fake_openai import FakeOpenAIServer, Reply, chat_completion
 
 STUB = "Stub answer citing the first source [1]."
@@ -287,18 +288,10 @@ def test_the_breaker_opens_after_n_failures_answers_without_the_llm_and_closes_a
 
 
 # -- in-process: the breaker and the client's deadline ---------------------------------------------------------
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_breaker_states_with_a_fake_clock() -> None:
     from axiom.breaker import CircuitBreaker
 
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(failures=3, window_seconds=10, open_seconds=5, clock=clock)
     assert breaker.state == "closed"
     for _ in range(2):
@@ -327,7 +320,7 @@ def test_breaker_states_with_a_fake_clock() -> None:
 def test_breaker_neutral_outcome_frees_the_trial_and_zero_turns_it_off() -> None:
     from axiom.breaker import CircuitBreaker
 
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(failures=1, window_seconds=10, open_seconds=5, clock=clock)
     breaker.acquire().failure("x")
     clock.now += 5

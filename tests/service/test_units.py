@@ -18,15 +18,8 @@ from axiom.service.auth import ApiKeyAuth
 from axiom.service.cache import QueryCache, cache_key, normalise_question
 from axiom.source_tree import RootDir
 from tests.service.conftest import REPO
+from tests.support.clock import FakeClock
 from tests.support.waiting import poll_until
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_cache_key_normalises_the_question() -> None:
@@ -38,7 +31,7 @@ def test_cache_key_normalises_the_question() -> None:
 
 
 def test_cache_is_lru_with_ttl() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cache = QueryCache(2, 10.0, clock=clock)
     a, b, c = (cache_key(q, "dense", 5, "c", 0) for q in "abc")
     cache.put(a, 1)

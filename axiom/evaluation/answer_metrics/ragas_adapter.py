@@ -23,7 +23,7 @@ from ragas import __version__ as RAGAS_VERSION  # noqa: N812 (a constant of this
 from ragas.embeddings.base import BaseRagasEmbedding
 from ragas.llms.base import InstructorBaseRagasLLM
 
-from axiom.embeddings import CachingEmbedder, Embedder
+from axiom.embeddings import CachingEmbedder, Embedder, caching_embedder
 from axiom.evaluation.answer_metrics.scores import JudgeStats
 
 __all__ = ["JUDGE_FACTORIES", "RAGAS_VERSION", "EmbedderAdapter", "JudgeLLM", "RagasOffline", "judge_usage",
@@ -53,19 +53,15 @@ def run_sync(coro: Any) -> Any:
 
 
 # -- embeddings: the pipeline's own model, behind ragas's embedding interface ----------------------
-def caching(embedder: Embedder) -> CachingEmbedder:
-    """`embedder` behind the one embedding memo: itself when it already is a CachingEmbedder (`score_answers`
-    gives one, with the settings' on-disk cache), else a memory-only memo around it."""
-    return embedder if isinstance(embedder, CachingEmbedder) else CachingEmbedder(embedder)
-
-
 class EmbedderAdapter(BaseRagasEmbedding):
-    """ragas embeddings over an Axiom Embedder, memoised by a CachingEmbedder (the given one, or one wrapped
-    around the given model); `prime()` embeds many texts in one batch ahead of the metrics asking one by one."""
+    """ragas embeddings over an Axiom Embedder, memoised by a CachingEmbedder: the given one (`score_answers`
+    gives one, with the settings' on-disk cache), or a memory-only memo around a bare model
+    (`caching_embedder` without settings); `prime()` embeds many texts in one batch ahead of the metrics
+    asking one by one."""
 
     def __init__(self, embedder: Embedder) -> None:
         super().__init__(cache=None)
-        self.embedder = caching(embedder)
+        self.embedder: CachingEmbedder = caching_embedder(None, embedder)
 
     def prime(self, texts: Sequence[str]) -> None:
         if texts:

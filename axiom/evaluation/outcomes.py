@@ -90,7 +90,7 @@ def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str
         parts.append(f"one-sided p_adj {entry['p_drop_adj']:.2g}, a drop of at least the margin {margin:g}")
     elif bound is not None:
         where = "within" if bound < margin else "not within"
-        parts.append(f"drop at most {max(bound, 0.0):.3f} at one-sided {1 - alpha:.0%} (unadjusted), {where} "
+        parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), {where} "
                      f"margin {margin:g}")
     if outcome == INCONCLUSIVE:
         if entry.get("mde") is not None:

@@ -270,7 +270,8 @@ def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         return []
     correction = fam["correction"]
     correction = ", ".join(correction) if isinstance(correction, list) else correction
-    counted = f"{len(fam['secondaries'])} secondary metric(s) corrected by {correction or '-'}"
+    counted = (f"{len(fam['secondaries'])} secondary metric(s) corrected by {correction}" if fam["secondaries"]
+               else "no secondary metric counted")
     left = [f"{len(fam['aliases'])} alias(es) ({', '.join(f'{m} = {r}' for m, r in fam['aliases'].items())})"
             if fam["aliases"] else "", f"{len(fam['constants'])} constant(s)" if fam["constants"] else ""]
     left = [x for x in left if x]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from axiom.errors import DatasetError
+from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.gate import BASELINE_FORMAT, gate_run, load_baseline
 from axiom.evaluation.outcomes import INCONCLUSIVE, NON_INFERIOR, REGRESSION
 from axiom.evaluation.repeats import compare_with_repeats
@@ -132,3 +132,71 @@ def test_baselines_declare_their_primaries(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         load_baseline(tmp_path / "bad.json")
     assert info.value.problems == ["primary: expected a non-empty list of metric names"]
+
+
+def _write_set(root: Path, n: int = 40) -> dict[str, Path]:
+    """A golden set of n made-up facts, the responses of a system that answers each from the right document, and
+    of one that ranks the right document second and answers nothing."""
+    colours = ["red", "blue", "green", "amber", "violet", "silver", "orange", "teal"]
+    things = ["lantern", "bridge", "tower", "ferry", "garden", "market", "library", "harbour", "mill", "chapel"]
+    golden, good, bad = [], [], []
+    for i in range(n):
+        colour, thing = colours[i % len(colours)], things[i % len(things)]
+        reference = f"The {colour} {thing} number {i} is {100 + 7 * i} metres tall and was painted in {1800 + i}."
+        golden.append({"id": f"g{i:02d}", "question": f"How tall is the {colour} {thing} number {i}?",
+                       "reference": reference, "relevant_sources": [f"doc{i}.md"]})
+        good.append({"id": f"g{i:02d}", "answer": reference, "contexts": [reference],
+                     "retrieved": [f"doc{i}.md", f"doc{i + 1}.md"]})
+        bad.append({"id": f"g{i:02d}", "answer": "I cannot tell from the documents.",
+                    "contexts": [f"Nothing about item {i}."], "retrieved": [f"doc{i + 1}.md", f"doc{i}.md"]})
+    files = {}
+    for name, lines in (("golden", golden), ("good", good), ("bad", bad)):
+        files[name] = root / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return files
+
+
+@pytest.mark.slow  # three whole evaluations (the embedding model scores 40 answers each)
+@pytest.mark.usefixtures("restore_logging")
+def test_axiom_eval_exits_3_only_on_a_regression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from axiom.cli import main
+    from axiom.evaluation.gate import make_baseline
+    from axiom.evaluation.run_folder import load_run
+    from tests.evaluation.helpers import clean_env, write_config
+
+    clean_env(monkeypatch)
+    config, files = write_config(tmp_path), _write_set(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    common = ["--config", str(config), "eval", "--dataset", str(files["golden"]), "--no-judge", "--json"]
+    assert main(common + ["--responses", str(files["good"]), "--name", "good", "--save-baseline", str(baseline)]) == 0
+    good_run = json.loads(capsys.readouterr().out)["run"]
+    saved = json.loads(baseline.read_text())
+    assert saved["format"] == 3 and saved["primary"] == ["ndcg@10", "groundedness"]  # no corpus: no evidence
+
+    # the same answers again: no regression (ndcg@10 is 1.0 on every question: a 0/1 constant whose Tango bound
+    # at n 40 is wider than the margin, inconclusive; groundedness non-inferior), exit 0
+    gated = common + ["--baseline", str(baseline), "--fail-on-regression"]
+    assert main(gated + ["--responses", str(files["good"]), "--name", "same"]) == 0
+    gate = json.loads(capsys.readouterr().out)["gate"]
+    assert gate["passed"] and gate["family"]["outcomes"] == {"ndcg@10": INCONCLUSIVE, "groundedness": NON_INFERIOR}
+    assert gate["verdict"].startswith("this run: primary ndcg@10 inconclusive (")
+
+    # the right document ranked second, no answer: ndcg@10 regressed, exit 3 naming it (and only it)
+    assert main(gated + ["--responses", str(files["bad"]), "--name", "bad"]) == 3
+    captured = capsys.readouterr()
+    gate = json.loads(captured.out)["gate"]
+    assert gate["family"]["outcomes"]["ndcg@10"] == REGRESSION and len(gate["failures"]) == 1
+    assert gate["failures"][0].startswith("ndcg@10: regression against the baseline (primary)")
+    bad_run = next(Path(good_run).parent.glob("*-bad"))
+    assert json.loads((bad_run / "metrics.json").read_text())["gate"]["passed"] is False
+
+    # compare carries the family; --primary declares other primaries
+    assert main(["--config", str(config), "compare", good_run, str(bad_run), "--json", "--primary", "chrf"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["family"]["primaries"] == ["chrf"] and result["family"]["outcomes"] == {"chrf": REGRESSION}
+    assert result["verdict"].startswith("B: primary chrf regression (")
+    assert main(["--config", str(config), "compare", good_run, good_run, "--primary", "nope"]) == 2
+    assert "--primary nope: not a metric both runs measured" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--primary evidence_recall@10: not measured in this run"):
+        make_baseline(load_run(good_run), primaries=["evidence_recall@10"])

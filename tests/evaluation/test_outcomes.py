@@ -200,3 +200,33 @@ def test_axiom_eval_exits_3_only_on_a_regression(tmp_path: Path, monkeypatch: py
     assert "--primary nope: not a metric both runs measured" in capsys.readouterr().err
     with pytest.raises(UsageError, match="--primary evidence_recall@10: not measured in this run"):
         make_baseline(load_run(good_run), primaries=["evidence_recall@10"])
+
+
+@pytest.mark.parametrize("name", ["sample", "pubmedqa"])
+def test_the_committed_baselines_pass_an_identical_run(name: str) -> None:
+    """What `make eval` does with the deterministic offline pipeline: the same per-question values as the
+    committed baseline (grouped as the golden items are) pass the gate, each declared primary non-inferior or,
+    where the set cannot show it, inconclusive, never a regression."""
+    from axiom.evaluation.datasets import load_golden
+    from tests.evaluation.helpers import REPO
+
+    baseline = load_baseline(REPO / "evaluation" / "baselines" / f"{name}.json")
+    assert baseline["format"] == 3 and baseline["primary"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
+    groups = {item.id: item.cluster for item in load_golden(REPO / baseline["dataset"]["path"])}
+    ids = list(baseline["metrics"]["ndcg@10"]["per_question"])
+    values = {m: np.asarray([e["per_question"].get(i, np.nan) for i in ids]) for m, e in baseline["metrics"].items()}
+    results = pd.DataFrame({"id": ids, "group": [groups[i] for i in ids], **values})
+    summary = {m: {"mean": e["mean"], "n": e["n"]} for m, e in baseline["metrics"].items()}
+    gate = gate_run(results, summary, baseline, config=StatsConfig())
+    assert gate.passed, gate.failures
+    outcomes = gate.family["outcomes"]
+    assert list(outcomes) == baseline["primary"] and REGRESSION not in outcomes.values()
+    assert outcomes["ndcg@10"] == outcomes["groundedness"] == NON_INFERIOR
+    # the sample's evidence recall@10 is 1.0 on all 52 questions: a 0/1 constant whose one-sided bound (Tango)
+    # is about 0.05, wider than the 0.01 margin; PubMedQA's 250 questions and graded values show it
+    assert outcomes["evidence_recall@10"] == (INCONCLUSIVE if name == "sample" else NON_INFERIOR)
+    assert set(gate.family["aliases"]) == {"precision@1", "hit_rate@1", "map@10"}
+    # reported per primary: PubMedQA's questions are about one abstract each (no clusters: 1); the sample's 52
+    # fall in 11 documents, and identical runs leave the differences no variance to inflate (None)
+    expected = None if name == "sample" else 1.0
+    assert gate.family["design_effects"] == {m: expected for m in baseline["primary"]}

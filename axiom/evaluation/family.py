@@ -105,8 +105,7 @@ def find_family(paired: Paired, primaries: Sequence[str] | None = None) -> Famil
         m for m in names if m not in declared and m not in family.constants]
     representatives: list[str] = []
     for name in order:
-        if paired[name][1].size == 0:
-            representatives.append(name)
+        if paired[name][1].size == 0:  # measured on no question of both: untested, neither counted nor an alias
             continue
         twin = next((r for r in representatives if _same(paired[r], paired[name])), None)
         if twin is None:

@@ -80,6 +80,9 @@ def test_primaries_declared_defaulted_and_aliases_of_a_primary() -> None:
     assert family.is_constant(np.full(4, 0.2), np.full(4, 0.2 + 1e-9))
     assert not family.is_constant(np.array([0.2, 0.3]), np.array([0.2, 0.3]))  # no change, but not constant
     assert not family.is_constant(np.array([]), np.array([]))
+    empty = {"m1": ([], np.array([]), np.array([])), "m2": ([], np.array([]), np.array([]))}
+    untested = family.find_family(empty, [])  # no question measured in both: not aliases of each other, not counted
+    assert untested.aliases == {} and untested.secondaries == [] and untested.role("m2") == family.SECONDARY
 
 
 def test_max_t_lies_between_the_unadjusted_and_bonferroni() -> None:

@@ -78,8 +78,8 @@ class StatsConfig:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"paired sign-flip test; primaries one-sided (Holm over them), secondaries {self.correction} "
-                f"correction, alpha {self.alpha}; 95% intervals (unadjusted): "
+        return (f"paired sign-flip test; primaries: drops one-sided (Holm over them) against their margin, "
+                f"secondaries: {self.correction} correction, alpha {self.alpha}; 95% intervals (unadjusted): "
                 f"Tango's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
                 f"group when questions are grouped); MDE at {self.power:.0%} power")
 

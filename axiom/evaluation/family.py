@@ -225,13 +225,13 @@ def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction
 
 def summary(out: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The family of a comparison from its entries: primaries (with their outcomes and design effects: 1 without
-    groups, None when the differences have no variance), counted secondaries, aliases and constants, and the
-    correction of the secondaries."""
+    groups, None when the differences have no variance), counted secondaries (tested: measured in both runs),
+    aliases and constants, and the correction of the secondaries."""
     by_role: dict[str, list[str]] = {role: [m for m, e in out.items() if e.get("role") == role] for role in ROLES}
     primaries = [m for m, e in out.items() if e.get("role") == PRIMARY or (
         e.get("role") in (ALIAS, CONSTANT) and "outcome" in e)]
     corrections = sorted({str(out[m].get("correction")) for m in by_role[SECONDARY] if out[m].get("correction")})
     return {"primaries": primaries, "outcomes": {m: out[m].get("outcome") for m in primaries},
             "design_effects": {m: out[m].get("design_effect") for m in primaries},
-            "secondaries": by_role[SECONDARY], "aliases": {m: out[m].get("alias_of") for m in by_role[ALIAS]},
+            "secondaries": [m for m in by_role[SECONDARY] if out[m].get("p") is not None], "aliases": {m: out[m].get("alias_of") for m in by_role[ALIAS]},
             "constants": by_role[CONSTANT], "correction": corrections[0] if len(corrections) == 1 else corrections}

@@ -69,23 +69,27 @@ def verdicts(comparisons: Sequence[Mapping[str, Any]]) -> str:
 
 
 def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Per metric: the reference mean, then for each compared run its mean, delta with 95% CI, p, corrected p,
-    MDE, n (questions both measured, per metric), W/L/T and the verdict."""
+    """Per metric: the reference mean, then for each compared run its role in the family (primary, secondary,
+    = the metric it is an alias of, constant), mean, delta with its 95% CI (unadjusted), p, corrected p, MDE, n
+    (questions both measured, per metric), W/L/T, the verdict and, for a primary, its outcome."""
     rows: dict[str, dict[Any, Any]] = {}
     for i, comp in enumerate(comparisons, start=1):
         label = f"run {i}" if len(comparisons) > 1 else "B"
         for metric, r in comp["metrics"].items():
             row = rows.setdefault(metric, {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
             low, high = r["ci"]
+            role = r.get("role") or ""
+            row[(label, "role")] = f"= {r['alias_of']}" if role == "alias" else role
             row[(label, "mean")] = rounded(r["b"])
             row[(label, "delta")] = rounded(r["delta"])
-            row[(label, "95% CI")] = "" if low is None else f"[{low:+.3f}, {high:+.3f}]"
+            row[(label, "95% CI unadj.")] = "" if low is None else f"[{low:+.3f}, {high:+.3f}]"
             row[(label, "p")] = rounded(r["p"], 4)
             row[(label, "p_adj")] = rounded(r["p_adj"], 4)
             row[(label, "MDE")] = rounded(r["mde"])
             row[(label, "n")] = r["n"]
             row[(label, "W/L/T")] = f"{r['wins']}/{r['losses']}/{r['ties']}"
             row[(label, "verdict")] = r["verdict"]
+            row[(label, "outcome")] = r.get("outcome") or ""
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(table.columns):
         table.columns = pd.MultiIndex.from_tuples(table.columns)

@@ -139,7 +139,7 @@ class EvaluationSettings(_Section):
     # at which the minimum detectable effect is stated, the multiplicity correction, sign-flip draws
     alpha: float = Field(0.05, gt=0, lt=1)
     power: float = Field(0.8, gt=0, lt=1)
-    correction: Literal["holm", "bonferroni"] = "holm"
+    correction: Literal["max-t", "holm", "bonferroni"] = "max-t"  # of the secondaries (evaluation/family.py)
     permutations: int = Field(10_000, ge=100, le=1_000_000)
     judge_model: str | None = None
     judge_base_url: str | None = None

@@ -3,15 +3,17 @@
     axiom eval [--dataset PATH] [--corpus PATH] [--name NAME] [--retriever R] [--top-k K] [--out DIR]
                [--responses FILE | --endpoint URL [--endpoint-config FILE.yaml]] [--save-responses FILE]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
-               [--floor-margin M]] [--repeat N] [--no-judge] [--json]
-    axiom compare RUN_A RUN_B [--top N] [--labels FILE [--label FIELD]... [--system NAME=RUN]...] [--json]
+               [--floor-margin M] [--primary METRIC]...] [--repeat N] [--no-judge] [--json]
+    axiom compare RUN_A RUN_B [--top N] [--primary METRIC]... [--labels FILE [--label FIELD]... [--system NAME=RUN]...] [--json]
 
 The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or a
 deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
 `--dataset` may be left out with `--responses FILE` whose lines carry their own `question` (production logs): the
 items are then those questions, without reference answers (the metrics that need one are n/a).
 
-Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed, 1 anything else.
+Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed (a primary metric's outcome
+is `regression`, a metric became unmeasured, or a floor was broken; `non-inferior` and `inconclusive` pass),
+1 anything else.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                             repeat=args.repeat, retriever=args.retriever, top_k=args.top_k,
                             responses=args.responses, endpoint=endpoint, save_responses=args.save_responses)
     if args.save_baseline:
-        target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta),
-                                args.save_baseline)
+        target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta,
+                                              primaries=args.primary), args.save_baseline)
         log.info("baseline written to %s", target)
     emit(args, record.summary(), record.summary_table())
     if args.fail_on_regression and record.gate is not None:
@@ -62,7 +64,8 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from axiom.evaluation.verdict import StatsConfig
 
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
-    result = compare_runs(run_a, run_b, config=StatsConfig.from_settings(settings.evaluation), top=args.top)
+    result = compare_runs(run_a, run_b, config=StatsConfig.from_settings(settings.evaluation), top=args.top,
+                          primaries=args.primary)
     if args.labels:  # the human-judged difference, prediction-powered from the metrics and the partial labels
         from axiom.evaluation.agreement_data import load_labels, load_systems, system_names
         from axiom.evaluation.bounded_json import finite_json
@@ -107,11 +110,15 @@ def register(subparsers: Any) -> None:
                    help="also write this run's answers as a responses file, to re-score them later with --responses")
     p.add_argument("--baseline", help="baseline JSON (or a run folder) to gate against")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 3 when a metric is worse than the baseline after correction by at least its "
-                        "min_delta, became unmeasured, or fell below its optional floor")
+                   help="exit 3 on a regression: a primary metric's one-sided test shows a drop of at least its "
+                        "min_delta, or a metric became unmeasured, or fell below its optional floor "
+                        "(non-inferior and inconclusive primaries pass)")
     p.add_argument("--save-baseline", metavar="FILE", help="write a baseline JSON from this run")
     p.add_argument("--min-delta", type=float, default=0.01, dest="min_delta",
                    help="with --save-baseline: the practical margin of every metric (default 0.01)")
+    p.add_argument("--primary", action="append", metavar="METRIC",
+                   help="with --save-baseline: a primary metric the gate decides on (repeatable; default: "
+                        "ndcg@10, evidence_recall@10 and groundedness or else semantic_similarity, when measured)")
     p.add_argument("--floor-margin", "--margin", type=float, default=None, dest="floor_margin",
                    help="with --save-baseline: also an absolute floor this much below each mean (never tighter "
                         "than one question's weight); default: no floors")
@@ -128,6 +135,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("run_a", help="run folder A (the reference)")
     p.add_argument("run_b", help="run folder B")
     p.add_argument("--top", type=int, default=5, help="how many most-changed questions to list")
+    p.add_argument("--primary", action="append", metavar="METRIC",
+                   help="a primary metric, tested one-sided with an outcome (repeatable; default: ndcg@10, "
+                        "evidence_recall@10 and groundedness or else semantic_similarity, when compared)")
     p.add_argument("--labels", metavar="FILE",
                    help="human labels of some answers (JSONL: id, model or run, label fields): adds the "
                         "prediction-powered estimate of each label's difference B - A from each metric")

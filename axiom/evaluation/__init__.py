@@ -24,7 +24,9 @@ Public surface (what the CLI, the service and the notebooks call):
 
 Internals: naming.py (run-folder labels, collection names), provenance.py (package versions, git state,
 corpus and collection hashes for the manifest), summary.py (per-metric summaries and repeat spread of a run),
-repeats.py (run-to-run variance of repeated runs in compare and the gate), versus_best.py (a sweep's
+repeats.py (run-to-run variance of repeated runs in compare and the gate), family.py (the metrics a
+comparison counts: primaries, secondaries under max-T, aliases and constants), outcomes.py (regression,
+non-inferior or inconclusive per primary metric: what the gate decides on), versus_best.py (a sweep's
 combinations each tested against the best), system_ranking.py (systems ranked by a metric against people),
 spans.py (evidence metrics), audit.py (dataset audit), answered.py (the answer-source seam: what the pipeline,
 a responses file or an endpoint yields per item), evidence.py (a run's evidence metrics), run_docs.py (a run's

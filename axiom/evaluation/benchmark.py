@@ -92,7 +92,7 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
     for other in retrievers[1:]:
         stats = compare_metrics(per_query[reference], per_query[other], config=config, metrics=list(metrics))
         comparisons.append({"a": reference, "b": other, "test": config.describe() + " (over queries)",
-                            "verdict": verdict_line(stats, subject=other), "metrics": stats})
+                            "verdict": verdict_line(stats, subject=other, alpha=config.alpha), "metrics": stats})
     primary = per_retriever[reference]
     return {
         "dataset": folder.name, "path": str(folder), "split": split,

@@ -13,10 +13,12 @@ endpoint, extractive sampling) gets a note in the verdict that run-to-run noise 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from axiom.errors import UsageError
 from axiom.evaluation.clusters import question_groups
+from axiom.evaluation.family import summary as family_summary
 from axiom.evaluation.repeats import compare_with_repeats, noise_note, noise_sources
 from axiom.evaluation.stats import ZERO
 from axiom.evaluation.summary import not_applicable_reason
@@ -51,16 +53,21 @@ def _repeats_of(record: RunRecord) -> int:
     return int((record.metrics.get("repeats") or {}).get("n") or 1)
 
 
-def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = None, top: int = 5
-                 ) -> dict[str, Any]:
-    """Per-metric paired statistics and verdicts of run B against run A, the verdict line, plus the questions
-    that changed most and the settings that differ."""
+def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = None, top: int = 5,
+                 primaries: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per-metric paired statistics and verdicts of run B against run A, the verdict line, the family (the
+    primaries and their outcomes: `primaries`, default family.DEFAULT_PRIMARIES), plus the questions that
+    changed most and the settings that differ."""
     config = config or StatsConfig()
     measured_a = {m for m, s in a.metrics.get("metrics", {}).items() if s.get("n")}
     measured_b = {m for m, s in b.metrics.get("metrics", {}).items() if s.get("n")}
     # metrics both runs compute and at least one measured (n/a for every question in both: nothing to compare)
     metrics = [m for m in a.metric_names if m in b.metric_names and m in a.results and m in b.results
                and (m in measured_a or m in measured_b)]
+    unknown = [m for m in primaries or () if m not in metrics]
+    if unknown:
+        raise UsageError(f"--primary {', '.join(unknown)}: not a metric both runs measured",
+                         hint="compared: " + ", ".join(metrics))
     per_a = {m: a.per_question(m) for m in metrics}
     per_b = {m: b.per_question(m) for m in metrics}
     spread_a, spread_b = run_spread(a), run_spread(b)
@@ -69,7 +76,7 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     reps_a = {m: a.per_repetition(m) for m in metrics}
     reps_b = {m: b.per_repetition(m) for m in metrics}
     out_metrics = compare_with_repeats(per_a, per_b, config=config, metrics=metrics, spread=spread, reps_a=reps_a,
-                                       reps_b=reps_b, groups=groups or None)
+                                       reps_b=reps_b, groups=groups or None, primaries=primaries)
     note = noise_note([("A", noise_sources(a.manifest), _repeats_of(a)),
                        ("B", noise_sources(b.manifest), _repeats_of(b))])
 
@@ -107,7 +114,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     return {
         "a": str(a.path), "b": str(b.path), "questions_a": len(ids_a), "questions_b": len(ids_b),
         "common_questions": len(common),
-        "verdict": verdict_line(out_metrics) + (f"; {note}" if note else ""), "noise_note": note,
+        "verdict": verdict_line(out_metrics, alpha=config.alpha) + (f"; {note}" if note else ""),
+        "noise_note": note, "family": family_summary(out_metrics),
         "test": config.describe(), "config": config.to_dict(), "metrics": out_metrics,
         "changed_most": [c for c in changes if c["total_abs_change"] > 0][:top],
         "unchanged_questions": sum(1 for c in changes if c["total_abs_change"] == 0),

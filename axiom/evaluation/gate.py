@@ -1,7 +1,8 @@
 """Baselines and the regression gate.
 
-A baseline (`evaluation/baselines/*.json`, format 2) holds per metric the measured mean, its interval, n, the
-per-question values at full precision (they are data, not display; for a repeated run, each question's mean over
+A baseline (`evaluation/baselines/*.json`, format 3; formats 1 and 2 still load) declares its `primary`
+metrics (family.py; a baseline without the list gets family.DEFAULT_PRIMARIES) and holds per metric the
+measured mean, its interval, n, the per-question values at full precision (they are data, not display; for a repeated run, each question's mean over
 the repetitions), the practical margin `min_delta`, and optionally an absolute floor `threshold`; when the
 baseline run was repeated and the metric varied, also the run-to-run `spread` (reported only) and
 `per_repetition` (question id -> its value in each repetition), so that the run-to-run variance of the baseline
@@ -9,16 +10,16 @@ enters the test (axiom.evaluation.repeats). `measured.noise_sources` says what m
 
 `gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
 `axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
-questions grouped by the run's `group` column (the golden items' groups) when it has one. A metric
-fails the gate when
+questions grouped by the run's `group` column (the golden items' groups) when it has one. The gate fails when
 
-- its verdict is "worse" (the corrected paired test rejects "no change"; with repeated runs, a test whose null
-  includes the run-to-run variance of both sides) **and** the drop is at least its `min_delta` (default
-  `DEFAULT_MIN_DELTA`), or
-- the baseline measured it and this run measured no question of it (left unmeasured: failed calls, missing
+- a primary metric's outcome is `regression` (outcomes.py: the one-sided test, Holm over the primaries, rejects
+  "no drop" and the drop is at least its `min_delta`, default `DEFAULT_MIN_DELTA`; with repeated runs, a test
+  whose null includes the run-to-run variance of both sides); `non-inferior` and `inconclusive` pass, and a
+  secondary metric that is worse (max-T over the secondaries) is reported in the notes, not gated, or
+- a metric the baseline measured has no question measured in this run (left unmeasured: failed calls, missing
   answers; or not applicable to any question, for want of what it needs: a set without references, an
   evaluation without --corpus; only a metric n/a in the baseline too is noted and not gated), or
-- it has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
+- a metric has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
   a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
 
 Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed. The verdict is a
@@ -35,6 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.clusters import question_groups
+from axiom.evaluation.family import SECONDARY, default_primaries
+from axiom.evaluation.family import summary as family_summary
+from axiom.evaluation.outcomes import DEFAULT_MIN_DELTA, REGRESSION
 from axiom.evaluation.repeats import (
     RepeatValues,
     compare_with_repeats,
@@ -55,8 +59,7 @@ from axiom.evaluation.verdict import (
 if TYPE_CHECKING:
     import pandas as pd
 
-BASELINE_FORMAT = 2
-DEFAULT_MIN_DELTA = 0.01
+BASELINE_FORMAT = 3  # 3: the `primary` list; 2: full-precision per-question values
 
 __all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_run", "load_baseline", "make_baseline",
            "run_values", "write_baseline"]
@@ -93,6 +96,13 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
                             f"values (null: unmeasured), one per repetition")
     if data.get("min_delta") is not None and not isinstance(data["min_delta"], (int, float)):
         problems.append("min_delta: expected a number")
+    primary = data.get("primary")
+    if primary is not None and not (isinstance(primary, list) and primary
+                                    and all(isinstance(m, str) for m in primary)):
+        problems.append("primary: expected a non-empty list of metric names")
+    elif primary is not None:
+        problems += [f"primary: {m!r} is not one of the baseline's metrics" for m in primary
+                     if m not in data["metrics"]]
     if problems:
         raise DatasetError(str(path), problems)
     data["_path"] = str(path)
@@ -100,10 +110,11 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
 
 
 def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
-                  min_delta: float = DEFAULT_MIN_DELTA) -> dict[str, Any]:
-    """A baseline from a run: per measured metric its mean, interval, n, full-precision per-question values,
+                  min_delta: float = DEFAULT_MIN_DELTA, primaries: Sequence[str] | None = None) -> dict[str, Any]:
+    """A baseline from a run: its `primary` metrics (`primaries`, default family.DEFAULT_PRIMARIES among the
+    measured metrics), per measured metric its mean, interval, n, full-precision per-question values,
     `min_delta`, the run's repeat spread; a floor `floor_margin` below the mean (and at least one question's
-    weight below it) only when a margin is given."""
+    weight below it) only when a margin is given. UsageError for a primary the run did not measure."""
     metrics: dict[str, Any] = {}
     spread = (record.metrics.get("repeats") or {}).get("spread") or {}
     for name, summary in record.metrics.get("metrics", {}).items():
@@ -122,12 +133,17 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
         entry["per_question"] = {k: v for k, v in record.per_question(name).items() if is_finite(v)}
         metrics[name] = entry
     manifest = record.manifest
+    unknown = [m for m in primaries or () if m not in metrics]
+    if unknown:
+        raise UsageError(f"--primary {', '.join(unknown)}: not measured in this run",
+                         hint="measured: " + ", ".join(metrics))
     return {
         "format": BASELINE_FORMAT,
-        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a metric that is worse "
-                        f"after correction by at least its min_delta"
-                        + (f", or below its floor ({floor_margin} below the mean)" if floor_margin is not None
+        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a primary metric whose "
+                        f"one-sided test shows a drop of at least its min_delta (a regression)"
+                        + (f", or a metric below its floor ({floor_margin} below the mean)" if floor_margin is not None
                            else "")),
+        "primary": list(primaries) if primaries else default_primaries(list(metrics)),
         "dataset": manifest.get("dataset"), "corpus": {k: (manifest.get("corpus") or {}).get(k)
                                                        for k in ("path", "sha256", "files")},
         "measured": {"run_id": record.path.name, "started": manifest.get("started"),
@@ -184,13 +200,20 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     groups = question_groups(results)  # the run's golden items name the groups (none for an older run's table)
     base_reps = {m: {str(k): [math.nan if x is None else float(x) for x in v]
                      for k, v in (entries[m].get("per_repetition") or {}).items()} for m in names}
+    declared = baseline.get("primary")
+    primaries = [m for m in declared if m in names] if declared else default_primaries(names)
+    margins = {m: float(entries[m].get("min_delta", default_min_delta)) for m in names}
     statistics = compare_with_repeats(per_base, per_run, config=config, metrics=names, spread=both_spread,
-                                      reps_a=base_reps, reps_b=repeats or {},
-                                      groups=groups or None)
+                                      reps_a=base_reps, reps_b=repeats or {}, groups=groups or None,
+                                      primaries=primaries, margins=margins)
+    gate.family = family_summary(statistics)
+    if declared and [m for m in declared if m not in names]:
+        gate.notes.append("primary metrics of the baseline not computed in this run (not gated): "
+                          + ", ".join(m for m in declared if m not in names))
     if any(not entries[m].get("per_question") for m in names):
         gate.notes.append("metrics without per-question values in the baseline cannot be tested: "
                           + ", ".join(m for m in names if not entries[m].get("per_question")))
-    if baseline.get("format", 1) < BASELINE_FORMAT:
+    if baseline.get("format", 1) < 2:
         gate.notes.append("baseline format 1 stores rounded per-question values; regenerate it with "
                           "--save-baseline for exact ties")
     for name in names:
@@ -227,13 +250,17 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
                 base = "?" if base_mean is None else f"{base_mean:.4f}"
                 gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its floor "
                                      f"{effective:.4f} (baseline {base})")
-        drop = st["delta"] if lower_better or st["delta"] is None else -st["delta"]
-        if st["verdict"] == WORSE and drop is not None and drop >= min_delta:
+        if st.get("outcome") == REGRESSION:
             low, high = st["ci"]
-            gate.failures.append(f"{name}: worse than the baseline, {st['b']:.4f} vs {st['a']:.4f} "
-                                 f"(delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}], p_adj {st['p_adj']:.4g}, "
-                                 f"n {st['n']}; min_delta {min_delta})")
-    gate.verdict = verdict_line(statistics, subject="this run")
+            gate.failures.append(f"{name}: regression against the baseline (primary), {st['b']:.4f} vs "
+                                 f"{st['a']:.4f} (delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}] 95% CI "
+                                 f"unadjusted, one-sided p_adj {st['p_drop_adj']:.4g}, n {st['n']}; a drop of at least "
+                                 f"the margin {min_delta})")
+    worse = [m for m, st in statistics.items() if st.get("role") == SECONDARY and st.get("verdict") == WORSE]
+    if worse:
+        gate.notes.append("worse after the correction over the secondary metrics (reported, not gated): "
+                          + ", ".join(worse))
+    gate.verdict = verdict_line(statistics, subject="this run", alpha=config.alpha)
     run_n = max((repetitions(v) for v in (repeats or {}).values()), default=1)
     base_n = int((baseline.get("measured") or {}).get("repeats") or 1)
     note = noise_note([("the baseline", _baseline_noise(baseline), base_n), ("this run", list(noise), run_n)])

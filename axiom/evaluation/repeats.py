@@ -48,9 +48,16 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from axiom.evaluation import stats
+from axiom.evaluation import outcomes, stats
 from axiom.evaluation.clusters import Clusters
-from axiom.evaluation.verdict import StatsConfig, compare_metrics, paired_values, verdict_of
+from axiom.evaluation.verdict import (
+    LOWER_IS_BETTER,
+    StatsConfig,
+    compare_metrics,
+    paired_all,
+    paired_values,
+    settle,
+)
 
 RUN_TERM = 1e-12  # a run variance at or below this is float noise (identical repetitions)
 RepeatValues = Mapping[str, Sequence[float]]  # question id -> one value per repetition
@@ -195,31 +202,21 @@ def two_level_bootstrap_ci(diff: np.ndarray, terms: Sequence[tuple[float, int]],
     return stats.percentile_interval(means, level)
 
 
-def _recorrect(out: dict[str, dict[str, Any]], config: StatsConfig, run_sd: Mapping[str, float]) -> None:
-    """The correction, the MDE (with the run term where there is one) and the verdicts again, over the family."""
-    raw = {name: (e["p"] if e["p"] is not None else float("nan")) for name, e in out.items()}
-    adjusted = stats.CORRECTIONS[config.correction](raw)
-    family = sum(1 for p in raw.values() if not math.isnan(p))
-    for name, entry in out.items():
-        entry["p_adj"] = None if math.isnan(adjusted[name]) else float(adjusted[name])
-        if name in run_sd and entry["n"]:
-            mde = stats.minimum_detectable_effect(run_sd[name], entry["n"], alpha=config.alpha, family=family,
-                                                  power=config.power)
-            entry["mde"] = None if math.isnan(mde) else float(mde)
-        entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=family)
-
-
 def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
                          config: StatsConfig, reps_a: Mapping[str, RepeatValues], reps_b: Mapping[str, RepeatValues],
                          metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None,
-                         groups: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+                         groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
+                         margins: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
     """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in the
     test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions each
     side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).
     `groups` ({question id: group}) goes to `compare_metrics` when given, and the run-aware test and interval
-    then flip and resample whole groups."""
+    then flip and resample whole groups. `primaries` / `margins`: as in `compare_metrics`; a primary's one-sided
+    bound (`drop_bound`) gets the run term too. The correction is `verdict.settle`, run again over the family
+    when some metric has a run term."""
     grouped: dict[str, Any] = {"groups": groups} if groups else {}
-    out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, **grouped)
+    out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, primaries=primaries,
+                          margins=margins, **grouped)
     run_sd: dict[str, float] = {}
     for name, entry in out.items():
         ra, rb = reps_a.get(name) or {}, reps_b.get(name) or {}
@@ -240,11 +237,17 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
         low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
                                            label=name, groups=index)
         entry["ci"] = [low, high]
+        if "drop_bound" in entry:  # a primary: its one-sided bound with the run term (the same draws)
+            low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
+                                               label=name, groups=index, level=1.0 - 2.0 * config.alpha)
+            entry["drop_bound"] = outcomes.drop_bound(low, high, lower_is_better=name in LOWER_IS_BETTER)
         sd = entry["sd"] if entry["sd"] is not None else 0.0
         sd *= math.sqrt(max(1.0, float(entry.get("design_effect") or 1.0)))  # clustered questions, when grouped
         run_sd[name] = math.sqrt(sd ** 2 + entry["n"] * tau2)
     if run_sd:
-        _recorrect(out, config, run_sd)
+        names = list(out)
+        settle(out, paired_all(per_a, per_b, names), config=config, groups=groups,
+               primaries=[m for m, e in out.items() if "outcome" in e], run_sd=run_sd)
     return out
 
 

@@ -55,6 +55,7 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    family: dict[str, Any] = field(default_factory=dict)  # primaries and their outcomes, aliases, constants
 
     @property
     def passed(self) -> bool:
@@ -70,7 +71,7 @@ class GateResult:
         return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
                    checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
                    notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
-                   config=dict(data.get("config", {})))
+                   config=dict(data.get("config", {})), family=dict(data.get("family", {})))
 
     def raise_if_failed(self, run_folder: str | Path | None) -> None:
         """The gate's verdict as an exit: RegressionError (exit code 3) naming every regressed metric."""
@@ -80,7 +81,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "passed": self.passed, "verdict": self.verdict,
                 "failures": list(self.failures), "checked": self.checked, "skipped": list(self.skipped),
-                "notes": list(self.notes), "config": dict(self.config)}
+                "notes": list(self.notes), "config": dict(self.config), "family": dict(self.family)}
 
     def text(self) -> str:
         if self.passed:
@@ -88,6 +89,9 @@ class GateResult:
         else:
             head = f"baseline gate FAILED against {self.baseline}: {len(self.failures)} metric(s) regressed"
         lines = [f"verdict: {self.verdict}", head] if self.verdict else [head]
+        outcomes = self.family.get("outcomes") or {}
+        if outcomes:  # the primaries decide (regression fails; non-inferior and inconclusive pass)
+            lines.append("  primaries: " + ", ".join(f"{m} {o}" for m, o in outcomes.items()))
         lines += [f"  - {f}" for f in self.failures]
         lines += [f"  note: {n}" for n in self.notes]
         if self.skipped:

@@ -14,18 +14,27 @@ Per metric, over the questions both sides measured (n is counted per metric):
     groups      the number of groups the n questions fall in (`groups` of compare_metrics: a golden item's
                 `group`; n when no groups are known), and `design_effect`, the estimated variance of delta
                 under clustering over that under independence (clusters.py; 1 without groups)
-    p_adj       p corrected over every metric compared together (Holm by default: family-wise error rate)
+    role        "primary" | "secondary" | "alias" (with `alias_of`) | "constant": family.py (the primaries
+                declared per dataset; aliases and constants are reported and not counted)
+    p_adj       primaries: p adjusted by Holm over the primaries; secondaries: p corrected over the counted
+                secondaries (max-T with the same sign flips by default); aliases: their representative's;
+                constants: none (not tested). `correction` names the method. Primaries also carry `p_drop`,
+                the one-sided p against a drop, and `p_drop_adj` (Holm over the primaries): the gate's test
     mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
-                corrected level (stats.minimum_detectable_effect, the sd inflated by the design effect when it is
-                above 1; NaN when the metric has no variance)
+                level of the metric's test (stats.minimum_detectable_effect, the sd inflated by the design effect
+                when it is above 1; NaN when the metric has no variance)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
                 only, never a dead band (run-to-run variance enters the test and the interval instead:
                 axiom.evaluation.repeats)
     verdict     "better" | "worse" | "no detectable change" | "too few questions to tell"
+    outcome     primaries only: "regression" | "non-inferior" | "inconclusive" against `margin` (min_delta),
+                from the one-sided (1 - alpha) bound of the drop `drop_bound` (unadjusted): outcomes.py
 
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
 `stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse"
-when p_adj < alpha (direction from the metric's orientation); otherwise "no detectable change".
+when p_adj < alpha (direction from the metric's orientation); otherwise "no detectable change". `settle` is the
+one place the correction, the MDE, the verdicts and the outcomes are decided (compare_metrics and
+repeats.compare_with_repeats both call it). Intervals are unadjusted, and labelled so next to p_adj.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from axiom.evaluation import stats
+from axiom.evaluation import family, outcomes, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
@@ -54,7 +63,7 @@ class StatsConfig:
 
     alpha: float = 0.05
     power: float = 0.8
-    correction: str = "holm"
+    correction: str = family.MAX_T
     bootstrap_samples: int = 1000
     permutations: int = stats.PERMUTATIONS
     seed: int = 42
@@ -69,7 +78,8 @@ class StatsConfig:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"paired sign-flip test, {self.correction} correction, alpha {self.alpha}; 95% intervals: "
+        return (f"paired sign-flip test; primaries: drops one-sided (Holm over them) against their margin, "
+                f"secondaries: {self.correction} correction, alpha {self.alpha}; 95% intervals (unadjusted): "
                 f"Tango's paired score interval for 0/1 metrics, paired bootstrap otherwise (bootstrap-t by "
                 f"group when questions are grouped); MDE at {self.power:.0%} power")
 
@@ -123,33 +133,66 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
 
 def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
                     config: StatsConfig, metrics: Iterable[str] | None = None,
-                    spread: Mapping[str, float] | None = None, groups: Mapping[str, str] | None = None
+                    spread: Mapping[str, float] | None = None, groups: Mapping[str, str] | None = None,
+                    primaries: Sequence[str] | None = None, margins: Mapping[str, float] | None = None
                     ) -> dict[str, dict[str, Any]]:
     """Per metric the paired statistics and the verdict of B against A (see the module docstring).
 
     `per_a` / `per_b`: {metric: {question id: value}}; `metrics`: which to compare (default: those in both, in
     A's order); `spread`: run-to-run spread per metric from repeated runs; `groups`: {question id: group} (a
-    question without one is its own group; None: every question is, the independent case).
+    question without one is its own group; None: every question is, the independent case); `primaries`: the
+    declared primary metrics (None: family.DEFAULT_PRIMARIES); `margins`: {metric: min_delta} of the primaries
+    (default outcomes.DEFAULT_MIN_DELTA).
     """
     names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
+    paired = paired_all(per_a, per_b, names)
+    chosen = family.default_primaries(names) if primaries is None else [m for m in primaries if m in names]
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        ids, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
-        out[name] = _one_metric(name, xa, xb, config, Clusters.of(ids, groups))
+        ids, xa, xb = paired[name]
+        clusters = Clusters.of(ids, groups)
+        out[name] = _one_metric(name, xa, xb, config, clusters)
         out[name]["spread"] = float((spread or {}).get(name) or 0.0)
-    correct = stats.CORRECTIONS[config.correction]
-    raw = {name: (e["p"] if e["p"] is not None else float("nan")) for name, e in out.items()}
-    adjusted = correct(raw)
-    family = sum(1 for p in raw.values() if not math.isnan(p))
-    for name, entry in out.items():
-        entry["p_adj"] = _num(adjusted[name])
-        if entry["n"]:
-            sd = entry["sd"] if entry["sd"] is not None else float("nan")
-            sd *= math.sqrt(max(1.0, entry["design_effect"] or 1.0))  # clustering: fewer effective questions
-            entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha,
-                                                                family=family, power=config.power))
-        entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=family)
+        if name in chosen:
+            out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
+            out[name]["drop_bound"] = outcomes.one_sided_drop_bound(
+                xa, xb, alpha=config.alpha, samples=config.bootstrap_samples, seed=config.seed, label=name,
+                clusters=clusters, lower_is_better=name in LOWER_IS_BETTER)
+    settle(out, paired, config=config, groups=groups, primaries=chosen)
     return out
+
+
+def paired_all(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]],
+               names: Iterable[str]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    return {name: paired_values(per_a.get(name, {}), per_b.get(name, {})) for name in names}
+
+
+def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: StatsConfig,
+           groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
+           run_sd: Mapping[str, float] | None = None) -> family.Family:
+    """The one correction of compare_metrics and repeats.compare_with_repeats: the roles and p_adj over the
+    family (family.correct_family), then per metric the MDE at the level of its test (a drop one-sided at
+    alpha/k for the k primaries; alpha/m two-sided for the m counted secondaries: a conservative figure under max-T), the
+    verdict, and the outcome of each primary (outcomes.py). `run_sd`: the sd with the run term of repeated runs."""
+    fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
+                                seed=config.seed, groups=groups, primaries=primaries,
+                                lower_is_better=LOWER_IS_BETTER)
+    k, m = max(1, len(fam.counted_primaries)), max(1, len(fam.secondaries))
+    for name, entry in out.items():
+        primary = name in fam.primaries
+        size = k if primary else m
+        if entry["n"] and (run_sd is None or name in run_sd):
+            sd = (run_sd or {}).get(name, entry["sd"] if entry["sd"] is not None else float("nan"))
+            if run_sd is None:
+                sd *= math.sqrt(max(1.0, entry["design_effect"] or 1.0))  # clustering: fewer effective questions
+            # a primary's drop is tested one-sided at alpha/k: two-sided at 2 alpha/k
+            entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha * (2 if primary
+                                                                else 1), family=size, power=config.power))
+        entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
+        if primary:
+            entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],
+                                                   lower_is_better=name in LOWER_IS_BETTER, primaries=k)
+    return fam
 
 
 def _fmt(x: float | None, digits: int = 3, sign: bool = False) -> str:
@@ -171,27 +214,39 @@ def effect_text(name: str, entry: Mapping[str, Any]) -> str:
 
 
 def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B",
-                 headline: Sequence[str] = HEADLINE_METRICS) -> str:
-    """One sentence: what got worse, what got better, that nothing else changed detectably, and how small a
+                 headline: Sequence[str] = HEADLINE_METRICS, alpha: float = 0.05) -> str:
+    """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else got
+    worse or better, that nothing else changed detectably, the family (what was not counted), and how small a
     change the set can see in its headline metric."""
-    worse = [m for m, e in metrics.items() if e.get("verdict") == WORSE]
-    better = [m for m, e in metrics.items() if e.get("verdict") == BETTER]
-    too_few = [m for m, e in metrics.items() if e.get("verdict") == TOO_FEW]
+    primaries = [m for m, e in metrics.items() if "outcome" in e]
+    others = {m: e for m, e in metrics.items() if m not in primaries}
+    worse = [m for m, e in others.items() if e.get("verdict") == WORSE]
+    better = [m for m, e in others.items() if e.get("verdict") == BETTER]
+    too_few = [m for m, e in others.items() if e.get("verdict") == TOO_FEW]
     parts: list[str] = []
+    if primaries:
+        parts.append(f"{subject}: " + "; ".join(
+            "primary " + outcomes.outcome_text(m, metrics[m], alpha=alpha,
+                                               note=_cluster_note(metrics[m]).replace(" in ", "; in ", 1))
+            for m in primaries))
+    lead = "" if primaries else f"{subject} is "
     if worse:
-        parts.append(f"{subject} is worse on " + "; ".join(effect_text(m, metrics[m]) for m in worse))
+        parts.append(f"{lead}worse on " + "; ".join(effect_text(m, metrics[m]) for m in worse))
     if better:
-        lead = "better on " if worse else f"{subject} is better on "
-        parts.append(lead + "; ".join(effect_text(m, metrics[m]) for m in better))
-    tested = len(metrics) - len(too_few)
+        parts.append(("better on " if worse or primaries else f"{subject} is better on ")
+                     + "; ".join(effect_text(m, metrics[m]) for m in better))
+    tested = len(others) - len(too_few)
     if worse or better:
         parts.append("no other detectable change")
+    elif tested and primaries:
+        parts.append(f"no detectable change on the other {tested} metric(s)")
     elif tested:
         parts.append(f"{subject}: no detectable change on {tested} metric(s)")
-    else:
+    elif not primaries:
         parts.append(f"{subject}: no metric could be tested")
     if too_few:
         parts.append("too few questions to tell on " + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
+    parts += _family_note(metrics)
     head = next((m for m in headline if m in metrics and metrics[m].get("mde") is not None), None)
     if head is None:
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
@@ -208,6 +263,21 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     return "; ".join(parts)
 
 
+def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What the correction counted: the secondaries' correction, and the aliases and constants left out."""
+    fam = family.summary(metrics)
+    if not any(e.get("role") for e in metrics.values()):
+        return []
+    correction = fam["correction"]
+    correction = ", ".join(correction) if isinstance(correction, list) else correction
+    counted = (f"{len(fam['secondaries'])} secondary metric(s) corrected by {correction}" if fam["secondaries"]
+               else "no secondary metric counted")
+    left = [f"{len(fam['aliases'])} alias(es) ({', '.join(f'{m} = {r}' for m, r in fam['aliases'].items())})"
+            if fam["aliases"] else "", f"{len(fam['constants'])} constant(s)" if fam["constants"] else ""]
+    left = [x for x in left if x]
+    return [counted + ("; not counted: " + ", ".join(left) if left else "")]
+
+
 def _clustered(entry: Mapping[str, Any]) -> bool:
     """Whether the questions of this entry were grouped (some group holds more than one question)."""
     return bool(entry.get("groups")) and int(entry["groups"]) < int(entry.get("n") or 0)
@@ -220,19 +290,29 @@ def _cluster_note(entry: Mapping[str, Any]) -> str:
     return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
 
 
+def _role(entry: Mapping[str, Any]) -> str:
+    role = str(entry.get("role") or "")
+    return f"= {entry['alias_of']}" if role == family.ALIAS else role
+
+
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The per-metric lines of the text report (n per metric; the groups and design effect of grouped questions)."""
-    lines = [f"{'metric':<26} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI':<18} {'p':>7} {'p_adj':>7} "
-             f"{'MDE':>6}  {'W/L/T':<10} verdict"]
+    """The per-metric lines of the text report (n per metric; the role in the family; the groups and design
+    effect of grouped questions; a primary's outcome before its verdict)."""
+    lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} {'p':>7} "
+             f"{'p_adj':>7} {'MDE':>6}  {'W/L/T':<10} verdict"]
     for m, r in metrics.items():
+        verdict = f"{r['outcome']} ({r['verdict']})" if r.get("outcome") else r["verdict"]
         if r["n"] == 0:
-            lines.append(f"{m:<26} {0:>4} {'(no question measured in both)':<60} {r['verdict']}")
+            lines.append(f"{m:<26} {_role(r):<14} {0:>4} {'(no question measured in both)':<60} {verdict}")
             continue
         ci = f"[{_fmt(r['ci'][0], sign=True)}, {_fmt(r['ci'][1], sign=True)}]"
-        lines.append(f"{m:<26} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} {ci:<18} "
-                     f"{_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
-                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {r['verdict']}"
+        lines.append(f"{m:<26} {_role(r):<14} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} "
+                     f"{ci:<18} {_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
+                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {verdict}"
                      + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
+    lines.append("(95% CI: two-sided, unadjusted; p_adj: primaries Holm over the primaries (their outcome: the "
+                 "one-sided test of a drop, Holm over the primaries, and the margin), secondaries corrected over "
+                 "the counted secondaries; aliases and constants not counted)")
     if any(r.get("interval") == stats.TANGO for r in metrics.values()):
         lines.append("(intervals of 0/1 metrics: Tango's paired score interval)")
     return lines

@@ -89,15 +89,20 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     assert ndcg["interval"] == "tango score" and ndcg["ci"][0] < -0.2
     assert ndcg["ci"][0] == pytest.approx(-ndcg["ci"][1], abs=1e-12)  # six ties: symmetric around 0
     assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
-    changed = result["metrics"]["nonllm_context_precision"]
+    changed = result["metrics"]["groundedness"]  # answered from one context instead of five; a primary
     assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]
+    # a metric at one value on every question in both runs is reported, not tested (no p_adj) nor counted
+    assert all((r["p_adj"] is None) == (r["role"] == "constant") for r in result["metrics"].values())
+    assert result["family"]["primaries"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
+    assert set(result["family"]["outcomes"].values()) == {"inconclusive"}  # six questions prove nothing
     # six questions: even a unanimous change cannot survive the correction over the metrics
     assert {r["verdict"] for r in result["metrics"].values()} == {TOO_FEW}
     assert "exact_match" not in result["metrics"]  # no question has a short answer: measured in neither run
     assert result["changed_most"] and result["changed_most"][0]["changes"]
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("verdict: B: no metric could be tested; too few questions to tell on ")
+    assert out.startswith("verdict: B: primary ndcg@10 inconclusive (")
+    assert "; too few questions to tell on recall@1 (n 6)" in out
     assert "p_adj" in out and "MDE" in out and "questions that changed most" in out
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
@@ -138,7 +143,8 @@ def test_gate(runs: dict) -> None:
     baseline = make_baseline(runs["first"])
     gate = gate_run(run.results, run.metrics["metrics"], baseline)
     assert gate.passed, gate.failures
-    assert gate.verdict.startswith("this run: no metric could be tested; too few questions to tell")
+    assert gate.verdict.startswith("this run: primary ndcg@10 inconclusive (")
+    assert gate.family["outcomes"] == {m: "inconclusive" for m in ("ndcg@10", "evidence_recall@10", "groundedness")}
 
     strict = make_baseline(runs["first"], floor_margin=0.0)
     # a floor tighter than one question's weight (1/6 here) is loosened to it
@@ -188,7 +194,8 @@ def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     payload = json.loads(capsys.readouterr().out)
     assert payload["questions"] == 6 and Path(payload["run"]).is_dir()
     saved = json.loads(baseline.read_text())
-    assert saved["format"] == 2 and "threshold" not in saved["metrics"]["mrr@10"]
+    assert saved["format"] == 3 and "threshold" not in saved["metrics"]["mrr@10"]
+    assert saved["primary"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
     saved["metrics"]["mrr@10"].update(mean=1.5, threshold=1.5)
     baseline.write_text(json.dumps(saved))
     code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus", str(TINY_CORPUS),

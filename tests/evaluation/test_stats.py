@@ -93,9 +93,14 @@ def test_verdicts() -> None:
     assert out["rouge_l"]["verdict"] == NO_CHANGE
     for entry in out.values():
         assert entry["n"] == n and entry["p_adj"] >= entry["p"] and entry["mde"] > 0
+    # ndcg@10 is the one default primary compared: tested one-sided for a drop, and 0.1 is beyond the 0.01 margin
+    assert out["ndcg@10"]["role"] == "primary" and out["ndcg@10"]["outcome"] == "regression"
+    assert out["ndcg@10"]["p_drop"] == pytest.approx(out["ndcg@10"]["p"] / 2) == out["ndcg@10"]["p_drop_adj"]
+    assert {out[m]["role"] for m in ("chrf", "rouge_l")} == {"secondary"}
     line = verdict_line(out)
-    assert line.startswith("B is worse on ndcg@10: -0.100 [")
+    assert line.startswith("B: primary ndcg@10 regression (-0.100; one-sided p_adj ")
     assert "better on chrf: +0.04" in line and "no other detectable change" in line
+    assert "2 secondary metric(s) corrected by max-t" in line
     assert f"this set cannot detect changes below {out['ndcg@10']['mde']:.3f} in ndcg@10 (n {n})" in line
 
     # the run-to-run spread of repeated runs is reported, never a dead band
@@ -103,7 +108,12 @@ def test_verdicts() -> None:
     assert spread["ndcg@10"]["verdict"] == WORSE and spread["ndcg@10"]["spread"] == 0.15
 
     few = {m: dict(list(v.items())[:6]) for m, v in b.items()}
-    assert {e["verdict"] for e in compare_metrics(a, few, config=FAST).values()} == {TOO_FEW}
+    small = compare_metrics(a, few, config=FAST)
+    # the two secondaries: 6 questions cannot reach alpha/2 (2/2**6 > 0.025); the one primary is tested alone,
+    # and 6 unanimous drops reach it (2/64 two-sided, 1/64 one-sided)
+    assert small["chrf"]["verdict"] == small["rouge_l"]["verdict"] == TOO_FEW
+    assert small["ndcg@10"]["verdict"] == WORSE and small["ndcg@10"]["p"] == pytest.approx(2 / 64)
+    assert small["ndcg@10"]["outcome"] == "regression"
 
 
 def test_identical_runs_still_state_a_detectable_effect() -> None:
@@ -112,8 +122,10 @@ def test_identical_runs_still_state_a_detectable_effect() -> None:
     a = {"m": dict(zip(ids, _values(rng, 80).tolist(), strict=True))}
     out = compare_metrics(a, a, config=FAST)["m"]
     assert out["delta"] == 0 and out["p"] == 1.0 and out["verdict"] == NO_CHANGE
-    # the sd of the differences is 0, so the MDE uses the metric's own per-question sd
-    assert out["mde"] > 0.05
+    # the sd of the differences is 0, so the MDE uses the metric's own per-question sd (one primary metric:
+    # a drop tested one-sided at alpha, z 1.645 + 0.842)
+    sd = math.sqrt(np.var(list(a["m"].values()), ddof=1))
+    assert out["mde"] == pytest.approx((1.6449 + 0.8416) * sd / math.sqrt(80), rel=1e-3) and out["mde"] > 0.04
 
 
 def test_false_alarm_rate_under_the_null_is_controlled() -> None:

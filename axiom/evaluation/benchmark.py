@@ -89,9 +89,13 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
         config = StatsConfig(**(config.to_dict() | {"seed": seed}))
     comparisons = []
     reference = retrievers[0]
+    pairs = len(retrievers) - 1
+    if pairs > 1:  # one family: alpha split over the comparisons (each pair corrects over its metrics within)
+        config = StatsConfig(**(config.to_dict() | {"alpha": config.alpha / pairs}))
+    family = f", alpha {config.alpha:g} each: one family of {pairs} comparisons (Bonferroni)" if pairs > 1 else ""
     for other in retrievers[1:]:
         stats = compare_metrics(per_query[reference], per_query[other], config=config, metrics=list(metrics))
-        comparisons.append({"a": reference, "b": other, "test": config.describe() + " (over queries)",
+        comparisons.append({"a": reference, "b": other, "test": config.describe() + " (over queries)" + family,
                             "verdict": verdict_line(stats, subject=other, alpha=config.alpha), "metrics": stats})
     primary = per_retriever[reference]
     return {

@@ -51,8 +51,14 @@ def test_run_beir_dense_and_hybrid(beir_folder: Path, tmp_path: Path, embedder) 
     assert dense["ndcg@10"] < 1.0 and dense["map@10"] < 1.0  # q4's second relevant document ranks low
     assert [c["b"] for c in result["comparisons"]] == ["hybrid"]
     assert result["comparisons"][0]["metrics"]["ndcg@10"]["n"] == 4
+    assert "one family" not in result["comparisons"][0]["test"]  # one comparison: alpha as configured
     again = run_beir(settings, beir_folder, retrievers=["dense"], embedder=embedder)
     assert again["timings"]["documents_embedded"] == 0 and again["metrics"] == result["metrics"]
+    # --compare bm25,hybrid: two comparisons are one family, alpha split between them
+    three = run_beir(settings, beir_folder, retrievers=["dense", "bm25", "hybrid"], embedder=embedder)
+    assert [c["b"] for c in three["comparisons"]] == ["bm25", "hybrid"]
+    for comparison in three["comparisons"]:
+        assert "alpha 0.025 each: one family of 2 comparisons (Bonferroni)" in comparison["test"]
 
 
 def test_cli_bench_json(beir_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

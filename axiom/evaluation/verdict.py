@@ -15,17 +15,24 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 `group`; n when no groups are known), and `design_effect`, the estimated variance of delta
                 under clustering over that under independence (clusters.py; 1 without groups)
     p_adj       p corrected over every metric compared together (Holm by default: family-wise error rate)
-    mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
-                corrected level (stats.minimum_detectable_effect, the sd inflated by the design effect when it is
-                above 1; NaN when the metric has no variance)
+    mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at the
+                corrected level, for the test actually used (sensitivity.detectable_change: the exact sign test
+                on the discordant pairs for 0/1 metrics, a cached simulation of the sign-flip test otherwise, by
+                group when grouped; the planning floor of stats.minimum_detectable_effect only when the
+                differences have no variance); `mde_method` says which, `mde_power` the power; NaN when the
+                metric has no variance or the power is out of reach. The line reads "detects a change of X"
+    untied      the units the test flips (questions, or groups) whose difference is not a tie, and `smallest_p`
+                the smallest p the test can reach with them (2 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
                 only, never a dead band (run-to-run variance enters the test and the interval instead:
                 axiom.evaluation.repeats)
     verdict     "better" | "worse" | "no detectable change" | "too few questions to tell"
 
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
-`stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse"
-when p_adj < alpha (direction from the metric's orientation); otherwise "no detectable change".
+`stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
+differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with k
+non-tied units it is 2 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
+orientation); otherwise "no detectable change".
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from axiom.evaluation import stats
+from axiom.evaluation import sensitivity, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
@@ -90,29 +97,47 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
     return ids, np.asarray([a[i] for i in ids], dtype=float), np.asarray([b[i] for i in ids], dtype=float)
 
 
-def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters
-                ) -> dict[str, Any]:
+def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters,
+                family_bound: int = 1) -> dict[str, Any]:
+    """The statistics of one metric that do not depend on the family; `family_bound` (how many metrics are
+    compared together) sets the Holm thresholds the Monte Carlo p must settle (stats.paired_randomisation_test).
+    `untied`: the units (groups when grouped) whose difference is not a tie; `smallest_p`: the smallest p the
+    test can reach with them (sensitivity.smallest_p), what "too few questions to tell" is decided from."""
     n = int(xa.size)
     if n == 0:
         return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
-                "p_adj": None, "mde": None, "sd": None, "wins": 0, "losses": 0, "ties": 0, "groups": 0,
-                "design_effect": None}
+                "p_adj": None, "mde": None, "mde_method": None, "sd": None, "wins": 0, "losses": 0, "ties": 0,
+                "groups": 0, "design_effect": None, "untied": 0, "smallest_p": None}
     diff = xb - xa
     low, high, method = stats.paired_difference_ci(xa, xb, samples=config.bootstrap_samples, seed=config.seed,
                                                    label=name, clusters=clusters)
+    thresholds = [config.alpha / j for j in range(1, max(1, family_bound) + 1)]
     p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations,
-                                        clusters=clusters)
+                                        clusters=clusters, thresholds=thresholds)
+    untied = int(sensitivity.untied_units(diff, clusters).size)
     return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
             "ci": [_num(low), _num(high)], "interval": method, "p": _num(p), "p_adj": None, "mde": None,
-            "sd": _num(stats.planning_sd(xa, xb)),
+            "mde_method": None, "sd": _num(stats.planning_sd(xa, xb)),
             "wins": int(np.sum(diff > stats.ZERO)), "losses": int(np.sum(diff < -stats.ZERO)),
             "ties": int(np.sum(np.abs(diff) <= stats.ZERO)), "groups": clusters.count,
-            "design_effect": _num(design_effect(diff, clusters))}
+            "design_effect": _num(design_effect(diff, clusters)), "untied": untied,
+            "smallest_p": sensitivity.smallest_p(untied)}
+
+
+def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
+                    config: StatsConfig, family: int) -> None:
+    """The entry's `mde` (the smallest drop the test used detects with `config.power` at alpha / family:
+    sensitivity.detectable_change), `mde_method` and `mde_power`."""
+    found = sensitivity.detectable_change(xa, xb, level=config.alpha / max(1, family), power=config.power,
+                                          seed=config.seed, clusters=clusters)
+    entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), found.method, config.power
 
 
 def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
     units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
+        return TOO_FEW
+    if sensitivity.too_few(int(entry.get("untied") or 0), alpha / max(1, family)):  # no outcome could reach it
         return TOO_FEW
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
@@ -133,9 +158,11 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     """
     names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
     out: dict[str, dict[str, Any]] = {}
+    pairs: dict[str, tuple[np.ndarray, np.ndarray, Clusters]] = {}
     for name in names:
         ids, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
-        out[name] = _one_metric(name, xa, xb, config, Clusters.of(ids, groups))
+        pairs[name] = (xa, xb, Clusters.of(ids, groups))
+        out[name] = _one_metric(name, xa, xb, config, pairs[name][2], family_bound=len(names))
         out[name]["spread"] = float((spread or {}).get(name) or 0.0)
     correct = stats.CORRECTIONS[config.correction]
     raw = {name: (e["p"] if e["p"] is not None else float("nan")) for name, e in out.items()}
@@ -144,10 +171,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     for name, entry in out.items():
         entry["p_adj"] = _num(adjusted[name])
         if entry["n"]:
-            sd = entry["sd"] if entry["sd"] is not None else float("nan")
-            sd *= math.sqrt(max(1.0, entry["design_effect"] or 1.0))  # clustering: fewer effective questions
-            entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha,
-                                                                family=family, power=config.power))
+            set_sensitivity(entry, *pairs[name], config=config, family=family)
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=family)
     return out
 
@@ -196,7 +220,8 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     if head is None:
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
     if head is not None:
-        parts.append(f"this set cannot detect changes below {metrics[head]['mde']:.3f} in {head} "
+        parts.append(f"this set detects a change of {metrics[head]['mde']:.3f} in {head} with "
+                     f"{float(metrics[head].get('mde_power') or 0.8):.0%} power "
                      f"(n {metrics[head]['n']}{_cluster_note(metrics[head])})")
     few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
     for m, e in metrics.items():

@@ -106,7 +106,7 @@ def binary_mde(n: int, discordant: int, level: float, power: float) -> float:
     if n < 1 or top <= 0 or binary_power(top, n, rate, level) < power:
         return float("nan")
     low, high = 0.0, top
-    for _ in range(50):
+    for _ in range(30):  # to 1e-9 of the top
         mid = (low + high) / 2.0
         low, high = (low, mid) if binary_power(mid, n, rate, level) >= power else (mid, high)
     return high

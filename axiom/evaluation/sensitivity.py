@@ -112,6 +112,23 @@ def binary_mde(n: int, discordant: int, level: float, power: float) -> float:
     return high
 
 
+def binary_normal_mde(n: int, discordance: float, level: float, power: float) -> float:
+    """The normal limit of `binary_mde` for large n: the smallest delta with
+    n delta - z_level sqrt(n (r + delta)) >= z_power sqrt(n (r + delta - delta^2))."""
+    za, zb = _normal.inv_cdf(1.0 - level / 2.0), _normal.inv_cdf(power)
+
+    def enough(d: float) -> bool:
+        return n * d - za * math.sqrt(n * (discordance + d)) >= zb * math.sqrt(n * (discordance + d - d * d))
+
+    low, high = 0.0, 1.0 - discordance
+    if high <= 0 or not enough(high):
+        return float("nan")
+    for _ in range(40):
+        mid = (low + high) / 2.0
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
 # ---- other metrics: the sign-flip test, simulated ---------------------------------------------------------
 
 def _exact_critical_shift(e: np.ndarray, level: float) -> float:
@@ -146,11 +163,12 @@ def _normal_critical_shift(k: np.ndarray, s1: np.ndarray, s2: np.ndarray, z: flo
 
 @functools.lru_cache(maxsize=256)
 def signflip_mde(units: int, differences: tuple[float, ...], level: float, power: float, seed: int,
-                 simulations: int = SIMULATIONS) -> float:
+                 rate: float | None = None, simulations: int = SIMULATIONS) -> float:
     """The smallest shift of the mean unit difference the sign-flip test detects with `power` (see the module
-    docstring): `units` compared, `differences` the pilot's non-tied ones (sorted). nan when out of reach."""
+    docstring): `units` compared, `differences` the pilot's non-tied ones (sorted), `rate` the share of units
+    that differ (default: as many as the pilot's). nan when out of reach."""
     pilot = np.asarray(differences, dtype=float)
-    rate = pilot.size / units
+    rate = pilot.size / units if rate is None else min(1.0, float(rate))
     centred = pilot - pilot.mean()
     rng = stats.seeded_rng(seed, "sensitivity")
     counts = rng.binomial(units, rate, size=simulations)
@@ -201,3 +219,108 @@ def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: floa
         sd *= math.sqrt(deff) if not math.isnan(deff) and deff > 1.0 else 1.0
     mde = stats.minimum_detectable_effect(sd, n, alpha=level, family=1, power=power)
     return Sensitivity(mde, PLANNING, units, int(untied.size))
+
+
+# ---- planning: how many questions (and repeats) a comparison needs (`axiom plan`) --------------------------
+
+MAX_QUESTIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """What a run says about the differences a future comparison will see, for one metric.
+
+    `binary`: 0/1 values; `discordance`: the rate of questions that differ between two runs of no change (0/1);
+    `differences`: the non-tied differences between two runs of no change and `untied_rate` their share
+    (other metrics); `source`: where they come from (two repetitions of the run, or the planning assumption of
+    two runs correlating at 0.5 when the run was made once); `run_variance`: s_g^2, the variance of a run's mean
+    from run-level noise (repeats.run_variance times N; 0 when not measured), `repetitions` the run's N."""
+
+    n: int
+    mean: float
+    sd: float
+    binary: bool
+    discordance: float
+    differences: tuple[float, ...]
+    untied_rate: float
+    source: str
+    run_variance: float
+    repetitions: int
+
+
+def pilot_of(values: np.ndarray, matrix: np.ndarray | None) -> Pilot:
+    """The pilot of a metric from its per-question values (no NaNs) and, for a repeated run, its questions x
+    repetitions matrix (complete rows only are used)."""
+    from axiom.evaluation.repeats import run_variance  # repeats imports verdict, which imports this module
+
+    values = np.asarray(values, dtype=float)
+    n, reps = int(values.size), 1 if matrix is None else int(matrix.shape[1])
+    complete = None if matrix is None or reps < 2 else matrix[~np.isnan(matrix).any(axis=1)]
+    per_run, _ = run_variance(matrix) if matrix is not None and reps >= 2 else (0.0, 0)
+    sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    binary = bool(is_binary(values)) and (complete is None or bool(is_binary(complete)))
+    if complete is not None and complete.shape[0] >= 2:  # two runs of no change: repetitions side by side
+        diffs = np.concatenate([complete[:, r + 1] - complete[:, r] for r in range(reps - 1)])
+        untied = diffs[np.abs(diffs) > stats.ZERO]
+        if binary or (untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO):
+            return Pilot(n, float(values.mean()), sd, binary, float(untied.size / diffs.size),
+                         tuple(np.sort(untied).tolist()), float(untied.size / diffs.size),
+                         f"differences between the run's {reps} repetitions", per_run * reps, reps)
+    p = float(values.mean())
+    centred = values - values.mean()  # a difference of two runs correlating at 0.5 has the metric's sd
+    return Pilot(n, p, sd, binary, p * (1.0 - p), tuple(np.sort(centred).tolist()), 1.0,
+                 "planning assumption: two runs correlating at 0.5 (the run was made once or its repetitions "
+                 "do not differ)", per_run * reps, reps)
+
+
+def mde_for(pilot: Pilot, units: int, *, level: float, power: float, seed: int) -> float:
+    """The MDE of a comparison of `units` questions drawn like the pilot (no run-level term)."""
+    if pilot.binary:
+        if units > NORMAL_UNITS:
+            return binary_normal_mde(units, pilot.discordance, level, power)
+        return binary_mde(units, round(pilot.discordance * units), level, power)
+    shape = np.asarray(pilot.differences)
+    if shape.size < 2 or float(np.ptp(shape)) <= stats.ZERO:
+        return float("nan")
+    if units > NORMAL_UNITS:  # the sign-flip test's normal limit; the sd of a difference under the model
+        centred = shape - shape.mean()
+        return normal_mde(math.sqrt(pilot.untied_rate * float(np.mean(centred ** 2))), units, level, power)
+    return signflip_mde(units, pilot.differences, level, power, seed, rate=pilot.untied_rate)
+
+
+def questions_needed(pilot: Pilot, effect: float, *, level: float, power: float, seed: int,
+                     repeats: int = 1) -> dict[str, float | int | None]:
+    """How many questions detect a drop of `effect` with `power` at the two-sided `level`, each run made
+    `repeats` times (see the module docstring; the run-level term by its normal approximation:
+    effect^2 >= z^2 (MDE_questions^2 / z^2 + 2 s_g^2 / N)). `questions` None when out of reach (at
+    MAX_QUESTIONS, or with too few repeats for the run-level noise: `min_repeats` says how many are needed)."""
+    z = _normal.inv_cdf(1.0 - level / 2.0) + _normal.inv_cdf(power)
+    run_term = 2.0 * pilot.run_variance / max(1, repeats)
+    min_repeats = (math.floor(2.0 * pilot.run_variance * z * z / (effect * effect)) + 1
+                   if pilot.run_variance > 0 else 1)
+    budget2 = effect * effect - z * z * run_term
+    result: dict[str, float | int | None] = {"questions": None, "min_repeats": min_repeats,
+                                             "question_effect": None}
+    if budget2 <= 0:
+        return result
+    budget = math.sqrt(budget2)
+    result["question_effect"] = budget
+
+    def enough(units: int) -> bool:
+        if pilot.binary and units <= NORMAL_UNITS:  # one exact power, no search for the MDE
+            rate = round(pilot.discordance * units) / units
+            return budget <= 1.0 - rate and binary_power(budget, units, rate, level) >= power
+        mde = mde_for(pilot, units, level=level, power=power, seed=seed)
+        return not math.isnan(mde) and mde <= budget
+
+    high = 8
+    while not enough(high):
+        if high >= MAX_QUESTIONS:
+            return result
+        high = min(MAX_QUESTIONS, high * 2)
+    low = high // 2
+    while high - low > max(1, low // 200):  # to 0.5% of the answer
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    result["questions"] = high
+    return result

@@ -4,27 +4,33 @@ metric has too few changed questions to be tested at all, and how many questions
 
 The test is the two-sided paired sign-flip test of stats.paired_randomisation_test at the corrected level
 `level` (alpha / family, Holm's first step). Its power depends on how many pairs differ (ties carry no
-information) and on the shape of the differences, so the MDE is computed for that test, from the observed
-comparison as the pilot:
+information) and on the sizes of the differences, so the MDE is computed for that test, with the observed
+comparison as the pilot, under one model of a regression: a share f of the questions lose their value (a
+wrong ranking, a corrupted answer: the value goes to 0), on top of the differences the two runs show anyway.
+The drop of the mean is then delta = f * (the mean value). This is how a regression is injected to check the
+claim (tests/evaluation/test_sensitivity.py; the calibration's "x% of answers or rankings corrupted").
 
-- 0/1 metrics (`binary_mde`): the test is the exact binomial (sign) test on the discordant pairs. Model of a
-  drop `delta`: each question independently a win with probability r / 2 and a loss with r / 2 + delta (r:
-  the observed discordance rate, the pairs that differ when nothing changed; a drop adds losses). The power is
+- 0/1 metrics (`binary_mde`): the test is the exact binomial (sign) test on the discordant pairs. Wins at rate
+  r / 2 and losses at r / 2 + delta (r: the observed discordance rate; the drop adds losses). The power is
   exact: a sum over the number of discordant pairs K of P(K) * P(losses >= the critical count of K). The MDE is
   the smallest delta with the power asked for (bisection; power grows with delta).
-- other metrics (`signflip_mde`): a simulation of the sign-flip test. Model of a drop: a pair differs with the
-  observed rate r = k / n (ties stay ties); a differing pair's difference is drawn from the observed non-tied
-  differences, centred, minus c (the drop is carried by the questions that change); delta = r * c per question.
-  With common random numbers each simulated data set has a critical c (the smallest at which the test rejects):
-  exactly, by the sign assignments, for at most 13 differing pairs (as the test itself enumerates them); by the
-  normal limit of the sign-flip distribution (the sum over the root of the sum of squares) above. The MDE is
-  r times the `power` quantile of the critical c. Cached in-process (functools.lru_cache) by (units, the sorted
-  differences, level, power, seed): 20 metrics of one comparison cost one simulation each, once.
-- no variance in the differences (every pair tied, or one differing value): the planning floor of
-  stats.minimum_detectable_effect (normal approximation, the metric's own sd: two runs correlating at 0.5).
+- other metrics (`drop_mde`): a simulation of the sign-flip test, `SIMULATIONS` comparisons: each unit differs
+  as the pilot's non-tied differences (centred: no change) at their observed rate r, or is corrupted (its
+  difference minus a value drawn from the pilot's A values) at rate f, or ties. The decision is the test's
+  normal limit (sum over the root of the sum of squares of the differences >= z(1 - level / 2)) with at least
+  as many non-tied units as the smallest p needs (2 / 2**k <= level). Common random numbers make the power
+  monotone in f; the MDE is f at the power asked for (bisection) times the mean value. Cached in-process
+  (functools.lru_cache) by (units, differences, rate, values, level, power, seed): the metrics of a comparison
+  cost one simulation each, once per process.
+- no variance in the differences (identical runs): the differences of the planning assumption in the same
+  simulation (`planning_differences`: half of the questions tied, the other half differing like two questions
+  of the metric, so the sd of a difference is the metric's own: two runs correlating at 0.5, the sd of
+  stats.minimum_detectable_effect's planning floor). The normal floor claimed far too much near a ceiling
+  (ndcg@10 at 0.996: 0.012, where losing values at that rate needs about 0.06 to be seen).
 
-With groups (clusters.py) the test flips the groups' sums, so the units above are the groups (their count,
-their non-tied sums); the MDE is still a change of the per-question mean.
+With groups (clusters.py) the test flips the groups' sums, so the units above are the groups: their count, their
+non-tied sums, a group losing its whole sum (a document whose questions all fail); the MDE is still a change of
+the per-question mean.
 
 `smallest_p(k)`: the smallest two-sided p the sign-flip test reaches with k non-tied units, 2 / 2**k; when it
 exceeds the corrected level no outcome could be significant: "too few questions to tell".
@@ -41,12 +47,13 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from axiom.evaluation import stats
-from axiom.evaluation.clusters import Clusters, design_effect
+from axiom.evaluation.clusters import Clusters
 from axiom.evaluation.paired_proportions import is_binary
 
-SIMULATIONS = 2000  # simulated comparisons per MDE: the power quantile's standard error is about 0.009
-NORMAL_UNITS = 5000  # above this many units `plan` uses the normal limit of the test (no simulation)
-EXACT, SIMULATED, PLANNING = "exact sign test", "simulated sign-flip test", "planning floor (normal)"
+SHAPE = 2000  # pilot differences and values kept (by quantile): a bounded key for the cache
+SIMULATIONS = 1000  # simulated comparisons per MDE (fewer for very many units: at most 1,000,000 cells)
+NORMAL_UNITS = 5000  # above this many units `plan` uses the normal limit of the model (no simulation)
+EXACT, SIMULATED, PLANNING = "exact sign test", "simulated sign-flip test", "planning assumption (simulated)"
 _normal = NormalDist()
 
 
@@ -55,6 +62,7 @@ class Sensitivity:
     """The MDE of one comparison and how it was computed (`method`: EXACT, SIMULATED or PLANNING)."""
 
     mde: float  # nan: the metric has no variance at all, or the power asked for is out of reach
+    spread: float  # the same for a change spread over every unit (nan for 0/1 metrics: no such change)
     method: str
     units: int  # questions, or groups when the questions are grouped
     untied: int  # units whose difference is not a tie
@@ -98,11 +106,12 @@ def binary_power(delta: float, n: int, discordance: float, level: float) -> floa
 
 
 @functools.lru_cache(maxsize=4096)
-def binary_mde(n: int, discordant: int, level: float, power: float) -> float:
+def binary_mde(n: int, discordant: int, level: float, power: float, limit: float = 1.0) -> float:
     """Smallest drop of a 0/1 metric the exact sign test detects with `power` (n pairs, `discordant` of them
-    differing in the pilot); nan when even a drop of every remaining question is not enough."""
+    differing in the pilot; `limit`: the largest possible drop, the share of ones); nan when even the largest
+    drop is not enough."""
     rate = discordant / n if n else 0.0
-    top = 1.0 - rate
+    top = min(1.0 - rate, limit)
     if n < 1 or top <= 0 or binary_power(top, n, rate, level) < power:
         return float("nan")
     low, high = 0.0, top
@@ -131,94 +140,132 @@ def binary_normal_mde(n: int, discordance: float, level: float, power: float) ->
 
 # ---- other metrics: the sign-flip test, simulated ---------------------------------------------------------
 
-def _exact_critical_shift(e: np.ndarray, level: float) -> float:
-    """The smallest shift c at which the exact sign-flip test rejects for differences c - e (e: one data set of
-    at most 13 centred values): a sign assignment s counts (|sum s (c - e)| >= sum (c - e)) until c passes
-    t_s; the all-plus and all-minus ones always count; the test rejects once at most level * 2**k count."""
-    k = e.size
-    allowed = math.floor(level * 2 ** k + 1e-9) - 2  # assignments other than all-plus and all-minus
-    if allowed < 0:
-        return math.inf
-    signs = ((np.arange(2 ** k)[:, None] >> np.arange(k)) & 1) * 2.0 - 1.0
-    b = signs.sum(axis=1)
-    keep = np.abs(b) < k
-    a, b = signs[keep] @ -e, b[keep]  # sum s (c - e) = c * b + a
-    total = float(-e.sum())  # sum (c - e) = k c + total
-    with np.errstate(divide="ignore"):
-        t = np.maximum((a - total) / (k - b), (-a - total) / (k + b))
-    if allowed >= t.size:
-        return -math.inf
-    return float(np.sort(t)[::-1][allowed])
+def min_untied(level: float) -> int:
+    """The fewest non-tied units with which the sign-flip test can reach `level` (2 / 2**k <= level)."""
+    return max(1, math.ceil(math.log2(2.0 / level) - 1e-12))
 
 
-def _normal_critical_shift(k: np.ndarray, s1: np.ndarray, s2: np.ndarray, z: float) -> np.ndarray:
-    """Per data set (k values, their sum s1 and sum of squares s2 of -e) the smallest c with
-    (s1 + k c) / sqrt(s2 + 2 c s1 + k c^2) >= z; inf when k <= z^2 (the statistic stays below sqrt(k))."""
-    out = np.full(k.shape, math.inf)
-    ok = k > z * z
-    kk, a, b = k[ok], s1[ok], s2[ok]
-    out[ok] = (-a + z * np.sqrt(np.maximum(kk * b - a * a, 0.0) / (kk - z * z))) / kk
-    return out
+def quantiles(values: np.ndarray, count: int = SHAPE) -> tuple[float, ...]:
+    """`values` sorted, thinned to at most `count` by quantile (a bounded, order-free key for the cache)."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    if ordered.size > count:
+        ordered = ordered[np.linspace(0, ordered.size - 1, count).round().astype(int)]
+    return tuple(ordered.tolist())
 
 
 @functools.lru_cache(maxsize=256)
-def signflip_mde(units: int, differences: tuple[float, ...], level: float, power: float, seed: int,
-                 rate: float | None = None, simulations: int = SIMULATIONS) -> float:
-    """The smallest shift of the mean unit difference the sign-flip test detects with `power` (see the module
-    docstring): `units` compared, `differences` the pilot's non-tied ones (sorted), `rate` the share of units
-    that differ (default: as many as the pilot's). nan when out of reach."""
-    pilot = np.asarray(differences, dtype=float)
-    rate = pilot.size / units if rate is None else min(1.0, float(rate))
-    centred = pilot - pilot.mean()
+def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tuple[float, ...], level: float,
+             power: float, seed: int) -> tuple[float, float]:
+    """(the smallest drop of the mean per unit that the sign-flip test detects with `power` when a share of the
+    units lose their value, the same when every unit moves by it): see the module docstring. `differences`:
+    the pilot's non-tied ones, at `rate`; `values`: what a unit can lose. nan when out of reach."""
+    lose = np.asarray(values, dtype=float)
+    mean = float(lose.mean()) if lose.size else 0.0
+    if units < 1 or mean <= stats.ZERO:
+        return float("nan"), float("nan")
+    noise = np.asarray(differences, dtype=float)
+    noise = noise - noise.mean() if noise.size else noise
+    rate = min(1.0, rate) if noise.size else 0.0
+    sims = min(SIMULATIONS, max(200, 1_000_000 // units))
     rng = stats.seeded_rng(seed, "sensitivity")
-    counts = rng.binomial(units, rate, size=simulations)
+    shape = (sims, units)
+    drop = np.where(rng.random(shape) < rate, -noise[rng.integers(0, noise.size, shape)], 0.0) if noise.size \
+        else np.zeros(shape)  # a drop is positive
+    s1, s2, k0 = drop.sum(axis=1), (drop ** 2).sum(axis=1), (np.abs(drop) > stats.ZERO).sum(axis=1)
     z = _normal.inv_cdf(1.0 - level / 2.0)
-    critical = np.empty(simulations)
-    big = counts > stats.EXACT_MAX_NONZERO
-    for i in np.flatnonzero(~big):
-        critical[i] = (_exact_critical_shift(centred[rng.integers(0, pilot.size, counts[i])], level)
-                       if counts[i] else math.inf)
-    rows = np.flatnonzero(big)
-    s1, s2 = np.zeros(rows.size), np.zeros(rows.size)
-    for start in range(0, rows.size, 64):  # bounded memory: 64 data sets at a time
-        part = rows[start:start + 64]
-        width = int(counts[part].max())
-        drawn = -centred[rng.integers(0, pilot.size, size=(part.size, width))]
-        drawn[np.arange(width)[None, :] >= counts[part][:, None]] = 0.0
-        s1[start:start + part.size], s2[start:start + part.size] = drawn.sum(axis=1), (drawn ** 2).sum(axis=1)
-    critical[rows] = _normal_critical_shift(counts[rows].astype(float), s1, s2, z)
-    shift = float(np.quantile(critical, power, method="higher"))
-    return max(0.0, rate * shift) if math.isfinite(shift) else float("nan")
+    spread = float("nan")
+    if units > z * z and units >= min_untied(level):  # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
+        critical = (-s1 + z * np.sqrt(np.maximum(units * s2 - s1 * s1, 0.0) / (units - z * z))) / units
+        spread = max(0.0, float(np.quantile(critical, power, method="higher")))
+    lost = lose[rng.integers(0, lose.size, shape)]
+    order = np.argsort(rng.random(shape), axis=1)  # the units corrupted first; the first share f of them
+    lost, drop = np.take_along_axis(lost, order, axis=1), np.take_along_axis(drop, order, axis=1)
+    zero = np.zeros((sims, 1))
+    c1 = np.hstack([zero, np.cumsum(lost, axis=1)])
+    c2 = np.hstack([zero, np.cumsum(2.0 * drop * lost + lost ** 2, axis=1)])
+    changed = (np.abs(drop + lost) > stats.ZERO).astype(float) - (np.abs(drop) > stats.ZERO)
+    ck = np.hstack([zero, np.cumsum(changed, axis=1)])
+    del drop, lost, order, changed
+    k_min, rows = min_untied(level), np.arange(sims)
+    draw = rng.random(sims)  # one uniform per comparison: the number corrupted is a binomial quantile of it
+
+    def power_at(share: float) -> float:
+        m = scipy_stats.binom.ppf(draw, units, share).astype(int)
+        t1, t2, k = s1 + c1[rows, m], s2 + c2[rows, m], k0 + ck[rows, m]
+        reject = (t2 > 0) & (t1 >= z * np.sqrt(np.maximum(t2, 0.0))) & (k >= k_min)
+        return float(np.mean(reject))
+
+    low, high = 0.0, 1.0
+    if power_at(high) < power:
+        return float("nan"), spread
+    for _ in range(30):
+        mid = (low + high) / 2.0
+        low, high = (low, mid) if power_at(mid) >= power else (mid, high)
+    return high * mean, spread
 
 
-def normal_mde(sd_unit: float, units: int, level: float, power: float) -> float:
-    """The normal limit of the test: (z(1 - level/2) + z(power)) * sd / sqrt(units)."""
-    return (_normal.inv_cdf(1.0 - level / 2.0) + _normal.inv_cdf(power)) * sd_unit / math.sqrt(units)
+def normal_drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tuple[float, ...],
+                    level: float, power: float) -> float:
+    """The normal limit of `drop_mde` for many units: the smallest share f with
+    n f m1 - z_level sqrt(n (r s2 + f m2)) >= z_power sqrt(n (r s2 + f m2 - f^2 m1^2)), times m1."""
+    noise = np.asarray(differences, dtype=float)
+    var = rate * float(np.mean((noise - noise.mean()) ** 2)) if noise.size else 0.0
+    lose = np.asarray(values, dtype=float)
+    m1, m2 = float(lose.mean()), float(np.mean(lose ** 2))
+    za, zb = _normal.inv_cdf(1.0 - level / 2.0), _normal.inv_cdf(power)
+    if m1 <= stats.ZERO:
+        return float("nan")
+
+    def enough(f: float) -> bool:
+        return units * f * m1 - za * math.sqrt(units * (var + f * m2)) >= zb * math.sqrt(
+            max(0.0, units * (var + f * m2 - f * f * m1 * m1)))
+
+    low, high = 0.0, 1.0
+    if not enough(high):
+        return float("nan")
+    for _ in range(40):
+        mid = (low + high) / 2.0
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high * m1
+
+
+def planning_differences(values: np.ndarray, seed: int = 0) -> tuple[tuple[float, ...], float]:
+    """The differences of two runs of no change by the planning assumption, when no pair of runs shows them:
+    half of the questions keep their value (ties), the other half take another question's value (x_i - x_j of
+    the metric's own values), so the sd of a difference is the metric's sd (two runs correlating at 0.5) and
+    a metric near its ceiling gets the few, large differences it really has. Returns (the non-tied differences,
+    sorted, at most SHAPE of them by quantile), their rate among questions)."""
+    values = np.asarray(values, dtype=float)
+    rng = stats.seeded_rng(seed, "planning")
+    diffs = np.concatenate([values - values[rng.permutation(values.size)] for _ in range(4)])
+    untied = diffs[np.abs(diffs) > stats.ZERO]
+    return quantiles(untied), 0.5 * untied.size / max(1, diffs.size)
 
 
 # ---- one comparison -------------------------------------------------------------------------------------
 
 def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: float, seed: int,
                       clusters: Clusters | None = None) -> Sensitivity:
-    """The MDE of the paired comparison of a and b (no NaNs) at the two-sided `level`, for the test used."""
-    diff = b - a
-    n = int(diff.size)
-    grouped = clusters is not None and not clusters.trivial
-    units = clusters.count if grouped and clusters is not None else n
-    untied = untied_units(diff, clusters if grouped else None)
+    """The MDE of the paired comparison of a (the reference) and b (no NaNs) at the two-sided `level`, for the
+    test used (see the module docstring)."""
+    n = int(a.size)
     if n == 0:
-        return Sensitivity(float("nan"), PLANNING, 0, 0)
+        return Sensitivity(float("nan"), float("nan"), PLANNING, 0, 0)
+    grouped = clusters is not None and not clusters.trivial
+    unit_a = clusters.sums(a) if grouped and clusters is not None else np.asarray(a, dtype=float)
+    unit_b = clusters.sums(b) if grouped and clusters is not None else np.asarray(b, dtype=float)
+    units = int(unit_a.size)
+    untied = untied_units(unit_b - unit_a)
     if not grouped and is_binary(a, b):
-        return Sensitivity(binary_mde(n, int(untied.size), float(level), float(power)), EXACT, n, int(untied.size))
+        mde = binary_mde(n, int(untied.size), float(level), float(power), float(np.mean(a)))
+        return Sensitivity(mde, float("nan"), EXACT, n, int(untied.size))
     if untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO:
-        mde = signflip_mde(units, tuple(np.sort(untied).tolist()), float(level), float(power), int(seed))
-        return Sensitivity(mde * units / n, SIMULATED, units, int(untied.size))  # per group sum -> per question
-    sd = stats.planning_sd(a, b)
-    if grouped and clusters is not None:
-        deff = design_effect(diff, clusters)
-        sd *= math.sqrt(deff) if not math.isnan(deff) and deff > 1.0 else 1.0
-    mde = stats.minimum_detectable_effect(sd, n, alpha=level, family=1, power=power)
-    return Sensitivity(mde, PLANNING, units, int(untied.size))
+        differences, rate, method = quantiles(untied), untied.size / units, SIMULATED
+    else:  # no variance in the differences: the planning assumption
+        (differences, rate), method = planning_differences(np.concatenate([unit_a, unit_b]), seed), PLANNING
+    mde, spread = drop_mde(units, differences, rate, quantiles(np.abs(unit_a)), float(level), float(power),
+                           int(seed))
+    return Sensitivity(mde * units / n, spread * units / n, method, units, int(untied.size))  # per question
 
 
 # ---- planning: how many questions (and repeats) a comparison needs (`axiom plan`) --------------------------
@@ -230,15 +277,17 @@ MAX_QUESTIONS = 1_000_000
 class Pilot:
     """What a run says about the differences a future comparison will see, for one metric.
 
-    `binary`: 0/1 values; `discordance`: the rate of questions that differ between two runs of no change (0/1);
-    `differences`: the non-tied differences between two runs of no change and `untied_rate` their share
-    (other metrics); `source`: where they come from (two repetitions of the run, or the planning assumption of
-    two runs correlating at 0.5 when the run was made once); `run_variance`: s_g^2, the variance of a run's mean
-    from run-level noise (repeats.run_variance times N; 0 when not measured), `repetitions` the run's N."""
+    `values`: what a question can lose (the run's values, thinned by quantile); `binary`: 0/1 values;
+    `discordance`: the rate of questions that differ between two runs of no change (0/1 metrics);
+    `differences`: the non-tied differences between two runs of no change and `untied_rate` their share (other
+    metrics); `source`: where they come from (the run's repetitions side by side, or the planning assumption
+    when the run was made once or its repetitions do not differ); `run_variance`: s_g^2, the variance of a
+    run's mean from run-level noise (repeats.run_variance times N; 0 when not measured), `repetitions` N."""
 
     n: int
     mean: float
     sd: float
+    values: tuple[float, ...]
     binary: bool
     discordance: float
     differences: tuple[float, ...]
@@ -259,18 +308,20 @@ def pilot_of(values: np.ndarray, matrix: np.ndarray | None) -> Pilot:
     per_run, _ = run_variance(matrix) if matrix is not None and reps >= 2 else (0.0, 0)
     sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
     binary = bool(is_binary(values)) and (complete is None or bool(is_binary(complete)))
+    common = {"n": n, "mean": float(values.mean()), "sd": sd, "values": quantiles(np.abs(values)),
+              "binary": binary, "run_variance": per_run * reps, "repetitions": reps}
     if complete is not None and complete.shape[0] >= 2:  # two runs of no change: repetitions side by side
         diffs = np.concatenate([complete[:, r + 1] - complete[:, r] for r in range(reps - 1)])
         untied = diffs[np.abs(diffs) > stats.ZERO]
         if binary or (untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO):
-            return Pilot(n, float(values.mean()), sd, binary, float(untied.size / diffs.size),
-                         tuple(np.sort(untied).tolist()), float(untied.size / diffs.size),
-                         f"differences between the run's {reps} repetitions", per_run * reps, reps)
+            rate = float(untied.size / diffs.size)
+            return Pilot(**common, discordance=rate, differences=quantiles(untied), untied_rate=rate,
+                         source=f"differences between the run's {reps} repetitions")
+    shape, rate = planning_differences(values)
     p = float(values.mean())
-    centred = values - values.mean()  # a difference of two runs correlating at 0.5 has the metric's sd
-    return Pilot(n, p, sd, binary, p * (1.0 - p), tuple(np.sort(centred).tolist()), 1.0,
-                 "planning assumption: two runs correlating at 0.5 (the run was made once or its repetitions "
-                 "do not differ)", per_run * reps, reps)
+    return Pilot(**common, discordance=p * (1.0 - p), differences=shape, untied_rate=rate,
+                 source="planning assumption: two runs correlating at 0.5 (the run was made once or its "
+                        "repetitions do not differ)")
 
 
 def mde_for(pilot: Pilot, units: int, *, level: float, power: float, seed: int) -> float:
@@ -278,14 +329,10 @@ def mde_for(pilot: Pilot, units: int, *, level: float, power: float, seed: int) 
     if pilot.binary:
         if units > NORMAL_UNITS:
             return binary_normal_mde(units, pilot.discordance, level, power)
-        return binary_mde(units, round(pilot.discordance * units), level, power)
-    shape = np.asarray(pilot.differences)
-    if shape.size < 2 or float(np.ptp(shape)) <= stats.ZERO:
-        return float("nan")
-    if units > NORMAL_UNITS:  # the sign-flip test's normal limit; the sd of a difference under the model
-        centred = shape - shape.mean()
-        return normal_mde(math.sqrt(pilot.untied_rate * float(np.mean(centred ** 2))), units, level, power)
-    return signflip_mde(units, pilot.differences, level, power, seed, rate=pilot.untied_rate)
+        return binary_mde(units, round(pilot.discordance * units), level, power, pilot.mean)
+    if units > NORMAL_UNITS:
+        return normal_drop_mde(units, pilot.differences, pilot.untied_rate, pilot.values, level, power)
+    return drop_mde(units, pilot.differences, pilot.untied_rate, pilot.values, level, power, seed)[0]
 
 
 def questions_needed(pilot: Pilot, effect: float, *, level: float, power: float, seed: int,
@@ -309,7 +356,7 @@ def questions_needed(pilot: Pilot, effect: float, *, level: float, power: float,
     def enough(units: int) -> bool:
         if pilot.binary and units <= NORMAL_UNITS:  # one exact power, no search for the MDE
             rate = round(pilot.discordance * units) / units
-            return budget <= 1.0 - rate and binary_power(budget, units, rate, level) >= power
+            return budget <= min(1.0 - rate, pilot.mean) and binary_power(budget, units, rate, level) >= power
         mde = mde_for(pilot, units, level=level, power=power, seed=seed)
         return not math.isnan(mde) and mde <= budget
 

@@ -126,11 +126,13 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
 
 def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
                     config: StatsConfig, family: int) -> None:
-    """The entry's `mde` (the smallest drop the test used detects with `config.power` at alpha / family:
-    sensitivity.detectable_change), `mde_method` and `mde_power`."""
+    """The entry's `mde` (the smallest drop the test used detects with `config.power` at alpha / family when
+    questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every question
+    moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
     found = sensitivity.detectable_change(xa, xb, level=config.alpha / max(1, family), power=config.power,
                                           seed=config.seed, clusters=clusters)
     entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), found.method, config.power
+    entry["mde_spread"] = _num(found.spread)
 
 
 def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
@@ -220,9 +222,11 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     if head is None:
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
     if head is not None:
+        spread = metrics[head].get("mde_spread")
         parts.append(f"this set detects a change of {metrics[head]['mde']:.3f} in {head} with "
-                     f"{float(metrics[head].get('mde_power') or 0.8):.0%} power "
-                     f"(n {metrics[head]['n']}{_cluster_note(metrics[head])})")
+                     f"{float(metrics[head].get('mde_power') or 0.8):.0%} power ("
+                     + ("" if spread is None else f"{spread:.3f} when every question moves; ")
+                     + f"n {metrics[head]['n']}{_cluster_note(metrics[head])})")
     few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
     for m, e in metrics.items():
         if _clustered(e) and e["groups"] < FEW_GROUPS:

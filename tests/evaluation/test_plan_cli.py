@@ -47,8 +47,8 @@ def _plan(setup: dict, capsys: pytest.CaptureFixture[str], *argv: object) -> tup
 
 def test_plan_continuous_metric(setup: dict, capsys: pytest.CaptureFixture[str]) -> None:
     """A run made once: differences by the planning assumption (sd of a difference = the metric's sd), all 3
-    metrics in the family by default; the answer is near the normal-theory count and the simulated sign-flip
-    test's MDE at that count is the effect asked for."""
+    metrics in the family by default; at the count printed the simulated sign-flip test's MDE is the effect
+    asked for, and 5% fewer questions do not reach it."""
     code, out, err = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", setup["run"])
     assert code == 0, err
     assert "plan: a drop of 0.05 in ndcg@10 with 80% power, paired sign-flip test at alpha 0.05 / 3" in out
@@ -56,7 +56,9 @@ def test_plan_continuous_metric(setup: dict, capsys: pytest.CaptureFixture[str])
     needed = int(re.search(r"questions needed: ([\d,]+) \(this run has 200\)", out).group(1).replace(",", ""))
     sd = float(np.std(setup["columns"]["ndcg@10"], ddof=1))
     z = NormalDist().inv_cdf(1 - 0.05 / 6) + NormalDist().inv_cdf(0.8)
-    assert needed == pytest.approx((z * sd / 0.05) ** 2, rel=0.15)
+    # more than the normal-theory count of a change spread over every question: the plan is for questions
+    # losing their value (sensitivity.py), the harder change to see
+    assert (z * sd / 0.05) ** 2 < needed < 2 * (z * sd / 0.05) ** 2
     pilot = sensitivity.pilot_of(setup["columns"]["ndcg@10"], None)
     level = 0.05 / 3
     assert sensitivity.mde_for(pilot, needed, level=level, power=0.8, seed=42) <= 0.05

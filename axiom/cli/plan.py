@@ -29,7 +29,7 @@ def _probability(flag: str, value: float) -> float:
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     import numpy as np
 
-    from axiom.evaluation.repeats import repeat_matrix
+    from axiom.evaluation.repeats import repeat_matrix, run_variance
     from axiom.evaluation.run_folder import load_run
     from axiom.evaluation.sensitivity import pilot_of, questions_needed
 
@@ -57,7 +57,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     values = np.asarray([per_question[q] for q in ids], dtype=float)
     reps = run.per_repetition(args.metric)
     matrix = repeat_matrix(reps, ids, values) if reps else None
-    pilot = pilot_of(values, matrix)
+    pilot = pilot_of(values, matrix, run_variance(matrix)[0] if matrix is not None else 0.0)
     if pilot.sd <= 0 and pilot.source.startswith("planning"):
         raise UsageError(f"{args.metric} is constant ({pilot.mean:g}) on every question of run {run.path}: "
                          "its values say nothing about the variance to plan for",

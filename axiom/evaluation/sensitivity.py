@@ -51,7 +51,8 @@ from axiom.evaluation.clusters import Clusters
 from axiom.evaluation.paired_proportions import is_binary
 
 SHAPE = 2000  # pilot differences and values kept (by quantile): a bounded key for the cache
-SIMULATIONS = 1000  # simulated comparisons per MDE (fewer for very many units: at most 1,000,000 cells)
+SIMULATIONS = 1000  # simulated comparisons per MDE (fewer for very many units: at most 1,000,000 cells);
+# compare uses permutations / 10 of them (1,000 at the default 10,000): one knob for every Monte Carlo budget
 NORMAL_UNITS = 5000  # above this many units `plan` uses the normal limit of the model (no simulation)
 EXACT, SIMULATED, PLANNING = "exact sign test", "simulated sign-flip test", "planning assumption (simulated)"
 _normal = NormalDist()
@@ -153,9 +154,16 @@ def quantiles(values: np.ndarray, count: int = SHAPE) -> tuple[float, ...]:
     return tuple(ordered.tolist())
 
 
+def _running_sum(x: np.ndarray) -> np.ndarray:
+    """Per row the sums of the first 0, 1, ..., k columns."""
+    out = np.zeros((x.shape[0], x.shape[1] + 1))
+    np.cumsum(x, axis=1, out=out[:, 1:])
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tuple[float, ...], level: float,
-             power: float, seed: int) -> tuple[float, float]:
+             power: float, seed: int, simulations: int = SIMULATIONS) -> tuple[float, float]:
     """(the smallest drop of the mean per unit that the sign-flip test detects with `power` when a share of the
     units lose their value, the same when every unit moves by it): see the module docstring. `differences`:
     the pilot's non-tied ones, at `rate`; `values`: what a unit can lose. nan when out of reach."""
@@ -166,7 +174,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     noise = np.asarray(differences, dtype=float)
     noise = noise - noise.mean() if noise.size else noise
     rate = min(1.0, rate) if noise.size else 0.0
-    sims = min(SIMULATIONS, max(200, 1_000_000 // units))
+    sims = min(simulations, max(100, 1_000_000 // units))
     rng = stats.seeded_rng(seed, "sensitivity")
     shape = (sims, units)
     drop = np.where(rng.random(shape) < rate, -noise[rng.integers(0, noise.size, shape)], 0.0) if noise.size \
@@ -178,19 +186,18 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
         critical = (-s1 + z * np.sqrt(np.maximum(units * s2 - s1 * s1, 0.0) / (units - z * z))) / units
         spread = max(0.0, float(np.quantile(critical, power, method="higher")))
     lost = lose[rng.integers(0, lose.size, shape)]
-    order = np.argsort(rng.random(shape), axis=1)  # the units corrupted first; the first share f of them
-    lost, drop = np.take_along_axis(lost, order, axis=1), np.take_along_axis(drop, order, axis=1)
-    zero = np.zeros((sims, 1))
-    c1 = np.hstack([zero, np.cumsum(lost, axis=1)])
-    c2 = np.hstack([zero, np.cumsum(2.0 * drop * lost + lost ** 2, axis=1)])
+    # at a share f, m = #(when < f) units are corrupted: m ~ Binomial(units, f), monotone in f for each
+    # comparison; the units are exchangeable, so the corrupted ones may be the first m
+    when = rng.random(shape)
+    c1 = _running_sum(lost)
+    c2 = _running_sum(2.0 * drop * lost + lost ** 2)
     changed = (np.abs(drop + lost) > stats.ZERO).astype(float) - (np.abs(drop) > stats.ZERO)
-    ck = np.hstack([zero, np.cumsum(changed, axis=1)])
-    del drop, lost, order, changed
+    ck = _running_sum(changed)
+    del drop, lost, changed
     k_min, rows = min_untied(level), np.arange(sims)
-    draw = rng.random(sims)  # one uniform per comparison: the number corrupted is a binomial quantile of it
 
     def power_at(share: float) -> float:
-        m = scipy_stats.binom.ppf(draw, units, share).astype(int)
+        m = np.sum(when < share, axis=1)
         t1, t2, k = s1 + c1[rows, m], s2 + c2[rows, m], k0 + ck[rows, m]
         reject = (t2 > 0) & (t1 >= z * np.sqrt(np.maximum(t2, 0.0))) & (k >= k_min)
         return float(np.mean(reject))
@@ -198,7 +205,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     low, high = 0.0, 1.0
     if power_at(high) < power:
         return float("nan"), spread
-    for _ in range(30):
+    for _ in range(16):  # the share to 1.5e-5
         mid = (low + high) / 2.0
         low, high = (low, mid) if power_at(mid) >= power else (mid, high)
     return high * mean, spread
@@ -245,9 +252,9 @@ def planning_differences(values: np.ndarray, seed: int = 0) -> tuple[tuple[float
 # ---- one comparison -------------------------------------------------------------------------------------
 
 def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: float, seed: int,
-                      clusters: Clusters | None = None) -> Sensitivity:
+                      clusters: Clusters | None = None, simulations: int = SIMULATIONS) -> Sensitivity:
     """The MDE of the paired comparison of a (the reference) and b (no NaNs) at the two-sided `level`, for the
-    test used (see the module docstring)."""
+    test used (see the module docstring); `simulations`: comparisons simulated (other metrics)."""
     n = int(a.size)
     if n == 0:
         return Sensitivity(float("nan"), float("nan"), PLANNING, 0, 0)
@@ -264,7 +271,7 @@ def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: floa
     else:  # no variance in the differences: the planning assumption
         (differences, rate), method = planning_differences(np.concatenate([unit_a, unit_b]), seed), PLANNING
     mde, spread = drop_mde(units, differences, rate, quantiles(np.abs(unit_a)), float(level), float(power),
-                           int(seed))
+                           int(seed), int(simulations))
     return Sensitivity(mde * units / n, spread * units / n, method, units, int(untied.size))  # per question
 
 
@@ -297,15 +304,13 @@ class Pilot:
     repetitions: int
 
 
-def pilot_of(values: np.ndarray, matrix: np.ndarray | None) -> Pilot:
+def pilot_of(values: np.ndarray, matrix: np.ndarray | None, per_run: float = 0.0) -> Pilot:
     """The pilot of a metric from its per-question values (no NaNs) and, for a repeated run, its questions x
-    repetitions matrix (complete rows only are used)."""
-    from axiom.evaluation.repeats import run_variance  # repeats imports verdict, which imports this module
-
+    repetitions matrix (complete rows only are used) and `per_run`, the run-level variance of its mean
+    (repeats.run_variance: s_g^2 / N)."""
     values = np.asarray(values, dtype=float)
     n, reps = int(values.size), 1 if matrix is None else int(matrix.shape[1])
     complete = None if matrix is None or reps < 2 else matrix[~np.isnan(matrix).any(axis=1)]
-    per_run, _ = run_variance(matrix) if matrix is not None and reps >= 2 else (0.0, 0)
     sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
     binary = bool(is_binary(values)) and (complete is None or bool(is_binary(complete)))
     common = {"n": n, "mean": float(values.mean()), "sd": sd, "values": quantiles(np.abs(values)),

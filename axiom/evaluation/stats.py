@@ -18,9 +18,9 @@ into per-metric verdicts.
   Monte Carlo precision: given the decision `thresholds` (the levels the corrected p is compared with: alpha /
   j for the Holm steps j = 1..m), the draws continue in doubling batches (`permutations`, then twice as many,
   ...) until the count of hits is more than 3.29 standard errors (binomial, at the threshold) from every
-  threshold, or MAX_DRAWS are drawn. A p-value far from every threshold stops after the first batch (the old
+  threshold, or 64 times `permutations` would be exceeded. A p-value far from every threshold stops after the first batch (the old
   cost); one near a threshold is drawn until its side is settled, so two seeds give the same decision unless
-  the true p is within about 2% of a threshold (at MAX_DRAWS the standard error at 0.0025 is 4e-5). Why not a
+  the true p is within about 5% of a threshold (at 630,000 draws the standard error at 0.0025 is 6e-5). Why not a
   normal or saddlepoint approximation: the test stays the exact sign-flip test for every metric's shape
   (bounded, skewed, tied), only its Monte Carlo error is bounded, and where p is far from a threshold nothing
   is spent.
@@ -52,8 +52,8 @@ from axiom.evaluation.clusters import Clusters, cluster_bootstrap_ci, design_eff
 from axiom.evaluation.paired_proportions import PairedTable, is_binary, tango_paired_interval
 
 PERMUTATIONS = 10_000
-MAX_DRAWS = 1_280_000  # 10,000 doubled 7 times: at most 8 looks at the thresholds
-SETTLED_Z = 3.29  # two-sided 0.001 per look: a side settled with at most 8 looks errs below 1%
+MAX_BATCHES = 64  # draws stop before 64 times `permutations` (630,000 of 10,000: 6 looks at the thresholds)
+SETTLED_Z = 3.29  # two-sided 0.001 per look: a side settled in a few looks errs well below 1%
 EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
 # |difference| at or below this is a tie: float noise. Embeddings are float32, and the same text embedded in
 # another batch (other padding) moves by up to 1.4e-7 per component (measured), so embedding-based metrics of the
@@ -187,7 +187,7 @@ def _monte_carlo_p(nonzero: np.ndarray, bar: float, rng: np.random.Generator, pe
             hits += int(np.sum(np.abs(signs @ nonzero) >= bar))
         draws += batch
         settled = all(abs(hits - t * draws) > SETTLED_Z * math.sqrt(draws * t * (1.0 - t)) for t in levels)
-        if settled or draws + 2 * batch > MAX_DRAWS:
+        if settled or draws + 2 * batch > MAX_BATCHES * int(permutations):
             return float((hits + 1) / (draws + 1))
         batch *= 2
 

@@ -129,8 +129,9 @@ def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clust
     """The entry's `mde` (the smallest drop the test used detects with `config.power` at alpha / family when
     questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every question
     moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
+    simulations = min(sensitivity.SIMULATIONS, max(100, config.permutations // 10))  # one Monte Carlo budget
     found = sensitivity.detectable_change(xa, xb, level=config.alpha / max(1, family), power=config.power,
-                                          seed=config.seed, clusters=clusters)
+                                          seed=config.seed, clusters=clusters, simulations=simulations)
     entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), found.method, config.power
     entry["mde_spread"] = _num(found.spread)
 

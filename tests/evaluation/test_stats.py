@@ -96,7 +96,8 @@ def test_verdicts() -> None:
     line = verdict_line(out)
     assert line.startswith("B is worse on ndcg@10: -0.100 [")
     assert "better on chrf: +0.04" in line and "no other detectable change" in line
-    assert f"this set cannot detect changes below {out['ndcg@10']['mde']:.3f} in ndcg@10 (n {n})" in line
+    assert f"this set detects a change of {out['ndcg@10']['mde']:.3f} in ndcg@10 with 80% power (" in line
+    assert line.endswith(f"when every question moves; n {n})")
 
     # the run-to-run spread of repeated runs is reported, never a dead band
     spread = compare_metrics(a, b, config=FAST, spread={"ndcg@10": 0.15})
@@ -112,8 +113,8 @@ def test_identical_runs_still_state_a_detectable_effect() -> None:
     a = {"m": dict(zip(ids, _values(rng, 80).tolist(), strict=True))}
     out = compare_metrics(a, a, config=FAST)["m"]
     assert out["delta"] == 0 and out["p"] == 1.0 and out["verdict"] == NO_CHANGE
-    # the sd of the differences is 0, so the MDE uses the metric's own per-question sd
-    assert out["mde"] > 0.05
+    # the sd of the differences is 0, so the MDE uses the planning assumption (the metric's own per-question sd)
+    assert out["mde"] > 0.05 and out["mde_method"] == "planning assumption (simulated)"
 
 
 def test_false_alarm_rate_under_the_null_is_controlled() -> None:

@@ -28,7 +28,8 @@ into per-metric verdicts.
   dependence between the metrics, which are strongly correlated here).
 - `minimum_detectable_effect`: the smallest true mean difference the paired test detects with the given power
   at the Holm threshold of the first step (alpha / m): (z(1 - alpha/(2m)) + z(power)) * sd / sqrt(n)
-  (normal approximation of the paired test; see `planning_sd` for the sd).
+  (normal approximation of the paired test; see `planning_sd` for the sd). A planning formula only: the MDE a
+  comparison reports is the one of the test actually used (axiom.evaluation.sensitivity).
 - `cluster_resamples`: row indices of bootstrap resamples drawn by cluster (question), for statistics other
   than a mean (agreement of a metric with people: AUC, kappa, rank correlations).
 - `min_questions`: the smallest n at which even a unanimous change (every question moves the same way) can be

@@ -16,11 +16,13 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 under clustering over that under independence (clusters.py; 1 without groups)
     p_adj       p corrected over every metric compared together (Holm by default: family-wise error rate)
     mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at the
-                corrected level, for the test actually used (sensitivity.detectable_change: the exact sign test
-                on the discordant pairs for 0/1 metrics, a cached simulation of the sign-flip test otherwise, by
-                group when grouped; the planning floor of stats.minimum_detectable_effect only when the
-                differences have no variance); `mde_method` says which, `mde_power` the power; NaN when the
-                metric has no variance or the power is out of reach. The line reads "detects a change of X"
+                corrected level, for the test actually used, when questions lose their value (a regression:
+                sensitivity.detectable_change: the exact sign test on the discordant pairs for 0/1 metrics, a
+                cached simulation of the sign-flip test otherwise, by group when grouped; the planning
+                assumption in the same simulation only when the differences have no variance); `mde_spread` the
+                same for a change spread over every question (smaller; None for 0/1 metrics), `mde_method`
+                which computation, `mde_power` the power; NaN when out of reach or nothing can be lost. The line
+                reads "detects a change of X with 80% power (Y when every question moves; n ...)"
     untied      the units the test flips (questions, or groups) whose difference is not a tie, and `smallest_p`
                 the smallest p the test can reach with them (2 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported

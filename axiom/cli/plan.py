@@ -62,6 +62,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{args.metric} is constant ({pilot.mean:g}) on every question of run {run.path}: "
                          "its values say nothing about the variance to plan for",
                          hint="plan from a run where the metric varies, or from one repeated with --repeat")
+    from axiom.evaluation.clusters import question_groups
+
+    groups = question_groups(run.results)
+    group_count = len({groups.get(q, "\0" + q) for q in ids})
     repeats = args.repeat or max(1, pilot.repetitions)
     level = alpha / family
     need = questions_needed(pilot, effect, level=level, power=power, seed=int(settings.evaluation.seed),
@@ -74,7 +78,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             "discordance": pilot.discordance if pilot.binary else None,
             "repetitions": pilot.repetitions, "run_variance": pilot.run_variance},
         "test": "exact sign test on discordant pairs" if pilot.binary else "paired sign-flip test",
-        "repeats": repeats, **need}
+        "repeats": repeats, "groups": group_count, **need}
     emit(args, payload, _text(payload))
     return 0
 
@@ -93,6 +97,10 @@ def _text(plan: dict[str, Any]) -> str:
     elif pilot["repetitions"] < 2:
         lines.append("run-to-run noise is not measured (the run was made once): for a stochastic source "
                      "plan from a run made with axiom eval --repeat 3 or more")
+    if plan["groups"] < pilot["questions"]:
+        lines.append(f"note: the run's questions fall in {plan['groups']} groups; the count below treats questions "
+                     "as independent, and compare flips signs by group, so grouped questions need more of them "
+                     "(about the design effect times as many; more groups, not more questions per group)")
     if plan["questions"] is None:
         reason = (f"the run-to-run noise alone exceeds it with {plan['repeats']} repetition(s): repeat each run "
                   f"at least {plan['min_repeats']} times" if plan["question_effect"] is None

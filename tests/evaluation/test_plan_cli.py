@@ -24,7 +24,7 @@ def _run(root: Path, name: str, columns: dict[str, np.ndarray], repeats: pd.Data
     ids = [f"q{i}" for i in range(N)]
     results = pd.DataFrame({"id": ids, "question": [f"question {i}" for i in ids], "answer": ["a"] * N, **columns})
     doc = {"metrics": {m: {"mean": float(np.mean(v)), "n": N, "ci_low": 0.0, "ci_high": 1.0}
-                       for m, v in columns.items()}}
+                       for m, v in columns.items() if m != "group"}}
     return write_run_folder(root / "runs", name, utc_now(), {"name": name, "settings": {}}, doc, results,
                             repeats=repeats)
 
@@ -128,3 +128,12 @@ def test_plan_bad_input(setup: dict, capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.1, "--from", missing, "--json")
     assert code == 2 and json.loads(out)["error"] == f"run folder {missing} does not exist"
     assert "Traceback" not in err
+
+
+def test_plan_says_when_questions_are_grouped(setup: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    columns = {"ndcg@10": setup["columns"]["ndcg@10"], "group": np.asarray([f"doc{i // 10}" for i in range(N)])}
+    run = _run(setup["tmp"], "grouped", columns)
+    code, out, _ = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", run)
+    assert code == 0 and "note: the run's questions fall in 20 groups" in out
+    code, out, _ = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", setup["run"], "--json")
+    assert json.loads(out)["groups"] == N

@@ -8,7 +8,9 @@ information) and on the sizes of the differences, so the MDE is computed for tha
 comparison as the pilot, under one model of a regression: a share f of the questions lose their value (a
 wrong ranking, a corrupted answer: the value goes to 0), on top of the differences the two runs show anyway.
 The drop of the mean is then delta = f * (the mean value). This is how a regression is injected to check the
-claim (tests/evaluation/test_sensitivity.py; the calibration's "x% of answers or rankings corrupted").
+claim (tests/evaluation/test_sensitivity.py; the calibration's "x% of answers or rankings corrupted"). Few
+large losses are the hardest drop of a given size to see, so the claim is conservative for other shapes; the
+MDE of a change spread over every question (each moves by delta) is reported next to it (`spread`).
 
 - 0/1 metrics (`binary_mde`): the test is the exact binomial (sign) test on the discordant pairs. Wins at rate
   r / 2 and losses at r / 2 + delta (r: the observed discordance rate; the drop adds losses). The power is
@@ -19,14 +21,17 @@ claim (tests/evaluation/test_sensitivity.py; the calibration's "x% of answers or
   difference minus a value drawn from the pilot's A values) at rate f, or ties. The decision is the test's
   normal limit (sum over the root of the sum of squares of the differences >= z(1 - level / 2)) with at least
   as many non-tied units as the smallest p needs (2 / 2**k <= level). Common random numbers make the power
-  monotone in f; the MDE is f at the power asked for (bisection) times the mean value. Cached in-process
-  (functools.lru_cache) by (units, differences, rate, values, level, power, seed): the metrics of a comparison
-  cost one simulation each, once per process.
+  monotone in f; the MDE is f at the power asked for (bisection) times the mean value. The spread MDE: the
+  `power` quantile, over the same simulated comparisons, of the smallest shift c of every unit at which the
+  normal limit rejects (a closed form). Cached in-process (functools.lru_cache) by (units, differences, rate,
+  values, level, power, seed, simulations): a comparison's metrics cost one simulation each, once per process.
+  For 0/1 metrics the test needs k >= log2(2 / level) discordant pairs, which the exact power counts: recall@1
+  at 0.992 on 250 questions, alpha 0.05 / 20, gets 0.060 (the normal planning floor printed 0.022-0.027).
 - no variance in the differences (identical runs): the differences of the planning assumption in the same
   simulation (`planning_differences`: half of the questions tied, the other half differing like two questions
   of the metric, so the sd of a difference is the metric's own: two runs correlating at 0.5, the sd of
   stats.minimum_detectable_effect's planning floor). The normal floor claimed far too much near a ceiling
-  (ndcg@10 at 0.996: 0.012, where losing values at that rate needs about 0.06 to be seen).
+  (PubMedQA's ndcg@10 at 0.996: 0.012; 0.051 for questions losing their value, 0.013 for a spread change).
 
 With groups (clusters.py) the test flips the groups' sums, so the units above are the groups: their count, their
 non-tied sums, a group losing its whole sum (a document whose questions all fail); the MDE is still a change of

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from axiom.evaluation.stats import ZERO
+
 HEADLINE = ("ndcg@10", "evidence_recall@10", "semantic_similarity", "chrf", "rouge_l")
 
 
@@ -96,8 +98,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                      f"{_f(d['median_mde'])} |")
     lines += ["", "## Null variants against the baseline on the whole set", "",
               "Questions whose value differs from the baseline beyond the statistics core's tie tolerance "
-              "(1e-9), bit-for-bit, and the largest |difference|; metrics where every value is identical are "
-              "left out.", "", "| variant | metric | pairs | differ (> 1e-9) | differ (bitwise) | max abs diff |",
+              f"({ZERO:g}, stats.ZERO), bit-for-bit, and the largest |difference|; metrics where every value is "
+              "identical are left out.", "",
+              f"| variant | metric | pairs | differ (> {ZERO:g}) | differ (bitwise) | max abs diff |",
               "|---|---|---|---|---|---|"]
     for name, per in cal["null_differences"].items():
         changed = [(m, d) for m, d in per.items() if d["differ_bitwise"]]

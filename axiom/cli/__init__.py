@@ -24,6 +24,7 @@ from axiom.cli import (
     ingest,
     metrics,
     notebooks,
+    plan,
     query,
     retrieval_eval,
     serve,
@@ -40,7 +41,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 log = logging.getLogger("axiom.cli")
 
 # In the order of `axiom --help`.
-COMMANDS = (ingest, query, status, evaluate, metrics, retrieval_eval, serve, notebooks, dataset, cache)
+COMMANDS = (ingest, query, status, evaluate, plan, metrics, retrieval_eval, serve, notebooks, dataset, cache)
 
 # Flags several commands share -> (the setting each overrides, the flag named when its value is invalid).
 SETTING_FLAGS = (

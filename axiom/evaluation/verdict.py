@@ -20,9 +20,16 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 secondaries (max-T with the same sign flips by default); aliases: their representative's;
                 constants: none (not tested). `correction` names the method. Primaries also carry `p_drop`,
                 the one-sided p against a drop, and `p_drop_adj` (Holm over the primaries): the gate's test
-    mde         minimum detectable effect: the smallest |delta| this set detects with 80% power at the
-                level of the metric's test (stats.minimum_detectable_effect, the sd inflated by the design effect
-                when it is above 1; NaN when the metric has no variance)
+    mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at the
+                corrected level, for the test actually used, when questions lose their value (a regression:
+                sensitivity.detectable_change: the exact sign test on the discordant pairs for 0/1 metrics, a
+                cached simulation of the sign-flip test otherwise, by group when grouped; the planning
+                assumption in the same simulation only when the differences have no variance); `mde_spread` the
+                same for a change spread over every question (smaller; None for 0/1 metrics), `mde_method`
+                which computation, `mde_power` the power; NaN when out of reach or nothing can be lost. The line
+                reads "detects a change of X with 80% power (Y when every question moves; n ...)"
+    untied      the units the test flips (questions, or groups) whose difference is not a tie, and `smallest_p`
+                the smallest p the test can reach with them (2 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
                 only, never a dead band (run-to-run variance enters the test and the interval instead:
                 axiom.evaluation.repeats)
@@ -31,10 +38,12 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 from the one-sided (1 - alpha) bound of the drop `drop_bound` (unadjusted): outcomes.py
 
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
-`stats.min_questions` (even a unanimous change could not be significant after correction); "better" / "worse"
-when p_adj < alpha (direction from the metric's orientation); otherwise "no detectable change". `settle` is the
-one place the correction, the MDE, the verdicts and the outcomes are decided (compare_metrics and
-repeats.compare_with_repeats both call it). Intervals are unadjusted, and labelled so next to p_adj.
+`stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
+differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with k
+non-tied units it is 2 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
+orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the verdicts
+and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it). Intervals are
+unadjusted, and labelled so next to p_adj.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from axiom.evaluation import family, outcomes, stats
+from axiom.evaluation import family, outcomes, sensitivity, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
@@ -100,29 +109,50 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
     return ids, np.asarray([a[i] for i in ids], dtype=float), np.asarray([b[i] for i in ids], dtype=float)
 
 
-def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters
-                ) -> dict[str, Any]:
+def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters,
+                family_bound: int = 1) -> dict[str, Any]:
+    """The statistics of one metric that do not depend on the family; `family_bound` (how many metrics are
+    compared together) sets the Holm thresholds the Monte Carlo p must settle (stats.paired_randomisation_test).
+    `untied`: the units (groups when grouped) whose difference is not a tie; `smallest_p`: the smallest p the
+    test can reach with them (sensitivity.smallest_p), what "too few questions to tell" is decided from."""
     n = int(xa.size)
     if n == 0:
         return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
-                "p_adj": None, "mde": None, "sd": None, "wins": 0, "losses": 0, "ties": 0, "groups": 0,
-                "design_effect": None}
+                "p_adj": None, "mde": None, "mde_method": None, "sd": None, "wins": 0, "losses": 0, "ties": 0,
+                "groups": 0, "design_effect": None, "untied": 0, "smallest_p": None}
     diff = xb - xa
     low, high, method = stats.paired_difference_ci(xa, xb, samples=config.bootstrap_samples, seed=config.seed,
                                                    label=name, clusters=clusters)
+    thresholds = [config.alpha / j for j in range(1, max(1, family_bound) + 1)]
     p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations,
-                                        clusters=clusters)
+                                        clusters=clusters, thresholds=thresholds)
+    untied = int(sensitivity.untied_units(diff, clusters).size)
     return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
             "ci": [_num(low), _num(high)], "interval": method, "p": _num(p), "p_adj": None, "mde": None,
-            "sd": _num(stats.planning_sd(xa, xb)),
+            "mde_method": None, "sd": _num(stats.planning_sd(xa, xb)),
             "wins": int(np.sum(diff > stats.ZERO)), "losses": int(np.sum(diff < -stats.ZERO)),
             "ties": int(np.sum(np.abs(diff) <= stats.ZERO)), "groups": clusters.count,
-            "design_effect": _num(design_effect(diff, clusters))}
+            "design_effect": _num(design_effect(diff, clusters)), "untied": untied,
+            "smallest_p": sensitivity.smallest_p(untied)}
+
+
+def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
+                    config: StatsConfig, level: float) -> None:
+    """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level` when
+    questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every question
+    moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
+    simulations = min(sensitivity.SIMULATIONS, max(100, config.permutations // 10))  # one Monte Carlo budget
+    found = sensitivity.detectable_change(xa, xb, level=level, power=config.power,
+                                          seed=config.seed, clusters=clusters, simulations=simulations)
+    entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), found.method, config.power
+    entry["mde_spread"] = _num(found.spread)
 
 
 def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
     units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
+        return TOO_FEW
+    if sensitivity.too_few(int(entry.get("untied") or 0), alpha / max(1, family)):  # no outcome could reach it
         return TOO_FEW
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
@@ -151,7 +181,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     for name in names:
         ids, xa, xb = paired[name]
         clusters = Clusters.of(ids, groups)
-        out[name] = _one_metric(name, xa, xb, config, clusters)
+        out[name] = _one_metric(name, xa, xb, config, clusters, family_bound=len(names))
         out[name]["spread"] = float((spread or {}).get(name) or 0.0)
         if name in chosen:
             out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
@@ -181,13 +211,15 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
     for name, entry in out.items():
         primary = name in fam.primaries
         size = k if primary else m
-        if entry["n"] and (run_sd is None or name in run_sd):
-            sd = (run_sd or {}).get(name, entry["sd"] if entry["sd"] is not None else float("nan"))
-            if run_sd is None:
-                sd *= math.sqrt(max(1.0, entry["design_effect"] or 1.0))  # clustering: fewer effective questions
-            # a primary's drop is tested one-sided at alpha/k: two-sided at 2 alpha/k
-            entry["mde"] = _num(stats.minimum_detectable_effect(sd, entry["n"], alpha=config.alpha * (2 if primary
-                                                                else 1), family=size, power=config.power))
+        # a primary's drop is tested one-sided at alpha/k: the two-sided level 2 alpha/k
+        level = config.alpha * (2 if primary else 1) / size
+        if entry["n"] and run_sd is not None and name in run_sd:  # the run term: normal theory with its sd
+            entry["mde"] = _num(stats.minimum_detectable_effect(run_sd[name], entry["n"], alpha=level, family=1,
+                                                                power=config.power))
+            entry["mde_method"], entry["mde_power"], entry["mde_spread"] = "normal (run term)", config.power, None
+        elif entry["n"] and run_sd is None:
+            ids, xa, xb = paired[name]
+            set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level)
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
         if primary:
             entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],
@@ -251,8 +283,11 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     if head is None:
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
     if head is not None:
-        parts.append(f"this set cannot detect changes below {metrics[head]['mde']:.3f} in {head} "
-                     f"(n {metrics[head]['n']}{_cluster_note(metrics[head])})")
+        spread = metrics[head].get("mde_spread")
+        parts.append(f"this set detects a change of {metrics[head]['mde']:.3f} in {head} with "
+                     f"{float(metrics[head].get('mde_power') or 0.8):.0%} power ("
+                     + ("" if spread is None else f"{spread:.3f} when every question moves; ")
+                     + f"n {metrics[head]['n']}{_cluster_note(metrics[head])})")
     few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
     for m, e in metrics.items():
         if _clustered(e) and e["groups"] < FEW_GROUPS:

@@ -42,6 +42,7 @@ FAILURES: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("compare",): (["compare", "{tmp}/run-a", "{tmp}/run-b"], "UsageError"),
     ("metrics", "agreement"): (["metrics", "agreement", "{tmp}/run-a", "--labels", "{tmp}/missing.jsonl"],
                                "DatasetError"),
+    ("plan",): (["plan", "--metric", "ndcg@10", "--effect", "-0.05", "--from", "{tmp}/run-a"], "UsageError"),
     ("retrieval-eval",): (["retrieval-eval", "beir", "{tmp}/missing"], "DatasetError"),
     ("bench",): (["bench", "beir", "{tmp}/missing"], "DatasetError"),
     ("notebooks", "run"): (["notebooks", "run", "--fail-on-regression"], "UsageError"),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from axiom.errors import DatasetError
-from axiom.evaluation import stats
+from axiom.evaluation import sensitivity, stats
 from axiom.evaluation.clusters import (
     Clusters,
     cluster_bootstrap_ci,
@@ -86,7 +86,11 @@ def test_compare_metrics_by_group() -> None:
     assert grouped["p"] >= independent["p"]  # 8 units, not 48: the evidence is weaker
     width = grouped["ci"][1] - grouped["ci"][0]
     assert width > independent["ci"][1] - independent["ci"][0]
-    assert grouped["mde"] == pytest.approx(independent["mde"] * math.sqrt(grouped["design_effect"]))
+    # the MDE of the test used: its sign flips act on the 8 group sums (sensitivity.py), larger than the
+    # independent one, and at least the independent one inflated by the design effect (the normal-theory
+    # value, which assumes many groups)
+    assert grouped["mde_method"] == sensitivity.SIMULATED and grouped["mde"] > independent["mde"]
+    assert grouped["mde"] >= independent["mde"] * math.sqrt(grouped["design_effect"])
     line = verdict_line({"m": grouped})
     assert "in 8 groups, design effect" in line
     assert "warning: the questions of m fall in only 8 group(s), fewer than 10" in line

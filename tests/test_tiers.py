@@ -20,7 +20,7 @@ def test_every_module_using_a_shared_session_server_is_in_its_group() -> None:
 def test_a_folder_with_session_wide_things_is_one_group_and_other_modules_are_their_own() -> None:
     assert xdist_group_of("tests/containers/test_containers.py::test_x") == "docker"
     assert xdist_group_of("tests/containers/test_environment_pins.py::test_p") == "docker"
-    assert xdist_group_of("tests/containers/test_containers_cluster.py::test_y[a]") == "docker-cluster"
+    assert xdist_group_of("tests/containers/test_containers_cluster.py::test_y[a]") == "docker"
     assert xdist_group_of("tests/distributed/test_ray_sweep.py::test_z") == "ray"
     assert xdist_group_of("tests/notebooks/test_units.py::test_u") == "notebooks"
     assert xdist_group_of("tests/service/test_service.py::test_a") == "tests/service/test_service.py"
@@ -33,15 +33,15 @@ class Item:
 
 
 def test_the_longest_groups_are_handed_out_first_and_every_group_stays_together() -> None:
-    ids = ["tests/core/test_a.py::t1", "tests/containers/test_containers_cluster.py::c", "tests/core/test_b.py::t1",
-           "tests/core/test_b.py::t2", "tests/containers/test_containers.py::s1", "tests/core/test_a.py::t2",
-           "tests/core/test_b.py::t3", "tests/containers/test_containers.py::s2", "tests/distributed/test_r.py::r"]
+    ids = ["tests/core/test_a.py::t1", "tests/containers/test_containers.py::s1", "tests/core/test_b.py::t1",
+           "tests/core/test_b.py::t2", "tests/containers/test_containers.py::s2", "tests/core/test_a.py::t2",
+           "tests/core/test_b.py::t3", "tests/containers/test_containers_cluster.py::c", "tests/distributed/test_r.py::r"]
     ordered = [i.nodeid for i in longest_first([Item(n) for n in ids])]
     assert ordered == ["tests/containers/test_containers.py::s1", "tests/containers/test_containers.py::s2",
                        "tests/containers/test_containers_cluster.py::c", "tests/distributed/test_r.py::r",
                        "tests/core/test_b.py::t1", "tests/core/test_b.py::t2", "tests/core/test_b.py::t3",
                        "tests/core/test_a.py::t1", "tests/core/test_a.py::t2"]
-    assert LONGEST_GROUPS[:2] == ("docker", "docker-cluster")
+    assert LONGEST_GROUPS[:2] == ("docker", "ray")
 
 
 def test_every_module_named_in_the_groups_exists() -> None:

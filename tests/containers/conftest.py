@@ -46,8 +46,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, container_report: list
     root.mkdir()
     copy_project(root)
     project = f"axiomtest{uuid.uuid4().hex[:8]}"
-    s = Stack(root, project, tmp_path / "docker.log",
-              default_ports=not getattr(request.module, "RUNS_BESIDE_ANOTHER_STACK", False))
+    s = Stack(root, project, tmp_path / "docker.log")
     # The evaluation job runs on a slice of the sample golden set: the test is about the plumbing.
     golden = (root / "evaluation/datasets/sample/golden.jsonl").read_text(encoding="utf-8").splitlines()
     subset = root / "evaluation/datasets/container-test/golden.jsonl"

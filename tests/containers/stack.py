@@ -146,7 +146,7 @@ def dockerfile_torch_version() -> str:
 class Stack:
     """Runs docker / compose commands in the project copy, logging everything to one file."""
 
-    def __init__(self, root: Path, project: str, log_path: Path, *, default_ports: bool = True) -> None:
+    def __init__(self, root: Path, project: str, log_path: Path) -> None:
         self.root = root
         self.project = project
         self.image_name = project  # AXIOM_IMAGE_NAME: this run's images never replace a developer's
@@ -155,9 +155,7 @@ class Stack:
         # AXIOM_UID / AXIOM_GID from the shell, as in DOCKER_SETUP.md: AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker ...
         self.env = clean_env() | {"COMPOSE_PROJECT_NAME": project, "AXIOM_UID": str(STACK_UID),
                                   "AXIOM_GID": str(STACK_GID)}
-        # The documented ports when they are free; a stack that runs beside another one (the cluster test, on its
-        # own xdist worker) takes ports the system picks, so the two never choose the same free port at once.
-        self.ports = {name: free_port(port if default_ports else 0) for name, port in DEFAULT_PORTS.items()}
+        self.ports = {name: free_port(port) for name, port in DEFAULT_PORTS.items()}
         self.jupyter_token = secrets.token_hex(24)
         self.ray_token = secrets.token_hex(32)
         self.times: dict[str, float] = {}

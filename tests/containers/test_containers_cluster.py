@@ -1,7 +1,7 @@
 """compose's `cluster` profile (issue 17): DOCKER_SETUP.md's "A Ray cluster" block run line by line on a real
-Docker engine, in a copy of the project (the `stack` fixture of conftest.py). Under xdist it runs on its own worker,
-beside test_containers.py's stack (tests/conftest.py's "docker-cluster" group): the two builds share the engine's
-build cache, and this stack takes ports the system picks."""
+Docker engine, in a copy of the project (the `stack` fixture of conftest.py). It runs after test_containers.py, on the
+same xdist worker (tests/conftest.py's "docker" group), whose builds leave in the cache the backend layers that the
+cluster image starts from."""
 
 from __future__ import annotations
 
@@ -22,8 +22,6 @@ from tests.containers.stack import (
     owners,
     torch_wheel_build_args,
 )
-
-RUNS_BESIDE_ANOTHER_STACK = True  # read by the `stack` fixture: ports the system picks, not the documented ones
 
 
 def doc_cluster_lines() -> list[str]:

@@ -28,6 +28,8 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 same for a change spread over every question (smaller; None for 0/1 metrics), `mde_method`
                 which computation, `mde_power` the power; NaN when out of reach or nothing can be lost. The line
                 reads "detects a change of X with 80% power (Y when every question moves; n ...)"
+    unpaired    questions measured in one run and not the other: left out of n, counted, and named in the
+                verdict line ("left out, measured in one run only: ...")
     untied      the units the test flips (questions, or groups) whose difference is not a tie, and `smallest_p`
                 the smallest p the test can reach with them (2 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
@@ -183,6 +185,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
         clusters = Clusters.of(ids, groups)
         out[name] = _one_metric(name, xa, xb, config, clusters, family_bound=len(names))
         out[name]["spread"] = float((spread or {}).get(name) or 0.0)
+        out[name]["unpaired"] = unpaired_count(per_a.get(name, {}), per_b.get(name, {}))
         if name in chosen:
             out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
             out[name]["drop_bound"] = outcomes.one_sided_drop_bound(
@@ -190,6 +193,14 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
                 clusters=clusters, lower_is_better=name in LOWER_IS_BETTER)
     settle(out, paired, config=config, groups=groups, primaries=chosen)
     return out
+
+
+def unpaired_count(a: Mapping[str, float], b: Mapping[str, float]) -> int:
+    """Questions measured (a finite value) in one run and not the other: left out of the paired comparison, and
+    said so in the verdict (a comparison must not silently shrink to the questions both runs could answer)."""
+    measured_a = {i for i, v in a.items() if is_finite(v)}
+    measured_b = {i for i, v in b.items() if is_finite(v)}
+    return len(measured_a ^ measured_b)
 
 
 def paired_all(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]],
@@ -279,6 +290,10 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     if too_few:
         parts.append("too few questions to tell on " + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
     parts += _family_note(metrics)
+    unpaired = {m: int(e.get("unpaired") or 0) for m, e in metrics.items() if e.get("unpaired")}
+    if unpaired:
+        parts.append("left out, measured in one run only: " + ", ".join(f"{k} question(s) of {m}"
+                                                                         for m, k in unpaired.items()))
     head = next((m for m in headline if m in metrics and metrics[m].get("mde") is not None), None)
     if head is None:
         head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)

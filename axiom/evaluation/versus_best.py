@@ -11,7 +11,6 @@ above alpha is "not distinguishable from the best": the sweep's honest answer is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from axiom.evaluation.clusters import Clusters, question_groups
 from axiom.evaluation.run_folder import load_run
 from axiom.evaluation.stats import holm, paired_difference_ci, paired_randomisation_test
+from axiom.evaluation.verdict import paired_values
 
 ALPHA = 0.05
 BOOTSTRAP_SAMPLES = 2000
@@ -43,12 +43,9 @@ def compare_with_best(values: Mapping[str, Mapping[str, float]], order: Sequence
     raw: dict[str, float] = {}
     out: dict[str, dict[str, Any]] = {}
     for name in order[1:]:
-        other = values.get(name) or {}
-        ids = [i for i in best if i in other and math.isfinite(best[i]) and math.isfinite(other[i])]
+        ids, a, b = paired_values(best, values.get(name) or {})
         if not ids:
             continue
-        a = np.array([best[i] for i in ids])
-        b = np.array([other[i] for i in ids])
         clusters = Clusters.of(ids, groups) if groups else None
         raw[name] = paired_randomisation_test(a, b, seed=seed, label=f"best:{name}", clusters=clusters)
         low, high, _method = paired_difference_ci(a, b, samples=BOOTSTRAP_SAMPLES, seed=seed, label=f"best:{name}",

@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock
-
 STANDIN_LABEL = "org.axiom-workbench.test-standin"
 DEBIAN_SUITE = "bookworm"  # python3 3.11, as python:3.11-slim
 HOST_EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -118,15 +116,7 @@ def _legacy_build_env() -> dict[str, str]:
 
 
 def ensure_image(name: str, build_standin: Callable[[], None], log: Log) -> str:
-    """Make `name` available locally; returns how it was obtained (for the report). The container tests run on
-    two xdist workers at once: a lock per image name (a file lock, across processes) makes the second caller wait
-    for the first one's pull or stand-in and then find the image, instead of building it a second time."""
-    lock = Path(tempfile.gettempdir()) / f"axiom-test-image-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.lock"
-    with FileLock(lock):
-        return _ensure_image(name, build_standin, log)
-
-
-def _ensure_image(name: str, build_standin: Callable[[], None], log: Log) -> str:
+    """Make `name` available locally; returns how it was obtained (for the report)."""
     if image_exists(name):
         return "stand-in (built earlier)" if is_standin(name) else "present"
     started = time.monotonic()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from axiom.evaluation.clusters import Clusters, question_groups
-from axiom.evaluation.run_folder import load_run
+from axiom.evaluation.run_folder import RESULTS_PARQUET, load_run
 from axiom.evaluation.stats import holm, paired_difference_ci, paired_randomisation_test
 from axiom.evaluation.verdict import paired_values
 
@@ -58,14 +58,14 @@ def compare_with_best(values: Mapping[str, Mapping[str, float]], order: Sequence
     return out
 
 
-def run_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dict[str, dict[str, float]],
+def sweep_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dict[str, dict[str, float]],
                                                                            dict[str, str]]:
     """Per combination label, the per-question values of `metric` from its run folder (results.parquet), and the
     question groups of the first run that has them (the same golden set in every combination)."""
     values: dict[str, dict[str, float]] = {}
     groups: dict[str, str] = {}
     for name, path in run_paths.items():
-        if path is None or not (Path(path) / "results.parquet").is_file():
+        if path is None or not (Path(path) / RESULTS_PARQUET).is_file():
             continue
         record = load_run(path)
         values[name] = record.per_question(metric)
@@ -77,7 +77,7 @@ def run_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dict[
 def with_tests_against_best(table: Any, run_paths: Mapping[str, Path | None], metric: str) -> Any:
     """The sweep's ranked summary (best first, a `combination` column) with the comparison columns added: empty
     for the best row and for combinations without per-question values."""
-    values, groups = run_values(run_paths, metric)
+    values, groups = sweep_values(run_paths, metric)
     tested = compare_with_best(values, list(table["combination"]), groups=groups or None)
     table = table.copy()
     for column, key in ((DIFF, "diff"), (LOW, "ci_low"), (HIGH, "ci_high"), (P_HOLM, "p_holm"),

@@ -20,9 +20,12 @@ from axiom.evaluation.answer_metrics.groundedness import (
 )
 from axiom.evaluation.answer_metrics.groundedness_features import (
     FEATURE_NAMES,
+    TokenVectorMemo,
     context_segments,
     measure_answer,
     split_claims,
+    token_model,
+    token_vector_memo,
 )
 
 CONTEXTS = [
@@ -155,3 +158,40 @@ def test_word_piece_vectors_pool_to_the_sentence_vector(embedder) -> None:
     pooled = tokens.vectors.mean(axis=0)
     pooled /= np.linalg.norm(pooled)
     assert float(pooled @ embedder.embed([text])[0]) > 0.9999
+
+
+class _CountingModel:
+    """A word-piece model that counts the texts it encodes (the real model underneath)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.model_id, self.encoded = inner, inner.model_id, []
+
+    def token_vectors(self, texts):
+        self.encoded.extend(texts)
+        return token_model(self.inner).token_vectors(texts)
+
+
+def test_an_embedders_memo_serves_every_evaluation_that_uses_it(embedder, model: GroundednessModel) -> None:
+    counting = _CountingModel(embedder)
+    first = score_groundedness([SUPPORTED], [CONTEXTS], counting, model)
+    segments = context_segments(CONTEXTS)
+    assert set(segments) <= set(counting.encoded)
+    counting.encoded.clear()
+    again = score_groundedness([PLANTED["wrong number"], SUPPORTED], [CONTEXTS] * 2, counting, model)
+    assert not set(segments) & set(counting.encoded)  # the contexts come from the memo now
+    known = {c.text for c in split_claims(SUPPORTED)}
+    assert counting.encoded == [c.text for c in split_claims(PLANTED["wrong number"]) if c.text not in known]
+    assert again[1] == first[0]  # the same answer scores the same, from the memo or not
+    other = _CountingModel(embedder)
+    score_groundedness([SUPPORTED], [CONTEXTS], other, model)
+    assert set(segments) <= set(other.encoded)  # another embedder: its own memo
+    assert token_vector_memo(counting) is token_vector_memo(counting) is not token_vector_memo(other)
+
+
+def test_the_memo_drops_the_least_recently_used_text(embedder) -> None:
+    memo = TokenVectorMemo(token_model(embedder))
+    memo.prime(["alpha one.", "beta two."])
+    memo.max_bytes = memo.bytes  # full: one more text drops one
+    memo.prime(["alpha one."])  # alpha used again: beta is now the oldest
+    memo.prime(["gamma three."])
+    assert list(memo._by_text) == ["alpha one.", "gamma three."]

@@ -31,11 +31,10 @@ from axiom.evaluation.answer_metrics.groundedness_features import (
     AnswerMeasures,
     Claim,
     ClaimMeasures,
-    TokenVectorMemo,
     answer_features,
     measure_answer,
     texts_to_encode,
-    token_model,
+    token_vector_memo,
 )
 
 MODEL_PATH = Path(__file__).with_name("groundedness_model.json")
@@ -148,7 +147,7 @@ def score_groundedness(answers: Sequence[str], contexts: Sequence[Sequence[str]]
     if len(answers) != len(contexts):
         raise EvaluationError(f"groundedness: {len(answers)} answers but {len(contexts)} context lists")
     model = model or default_model()
-    memo = TokenVectorMemo(token_model(embedder))
+    memo = token_vector_memo(embedder)  # shared by the evaluations that use this embedder
     out: list[GroundednessResult] = []
     for start in range(0, len(answers), ENCODE_ANSWERS):  # each distinct text encoded once, in batches
         pairs = list(zip(answers[start:start + ENCODE_ANSWERS], contexts[start:start + ENCODE_ANSWERS], strict=True))

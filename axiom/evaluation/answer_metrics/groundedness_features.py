@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -214,25 +216,47 @@ def token_model(embedder: Embedder):
 
 
 class TokenVectorMemo:
-    """Word-piece vectors by text for one evaluation: each distinct text (a claim, a context segment: the same
-    chunks come back for many questions) is encoded once, in batches; at most `max_bytes` of vectors are kept,
-    the oldest dropped first. Vectors do not depend on the batch a text is encoded in (attention masks)."""
+    """Word-piece vectors by text: each distinct text (a claim, a context segment: the same chunks come back for
+    many questions, and for every repetition of a run) is encoded once, in batches; at most `max_bytes` of
+    vectors are kept, the least recently used dropped first. Vectors do not depend on the batch a text is
+    encoded in (attention masks). `token_vector_memo` gives the one that lives as long as an embedder."""
 
     def __init__(self, model: Any, max_bytes: int = 256 << 20) -> None:
         self.model, self.max_bytes, self.bytes = model, max_bytes, 0
         self._by_text: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.RLock()  # evaluations in threads may share one (`token_vector_memo`)
 
     def prime(self, texts: Sequence[str]) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._by_text))
-        for text, tokens in zip(missing, self.model.token_vectors(missing) if missing else [], strict=True):
-            self._by_text[text] = tokens
-            self.bytes += tokens.vectors.nbytes
-        while self.bytes > self.max_bytes and len(self._by_text) > len(missing):
-            self.bytes -= self._by_text.popitem(last=False)[1].vectors.nbytes
+        with self._lock:
+            for text in dict.fromkeys(t for t in texts if t in self._by_text):
+                self._by_text.move_to_end(text)  # used now: the last to be dropped
+            missing = list(dict.fromkeys(t for t in texts if t not in self._by_text))
+            for text, tokens in zip(missing, self.model.token_vectors(missing) if missing else [], strict=True):
+                self._by_text[text] = tokens
+                self.bytes += tokens.vectors.nbytes
+            while self.bytes > self.max_bytes and len(self._by_text) > len(missing):
+                self.bytes -= self._by_text.popitem(last=False)[1].vectors.nbytes
 
     def token_vectors(self, texts: Sequence[str]) -> list[Any]:
-        self.prime(texts)
-        return [self._by_text[t] for t in texts]
+        with self._lock:
+            self.prime(texts)
+            return [self._by_text[t] for t in texts]
+
+
+# embedder -> its memo: an evaluation's repetitions, and the runs of one process that share an embedder (a
+# notebook kernel, a sweep, a benchmark), encode each context once. Dropped with the embedder.
+_MEMOS: weakref.WeakKeyDictionary[Any, TokenVectorMemo] = weakref.WeakKeyDictionary()
+_MEMOS_LOCK = threading.Lock()
+
+
+def token_vector_memo(embedder: Embedder) -> TokenVectorMemo:
+    """The word-piece memo of `embedder` (see `token_model`), created on first use and kept as long as
+    `embedder` is (at most 256 MiB of vectors)."""
+    with _MEMOS_LOCK:
+        memo = _MEMOS.get(embedder)
+        if memo is None:
+            memo = _MEMOS[embedder] = TokenVectorMemo(token_model(embedder))
+        return memo
 
 
 def texts_to_encode(answer: str, contexts: Sequence[str]) -> list[str]:

@@ -1,0 +1,111 @@
+"""Graded faults for the calibration under run-to-run noise (`bench.noisy_gate_calibration`): a share of the
+questions, drawn afresh for every faulty run, gets a wrong ranking (the retriever answers another question) or
+an answer quoted from a document that is not among its contexts (a hallucination the answer's own contexts do
+not support). Each question is hit independently with probability `fraction` (seeded by the run and the
+question), so the drop of a faulty run is random around `fraction` times the drop of a run faulted everywhere.
+
+Both are installed for the duration of a `with` block, as `gate_variants.drop_best_hit` is, and only pipelines
+built inside the block are affected."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which questions a faulty run hits: each independently with probability `fraction`, seeded by `seed`."""
+
+    fraction: float
+    seed: int
+
+    def hits(self, question: str) -> bool:
+        if self.fraction <= 0:
+            return False
+        draw = np.random.default_rng([self.seed, zlib.crc32(question.encode("utf-8"))]).random()
+        return bool(draw < self.fraction)
+
+
+class WrongQueryRetriever:
+    """Retrieves for `partner[question]` instead of the question when the selection hits it. No
+    `retrieve_vectors`: the pipeline then calls `retrieve_batch` with the texts, which is where the swap is."""
+
+    def __init__(self, inner: Any, partner: Mapping[str, str], selection: Selection) -> None:
+        self.inner, self.partner, self.selection = inner, partner, selection
+        self.name = inner.name
+
+    def _query(self, question: str) -> str:
+        return self.partner.get(question, question) if self.selection.hits(question) else question
+
+    def retrieve(self, query: str, k: int) -> list[Any]:
+        return self.inner.retrieve(self._query(query), k)
+
+    def retrieve_batch(self, queries: Sequence[str], k: int) -> list[list[Any]]:
+        return self.inner.retrieve_batch([self._query(q) for q in queries], k)
+
+
+class ForeignQuoteGenerator:
+    """Answers a hit question from `donor[question]` (another document's text) instead of its contexts, then
+    reports the real contexts: the answer quotes text its sources do not contain. Otherwise the inner generator."""
+
+    def __init__(self, inner: Any, donor: Mapping[str, str], selection: Selection) -> None:
+        self.inner, self.donor, self.selection = inner, donor, selection
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:  # stochastic, start_repetition, prepare, ...
+        return getattr(self.inner, name)
+
+    def generate(self, question: str, contexts: Sequence[Any]) -> Any:
+        from axiom.generation import citations_for, cited_numbers
+        from axiom.types import Hit
+
+        if not contexts or question not in self.donor or not self.selection.hits(question):
+            return self.inner.generate(question, contexts)
+        first = contexts[0]
+        foreign = [Hit(first.chunk_id, first.source, first.page, first.score, self.donor[question])]
+        answer = self.inner.generate(question, foreign)
+        answer.contexts = list(contexts)
+        answer.citations = citations_for(cited_numbers(answer.answer, len(contexts)), contexts)
+        return answer
+
+
+@contextmanager
+def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[str, str],
+           wrong_ranking: Selection | None = None, foreign_quote: Selection | None = None) -> Iterator[None]:
+    """Inside the block, pipelines built under `retriever_name` retrieve for the partner question of the
+    questions `wrong_ranking` hits, and answer the questions `foreign_quote` hits from their donor text."""
+    import axiom.pipeline
+    from axiom.retrieval import RETRIEVERS
+
+    with ExitStack() as undo:
+        if wrong_ranking is not None:
+            original = RETRIEVERS[retriever_name]
+
+            def factory(store: Any, embedder: Any, cfg: Any, built: dict[str, Any]) -> Any:
+                return WrongQueryRetriever(original(store, embedder, cfg, built), partner, wrong_ranking)
+
+            RETRIEVERS[retriever_name] = factory
+            undo.callback(RETRIEVERS.__setitem__, retriever_name, original)
+        if foreign_quote is not None:
+            make = axiom.pipeline.make_generator
+
+            def make_faulty(*args: Any, **kwargs: Any) -> Any:
+                return ForeignQuoteGenerator(make(*args, **kwargs), donor, foreign_quote)
+
+            axiom.pipeline.make_generator = make_faulty
+            undo.callback(setattr, axiom.pipeline, "make_generator", make)
+        yield
+
+
+def partners(questions: Sequence[str], *, offset: int) -> dict[str, str]:
+    """question i -> question (i + offset) mod n: a fixed derangement of the set (offset not a multiple of n)."""
+    n = len(questions)
+    if n < 2 or offset % n == 0:
+        raise ValueError(f"offset {offset} maps some question of {n} to itself")
+    return {q: questions[(i + offset) % n] for i, q in enumerate(questions)}

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -242,12 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     started, t0 = datetime.now(UTC), time.perf_counter()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     runner = Runner(golden, corpus, args.work, temperature=args.temperature, repeat=args.repeat, log=log)
     result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log,
                        save=lambda r: progress_file.write_text(json.dumps(r, indent=1, default=float)))
-    import subprocess
-
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     header = [f"- date: {started:%Y-%m-%d %H:%M} UTC; git commit {commit}; command: `python -m "
               f"bench.noisy_gate_calibration {' '.join(argv if argv is not None else sys.argv[1:])}`",
               f"- set: {len(read_lines(golden))} questions; temperature {args.temperature}, repeat {args.repeat}, "

@@ -138,10 +138,13 @@ def group_index(ids: Sequence[str], groups: Mapping[str, str] | None) -> np.ndar
 
 
 def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, seed: int, label: str,
-                          permutations: int = stats.PERMUTATIONS, groups: np.ndarray | None = None) -> float:
+                          permutations: int = stats.PERMUTATIONS, groups: np.ndarray | None = None,
+                          thresholds: Sequence[float] = ()) -> float:
     """Two-sided p of "mean(diff) is 0" when the mean also carries run-level noise (see the module docstring);
     `terms`: (variance of each run's mean from run noise, its degrees of freedom). `groups` (row -> group
-    number, `group_index`): the signs flip per group (its questions' summed differences), not per question."""
+    number, `group_index`): the signs flip per group (its questions' summed differences), not per question.
+    `thresholds`: the levels p will be compared with; random sign draws continue until p's side of each is
+    settled, as in stats.paired_randomisation_test (none: one batch of `permutations`)."""
     diff = np.asarray(diff, dtype=float)
     keep = ~np.isnan(diff)
     diff = diff[keep]
@@ -170,10 +173,9 @@ def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], 
     if m <= stats.EXACT_MAX_NONZERO:
         signs = ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2 - 1
         return float(np.mean(tail(signs @ nonzero / n)))
-    signs = _rng(seed, label).integers(0, 2, size=(permutations, m), dtype=np.int8) * 2 - 1
-    drawn = tail(signs @ nonzero / n)
     # the observed assignment counts as one draw, as a hit (as in stats.paired_randomisation_test: never 0)
-    return float(min(1.0, (drawn.sum() + 1.0) / (permutations + 1)))
+    return min(1.0, stats.settled_sign_flip_p(lambda sums: tail(sums / n), nonzero, _rng(seed, label),
+                                              permutations, thresholds))
 
 
 def two_level_bootstrap_ci(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, samples: int, seed: int,
@@ -200,6 +202,13 @@ def two_level_bootstrap_ci(diff: np.ndarray, terms: Sequence[tuple[float, int]],
     if tau2 > 0:
         means = means + math.sqrt(tau2) * rng.standard_t(df, size=samples)
     return stats.percentile_interval(means, level)
+
+
+def decision_levels(alpha: float, metrics: int) -> list[float]:
+    """The levels a two-sided p of a family of `metrics` is compared with: Holm's alpha / j, and 2 alpha / j
+    for a primary's one-sided drop (its p_drop is half the two-sided p)."""
+    steps = range(1, max(1, metrics) + 1)
+    return sorted({alpha / j for j in steps} | {min(1.0, 2 * alpha / j) for j in steps})
 
 
 def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
@@ -233,7 +242,8 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
         entry["run_variance"] = tau2
         index = group_index(ids, groups)
         entry["p"] = paired_test_with_runs(xb - xa, terms, seed=config.seed, label=name,
-                                           permutations=config.permutations, groups=index)
+                                           permutations=config.permutations, groups=index,
+                                           thresholds=decision_levels(config.alpha, len(out)))
         low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
                                            label=name, groups=index)
         entry["ci"] = [low, high]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -177,15 +177,26 @@ def _monte_carlo_p(nonzero: np.ndarray, bar: float, rng: np.random.Generator, pe
                    thresholds: Sequence[float]) -> float:
     """(hits + 1) / (draws + 1) over random sign assignments, drawn in doubling batches until every threshold's
     side is settled (see the module docstring)."""
-    m = nonzero.size
-    hits = draws = 0
+    return settled_sign_flip_p(lambda sums: np.abs(sums) >= bar, nonzero, rng, permutations, thresholds)
+
+
+def settled_sign_flip_p(tail: Callable[[np.ndarray], np.ndarray], units: np.ndarray, rng: np.random.Generator,
+                        permutations: int, thresholds: Sequence[float]) -> float:
+    """(sum of tail(signs @ units) + 1) / (draws + 1) over random sign vectors, drawn in doubling batches of
+    `permutations` until every threshold's side is settled (see the module docstring). `tail` maps each draw's
+    signed sum to its share of the p-value in [0, 1]: 1 or 0 for a plain sign-flip test; a probability when
+    the statistic carries more noise (repeats.paired_test_with_runs). The settling rule is the binomial one,
+    conservative for a share in [0, 1] (its variance is at most p(1 - p))."""
+    m = units.size
+    hits = 0.0
+    draws = 0
     batch = max(1, int(permutations))
     levels = [float(t) for t in thresholds if 0.0 < float(t) < 1.0]
     while True:
         for start in range(0, batch, PERMUTATIONS):  # bounded memory: at most 10,000 draws at a time
             chunk = min(PERMUTATIONS, batch - start)
             signs = rng.integers(0, 2, size=(chunk, m), dtype=np.int8) * 2 - 1
-            hits += int(np.sum(np.abs(signs @ nonzero) >= bar))
+            hits += float(np.sum(tail(signs @ units)))
         draws += batch
         settled = all(abs(hits - t * draws) > SETTLED_Z * math.sqrt(draws * t * (1.0 - t)) for t in levels)
         if settled or draws + 2 * batch > MAX_BATCHES * int(permutations):

@@ -9,6 +9,7 @@ import pytest
 from axiom.evaluation import stats
 from axiom.evaluation.repeats import (
     compare_with_repeats,
+    decision_levels,
     group_index,
     mean_over_repetitions,
     noise_note,
@@ -194,3 +195,20 @@ def test_grouped_questions_flip_and_resample_whole_groups() -> None:
     assert by_question / sims > 0.2  # measured 0.265
     assert by_group / sims <= 0.09  # measured 0.03
     assert covered >= 90  # measured 93
+
+
+def test_the_run_aware_p_settles_its_side_of_the_threshold() -> None:
+    """As stats.paired_randomisation_test's Monte Carlo p: a true p near alpha / 20 gives different decisions
+    on different seeds with one batch of 10,000 draws; with the decision levels the draws go on until the side
+    is settled, and every seed agrees."""
+    base = np.random.default_rng(2).exponential(1.0, 60)
+    diff = base - base.mean() + 0.34864  # the shift that puts the true p at about 0.0021
+    terms = [(0.0004, 2), (0.0004, 2)]
+    reference = paired_test_with_runs(diff, terms, seed=0, label="x", permutations=200_000)
+    assert 0.0017 < reference < 0.0024
+    old = {paired_test_with_runs(diff, terms, seed=s, label="x") <= 0.0025 for s in range(40)}
+    assert old == {True, False}
+    levels = decision_levels(0.05, 20)
+    assert 0.0025 in levels and 0.005 in levels  # alpha / 20 and a primary's one-sided 2 alpha / 20
+    new = {paired_test_with_runs(diff, terms, seed=s, label="x", thresholds=levels) <= 0.0025 for s in range(8)}
+    assert new == {True}

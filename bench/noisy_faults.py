@@ -103,9 +103,20 @@ def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[st
         yield
 
 
-def partners(questions: Sequence[str], *, offset: int) -> dict[str, str]:
-    """question i -> question (i + offset) mod n: a fixed derangement of the set (offset not a multiple of n)."""
+def partners(questions: Sequence[str], *, offset: int, source_of: Mapping[str, str] | None = None) -> dict[str, str]:
+    """question i -> question (i + offset) mod n, or with `source_of` (question -> its document) the first
+    question from there on (cyclically) about another document: a wrong ranking or a foreign quote then comes
+    from a document that is not the question's own. ValueError when some question has no such partner."""
     n = len(questions)
-    if n < 2 or offset % n == 0:
-        raise ValueError(f"offset {offset} maps some question of {n} to itself")
-    return {q: questions[(i + offset) % n] for i, q in enumerate(questions)}
+    out: dict[str, str] = {}
+    for i, question in enumerate(questions):
+        for step in range(n):
+            other = questions[(i + offset + step) % n]
+            if other != question and (source_of is None or source_of[other] != source_of[question]):
+                out[question] = other
+                break
+        else:
+            raise ValueError(f"no partner for question {i + 1} of {n} (offset {offset})")
+        if source_of is None and (i + offset) % n == i:
+            raise ValueError(f"offset {offset} maps some question of {n} to itself")
+    return out

@@ -19,8 +19,9 @@ Method (the report's header repeats it):
    the generator's, which is all that differs between re-runs of this pipeline.
 3. **The MDE each gate printed** for recall@1 and groundedness (median over the null pairs) is the target.
    Two pilot runs fault every question (`bench.noisy_faults`): a wrong ranking (the retriever answers the next
-   question of the set) and a foreign quote (the generator quotes the abstract of the question 7 further on,
-   and reports its real contexts); the mean per-question drop against A_1 is the drop of a fully faulted run.
+   question of the set about another document) and a foreign quote (the generator quotes the abstract of the
+   question 7 further on, or the first after it about another document, and reports its real contexts); the
+   mean per-question drop against A_1 is the drop of a fully faulted run.
 4. **Power**: at level L = 1 (the claim) `--level-runs` faulty runs (default `--pairs`), and at each `--curve`
    level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each question is hit by each fault independently with
    probability L * MDE / (the pilot's drop), so a run's expected drop is L * MDE. Detected: the primary's
@@ -74,10 +75,10 @@ class Runner:
         self.retriever = settings.retrieval.retriever
         items = [json.loads(line) for line in read_lines(golden)]
         questions = [it["question"] for it in items]
-        self.partner = partners(questions, offset=RANKING_OFFSET)
         source_of = {it["question"]: it["relevant_sources"][0] for it in items}
+        self.partner = partners(questions, offset=RANKING_OFFSET, source_of=source_of)
         self.donor = {q: (corpus / source_of[d]).read_text(encoding="utf-8")
-                      for q, d in partners(questions, offset=DONOR_OFFSET).items()}
+                      for q, d in partners(questions, offset=DONOR_OFFSET, source_of=source_of).items()}
         self.seconds: list[float] = []
 
     def settings(self, seed: int) -> Any:

@@ -1,12 +1,12 @@
-"""A circuit breaker for the LLM endpoint: thread-safe, one per process (`axiom serve` builds one in its state;
-the CLI can build its own with `CircuitBreaker.from_settings`).
+"""A circuit breaker for the LLM endpoint: thread-safe, one per process (`axiom serve` builds one in its
+state; the CLI can build its own with `CircuitBreaker.from_settings`).
 
 - closed: calls go through; each failed call is timestamped, and `failures` of them within `window_seconds`
   open the breaker.
 - open: for `open_seconds`, `acquire()` refuses (returns None) and the caller answers without the LLM.
 - half_open: then one caller at a time gets a trial permit; its success closes the breaker, its failure opens
-  it again for `open_seconds`. A neutral outcome (`Permit.release`: the call failed for a reason that says nothing
-  about the endpoint, such as a 400 about that one request) frees the trial for the next caller.
+  it again for `open_seconds`. A neutral outcome (`Permit.release`: the call failed for a reason that says
+  nothing about the endpoint, such as a 400 about that one request) frees the trial for the next caller.
 
 `failures=0` turns it off: every call is admitted and nothing is counted. A call admitted before the breaker
 opened that fails afterwards is not counted again; one that succeeds does not close it (only a trial does).
@@ -168,12 +168,14 @@ class CircuitBreaker:
                     "last_failure": self._last_failure}
 
     def describe(self) -> str:
-        """Why calls are refused, for a degraded answer's reason and /health (when the state is not closed)."""
+        """Why calls are refused, for a degraded answer's reason and /health (when the state is not
+        closed)."""
         snap = self.snapshot()
         last = f" (last failure: {snap['last_failure']})" if snap["last_failure"] else ""
         if snap["state"] == "open":
-            return (f"the {self.name} circuit breaker is open after repeated failures{last}; the {self.name} is not "
-                    f"called for {snap['retry_in_seconds']:g}s more, then one trial call decides ({SETTINGS_HINT})")
+            return (f"the {self.name} circuit breaker is open after repeated failures{last}; the "
+                    f"{self.name} is not called for {snap['retry_in_seconds']:g}s more, then one trial "
+                    f"call decides ({SETTINGS_HINT})")
         if snap["state"] == "half_open":
             return (f"the {self.name} circuit breaker is half-open{last}: "
                     + ("a trial call is in flight" if snap["trial_in_flight"] else "the next call is a trial")

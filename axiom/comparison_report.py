@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def latest_runs(runs_dir: str | Path, n: int = 2) -> list[Path]:
-    """The `n` most recent run folders under `runs_dir`, oldest first. Raises UsageError when there are fewer."""
+    """The `n` most recent run folders under `runs_dir`, oldest first. Raises UsageError when there are
+    fewer."""
     from axiom.errors import UsageError
 
     runs = list_runs(runs_dir)
@@ -39,7 +40,8 @@ def runs_overview(records: Sequence[RunRecord]) -> pd.DataFrame:
     rows = []
     for i, r in enumerate(records):
         m = r.manifest
-        rows.append({"": "reference" if i == 0 else f"run {i}", "run": r.path.name, "started": m.get("started"),
+        rows.append({"": "reference" if i == 0 else f"run {i}", "run": r.path.name,
+                     "started": m.get("started"),
                      "retriever": m.get("retriever"), "top_k": m.get("top_k"),
                      "chunking": "{chunk_size}/{chunk_overlap}".format(**(m.get("settings") or {}).get(
                          "chunking", {"chunk_size": "?", "chunk_overlap": "?"})),
@@ -70,13 +72,14 @@ def verdicts(comparisons: Sequence[Mapping[str, Any]]) -> str:
 
 def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Per metric: the reference mean, then for each compared run its role in the family (primary, secondary,
-    = the metric it is an alias of, constant), mean, delta with its 95% CI (unadjusted), p, corrected p, MDE, n
-    (questions both measured, per metric), W/L/T, the verdict and, for a primary, its outcome."""
+    = the metric it is an alias of, constant), mean, delta with its 95% CI (unadjusted), p, corrected p, MDE,
+    n (questions both measured, per metric), W/L/T, the verdict and, for a primary, its outcome."""
     rows: dict[str, dict[Any, Any]] = {}
     for i, comp in enumerate(comparisons, start=1):
         label = f"run {i}" if len(comparisons) > 1 else "B"
         for metric, r in comp["metrics"].items():
-            row = rows.setdefault(metric, {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
+            row = rows.setdefault(metric,
+                                  {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
             low, high = r["ci"]
             role = r.get("role") or ""
             row[(label, "role")] = f"= {r['alias_of']}" if role == "alias" else role
@@ -100,7 +103,8 @@ def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     """Mean paired difference per metric against the reference run with its 95% CI; * marks a metric whose
     verdict is better or worse after correction."""
-    metrics = list(dict.fromkeys(m for c in comparisons for m, r in c["metrics"].items() if r["delta"] is not None))
+    metrics = list(dict.fromkeys(m for c in comparisons for m, r in c["metrics"].items()
+                                 if r["delta"] is not None))
     n = max(1, len(comparisons))
     fig, ax = new_figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
     y = np.arange(len(metrics))
@@ -113,10 +117,12 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
         # delta, as a bootstrap of a few questions can give, draws no whisker on that side)
         lows = [max(0.0, d - (e.get("ci") or [d, d])[0]) if (e.get("ci") or [None])[0] is not None else 0.0
                 for d, e in zip(deltas, entries, strict=True)]
-        highs = [max(0.0, (e.get("ci") or [d, d])[1] - d) if (e.get("ci") or [None, None])[1] is not None else 0.0
+        highs = [max(0.0, (e.get("ci") or [d, d])[1] - d) if (e.get("ci") or [None, None])[1] is not None
+                 else 0.0
                  for d, e in zip(deltas, entries, strict=True)]
         offs = y - 0.375 + height * (i + 0.5)
-        ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)], label=Path(comp["b"]).name,
+        ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)],
+                label=Path(comp["b"]).name,
                 xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
         lim = max([lim] + [abs(d) + max(lo, hi) for d, lo, hi in zip(deltas, lows, highs, strict=True)])
         for yy, e, d in zip(offs, entries, deltas, strict=True):
@@ -149,11 +155,13 @@ def changed_questions(comparison: Mapping[str, Any], a: RunRecord, b: RunRecord,
                      "sum |change|": rounded(c["total_abs_change"]),
                      "answer (reference)": clip(answer_text(answers_a.get(c["id"], "")), text_limit),
                      "answer (run)": clip(answer_text(answers_b.get(c["id"], "")), text_limit)})
-    return pd.DataFrame(rows, columns=["id", "question", "largest changes", "sum |change|", "answer (reference)",
+    return pd.DataFrame(rows, columns=["id", "question", "largest changes", "sum |change|",
+                                       "answer (reference)",
                                        "answer (run)"])
 
 
-def changed_questions_all(comparisons: Sequence[Mapping[str, Any]], records: Sequence[RunRecord]) -> pd.DataFrame:
+def changed_questions_all(comparisons: Sequence[Mapping[str, Any]],
+                          records: Sequence[RunRecord]) -> pd.DataFrame:
     """`changed_questions` for every run against the reference, in one table (a `run` column first)."""
     parts = []
     for comp, other in zip(comparisons, records[1:], strict=True):

@@ -42,12 +42,16 @@ class IngestSettings(_Section):
     max_file_size_mb: float = Field(20.0, gt=0)
     extensions: list[str] = [".txt", ".md", ".pdf"]
     follow_symlinks: bool = False
-    # where the chunks are embedded (axiom/distributed/): here, or on the Ray cluster at ray_address (the `ray`
-    # extra; `axiom ingest --ray ADDRESS` sets both); reading, hashing and chunking stay on this machine
+    # where the chunks are embedded (axiom/distributed/): here, or on the Ray cluster at ray_address (the
+    # `ray` extra; `axiom ingest --ray ADDRESS` sets both); reading, hashing and chunking stay on this machine
     executor: Literal["local", "ray"] = "local"
-    ray_address: str | None = Field(None, description="a Ray cluster: HOST:PORT of its head, auto, or ray://HOST:PORT")
-    ray_actors: int = Field(0, ge=0, le=4096, description="embedding actors; 0: one per ray_cpus_per_actor of the cluster")
-    ray_cpus_per_actor: float = Field(1.0, gt=0, le=256, description="CPUs each actor reserves (its torch threads)")
+    ray_address: str | None = Field(None,
+                                    description="a Ray cluster: HOST:PORT of its "
+                                                "head, auto, or ray://HOST:PORT")
+    ray_actors: int = Field(0, ge=0, le=4096,
+                            description="embedding actors; 0: one per ray_cpus_per_actor of the cluster")
+    ray_cpus_per_actor: float = Field(1.0, gt=0, le=256,
+                                      description="CPUs each actor reserves (its torch threads)")
     ray_batch_size: int = Field(64, gt=0, le=100_000, description="texts per Ray task")
 
 
@@ -69,7 +73,8 @@ class EmbeddingSettings(_Section):
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(32, gt=0)
     device: str = "cpu"
-    torch_threads: int = Field(0, ge=0, le=256, description="torch's threads for batch work (ingest, eval); 0: one per core")
+    torch_threads: int = Field(0, ge=0, le=256,
+                               description="torch's threads for batch work (ingest, eval); 0: one per core")
     # the persistent embedding cache (axiom/embedding_cache.py; `axiom cache stats|clear`)
     cache_enabled: bool = True
     cache_dir: str = Field("", description="empty: `embedding-cache` beside store.path (server: .axiom/...)")
@@ -105,11 +110,13 @@ class GenerationSettings(_Section):
     model: str = "gpt-4o-mini"
     api_key: SecretStr | None = None
     base_url: str | None = None
-    # the LLM's sampling temperature; for the extractive generator, 0 quotes the best sentences (deterministic) and
+    # the LLM's sampling temperature; for the extractive generator, 0 quotes the best sentences
+    # (deterministic) and
     # > 0 samples which sentences to quote (a softmax of their cosine similarities divided by it), so repeated
     # runs differ for real (axiom/generation.py); `seed` makes a sampled run reproducible
     temperature: float = Field(0.0, ge=0, le=2)
-    seed: int | None = Field(None, ge=0, description="extractive sampling seed (temperature > 0); none: fresh each run")
+    seed: int | None = Field(None, ge=0,
+                             description="extractive sampling seed (temperature > 0); none: fresh each run")
     max_tokens: int = Field(512, gt=0)
     context_token_budget: int = Field(2000, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)
@@ -117,10 +124,11 @@ class GenerationSettings(_Section):
     backoff_initial_seconds: float = Field(0.5, ge=0)
     backoff_max_seconds: float = Field(8.0, ge=0)
     extractive_sentences: int = Field(3, gt=0, le=20)
-    # the circuit breaker on the LLM (axiom/breaker.py; `axiom serve` has one per process): this many failed calls
-    # within the window open it; while open, answers are extractive (degraded) without calling the LLM; after
-    # breaker_open_seconds one trial call is let through, and its success closes it
-    breaker_failures: int = Field(5, ge=0, description="failed LLM calls within the window that open it; 0: off")
+    # the circuit breaker on the LLM (axiom/breaker.py; `axiom serve` has one per process): this many failed
+    # calls within the window open it; while open, answers are extractive (degraded) without calling the LLM;
+    # after breaker_open_seconds one trial call is let through, and its success closes it
+    breaker_failures: int = Field(5, ge=0,
+                                  description="failed LLM calls within the window that open it; 0: off")
     breaker_window_seconds: float = Field(60.0, gt=0)
     breaker_open_seconds: float = Field(30.0, gt=0)
 
@@ -185,9 +193,9 @@ class Settings(BaseModel):
     def with_overrides(self, overrides: Mapping[str, Any], *, origin: str) -> Settings:
         """A validated copy with `overrides` applied; this object is left as it is.
 
-        `overrides` maps `section.key` (or a section to a mapping of its keys) to a value; None leaves a setting
-        alone. `origin` names where they came from (`--top-k`, `notebook parameter top_k`, `request`): an invalid
-        value raises ConfigError naming the setting and that origin."""
+        `overrides` maps `section.key` (or a section to a mapping of its keys) to a value; None leaves a
+        setting alone. `origin` names where they came from (`--top-k`, `notebook parameter top_k`, `request`):
+        an invalid value raises ConfigError naming the setting and that origin."""
         data = self.model_dump()
         where: dict[tuple[str, ...], str] = {}
         for name, value in overrides.items():
@@ -213,8 +221,8 @@ class Settings(BaseModel):
     @property
     def embedding_cache_dir(self) -> Path:
         """The persistent embedding cache's folder: `embeddings.cache_dir`, or when empty `embedding-cache`
-        beside an embedded store (`.axiom/chroma` -> `.axiom/embedding-cache`), `.axiom/embedding-cache` with a
-        ChromaDB server."""
+        beside an embedded store (`.axiom/chroma` -> `.axiom/embedding-cache`), `.axiom/embedding-cache` with
+        a ChromaDB server."""
         if self.embeddings.cache_dir:
             return Path(self.embeddings.cache_dir)
         if self.store.mode == "server":
@@ -222,8 +230,8 @@ class Settings(BaseModel):
         return Path(self.store.path).parent / "embedding-cache"
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as plain JSON, secrets masked (for run manifests and logs): keys as `***`, and the endpoint
-        URLs without the credentials they may carry (`user:pass@`, `?api-key=...`)."""
+        """Settings as plain JSON, secrets masked (for run manifests and logs): keys as `***`, and the
+        endpoint URLs without the credentials they may carry (`user:pass@`, `?api-key=...`)."""
         from axiom.redaction import redact_url
 
         data = self.model_dump(mode="json")
@@ -279,7 +287,8 @@ def _known_keys(section: tuple[str, ...]) -> list[str]:
     model: Any = Settings
     for part in section:
         field = model.model_fields.get(part)
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        if field is None or not isinstance(field.annotation,
+                                           type) or not issubclass(field.annotation, BaseModel):
             return []
         model = field.annotation
     return sorted(model.model_fields)
@@ -289,7 +298,8 @@ def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ".".join(loc) or "(settings)"
     where = origin.get(loc[:2], "")
-    if not where and len(loc) == 1:  # a check across a section's keys (chunk_overlap vs chunk_size): their sources
+    # a check across a section's keys (chunk_overlap vs chunk_size): their sources
+    if not where and len(loc) == 1:
         where = ", ".join(sorted({src for k, src in origin.items() if k[:1] == loc}))
     name = f"{key} (from {where})" if where else key
     value = error.get("input")

@@ -4,7 +4,8 @@ Discovery opens each ingest root once and walks it by descriptor (`axiom.source_
 service's open data root) every requested path is resolved beneath that descriptor too, so nothing is ever
 reached by re-resolving a path string, and a file or folder swapped for a link out of the root is refused
 whenever the swap happens. `read_bytes` opens each file from its root's descriptor, through real folders only.
-With `ingest.follow_symlinks` (the CLI only) links are followed by path, out of the root too, as configured."""
+With `ingest.follow_symlinks` (the CLI only) links are followed by path, out of the root too, as
+configured."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 _READ_CHUNK = 1 << 20
-_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"),
                 (stat.S_ISSOCK, "a socket"))
 _OUTSIDE_DATA_ROOT = "is outside the data root"
 
@@ -49,14 +51,16 @@ class SourceFile:
 
 @dataclass
 class Sources:
-    """What discovery found: the files, the paths skipped (with reasons), the real paths of the folders given."""
+    """What discovery found: the files, the paths skipped (with reasons), the real paths of the folders
+    given."""
 
     files: list[SourceFile]
     skipped: list[SkippedFile]
     folders: list[Path]
 
 
-def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *, follow_symlinks: bool = False,
+def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *,
+             follow_symlinks: bool = False,
              within: RootDir | None = None) -> tuple[list[SourceFile], list[SkippedFile]]:
     """Find the files to ingest under each path (files or folders, recursive), sorted for determinism."""
     found = find_sources(paths, extensions, follow_symlinks=follow_symlinks, within=within)
@@ -65,9 +69,10 @@ def discover(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str],
 
 def find_sources(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[str], *,
                  follow_symlinks: bool = False, within: RootDir | None = None) -> Sources:
-    """`discover`, with the folders given. Without `follow_symlinks` each folder (or the folder of a file given
-    alone) is opened once and walked by descriptor (`axiom.source_tree`); `within` (the service's open data
-    root): every path is resolved beneath it, never by its path string, and symlinks are never followed out."""
+    """`discover`, with the folders given. Without `follow_symlinks` each folder (or the folder of a file
+    given alone) is opened once and walked by descriptor (`axiom.source_tree`); `within` (the service's open
+    data root): every path is resolved beneath it, never by its path string, and symlinks are never followed
+    out."""
     exts = {e.lower() for e in extensions}
     found = Sources([], [], [])
     anchors: dict[Path, RootDir] = {}  # the folders of files given alone, opened once each
@@ -87,10 +92,12 @@ def find_sources(paths: Iterable[str | os.PathLike[str]], extensions: Iterable[s
             found.folders.append(anchor.real)
             _walk(anchor, exts, found)
         elif Path(name).suffix.lower() not in exts:
-            found.skipped.append(SkippedFile(str(raw), f"unsupported file type {Path(name).suffix or '(none)'}; "
-                                                       f"supported: {', '.join(sorted(exts))}"))
+            found.skipped.append(SkippedFile(str(raw),
+                                             f"unsupported file type {Path(name).suffix or '(none)'}; "
+                                             f"supported: {', '.join(sorted(exts))}"))
         else:
-            found.files.append(SourceFile(anchor.real / name, name, anchor.real, anchor=anchor, parts=(name,)))
+            found.files.append(SourceFile(anchor.real / name, name, anchor.real, anchor=anchor,
+                                          parts=(name,)))
     unique = {(str(f.root), f.source): f for f in found.files}  # a file given twice is ingested once
     found.files = sorted(unique.values(), key=lambda f: (str(f.root), f.source))
     return found
@@ -122,8 +129,8 @@ def _open_given(raw: str | os.PathLike[str], within: RootDir | None, anchors: di
 
 
 def _walk(anchor: RootDir, exts: set[str], found: Sources) -> None:
-    """Every file with one of `exts` below the open folder, listed and descended by descriptor; folder links are
-    not descended, file links are read at their target when it is below the folder."""
+    """Every file with one of `exts` below the open folder, listed and descended by descriptor; folder links
+    are not descended, file links are read at their target when it is below the folder."""
 
     def visit(fd: int, rel: tuple[str, ...]) -> None:
         for entry in entries(fd):
@@ -154,7 +161,8 @@ def _walk(anchor: RootDir, exts: set[str], found: Sources) -> None:
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
-    """Whether a link leads to a folder (classification only, as os.walk does; folder links are not walked)."""
+    """Whether a link leads to a folder (classification only, as os.walk does; folder links are not
+    walked)."""
     try:
         return entry.is_dir()
     except OSError:
@@ -171,7 +179,8 @@ def _add_link(anchor: RootDir, here: tuple[str, ...], found: Sources) -> None:
     except OSError:
         found.skipped.append(SkippedFile(source, LOOPING))
         return
-    found.files.append(SourceFile(anchor.real.joinpath(*here), source, anchor.real, anchor.real.joinpath(*names),
+    found.files.append(SourceFile(anchor.real.joinpath(*here), source, anchor.real,
+                                  anchor.real.joinpath(*names),
                                   anchor=anchor, parts=names))
 
 
@@ -198,7 +207,8 @@ def _discover_following(given: Path, exts: set[str], found: Sources) -> None:
         if real in visited:  # a directory link back into the tree would loop forever
             loop = real == root or real in base.parents or real in root.parents
             found.skipped.append(SkippedFile(base.relative_to(root).as_posix(),
-                                             "symlink loop" if loop else "symlink to a folder already ingested"))
+                                             "symlink loop" if loop
+                                             else "symlink to a folder already ingested"))
             dirnames[:] = []
             continue
         visited.add(real)
@@ -246,8 +256,9 @@ def read_bytes(file: SourceFile, max_file_size_mb: float) -> bytes:
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise DocumentError(file.source, f"file grew past max_file_size_mb={max_file_size_mb:g} ({limit:,} bytes) "
-                                         "while being read")
+        raise DocumentError(file.source,
+                            f"file grew past max_file_size_mb={max_file_size_mb:g} "
+                            f"({limit:,} bytes) while being read")
     if not data:
         raise DocumentError(file.source, "file is empty")
     return data

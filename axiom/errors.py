@@ -15,7 +15,8 @@ classes below to exit codes and HTTP statuses; nothing below the faces swallows 
     ├── ClusterError                         the Ray cluster cannot be reached, or its workers failed
     ├── DatasetError                exit 2   an evaluation dataset is malformed (lists every bad line)
     ├── EvaluationError                      an evaluation run failed
-    ├── NotebookError                        a notebook cell raised or its kernel died (names notebook and cell)
+    ├── NotebookError                        a notebook cell raised or its kernel died (names notebook and
+    cell)
     └── RegressionError             exit 3   a metric regressed below its baseline
 """
 

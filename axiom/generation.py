@@ -125,11 +125,14 @@ def source_block(n: int, hit: Hit) -> str:
     name = escape_source_name(hit.source)
     page = f' page="{hit.page}"' if hit.page is not None else ""
     label = f"{name}, page {hit.page}" if hit.page is not None else name
-    return f'<source id="{n}" name="{name}"{page}>\n[{n}] ({label})\n{escape_source_text(hit.text)}\n</source>'
+    return (
+        f'<source id="{n}" name="{name}"{page}>\n[{n}] ({label})\n{escape_source_text(hit.text)}\n</source>'
+    )
 
 
 def build_messages(question: str, contexts: Sequence[Hit]) -> list[dict[str, str]]:
-    """Chat messages with the sources numbered [1]..[k] in the order given, each in its own `<source>` block."""
+    """Chat messages with the sources numbered [1]..[k] in the order given, each in its own `<source>`
+    block."""
     blocks = [source_block(n, h) for n, h in enumerate(contexts, start=1)]
     user = ("Sources:\n\n" + "\n\n".join(blocks)
             + f"\n\nQuestion: {_escape_angles(question)}\nAnswer with citations:")
@@ -187,7 +190,8 @@ class ExtractiveGenerator:
         if self.stochastic:
             logits = (np.asarray(scores, dtype=np.float64) - best) / self.temperature
             weights = np.exp(logits - logits.max())
-            drawn = self._rng(question).choice(len(scores), size=min(self.sentences, len(scores)), replace=False,
+            drawn = self._rng(question).choice(len(scores), size=min(self.sentences, len(scores)),
+                                               replace=False,
                                                p=weights / weights.sum())
             rank = {i: r for r, i in enumerate(order)}
             picked = sorted((int(i) for i in drawn), key=rank.__getitem__)
@@ -199,7 +203,8 @@ class ExtractiveGenerator:
         """Embed the candidate sentences of many answers in one batch, before they are generated one by one
         (one `encode` instead of one per answer; the embedder must remember vectors, as a CachingEmbedder
         does, for this to save work). Returns the number of distinct sentences embedded."""
-        sentences = list(dict.fromkeys(c[2] for contexts in context_lists for c in candidate_sentences(contexts)))
+        sentences = list(dict.fromkeys(c[2] for contexts in context_lists
+                                       for c in candidate_sentences(contexts)))
         if sentences:
             self.embedder.embed(sentences)
         return len(sentences)
@@ -213,7 +218,8 @@ class ExtractiveGenerator:
         scores = self.embedder.embed([c[2] for c in candidates]) @ question_vector
         # highest similarity first; ties by source number then position: deterministic
         order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
-        # the best sentences (or, above temperature 0, sampled ones), dropping those far less similar than the best
+        # the best sentences (or, above temperature 0, sampled ones), dropping those far less similar than the
+        # best
         chosen = self._choose(question, scores, order)
         seen_text: set[str] = set()
         parts: list[str] = []
@@ -227,7 +233,8 @@ class ExtractiveGenerator:
             if n not in numbers:
                 numbers.append(n)
         return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} " + " ".join(parts),
-                      citations=citations_for(numbers, contexts), contexts=list(contexts), generator=self.name)
+                      citations=citations_for(numbers, contexts), contexts=list(contexts),
+                      generator=self.name)
 
 
 class OpenAIGenerator:
@@ -256,7 +263,8 @@ class OpenAIGenerator:
 
     def generate(self, question: str, contexts: Sequence[Hit]) -> Answer:
         try:
-            result = self.client.chat(self._llm_input(question, contexts), temperature=self.settings.temperature,
+            result = self.client.chat(self._llm_input(question, contexts),
+                                      temperature=self.settings.temperature,
                                       max_tokens=self.settings.max_tokens)
         except LLMError as exc:
             log.warning("LLM failed, answering extractively: %s", exc.message)
@@ -269,10 +277,13 @@ class OpenAIGenerator:
                       contexts=list(contexts), generator=self.name, usage=dict(result.usage))
 
 
-def make_generator(settings: GenerationSettings, embedder: Embedder, *, redact_llm_input: bool = False) -> Generator:
-    if settings.resolved_provider == "openai":  # temperature is the LLM's; the fallback quotes the best sentences
+def make_generator(settings: GenerationSettings, embedder: Embedder, *,
+                   redact_llm_input: bool = False) -> Generator:
+    # temperature is the LLM's; the fallback quotes the best sentences
+    if settings.resolved_provider == "openai":
         fallback = ExtractiveGenerator(embedder, sentences=settings.extractive_sentences)
         return OpenAIGenerator(LLMClient.from_settings(settings), fallback, settings,
                                redact_llm_input=redact_llm_input)
-    return ExtractiveGenerator(embedder, sentences=settings.extractive_sentences, temperature=settings.temperature,
+    return ExtractiveGenerator(embedder, sentences=settings.extractive_sentences,
+                               temperature=settings.temperature,
                                seed=settings.seed)

@@ -7,12 +7,13 @@ connection errors and malformed replies, honouring `Retry-After`; other errors (
 once. The API key is never logged or put into an error message.
 
 Bounds on a chat completion (what `axiom serve` uses against a slow or failing LLM):
-- a deadline (`llm_deadline`, per thread/context): every attempt's timeout is cut to the time left, and no retry
-  starts (nor back-off or Retry-After is waited for) when it could not start before the deadline; the LLMError
-  then says the deadline was reached;
-- a circuit breaker (`axiom.breaker`, optional): while it is open the endpoint is not called (`CircuitOpenError`);
-  each call that fails for a reason about the endpoint (5xx, 429, timeouts, connection, malformed replies,
-  401/403/404) counts as one failure, however many attempts it made; a 400/413/422 about that one request does not.
+- a deadline (`llm_deadline`, per thread/context): every attempt's timeout is cut to the time left, and no
+  retry starts (nor back-off or Retry-After is waited for) when it could not start before the deadline; the
+  LLMError then says the deadline was reached;
+- a circuit breaker (`axiom.breaker`, optional): while it is open the endpoint is not called
+  (`CircuitOpenError`); each call that fails for a reason about the endpoint (5xx, 429, timeouts, connection,
+  malformed replies, 401/403/404) counts as one failure, however many attempts it made; a 400/413/422 about
+  that one request does not.
 
 Transport seam: `LLMClient(http_client=httpx.Client(transport=httpx.MockTransport(handler)))` (and
 `async_openai_client(http_client=httpx.AsyncClient(...))`) put a test's handler where the network would be.
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_SECONDS = 60.0
 MIN_ATTEMPT_SECONDS = 0.05  # an attempt is not started with less time than this before the deadline
-REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})  # about one request, not the endpoint: not a breaker failure
+# about one request, not the endpoint: not a breaker failure
+REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})
 
 T = TypeVar("T")
 
@@ -84,7 +86,8 @@ class MalformedReplyError(Exception):
 
 
 class NotAttemptedError(LLMError):
-    """The deadline had passed before the call: the endpoint was not called (not a failure of the endpoint)."""
+    """The deadline had passed before the call: the endpoint was not called (not a failure of the
+    endpoint)."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -138,8 +141,9 @@ def describe(exc: BaseException) -> str:
 
 class RetryPolicy:
     """The one retry policy of every OpenAI-compatible call: up to `max_retries` retries of the errors
-    `is_retryable` accepts, waiting Retry-After or exponential backoff with jitter, and (with a deadline) no retry
-    that could not start before it. `sleep` / `async_sleep` are what waits (a test may record instead)."""
+    `is_retryable` accepts, waiting Retry-After or exponential backoff with jitter, and (with a deadline) no
+    retry that could not start before it. `sleep` / `async_sleep` are what waits (a test may record
+    instead)."""
 
     def __init__(self, max_retries: int = 3, backoff_initial: float = 0.5, backoff_max: float = 8.0) -> None:
         self.max_retries = max_retries
@@ -154,7 +158,8 @@ class RetryPolicy:
                         state.attempt_number, self.max_retries)
 
         def out_of_time(state: RetryCallState) -> bool:  # tenacity computes the wait before asking
-            if deadline is None or deadline.remaining() - (state.upcoming_sleep or 0.0) >= MIN_ATTEMPT_SECONDS:
+            if deadline is None or deadline.remaining() - (state.upcoming_sleep
+                                                           or 0.0) >= MIN_ATTEMPT_SECONDS:
                 return False
             if cut is not None:
                 cut["deadline"] = True
@@ -203,8 +208,8 @@ class LLMClient:
         self.timeout = timeout
         self.breaker = breaker  # chat completions only
         self.policy = RetryPolicy(max_retries, backoff_initial, backoff_max)
-        # the client's own retries are off: `policy` is the only one; `http_client` (default: openai's own) is the
-        # transport, e.g. an httpx.MockTransport in tests
+        # the client's own retries are off: `policy` is the only one; `http_client` (default: openai's own) is
+        # the transport, e.g. an httpx.MockTransport in tests
         self._client = openai.OpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
                                      max_retries=0, http_client=http_client)
 
@@ -265,8 +270,8 @@ class LLMClient:
     def _chat(self, messages: Sequence[dict[str, str]], *, temperature: float, max_tokens: int) -> ChatResult:
         deadline = _deadline.get()
         if deadline is not None and deadline.remaining() < MIN_ATTEMPT_SECONDS:
-            raise NotAttemptedError(f"chat completion not attempted: {deadline.label} was reached before the LLM "
-                                    "was called")
+            raise NotAttemptedError(f"chat completion not attempted: {deadline.label} was reached "
+                                    "before the LLM was called")
         cut: dict[str, bool] = {}
 
         def call() -> ChatResult:
@@ -293,7 +298,8 @@ class LLMClient:
             if getattr(reply, "usage", None) is not None:
                 usage = {"prompt_tokens": int(reply.usage.prompt_tokens or 0),
                          "completion_tokens": int(reply.usage.completion_tokens or 0)}
-            return ChatResult(text=content.strip(), usage=usage, model=getattr(reply, "model", "") or self.model)
+            return ChatResult(text=content.strip(), usage=usage,
+                              model=getattr(reply, "model", "") or self.model)
 
         result, attempts = self._run("chat completion", call, deadline, cut)
         result.attempts = attempts
@@ -319,7 +325,8 @@ def async_openai_client(*, api_key: str | None, base_url: str | None, timeout: f
     """An async client for libraries that take one (the ragas judge). Its own retries are off: its chat
     completions and embeddings go through the same `RetryPolicy` as `LLMClient` (default back-off, no
     deadline), re-raising the last error as the library raised it."""
-    client = openai.AsyncOpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout, max_retries=0,
+    client = openai.AsyncOpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
+                                max_retries=0,
                                 http_client=http_client)
     policy = RetryPolicy(max_retries)
     # the instance's bound methods are replaced, before any library captures them (instructor takes

@@ -50,13 +50,15 @@ class ThirdPartyFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line. Every string in it has URL credentials removed (`axiom.redaction.redact_urls`):
-    the OpenAI client and httpx log request URLs at DEBUG, which would carry a `user:pass@` or `?api-key=` given
-    in OPENAI_BASE_URL / EVAL_LLM_BASE_URL."""
+    """One JSON object per line. Every string in it has URL credentials removed
+    (`axiom.redaction.redact_urls`):
+    the OpenAI client and httpx log request URLs at DEBUG, which would carry a `user:pass@` or `?api-key=`
+    given in OPENAI_BASE_URL / EVAL_LLM_BASE_URL."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -72,7 +74,8 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-CONTINUATION = "  | "  # starts every further line of a text record (traceback, stack): never a record's first line
+# starts every further line of a text record (traceback, stack): never a record's first line
+CONTINUATION = "  | "
 
 
 def _control_escape(code: int) -> str:
@@ -140,8 +143,8 @@ def apply_process_defaults() -> None:
 
 def log_format(configured: str, stream: object, *, auto: str | None = None) -> str:
     """The format of the log lines written to `stream`: `json` or `text` as configured; for `auto` (nothing
-    set), the face's own default when it gives one (`axiom serve`: json), else text when `stream` is a terminal
-    and JSON otherwise (a pipe, a file, a log shipper)."""
+    set), the face's own default when it gives one (`axiom serve`: json), else text when `stream` is a
+    terminal and JSON otherwise (a pipe, a file, a log shipper)."""
     if configured != "auto":
         return configured
     if auto:
@@ -152,9 +155,11 @@ def log_format(configured: str, stream: object, *, auto: str | None = None) -> s
         return "json"
 
 
-def configure_logging(settings: LoggingSettings, *, stream=None, auto: str | None = None) -> None:  # noqa: ANN001
+def configure_logging(settings: LoggingSettings, *, stream=None,
+                      auto: str | None = None) -> None:  # noqa: ANN001
     """Configure the root logger once, at a face. Logs go to stderr (stdout stays for --json output), and to
-    `settings.file` (JSON under `auto`). `auto` is the format a face wants when none is set (see `log_format`)."""
+    `settings.file` (JSON under `auto`). `auto` is the format a face wants when none is set (see
+    `log_format`)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_axiom", False):
@@ -165,7 +170,8 @@ def configure_logging(settings: LoggingSettings, *, stream=None, auto: str | Non
         Path(settings.file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(settings.file, encoding="utf-8"))
     for handler in handlers:
-        fmt = log_format(settings.format, None if isinstance(handler, logging.FileHandler) else stream, auto=auto)
+        fmt = log_format(settings.format, None if isinstance(handler, logging.FileHandler) else stream,
+                         auto=auto)
         handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
         handler.addFilter(ContextFilter())
         handler.addFilter(ThirdPartyFilter(logging.getLevelName(settings.level)))
@@ -192,19 +198,22 @@ def accept_request_id(value: str | None) -> str:
 # -- Prometheus metrics (default registry, which also holds the process_* and python_* collectors) ----------
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-REQUESTS = Counter("axiom_requests", "HTTP requests answered, by endpoint and status code", ["endpoint", "status"])
+REQUESTS = Counter("axiom_requests", "HTTP requests answered, by endpoint and status code",
+                   ["endpoint", "status"])
 ERRORS = Counter("axiom_errors", "Errors, by pipeline stage and error class", ["stage", "kind"])
-STAGE_LATENCY = Histogram("axiom_stage_latency_seconds", "Seconds spent per stage (embed, retrieve, generate, total)",
+STAGE_LATENCY = Histogram("axiom_stage_latency_seconds",
+                          "Seconds spent per stage (embed, retrieve, generate, total)",
                           ["stage"], buckets=LATENCY_BUCKETS)
 INGEST_CHUNKS = Counter("axiom_ingest_chunks", "Chunks written by ingests served by this process")
 CACHE_HITS = Counter("axiom_cache_hits", "Query cache hits")
 CACHE_MISSES = Counter("axiom_cache_misses", "Query cache misses")
 REJECTED = Counter("axiom_rejected_requests",
-                   "Requests refused with 503 because service.max_concurrent_requests were in flight", ["endpoint"])
+                   "Requests refused with 503 because service.max_concurrent_requests were in flight",
+                   ["endpoint"])
 IN_FLIGHT = Gauge("axiom_requests_in_flight", "/query and /ingest requests in flight (capped)")
 LLM_CIRCUIT_OPEN = Gauge("axiom_llm_circuit_open",
-                         "1 while the LLM circuit breaker is open or half-open (answers are extractive, degraded, "
-                         "without calling the LLM), 0 when it is closed or there is no LLM")
+                         "1 while the LLM circuit breaker is open or half-open (answers are extractive, "
+                         "degraded, without calling the LLM), 0 when it is closed or there is no LLM")
 
 
 def metrics_exposition() -> tuple[bytes, str]:
@@ -226,8 +235,9 @@ class StageTimer:
 
 @contextmanager
 def stage(name: str) -> Iterator[StageTimer]:
-    """Time one pipeline stage: sets the `stage` log field, observes axiom_stage_latency_seconds{stage} and, when
-    the block raises, counts axiom_errors_total{stage, kind} once (at the innermost stage it passed through)."""
+    """Time one pipeline stage: sets the `stage` log field, observes axiom_stage_latency_seconds{stage} and,
+    when the block raises, counts axiom_errors_total{stage, kind} once (at the innermost stage it passed
+    through)."""
     timer = StageTimer(name)
     token = stage_var.set(name)
     t0 = time.perf_counter()

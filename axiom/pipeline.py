@@ -10,17 +10,17 @@ record of what is done, an ingest killed at any point is completed by running it
 
 Ingest reads (and chunks) up to `PLAN_CHUNKS` new chunks before it embeds them, `FLUSH_CHUNKS` per write
 (`EMBED_SLICE` per embedding call, or the embedder's own `texts_per_call` when it has one), so its
-progress (`axiom.progress`, on stderr) counts chunks embedded against a total known before the embedding starts
-(for a larger corpus the total grows as more files are read). A root that does not exist is a `UsageError`
-raised before anything is opened or written.
+progress (`axiom.progress`, on stderr) counts chunks embedded against a total known before the embedding
+starts (for a larger corpus the total grows as more files are read). A root that does not exist is a
+`UsageError` raised before anything is opened or written.
 
-Model load: a local embedding model loads lazily, on first use (seconds). `warm_up()` loads it outside any timed
-stage: `ask()` reports it as `timings["model_load"]` (once, on the answer that paid for it) and ingest leaves it
-out of `IngestReport.seconds`; `model_load_seconds` is what this pipeline spent loading it. Likewise the store's
-first connection is `timings["store_connect"]`; neither is part of `retrieve` or `total`.
+Model load: a local embedding model loads lazily, on first use (seconds). `warm_up()` loads it outside any
+timed stage: `ask()` reports it as `timings["model_load"]` (once, on the answer that paid for it) and ingest
+leaves it out of `IngestReport.seconds`; `model_load_seconds` is what this pipeline spent loading it. Likewise
+the store's first connection is `timings["store_connect"]`; neither is part of `retrieve` or `total`.
 
-Embedding memo: questions (retrieval, then the extractive generator) and answer sentences (the same chunks come
-back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder` made by
+Embedding memo: questions (retrieval, then the extractive generator) and answer sentences (the same chunks
+come back for many questions) go through `query_embedder`, an `axiom.embeddings.CachingEmbedder` made by
 `caching_embedder` (the embedder given when it is one already). Whether ingest's chunk vectors go through it
 too is the caller's explicit choice, `cache_chunk_vectors`: off (the CLI's ingest, the service, Ray,
 benchmarks), a chunk goes to the model itself (it is embedded once anyway; its vector is not worth keeping in
@@ -90,7 +90,8 @@ def _require_roots(paths: Sequence[str | Path]) -> None:
         try:
             if not Path(path).exists():
                 missing.append(str(path))
-        except OSError:  # cannot tell (a name too long, no permission): discovery reports it as a skipped path
+        except OSError:
+            # cannot tell (a name too long, no permission): discovery reports it as a skipped path
             continue
     if missing:
         raise UsageError("; ".join(f"{path} does not exist" for path in missing),
@@ -125,8 +126,8 @@ class RAGPipeline:
         return self._generator
 
     def warm_up(self) -> float | None:
-        """Load the embedding model now, outside any timed stage. Returns the seconds it took, or None when there
-        was nothing to do (loaded already, or a remote model: no load, and no probe request is sent)."""
+        """Load the embedding model now, outside any timed stage. Returns the seconds it took, or None when
+        there was nothing to do (loaded already, or a remote model: no load, and no probe request is sent)."""
         if self._warm:
             return None
         if isinstance(self.query_embedder.inner, OpenAIEmbedder):
@@ -150,7 +151,8 @@ class RAGPipeline:
     def _stored_index(self) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
         by_file: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         for c in self.store.iter_chunks():
-            by_file[(str(c.metadata.get("root", "")), str(c.metadata.get("source", "")))].append((c.id, c.metadata))
+            by_file[(str(c.metadata.get("root", "")),
+                     str(c.metadata.get("source", "")))].append((c.id, c.metadata))
         return by_file
 
     def _flush(self, pending: _Pending, report: IngestReport, shown: Progress) -> None:
@@ -159,8 +161,8 @@ class RAGPipeline:
         if pending.chunks:
             self.warm_up()  # a lazy model load is not ingest time
             shown.announce("embedding")
-            # an embedder that spreads one call over several workers (axiom.distributed's RayEmbedder) says how
-            # many texts keep them all busy; a write then holds at least one such call
+            # an embedder that spreads one call over several workers (axiom.distributed's RayEmbedder) says
+            # how many texts keep them all busy; a write then holds at least one such call
             wanted = getattr(self.embedder, "texts_per_call", None)
             if wanted:  # a local embedder keeps EMBED_SLICE per call and FLUSH_CHUNKS per write
                 per_call = max(1, int(wanted))
@@ -185,10 +187,10 @@ class RAGPipeline:
     def ingest(self, paths: Iterable[str | Path], *, prune: bool = False, progress: bool | None = None,
                within: RootDir | None = None) -> IngestReport:
         """Ingest files and folders (recursive). Unreadable files are skipped and listed with a reason; a path
-        that does not exist is a UsageError, before anything is written. `progress`: chunks embedded, on stderr
-        (`axiom.progress.progress_mode`: None shows it except in a notebook kernel, False never). `within`: an
-        open folder (the service's data root) that every path is resolved and read beneath, by descriptor,
-        never following a symlink out of it (`axiom.documents.find_sources`)."""
+        that does not exist is a UsageError, before anything is written. `progress`: chunks embedded, on
+        stderr (`axiom.progress.progress_mode`: None shows it except in a notebook kernel, False never).
+        `within`: an open folder (the service's data root) that every path is resolved and read beneath, by
+        descriptor, never following a symlink out of it (`axiom.documents.find_sources`)."""
         t0, loaded_before = time.perf_counter(), self.model_load_seconds
         paths = list(paths)
         if not paths:
@@ -196,7 +198,8 @@ class RAGPipeline:
         if within is None:
             _require_roots(paths)
         cfg = self.settings
-        found = find_sources(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks, within=within)
+        found = find_sources(paths, cfg.ingest.extensions, follow_symlinks=cfg.ingest.follow_symlinks,
+                             within=within)
         report = IngestReport(files_skipped=list(found.skipped))
         with Progress("ingest", unit="chunk", verb="embedded", enabled=progress) as shown:
             stored = self._ingest_files(found.files, report, shown)
@@ -233,7 +236,8 @@ class RAGPipeline:
                 report.files_unchanged.append(file.source)
                 continue
             try:
-                chunks = chunk_document(parse(file, data, digest), cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
+                chunks = chunk_document(parse(file, data, digest), cfg.chunking.chunk_size,
+                                        cfg.chunking.chunk_overlap)
             except DocumentError as exc:
                 report.files_skipped.append(SkippedFile(exc.path, exc.reason))
                 continue
@@ -264,7 +268,8 @@ class RAGPipeline:
         return len(gone)
 
     def index_records(self, records: Sequence[tuple[str, str]], *, batch: int = FLUSH_CHUNKS) -> int:
-        """Index (id, text) records whole, without chunking (BEIR benchmarks). Returns how many were embedded."""
+        """Index (id, text) records whole, without chunking (BEIR benchmarks). Returns how many were
+        embedded."""
         self._open_for_write()
         # look up only these ids (listing the whole collection cost a full scan on every call)
         have = self.store.existing_ids([rid for rid, _ in records])
@@ -286,7 +291,8 @@ class RAGPipeline:
             if name == "hybrid":  # share the dense and bm25 retrievers
                 self.retriever("dense")
                 self.retriever("bm25")
-            self._retrievers[name] = RETRIEVERS[name](self.store, self.query_embedder, self.settings.retrieval,
+            self._retrievers[name] = RETRIEVERS[name](self.store, self.query_embedder,
+                                                      self.settings.retrieval,
                                                       self._retrievers)
         return self._retrievers[name]
 
@@ -303,7 +309,8 @@ class RAGPipeline:
     def retrieve(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> list[Hit]:
         return self.retrieve_batch([question], top_k=top_k, retriever=retriever)[0]
 
-    def retrieve_batch(self, questions: Sequence[str], *, top_k: int | None = None, retriever: str | None = None
+    def retrieve_batch(self, questions: Sequence[str], *, top_k: int | None = None,
+                       retriever: str | None = None
                        ) -> list[list[Hit]]:
         """Retrieval for many questions at once (one batched embedding call)."""
         self._open_for_read()
@@ -319,12 +326,14 @@ class RAGPipeline:
         """Before answering many questions one by one: let the generator do its embedding for all of them in
         one batch (the extractive generator's sentences). Returns the texts embedded ahead."""
         budget = self.settings.generation.context_token_budget
-        return self.generator.prepare([fit_contexts(hits, budget, self.embedder.count_tokens) for hits in hit_lists])
+        return self.generator.prepare([fit_contexts(hits, budget, self.embedder.count_tokens)
+                                       for hits in hit_lists])
 
     def answer(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Generate an answer from already retrieved hits (fitted to the context token budget)."""
         with stage("generate") as timer:
-            contexts = fit_contexts(hits, self.settings.generation.context_token_budget, self.embedder.count_tokens)
+            contexts = fit_contexts(hits, self.settings.generation.context_token_budget,
+                                    self.embedder.count_tokens)
             answer = self.generator.generate(question, contexts)  # a question retrieval embedded: a memo hit
         answer.timings["generate"] = timer.seconds
         return answer
@@ -335,11 +344,14 @@ class RAGPipeline:
         try:  # a lone surrogate (JSON "\ud800", undecodable argv bytes) would crash the tokenizer
             question.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise UsageError(f"the question is not valid Unicode text (unpaired surrogate at character {exc.start})"
+            raise UsageError("the question is not valid Unicode text (unpaired surrogate "
+                             f"at character {exc.start})"
                              ) from None
         with stage("total") as total:
-            with stage("retrieve") as retrieved:  # (errors are counted at this stage, the one-off costs' included)
-                connect = self._connect()  # the store first: a missing collection fails before the model loads
+            # (errors are counted at this stage, the one-off costs' included)
+            with stage("retrieve") as retrieved:
+                # the store first: a missing collection fails before the model loads
+                connect = self._connect()
                 model_load = self.warm_up()
                 hits = self.retrieve(question, top_k=top_k, retriever=retriever)
             answer = self.answer(question, hits)

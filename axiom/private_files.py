@@ -51,8 +51,8 @@ def secure_folder(path: str | os.PathLike[str]) -> int:
     for above in folder.parents:
         info = os.stat(above)
         if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
-            raise PrivacyError(f"{above} (above {folder}) is writable by every user and not sticky; use another "
-                               "folder")
+            raise PrivacyError(f"{above} (above {folder}) is writable by every user and not "
+                               "sticky; use another folder")
     try:
         fd = os.open(folder, _FOLDER_FLAGS)
     except OSError as exc:
@@ -84,7 +84,8 @@ def private_file(folder_fd: int, name: str, shown: str | os.PathLike[str]) -> in
         except OSError:
             kind = 0
         if stat.S_ISLNK(kind):
-            raise PrivacyError(f"{shown} is refused: it is a symlink (files are opened without following links)"
+            raise PrivacyError(f"{shown} is refused: it is a symlink (files are "
+                               "opened without following links)"
                                ) from None
         raise PrivacyError(f"{shown} cannot be opened ({exc.strerror or exc})") from None
     info = os.fstat(fd)
@@ -116,7 +117,8 @@ def refuse_links_beside(folder_fd: int, names: tuple[str, ...], folder: Path) ->
 
 
 def open_descriptors() -> dict[str, tuple[str, int, int]] | None:
-    """This process's descriptors: number -> (what it is open on, st_dev, st_ino); None where there is no /proc."""
+    """This process's descriptors: number -> (what it is open on, st_dev, st_ino); None where there is no
+    /proc."""
     try:
         numbers = os.listdir(_PROC_FDS)
     except OSError:
@@ -134,9 +136,9 @@ def open_descriptors() -> dict[str, tuple[str, int, int]] | None:
 
 def opened_by_this_process(identity: tuple[int, int], real_path: str,
                            before: dict[str, tuple[str, int, int]] | None) -> bool:
-    """After a library opened `real_path`: whether this process now holds it open, and every descriptor on that
-    path (new ones, or one SQLite kept from an earlier connection and reuses) is the file `identity` (st_dev,
-    st_ino). True where there is no /proc (the folder checks are the guarantee then)."""
+    """After a library opened `real_path`: whether this process now holds it open, and every descriptor on
+    that path (new ones, or one SQLite kept from an earlier connection and reuses) is the file `identity`
+    (st_dev, st_ino). True where there is no /proc (the folder checks are the guarantee then)."""
     after = open_descriptors()
     if before is None or after is None:
         return True

@@ -1,13 +1,15 @@
 """Progress of long work on stderr (`axiom ingest`, `axiom eval`), and the time each named stage took.
 
-A tqdm bar on a terminal; otherwise (logs, CI, a pipe) a plain line each time another tenth of the work is done
-or `EVERY_SECONDS` have passed, e.g. `eval: 26/52 questions answered`; nothing when turned off. Never stdout: it
-carries `--json`. A stage (`Progress.stage`) is announced (a line, or the bar's description) and timed into
+A tqdm bar on a terminal; otherwise (logs, CI, a pipe) a plain line each time another tenth of the work is
+done or `EVERY_SECONDS` have passed, e.g. `eval: 26/52 questions answered`; nothing when turned off. Never
+stdout:
+it carries `--json`. A stage (`Progress.stage`) is announced (a line, or the bar's description) and timed into
 `Progress.timings`, whether progress is shown or not.
 
-`progress_mode(progress, stream)`: False is off; True is a bar on a terminal or in a Jupyter kernel (tqdm.auto),
-plain lines elsewhere; None (the default of the functions that take `progress`) is the same except that it is off
-inside a Jupyter kernel, so a notebook that does not ask for progress gets no output it did not have before.
+`progress_mode(progress, stream)`: False is off; True is a bar on a terminal or in a Jupyter kernel
+(tqdm.auto), plain lines elsewhere; None (the default of the functions that take `progress`) is the same
+except that it is off inside a Jupyter kernel, so a notebook that does not ask for progress gets no output it
+did not have before.
 
 tqdm is imported here and in no other module of the package (lazily: only when a bar is drawn).
 """
@@ -49,11 +51,11 @@ def progress_mode(progress: bool | None, stream: Any) -> Mode:
 
 
 class Progress:
-    """A count of `unit`s towards a total that may grow (`add_total`), shown as `<label>: n/total <unit>s <verb>`
-    (e.g. `Progress("eval", unit="question", verb="answered")`: `eval: 26/52 questions answered`).
+    """A count of `unit`s towards a total that may grow (`add_total`), shown as `<label>: n/total <unit>s
+    <verb>` (e.g. `Progress("eval", unit="question", verb="answered")`: `eval: 26/52 questions answered`).
 
-    `enabled` is the `progress` argument of the caller (see `progress_mode`); `stream` defaults to sys.stderr at
-    the time of the call. Use as a context manager, or call `close()`."""
+    `enabled` is the `progress` argument of the caller (see `progress_mode`); `stream` defaults to sys.stderr
+    at the time of the call. Use as a context manager, or call `close()`."""
 
     def __init__(self, label: str, *, unit: str, verb: str, enabled: bool | None = True,
                  stream: TextIO | None = None, every_seconds: float = EVERY_SECONDS,
@@ -79,7 +81,8 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- what is being done -----------------------------------------------------------------------------------
+    # -- what is being done
+    # -----------------------------------------------------------------------------------
     def announce(self, text: str) -> None:
         """The current stage: a line of its own, or the bar's description once there is a bar."""
         if text == self._text:
@@ -100,7 +103,8 @@ class Progress:
         finally:
             self.timings[key] = self.timings.get(key, 0.0) + self._clock() - t0
 
-    # -- how much is done -------------------------------------------------------------------------------------
+    # -- how much is done
+    # -------------------------------------------------------------------------------------
     def add_total(self, n: int) -> None:
         self.total += n
         if self.mode == "bar" and n:
@@ -122,7 +126,8 @@ class Progress:
                 self._line(now, tenth)
 
     def each(self, items: Iterable[T], total: int) -> Iterator[T]:
-        """`items`, adding `total` to the total first and counting each one done when the next is asked for."""
+        """`items`, adding `total` to the total first and counting each one done when the next is asked
+        for."""
         self.add_total(total)
         for item in items:
             yield item

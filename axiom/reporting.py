@@ -9,8 +9,8 @@ logic is tested like any other module. Conventions:
   a notebook shows one by leaving it as the cell's last expression (after `%matplotlib inline`). Every
   chart has a title and labelled axes.
 - Text that can be long (questions, answers, contexts) is shortened with `clip`.
-- Outside text (questions, answers, documents, dataset fields) only ever reaches HTML through a DataFrame, whose
-  HTML escapes it; Markdown built from it lives in `axiom.notebook.markup`, which escapes it.
+- Outside text (questions, answers, documents, dataset fields) only ever reaches HTML through a DataFrame,
+  whose HTML escapes it; Markdown built from it lives in `axiom.notebook.markup`, which escapes it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def settings_table(settings: Settings, **extra: Any) -> pd.DataFrame:
         "generator": s.generation.resolved_provider,
     }
     rows.update({k: ("" if v is None else str(v)) for k, v in extra.items()})
-    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="setting"))
+    return pd.DataFrame({"value": [str(v) for v in rows.values()]},
+                        index=pd.Index(list(rows), name="setting"))
 
 
 # -- 01 ingest -------------------------------------------------------------------------------------
@@ -100,7 +101,8 @@ def ingest_summary(report: IngestReport | Mapping[str, Any] | None) -> pd.DataFr
         return pd.DataFrame([{"ingest": "none (the run evaluated an existing collection)"}], index=[""])
     d = report if isinstance(report, Mapping) else report.to_dict()
     return pd.DataFrame([{
-        "files ingested": len(d.get("files_ingested", [])), "files unchanged": len(d.get("files_unchanged", [])),
+        "files ingested": len(d.get("files_ingested", [])),
+        "files unchanged": len(d.get("files_unchanged", [])),
         "files skipped": len(d.get("files_skipped", [])), "chunks added": d.get("chunks_added", 0),
         "chunks embedded": d.get("chunks_embedded", 0), "chunks removed": d.get("chunks_removed", 0),
         "chunks in collection": d.get("chunks_total", 0),
@@ -155,7 +157,8 @@ def chunk_length_histogram(lengths: pd.Series, chunk_size: int | None = None) ->
 
 def store_status(status: Mapping[str, Any]) -> pd.DataFrame:
     """What the collection holds (without its location, which a notebook prints on its own)."""
-    keys = [("collection", "collection"), ("exists", "exists"), ("chunks", "chunks"), ("sources", "source files"),
+    keys = [("collection", "collection"), ("exists", "exists"), ("chunks", "chunks"),
+            ("sources", "source files"),
             ("embedding_model", "embedding model"), ("store", "store")]
     return pd.DataFrame({"value": [str(status.get(k)) for k, _ in keys]}, index=[label for _, label in keys])
 
@@ -218,7 +221,8 @@ def metrics_table(record: RunRecord) -> pd.DataFrame:
         rows.append({"metric": name, "mean": rounded(m.get("mean")), "95% CI low": rounded(m.get("ci_low")),
                      "95% CI high": rounded(m.get("ci_high")), "n": m.get("n", 0),
                      "unmeasured": m.get("unmeasured", 0), "n/a": m.get("not_applicable", 0)})
-    table = pd.DataFrame(rows, columns=["metric", "mean", "95% CI low", "95% CI high", "n", "unmeasured", "n/a"])
+    table = pd.DataFrame(rows, columns=["metric", "mean", "95% CI low", "95% CI high", "n", "unmeasured",
+                                        "n/a"])
     return blank_missing(table.set_index("metric"))
 
 
@@ -305,7 +309,8 @@ def latency_table(record: RunRecord) -> pd.DataFrame:
                        ("question", "question (retrieval + generation)")):
         s = lat.get(key) or {}
         labels.append(label)
-        rows.append({f"{k[:-3]} (ms)": rounded(s.get(k), 1) for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")})
+        rows.append({f"{k[:-3]} (ms)": rounded(s.get(k), 1)
+                     for k in ("mean_ms", "p50_ms", "p95_ms", "max_ms")})
     return pd.DataFrame(rows, index=pd.Index(labels, name="stage"))
 
 
@@ -331,7 +336,8 @@ def latency_histogram(record: RunRecord) -> Figure:
 def run_files(path: str | Path) -> pd.DataFrame:
     """The files of a run folder with their sizes."""
     root = Path(path)
-    rows = [{"file": p.name, "kB": round(p.stat().st_size / 1024, 1)} for p in sorted(root.iterdir()) if p.is_file()]
+    rows = [{"file": p.name, "kB": round(p.stat().st_size / 1024, 1)} for p in sorted(root.iterdir())
+            if p.is_file()]
     return pd.DataFrame(rows, columns=["file", "kB"]).set_index("file")
 
 
@@ -362,7 +368,8 @@ def roc_chart(curves: Sequence[Mapping[str, Any]], label: str) -> Figure:
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC 0.5)")
     for colour, curve in zip(BAR_COLOURS * 4, curves, strict=False):
         if curve["fpr"]:
-            ax.plot(curve["fpr"], curve["tpr"], color=colour, label=f"{curve['metric']} (AUC {curve['auc']:.3f})")
+            ax.plot(curve["fpr"], curve["tpr"], color=colour,
+                    label=f"{curve['metric']} (AUC {curve['auc']:.3f})")
     ax.set_title(f"ROC curves against the human label {label}")
     ax.set_xlabel("false-positive rate (share of 'no' answers the metric passes)")
     ax.set_ylabel("true-positive rate (share of 'yes' answers it passes)")

@@ -58,7 +58,8 @@ class DenseRetriever:
 
 
 def bm25_index_dir(store: StoreSettings) -> Path:
-    """Where the BM25 index of a collection lives: beside an embedded store, or under bm25_dir for a server."""
+    """Where the BM25 index of a collection lives: beside an embedded store, or under bm25_dir for a
+    server."""
     if store.mode == "embedded":
         base = Path(store.path)
         return base.with_name(base.name + "-bm25") / store.collection
@@ -76,8 +77,8 @@ class BM25Retriever:
         self.stopwords = stopwords
         self._lock = threading.Lock()
         self._version: int | None = None
-        # (bm25s model, rows: id, source, page, text), replaced as one object so that a reader never pairs a new
-        # model with old rows while another thread rebuilds
+        # (bm25s model, rows: id, source, page, text), replaced as one object so that a reader never pairs a
+        # new model with old rows while another thread rebuilds
         self._index: tuple[Any, list[tuple[str, str, int | None, str]]] = (None, [])
         self._stemmer = None
         if stemmer:
@@ -168,7 +169,8 @@ class BM25Retriever:
         return out
 
 
-def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int, rrf_k: int = 60) -> list[Hit]:
+def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int,
+             rrf_k: int = 60) -> list[Hit]:
     """Weighted reciprocal rank fusion: score(d) = sum_i w_i / (rrf_k + rank_i(d)), ranks from 1.
 
     Ties break by chunk id so the result is deterministic.
@@ -212,16 +214,19 @@ class HybridRetriever:
 RetrieverFactory = Callable[[ChromaStore, Embedder, RetrievalSettings, dict[str, Retriever]], Retriever]
 
 
-def _dense(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings, built: dict[str, Retriever]) -> Retriever:
+def _dense(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings,
+           built: dict[str, Retriever]) -> Retriever:
     return DenseRetriever(store, embedder)
 
 
-def _bm25(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings, built: dict[str, Retriever]) -> Retriever:
+def _bm25(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings,
+          built: dict[str, Retriever]) -> Retriever:
     return BM25Retriever(store, bm25_index_dir(store.settings), stemmer=cfg.bm25_stemmer,
                          stopwords=cfg.bm25_stopwords)
 
 
-def _hybrid(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings, built: dict[str, Retriever]) -> Retriever:
+def _hybrid(store: ChromaStore, embedder: Embedder, cfg: RetrievalSettings,
+            built: dict[str, Retriever]) -> Retriever:
     dense = built.get("dense") or _dense(store, embedder, cfg, built)
     bm25 = built.get("bm25") or _bm25(store, embedder, cfg, built)
     assert isinstance(dense, DenseRetriever) and isinstance(bm25, BM25Retriever)

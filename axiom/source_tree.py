@@ -1,15 +1,15 @@
 """Folders walked by descriptor: nothing under an ingest root is ever reached by re-resolving a path string.
 
-An ingest root (the service's data root, a folder given to `axiom ingest`, the folder of a file given alone) is
-opened once as a directory (`RootDir`); from then on every step is one name looked up relative to a descriptor
-already held, with `O_NOFOLLOW` (`openat`), so swapping a file or a folder for a symlink (rename, or
-`renameat2(RENAME_EXCHANGE)`) at any moment can only make a step fail, never lead out of the root:
+An ingest root (the service's data root, a folder given to `axiom ingest`, the folder of a file given alone)
+is opened once as a directory (`RootDir`); from then on every step is one name looked up relative to a
+descriptor already held, with `O_NOFOLLOW` (`openat`), so swapping a file or a folder for a symlink (rename,
+or `renameat2(RENAME_EXCHANGE)`) at any moment can only make a step fail, never lead out of the root:
 - `RootDir.resolve(parts)` resolves a path below the root the way `openat2(RESOLVE_IN_ROOT)` would refuse to
   escape it: one component at a time; a symlink met on the way is read (`readlinkat`) and its target followed
-  only while it stays below the root (`..` cannot climb above it, an absolute target must start with the root's
-  real path), at most `MAX_LINKS` links;
-- `RootDir.open_dir(parts)` opens a folder below the root and `RootDir.open_file(parts)` a file to read, through
-  real folders only (any link on the way: ELOOP/ENOTDIR, reported as swapped);
+  only while it stays below the root (`..` cannot climb above it, an absolute target must start with the
+  root's real path), at most `MAX_LINKS` links;
+- `RootDir.open_dir(parts)` opens a folder below the root and `RootDir.open_file(parts)` a file to read,
+  through real folders only (any link on the way: ELOOP/ENOTDIR, reported as swapped);
 - `RootDir.entries(fd)` lists a folder from its descriptor (`os.scandir(fd)`).
 """
 
@@ -29,7 +29,8 @@ MAX_LINKS = 40  # symlinks followed while resolving one path (the kernel's own l
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-# a folder to list (scandir needs a readable descriptor); a folder passed through (search permission is enough)
+# a folder to list (scandir needs a readable descriptor); a folder passed through (search permission is
+# enough)
 LIST_FLAGS = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 PASS_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 # a file to read: never through a symlink swapped in for it, never blocking on a FIFO swapped in
@@ -49,7 +50,11 @@ def _real_path(fd: int, fallback: str | os.PathLike[str]) -> Path:
         shown = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return Path(fallback).resolve()
-    return Path(shown) if shown.startswith("/") and not shown.endswith(" (deleted)") else Path(fallback).resolve()
+    return (
+        Path(shown)
+        if shown.startswith("/") and not shown.endswith(" (deleted)")
+        else Path(fallback).resolve()
+    )
 
 
 class RootDir:
@@ -62,7 +67,8 @@ class RootDir:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RootDir:
-        """Open a folder given by the user (the path itself may pass through links: it is the trust anchor)."""
+        """Open a folder given by the user (the path itself may pass through links: it is the trust
+        anchor)."""
         fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         return cls(fd, _real_path(fd, path))
 
@@ -88,7 +94,8 @@ class RootDir:
 
     # -- resolving ----------------------------------------------------------------------------------------
     def relative_parts(self, path: str | os.PathLike[str]) -> tuple[str, ...] | None:
-        """`path` (relative to the root, or absolute under its real path) as names below it; None if elsewhere."""
+        """`path` (relative to the root, or absolute under its real path) as names below it; None if
+        elsewhere."""
         given = PurePosixPath(os.fspath(path))
         if given.is_absolute():
             if not given.is_relative_to(self.real):
@@ -97,9 +104,9 @@ class RootDir:
         return tuple(p for p in given.parts if p not in ("", "."))
 
     def resolve(self, parts: Sequence[str]) -> tuple[tuple[str, ...], os.stat_result]:
-        """The real names below the root that `parts` leads to, and what is there (lstat). Raises DocumentError
-        (`MISSING`, `OUTSIDE`, `LOOPING`, `NOT_A_FOLDER`) naming the path as given, or OSError (a name too
-        long, no permission)."""
+        """The real names below the root that `parts` leads to, and what is there (lstat). Raises
+        DocumentError (`MISSING`, `OUTSIDE`, `LOOPING`, `NOT_A_FOLDER`) naming the path as given, or OSError
+        (a name too long, no permission)."""
         shown = "/".join(parts) or "."
         todo: deque[str] = deque(parts)
         names: list[str] = []
@@ -151,7 +158,8 @@ class RootDir:
                     except OSError as exc:
                         if exc.errno not in LINK_ERRNOS:
                             raise
-                        todo.appendleft(name)  # swapped for a link meanwhile: look again (bounded by MAX_LINKS)
+                        # swapped for a link meanwhile: look again (bounded by MAX_LINKS)
+                        todo.appendleft(name)
                         links += 1
                         continue
                 names.append(name)
@@ -175,7 +183,8 @@ class RootDir:
             raise
 
     def open_dir(self, parts: Sequence[str]) -> RootDir:
-        """The real folder `parts` below the root, opened for listing (OSError, ELOOP for a link on the way)."""
+        """The real folder `parts` below the root, opened for listing (OSError, ELOOP for a link on the
+        way)."""
         fd = self._walk(parts[:-1]) if parts else os.open(".", PASS_FLAGS, dir_fd=self.fd)
         try:
             opened = os.open(parts[-1] if parts else ".", LIST_FLAGS, dir_fd=fd)

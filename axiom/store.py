@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 # The HNSW index of a new collection, searched wide enough that its top 100 (what hybrid fusion reads) is the
 # exact top 100: with chromadb's defaults (ef_search 100, ef_construction 100) it was not (114 of 250 PubMedQA
-# questions; recall@100 0.9905), and the graph differs from one fresh ingest to the next, so hybrid rankings of
-# the same corpus changed between stores (5-9 of 250 questions). With these, 250 of 250 and the same rankings
-# from every fresh store (tests/core/test_hnsw_exact.py). Existing collections keep the settings they were built
-# with.
+# questions; recall@100 0.9905), and the graph differs from one fresh ingest to the next, so hybrid rankings
+# of the same corpus changed between stores (5-9 of 250 questions). With these, 250 of 250 and the same
+# rankings from every fresh store (tests/core/test_hnsw_exact.py). Existing collections keep the settings they
+# were built with.
 HNSW_CONFIGURATION = {"space": "cosine", "ef_search": 500, "ef_construction": 200}
 
 
@@ -65,7 +65,8 @@ class StoredChunk:
 def _hit(chunk_id: str, text: str | None, meta: dict[str, Any] | None, score: float) -> Hit:
     meta = meta or {}
     page = meta.get("page")
-    return Hit(chunk_id=chunk_id, source=str(meta.get("source", "")), page=int(page) if page is not None else None,
+    return Hit(chunk_id=chunk_id, source=str(meta.get("source", "")),
+               page=int(page) if page is not None else None,
                score=float(score), text=text or "")
 
 
@@ -126,11 +127,12 @@ class ChromaStore:
                     # connect: timeout_seconds; read: six times that (large batched queries take longer)
                     t = self.settings.timeout_seconds
                     if not bound_chromadb_http_timeouts(client, connect=t, read=6 * t):
-                        log.warning("cannot bound the ChromaDB client's HTTP timeouts (chromadb internals changed); "
-                                    "a silent server can hang a store call")
+                        log.warning("cannot bound the ChromaDB client's HTTP timeouts (chromadb internals "
+                                    "changed); a silent server can hang a store call")
                     self._client = client
                 else:
-                    self._client = chromadb.PersistentClient(path=self.settings.path, settings=chroma_settings)
+                    self._client = chromadb.PersistentClient(path=self.settings.path,
+                                                             settings=chroma_settings)
             except StoreError:  # the heartbeat's own error already names the server: not wrapped again
                 raise
             except Exception as exc:  # chromadb raises ValueError/ConnectionError/httpx errors
@@ -146,8 +148,10 @@ class ChromaStore:
         try:
             httpx.get(url, timeout=self.settings.timeout_seconds).raise_for_status()
         except httpx.HTTPError as exc:
-            raise StoreUnavailableError(f"cannot reach {self.where}: {type(exc).__name__}: {exc}",
-                                        hint="check CHROMA_HOST/CHROMA_PORT and that the server runs") from exc
+            raise StoreUnavailableError(
+                f"cannot reach {self.where}: {type(exc).__name__}: {exc}",
+                hint="check CHROMA_HOST/CHROMA_PORT and that the server runs",
+            ) from exc
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one ChromaDB call, turning its errors into StoreErrors that name the store."""
@@ -158,7 +162,8 @@ class ChromaStore:
         except Exception as exc:
             kind = type(exc).__name__
             text = str(exc)
-            unreachable = any(s in (kind + text).lower() for s in ("connect", "timeout", "refused", "unavailable"))
+            unreachable = any(s in (kind + text).lower()
+                              for s in ("connect", "timeout", "refused", "unavailable"))
             cls = StoreUnavailableError if unreachable else StoreError
             if unreachable:
                 self._client = None
@@ -178,7 +183,10 @@ class ChromaStore:
             try:
                 return self.client.get_collection(self.settings.collection)
             except Exception as exc:
-                if "does not exist" in str(exc) or type(exc).__name__ in ("NotFoundError", "InvalidCollectionException"):
+                if "does not exist" in str(exc) or type(exc).__name__ in (
+                    "NotFoundError",
+                    "InvalidCollectionException",
+                ):
                     return None
                 raise
 
@@ -221,7 +229,8 @@ class ChromaStore:
         return collection
 
     def list_collections(self) -> list[str]:
-        """The names of the collections in this store, sorted (neither opens nor creates the configured one)."""
+        """The names of the collections in this store, sorted (neither opens nor creates the configured
+        one)."""
         listed = self._call("list_collections", lambda: self.client.list_collections())
         return sorted(c if isinstance(c, str) else c.name for c in listed)
 
@@ -229,11 +238,12 @@ class ChromaStore:
         """The configured collection does not exist: name the ones that do and how to use one."""
         names = self.list_collections()
         if names:
-            listed = ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown else "")
+            listed = ", ".join(names[:shown]) + (f" (and {len(names) - shown} more)" if len(names) > shown
+                                                 else "")
             return StoreError(f"collection {self.settings.collection!r} does not exist on {self.where}; "
                               f"collections there: {listed}",
-                              hint="choose one with --collection NAME (or AXIOM_COLLECTION), e.g. "
-                                   f"`axiom query --collection {names[0]} QUESTION`, or run `axiom ingest PATH`")
+                              hint="choose one with --collection NAME (or AXIOM_COLLECTION), e.g. `axiom "
+                                   f"query --collection {names[0]} QUESTION`, or run `axiom ingest PATH`")
         return StoreError(f"collection {self.settings.collection!r} does not exist on {self.where}; "
                           "no collections there", hint="run `axiom ingest PATH` first")
 

@@ -1,12 +1,13 @@
 """YAML, read here only: the one loader of a YAML mapping from a file, and the parse of one YAML value.
 
-`load_yaml_mapping(path, what=..., expected=..., error=...)` is how `config.yaml` (`axiom.config`), an endpoint
-mapping (`axiom.evaluation.endpoint_config`) and a notebook parameters file (`axiom.notebook.parameters`) are
-read. It opens the file without following a link (O_NOFOLLOW: a symlink is refused, not followed), takes only a
-regular file (never blocking on a FIFO), reads at most `max_bytes` (a larger file is refused, not cut), decodes
-UTF-8, parses with `yaml.safe_load` (plain data, never Python objects), requires a mapping (an empty file is
-{}), and raises the caller's typed error (`axiom.errors`) naming the file: for bad YAML, one line with the line
-and column (PyYAML's own text spans several lines and names "<unicode string>" instead of the file).
+`load_yaml_mapping(path, what=..., expected=..., error=...)` is how `config.yaml` (`axiom.config`), an
+endpoint mapping (`axiom.evaluation.endpoint_config`) and a notebook parameters file
+(`axiom.notebook.parameters`) are read. It opens the file without following a link (O_NOFOLLOW: a symlink is
+refused, not followed), takes only a regular file (never blocking on a FIFO), reads at most `max_bytes` (a
+larger file is refused, not cut), decodes UTF-8, parses with `yaml.safe_load` (plain data, never Python
+objects), requires a mapping (an empty file is
+{}), and raises the caller's typed error (`axiom.errors`) naming the file: for bad YAML, one line with the
+line and column (PyYAML's own text spans several lines and names "<unicode string>" instead of the file).
 
 `parse_yaml_value(text)` reads one `-p KEY VALUE` value as the notebooks' parameters take it.
 """

@@ -35,7 +35,8 @@ def bench_ingest(corpus_dir: Path, work: Path, repeat: int) -> dict[str, Any]:
     ratio, cpu_ratio, reratio, rss, runs = Figure(), Figure(), Figure(), Figure(), []
     for i in range(repeat):
         store = work / f"ingest-store-{i}"
-        out = subprocess.run([sys.executable, "-m", "bench.ingest_worker", str(corpus_dir), "--store", str(store)],
+        out = subprocess.run([sys.executable, "-m", "bench.ingest_worker", str(corpus_dir), "--store",
+                              str(store)],
                              capture_output=True, text=True, check=True, cwd=REPO)
         run = json.loads(out.stdout.strip().splitlines()[-1])
         runs.append(run)
@@ -43,7 +44,8 @@ def bench_ingest(corpus_dir: Path, work: Path, repeat: int) -> dict[str, Any]:
         cpu_ratio.values.append(run["ingest_cpu_s"] / run["encode_floor_cpu_s"])
         reratio.values.append(run["reingest_s"] / run["ingest_s"])
         rss.values.append(run["peak_rss_mb"])
-    return {"runs": runs, "ingest_over_encode": ratio.to_dict(), "ingest_over_encode_cpu": cpu_ratio.to_dict(),
+    return {"runs": runs, "ingest_over_encode": ratio.to_dict(),
+            "ingest_over_encode_cpu": cpu_ratio.to_dict(),
             "reingest_over_ingest": reratio.to_dict(),
             "peak_rss_mb": rss.to_dict()}
 
@@ -74,19 +76,23 @@ def cold(pipeline: Any) -> Any:
     return pipeline
 
 
-def axiom_eval(pipeline: Any, texts: list[str], qids: list[str], qrels: dict[str, dict[str, int]], k: int) -> Any:
-    """Retrieval-only evaluation through Axiom: one batched retrieval of chunks, then the ranx metrics over the
-    documents they come from (a document ranks where its best chunk ranks), as Axiom's evaluations score."""
+def axiom_eval(pipeline: Any, texts: list[str], qids: list[str], qrels: dict[str, dict[str, int]],
+               k: int) -> Any:
+    """Retrieval-only evaluation through Axiom: one batched retrieval of chunks, then the ranx metrics over
+    the documents they come from (a document ranks where its best chunk ranks), as Axiom's evaluations
+    score."""
     from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics
 
     runs = pipeline.retrieve_batch(texts, top_k=k, retriever="dense")
     return mean_metrics(evaluate_rankings(qrels, {qid: [doc_id(h.source) for h in hits]
-                                                  for qid, hits in zip(qids, runs, strict=True)}, BEIR_METRICS))
+                                                  for qid, hits in zip(qids, runs, strict=True)},
+                                          BEIR_METRICS))
 
 
 def floor_eval(model: Any, collection: Any, batch_size: int, texts: list[str], qids: list[str],
                qrels: dict[str, dict[str, int]], k: int) -> Any:
-    """The floor: one batched model.encode, raw collection.query calls, the same chunk -> document mapping, ranx."""
+    """The floor: one batched model.encode, raw collection.query calls, the same chunk -> document mapping,
+    ranx."""
     from ranx import Qrels, Run, evaluate
 
     from axiom.evaluation.retrieval_metrics import BEIR_METRICS
@@ -116,8 +122,10 @@ def bench_retrieval(pipeline: Any, queries: dict[str, str], qrels: dict[str, dic
     include = ["metadatas", "documents", "distances"]  # what Axiom's hits carry
 
     def floor_one(q: str) -> Any:
-        return collection.query(query_embeddings=model.encode([q], normalize_embeddings=True, convert_to_numpy=True,
-                                                              show_progress_bar=False), n_results=k, include=include)
+        return collection.query(query_embeddings=model.encode([q], normalize_embeddings=True,
+                                                              convert_to_numpy=True,
+                                                              show_progress_bar=False), n_results=k,
+                                include=include)
 
     dense: list[float] = []
     floor: list[float] = []
@@ -138,7 +146,8 @@ def bench_retrieval(pipeline: Any, queries: dict[str, str], qrels: dict[str, dic
     depth = 100
     batch = pipeline.embedder.batch_size
     eval_ratio, sweep_ratio = Figure(), Figure()
-    floor_eval(model, collection, batch, texts, qids, qrels, depth)  # warm both (ranx compiles with numba first)
+    # warm both (ranx compiles with numba first)
+    floor_eval(model, collection, batch, texts, qids, qrels, depth)
     axiom_eval(pipeline, texts, qids, qrels, depth)
     metrics = {}
     for i in range(repeat):
@@ -146,8 +155,9 @@ def bench_retrieval(pipeline: Any, queries: dict[str, str], qrels: dict[str, dic
         t: dict[str, float] = {}
         for which in order:
             if which == "floor":
-                t["floor"], floor_metrics = timed(lambda: floor_eval(model, collection, batch, texts, qids, qrels,
-                                                                      depth))
+                t["floor"], floor_metrics = timed(
+                    lambda: floor_eval(model, collection, batch, texts, qids, qrels, depth)
+                )
             else:
                 t["axiom"], metrics = timed(lambda: axiom_eval(cold(pipeline), texts, qids, qrels, depth))
         eval_ratio.values.append(t["axiom"] / t["floor"])
@@ -179,8 +189,8 @@ def sweep_top_k(pipeline: Any, texts: list[str], qids: list[str], qrels: dict[st
 
 
 def bench_notebook(work: Path, repeat: int) -> dict[str, Any]:
-    """03_evaluate through papermill vs run_evaluation, each in a fresh process (same start-up and imports) on a
-    store already holding the corpus, alternating which goes first."""
+    """03_evaluate through papermill vs run_evaluation, each in a fresh process (same start-up and imports) on
+    a store already holding the corpus, alternating which goes first."""
     store, out = work / "nb-store", work / "nb-runs"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "CHROMA_", "AXIOM_", "LLM_", "EMBEDDING_", "EVAL_LLM_"))}
@@ -213,7 +223,8 @@ def bench_notebook(work: Path, repeat: int) -> dict[str, Any]:
         cpu_diff.values.append(cpus["notebook"] - cpus["api"])
         notebook_s.values.append(walls["notebook"])
         api_s.values.append(walls["api"])
-    return {"notebook_minus_api_s": diff.to_dict(), "notebook_minus_api_cpu_s": cpu_diff.to_dict(), "notebook_s": notebook_s.to_dict(), "api_s": api_s.to_dict(),
+    return {"notebook_minus_api_s": diff.to_dict(), "notebook_minus_api_cpu_s": cpu_diff.to_dict(),
+            "notebook_s": notebook_s.to_dict(), "api_s": api_s.to_dict(),
             "prepare_ingest_s": first_ingest, "runs": inner}
 
 
@@ -234,11 +245,12 @@ def table(result: dict[str, Any]) -> str:
         (f"full ingest ({chunks} chunks) / model.encode of the same texts", med(ing.get("ingest_over_encode"))
          + f"; CPU time {med(ing.get('ingest_over_encode_cpu'))}", "<= 1.10"),
         ("unchanged re-ingest / first ingest", med(ing.get("reingest_over_ingest"), ".4f"), "<= 0.03"),
-        (f"searched store: {result.get('search_documents', 0)} documents = {ss.get('chunks', 0)} chunks, ingested "
-         "by Axiom into the bench cache", (f"reused: up-to-date check {ss.get('ingest_s', 0):.1f} s, 0 embedded"
+        (f"searched store: {result.get('search_documents', 0)} documents = {ss.get('chunks', 0)} chunks, "
+         "ingested by Axiom into the bench cache",
+         (f"reused: up-to-date check {ss.get('ingest_s', 0):.1f} s, 0 embedded"
                                            if ss.get("reused") else
-                                           f"built in this run: {ss.get('embedded_now', 0)} chunks embedded in "
-                                           f"{ss.get('ingest_s', 0):.0f} s"), "report"),
+                                           f"built in this run: {ss.get('embedded_now', 0)} chunks embedded "
+                                           f"in {ss.get('ingest_s', 0):.0f} s"), "report"),
         ("dense retrieval p50 / (encode + raw collection.query) p50",
          f"{ret.get('dense_over_floor_p50', nan):.3f} ({ret.get('dense_p50_ms', 0):.1f} ms vs "
          f"{ret.get('floor_p50_ms', 0):.1f} ms; p95 {ret.get('dense_p95_ms', 0):.1f} vs "
@@ -246,7 +258,8 @@ def table(result: dict[str, Any]) -> str:
          f"{ret.get('dense_over_floor_paired_median', nan):.3f})", "<= 1.15"),
         ("hybrid p50 / dense p50", f"{ret.get('hybrid_over_dense_p50', nan):.3f} "
          f"({ret.get('hybrid_p50_ms', 0):.1f} ms)", "report"),
-        (f"retrieval-only evaluation of {ret.get('queries', 0)} queries / (batched encode + raw queries + ranx)",
+        (f"retrieval-only evaluation of {ret.get('queries', 0)} queries / (batched "
+         "encode + raw queries + ranx)",
          med(ret.get("eval_over_floor")), "<= 1.20"),
         ("top_k sweep of 4 values / one evaluation", med(ret.get("sweep4_over_eval")), "<= 1.30"),
         ("notebook (papermill) evaluation - the same evaluation through the API (s)",
@@ -279,36 +292,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"use {QUICK_DATASET}")
     ap.add_argument("--repeat", type=int, default=None,
                     help="repetitions of the evaluation and notebook measures (default 3 quick, 3 full)")
-    ap.add_argument("--ingest-repeat", type=int, default=1, help="repetitions of the ingest measure (default 1)")
+    ap.add_argument("--ingest-repeat", type=int, default=1,
+                    help="repetitions of the ingest measure (default 1)")
     ap.add_argument("--eval-repeat", type=int, default=2,
                     help="pairs of whole evaluation / floor processes per evaluation row (default 2)")
     ap.add_argument("--large", action="store_true",
                     help="also the 500-question PubMedQA evaluation row (about 8 min on 2 cores)")
     ap.add_argument("--notebook-repeat", type=int, default=None,
-                    help="pairs of notebook / API evaluations (default 1 quick, 2 full; a pair takes about 75 s on "
-                         "2 cores, and one pair is noisier than the difference it measures)")
+                    help="pairs of notebook / API evaluations (default 1 quick, 2 full; a pair takes about "
+                         "75 s on 2 cores, and one pair is noisier than the difference it measures)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--ingest-docs", default=None,
                     help="the ingest rows ingest the judged documents plus the first N others, or 'all' "
                          "(default: 50 quick, 100 full; see BENCHMARKS.md for why)")
     ap.add_argument("--search-docs", default="all",
-                    help="the retrieval, evaluation and API rows search the judged documents plus the first N "
-                         "others, or 'all' (default: all)")
+                    help="the retrieval, evaluation and API rows search the judged documents plus the first "
+                         "N others, or 'all' (default: all)")
     ap.add_argument("--cache-dir", type=Path, default=REPO / "bench" / "cache",
-                    help="where the searched corpus is ingested once and kept between runs (default bench/cache)")
+                    help="where the searched corpus is ingested once and kept between "
+                         "runs (default bench/cache)")
     ap.add_argument("--api-requests", type=int, default=None, help="timed /query requests per client "
                                                                    "(default 5 quick, 12 full)")
     ap.add_argument("--pubmedqa", type=Path, default=None,
                     help="PubMedQA PQA-L train/dev qa.jsonl for the 500-question evaluation row (default "
                          "../shared/datasets/pubmedqa-pqal-traindev/qa.jsonl)")
-    ap.add_argument("--skip", action="append", default=[], choices=("notebook", "api", "api-threads", "evaluation"),
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=("notebook", "api", "api-threads", "evaluation"),
                     help="leave a measure out (repeatable)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
     dataset = args.dataset or (QUICK_DATASET if args.quick else DEFAULT_DATASET)
     repeat = args.repeat or 3
     notebook_repeat = args.notebook_repeat or (1 if args.quick else 2)
-    ingest_docs = parse_docs(args.ingest_docs if args.ingest_docs is not None else ("50" if args.quick else "100"))
+    ingest_docs = parse_docs(args.ingest_docs if args.ingest_docs is not None
+                             else ("50" if args.quick else "100"))
     search_docs = parse_docs(args.search_docs)
     api_requests = args.api_requests or (5 if args.quick else 12)
     if not (dataset / "corpus.jsonl").is_file():
@@ -319,14 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     from axiom.evaluation.datasets import load_beir
 
     beir = load_beir(dataset, args.split)
-    corpus = {doc_id: (d.get("title", "") + " " + d.get("text", "")).strip() for doc_id, d in beir.corpus.items()}
+    corpus = {doc_id: (d.get("title", "") + " " + d.get("text", "")).strip()
+              for doc_id, d in beir.corpus.items()}
     queries, qrels = beir.queries, beir.qrels
     total_docs = len(corpus)
     ingest_corpus = select(corpus, qrels, ingest_docs)
     search_corpus = select(corpus, qrels, search_docs)
     result: dict[str, Any] = {"dataset": str(dataset), "split": args.split, "started": started,
                               "documents": len(ingest_corpus), "search_documents": len(search_corpus),
-                              "corpus_documents": total_docs, "ingest_docs": ingest_docs, "search_docs": search_docs,
+                              "corpus_documents": total_docs, "ingest_docs": ingest_docs,
+                              "search_docs": search_docs,
                               "queries": len(queries), "repeat": repeat, "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="axiom-bench-") as tmp:
         work = Path(tmp)

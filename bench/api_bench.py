@@ -1,7 +1,7 @@
 """API `/query` throughput: the real `axiom serve` in a subprocess on loopback ports, driven by N concurrent
-httpx clients (one thread and one connection each) sending distinct questions, extractive generator, query cache
-off (so every request runs the pipeline). Measures requests per second over the timed phase and the latency
-percentiles seen by the clients."""
+httpx clients (one thread and one connection each) sending distinct questions, extractive generator, query
+cache off (so every request runs the pipeline). Measures requests per second over the timed phase and the
+latency percentiles seen by the clients."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def bench_api(store: Path, collection: str, questions: list[str], work: Path, *,
            if not k.startswith(("OPENAI_", "CHROMA_", "AXIOM_", "LLM_", "EMBEDDING_", "EVAL_LLM_"))}
     env.update({"AXIOM_CONFIG": str(config), "AXIOM_API_KEYS": key, "HF_HUB_OFFLINE": "1",
                 "EMBEDDING_CACHE_ENABLED": "false",  # each question is encoded, as the floor would
-                "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False",
+                "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                "ANONYMIZED_TELEMETRY": "False",
                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     log_path = work / "serve.log"
     t_launch = time.perf_counter()

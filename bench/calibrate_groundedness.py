@@ -3,17 +3,18 @@
 `python -m bench.calibrate_groundedness [--dataset DIR] [--ood DIR] [--folds 5] [--boot 2000] [--out DIR]
 [--no-write-model]`
 
-1. Measures (`groundedness_features.measure_answer`) of every answer of RAGTruth QA train (`--dataset`, default
+1. Measures (`groundedness_features.measure_answer`) of every answer of RAGTruth QA train (`--dataset`,
+   default
    ../shared/datasets/ragtruth-qa-train: 839 questions x 4 LLMs) in its 3 passages, with the packaged MiniLM;
    cached under bench/cache/ (keyed by the data files' sha256 and MEASURES_VERSION), so a rerun only refits.
 2. Claim labels: a claim is unsupported when it overlaps a span the annotators marked hallucinated.
 3. Grouped 5-fold CV by question id (GroupKFold): per fold, the claim model (logistic) is fitted on the
    training folds' claims, its risks aggregated per answer, then the answer model (logistic over the answer
    features + the aggregated risks) fitted on the training folds' answers; out-of-fold predictions for all.
-4. ROC AUC against `human_faithful` [95% bootstrap CI, questions resampled] for groundedness, supported_claims,
-   answer length, a cheap-feature baseline like the 11-feature floor, gradient boosting over the same features;
-   paired bootstrap of AUC differences; Kendall tau of the 4 models ranked by mean groundedness vs. by their
-   human-faithful share.
+4. ROC AUC against `human_faithful` [95% bootstrap CI, questions resampled] for groundedness,
+   supported_claims, answer length, a cheap-feature baseline like the 11-feature floor, gradient boosting over
+   the same features; paired bootstrap of AUC differences; Kendall tau of the 4 models ranked by mean
+   groundedness vs. by their human-faithful share.
 5. Out of domain: AttributionBench dev (`--ood`; never fitted on) scored by the model refitted on all of
    RAGTruth; CPU ms per answer measured on a sample with cold caches.
 6. Refit on all the data, write axiom/evaluation/answer_metrics/groundedness_model.json (plain numbers, the
@@ -63,7 +64,8 @@ def sha256(path: Path) -> str:
 
 
 class TokenMemo:
-    """The model's word pieces with a small memo (the 4 answers of a question share its passages' segments)."""
+    """The model's word pieces with a small memo (the 4 answers of a question share its passages'
+    segments)."""
 
     def __init__(self, inner: LocalEmbedder, size: int = 64) -> None:
         self.inner, self.model_id, self.size, self.memo = inner, inner.model_id, size, {}
@@ -99,9 +101,10 @@ def shard_bounds(n: int, shard: int, shards: int) -> tuple[int, int]:
     return 4 * round(n / 4 * shard / shards), 4 * round(n / 4 * (shard + 1) / shards)
 
 
-def measure_all(items: list[tuple[str, list[str]]], cache_file: Path, embedder, shards: int = 1) -> tuple[list, float]:
-    """Measures of (answer, contexts) items, from `cache_file` when it is there (or from its `shards` part files,
-    written by `--measure-shard` processes running side by side); CPU seconds spent computing."""
+def measure_all(items: list[tuple[str, list[str]]], cache_file: Path, embedder,
+                shards: int = 1) -> tuple[list, float]:
+    """Measures of (answer, contexts) items, from `cache_file` when it is there (or from its `shards` part
+    files, written by `--measure-shard` processes running side by side); CPU seconds spent computing."""
     if cache_file.is_file():
         return [from_json(d) for d in json.loads(cache_file.read_text())], 0.0
     parts = [cache_file.with_suffix(f".part{k}-of-{shards}.json") for k in range(shards)]
@@ -169,7 +172,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float 
 class Fitted:
     """The claim-level and answer-level model fitted on some answers."""
 
-    def __init__(self, measures: list, claim_x: list[np.ndarray], claim_y: list[np.ndarray], faithful: np.ndarray,
+    def __init__(self, measures: list, claim_x: list[np.ndarray], claim_y: list[np.ndarray],
+                 faithful: np.ndarray,
                  answer_x: np.ndarray, idx: np.ndarray) -> None:
         cx = np.vstack([claim_x[i] for i in idx])
         cy = np.concatenate([claim_y[i] for i in idx])
@@ -262,10 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--no-write-model", action="store_true")
     parser.add_argument("--measure-shard", help="K/N: only measure shard K of N (0-based) into a part file")
-    parser.add_argument("--shards", type=int, default=1, help="assemble the measures from this many part files")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="assemble the measures from this many part files")
     parser.add_argument("--partial", action="store_true",
                         help="fit and measure on the answers the shard processes measured so far")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args(argv)
     from scipy.stats import kendalltau
 
@@ -294,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     ci, diffs = bootstrap(y, oof, groups, args.boot, pairs)
     aucs = {k: auc(y, s) for k, s in oof.items()}
     by_model = {m: (float(np.mean([r["faithful"] for r in rows if r["model"] == m])),
-                    float(np.mean([g for g, r in zip(oof["groundedness"], rows, strict=True) if r["model"] == m])))
+                    float(np.mean([g for g, r in zip(oof["groundedness"], rows, strict=True)
+                                   if r["model"] == m])))
                 for m in MODELS}
     tau = float(kendalltau([v[0] for v in by_model.values()], [v[1] for v in by_model.values()]).statistic)
 
@@ -303,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                    np.asarray([gf.answer_features(m) for m in measures]), np.arange(len(rows))).model()
     ood_items, ood_y, ood_files = load_ood(args.ood)
     ood_key = hashlib.sha256("".join(sha256(f) for f in ood_files).encode()).hexdigest()[:12]
-    ood_measures, _ = measure_all(ood_items, CACHE / f"groundedness-ood-v{gf.MEASURES_VERSION}-{ood_key}.json",
+    ood_measures, _ = measure_all(ood_items,
+                                  CACHE / f"groundedness-ood-v{gf.MEASURES_VERSION}-{ood_key}.json",
                                   embedder)
     ood_scores = [score_measures(m, final) for m in ood_measures]
     ood = {"groundedness": auc(ood_y, np.asarray([s.groundedness for s in ood_scores])),
@@ -320,9 +328,11 @@ def main(argv: list[str] | None = None) -> int:
 
     brier = float(np.mean((oof["groundedness"] - y) ** 2))
     result = {"brier_groundedness": brier, "brier_base_rate": float(y.mean() * (1 - y.mean())),
-              "partial": args.partial, "n_answers": len(rows), "n_questions": len(set(groups)), "folds": args.folds,
+              "partial": args.partial, "n_answers": len(rows), "n_questions": len(set(groups)),
+              "folds": args.folds,
               "auc": aucs, "auc_ci": ci, "paired_differences": diffs, "kendall_tau": tau,
-              "by_model": {m: {"human_faithful_share": h, "mean_groundedness": g} for m, (h, g) in by_model.items()},
+              "by_model": {m: {"human_faithful_share": h, "mean_groundedness": g}
+                           for m, (h, g) in by_model.items()},
               "ood_attributionbench_dev": ood, "cpu_ms_per_answer_cold": cpu_ms,
               "measure_cpu_seconds_all_answers": seconds, "training_files_sha256": hashes}
     if not args.no_write_model:
@@ -330,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                 "claim_threshold": CLAIM_THRESHOLD, "claim_model": final.claim.to_dict(),
                 "answer_model": final.answer.to_dict(), "training_files_sha256": hashes,
                 "measures_version": gf.MEASURES_VERSION, "cv_auc": aucs["groundedness"],
-                "cv_auc_ci": ci["groundedness"], "cv_auc_others": {k: v for k, v in aucs.items() if k != "groundedness"},
-                "cv_answers": len(rows), "cv_questions": len(set(groups)), "partial": args.partial, "ood_auc_attributionbench_dev": ood["groundedness"]}
+                "cv_auc_ci": ci["groundedness"],
+                "cv_auc_others": {k: v for k, v in aucs.items() if k != "groundedness"},
+                "cv_answers": len(rows), "cv_questions": len(set(groups)), "partial": args.partial,
+                "ood_auc_attributionbench_dev": ood["groundedness"]}
         MODEL_PATH.write_text(json.dumps(data, indent=1) + "\n")
     print("| score | ROC AUC vs human_faithful | 95% CI (questions resampled) |\n|---|---|---|")
     for k in sorted(aucs, key=aucs.get, reverse=True):

@@ -30,7 +30,8 @@ class Figure:
     def to_dict(self) -> dict[str, Any]:
         if not self.values:
             return {"median": None, "min": None, "max": None, "n": 0}
-        return {"median": self.median, "min": min(self.values), "max": max(self.values), "n": len(self.values)}
+        return {"median": self.median, "min": min(self.values), "max": max(self.values),
+                "n": len(self.values)}
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

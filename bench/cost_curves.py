@@ -1,20 +1,22 @@
-"""Cost curves (issue 16, point 4): wall time, CPU time and peak memory of an ingest and of an evaluation as the
+"""Cost curves (issue 16, point 4): wall time, CPU time and peak memory of an ingest and of an evaluation as \
+the
 corpus and the question set grow, each a fresh `axiom` process measured from outside (`os.wait4`: that one
-process's own rusage), with a power law and a straight line fitted to each curve so a user can predict the cost
-of their corpus.
+process's own rusage), with a power law and a straight line fitted to each curve so a user can predict the
+cost of their corpus.
 
-    .venv/bin/python -m bench.cost_curves [--dataset BEIR_FOLDER] [--docs 1000,2500,5000] [--questions 50,150,300]
+    .venv/bin/python -m bench.cost_curves [--dataset BEIR_FOLDER] [--docs 1000,2500,5000] [--questions
+    50,150,300]
 
 - corpus: every document judged for the selected questions, then the rest in corpus order, up to N documents
   (`title + " " + text`, one `<id>.txt` file each, as `make bench`), ingested by `axiom ingest` into a fresh
   embedded store, the embedding cache off;
 - evaluation: `axiom eval` of the first Q test questions over each store (warm: `--collection` names the
-  ingested one, so its ingest is an up-to-date check), the embedding cache off, the offline defaults (extractive
-  generator, non-LLM metrics). The first evaluation of a store also builds its BM25 index and the dataset's
-  located reference spans: the smallest question set goes first and carries that.
+  ingested one, so its ingest is an up-to-date check), the embedding cache off, the offline defaults
+  (extractive generator, non-LLM metrics). The first evaluation of a store also builds its BM25 index and the
+  dataset's located reference spans: the smallest question set goes first and carries that.
 
-BEIR sets have no reference answers. For this cost workload each question's reference (and reference context) is
-the last sentence of its first judged document: the answer metrics then have texts of the usual length to
+BEIR sets have no reference answers. For this cost workload each question's reference (and reference context)
+is the last sentence of its first judged document: the answer metrics then have texts of the usual length to
 compare. Its answer-quality figures mean nothing; the costs are those of a real evaluation.
 """
 
@@ -41,7 +43,8 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 
 def measure(cmd: Sequence[str]) -> dict[str, Any]:
-    """Run one process; its wall time, its own CPU time (user + system, all threads) and peak RSS, and stdout."""
+    """Run one process; its wall time, its own CPU time (user + system, all threads) and peak RSS, and
+    stdout."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=REPO, env=clean_env())
@@ -58,7 +61,8 @@ def measure(cmd: Sequence[str]) -> dict[str, Any]:
 
 
 def select_documents(corpus: dict[str, str], judged: list[str], size: int) -> dict[str, str]:
-    """The judged documents first (all of them must be searchable), then the rest in corpus order, `size` in all."""
+    """The judged documents first (all of them must be searchable), then the rest in corpus order, `size` in
+    all."""
     keep = list(dict.fromkeys(d for d in judged if d in corpus))
     if len(keep) > size:
         raise SystemExit(f"cost curves: {len(keep)} documents are judged for the questions, more than {size}")
@@ -94,7 +98,8 @@ def fit(points: Sequence[tuple[float, float]]) -> dict[str, float] | None:
     xs, ys = np.array([x for x, _ in points], float), np.array([y for _, y in points], float)
     exponent, _ = np.polyfit(np.log(xs), np.log(ys), 1)
     per_unit, fixed = np.polyfit(xs, ys, 1)
-    return {"exponent": float(exponent), "fixed": float(fixed), "per_unit": float(per_unit), "points": len(points)}
+    return {"exponent": float(exponent), "fixed": float(fixed), "per_unit": float(per_unit),
+            "points": len(points)}
 
 
 def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], work: Path,
@@ -105,7 +110,8 @@ def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], wor
     corpus = {d: (v.get("title", "") + " " + v.get("text", "")).strip() for d, v in beir.corpus.items()}
     qids = [q for q in beir.queries if q in beir.qrels][:max(questions)]
     if len(qids) < max(questions):
-        raise SystemExit(f"cost curves: {dataset} has {len(qids)} judged test questions, fewer than {max(questions)}")
+        raise SystemExit(f"cost curves: {dataset} has {len(qids)} judged test questions, "
+                         f"fewer than {max(questions)}")
     judged = [d for q in qids for d, score in beir.qrels[q].items() if score > 0]
     golden: dict[int, Path] = {}
     for q in questions:
@@ -132,7 +138,8 @@ def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], wor
         say(f"ingest {size} docs: {report['chunks_total']} chunks, {got['wall_s']:.1f} s, "
             f"{got['peak_rss_mb']:.0f} MB")
         for q in questions:
-            got = measure([str(AXIOM), "--config", str(config), "eval", "--dataset", str(golden[q]), "--corpus",
+            got = measure([str(AXIOM), "--config", str(config), "eval", "--dataset", str(golden[q]),
+                           "--corpus",
                            str(folder), "--collection", "curve", "--name", f"curve-{size}-{q}", "--json"])
             manifest = json.loads((Path(json.loads(got.pop("stdout"))["run"]) / "manifest.json").read_text())
             evals.append({"documents": size, "questions": q, "timings": manifest.get("timings"),
@@ -141,7 +148,8 @@ def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], wor
     return {"ingest": ingests, "evaluation": evals, "fits": fits(ingests, evals, docs, questions)}
 
 
-def fits(ingests: list[dict[str, Any]], evals: list[dict[str, Any]], docs: Sequence[int], questions: Sequence[int]
+def fits(ingests: list[dict[str, Any]], evals: list[dict[str, Any]], docs: Sequence[int],
+         questions: Sequence[int]
          ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for measure_name in ("wall_s", "cpu_s", "peak_rss_mb"):
@@ -156,10 +164,11 @@ def fits(ingests: list[dict[str, Any]], evals: list[dict[str, Any]], docs: Seque
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| work | documents | chunks | questions | wall s | CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    lines = ["| work | documents | chunks | questions | wall s | CPU s | peak RSS MB |",
+             "|---|---|---|---|---|---|---|"]
     for r in result["ingest"]:
-        lines.append(f"| ingest | {r['documents']:,} | {r['chunks']:,} | — | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+        lines.append(f"| ingest | {r['documents']:,} | {r['chunks']:,} | — | {r['wall_s']:.1f} | "
+                     f"{r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     for r in result["evaluation"]:
         lines.append(f"| evaluation | {r['documents']:,} | — | {r['questions']} | {r['wall_s']:.1f} | "
                      f"{r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} |")

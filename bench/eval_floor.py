@@ -3,8 +3,8 @@
 - `axiom eval` of a golden set with its store already built (the ingest is an up-to-date check), the
   persistent embedding cache off, against the floor: a fresh process that imports sentence-transformers, loads
   the model, encodes exactly the texts that evaluation had the model embed (recorded by
-  bench/record_embedded.py in an untimed run) and makes one batched ChromaDB query (bench/eval_floor_worker.py).
-  Pairs alternate which side goes first.
+  bench/record_embedded.py in an untimed run) and makes one batched ChromaDB query
+  (bench/eval_floor_worker.py). Pairs alternate which side goes first.
 - the embedding cache: a second evaluation of the same set with another top_k over the cache the first one
   filled: the texts it still had to embed, and its time against the non-embedding floor (the same floor
   process without the encoding).
@@ -58,7 +58,8 @@ def run(cmd: list[str]) -> tuple[float, str]:
 
 
 def eval_args(config: Path, dataset: Path, corpus: Path, name: str, *extra: str) -> list[str]:
-    return ["--config", str(config), "eval", "--dataset", str(dataset), "--corpus", str(corpus), "--name", name,
+    return ["--config", str(config), "eval", "--dataset", str(dataset), "--corpus", str(corpus), "--name",
+            name,
             "--json", *extra]
 
 
@@ -75,8 +76,10 @@ def record(config: Path, dataset: Path, corpus: Path, out: Path, *extra: str) ->
 
 
 def floor_cmd(texts: Path, manifest: dict[str, Any], store: Path, dataset: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "bench.eval_floor_worker", str(texts), "--store", str(store), "--collection",
-            manifest["collection"], "--dataset", str(dataset), "--depth", str(manifest["retrieval_depth"]), *extra]
+    return [sys.executable, "-m", "bench.eval_floor_worker", str(texts), "--store", str(store),
+            "--collection",
+            manifest["collection"], "--dataset", str(dataset), "--depth", str(manifest["retrieval_depth"]),
+            *extra]
 
 
 def eval_against_floor(dataset: Path, corpus: Path, home: Path, repeat: int) -> dict[str, Any]:
@@ -110,8 +113,8 @@ def eval_against_floor(dataset: Path, corpus: Path, home: Path, repeat: int) -> 
 
 
 def cache_second_run(dataset: Path, corpus: Path, home: Path, repeat: int) -> dict[str, Any]:
-    """A first evaluation (top_k 5) fills a fresh embedding cache; a second with top_k 3 starts each time from a
-    copy of that cache: the texts it still embeds, and its time against the non-embedding floor."""
+    """A first evaluation (top_k 5) fills a fresh embedding cache; a second with top_k 3 starts each time from
+    a copy of that cache: the texts it still embeds, and its time against the non-embedding floor."""
     home.mkdir(parents=True, exist_ok=True)
     store, runs, filled = home / "store", home / "runs", home / "cache-filled"
     shutil.rmtree(filled, ignore_errors=True)
@@ -133,14 +136,17 @@ def cache_second_run(dataset: Path, corpus: Path, home: Path, repeat: int) -> di
         for side in (("axiom", "floor") if i % 2 == 0 else ("floor", "axiom")):
             if side == "axiom":
                 fresh_copy("cache-second")  # the cache as the first evaluation left it, every time
-                walls[side], _ = run([str(AXIOM), *eval_args(second, dataset, corpus, "second", "--top-k", "3")])
+                walls[side], _ = run([str(AXIOM),
+                                      *eval_args(second, dataset, corpus, "second", "--top-k", "3")])
             else:
-                walls[side], _ = run(floor_cmd(home / "texts-second.json", manifest, store, dataset, "--no-encode"))
+                walls[side], _ = run(floor_cmd(home / "texts-second.json", manifest, store, dataset,
+                                               "--no-encode"))
         axiom_s.values.append(walls["axiom"])
         floor_s.values.append(walls["floor"])
         ratio.values.append(walls["axiom"] / walls["floor"])
     shutil.rmtree(runs, ignore_errors=True)
-    return {"first_run_s": first_s, "second_texts_embedded": len(recorded["texts"]), "axiom_s": axiom_s.to_dict(),
+    return {"first_run_s": first_s, "second_texts_embedded": len(recorded["texts"]),
+            "axiom_s": axiom_s.to_dict(),
             "non_embedding_floor_s": floor_s.to_dict(), "axiom_over_floor": ratio.to_dict()}
 
 
@@ -148,15 +154,19 @@ def pubmedqa_set(cache_dir: Path, source: Path, questions: int = 500) -> tuple[P
     """The 500-question PubMedQA set, built into the bench cache by the built-in set's own build script."""
     out = cache_dir / f"pubmedqa-{questions}"
     build = REPO / "evaluation" / "datasets" / "pubmedqa" / "build_pubmedqa.py"
-    run([sys.executable, str(build), "--source", str(source), "--questions", str(questions), "--out", str(out)])
+    run([sys.executable, str(build), "--source", str(source), "--questions", str(questions), "--out",
+         str(out)])
     return out / "golden.jsonl", out / "corpus"
 
 
-def bench_evaluation(cache_dir: Path, *, repeat: int, large_repeat: int, pubmedqa_source: Path = PUBMEDQA_SOURCE,
+def bench_evaluation(cache_dir: Path, *, repeat: int, large_repeat: int,
+                     pubmedqa_source: Path = PUBMEDQA_SOURCE,
                      large: bool = True) -> dict[str, Any]:
     home = cache_dir / "eval-floor"
-    result: dict[str, Any] = {"sample": eval_against_floor(SAMPLE_DATASET, SAMPLE_CORPUS, home / "sample", repeat),
-                              "cache": cache_second_run(SAMPLE_DATASET, SAMPLE_CORPUS, home / "cache", repeat)}
+    result: dict[str, Any] = {"sample": eval_against_floor(SAMPLE_DATASET, SAMPLE_CORPUS, home / "sample",
+                                                           repeat),
+                              "cache": cache_second_run(SAMPLE_DATASET, SAMPLE_CORPUS, home / "cache",
+                                                        repeat)}
     if large and pubmedqa_source.is_file():
         dataset, corpus = pubmedqa_set(cache_dir, pubmedqa_source)
         result["large"] = eval_against_floor(dataset, corpus, home / "pubmedqa-500", large_repeat)
@@ -173,14 +183,17 @@ def rows(ev: dict[str, Any]) -> list[tuple[str, str, str]]:
     for key, goal in (("sample", "<= 1.4"), ("large", "<= 1.3")):
         if key in ev:
             m = ev[key]
-            out.append((f"`axiom eval`, {m['questions']} questions, store warm, embedding cache off / floor (fresh "
-                        f"process: load the model, encode the {m['texts_embedded']} texts it embedded, one batched "
-                        "ChromaDB query)", f"{fig(m['axiom_over_floor'])}; {m['axiom_s']['median']:.1f} s vs "
+            out.append((f"`axiom eval`, {m['questions']} questions, store warm, embedding cache off / floor "
+                        f"(fresh process: load the model, encode the {m['texts_embedded']} texts it "
+                        "embedded, one batched ChromaDB query)",
+                        f"{fig(m['axiom_over_floor'])}; {m['axiom_s']['median']:.1f} s vs "
                         f"{m['floor_s']['median']:.1f} s", goal))
     if "cache" in ev:
         c = ev["cache"]
-        out.append(("second `axiom eval` of the sample set, top_k 5 -> 3, over the embedding cache the first filled "
-                    "/ non-embedding floor (fresh process: load the model, one batched ChromaDB query)",
+        out.append(("second `axiom eval` of the sample set, top_k 5 -> 3, over the embedding "
+                    "cache the first filled / non-embedding floor (fresh process: load the model, "
+                    "one batched ChromaDB query)",
                     f"{fig(c['axiom_over_floor'])}; {c['second_texts_embedded']} texts embedded; "
-                    f"{c['axiom_s']['median']:.1f} s vs {c['non_embedding_floor_s']['median']:.1f} s", "<= 1.3"))
+                    f"{c['axiom_s']['median']:.1f} s vs {c['non_embedding_floor_s']['median']:.1f} s",
+                    "<= 1.3"))
     return out

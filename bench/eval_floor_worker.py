@@ -1,5 +1,5 @@
-"""`python -m bench.eval_floor_worker TEXTS.json --store PATH --collection NAME --dataset GOLDEN --depth D`: the
-floor of an evaluation, as a whole process.
+"""`python -m bench.eval_floor_worker TEXTS.json --store PATH --collection NAME --dataset GOLDEN --depth D`:
+the floor of an evaluation, as a whole process.
 
 It does only the model work an evaluation cannot avoid: import sentence-transformers, load the model, encode
 exactly the texts the evaluation had the model embed (bench/record_embedded.py wrote them) in one call, and
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-encode", action="store_true")
     args = ap.parse_args(argv)
     texts = json.loads(args.texts.read_text())["texts"]
-    questions = [json.loads(line)["question"] for line in args.dataset.read_text().splitlines() if line.strip()]
+    questions = [json.loads(line)["question"] for line in args.dataset.read_text().splitlines()
+                 if line.strip()]
     t: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.no_encode:
         rng = np.random.default_rng(0)
-        query = rng.standard_normal((len(questions), model.get_sentence_embedding_dimension())).astype(np.float32)
+        query = rng.standard_normal((len(questions),
+                                     model.get_sentence_embedding_dimension())).astype(np.float32)
         query /= np.linalg.norm(query, axis=1, keepdims=True)
         encoded = 0
     else:
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         by_text = dict(zip(texts, vectors, strict=True))
         missing = [q for q in questions if q not in by_text]  # questions an evaluation always embeds
         if missing:
-            by_text.update(zip(missing, model.encode(missing, convert_to_numpy=True, normalize_embeddings=True,
+            by_text.update(zip(missing,
+                               model.encode(missing, convert_to_numpy=True, normalize_embeddings=True,
                                                      show_progress_bar=False), strict=True))
         query = np.vstack([by_text[q] for q in questions])
         encoded = len(texts) + len(missing)

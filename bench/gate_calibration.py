@@ -1,6 +1,7 @@
 """How often the regression gate fails when nothing changed, and how often it catches a real regression.
 
-`python -m bench.gate_calibration [--dataset DIR] [--work DIR] [--draws N] [--subset N] [--quick] [--json FILE]`
+`python -m bench.gate_calibration [--dataset DIR] [--work DIR] [--draws N] [--subset N] [--quick] [--json
+FILE]`
 
 Method (printed at the top of the table; quoted in evaluation/README.md):
 
@@ -12,9 +13,9 @@ Method (printed at the top of the table; quoted in evaluation/README.md):
    - null variants, where no quality change is expected:
      (a) **re-run**: the same configuration evaluated a second time;
      (b) **shuffled golden**: the golden set's lines in another order (fixed seed);
-     (c) **renamed corpus**: every corpus file copied as `doc-<sha1(pmid)[:10]>.txt` (so the files sort, ingest,
-     get chunk ids and break ties in another order) and a golden copy whose `relevant_sources` use the new
-     names (ids, questions and references unchanged); its own collection;
+     (c) **renamed corpus**: every corpus file copied as `doc-<sha1(pmid)[:10]>.txt` (so the files sort,
+     ingest, get chunk ids and break ties in another order) and a golden copy whose `relevant_sources` use the
+     new names (ids, questions and references unchanged); its own collection;
      (d) **stats seed**: the baseline run against itself; only the statistics seed differs, as in every draw.
    - injected regressions: (i) **top_k 1** (the generator gets one chunk instead of five; retrieval metrics
      are measured 10 deep whatever top_k is, so they cannot move); (ii) **chunk 100**: chunk_size 100,
@@ -79,12 +80,14 @@ def _json_ready(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gate_calibration", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.gate_calibration",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
                         help="folder holding golden.jsonl and corpus/ (default: the PubMedQA set)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="store, runs and copies (kept)")
     parser.add_argument("--draws", type=int, default=None, help="draws per variant (default 20; --quick 3)")
-    parser.add_argument("--subset", type=int, default=None, help="questions per draw (default 200; --quick 48)")
+    parser.add_argument("--subset", type=int, default=None,
+                        help="questions per draw (default 200; --quick 48)")
     parser.add_argument("--quick", action="store_true", help="smoke check on 60 questions, 3 draws")
     parser.add_argument("--json", type=Path, default=None, help="also write every draw as JSON here")
     parser.add_argument("--markdown", type=Path, default=None,

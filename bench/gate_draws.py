@@ -44,7 +44,8 @@ def restrict_baseline(baseline: Mapping[str, Any], ids: Sequence[str]) -> dict[s
         per = {k: v for k, v in (entry.get("per_question") or {}).items() if k in keep and _finite(v)}
         if not per:
             continue
-        metrics[name] = {**entry, "per_question": per, "n": len(per), "mean": float(np.mean(list(per.values()))),
+        metrics[name] = {**entry, "per_question": per, "n": len(per),
+                         "mean": float(np.mean(list(per.values()))),
                          "ci_low": None, "ci_high": None}
     dataset = dict(baseline.get("dataset") or {}, items=len(ids))
     return {**baseline, "metrics": metrics, "dataset": dataset}
@@ -156,7 +157,8 @@ def calibrate(records: Mapping[str, RunRecord], *, draws: int, subset: int, base
                                        dataclasses.replace(base_config, seed=d)) for d in subsets]
         log(f"  {name}: {draws} gate runs in {time.perf_counter() - t0:.1f} s, "
             f"{sum(x['failed'] for x in per_variant[name])} failed")
-    variants = [summarise_variant(name, kind, what, per_variant[name], metrics) for name, kind, what in VARIANTS]
+    variants = [summarise_variant(name, kind, what, per_variant[name], metrics)
+                for name, kind, what in VARIANTS]
     null_draws = [d for name, kind, _ in VARIANTS if kind == NULL for d in per_variant[name]]
     detectable = {m: {"median_mde": _median([d["mde"].get(m) for d in null_draws]),
                       "baseline_mean": baseline["metrics"][m]["mean"],

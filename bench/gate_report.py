@@ -53,12 +53,13 @@ def render_markdown(result: Mapping[str, Any]) -> str:
              f"{' (dirty working tree)' if meta.get('git_dirty') else ''}",
              f"- machine: {meta['cores']} cores ({meta.get('cpu') or '?'}), load average at start "
              f"{meta.get('load_average')}; command: `{meta['command']}`",
-             f"- set: {meta['questions']} questions, corpus {meta['corpus_files']} files; {meta['draws']} draws per "
-             f"variant of {meta['subset']} questions each; statistics: {meta['stats']}",
-             f"- total wall time: {meta['total_seconds']:.0f} s (evaluations {meta['evaluation_seconds']:.0f} s, "
-             f"gate draws {meta['calibration_seconds']:.0f} s)", ""]
+             f"- set: {meta['questions']} questions, corpus {meta['corpus_files']} files; {meta['draws']} "
+             f"draws per variant of {meta['subset']} questions each; statistics: {meta['stats']}",
+             f"- total wall time: {meta['total_seconds']:.0f} s (evaluations "
+             f"{meta['evaluation_seconds']:.0f} s, gate draws {meta['calibration_seconds']:.0f} s)", ""]
     if meta.get("quick"):
-        lines += ["**Quick smoke check (`--quick`): far too few draws and questions to read rates from.**", ""]
+        lines += ["**Quick smoke check (`--quick`): far too few draws and questions to read rates from.**",
+                  ""]
     lines += [METHOD, "",
               f"**Null gate runs: {cal['null_failures']} false alarm(s) in {cal['null_gate_runs']}.** "
               + informative_nulls(cal), "",
@@ -78,19 +79,22 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         cells.append(wall)
         lines.append("| " + " | ".join(cells) + " |")
     base_t = timing["baseline"]
-    lines += ["", f"Baseline evaluation: {base_t['seconds']:.0f} s (ingest {base_t.get('ingest_seconds')} s, "
-                  f"{base_t.get('chunks_embedded')} chunks embedded now, {base_t.get('chunks')} in its index). "
-                  "A configuration that shares the baseline's collection embeds nothing at ingest.", "",
-              "Test verdicts below the gate's min_delta or in the improving direction (not gate failures):", ""]
+    lines += ["", f"Baseline evaluation: {base_t['seconds']:.0f} s (ingest "
+                  f"{base_t.get('ingest_seconds')} s, {base_t.get('chunks_embedded')} chunks embedded "
+                  f"now, {base_t.get('chunks')} in its index). A configuration that shares the "
+                  "baseline's collection embeds nothing at ingest.", "",
+              "Test verdicts below the gate's min_delta or in the improving direction (not gate failures):",
+              ""]
     for v in cal["variants"]:
         named = {m for m, _ in v["named"]}
         extra_worse = [(m, c) for m, c in v["worse_verdicts"] if m not in named]
         lines.append(f"- {v['variant']}: 'worse' without failing {_counts(extra_worse)}; "
                      f"'better' {_counts(v['better_verdicts'])}")
     lines += ["", "## What the gate can detect on this set", "",
-              f"Median minimum detectable effect over the {cal['null_gate_runs']} null draws (80% power, Holm's "
-              "first-step level, planning sd = max(sd of differences, the metric's own sd)); a drop smaller than "
-              "this is usually missed, and a drop below min_delta 0.01 never fails the gate.", "",
+              f"Median minimum detectable effect over the {cal['null_gate_runs']} null draws (80% "
+              "power, Holm's first-step level, planning sd = max(sd of differences, the metric's "
+              "own sd)); a drop smaller than this is usually missed, and a drop below min_delta "
+              "0.01 never fails the gate.", "",
               "| metric | baseline mean | n | median MDE |", "|---|---|---|---|"]
     for m, d in cal["detectable"].items():
         n = d["median_n"]
@@ -98,8 +102,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                      f"{_f(d['median_mde'])} |")
     lines += ["", "## Null variants against the baseline on the whole set", "",
               "Questions whose value differs from the baseline beyond the statistics core's tie tolerance "
-              f"({ZERO:g}, stats.ZERO), bit-for-bit, and the largest |difference|; metrics where every value is "
-              "identical are left out.", "",
+              f"({ZERO:g}, stats.ZERO), bit-for-bit, and the largest |difference|; metrics where every value "
+              "is identical are left out.", "",
               f"| variant | metric | pairs | differ (> {ZERO:g}) | differ (bitwise) | max abs diff |",
               "|---|---|---|---|---|---|"]
     for name, per in cal["null_differences"].items():
@@ -111,25 +115,27 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                          f"{d['max_abs']:.3g} |")
     flat = [m for m, d in cal["detectable"].items() if d["median_mde"] is None]
     if flat:
-        lines += ["", f"No variance in the baseline (every question has the same value, so no MDE and no paired "
-                      f"test can move): {', '.join(flat)}. The gate sees a regression in these only when "
-                      f"questions fall off that value."]
+        lines += ["",
+                  "No variance in the baseline (every question has the same value, so no MDE and no paired "
+                  f"test can move): {', '.join(flat)}. The gate sees a regression in these only when "
+                  "questions fall off that value."]
     loads = f"load average at start {meta.get('load_average')}"
     if meta.get("load_average_end"):
         loads += f", at the end {meta['load_average_end']}"
     lines += ["", "## Configurations", "",
-              f"Each wall time is a single measurement on a shared machine ({meta['cores']} cores, {loads}): "
-              "identical work (re-run, shuffled golden, drop best hit: the same questions, 5 contexts each) can take "
-              "several times as long when other jobs compete for the cores, so read them as rough. Stages: ingest, "
-              "the retrieval batch, generation (sum over questions) and the rest (scoring, writing the run "
-              "folder).", "",
-              "| configuration | wall s | ingest / retrieval / generation / rest s | chunks embedded | chunks in "
-              "index | collection |", "|---|---|---|---|---|---|"]
+              f"Each wall time is a single measurement on a shared machine ({meta['cores']} cores, "
+              f"{loads}): identical work (re-run, shuffled golden, drop best hit: the same questions, 5 "
+              "contexts each) can take several times as long when other jobs compete for the cores, so "
+              "read them as rough. Stages: ingest, the retrieval batch, generation (sum over questions) "
+              "and the rest (scoring, writing the run folder).", "",
+              "| configuration | wall s | ingest / retrieval / generation / rest s | chunks embedded | "
+              "chunks in index | collection |", "|---|---|---|---|---|---|"]
     for key, t in timing.items():
         if key == "stats-seed":
             continue
         st = t.get("stages") or {}
-        stages = " / ".join(f"{st[k]:.0f}" for k in ("ingest", "retrieval", "generation", "rest")) if st else "-"
+        stages = " / ".join(f"{st[k]:.0f}"
+                            for k in ("ingest", "retrieval", "generation", "rest")) if st else "-"
         lines.append(f"| {t['label']} | {t['seconds']:.1f} | {stages} | "
                      f"{t.get('chunks_embedded')} | {t.get('chunks')} | `{t.get('collection')}` |")
     return "\n".join(lines) + "\n"
@@ -145,7 +151,7 @@ def informative_nulls(cal: Mapping[str, Any]) -> str:
     text = (f"Null variants that differ from the baseline on some question: "
             f"{', '.join(differ) or 'none'} ({sum(draws[n] for n in differ)} draws)")
     if same:
-        text += (f"; {', '.join(same)} reproduce the baseline's values on every question, so their draws are all "
-                 "ties (p = 1) and cannot fail")
+        text += (f"; {', '.join(same)} reproduce the baseline's values on every question, so their draws are "
+                 "all ties (p = 1) and cannot fail")
     return text + "."
 

@@ -191,7 +191,8 @@ def stage_seconds(record: RunRecord) -> dict[str, float]:
 
 
 def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Embedder,
-                            log: Callable[[str], None]) -> tuple[dict[str, RunRecord], dict[str, dict[str, Any]]]:
+                            log: Callable[[str],
+                                          None]) -> tuple[dict[str, RunRecord], dict[str, dict[str, Any]]]:
     """Run every configuration once. Returns the records and per configuration its timing facts."""
     from axiom.evaluation.runs import run_evaluation
 
@@ -210,9 +211,11 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
             return evaluate(settings, golden, corpus, "drop-best-hit")
 
     configurations = [
-        Configuration("baseline", "baseline (config.yaml)", lambda: evaluate(settings, golden, corpus, "baseline")),
+        Configuration("baseline", "baseline (config.yaml)",
+                      lambda: evaluate(settings, golden, corpus, "baseline")),
         Configuration("rerun", "re-run", lambda: evaluate(settings, golden, corpus, "rerun")),
-        Configuration("shuffled", "shuffled golden", lambda: evaluate(settings, shuffled, corpus, "shuffled")),
+        Configuration("shuffled", "shuffled golden",
+                      lambda: evaluate(settings, shuffled, corpus, "shuffled")),
         Configuration("renamed", "renamed corpus",
                       lambda: evaluate(settings, renamed_golden, renamed_corpus, "renamed")),
         Configuration("top_k-1", "top_k 1", lambda: evaluate(settings, golden, corpus, "top_k-1", top_k=1)),
@@ -231,7 +234,8 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
         ingest = record.manifest.get("ingest") or {}
         index = record.manifest.get("index") or {}
         timing[conf.key] = {"label": conf.label, "seconds": round(seconds, 1),
-                            "ingest_seconds": ingest.get("seconds"), "chunks_embedded": ingest.get("chunks_embedded"),
+                            "ingest_seconds": ingest.get("seconds"),
+                            "chunks_embedded": ingest.get("chunks_embedded"),
                             "chunks": index.get("chunks"), "collection": record.manifest.get("collection"),
                             "run": str(record.path), "questions": int(len(record.results)),
                             "stages": stage_seconds(record)}

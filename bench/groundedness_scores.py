@@ -1,12 +1,14 @@
-"""Out-of-fold groundedness scores of every RAGTruth QA train answer, for the benchmarks that need a per-answer
-score with human labels (bench/system_ranking.py, bench/ppi_coverage.py).
+"""Out-of-fold groundedness scores of every RAGTruth QA train answer, for the benchmarks that need a
+per-answer score with human labels (bench/system_ranking.py, bench/ppi_coverage.py).
 
-The measures come from bench/calibrate_groundedness.py's cache (bench/cache/groundedness-ragtruth-v<MEASURES_VERSION>-
+The measures come from bench/calibrate_groundedness.py's cache
+(bench/cache/groundedness-ragtruth-v<MEASURES_VERSION>-
 <data key>.json; measured here, about 330 ms of CPU per answer, only when it is missing), the scores from its
-grouped 5-fold cross-validation (`cross_validate`: no answer is scored by a model fitted on its own question, so
-these are the numbers BENCHMARKS.md's AUCs and model means are computed from). The scores are cached next to the
-measures, keyed by the data files, the measures version and the source of the fitting code, so a change of any of
-them refits (about 45 s of CPU). Nothing of the dataset is written into the repository: the cache is ignored by git.
+grouped 5-fold cross-validation (`cross_validate`: no answer is scored by a model fitted on its own question,
+so these are the numbers BENCHMARKS.md's AUCs and model means are computed from). The scores are cached next
+to the measures, keyed by the data files, the measures version and the source of the fitting code, so a change
+of any of them refits (about 45 s of CPU). Nothing of the dataset is written into the repository: the cache is
+ignored by git.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ SCORES = ("groundedness", "supported_claims", "answer_length", "baseline", "boos
 
 def scores_file(dataset: Path, cache: Path, folds: int = 5) -> Path:
     """Where the out-of-fold scores of `dataset` are cached."""
-    files = [dataset / "golden.jsonl", dataset / "labels.jsonl", *(dataset / f"responses-{m}.jsonl" for m in cg.MODELS)]
+    files = [dataset / "golden.jsonl", dataset / "labels.jsonl",
+             *(dataset / f"responses-{m}.jsonl" for m in cg.MODELS)]
     return cache / f"groundedness-oof-v{cg.gf.MEASURES_VERSION}-{_key(files, folds)}.json"
 
 
@@ -42,7 +45,8 @@ def _key(files: list[Path], folds: int) -> str:
 
 def out_of_fold(dataset: Path = cg.DATASET, cache: Path = cg.CACHE, folds: int = 5
                 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """The answers (`id`, `model`, `faithful`: no answer or passage text) and their out-of-fold scores, aligned."""
+    """The answers (`id`, `model`, `faithful`: no answer or passage text) and their out-of-fold scores,
+    aligned."""
     rows, files = cg.load_ragtruth(dataset)
     kept = [{"id": r["id"], "model": r["model"], "faithful": r["faithful"]} for r in rows]
     cached = scores_file(dataset, cache, folds)
@@ -55,7 +59,8 @@ def out_of_fold(dataset: Path = cg.DATASET, cache: Path = cg.CACHE, folds: int =
     measures_file = cache / f"groundedness-ragtruth-v{cg.gf.MEASURES_VERSION}-{data_key}.json"
     if not measures_file.is_file():
         print(f"no cached measures at {measures_file}: measuring all {len(rows)} answers (slow)", flush=True)
-    measures, _ = cg.measure_all([(r["answer"], r["contexts"]) for r in rows], measures_file, cg.make_embedder())
+    measures, _ = cg.measure_all([(r["answer"], r["contexts"]) for r in rows], measures_file,
+                                 cg.make_embedder())
     oof = cg.cross_validate(rows, measures, folds)
     cache.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps({"answers": [(r["id"], r["model"]) for r in kept],

@@ -24,11 +24,12 @@ def main() -> None:
     ap.add_argument("--store", required=True)
     ap.add_argument("--config", default=None)
     args = ap.parse_args()
-    settings = load_settings(args.config, environ={"CHROMA_PATH": args.store, "AXIOM_COLLECTION": "bench-ingest"})
+    settings = load_settings(args.config,
+                             environ={"CHROMA_PATH": args.store, "AXIOM_COLLECTION": "bench-ingest"})
     pipeline = RAGPipeline.from_settings(settings)
     embedder = pipeline.embedder
-    # Process start-up is not part of either measure: the model load and `import chromadb` + opening the client
-    # (lazy in ChromaStore) are fixed costs of any process that ingests, timed here on their own.
+    # Process start-up is not part of either measure: the model load and `import chromadb` + opening the
+    # client (lazy in ChromaStore) are fixed costs of any process that ingests, timed here on their own.
     t0 = time.perf_counter()
     embedder.embed(["warm up the model"])
     t_model = time.perf_counter() - t0

@@ -1,6 +1,7 @@
-"""One evaluation of a golden set in a fresh process, either through papermill (notebooks/03_evaluate.ipynb via
-`axiom.notebook.runner.run_notebooks`) or through the Python API (`axiom.evaluation.run_evaluation`), so the two
-pay the same interpreter start and imports. Prints one JSON object; the caller times the whole process.
+"""One evaluation of a golden set in a fresh process, either through papermill (notebooks/03_evaluate.ipynb
+via `axiom.notebook.runner.run_notebooks`) or through the Python API (`axiom.evaluation.run_evaluation`), so
+the two pay the same interpreter start and imports. Prints one JSON object; the caller times the whole
+process.
 
     python -m bench.notebook_worker {notebook,api} --store DIR --out DIR [--dataset F] [--corpus DIR]
 """
@@ -57,7 +58,8 @@ def main() -> None:
     else:
         from axiom.evaluation import run_evaluation
 
-        record = run_evaluation(settings, args.dataset, args.corpus, name="bench-api", out_dir=args.out, judge=False)
+        record = run_evaluation(settings, args.dataset, args.corpus, name="bench-api", out_dir=args.out,
+                                judge=False)
         run_path = record.path
     print(json.dumps({"how": args.how, "inner_seconds": time.perf_counter() - t0, "run_path": str(run_path),
                       **extra}))

@@ -1,20 +1,25 @@
-"""The three outcomes of the gate and the max-T correction of the secondaries, on simulated data, through the real
+"""The three outcomes of the gate and the max-T correction of the secondaries, on simulated data, through \
+the real
 `compare_metrics` (axiom/evaluation/outcomes.py, family.py).
 
-`python -m bench.outcome_simulation [--reps N] [--n N] [--permutations P] [--bootstrap B] [--seed S] [--json FILE]`
+`python -m bench.outcome_simulation [--reps N] [--n N] [--permutations P] [--bootstrap B] [--seed S] [--json
+FILE]`
 
-Method (the printed table repeats it): n questions, six metrics named as a real run's (three default primaries:
-ndcg@10, evidence_recall@10, groundedness; three secondaries: chrf, rouge_l, semantic_similarity). Per question
-and metric a level shared by both runs (uniform 0.3-0.9, it cancels in the pair) plus independent noise per run
-(sd 0.05; the differences have sd 0.07); run B is lowered by `drop` on ndcg@10 only (the other five metrics are
-null). Per drop (0, half the margin, the margin, twice the margin; margin = min_delta 0.01) and replication: the
-outcome of ndcg@10, whether the gate fails (any primary a regression), and whether any secondary is called better
-or worse after max-T. Each rate carries its 95% Wilson interval.
+Method (the printed table repeats it): n questions, six metrics named as a real run's (three default
+primaries:
+ndcg@10, evidence_recall@10, groundedness; three secondaries: chrf, rouge_l, semantic_similarity). Per
+question and metric a level shared by both runs (uniform 0.3-0.9, it cancels in the pair) plus independent
+noise per run (sd 0.05; the differences have sd 0.07); run B is lowered by `drop` on ndcg@10 only (the other
+five metrics are null). Per drop (0, half the margin, the margin, twice the margin; margin = min_delta 0.01)
+and replication:
+the outcome of ndcg@10, whether the gate fails (any primary a regression), and whether any secondary is called
+better or worse after max-T. Each rate carries its 95% Wilson interval.
 
-What the rows should show: at drop 0 the gate fails in at most alpha of the replications (Holm over the primaries,
-one-sided) and the secondaries claim something in at most alpha (max-T); at drop = margin, non-inferior in at most
-alpha (a non-inferiority claim is a one-sided test at alpha against a drop of the margin) and regression in about
-half (the estimate must reach the margin); well beyond the margin, regression nearly always.
+What the rows should show: at drop 0 the gate fails in at most alpha of the replications (Holm over the
+primaries, one-sided) and the secondaries claim something in at most alpha (max-T); at drop = margin,
+non-inferior in at most alpha (a non-inferiority claim is a one-sided test at alpha against a drop of the
+margin) and regression in about half (the estimate must reach the margin); well beyond the margin, regression
+nearly always.
 
 Writes bench/results/outcome_simulation.json (or --json) and the table beside it (.md), and prints the table.
 """
@@ -46,7 +51,8 @@ def _pair(rng: np.random.Generator, n: int, drop: float) -> tuple[dict[str, dict
     a = level + rng.normal(0, 0.05, level.shape)
     b = level + rng.normal(0, 0.05, level.shape)
     b[:, 0] -= drop
-    return tuple({m: dict(zip(ids, x[:, j].tolist(), strict=True)) for j, m in enumerate(names)} for x in (a, b))
+    return tuple({m: dict(zip(ids, x[:, j].tolist(), strict=True)) for j, m in enumerate(names)}
+                 for x in (a, b))
 
 
 def _rate(hits: int, reps: int) -> dict[str, Any]:
@@ -75,12 +81,12 @@ def _cell(r: dict[str, Any]) -> str:
 
 
 def table(results: list[dict[str, Any]], config: StatsConfig) -> str:
-    lines = [f"Three outcomes, simulated: n {results[0]['n']} questions, {results[0]['reps']} replications per row, "
-             f"alpha {config.alpha}, margin {DEFAULT_MIN_DELTA}, {config.permutations} sign flips, "
-             f"{config.bootstrap_samples} bootstrap draws; B lowered by `drop` on ndcg@10 only; paired differences "
-             f"sd 0.07 (see bench/outcome_simulation.py).", "",
-             f"| drop | ndcg@10 {REGRESSION} | ndcg@10 {NON_INFERIOR} | ndcg@10 {INCONCLUSIVE} | gate failed | "
-             f"a secondary called better/worse |", "|---|---|---|---|---|---|"]
+    lines = [f"Three outcomes, simulated: n {results[0]['n']} questions, {results[0]['reps']} replications "
+             f"per row, alpha {config.alpha}, margin {DEFAULT_MIN_DELTA}, {config.permutations} sign flips, "
+             f"{config.bootstrap_samples} bootstrap draws; B lowered by `drop` on ndcg@10 only; paired "
+             "differences sd 0.07 (see bench/outcome_simulation.py).", "",
+             f"| drop | ndcg@10 {REGRESSION} | ndcg@10 {NON_INFERIOR} | ndcg@10 {INCONCLUSIVE} | gate failed "
+             "| a secondary called better/worse |", "|---|---|---|---|---|---|"]
     for r in results:
         cells = [_cell(r[k]).format(reps=r["reps"]) for k in (*OUTCOMES, "gate_failed", "secondary_claim")]
         lines.append(f"| {r['drop']:g} | " + " | ".join(cells) + " |")

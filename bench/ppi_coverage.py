@@ -1,21 +1,24 @@
 """Coverage and width of the prediction-powered 95% interval on human-labelled answers (RAGTruth QA, train).
 
-`python -m bench.ppi_coverage [--dataset DIR] [--predictor groundedness|content-words] [--cache DIR] [--subsets N]
+`python -m bench.ppi_coverage [--dataset DIR] [--predictor groundedness|content-words] [--cache DIR]
+[--subsets N]
 [--sizes 50,100,200] [--seed S] [--json FILE]`
 
 Method (the table's header repeats it):
 
-1. Data: `../shared/datasets/ragtruth-qa-train` (839 questions, the answers of 4 LLMs, each labelled by people:
+1. Data: `../shared/datasets/ragtruth-qa-train` (839 questions, the answers of 4 LLMs, each labelled by
+   people:
    `human_faithful` = no hallucinated span). Nothing of it is copied into the repository.
-2. Predictor (the "metric", `--predictor`): `groundedness` (default), the out-of-fold groundedness score of every
-   answer (bench/groundedness_scores.py: grouped 5-fold cross-validation on this same set, from the cached
-   measures; an answer's score comes from a model fitted on the other folds' questions, some of which are in a
-   labelled subset, a weak dependence PPI's theory assumes away), or `content-words`, a cheap offline score: the
-   answer's share of content words (lower-cased alphanumeric tokens of 3+ characters outside a short stop-word
-   list) found among the words of its passages. PPI's validity does not depend on the metric, only its width
-   does.
-3. Target: per model the human-faithful share over all 839 answers, and the paired difference 70b - 7b over the
-   839 questions (the true values, computed from every label).
+2. Predictor (the "metric", `--predictor`): `groundedness` (default), the out-of-fold groundedness score of
+   every answer (bench/groundedness_scores.py: grouped 5-fold cross-validation on this same set, from the
+   cached measures; an answer's score comes from a model fitted on the other folds' questions, some of which
+   are in a labelled subset, a weak dependence PPI's theory assumes away), or `content-words`, a cheap offline
+   score:
+   the answer's share of content words (lower-cased alphanumeric tokens of 3+ characters outside a short
+   stop-word list) found among the words of its passages. PPI's validity does not depend on the metric, only
+   its width does.
+3. Target: per model the human-faithful share over all 839 answers, and the paired difference 70b - 7b over
+   the 839 questions (the true values, computed from every label).
 4. For each size n and each of `--subsets` random subsets of n questions (numpy seed, without replacement),
    pretend only those carry labels: the PPI estimate (lam 1), the power-tuned PPI++ estimate and the classical
    interval of the n labels alone, and the finite-set form of PPI++ (`finite=True`: the target is the mean of
@@ -42,10 +45,10 @@ from bench.common import REPO
 DEFAULT_DATASET = REPO.parent / "shared" / "datasets" / "ragtruth-qa-train"
 MODELS = ("llama-2-7b-chat", "llama-2-13b-chat", "llama-2-70b-chat", "mistral-7B-instruct")
 PAIR = ("llama-2-7b-chat", "llama-2-70b-chat")  # A, B: the estimate is B - A
-STOP = frozenset("the and for are but not you all any can had her was one our out has him his how its may new now "
-                 "see who did get let say she too use that with have this will your from they been were said each "
-                 "which their there what about would these other into more some than then them only also such "
-                 "based provided passage passages information according".split())
+STOP = frozenset("the and for are but not you all any can had her was one our out has him his how its may "
+                 "new now see who did get let say she too use that with have this will your from they been "
+                 "were said each which their there what about would these other into more some than then "
+                 "them only also such based provided passage passages information according".split())
 WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -67,7 +70,8 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def content_word_scores(dataset: Path) -> dict[str, dict[str, float]]:
-    return {model: {str(r["id"]): content_word_share(str(r.get("answer") or ""), list(r.get("contexts") or []))
+    return {model: {str(r["id"]): content_word_share(str(r.get("answer") or ""),
+                                                     list(r.get("contexts") or []))
                     for r in _jsonl(dataset / f"responses-{model}.jsonl")} for model in MODELS}
 
 
@@ -101,11 +105,13 @@ def load(dataset: Path, predictor: str = "content-words", cache: Path | None = N
 
 def measure(human: np.ndarray, metric: np.ndarray, n: int, subsets: int, seed: int) -> dict[str, Any]:
     truth = float(human.mean())
-    rows: dict[str, list[tuple[bool, float]]] = {"ppi": [], "ppi++": [], "ppi++ finite": [], "labels alone": []}
+    rows: dict[str, list[tuple[bool, float]]] = {"ppi": [], "ppi++": [], "ppi++ finite": [],
+                                                 "labels alone": []}
     for s in range(subsets):
         chosen = np.random.default_rng([seed, n, s]).choice(human.size, n, replace=False)
         y, yhat = human[chosen], metric[chosen]
-        for name, est in (("ppi", ppi_mean(y, yhat, metric, lam=1.0)), ("ppi++", ppi_mean(y, yhat, metric, lam=None)),
+        for name, est in (("ppi", ppi_mean(y, yhat, metric, lam=1.0)),
+                          ("ppi++", ppi_mean(y, yhat, metric, lam=None)),
                           ("ppi++ finite", ppi_mean(y, yhat, metric, lam=None, finite=True)),
                           ("labels alone", classical_mean(y))):
             rows[name].append((est.ci_low <= truth <= est.ci_high, est.width))
@@ -123,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--predictor", choices=sorted(PREDICTORS), default="groundedness")
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache",
-                        help="the groundedness measures' and scores' cache (bench/calibrate_groundedness.py's)")
+                        help="the groundedness measures' and scores' cache "
+                             "(bench/calibrate_groundedness.py's)")
     parser.add_argument("--subsets", type=int, default=500)
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--seed", type=int, default=2023)
@@ -134,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     a, b = PAIR
     targets[f"{b} - {a}"] = (human[b] - human[a], metric[b] - metric[a])
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"PPI coverage on {args.dataset.name}: {len(ids)} questions; metric = {PREDICTORS[args.predictor]}; "
-          f"{args.subsets} random labelled subsets per size; 95% intervals; coverage with its "
-          "Clopper-Pearson 95% interval; width = mean interval width (ratio to the labels-alone width)\n")
+    print(f"PPI coverage on {args.dataset.name}: {len(ids)} questions; metric = "
+          f"{PREDICTORS[args.predictor]}; {args.subsets} random labelled subsets per size; 95% "
+          "intervals; coverage with its Clopper-Pearson 95% interval; width = mean interval width "
+          "(ratio to the labels-alone width)\n")
     print("| target | true | n | PPI coverage | PPI width (ratio) | PPI++ coverage | PPI++ width (ratio) "
           "| PPI++ finite-set coverage | its width (ratio) | labels-alone coverage | labels-alone width "
           "| metric corr. |")

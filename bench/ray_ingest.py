@@ -1,16 +1,16 @@
 """`python -m bench.ray_ingest [DATASET] [--docs N] [--address HOST:PORT] [--repeat R]`: distributed ingest
 (`axiom ingest --ray`) against the local one and the raw encode floor, in chunks per second.
 
-The first N documents of a BEIR corpus (default ../shared/datasets/scifact, N 600; `title + " " + text` per file,
-as the other benchmarks) are ingested into a fresh collection of a real ChromaDB server (`chroma run` on
+The first N documents of a BEIR corpus (default ../shared/datasets/scifact, N 600; `title + " " + text` per
+file, as the other benchmarks) are ingested into a fresh collection of a real ChromaDB server (`chroma run` on
 loopback) each time, by the `axiom` CLI in a subprocess, as a user runs it:
 
 - local: `axiom ingest` (one process, torch's threads on every core);
-- ray, 1 actor / 2 actors: `axiom ingest --ray ADDRESS` with ingest.ray_actors 1 and 2 (1 CPU and 1 torch thread
-  each), on a local cluster of two 1-CPU nodes (a head and a joining node, tests/support/ray_cluster.py, token
-  authentication on), or on the cluster at --address;
-- the floors: the model's own `encode` of the same chunk texts (batch 32) in this process, with torch's default
-  threads and with 1 thread (what one 1-CPU actor can do at best).
+- ray, 1 actor / 2 actors: `axiom ingest --ray ADDRESS` with ingest.ray_actors 1 and 2 (1 CPU and 1 torch
+  thread each), on a local cluster of two 1-CPU nodes (a head and a joining node,
+  tests/support/ray_cluster.py, token authentication on), or on the cluster at --address;
+- the floors: the model's own `encode` of the same chunk texts (batch 32) in this process, with torch's
+  default threads and with 1 thread (what one 1-CPU actor can do at best).
 
 Ingest seconds are the report's `seconds` (model loads excluded: `model_load_seconds`; for Ray the actors'
 start). The Ray rows add the driver-side overhead per batch (`ray.overhead_seconds_per_batch`: the call's wall
@@ -76,7 +76,8 @@ def encode_floor(texts: list[str], threads: int | None) -> dict[str, Any]:
         model = LocalEmbedder("all-MiniLM-L6-v2").model
         model.encode(texts[:32], batch_size=32, show_progress_bar=False)  # warm
         t0 = time.perf_counter()
-        model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,
+                     show_progress_bar=False)
         seconds = time.perf_counter() - t0
         return {"chunks": len(texts), "seconds": seconds, "chunks_per_s": len(texts) / seconds,
                 "torch_threads": torch.get_num_threads()}
@@ -116,12 +117,14 @@ def median(values: list[float]) -> float:
 
 def table(result: dict[str, Any]) -> str:
     floor = result["floors"]["default_threads"]["chunks_per_s"]
-    lines = ["| measure | chunks | seconds (median) | chunks/s | vs encode floor | overhead / batch | notes |",
+    lines = ["| measure | chunks | seconds (median) | chunks/s | vs encode floor | "
+             "overhead / batch | notes |",
              "|---|---|---|---|---|---|---|"]
     for key in ("floor_1_thread", "default_threads"):
         f = result["floors"][key]
-        lines.append(f"| encode floor, {f['torch_threads']} torch thread(s) | {f['chunks']} | {f['seconds']:.1f} | "
-                     f"{f['chunks_per_s']:.1f} | {f['chunks_per_s'] / floor:.2f} | | model.encode, batch 32 |")
+        lines.append(f"| encode floor, {f['torch_threads']} torch thread(s) | {f['chunks']} | "
+                     f"{f['seconds']:.1f} | {f['chunks_per_s']:.1f} | {f['chunks_per_s'] / floor:.2f} | "
+                     "| model.encode, batch 32 |")
     for label, runs in result["rows"].items():
         seconds = median([r["seconds"] for r in runs])
         chunks = runs[0]["chunks_embedded"]
@@ -132,8 +135,8 @@ def table(result: dict[str, Any]) -> str:
                  f"actor start {median([r['model_load_seconds'] for r in runs]):.1f} s") if ray else (
                  f"model load {median([r['model_load_seconds'] for r in runs]):.1f} s")
         lines.append(f"| {label} | {chunks} | {seconds:.1f} | {chunks / seconds:.1f} | "
-                     f"{chunks / seconds / floor:.2f} | {'' if overhead is None else f'{overhead * 1000:.0f} ms'} | "
-                     f"{notes} |")
+                     f"{chunks / seconds / floor:.2f} | "
+                     f"{'' if overhead is None else f'{overhead * 1000:.0f} ms'} | {notes} |")
     return "\n".join(lines)
 
 
@@ -161,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         write_corpus_files(corpus_subset(args.dataset, args.docs), corpus)
         texts = chunk_texts(corpus)
         result["chunks"] = len(texts)
-        result["floors"] = {"floor_1_thread": encode_floor(texts, 1), "default_threads": encode_floor(texts, None)}
+        result["floors"] = {"floor_1_thread": encode_floor(texts, 1),
+                            "default_threads": encode_floor(texts, None)}
         server = ChromaServer(work / "chroma").start()
         cluster = None
         try:
@@ -171,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                 cluster = RayCluster(head_cpus=1, worker_cpus=[1], log_dir=None).start()
                 address, env = cluster.address, cluster.env
             result["cluster"] = address if args.address else "local: head 1 CPU + 1 node of 1 CPU"
-            rows: dict[str, list[dict[str, Any]]] = {"local ingest": [], "ray, 1 actor": [], "ray, 2 actors": []}
+            rows: dict[str, list[dict[str, Any]]] = {"local ingest": [], "ray, 1 actor": [],
+                                                     "ray, 2 actors": []}
             for i in range(args.repeat):
                 rows["local ingest"].append(ingest(corpus, work, f"bench-local-{i}", server, env))
                 for actors in (1, 2):
                     rows[f"ray, {actors} actor{'s' if actors > 1 else ''}"].append(
-                        ingest(corpus, work, f"bench-ray{actors}-{i}", server, env, address=address, actors=actors,
+                        ingest(corpus, work, f"bench-ray{actors}-{i}", server, env, address=address,
+                               actors=actors,
                                batch_size=args.batch_size))
             result["rows"] = rows
         finally:
@@ -185,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     path = write_result(result, args.out, f"ray_ingest-{started}")
     print(table(result))
-    print(f"\nload {result['load_before'][0]:.2f} -> {result['load_after'][0]:.2f}; wrote {path.relative_to(REPO)}")
+    print(f"\nload {result['load_before'][0]:.2f} -> {result['load_after'][0]:.2f}; "
+          f"wrote {path.relative_to(REPO)}")
     return 0
 
 

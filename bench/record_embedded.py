@@ -1,5 +1,5 @@
-"""`python -m bench.record_embedded OUT.json -- AXIOM ARGS...`: run an `axiom` command and record every text the
-embedding model itself was asked to embed (memo and disk-cache hits are not recorded: they cost no model
+"""`python -m bench.record_embedded OUT.json -- AXIOM ARGS...`: run an `axiom` command and record every text
+the embedding model itself was asked to embed (memo and disk-cache hits are not recorded: they cost no model
 work), in order. The evaluation floor (bench/eval_floor_worker.py) then encodes exactly these texts.
 
 Not timed: the timed runs call the plain `axiom` command.

@@ -1,10 +1,12 @@
-"""Size, coverage and power of the comparison of repeated runs (axiom.evaluation.repeats) under run-to-run noise.
+"""Size, coverage and power of the comparison of repeated runs (axiom.evaluation.repeats) under run-to-run \
+noise.
 
 `python -m bench.run_noise_simulation [--sims N] [--n 250] [--seed S] [--out FILE]`
 
 Method (the table's header repeats it). Per-question values y[q, r] = a[q] + shift + g[r] + e[q, r]: question
 effects a ~ U(0.2, 0.8) (fixed per design), a run effect g ~ N(0, run_sd) shared by the questions of a
-repetition, a residual e ~ N(0, residual_sd) per question and repetition. Two runs A and B of N repetitions each.
+repetition, a residual e ~ N(0, residual_sd) per question and repetition. Two runs A and B of N repetitions
+each.
 
 - Null (shift 0): the share of `--sims` pairs rejected at 0.05 by (1) the sign-flip test on the first
   repetition's values (what `--repeat` tested before: only repetition 1), (2) the sign-flip test on the
@@ -44,7 +46,8 @@ def _runs(rng: np.random.Generator, question: np.ndarray, repeats: int, run_sd: 
             + rng.normal(0, residual_sd, size=(question.size, repeats)))
 
 
-def simulate(design: tuple[int, float, float], *, sims: int, n: int, seed: int, shift: float) -> dict[str, int]:
+def simulate(design: tuple[int, float, float], *, sims: int, n: int, seed: int,
+             shift: float) -> dict[str, int]:
     repeats, run_sd, residual_sd = design
     rng = np.random.default_rng(seed)
     question = rng.uniform(0.2, 0.8, size=n)
@@ -58,7 +61,8 @@ def simulate(design: tuple[int, float, float], *, sims: int, n: int, seed: int, 
                                                          permutations=PERMUTATIONS) < 0.05
         hits["means"] += stats.paired_randomisation_test(np.zeros(n), diff, seed=s, label="m",
                                                          permutations=PERMUTATIONS) < 0.05
-        hits["aware"] += paired_test_with_runs(diff, terms, seed=s, label="m", permutations=PERMUTATIONS) < 0.05
+        hits["aware"] += paired_test_with_runs(diff, terms, seed=s, label="m",
+                                               permutations=PERMUTATIONS) < 0.05
         low, high = two_level_bootstrap_ci(diff, terms, samples=BOOTSTRAP, seed=s, label="m")
         hits["covered"] += low <= shift <= high
     return hits
@@ -71,12 +75,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    lines = [f"# Repeated runs under run-to-run noise (n {args.n} questions, {args.sims} simulated pairs per row, "
-             f"seed {args.seed})", "",
-             "Null: share rejected at 0.05 (nominal 0.05) and coverage of the 95% interval; power: a drop of 0.025. "
-             "`first`: sign-flip test of repetition 1's values (the old `--repeat`); `means`: sign-flip test of the "
-             "per-question means, blind to the run effect; `aware`: means + run term (repeats.py). "
-             "[95% Clopper-Pearson].", "",
+    lines = [f"# Repeated runs under run-to-run noise (n {args.n} questions, {args.sims} simulated pairs "
+             f"per row, seed {args.seed})", "",
+             "Null: share rejected at 0.05 (nominal 0.05) and coverage of the 95% interval; power: a drop "
+             "of 0.025. `first`: sign-flip test of repetition 1's values (the old `--repeat`); `means`: "
+             "sign-flip test of the per-question means, blind to the run effect; `aware`: means + run term "
+             "(repeats.py). [95% Clopper-Pearson].", "",
              "| N | run sd | residual sd | null: first | null: means | null: aware | coverage | power: first "
              "| power: aware |", "|---|---|---|---|---|---|---|---|---|"]
     for k, design in enumerate(DESIGNS):

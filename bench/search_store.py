@@ -5,8 +5,8 @@ Embedding the whole of SciFact (14,590 chunks) is one pass of the model over the
 the store already holding every chunk and pay only Axiom's unchanged re-ingest (about a second), because
 `RAGPipeline.ingest` embeds only what is not stored yet. An interrupted build is resumed the same way.
 
-The cache folder is keyed by everything that changes the chunks or their vectors: the documents' ids and texts,
-the embedding model, the chunking. A different selection or setting gets its own folder.
+The cache folder is keyed by everything that changes the chunks or their vectors: the documents' ids and
+texts, the embedding model, the chunking. A different selection or setting gets its own folder.
 """
 
 from __future__ import annotations

@@ -5,12 +5,13 @@ ranking by people, with how sure each ranking is.
 
 1. Scores: the out-of-fold scores of every answer of ../shared/datasets/ragtruth-qa-train
    (bench/groundedness_scores.py: grouped 5-fold cross-validation, from the cached measures); label
-   `human_faithful` (no span marked hallucinated). Answer length scores shorter answers higher (minus the log of
-   the character count, the score of the AUC table).
-2. `axiom.evaluation.system_ranking.system_ranking` on the table (one row per model and question): each model's
-   mean, Kendall's tau-b between the metric's and people's ranking with its 95% percentile bootstrap interval
-   (questions resampled, each drawn question's 4 answers together, fixed seed), and for each pair adjacent in
-   the people's ranking the bootstrap share of resamples in which people, and each metric, order it that way.
+   `human_faithful` (no span marked hallucinated). Answer length scores shorter answers higher (minus the log
+   of the character count, the score of the AUC table).
+2. `axiom.evaluation.system_ranking.system_ranking` on the table (one row per model and question): each
+   model's mean, Kendall's tau-b between the metric's and people's ranking with its 95% percentile bootstrap
+   interval (questions resampled, each drawn question's 4 answers together, fixed seed), and for each pair
+   adjacent in the people's ranking the bootstrap share of resamples in which people, and each metric, order
+   it that way.
 3. Writes the markdown tables to `--out` (default bench/results/system_ranking.md) and prints them.
 
 This measures; it chooses nothing. The aggregate (the mean) and the scores are those BENCHMARKS.md reports.
@@ -60,8 +61,9 @@ def report(frame: pd.DataFrame, samples: int, seed: int, command: str) -> str:
     for name in first["by_label"]:
         lines.append(f"| {name} | {first['means'][name]['label']:.3f} | "
                      + " | ".join(f"{ranking[m]['means'][name]['metric']:.3f}" for m in METRICS) + " |")
-    lines += ["", f"| metric | Kendall tau [95% CI] | ranking by the metric | share of resamples with tau >= {BAR} "
-              "| tau over the resamples (value: share) |", "|---|---|---|---|---|"]
+    lines += ["",
+              "| metric | Kendall tau [95% CI] | ranking by the metric | share of resamples with tau >= "
+              f"{BAR} | tau over the resamples (value: share) |", "|---|---|---|---|---|"]
     boot = {m: bootstrap_means(frame[["system", "id", m, LABEL]], m, LABEL, samples=samples, seed=seed)
             for m in METRICS}  # the same resamples as system_ranking's (same seed and label)
     for m in METRICS:
@@ -69,17 +71,19 @@ def report(frame: pd.DataFrame, samples: int, seed: int, command: str) -> str:
         taus = np.round(kendall_tau_b(boot[m][2], boot[m][3]), 4)
         values, counts = np.unique(taus[np.isfinite(taus)], return_counts=True)
         spread = ", ".join(f"{v:+.2f}: {c / taus.size:.3f}" for v, c in zip(values, counts, strict=True))
-        lines.append(f"| {m} | {tau_text(r)} | {' > '.join(r['by_metric'])} | {np.mean(np.round(taus, 2) >= BAR):.3f} "
-                     f"| {spread} |")
-    lines += ["", f"People's ranking: {' > '.join(first['by_label'])}. For each pair adjacent in it: the difference "
-              "of the human-faithful shares, and the share of resamples in which people (and each metric) order "
-              "the pair that way (a tie counts half).", "",
+        lines.append(f"| {m} | {tau_text(r)} | {' > '.join(r['by_metric'])} | "
+                     f"{np.mean(np.round(taus, 2) >= BAR):.3f} | {spread} |")
+    lines += ["",
+              f"People's ranking: {' > '.join(first['by_label'])}. For each pair adjacent in it: the "
+              "difference of the human-faithful shares, and the share of resamples in which people (and "
+              "each metric) order the pair that way (a tie counts half).", "",
               "| pair (people's order) | human difference | P(people's order) | "
               + " | ".join(f"P({m} agrees)" for m in METRICS) + " |", "|---" * (3 + len(METRICS)) + "|"]
     for k, pair in enumerate(first["adjacent_pairs"]):
         lines.append(f"| {pair['higher']} > {pair['lower']} | {pair['people_difference']:+.3f} | "
                      f"{pair['p_people']:.3f} | "
-                     + " | ".join(f"{ranking[m]['adjacent_pairs'][k]['p_metric']:.3f}" for m in METRICS) + " |")
+                     + " | ".join(f"{ranking[m]['adjacent_pairs'][k]['p_metric']:.3f}" for m in METRICS)
+                     + " |")
     names, order = boot[METRICS[0]][0], first["by_label"]
     lines += ["", "The pairs that are not adjacent in the people's ranking, the same way:", "",
               "| pair (people's order) | human difference | P(people's order) | "
@@ -90,7 +94,8 @@ def report(frame: pd.DataFrame, samples: int, seed: int, command: str) -> str:
             human = boot[METRICS[0]][3]
             lines.append(f"| {a} > {b} | {first['means'][a]['label'] - first['means'][b]['label']:+.3f} | "
                          f"{_share(human[:, ia], human[:, ib]):.3f} | "
-                         + " | ".join(f"{_share(boot[m][2][:, ia], boot[m][2][:, ib]):.3f}" for m in METRICS) + " |")
+                         + " | ".join(f"{_share(boot[m][2][:, ia], boot[m][2][:, ib]):.3f}" for m in METRICS)
+                         + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,27 +1,29 @@
-"""Size of the paired test and coverage of the 95% interval of the statistics core, on simulated data with known
+"""Size of the paired test and coverage of the 95% interval of the statistics core, on simulated data with \
+known
 variance components (question, document, run), through the real `compare_metrics`.
 
-`python -m bench.verdict_simulation [--reps N] [--cells NAME,...] [--permutations P] [--bootstrap B] [--seed S]
+`python -m bench.verdict_simulation [--reps N] [--cells NAME,...] [--permutations P] [--bootstrap B] [--seed
+S]
 [--json FILE]`
 
 Method (the printed table repeats it):
 
 - Continuous metric: question i of document g, runs A and B. The question's level (shared by both runs:
   sd 0.2) cancels in the pair; the difference B - A is delta + v_g + (e_iB - e_iA) + (R_B - R_A), with the
-  question-level noise e ~ N(0, 0.1) per run, a document-level effect of the change v_g ~ N(0, doc_sd) (a change
-  that helps some documents and hurts others) and a run-level effect R ~ N(0, run_sd) shared by every question of
-  a run (an LLM generator or judge that answers differently on every run).
-- 0/1 metric: each pair is a cell of the paired 2x2 table, drawn with the probabilities that give A's rate p and
-  B's rate p - drop (discordant pairs in both directions); clustered: each document is "hurt" (only losses, at
-  twice the rate) or "helped" (only wins) with probability 1/2, so its questions move together.
+  question-level noise e ~ N(0, 0.1) per run, a document-level effect of the change v_g ~ N(0, doc_sd) (a
+  change that helps some documents and hurts others) and a run-level effect R ~ N(0, run_sd) shared by every
+  question of a run (an LLM generator or judge that answers differently on every run).
+- 0/1 metric: each pair is a cell of the paired 2x2 table, drawn with the probabilities that give A's rate p
+  and B's rate p - drop (discordant pairs in both directions); clustered: each document is "hurt" (only
+  losses, at twice the rate) or "helped" (only wins) with probability 1/2, so its questions move together.
 - Size: the share of replications under the null (delta 0, no drop) whose two-sided p is below 0.05 (one
   metric: no correction); target 0.03-0.07. Coverage: the share whose 95% interval holds the true difference
   (the expectation over questions, documents and runs), under an effect (continuous: delta -0.02; 0/1: the
   drop given); target 0.92-0.97. Each rate carries its 95% Wilson interval over the replications.
 - Every cell passes the questions' groups to compare_metrics (the design's documents) unless it says "groups
   ignored" (kept to show what treating clustered questions as independent does).
-- Run-level noise is in the model but no single pair of runs can separate it from a real change: the cells with
-  run_sd > 0 show that (repeats, issue 27 item 1, are what measure it).
+- Run-level noise is in the model but no single pair of runs can separate it from a real change: the cells
+  with run_sd > 0 show that (repeats, issue 27 item 1, are what measure it).
 
 Writes bench/results/verdict_simulation.json (or --json) and the table beside it (.md), and prints the table.
 """
@@ -78,7 +80,8 @@ CELLS = (
     Cell("continuous, independent, n 50", "continuous", (1,) * 50),
     Cell("continuous, independent, n 250", "continuous", (1,) * 250),
     Cell("continuous, 250 in 25 groups", "continuous", _even(250, 25), doc_sd=0.06),
-    Cell("continuous, 250 in 25 groups, groups ignored", "continuous", _even(250, 25), doc_sd=0.06, use_groups=False),
+    Cell("continuous, 250 in 25 groups, groups ignored", "continuous", _even(250, 25), doc_sd=0.06,
+         use_groups=False),
     Cell("continuous, 52 in 11 groups (sample set)", "continuous", SAMPLE_SET_GROUPS, doc_sd=0.06),
     Cell("continuous, 52 in 11 groups, groups ignored", "continuous", SAMPLE_SET_GROUPS, doc_sd=0.06,
          use_groups=False),
@@ -137,7 +140,8 @@ def simulate(cell: Cell, reps: int, config: StatsConfig, seed: int) -> dict[str,
     """Size and coverage of one cell over `reps` replications each (null, effect)."""
     draw = _continuous if cell.kind == "continuous" else _binary
     ids = [f"q{i}" for i in range(cell.n)]
-    groups = {qid: f"g{g}" for qid, g in zip(ids, np.repeat(np.arange(len(cell.group_sizes)), cell.group_sizes),
+    groups = {qid: f"g{g}" for qid, g in zip(ids,
+                                             np.repeat(np.arange(len(cell.group_sizes)), cell.group_sizes),
                                              strict=True)} if cell.use_groups else None
     rng = np.random.default_rng([seed, sum(map(ord, cell.name))])
     rejected = covered = covered_null = 0
@@ -147,7 +151,8 @@ def simulate(cell: Cell, reps: int, config: StatsConfig, seed: int) -> dict[str,
                                  permutations=config.permutations, seed=config.seed + rep)
         for effect in (False, True):
             a, b = draw(cell, rng, effect)
-            entry = compare_metrics({"m": dict(zip(ids, a, strict=True))}, {"m": dict(zip(ids, b, strict=True))},
+            entry = compare_metrics({"m": dict(zip(ids, a, strict=True))},
+                                    {"m": dict(zip(ids, b, strict=True))},
                                     config=config_rep, groups=groups)["m"]
             low, high = entry["ci"]
             holds = low is not None and low - 1e-12 <= _truth(cell, effect) <= high + 1e-12
@@ -175,19 +180,21 @@ def _cell_row(r: dict[str, Any]) -> str:
 
 
 def table(results: list[dict[str, Any]], reps: int, config: StatsConfig) -> str:
-    lines = [f"Size (p < {ALPHA} under the null; target {TARGET_SIZE[0]}-{TARGET_SIZE[1]}) and coverage of the 95% "
-             f"interval (under an effect; target {TARGET_COVERAGE[0]}-{TARGET_COVERAGE[1]}), {reps} replications "
-             f"per cell, each rate with its 95% Wilson interval; compare_metrics with {config.permutations} "
-             f"sign flips and {config.bootstrap_samples} bootstrap draws. Continuous effect -0.02 (question noise "
-             f"sd 0.1 per run); 0/1 effect: the rate drops by 0.02.", "",
+    lines = [f"Size (p < {ALPHA} under the null; target {TARGET_SIZE[0]}-{TARGET_SIZE[1]}) and coverage of "
+             f"the 95% interval (under an effect; target {TARGET_COVERAGE[0]}-{TARGET_COVERAGE[1]}), {reps} "
+             "replications per cell, each rate with its 95% Wilson interval; compare_metrics with "
+             f"{config.permutations} sign flips and {config.bootstrap_samples} bootstrap draws. Continuous "
+             "effect -0.02 (question noise sd 0.1 per run); 0/1 effect: the rate drops by 0.02.", "",
              "| design | interval | size | coverage (effect) | coverage (null) |", "|---|---|---|---|---|"]
     return "\n".join(lines + [_cell_row(r) for r in results])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=2000, help="replications per cell (each: a null and an effect)")
-    parser.add_argument("--cells", default="", help="comma-separated substrings of the cell names to run (all)")
+    parser.add_argument("--reps", type=int, default=2000,
+                        help="replications per cell (each: a null and an effect)")
+    parser.add_argument("--cells", default="",
+                        help="comma-separated substrings of the cell names to run (all)")
     parser.add_argument("--permutations", type=int, default=2000)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=20261207)

@@ -13,9 +13,9 @@ import pytest
 
 from axiom.observability import apply_process_defaults
 
-# The test process calls the library as a face does (the CLI, the service, a notebook session): the same process
-# defaults (no analytics, no progress bars of the model loader on stderr), set before any model stack is imported,
-# so a test's output does not depend on which test happened to run first in its process.
+# The test process calls the library as a face does (the CLI, the service, a notebook session): the same
+# process defaults (no analytics, no progress bars of the model loader on stderr), set before any model stack
+# is imported, so a test's output does not depend on which test happened to run first in its process.
 apply_process_defaults()
 
 from axiom.config import Settings, load_settings  # noqa: E402
@@ -28,7 +28,8 @@ from tests.support.fake_openai import FakeOpenAIServer  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 
-# The tiers that follow from a test's folder (the `slow` tier is marked per test). `make check` deselects them all.
+# The tiers that follow from a test's folder (the `slow` tier is marked per test). `make check` deselects them
+# all.
 FOLDER_TIERS = {"containers": "docker", "distributed": "ray", "notebooks": "notebooks"}
 # Pure unit tests inside a tier's folder: they start nothing and stay in the fast tier.
 FAST_IN_TIER_FOLDERS = {"tests/notebooks/test_units.py", "tests/containers/test_environment_pins.py"}
@@ -48,19 +49,21 @@ SLOW_MODULES = {
 
 
 # `make check` and `make test` run on pytest-xdist workers; the tests of one group run on one worker, in file
-# order. Every module is a group (its module-scoped servers start once, and tests that rely on the order of their
-# module keep it); a folder whose modules share a session-wide thing is one group (the images and the container
-# report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the modules that share
-# the reliability tests' `axiom serve`. (xdist's own `--dist loadgroup` cannot do this with pytest 9.2: it renames
-# `item._nodeid`, which pytest 9 no longer reads, so its groups are silently ignored.)
+# order. Every module is a group (its module-scoped servers start once, and tests that rely on the order of
+# their module keep it); a folder whose modules share a session-wide thing is one group (the images and the
+# container report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the
+# modules that share the reliability tests' `axiom serve`. (xdist's own `--dist loadgroup` cannot do this with
+# pytest 9.2:
+# it renames `item._nodeid`, which pytest 9 no longer reads, so its groups are silently ignored.)
 SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distributed": "ray"}
 SHARED_MODULE_GROUPS = dict.fromkeys(
     ("tests/reliability/test_exposure.py", "tests/reliability/test_api_inputs.py",
      "tests/reliability/test_load_soak.py"), "reliability-server")  # the session fixture `reliability_server`
-# The groups that take longest (minutes each, measured in the CI runs of docs/TESTING.md), handed out first, so no
-# long group starts last on a worker while the others are idle; every other group follows, largest first. (The
-# compose cluster profile's test stays in the "docker" group, after the stack test: run side by side with it on a
-# loaded 2-core machine, its Ray worker nodes timed out registering with the head, twice in two runs.)
+# The groups that take longest (minutes each, measured in the CI runs of docs/TESTING.md), handed out first,
+# so no long group starts last on a worker while the others are idle; every other group follows, largest
+# first. (The compose cluster profile's test stays in the "docker" group, after the stack test: run side by
+# side with it on a loaded 2-core machine, its Ray worker nodes timed out registering with the head, twice in
+# two runs.)
 LONGEST_GROUPS = ("docker", "ray", "notebooks", "tests/bench/test_cost_curves.py",
                   "tests/bench/test_bench_smoke.py", "tests/test_lock_install.py")
 
@@ -76,8 +79,8 @@ def xdist_group_of(nodeid: str) -> str:
 
 
 def longest_first(items: list[pytest.Item]) -> list[pytest.Item]:
-    """The items with LONGEST_GROUPS' groups first (in that order), then the other groups by size, largest first;
-    a group's items keep their order (a stable sort), so every module stays together."""
+    """The items with LONGEST_GROUPS' groups first (in that order), then the other groups by size, largest
+    first; a group's items keep their order (a stable sort), so every module stays together."""
     groups = [xdist_group_of(item.nodeid) for item in items]
     sizes = Counter(groups)
     first = {group: groups.index(group) for group in sizes}
@@ -102,7 +105,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if hasattr(config, "workerinput"):  # on an xdist worker: every worker sorts its identical collection alike
+    # on an xdist worker: every worker sorts its identical collection alike
+    if hasattr(config, "workerinput"):
         items[:] = longest_first(items)
     for item in items:
         rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
@@ -113,8 +117,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("slow")
 
 
-# The container tests' report (image sizes, build and start-up times): collected where those tests run, handed from
-# an xdist worker to the controller when the worker finishes, printed at the end of the run.
+# The container tests' report (image sizes, build and start-up times): collected where those tests run, handed
+# from an xdist worker to the controller when the worker finishes, printed at the end of the run.
 CONTAINER_REPORT = pytest.StashKey[list[str]]()
 
 
@@ -160,7 +164,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings with the store under tmp_path; keyword overrides are nested dicts per section."""
 
     def build(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        base: dict[str, Any] = {"store": {"path": str(tmp_path / "chroma"), "bm25_dir": str(tmp_path / "bm25")},
+        base: dict[str, Any] = {"store": {"path": str(tmp_path / "chroma"),
+                                          "bm25_dir": str(tmp_path / "bm25")},
                                 "evaluation": {"runs_dir": str(tmp_path / "runs"),
                                                "judge_cache_dir": str(tmp_path / "judge-cache")},
                                 "embeddings": {"cache_dir": str(tmp_path / "embedding-cache")},
@@ -173,7 +178,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def make_pipeline(make_settings: Callable[..., Settings], embedder: LocalEmbedder) -> Callable[..., RAGPipeline]:
+def make_pipeline(make_settings: Callable[..., Settings],
+                  embedder: LocalEmbedder) -> Callable[..., RAGPipeline]:
     """A pipeline sharing the session's embedding model."""
 
     def build(settings: Settings | None = None, **overrides: Any) -> RAGPipeline:

@@ -1,6 +1,6 @@
-"""The architecture of docs/ARCHITECTURE.md, enforced: the import-linter contracts of pyproject.toml (five floors,
-no import cycle, one owner per external library) hold on the package, and they do catch a violation; no module of
-`axiom/` has more than 400 lines."""
+"""The architecture of docs/ARCHITECTURE.md, enforced: the import-linter contracts of pyproject.toml (five
+floors, no import cycle, one owner per external library) hold on the package, and they do catch a violation;
+no module of `axiom/` has more than 400 lines."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ MAX_MODULE_LINES = 400
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=300,
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, capture_output=True, text=True,
+                          timeout=300,
                           check=False)
 
 
@@ -33,15 +34,18 @@ def test_the_contracts_catch_a_layer_violation_a_cycle_and_a_foreign_import(tmp_
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     with (tmp_path / "axiom" / "config.py").open("a") as f:  # the foundation importing a face
         f.write("\n\ndef _face():\n    from axiom.cli import main\n    return main\n")
-    with (tmp_path / "axiom" / "evaluation" / "run_folder.py").open("a") as f:  # a lazy import closing a cycle
-        f.write("\n\ndef _cycle():\n    from axiom.evaluation.runs import run_evaluation\n    return run_evaluation\n")
+    # a lazy import closing a cycle
+    with (tmp_path / "axiom" / "evaluation" / "run_folder.py").open("a") as f:
+        f.write("\n\ndef _cycle():\n    from axiom.evaluation.runs import run_evaluation\n  "
+                "  return run_evaluation\n")
     with (tmp_path / "axiom" / "pipeline.py").open("a") as f:  # chromadb outside its owner
         f.write("\n\ndef _foreign():\n    import chromadb\n    return chromadb\n")
     done = lint_imports(tmp_path)
     assert done.returncode != 0
     report = done.stdout
     assert "3 broken" in report, report
-    for needle in ("axiom.config -> axiom.cli", "No cycles are allowed in axiom.evaluation", ".run_folder -> .runs",
+    for needle in ("axiom.config -> axiom.cli", "No cycles are allowed in axiom.evaluation",
+                   ".run_folder -> .runs",
                    "axiom.pipeline -> chromadb"):
         assert needle in report, (needle, report)
 

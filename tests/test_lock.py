@@ -22,7 +22,8 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements" / "lock.txt"
 RUNTIME_LOCK = REPO / "requirements" / "runtime.lock.txt"
-CLUSTER_LOCK = REPO / "requirements" / "cluster.lock.txt"  # the cluster image: runtime + ray extra + ray[default]
+# the cluster image: runtime + ray extra + ray[default]
+CLUSTER_LOCK = REPO / "requirements" / "cluster.lock.txt"
 BOTH = pytest.mark.parametrize("lock", [LOCK, RUNTIME_LOCK], ids=lambda p: p.name)
 ALL = pytest.mark.parametrize("lock", [LOCK, RUNTIME_LOCK, CLUSTER_LOCK], ids=lambda p: p.name)
 
@@ -49,7 +50,8 @@ def _entries(lock: Path) -> dict[str, tuple[Version, list[str]]]:
         name = canonicalize_name(match.group(1))
         assert name not in out, f"{lock.name}: {name} is pinned twice"
         out[name] = (Version(match.group(2)), re.findall(r"--hash=(\S+)", match.group(3)))
-    logical = [ln for ln in re.sub(r"\\\n", " ", text).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    logical = [ln for ln in re.sub(r"\\\n", " ", text).splitlines() if ln.strip()
+               and not ln.lstrip().startswith("#")]
     assert len(logical) == len(out), (
         f"{lock.name}: every line must be `name==version --hash=sha256:...`; not so: "
         + "; ".join(ln[:80] for ln in logical if not ENTRY.match(ln + "\n"))[:600])
@@ -74,14 +76,17 @@ def test_every_pyproject_requirement_is_locked_at_a_version_it_allows(lock: Path
             problems.append(f"{req} is not in the lock")
         elif not req.specifier.contains(entries[name][0], prereleases=True):
             problems.append(f"{req}: the lock has {entries[name][0]}")
-    assert not problems, f"{lock.name} disagrees with pyproject.toml (run `make lock`):\n  " + "\n  ".join(problems)
+    assert not problems, f"{lock.name} disagrees with pyproject.toml (run `make lock`):\n  " + "\n  ".join(
+        problems
+    )
 
 
 @ALL
 def test_every_lock_entry_has_a_sha256_hash(lock: Path) -> None:
     entries = _entries(lock)
     assert len(entries) > 50, f"{lock.name} has only {len(entries)} entries"
-    unhashed = sorted(n for n, (_, hashes) in entries.items() if not any(h.startswith("sha256:") for h in hashes))
+    unhashed = sorted(n for n, (_, hashes) in entries.items()
+                      if not any(h.startswith("sha256:") for h in hashes))
     assert not unhashed, f"{lock.name}: no --hash=sha256 for {unhashed}"
     malformed = sorted(n for n, (_, hashes) in entries.items()
                        if not all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes))
@@ -94,8 +99,8 @@ def test_lock_header_records_the_current_pyproject(lock: Path) -> None:
     assert match, f"{lock.name} has no `# pyproject-sha256:` header line (written by `make lock`)"
     current = _lock_script().pyproject_digest(REPO / "pyproject.toml")
     assert match.group(1) == current, (
-        f"{lock.name} was made from another pyproject.toml (its requires-python, dependencies, dev or ray extra "
-        "changed since): run `make lock`, then `make install`")
+        f"{lock.name} was made from another pyproject.toml (its requires-python, dependencies, dev or ray "
+        "extra changed since): run `make lock`, then `make install`")
 
 
 def test_the_digest_moves_with_any_input_of_the_lock(tmp_path: Path) -> None:
@@ -132,19 +137,29 @@ def test_runtime_lock_is_the_full_lock_without_the_dev_tools() -> None:
     full, runtime = _entries(LOCK), _entries(RUNTIME_LOCK)
     differ = sorted(f"{n}: {runtime[n][0]} vs {full.get(n, ('missing',))[0]}" for n in runtime
                     if n not in full or full[n] != runtime[n])
-    assert not differ, f"runtime.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
-    dev_only = {canonicalize_name(r.name) for r in _wanted(False)} - {canonicalize_name(r.name) for r in _wanted(True)}
-    assert not dev_only & set(runtime), f"dev tools or ray in the runtime lock: {sorted(dev_only & set(runtime))}"
-    assert "ray" in full and "ray" not in runtime, "lock.txt must hold ray (the ray extra), runtime.lock.txt not"
+    assert not differ, (
+        f"runtime.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
+    )
+    dev_only = {canonicalize_name(r.name)
+                for r in _wanted(False)} - {canonicalize_name(r.name) for r in _wanted(True)}
+    assert not dev_only & set(runtime), (
+        f"dev tools or ray in the runtime lock: {sorted(dev_only & set(runtime))}"
+    )
+    assert "ray" in full and "ray" not in runtime, (
+        "lock.txt must hold ray (the ray extra), runtime.lock.txt not"
+    )
 
 
 def test_cluster_lock_is_the_runtime_plus_ray_at_the_full_locks_versions() -> None:
-    """The cluster image installs the runtime lock, then what cluster.lock.txt adds (Ray, its dashboard): every
-    package both hold must be the same file, and Ray the version (and files) of the ray extra in lock.txt."""
+    """The cluster image installs the runtime lock, then what cluster.lock.txt adds (Ray, its dashboard):
+    every package both hold must be the same file, and Ray the version (and files) of the ray extra in
+    lock.txt."""
     full, runtime, cluster = _entries(LOCK), _entries(RUNTIME_LOCK), _entries(CLUSTER_LOCK)
     differ = sorted(f"{n}: {cluster[n][0]} vs {runtime.get(n, full.get(n, ('missing',)))[0]}" for n in cluster
                     if (n in runtime and runtime[n] != cluster[n]) or (n in full and full[n] != cluster[n]))
-    assert not differ, f"cluster.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
+    assert not differ, (
+        f"cluster.lock.txt must hold lock.txt's versions and hashes (run `make lock`): {differ}"
+    )
     assert set(runtime) <= set(cluster), f"cluster.lock.txt lacks {sorted(set(runtime) - set(cluster))}"
     ray = [Requirement(r) for r in _project()["optional-dependencies"]["ray"] if Requirement(r).name == "ray"]
     assert ray and "ray" in cluster and ray[0].specifier.contains(cluster["ray"][0]), cluster.get("ray")

@@ -26,14 +26,16 @@ LOCK_ARG = re.compile(r"-r\s+(\S*lock\.txt)")
 
 
 def _joined(path: Path) -> str:
-    """The file with shell line continuations joined and the Makefile's `NAME := value` variables filled in."""
+    """The file with shell line continuations joined and the Makefile's `NAME := value` variables filled
+    in."""
     text = re.sub(r"\\\n\s*", " ", path.read_text(encoding="utf-8"))
     variables = dict(re.findall(r"^([A-Z_]+)\s*:=\s*(\S+)\s*$", text, re.M))
     return re.sub(r"\$\(([A-Z_]+)\)", lambda m: variables.get(m.group(1), m.group(0)), text)
 
 
 def _lock_installs() -> list[tuple[str, list[str], str]]:
-    """(where, pip install arguments, lock file) of every `pip install -r <lock>` in the Makefile and Dockerfile."""
+    """(where, pip install arguments, lock file) of every `pip install -r <lock>` in the Makefile and
+    Dockerfile."""
     found = []
     for name in ("Makefile", "Dockerfile"):
         for line in _joined(REPO / name).splitlines():

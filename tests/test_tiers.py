@@ -35,7 +35,8 @@ class Item:
 def test_the_longest_groups_are_handed_out_first_and_every_group_stays_together() -> None:
     ids = ["tests/core/test_a.py::t1", "tests/containers/test_containers.py::s1", "tests/core/test_b.py::t1",
            "tests/core/test_b.py::t2", "tests/containers/test_containers.py::s2", "tests/core/test_a.py::t2",
-           "tests/core/test_b.py::t3", "tests/containers/test_containers_cluster.py::c", "tests/distributed/test_r.py::r"]
+           "tests/core/test_b.py::t3", "tests/containers/test_containers_cluster.py::c",
+           "tests/distributed/test_r.py::r"]
     ordered = [i.nodeid for i in longest_first([Item(n) for n in ids])]
     assert ordered == ["tests/containers/test_containers.py::s1", "tests/containers/test_containers.py::s2",
                        "tests/containers/test_containers_cluster.py::c", "tests/distributed/test_r.py::r",

@@ -1,4 +1,5 @@
-"""tests/support/waiting.py's `poll_until_steady`: the value once it stops changing, WaitError while it changes."""
+"""tests/support/waiting.py's `poll_until_steady`: the value once it stops changing, WaitError while it
+changes."""
 
 from __future__ import annotations
 
@@ -20,4 +21,5 @@ def test_returns_the_value_once_it_has_stopped_changing() -> None:
 def test_a_value_that_keeps_changing_times_out_naming_what_was_awaited() -> None:
     counter = itertools.count()
     with pytest.raises(WaitError, match=r"timed out after 0.3 s waiting for the count \(last value \d+\)"):
-        poll_until_steady(lambda: next(counter), steady_for=0.2, timeout=0.3, interval=0.01, message="the count")
+        poll_until_steady(lambda: next(counter), steady_for=0.2, timeout=0.3, interval=0.01,
+                          message="the count")

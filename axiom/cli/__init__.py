@@ -1,12 +1,12 @@
 """The `axiom` command. The parser is built from `COMMANDS`, an explicit tuple of command modules, each with
 `register(subparsers)` setting a `handler(args, settings) -> int` default. Command modules import
-`axiom.cli.output` (and `axiom.cli.options`), never this package; heavy modules are imported inside handlers, so
-`axiom --help` stays fast.
+`axiom.cli.output` (and `axiom.cli.options`), never this package; heavy modules are imported inside handlers,
+so `axiom --help` stays fast.
 
 Exit codes: 0 success (skipped files are reported, not fatal), 2 bad usage or settings, 3 regression gate
-failed, 130 interrupted, 1 any other failure. `--json` prints exactly one JSON object on stdout (the result, or
-the error object of a failure); logs go to stderr. Every failure reads `axiom: error: <message>` on stderr, then
-`axiom: hint: <hint>` when there is one (`axiom.cli.output`).
+failed, 130 interrupted, 1 any other failure. `--json` prints exactly one JSON object on stdout (the result,
+or the error object of a failure); logs go to stderr. Every failure reads `axiom: error: <message>` on stderr,
+then `axiom: hint: <hint>` when there is one (`axiom.cli.output`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`axiom cache stats [--json]` and `axiom cache clear [--json]`: the persistent embedding cache
-(`axiom/embedding_cache.py`) of the settings: by default `embedding-cache/` beside the store, `embeddings.cache_dir`
-when set. `clear` deletes every vector (of every model) and compacts the file; the next runs embed again."""
+(`axiom/embedding_cache.py`) of the settings: by default `embedding-cache/` beside the store,
+`embeddings.cache_dir` when set. `clear` deletes every vector (of every model) and compacts the file; the next
+runs embed again."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         raise _unusable(cache)
     payload = {"enabled": settings.embeddings.cache_enabled, **{k: v for k, v in stats.items()
                                                                  if k not in ("hits", "misses", "writes")}}
-    lines = [f"embedding cache: {stats['path']}" + ("" if payload["enabled"] else " (off: embeddings.cache_enabled)"),
+    lines = [f"embedding cache: {stats['path']}"
+             + ("" if payload["enabled"] else " (off: embeddings.cache_enabled)"),
              f"vectors: {stats['vectors']} in {_mb(stats['file_bytes'])} (bound {_mb(stats['max_bytes'])})"
              if stats["exists"] else "vectors: 0 (no cache file yet)"]
     lines += [f"  {m['model']}: {m['vectors']} vectors" for m in stats["models"]]
@@ -63,9 +65,11 @@ def cmd_clear(args: argparse.Namespace, settings: Settings) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("cache", help="the persistent embedding cache: what it holds, or empty it")
     sub = p.add_subparsers(dest="cache_command", required=True, parser_class=type(p))
-    s = sub.add_parser("stats", help="where the cache is, how many vectors of which models it holds, its size")
+    s = sub.add_parser("stats",
+                       help="where the cache is, how many vectors of which models it holds, its size")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(handler=cmd_stats)
-    c = sub.add_parser("clear", help="delete every cached vector (texts are embedded again on their next use)")
+    c = sub.add_parser("clear",
+                       help="delete every cached vector (texts are embedded again on their next use)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(handler=cmd_clear)

@@ -1,6 +1,7 @@
 """The dataset commands of `axiom` (registered by axiom.cli):
 
-    axiom dataset audit DATASET [--corpus PATH] [--against OTHER] [--runs DIR] [--near-duplicate 0.95] [--json]
+    axiom dataset audit DATASET [--corpus PATH] [--against OTHER] [--runs DIR] [--near-duplicate 0.95]
+    [--json]
 
 `audit` checks that every item can be used (its relevant sources are in the corpus, its reference contexts are
 found in it), and reports duplicate questions, leakage from another set, coverage of the sources and the
@@ -32,12 +33,14 @@ def register(subparsers: Any) -> None:
     a = sub.add_parser("audit", help="check a golden set: unusable items, duplicates, leakage, coverage, "
                                      "saturation of the last run")
     a.add_argument("dataset", help="golden set (JSONL)")
-    a.add_argument("--corpus", help="corpus file or folder (default: the sources of the configured collection; "
-                                    "reference contexts are only located with a corpus)")
+    a.add_argument("--corpus",
+                   help="corpus file or folder (default: the sources of the configured collection; "
+                        "reference contexts are only located with a corpus)")
     a.add_argument("--against", metavar="OTHER", help="another golden set to check for leaked questions")
     a.add_argument("--runs", help="runs folder to look for the last run in (default: evaluation.runs_dir)")
     a.add_argument("--near-duplicate", type=float, default=0.95, dest="near_duplicate", metavar="COSINE",
-                   help="question pairs with at least this embedding cosine are near duplicates (default 0.95)")
+                   help="question pairs with at least this embedding cosine are near "
+                        "duplicates (default 0.95)")
     a.add_argument("--collection", help="collection whose sources are checked when no --corpus is given")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.set_defaults(handler=cmd_audit)

@@ -4,16 +4,17 @@
                [--responses FILE | --endpoint URL [--endpoint-config FILE.yaml]] [--save-responses FILE]
                [--baseline FILE|RUN] [--fail-on-regression] [--save-baseline FILE [--min-delta D]
                [--floor-margin M] [--primary METRIC]...] [--repeat N] [--no-judge] [--json]
-    axiom compare RUN_A RUN_B [--top N] [--primary METRIC]... [--labels FILE [--label FIELD]... [--system NAME=RUN]...] [--json]
+    axiom compare RUN_A RUN_B [--top N] [--primary METRIC]... [--labels FILE [--label FIELD]... [--system
+    NAME=RUN]...] [--json]
 
-The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or a
-deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
-`--dataset` may be left out with `--responses FILE` whose lines carry their own `question` (production logs): the
-items are then those questions, without reference answers (the metrics that need one are n/a).
+The answers come from Axiom's own pipeline, or from any other RAG system: a responses file (`--responses`) or
+a deployed HTTP API (`--endpoint`, mapped by `--endpoint-config`; header values from environment variables).
+`--dataset` may be left out with `--responses FILE` whose lines carry their own `question` (production logs):
+the items are then those questions, without reference answers (the metrics that need one are n/a).
 
-Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed (a primary metric's outcome
-is `regression`, a metric became unmeasured, or a floor was broken; `non-inferior` and `inconclusive` pass),
-1 anything else.
+Exit codes: 0 success, 2 bad usage or malformed dataset, 3 the baseline gate failed (a primary metric's
+outcome is `regression`, a metric became unmeasured, or a floor was broken; `non-inferior` and `inconclusive`
+pass), 1 anything else.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                             repeat=args.repeat, retriever=args.retriever, top_k=args.top_k,
                             responses=args.responses, endpoint=endpoint, save_responses=args.save_responses)
     if args.save_baseline:
-        target = write_baseline(make_baseline(record, floor_margin=args.floor_margin, min_delta=args.min_delta,
+        target = write_baseline(make_baseline(record, floor_margin=args.floor_margin,
+                                              min_delta=args.min_delta,
                                               primaries=args.primary), args.save_baseline)
         log.info("baseline written to %s", target)
     emit(args, record.summary(), record.summary_table())
@@ -83,50 +85,56 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="evaluate a golden set and write a run folder")
-    p.add_argument("--dataset", help="golden set (JSONL; only id and question are required in a line); optional "
-                                     "with --responses FILE whose lines carry their own question")
-    p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own); with "
-                                     "--responses or --endpoint nothing is ingested: the files only serve the "
-                                     "evidence metrics")
+    p.add_argument("--dataset",
+                   help="golden set (JSONL; only id and question are required in a line); optional with "
+                        "--responses FILE whose lines carry their own question")
+    p.add_argument("--corpus", help="ingest this file or folder first (into a collection of its own); "
+                                    "with --responses or --endpoint nothing is ingested: the files only "
+                                    "serve the evidence metrics")
     p.add_argument("--name", default="eval", help="run name (folder suffix)")
     add_retriever(p)
     p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
     p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
-    p.add_argument("--collection", help="collection to evaluate (default: one per corpus, or the configured one)")
+    p.add_argument("--collection",
+                   help="collection to evaluate (default: one per corpus, or the configured one)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--responses", metavar="FILE",
-                        help="score the answers another RAG system gave, a JSONL file with one object a line: id, "
-                             "answer, contexts, optional question, retrieved, retrieved_contexts, latency_ms, usage, "
-                             "metadata (instead of running Axiom's pipeline); without --dataset the lines' own "
-                             "questions are the items (no reference answers)")
+                        help="score the answers another RAG system gave, a JSONL file with one object a "
+                             "line: id, answer, contexts, optional question, retrieved, retrieved_contexts, "
+                             "latency_ms, usage, metadata (instead of running Axiom's pipeline); without "
+                             "--dataset the lines' own questions are the items (no reference answers)")
     source.add_argument("--endpoint", metavar="URL",
-                        help="ask a deployed RAG system over HTTP, one request per question (instead of running "
-                             "Axiom's pipeline); failed calls are unmeasured with their reason")
+                        help="ask a deployed RAG system over HTTP, one request per question (instead of "
+                             "running Axiom's pipeline); failed calls are unmeasured with their reason")
     p.add_argument("--endpoint-config", metavar="FILE", dest="endpoint_config",
-                   help="YAML mapping of the endpoint: request template with {question}, headers from environment "
-                        "variables, paths of answer/contexts/retrieved in the reply, concurrency, timeout, retries "
+                   help="YAML mapping of the endpoint: request template with {question}, "
+                        "headers from environment variables, paths of answer/contexts/retrieved "
+                        "in the reply, concurrency, timeout, retries "
                         "(evaluation/endpoints/axiom.yaml maps Axiom's own POST /query)")
     p.add_argument("--save-responses", metavar="FILE", dest="save_responses",
-                   help="also write this run's answers as a responses file, to re-score them later with --responses")
+                   help="also write this run's answers as a responses file, to re-score "
+                        "them later with --responses")
     p.add_argument("--baseline", help="baseline JSON (or a run folder) to gate against")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 3 on a regression: a primary metric's one-sided test shows a drop of at least its "
-                        "min_delta, or a metric became unmeasured, or fell below its optional floor "
+                   help="exit 3 on a regression: a primary metric's one-sided test shows a drop of at least "
+                        "its min_delta, or a metric became unmeasured, or fell below its optional floor "
                         "(non-inferior and inconclusive primaries pass)")
     p.add_argument("--save-baseline", metavar="FILE", help="write a baseline JSON from this run")
     p.add_argument("--min-delta", type=float, default=0.01, dest="min_delta",
                    help="with --save-baseline: the practical margin of every metric (default 0.01)")
     p.add_argument("--primary", action="append", metavar="METRIC",
-                   help="with --save-baseline: a primary metric the gate decides on (repeatable; default: "
-                        "ndcg@10, evidence_recall@10 and groundedness or else semantic_similarity, when measured)")
+                   help="with --save-baseline: a primary metric the gate decides on (repeatable; "
+                        "default: ndcg@10, evidence_recall@10 and groundedness or else "
+                        "semantic_similarity, when measured)")
     p.add_argument("--floor-margin", "--margin", type=float, default=None, dest="floor_margin",
-                   help="with --save-baseline: also an absolute floor this much below each mean (never tighter "
-                        "than one question's weight); default: no floors")
+                   help="with --save-baseline: also an absolute floor this much below each mean (never "
+                        "tighter than one question's weight); default: no floors")
     p.add_argument("--repeat", type=int, default=1,
                    help="answer and judge N times (caches bypassed; a sampling generator draws anew): every "
                         "repetition kept in repeats.parquet, each question's mean compared, the run-to-run "
                         "variance in the gate's test")
-    p.add_argument("--no-judge", action="store_true", help="offline metrics only, even with an LLM configured")
+    p.add_argument("--no-judge", action="store_true",
+                   help="offline metrics only, even with an LLM configured")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_eval)
 
@@ -144,6 +152,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--label", action="append", metavar="FIELD",
                    help="with --labels: the label field (repeatable; default: every boolean field)")
     p.add_argument("--system", action="append", metavar="NAME=RUN",
-                   help="with --labels: the label group (model/run value) of RUN_A or RUN_B (default: run name)")
+                   help="with --labels: the label group (model/run value) of RUN_A or "
+                        "RUN_B (default: run name)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_compare)

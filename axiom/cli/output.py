@@ -40,7 +40,8 @@ def note(message: str) -> None:
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
-    """The JSON error object of a failure: message, error class, exit code and the hint (when there is one)."""
+    """The JSON error object of a failure: message, error class, exit code and the hint (when there is
+    one)."""
     hint = None
     if isinstance(exc, AxiomError):
         message, hint, code = exc.message, exc.hint, exc.exit_code
@@ -61,8 +62,8 @@ def print_error_object(payload: dict[str, Any]) -> None:
 
 
 def fail(exc: BaseException, args: argparse.Namespace | None = None, *, json_output: bool = False) -> int:
-    """Report a failed command (stderr; with --json also the error object on stdout, unless the command printed
-    its result already) and return its exit code."""
+    """Report a failed command (stderr; with --json also the error object on stdout, unless the command
+    printed its result already) and return its exit code."""
     payload = error_object(exc)
     error(payload["error"], hint=payload.get("hint"))
     if (json_output or getattr(args, "json", False)) and not getattr(args, "_emitted", False):

@@ -1,13 +1,13 @@
-"""`axiom plan --metric M --effect D --from RUN [--alpha A] [--family K] [--power P] [--repeat N] [--json]`: how
-many questions (and repetitions of each run) a paired comparison needs to detect a drop of D in metric M with
-power P, using RUN's per-question values as the pilot (axiom.evaluation.sensitivity).
+"""`axiom plan --metric M --effect D --from RUN [--alpha A] [--family K] [--power P] [--repeat N] [--json]`:
+how many questions (and repetitions of each run) a paired comparison needs to detect a drop of D in metric M
+with power P, using RUN's per-question values as the pilot (axiom.evaluation.sensitivity).
 
-The test planned for is the one `axiom compare` and the gate use: the two-sided paired sign-flip test (the exact
-sign test for 0/1 metrics) at alpha / K, Holm's first step over K metrics (default: every metric of the run, as
-compare corrects). The shape of the differences comes from the run's repetitions when it was repeated and they
-differ (two runs of no change, side by side); otherwise from the planning assumption of two runs correlating at
-0.5. The run-to-run variance of a repeated run adds a term that only more repetitions reduce: the command says
-how many are needed at least."""
+The test planned for is the one `axiom compare` and the gate use: the two-sided paired sign-flip test (the
+exact sign test for 0/1 metrics) at alpha / K, Holm's first step over K metrics (default: every metric of the
+run, as compare corrects). The shape of the differences comes from the run's repetitions when it was repeated
+and they differ (two runs of no change, side by side); otherwise from the planning assumption of two runs
+correlating at 0.5. The run-to-run variance of a repeated run adds a term that only more repetitions reduce:
+the command says how many are needed at least."""
 
 from __future__ import annotations
 
@@ -88,22 +88,23 @@ def _text(plan: dict[str, Any]) -> str:
     lines = [f"plan: a drop of {plan['effect']:g} in {plan['metric']} with {plan['power']:.0%} power, "
              f"{plan['test']} at alpha {plan['alpha']:g} / {plan['family']} metric(s) = {plan['level']:.3g} "
              "(two-sided)",
-             f"pilot: {plan['run']}, {pilot['questions']} questions, mean {pilot['mean']:.3f}, sd {pilot['sd']:.3f}; "
-             f"differences: {pilot['differences']}"]
+             f"pilot: {plan['run']}, {pilot['questions']} questions, mean {pilot['mean']:.3f}, sd "
+             f"{pilot['sd']:.3f}; differences: {pilot['differences']}"]
     if pilot["run_variance"] > 0:
         lines.append(f"run-to-run variance of a run's mean: {pilot['run_variance']:.3g} (from "
-                     f"{pilot['repetitions']} repetitions); at least {plan['min_repeats']} repetition(s) of each "
-                     f"run are needed, planned with {plan['repeats']}")
+                     f"{pilot['repetitions']} repetitions); at least {plan['min_repeats']} repetition(s) of "
+                     f"each run are needed, planned with {plan['repeats']}")
     elif pilot["repetitions"] < 2:
         lines.append("run-to-run noise is not measured (the run was made once): for a stochastic source "
                      "plan from a run made with axiom eval --repeat 3 or more")
     if plan["groups"] < pilot["questions"]:
-        lines.append(f"note: the run's questions fall in {plan['groups']} groups; the count below treats questions "
-                     "as independent, and compare flips signs by group, so grouped questions need more of them "
-                     "(about the design effect times as many; more groups, not more questions per group)")
+        lines.append(f"note: the run's questions fall in {plan['groups']} groups; the count below "
+                     "treats questions as independent, and compare flips signs by group, so grouped "
+                     "questions need more of them (about the design effect times as many; more "
+                     "groups, not more questions per group)")
     if plan["questions"] is None:
-        reason = (f"the run-to-run noise alone exceeds it with {plan['repeats']} repetition(s): repeat each run "
-                  f"at least {plan['min_repeats']} times" if plan["question_effect"] is None
+        reason = (f"the run-to-run noise alone exceeds it with {plan['repeats']} repetition(s): repeat each "
+                  f"run at least {plan['min_repeats']} times" if plan["question_effect"] is None
                   else "not reachable with up to 1,000,000 questions")
         lines.append(f"questions needed: none suffice ({reason})")
     else:
@@ -117,10 +118,12 @@ def register(subparsers: Any) -> None:
                                            "given drop of a metric, from a run as the pilot")
     p.add_argument("--metric", required=True, help="the metric, as in the run's results (e.g. ndcg@10)")
     p.add_argument("--effect", required=True, type=float, help="the drop of the metric's mean to detect")
-    p.add_argument("--from", dest="from_run", required=True, metavar="RUN", help="the run folder used as pilot")
+    p.add_argument("--from", dest="from_run", required=True, metavar="RUN",
+                   help="the run folder used as pilot")
     p.add_argument("--alpha", type=float, help="family-wise level (default: settings evaluation.alpha)")
     p.add_argument("--family", type=int,
-                   help="how many metrics are tested together (default: the run's metrics, as compare corrects)")
+                   help="how many metrics are tested together (default: the run's "
+                        "metrics, as compare corrects)")
     p.add_argument("--power", type=float, help="the power asked for (default: settings evaluation.power)")
     p.add_argument("--repeat", type=int, help="repetitions of each run (default: as many as the pilot run's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,7 +1,7 @@
 """`axiom query QUESTION [--top-k K] [--retriever R] [--collection NAME] [--json]`: an answer with numbered
 citations. `--json` prints `Answer.to_dict()`. Its `timings` has the one-off costs of a new process apart from
-`retrieve` / `generate` / `total`: `model_load` (the embedding model's lazy load) and `store_connect` (the store's
-first connection, which imports chromadb: seconds)."""
+`retrieve` / `generate` / `total`: `model_load` (the embedding model's lazy load) and `store_connect` (the
+store's first connection, which imports chromadb: seconds)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     text = [answer.answer, ""]
     if answer.degraded:
         text.insert(0, f"[degraded: {answer.degraded_reason}]")
-    text += [f"[{c.n}] {c.source}" + (f" p.{c.page}" if c.page is not None else "") + f"  (score {c.score:.3f})"
+    text += [f"[{c.n}] {c.source}" + (f" p.{c.page}" if c.page is not None else "")
+             + f"  (score {c.score:.3f})"
              for c in answer.citations]
     emit(args, answer.to_dict(), "\n".join(text))
     return 0

@@ -1,9 +1,9 @@
 """`axiom serve`: the query API (port 8000) and the health + metrics sidecar (port 5000) in one process.
 See `axiom.service`.
 
-Before anything binds, `check_exposure` refuses (exit 2) to serve an open API beyond the loopback: a host other
-than 127.0.0.0/8, ::1 or localhost needs API keys (AXIOM_API_KEYS) or an explicit `--insecure-no-auth`; and every
-key, wherever the API listens, must be at least `service.min_api_key_chars` (16) characters long."""
+Before anything binds, `check_exposure` refuses (exit 2) to serve an open API beyond the loopback: a host
+other than 127.0.0.0/8, ::1 or localhost needs API keys (AXIOM_API_KEYS) or an explicit `--insecure-no-auth`;
+and every key, wherever the API listens, must be at least `service.min_api_key_chars` (16) characters long."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def check_exposure(service: ServiceSettings, *, insecure_no_auth: bool = False) 
     short = sum(1 for k in service.api_keys if len(k.get_secret_value()) < service.min_api_key_chars)
     if short:
         raise UsageError(
-            f"{short} of the {len(service.api_keys)} key(s) in AXIOM_API_KEYS (service.api_keys) is shorter than "
-            f"{service.min_api_key_chars} characters (service.min_api_key_chars)",
+            f"{short} of the {len(service.api_keys)} key(s) in AXIOM_API_KEYS (service.api_keys) is shorter "
+            f"than {service.min_api_key_chars} characters (service.min_api_key_chars)",
             hint='use long random keys, e.g. python3 -c "import secrets; print(secrets.token_urlsafe(32))"')
     if service.api_keys or is_loopback(service.host):
         return
@@ -51,11 +51,12 @@ def check_exposure(service: ServiceSettings, *, insecure_no_auth: bool = False) 
                     service.host, service.api_port)
         return
     raise UsageError(
-        f"refusing to serve the API on {service.host} without API keys: anyone who can reach that address could "
-        "query and ingest",
+        f"refusing to serve the API on {service.host} without API keys: anyone who can reach that "
+        "address could query and ingest",
         hint="set AXIOM_API_KEYS to one or more comma-separated keys of at least "
-             f"{service.min_api_key_chars} characters (clients send X-API-Key or Authorization: Bearer), or listen "
-             "on 127.0.0.1 (--host), or pass --insecure-no-auth if the network in front of it is trusted")
+             f"{service.min_api_key_chars} characters (clients send X-API-Key or Authorization: "
+             "Bearer), or listen on 127.0.0.1 (--host), or pass --insecure-no-auth if the network "
+             "in front of it is trusted")
 
 
 def apply_serve_args(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -77,8 +78,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     code = run(settings, ingest_first=args.ingest)
     # Everything is drained and flushed: leave now. The interpreter's own teardown of the torch/transformers
-    # object graphs takes seconds (3-11 s measured on a busy 2-core box), which would push `docker stop` past its
-    # 10 s kill timeout; nothing in the service needs it (ChromaDB and the BM25 index are written synchronously).
+    # object graphs takes seconds (3-11 s measured on a busy 2-core box), which would push `docker stop` past
+    # its 10 s kill timeout; nothing in the service needs it (ChromaDB and the BM25 index are written
+    # synchronously).
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -88,18 +90,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve", help="run the API (POST /query, /ingest) and the health + metrics sidecar",
-        description="Serve the query API (default port 8000: POST /query, POST /ingest, GET /health, /docs) and "
-                    "the sidecar (default port 5000: GET /health, GET /metrics) from one process. API keys come "
-                    "from AXIOM_API_KEYS (comma-separated, each at least service.min_api_key_chars = 16 "
-                    "characters); without them the API is open, which is refused on any address but the loopback "
-                    "unless --insecure-no-auth is given. SIGTERM finishes in-flight requests and exits 0.")
-    p.add_argument("--host", help="address to listen on (default: service.host, 127.0.0.1; 0.0.0.0 in a container)")
+        description="Serve the query API (default port 8000: POST /query, POST /ingest, GET /health, /docs) "
+                    "and the sidecar (default port 5000: GET /health, GET /metrics) from one process. API "
+                    "keys come from AXIOM_API_KEYS (comma-separated, each at least "
+                    "service.min_api_key_chars = 16 characters); without them the API is open, which is "
+                    "refused on any address but the loopback unless --insecure-no-auth is given. SIGTERM "
+                    "finishes in-flight requests and exits 0.")
+    p.add_argument("--host",
+                   help="address to listen on (default: service.host, 127.0.0.1; 0.0.0.0 in a container)")
     p.add_argument("--insecure-no-auth", action="store_true", dest="insecure_no_auth",
                    help="serve without API keys on a non-loopback address (only behind a trusted network)")
     p.add_argument("--port", type=int, help="API port (default: service.api_port, 8000)")
     p.add_argument("--sidecar-port", type=int, dest="sidecar_port",
                    help="health + metrics port (default: service.sidecar_port, 5000)")
-    p.add_argument("--data-root", dest="data_root", help="folder POST /ingest may read (default: service.data_root)")
+    p.add_argument("--data-root", dest="data_root",
+                   help="folder POST /ingest may read (default: service.data_root)")
     p.add_argument("--ingest", action="store_true", help="ingest the data root before serving")
     p.add_argument("--collection", help="collection name (default: AXIOM_COLLECTION / config)")
     p.set_defaults(handler=cmd_serve, auto_log_format="json")  # a service logs JSON unless LOG_FORMAT says

@@ -1,20 +1,20 @@
 """`RayEmbedder`: the Embedder protocol (`embed(texts) -> ndarray`) with its batches run on Ray actors.
 
-Each actor (`EmbedWorker`) loads the settings' local model once (`axiom.embeddings.LocalEmbedder`: the packaged
-MiniLM by default, from the installed package, no download) and then embeds the batches it is sent. One `embed`
-call splits its texts into batches of `ray_batch_size`, keeps `IN_FLIGHT_PER_ACTOR` batches queued on every
-actor (no actor waits for the driver between two batches) and puts the vectors back in the order of the texts.
-`texts_per_call` tells the pipeline how many texts to hand over per call so that every actor gets several
-batches (`RAGPipeline._flush` reads it).
+Each actor (`EmbedWorker`) loads the settings' local model once (`axiom.embeddings.LocalEmbedder`: the
+packaged MiniLM by default, from the installed package, no download) and then embeds the batches it is sent.
+One `embed` call splits its texts into batches of `ray_batch_size`, keeps `IN_FLIGHT_PER_ACTOR` batches queued
+on every actor (no actor waits for the driver between two batches) and puts the vectors back in the order of
+the texts. `texts_per_call` tells the pipeline how many texts to hand over per call so that every actor gets
+several batches (`RAGPipeline._flush` reads it).
 
-Failures: an actor whose process dies is restarted by Ray (`MAX_RESTARTS`, model loaded again) and the calls it
-had in flight, the running batch included, are retried on it (`max_task_retries`). A batch that still fails ends
-the ingest with ClusterError; what was written before stays, and running the ingest again embeds only what is
-missing (chunk ids are content hashes).
+Failures: an actor whose process dies is restarted by Ray (`MAX_RESTARTS`, model loaded again) and the calls
+it had in flight, the running batch included, are retried on it (`max_task_retries`). A batch that still fails
+ends the ingest with ClusterError; what was written before stays, and running the ingest again embeds only
+what is missing (chunk ids are content hashes).
 
 Data moved per chunk: its text to the actor (about 1 KB at 800 characters) and its vector back (384 float32,
-1.5 KB); the driver writes the vectors to the store. `stats` counts batches, bytes, the actors' busy time and how
-long at least two of them were busy at once (`RayStats.to_dict`, shown by `axiom ingest --json`).
+1.5 KB); the driver writes the vectors to the store. `stats` counts batches, bytes, the actors' busy time and
+how long at least two of them were busy at once (`RayStats.to_dict`, shown by `axiom ingest --json`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_RESTARTS = 3  # an actor whose process dies is started again this often (then the ingest fails)
 IN_FLIGHT_PER_ACTOR = 2  # batches queued on each actor at once
-BATCHES_PER_ACTOR_PER_CALL = 8  # texts_per_call = actors x batch x this (the idle tail of a call is <= 1 batch)
+# texts_per_call = actors x batch x this (the idle tail of a call is <= 1 batch)
+BATCHES_PER_ACTOR_PER_CALL = 8
 ACTOR_START_TIMEOUT = 600.0  # seconds for the actors to be placed and load their model
 
 
@@ -50,8 +51,10 @@ class EmbedWorker:
         apply_process_defaults()
         t0 = time.perf_counter()
         set_torch_threads(threads)  # the CPUs the actor reserved (not embeddings.torch_threads: the driver's)
-        self.model = LocalEmbedder(embeddings.model, batch_size=embeddings.batch_size, device=embeddings.device)
-        self.dimension = self.model.dimension  # loads it now: a restarted actor is ready before its next batch
+        self.model = LocalEmbedder(embeddings.model, batch_size=embeddings.batch_size,
+                                   device=embeddings.device)
+        # loads it now: a restarted actor is ready before its next batch
+        self.dimension = self.model.dimension
         self.load_seconds = time.perf_counter() - t0
 
     def info(self) -> dict[str, Any]:
@@ -77,7 +80,8 @@ class RayStats:
     call_seconds: float = 0.0  # wall time of the embed calls (driver side)
     load_seconds: list[float] = field(default_factory=list)  # each actor's model load, as it reported it
     batches_by_worker: dict[str, int] = field(default_factory=dict)  # "host:pid" -> batches it returned
-    intervals: list[tuple[float, float]] = field(default_factory=list)  # each batch's (start, end) on its actor
+    # each batch's (start, end) on its actor
+    intervals: list[tuple[float, float]] = field(default_factory=list)
 
     def record(self, texts: Sequence[str], vectors: np.ndarray, info: dict[str, Any]) -> None:
         self.batches += 1
@@ -204,7 +208,8 @@ class RayEmbedder:
         t0 = time.perf_counter()
         batches = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         out: list[np.ndarray | None] = [None] * len(batches)
-        free = [actor for _ in range(IN_FLIGHT_PER_ACTOR) for actor in self._actors]  # interleaved: a, b, a, b
+        # interleaved: a, b, a, b
+        free = [actor for _ in range(IN_FLIGHT_PER_ACTOR) for actor in self._actors]
         pending: dict[Any, tuple[int, Any]] = {}
         queued = 0
         while queued < len(batches) or pending:
@@ -221,7 +226,8 @@ class RayEmbedder:
                     raise ClusterError(
                         f"embedding batch {index + 1} of {len(batches)} failed on the Ray cluster after its "
                         f"retries: {type(exc).__name__}: {exc}",
-                        hint="chunks written before are kept: run the same ingest again to embed the rest") from exc
+                        hint="chunks written before are kept: run the same ingest again to embed the rest",
+                    ) from exc
                 out[index] = vectors
                 free.append(actor)
                 self.stats.record(batches[index], vectors, info)

@@ -31,10 +31,11 @@ def check_ray_ingest(settings: Settings) -> str:
     """The cluster address of a Ray ingest with these settings, or the UsageError that says what to change."""
     if settings.store.mode != "server":
         raise UsageError(
-            f"the ray executor needs a ChromaDB server, but the store is embedded (store.path={settings.store.path!r}, "
-            "store.host is not set): the cluster's workers and the other faces cannot share a folder on this machine",
-            hint="set store.host / store.port (CHROMA_HOST / CHROMA_PORT) to a ChromaDB server, or ingest without "
-                 "--ray (ingest.executor: local)")
+            "the ray executor needs a ChromaDB server, but the store is embedded "
+            f"(store.path={settings.store.path!r}, store.host is not set): the cluster's workers and the "
+            "other faces cannot share a folder on this machine",
+            hint="set store.host / store.port (CHROMA_HOST / CHROMA_PORT) to a ChromaDB server, or ingest "
+                 "without --ray (ingest.executor: local)")
     if settings.embeddings.provider != "local":
         raise UsageError(
             f"the ray executor runs the local embedding model on the cluster; embeddings.provider is "

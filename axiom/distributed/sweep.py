@@ -4,25 +4,25 @@
 
 The driver (this process) plans the sweep exactly as a local sweep does (`axiom.sweep.plan_sweep`: the grid
 checked against the notebook, the sweep folder created, each combination's parameters and chunking collection
-fixed here, deterministically), runs every combination as a Ray task, and ranks and writes the summary with the
-local code (`axiom.sweep.finish_sweep`), so the summary is the one a local sweep of the grid gives. A task
+fixed here, deterministically), runs every combination as a Ray task, and ranks and writes the summary with
+the local code (`axiom.sweep.finish_sweep`), so the summary is the one a local sweep of the grid gives. A task
 starts a warm kernel on its worker and runs `axiom.sweep.run_combination` there: papermill, the local per-run
-code. As locally, the first combination of each chunking runs alone first (it writes the collection); the others
-then run at once, as many in parallel as the cluster has CPUs (`cpus` per task, spread over the nodes).
+code. As locally, the first combination of each chunking runs alone first (it writes the collection); the
+others then run at once, as many in parallel as the cluster has CPUs (`cpus` per task, spread over the nodes).
 
 Where the run folders land: in the driver's sweep folder (`<out>/<stamp>-<name>/runs/`). A worker that sees
 that folder (a shared volume mounted at the same path: the driver writes a token file there and the worker
-reads it back) writes into it directly. A worker that does not runs into a temporary folder and returns the run
-folder and its kernel log as a tar.gz archive, which the driver unpacks into the sweep folder (`copy_back=True`
-forces that; `copy_back=False` fails a task whose worker does not see the folder).
+reads it back) writes into it directly. A worker that does not runs into a temporary folder and returns the
+run folder and its kernel log as a tar.gz archive, which the driver unpacks into the sweep folder
+(`copy_back=True` forces that; `copy_back=False` fails a task whose worker does not see the folder).
 
 What the workers need: the same project and Python environment (the Axiom image, or the same checkout and
 venv: the driver's project path, else the worker's own), the corpus and dataset paths the parameters name, and
-the store: a ChromaDB server (`chroma_host`, or `store.host` in the settings), or an embedded store path on the
-shared volume. The driver's settings file travels with each task (its text, used when the worker does not have
-that path), and the driver's non-secret settings variables (`axiom.config.ENV_VARS`) replace the worker's, so
-the kernels build the driver's settings; secrets (OPENAI_API_KEY, AXIOM_API_KEYS) never travel through the
-cluster: the workers take them from their own environment.
+the store: a ChromaDB server (`chroma_host`, or `store.host` in the settings), or an embedded store path on
+the shared volume. The driver's settings file travels with each task (its text, used when the worker does not
+have that path), and the driver's non-secret settings variables (`axiom.config.ENV_VARS`) replace the
+worker's, so the kernels build the driver's settings; secrets (OPENAI_API_KEY, AXIOM_API_KEYS) never travel
+through the cluster: the workers take them from their own environment.
 
 Lost workers: a task whose worker process or node dies is retried by Ray (`retries`, default 3) on another
 one; the run folder of the lost attempt may be left half written beside the retry's. A notebook that fails is
@@ -65,18 +65,21 @@ class TaskReply:
     outcome: RunOutcome
     node: str
     kernel_seconds: float
-    archive: bytes | None = None  # the run folder and kernel log, when the worker does not see the sweep folder
+    # the run folder and kernel log, when the worker does not see the sweep folder
+    archive: bytes | None = None
 
 
-def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
-                  address: str, out_dir: str | Path | None = None, name: str = "sweep", metric: str | None = None,
+def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None,
+                  *,
+                  address: str, out_dir: str | Path | None = None, name: str = "sweep",
+                  metric: str | None = None,
                   html: bool = False, root: Path | None = None, config: str | Path | None = None,
                   copy_back: bool | None = None, retries: int = 3, cpus: float = 1.0) -> SweepResult:
     """Run the sweep's combinations as Ray tasks on the cluster at `address` (see the module docstring).
 
     `address`: as for `axiom.distributed.runtime.ray_session`. `copy_back`: None decides per task (does the
-    worker see the sweep folder?), True always sends run folders back, False fails a worker that does not see it.
-    `retries`: Ray's retries of a task whose worker died; `cpus`: Ray CPUs per task."""
+    worker see the sweep folder?), True always sends run folders back, False fails a worker that does not see
+    it. `retries`: Ray's retries of a task whose worker died; `cpus`: Ray CPUs per task."""
     from axiom.sweep import finish_sweep, plan_sweep
 
     if retries < 0 or cpus <= 0:
@@ -103,7 +106,8 @@ def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Map
                 _take(ray, plan, pending.pop(done[0]), done[0])
         finally:
             (plan.folder / TOKEN_FILE).unlink(missing_ok=True)
-    return finish_sweep(plan, metric=metric, kernel_start=kernel_start, workers=workers, executor=f"ray {address}")
+    return finish_sweep(plan, metric=metric, kernel_start=kernel_start, workers=workers,
+                        executor=f"ray {address}")
 
 
 def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool | None) -> dict[str, Any]:
@@ -121,12 +125,14 @@ def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool
 
 
 def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun, ref: Any) -> TaskReply | None:
-    """Wait for one task and record its outcome in `run`, unpacking a returned run folder into the sweep folder."""
+    """Wait for one task and record its outcome in `run`, unpacking a returned run folder into the sweep
+    folder."""
     from axiom.sweep import RunOutcome
 
     try:
         reply: TaskReply = ray.get(ref)
-    except ray.exceptions.RayError as exc:  # the task failed beyond its retries, or raised outside the notebook
+    except ray.exceptions.RayError as exc:
+        # the task failed beyond its retries, or raised outside the notebook
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         run.record(RunOutcome(error=f"Ray task failed: {lines[-1]}"))
         return None
@@ -175,7 +181,8 @@ def sweep_task(job: Mapping[str, Any], index: int, params: dict[str, Any]) -> Ta
         kernel = WarmKernel(root, log_path=base / "kernels" / f"run-{index}.log",
                             env={**kernel_env(root, config), **job["env"]}).start()
         try:
-            outcome = run_combination(settings, notebook, params, runs_dir=base / "runs", kernel=kernel, root=root,
+            outcome = run_combination(settings, notebook, params, runs_dir=base / "runs", kernel=kernel,
+                                      root=root,
                                       html=job["html"])
         finally:
             kernel.shutdown()

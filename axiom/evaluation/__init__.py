@@ -18,7 +18,8 @@ Public surface (what the CLI, the service and the notebooks call):
     load_baseline, make_baseline, gate_run     gate.py
     run_beir                                   benchmark.py
     agreement_report                           agreement.py (metrics against human labels; scikit-learn, so
-                                               imported by its callers: `axiom metrics agreement`, 05 notebook)
+                                               imported by its callers: `axiom metrics agreement`, 05
+                                               notebook)
     ppi_mean, ppi_paired_difference            ppi.py (prediction-powered estimates; labelled.py joins runs
                                                and labels for them, agreement_data.py reads both)
 
@@ -48,8 +49,10 @@ from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
 __all__ = [
-    "BeirData", "EndpointConfig", "EvalItem", "RunRecord", "StatsConfig", "compare_metrics", "compare_runs", "evaluate_rankings",
+    "BeirData", "EndpointConfig", "EvalItem", "RunRecord", "StatsConfig", "compare_metrics", "compare_runs",
+    "evaluate_rankings",
     "evaluate_run", "gate_run",
-    "golden_retrieval_metrics", "load_baseline", "load_beir", "load_endpoint_config", "load_golden", "load_responses", "load_run", "make_baseline",
+    "golden_retrieval_metrics", "load_baseline", "load_beir", "load_endpoint_config", "load_golden",
+    "load_responses", "load_run", "make_baseline",
     "run_beir", "run_evaluation", "verdict_line", "write_responses",
 ]

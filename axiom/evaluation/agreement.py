@@ -91,7 +91,11 @@ def _binary_agreement(y: np.ndarray, s: np.ndarray, threshold: float, resamples:
     """ROC AUC, and precision, recall, F1, kappa at the threshold: values from scikit-learn, intervals from
     the bootstrap replicates."""
     decided = (s >= threshold).astype(int)
-    kappa = float(cohen_kappa_score(y, decided)) if np.unique(np.concatenate([y, decided])).size > 1 else float("nan")
+    kappa = (
+        float(cohen_kappa_score(y, decided))
+        if np.unique(np.concatenate([y, decided])).size > 1
+        else float("nan")
+    )
     values = {"roc_auc": _auc(y, s), "precision": float(precision_score(y, decided, zero_division=0.0)),
               "recall": float(recall_score(y, decided, zero_division=0.0)),
               "f1": float(f1_score(y, decided, zero_division=0.0)), "kappa": kappa}
@@ -124,7 +128,8 @@ def _with_intervals(stats: dict[str, Callable[[np.ndarray, np.ndarray], float]],
     return out
 
 
-def metric_agreement(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str], binary: Sequence[str],
+def metric_agreement(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str],
+                     binary: Sequence[str],
                      *, samples: int = SAMPLES, seed: int = 0) -> list[dict[str, Any]]:
     """One entry per (metric, label): n, the label kind and its statistics with 95% cluster-bootstrap
     intervals (see the module docstring). Rows missing the metric or the label are left out of that pair."""
@@ -140,7 +145,8 @@ def metric_agreement(table: pd.DataFrame, metrics: Sequence[str], labels: Sequen
                 entry["note"] = "fewer than 2 rows with both the metric and the label"
                 out.append(entry)
                 continue
-            resamples = cluster_resamples(rows["id"].tolist(), samples=samples, seed=seed, label=f"{metric}|{label}")
+            resamples = cluster_resamples(rows["id"].tolist(), samples=samples, seed=seed,
+                                          label=f"{metric}|{label}")
             if label in binary:
                 y = (y > 0.5).astype(int)
                 if 0 < y.sum() < y.size:
@@ -179,7 +185,8 @@ def agreement_report(sources: Sequence[str], labels_path: str, *, fields: Sequen
     return {"labels": labels_path, "systems": list(systems), "rows": int(len(table)), "samples": samples,
             "seed": seed, "metrics": metrics, "label_fields": list(labels.fields),
             "binary_labels": [f for f in labels.fields if f in labels.binary],
-            "agreement": metric_agreement(table, metrics, labels.fields, sorted(labels.binary), samples=samples,
+            "agreement": metric_agreement(table, metrics, labels.fields, sorted(labels.binary),
+                                          samples=samples,
                                           seed=seed),
             "ranking": system_ranking(table, metrics, labels.fields, samples=samples, seed=seed),
             "estimates": system_estimates(systems, labels, metrics)}, table
@@ -191,7 +198,8 @@ def agreement_frame(result: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for e in result["agreement"]:
         row = {"metric": e["metric"], "label": e["label"], "kind": e["kind"], "n": e["n"],
-               "questions": e["questions"], "threshold": round(e["threshold"], 4) if "threshold" in e else None}
+               "questions": e["questions"],
+               "threshold": round(e["threshold"], 4) if "threshold" in e else None}
         row.update({name: _cell(e.get(name)) for name in stats})
         row["note"] = e.get("note", "")
         rows.append(row)
@@ -201,18 +209,20 @@ def agreement_frame(result: dict[str, Any]) -> pd.DataFrame:
 
 def ranking_frame(result: dict[str, Any]) -> pd.DataFrame:
     """Systems ranked by each metric against their ranking by people: Kendall's tau [95% bootstrap interval],
-    both rankings, and per pair adjacent in the people's ranking the bootstrap probability that people, and the
-    metric, order it that way."""
+    both rankings, and per pair adjacent in the people's ranking the bootstrap probability that people, and
+    the metric, order it that way."""
     return pd.DataFrame([{"metric": r["metric"], "label": r["label"], "kendall_tau [95% CI]": tau_text(r),
                           "by metric": " > ".join(r["by_metric"]), "by people": " > ".join(r["by_label"]),
                           "P(people's order)": pairs_text(r, "p_people"),
-                          "P(metric agrees)": pairs_text(r, "p_metric"), "resampling": r.get("resampling", "")}
+                          "P(metric agrees)": pairs_text(r, "p_metric"),
+                          "resampling": r.get("resampling", "")}
                          for r in result.get("ranking", [])])
 
 
 def estimates_frame(result: dict[str, Any]) -> pd.DataFrame:
     """The prediction-powered label means per system (systems with unlabelled questions only)."""
-    columns = ["system", "label", "metric", "estimate", "ci_low", "ci_high", "width", "labelled", "scored", "lam",
+    columns = ["system", "label", "metric", "estimate", "ci_low", "ci_high", "width", "labelled", "scored",
+               "lam",
                "method"]
     frame = pd.DataFrame(result.get("estimates", []), columns=columns)
     return frame.round({c: 3 for c in ("estimate", "ci_low", "ci_high", "width", "lam")})
@@ -226,17 +236,18 @@ def _cell(stat: dict[str, float] | None) -> str:
 
 def agreement_text(result: dict[str, Any]) -> str:
     """The agreement result as text (what `axiom metrics agreement` prints)."""
-    lines = [f"agreement with {result['labels']}: {result['rows']} labelled answer(s) of {len(result['systems'])} "
-             f"system(s) ({', '.join(result['systems'])}); 95% bootstrap intervals over questions "
-             f"({result['samples']} resamples, seed {result['seed']})"]
+    lines = [f"agreement with {result['labels']}: {result['rows']} labelled answer(s) of "
+             f"{len(result['systems'])} system(s) ({', '.join(result['systems'])}); 95% bootstrap intervals "
+             f"over questions ({result['samples']} resamples, seed {result['seed']})"]
     for e in result["agreement"]:
         head = f"{e['metric']} vs {e['label']} (n {e['n']}, {e['questions']} questions)"
         if e.get("note"):
             lines.append(f"{head}: {e['note']}")
         elif e["kind"] == "binary":
-            lines.append(f"{head}: ROC AUC {_cell(e.get('roc_auc'))}; best-F1 threshold {e['threshold']:.4g}: "
-                         f"F1 {_cell(e.get('f1'))}, precision {_cell(e.get('precision'))}, recall "
-                         f"{_cell(e.get('recall'))}, kappa {_cell(e.get('kappa'))}")
+            lines.append(f"{head}: ROC AUC {_cell(e.get('roc_auc'))}; best-F1 threshold "
+                         f"{e['threshold']:.4g}: F1 {_cell(e.get('f1'))}, precision "
+                         f"{_cell(e.get('precision'))}, recall {_cell(e.get('recall'))}, "
+                         f"kappa {_cell(e.get('kappa'))}")
         else:
             lines.append(f"{head}: Spearman {_cell(e.get('spearman'))}, Kendall {_cell(e.get('kendall'))}")
     for r in result.get("ranking", []):

@@ -1,12 +1,13 @@
 """The inputs of agreement with people: per-question metric scores of one or more systems, human labels, and
 the table that joins them (`axiom.evaluation.agreement` computes the numbers).
 
-Scores come from run folders (`results.parquet`: one row per question, a column per metric) or from plain score
-tables (JSONL or CSV: `id`, optional `model` or `run`, one numeric column per metric; one system per distinct
-`model`/`run` value, else one named by the file's stem). A run's system name is its run name unless
+Scores come from run folders (`results.parquet`: one row per question, a column per metric) or from plain
+score tables (JSONL or CSV: `id`, optional `model` or `run`, one numeric column per metric; one system per
+distinct `model`/`run` value, else one named by the file's stem). A run's system name is its run name unless
 `--system NAME=RUN` maps it.
 
-Labels: a JSONL file, one object a line: `id`, optional `model` or `run` (the system the label is about; absent:
+Labels: a JSONL file, one object a line: `id`, optional `model` or `run` (the system the label is about;
+absent:
 it is about every system's answer to that question), and label fields. Boolean fields are binary labels;
 numeric fields graded ones (true/false are 1/0). `labels=` chooses the fields; by default every boolean field.
 """
@@ -33,7 +34,8 @@ NOT_A_SCORE = ("id", "model", "run", "question", "reference", "answer", "context
 
 @dataclass(frozen=True)
 class Labels:
-    """Human labels: one row per (system or "", id), a column per label field; `binary` names the yes/no ones."""
+    """Human labels: one row per (system or "", id), a column per label field; `binary` names the yes/no
+    ones."""
 
     frame: pd.DataFrame
     fields: tuple[str, ...]
@@ -78,8 +80,8 @@ def load_labels(path: str | Path, fields: Sequence[str] = ()) -> Labels:
             elif _number(value) is not None:
                 kinds.setdefault(key, set()).add("number")
             elif fields and value is not None:
-                problems.append(f"line {number}: label {key!r} is {type(value).__name__}, expected a boolean or "
-                                "a number")
+                problems.append(f"line {number}: label {key!r} is {type(value).__name__}, "
+                                "expected a boolean or a number")
                 continue
             row[key] = _number(value)
         rows.append(row)
@@ -145,7 +147,8 @@ def load_systems(sources: Sequence[str], names: Mapping[str, str] | None = None)
         for name, frame in parts.items():
             if name in systems:
                 raise UsageError(f"two inputs are both system {name!r}: name them with --system NAME=RUN")
-            metrics = [c for c in frame.columns if c not in NOT_A_SCORE and pd.api.types.is_numeric_dtype(frame[c])]
+            metrics = [c for c in frame.columns if c not in NOT_A_SCORE
+                       and pd.api.types.is_numeric_dtype(frame[c])]
             systems[name] = frame[["id", *metrics]].astype({m: float for m in metrics})
     return systems
 
@@ -155,7 +158,8 @@ def join(systems: Mapping[str, pd.DataFrame], labels: Labels) -> pd.DataFrame:
     where a system lacks one), label columns. UsageError when a system has no labelled question."""
     parts = []
     for name, scores in systems.items():
-        own = labels.frame[labels.frame["system"] == (name if labels.per_system else "")].drop(columns=["system"])
+        own = labels.frame[labels.frame["system"] == (name if labels.per_system
+                                                      else "")].drop(columns=["system"])
         merged = scores.merge(own, on="id", how="inner")
         if merged.empty:
             groups = sorted(set(labels.frame["system"]) - {""})
@@ -172,6 +176,7 @@ def system_names(values: Sequence[str] | None) -> dict[str, str]:
     for value in values or ():
         name, sep, source = value.partition("=")
         if not sep or not name.strip() or not source.strip():
-            raise UsageError(f"--system {value!r}: expected NAME=RUN (a label group and a run folder or table)")
+            raise UsageError(f"--system {value!r}: expected NAME=RUN (a label group "
+                             "and a run folder or table)")
         out[source.strip()] = name.strip()
     return out

@@ -30,11 +30,11 @@ SOURCE_KINDS = ("pipeline", "responses", "endpoint")
 class ItemAnswer:
     """One golden item's answer from a source.
 
-    `retrieved`: source ids or paths in rank order (several passages of one source may repeat it; the retrieval
-    metrics keep its first rank); None when the source gave none (retrieval metrics are not applicable).
-    `retrieved_texts`: the passages of that ranking, for the evidence metrics (None: the contexts are the
-    ranking). `chunk_ids`: the ranked chunk ids of Axiom's own pipeline (evidence spans from the store).
-    Times are seconds, NaN when unknown; `latency_seconds` is the question's end-to-end latency."""
+    `retrieved`: source ids or paths in rank order (several passages of one source may repeat it; the
+    retrieval metrics keep its first rank); None when the source gave none (retrieval metrics are not
+    applicable). `retrieved_texts`: the passages of that ranking, for the evidence metrics (None: the contexts
+    are the ranking). `chunk_ids`: the ranked chunk ids of Axiom's own pipeline (evidence spans from the
+    store). Times are seconds, NaN when unknown; `latency_seconds` is the question's end-to-end latency."""
 
     answer: str = ""
     contexts: tuple[str, ...] = ()
@@ -69,9 +69,9 @@ class Answered:
     """Every item's answer from one source, and what the manifest says about that source.
 
     `source` is the manifest's `source` object (kind, file hash or URL without credentials, mapping, timing);
-    `again` answers every item once more (`axiom eval --repeat`: the pipeline re-generates, an endpoint is asked
-    again, a responses file gives the same answers, so only the judge varies); `depth` is how deep the pipeline
-    retrieved (None for other sources); `retrieval_batch` the seconds of its one retrieval batch."""
+    `again` answers every item once more (`axiom eval --repeat`: the pipeline re-generates, an endpoint is
+    asked again, a responses file gives the same answers, so only the judge varies); `depth` is how deep the
+    pipeline retrieved (None for other sources); `retrieval_batch` the seconds of its one retrieval batch."""
 
     kind: str
     answers: list[ItemAnswer]

@@ -8,7 +8,8 @@ An item is **unusable** when one of its `relevant_sources` is not in the corpus 
 without it the sources stored in the configured collection) or one of its `reference_contexts` cannot be
 located in the corpus (`spans.locate_passages`, which needs `corpus`). Duplicates, leakage, coverage and
 saturation are reported, never fatal, and so is which metrics the set supports (`metric_support.py`: a set of
-questions alone is valid; a metric needing what no item has is n/a, with why). A malformed dataset raises DatasetError as `load_golden` does.
+questions alone is valid; a metric needing what no item has is n/a, with why). A malformed dataset raises
+DatasetError as `load_golden` does.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 @dataclass(frozen=True)
 class Unusable:
-    """Why one item cannot be used: `field` is `relevant_sources` or `reference_contexts`, `index` the entry."""
+    """Why one item cannot be used: `field` is `relevant_sources` or `reference_contexts`, `index` the
+    entry."""
 
     item_id: str
     line: int
@@ -160,7 +162,8 @@ def _check_items(items: list[EvalItem], known: set[str] | None, located: dict[st
                 if p.method == "missing":
                     where = f" in {p.source}" if p.source else ""
                     unusable.append(Unusable(item.id, item.line, "reference_contexts", p.index,
-                                             f"not found in corpus (best similarity {p.similarity:.2f}{where})"))
+                                             "not found in corpus (best similarity "
+                                             f"{p.similarity:.2f}{where})"))
         row["usable"] = not any(u.item_id == item.id for u in unusable)
         rows.append(row)
     if located is None:
@@ -178,7 +181,8 @@ def _duplicates(items: list[EvalItem], vectors: np.ndarray, threshold: float) ->
         groups.setdefault(normalise_question(item.question), []).append(item)
     exact = [{"ids": [it.id for it in g], "lines": [it.line for it in g], "question": g[0].question}
              for g in groups.values() if len(g) > 1]
-    near = [_pair(items[i], items[j], cos) for i, j, cos in _similar_pairs(vectors, vectors, threshold, same=True)
+    near = [_pair(items[i], items[j], cos)
+            for i, j, cos in _similar_pairs(vectors, vectors, threshold, same=True)
             if normalise_question(items[i].question) != normalise_question(items[j].question)]
     return {"threshold": threshold, "exact": exact, "near": near}
 
@@ -285,7 +289,8 @@ def audit_dataset(dataset: str | Path, *, settings: Settings, corpus: str | Path
 
     leakage = None
     if other is not None:
-        leakage = _leakage(items, mine, other, theirs, Path(against), near_duplicate)  # type: ignore[arg-type]
+        leakage = _leakage(items, mine, other, theirs, Path(against),
+                           near_duplicate)  # type: ignore[arg-type]
     runs = Path(runs_dir) if runs_dir is not None else Path(settings.evaluation.runs_dir)
     return AuditReport(dataset=str(dataset), questions=len(items), sources_checked_against=checked_against,
                        items=rows, unusable=unusable, contexts=contexts,
@@ -317,7 +322,8 @@ def _item_cells(row: dict[str, Any]) -> tuple[str, str]:
 
 def _text(report: AuditReport, *, per_item: bool = True) -> str:
     lines = [f"dataset {report.dataset}: {report.questions} question(s); sources checked against "
-             f"{report.sources_checked_against or 'nothing (no corpus, and the collection does not exist)'}", ""]
+             f"{report.sources_checked_against or 'nothing (no corpus, and the collection does not exist)'}",
+             ""]
     if per_item:
         width = max([len(r["id"]) for r in report.items] + [2])
         lines.append(f"{'id':<{width}} {'line':>5}  {'sources':<14} {'contexts':<32} status")
@@ -331,7 +337,11 @@ def _text(report: AuditReport, *, per_item: bool = True) -> str:
         lines.append(f"reference contexts: {c['note']}")
     else:
         m = c["methods"]
-        fuzzy = f" (min similarity {c['fuzzy_min_similarity']:.2f})" if c["fuzzy_min_similarity"] is not None else ""
+        fuzzy = (
+            f" (min similarity {c['fuzzy_min_similarity']:.2f})"
+            if c["fuzzy_min_similarity"] is not None
+            else ""
+        )
         lines.append(f"reference contexts: {c['total']}: exact {m['exact']}, normalised {m['normalised']}, "
                      f"fuzzy {m['fuzzy']}{fuzzy}, missing {m['missing']}")
     d = report.duplicates
@@ -358,9 +368,10 @@ def _text(report: AuditReport, *, per_item: bool = True) -> str:
                         if un else ""))
     if report.leakage is not None:
         lk = report.leakage
-        lines.append(f"leakage against {lk['against']} ({lk['questions']} questions): {lk['leaked_questions']} "
-                     f"question(s) leaked, {len(lk['shared_ids'])} shared id(s)")
-        lines += [f"  exact: {p['a']} (line {p['a_line']}) = {p['b']} (line {p['b_line']}): {p['a_question']!r}"
+        lines.append(f"leakage against {lk['against']} ({lk['questions']} questions): "
+                     f"{lk['leaked_questions']} question(s) leaked, {len(lk['shared_ids'])} shared id(s)")
+        lines += [f"  exact: {p['a']} (line {p['a_line']}) = {p['b']} (line "
+                  f"{p['b_line']}): {p['a_question']!r}"
                   for p in lk["exact"]]
         lines += [f"  near {p['cosine']:.3f}: {p['a']} (line {p['a_line']}) {p['a_question']!r} ~ {p['b']} "
                   f"(line {p['b_line']}) {p['b_question']!r}" for p in lk["near"]]

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str] = ("dense",), split: str = "test",
+def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str] = ("dense",),
+             split: str = "test",
              metrics: Sequence[str] = BEIR_METRICS, embedder: Embedder | None = None, seed: int | None = None,
              collection: str | None = None) -> dict[str, Any]:
     """Benchmark one or more retrievers on a BEIR folder; the first retriever is the reference of the paired
@@ -40,7 +41,8 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
     retrievers = list(dict.fromkeys(retrievers))
     unknown = [r for r in retrievers if r not in RETRIEVERS]
     if not retrievers or unknown:
-        raise UsageError(f"unknown retriever(s) {', '.join(unknown) or '(none)'}; expected: {', '.join(RETRIEVERS)}")
+        raise UsageError(f"unknown retriever(s) {', '.join(unknown) or '(none)'}; "
+                         f"expected: {', '.join(RETRIEVERS)}")
     folder = Path(folder)
     t0 = time.perf_counter()
     data = load_beir(folder, split)
@@ -58,7 +60,8 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
     index_seconds = time.perf_counter() - t0
     stored = pipeline.store.count()
     if stored != len(records):
-        log.warning("collection %s holds %d records, the corpus has %d (another corpus with the same folder name?)",
+        log.warning("collection %s holds %d records, the corpus has %d (another corpus "
+                    "with the same folder name?)",
                     name, stored, len(records))
 
     query_ids = list(data.queries)
@@ -92,11 +95,15 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
     pairs = len(retrievers) - 1
     if pairs > 1:  # one family: alpha split over the comparisons (each pair corrects over its metrics within)
         config = StatsConfig(**(config.to_dict() | {"alpha": config.alpha / pairs}))
-    family = f", alpha {config.alpha:g} each: one family of {pairs} comparisons (Bonferroni)" if pairs > 1 else ""
+    family = (
+        f", alpha {config.alpha:g} each: one family of {pairs} comparisons (Bonferroni)" if pairs > 1 else ""
+    )
     for other in retrievers[1:]:
         stats = compare_metrics(per_query[reference], per_query[other], config=config, metrics=list(metrics))
-        comparisons.append({"a": reference, "b": other, "test": config.describe() + " (over queries)" + family,
-                            "verdict": verdict_line(stats, subject=other, alpha=config.alpha), "metrics": stats})
+        comparisons.append({"a": reference, "b": other,
+                            "test": config.describe() + " (over queries)" + family,
+                            "verdict": verdict_line(stats, subject=other, alpha=config.alpha),
+                            "metrics": stats})
     primary = per_retriever[reference]
     return {
         "dataset": folder.name, "path": str(folder), "split": split,
@@ -115,9 +122,10 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
 
 
 def bench_text(result: dict[str, Any]) -> str:
-    lines = [f"{result['dataset']} ({result['split']}): {result['queries']} queries, {result['documents']} documents, "
-             f"model {result['embedding_model']}, collection {result['collection']}",
-             f"indexing {result['timings']['index_seconds']}s ({result['timings']['documents_embedded']} embedded)"]
+    lines = [f"{result['dataset']} ({result['split']}): {result['queries']} queries, {result['documents']} "
+             f"documents, model {result['embedding_model']}, collection {result['collection']}",
+             f"indexing {result['timings']['index_seconds']}s "
+             f"({result['timings']['documents_embedded']} embedded)"]
     metrics = list(result["metrics"])
     lines.append(f"{'retriever':<10} " + " ".join(f"{m:>11}" for m in metrics) + f" {'s/batch':>9}")
     for name, r in result["retrievers"].items():

@@ -10,8 +10,9 @@ JSON written for other programs kept to the standard.
 - longer than the caller's `max_bytes`.
 
 The pre-scan is linear and runs in C (bytes.replace / re / translate, numpy for the running depth, a megabyte
-at a time), so a 16 MiB document costs tens of milliseconds and a few copies of itself, never a Python loop per
-byte. `dumps_finite` writes standard JSON: a NaN or infinite float becomes null (json.dumps would write `NaN`).
+at a time), so a 16 MiB document costs tens of milliseconds and a few copies of itself, never a Python loop
+per byte. `dumps_finite` writes standard JSON: a NaN or infinite float becomes null (json.dumps would write
+`NaN`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ MAX_DEPTH = 64
 MAX_NUMBER_CHARS = 100
 MEBIBYTE = 1 << 20
 _SCAN_BLOCK = MEBIBYTE
-_STRING = re.compile(rb'"[^"]*"')  # after escaped quotes and backslashes are gone, a string has no quote inside
+# after escaped quotes and backslashes are gone, a string has no quote inside
+_STRING = re.compile(rb'"[^"]*"')
 _STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # open +1, close -1 (as int8)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 

@@ -2,11 +2,12 @@
 document and hurts another moves all of its questions together), so the paired test and the interval treat the
 cluster, not the question, as the unit that is sampled.
 
-A golden item's `group` (datasets.py; by default its first relevant source) names its cluster. Given the groups of
-the paired questions:
+A golden item's `group` (datasets.py; by default its first relevant source) names its cluster. Given the
+groups of the paired questions:
 
 - `Clusters.sums`: per group the sum of the questions' differences; the sign-flip test flips these sums
-  (stats.paired_randomisation_test with `clusters`), the valid test when groups, not questions, are exchangeable.
+  (stats.paired_randomisation_test with `clusters`), the valid test when groups, not questions, are
+  exchangeable.
 - `cluster_bootstrap_ci`: studentized bootstrap (bootstrap-t) interval of the mean difference, resampling
   whole groups (the ratio mean: drawn sums over drawn question counts; t over the cluster-robust se).
 - `question_groups`: {question id: group} from the `group` column of a run's per-question table.
@@ -65,8 +66,8 @@ class Clusters:
 
 
 def question_groups(results: Any) -> dict[str, str]:
-    """{question id: group} from a run's per-question table (its `group` column, written since golden items have
-    groups); empty for a table without one (older runs: every question its own group)."""
+    """{question id: group} from a run's per-question table (its `group` column, written since golden items
+    have groups); empty for a table without one (older runs: every question its own group)."""
     if results is None or "group" not in getattr(results, "columns", ()):
         return {}
     return {str(i): str(g) for i, g in zip(results["id"], results["group"], strict=True)
@@ -100,9 +101,9 @@ def cluster_bootstrap_ci(diff: np.ndarray, clusters: Clusters, rng: np.random.Ge
                          level: float = 0.95) -> tuple[float, float]:
     """Studentized (bootstrap-t) interval of the mean of `diff`, resampling whole groups with replacement: the
     quantiles of t* = (mean* - mean) / se* over the resamples (se: the cluster-robust standard error,
-    `clustered_variance`) around the observed mean and se. With few groups the plain percentile interval is too
-    narrow (coverage 0.91 at 11 and at 25 groups in bench/verdict_simulation.py); the studentized one is not.
-    Resamples whose se* is 0 (one group drawn every time) carry no t* and are left out."""
+    `clustered_variance`) around the observed mean and se. With few groups the plain percentile interval is
+    too narrow (coverage 0.91 at 11 and at 25 groups in bench/verdict_simulation.py); the studentized one is
+    not. Resamples whose se* is 0 (one group drawn every time) carry no t* and are left out."""
     if diff.size == 0:
         return float("nan"), float("nan")
     if np.all(diff == diff[0]):
@@ -117,7 +118,8 @@ def cluster_bootstrap_ci(diff: np.ndarray, clusters: Clusters, rng: np.random.Ge
     residual = drawn_sums - drawn_sizes * means[:, None]
     se_star = np.sqrt(g / (g - 1) * np.sum(residual ** 2, axis=1)) / totals
     ok = se_star > 0
-    if not ok.any() or not se > 0:  # no usable spread anywhere: the percentile interval of the resampled means
+    # no usable spread anywhere: the percentile interval of the resampled means
+    if not ok.any() or not se > 0:
         alpha = (1.0 - level) / 2.0
         return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
     t_star = (means[ok] - mean) / se_star[ok]

@@ -1,9 +1,10 @@
 """Comparing two evaluation runs question by question.
 
 `compare_runs(a, b)`: for every metric both runs have, the paired statistics and verdict of
-`verdict.compare_metrics` (the function the gate uses too: identical numbers in every face; questions grouped by
-the `group` column the runs wrote, none for older runs), the overall verdict line, the questions that changed
-most (largest summed absolute change over all metrics), and the settings that differ. Baselines and the gate live in `gate.py`.
+`verdict.compare_metrics` (the function the gate uses too: identical numbers in every face; questions grouped
+by the `group` column the runs wrote, none for older runs), the overall verdict line, the questions that
+changed most (largest summed absolute change over all metrics), and the settings that differ. Baselines and
+the gate live in `gate.py`.
 
 Repeated runs (`axiom eval --repeat N`) are compared on each question's mean over the repetitions, with their
 run-to-run variance in the test, the interval and the MDE (`repeats.compare_with_repeats`, which the gate uses
@@ -27,8 +28,10 @@ from axiom.evaluation.verdict import StatsConfig, is_finite, metrics_table, verd
 if TYPE_CHECKING:
     from axiom.evaluation.run_folder import RunRecord
 
-# Settings that never change a result (where runs and caches are kept), left out of a comparison's differences.
-NOT_A_DIFFERENCE = ("runs_dir", "judge_cache_dir", "span_cache_dir", "embeddings.cache_dir", "embeddings.cache_enabled",
+# Settings that never change a result (where runs and caches are kept), left out of a comparison's
+# differences.
+NOT_A_DIFFERENCE = ("runs_dir", "judge_cache_dir", "span_cache_dir", "embeddings.cache_dir",
+                    "embeddings.cache_enabled",
                     "embeddings.cache_max_mb")
 
 
@@ -44,8 +47,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def run_spread(record: RunRecord) -> dict[str, float]:
-    """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`; reported only); empty for a single
-    run."""
+    """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`; reported only); empty for a
+    single run."""
     return dict((record.metrics.get("repeats") or {}).get("spread") or {})
 
 
@@ -75,7 +78,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     groups = question_groups(b.results) | question_groups(a.results)  # A's groups win where both name one
     reps_a = {m: a.per_repetition(m) for m in metrics}
     reps_b = {m: b.per_repetition(m) for m in metrics}
-    out_metrics = compare_with_repeats(per_a, per_b, config=config, metrics=metrics, spread=spread, reps_a=reps_a,
+    out_metrics = compare_with_repeats(per_a, per_b, config=config, metrics=metrics, spread=spread,
+                                       reps_a=reps_a,
                                        reps_b=reps_b, groups=groups or None, primaries=primaries)
     note = noise_note([("A", noise_sources(a.manifest), _repeats_of(a)),
                        ("B", noise_sources(b.manifest), _repeats_of(b))])
@@ -127,8 +131,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
 
 def comparison_text(result: Mapping[str, Any]) -> str:
     lines = [f"verdict: {result['verdict']}", f"A: {result['a']}", f"B: {result['b']}",
-             f"questions: A {result['questions_a']}, B {result['questions_b']}, {result['common_questions']} in "
-             f"both (n per metric: the questions both measured); {result['test']}"]
+             f"questions: A {result['questions_a']}, B {result['questions_b']}, {result['common_questions']} "
+             f"in both (n per metric: the questions both measured); {result['test']}"]
     if result.get("differences"):
         lines.append("differences: " + "; ".join(result["differences"][:12]))
     lines += metrics_table(result["metrics"])
@@ -136,7 +140,8 @@ def comparison_text(result: Mapping[str, Any]) -> str:
     for name, reason in (result.get("not_applicable") or {}).items():
         not_compared.setdefault(reason, []).append(name)
     lines += [f"not compared, unmeasured in both runs: {', '.join(names)}" if reason == "unmeasured" else
-              f"not compared, n/a in both runs ({reason}): {', '.join(names)}" for reason, names in not_compared.items()]
+              f"not compared, n/a in both runs ({reason}): {', '.join(names)}"
+              for reason, names in not_compared.items()]
     if result["changed_most"]:
         lines.append("questions that changed most (B - A):")
         for c in result["changed_most"]:

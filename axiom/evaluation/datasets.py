@@ -3,20 +3,21 @@
 Golden set format, one JSON object a line (blank lines are ignored):
 
     {"id": "q01", "question": "...",
-     "reference": "...",                        # optional: the reference answer (reference-based answer metrics)
-     "relevant_sources": ["file.md"],           # optional: source paths (relative to the corpus root) or doc ids
-     "reference_contexts": ["exact passage"],   # optional: passages that hold the answer
-     "short_answer": "1480",                    # optional: a short token for exact-match / string-presence
-     "group": "file.md",                        # optional: the cluster the question belongs to (default: its
+     "reference": "...",                        # optional: the reference answer (reference-based answer
+     metrics) "relevant_sources": ["file.md"],           # optional: source paths (relative to the corpus
+     root) or doc ids "reference_contexts": ["exact passage"],   # optional: passages that hold the answer
+     "short_answer":
+     "1480",                    # optional: a short token for exact-match / string-presence "group":
+     "file.md",                        # optional: the cluster the question belongs to (default: its
                                                 #   first relevant source, else its own id); see clusters.py
      "metadata": {...}}                         # optional: free-form, carried along untouched
 
 Loading validates every line and raises one `DatasetError` that lists every problem with its line number
 (bad JSON, missing or blank field, wrong type, unknown field, duplicate id, unknown source), so a broken file
-is fixed in one pass (a file with many bad lines: the first MAX_REPORTED_PROBLEMS problems and a count per kind).
-Lines are read with bounds (`bounded_json.py`): a line longer than MAX_LINE_BYTES, nested deeper than 64 levels or
-holding a number longer than 100 characters is a bad line like any other; a file larger than MAX_FILE_BYTES is
-refused before it is read.
+is fixed in one pass (a file with many bad lines: the first MAX_REPORTED_PROBLEMS problems and a count per
+kind). Lines are read with bounds (`bounded_json.py`): a line longer than MAX_LINE_BYTES, nested deeper than
+64 levels or holding a number longer than 100 characters is a bad line like any other; a file larger than
+MAX_FILE_BYTES is refused before it is read.
 
 Only `id` and `question` are required: a set of questions alone (production logs, labelled answers without
 reference answers) is valid. A metric that needs what an item lacks is not applicable to it, with the reason
@@ -68,8 +69,9 @@ class EvalItem:
 
     @property
     def cluster(self) -> str:
-        """The group the paired test and intervals treat this question in: the explicit `group`, else its first
-        relevant source (questions about one document move together), else its own id (a group of one)."""
+        """The group the paired test and intervals treat this question in: the explicit `group`, else its
+        first relevant source (questions about one document move together), else its own id (a group of
+        one)."""
         return self.group or (self.relevant_sources[0] if self.relevant_sources else self.id)
 
     @property
@@ -86,7 +88,8 @@ class EvalItem:
         out: dict[str, Any] = {"id": self.id, "question": self.question}
         if self.reference is not None:
             out["reference"] = self.reference
-        out.update(relevant_sources=list(self.relevant_sources), reference_contexts=list(self.reference_contexts))
+        out.update(relevant_sources=list(self.relevant_sources),
+                   reference_contexts=list(self.reference_contexts))
         if self.short_answer is not None:
             out["short_answer"] = self.short_answer
         if self.group is not None:
@@ -136,7 +139,8 @@ def read_jsonl_text(path: Path) -> str:
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise DatasetError(str(path), [f"larger than {size_text(MAX_FILE_BYTES)}, the limit of a JSONL file"])
+            raise DatasetError(str(path),
+                               [f"larger than {size_text(MAX_FILE_BYTES)}, the limit of a JSONL file"])
         text = data.decode("utf-8")
     except FileNotFoundError:
         raise DatasetError(str(path), ["file does not exist"]) from None
@@ -178,12 +182,14 @@ def summarise_problems(problems: list[str]) -> list[str]:
 
 
 def raise_if_problems(path: str | Path, problems: list[str]) -> None:
-    """DatasetError naming the problems (summarised beyond MAX_REPORTED_PROBLEMS, see `summarise_problems`)."""
+    """DatasetError naming the problems (summarised beyond MAX_REPORTED_PROBLEMS, see
+    `summarise_problems`)."""
     if problems:
         raise DatasetError(str(path), summarise_problems(problems), total=len(problems))
 
 
-def json_objects(lines: Iterable[str], label: str, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def json_objects(lines: Iterable[str], label: str,
+                 problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line that is a JSON object; each other line is a problem,
     named `<label>line N: ...` (a line beyond the bounds of `loads_bounded` too)."""
     for number, raw in enumerate(lines, start=1):
@@ -231,11 +237,13 @@ def parse_golden_lines(lines: Iterable[str], known_sources: Iterable[str] | None
             if data.get(name) is not None:
                 values[name] = _check_string_list(data[name], name, where, problems)
         if data.get("metadata") is not None and not isinstance(data["metadata"], dict):
-            problems.append(f"{where}: field 'metadata' must be an object, got {type(data['metadata']).__name__}")
+            problems.append(f"{where}: field 'metadata' must be an object, got "
+                            f"{type(data['metadata']).__name__}")
         item_id = values.get("id")
         if item_id is not None:
             if item_id in first_line:
-                problems.append(f"{where}: duplicate id {item_id!r} (first used on line {first_line[item_id]})")
+                problems.append(f"{where}: duplicate id {item_id!r} (first used on "
+                                f"line {first_line[item_id]})")
             else:
                 first_line[item_id] = number
         if known is not None and values.get("relevant_sources"):
@@ -279,7 +287,8 @@ def golden_from_responses(path: str | Path) -> list[EvalItem]:
             if name not in data:
                 problems.append(f"{where}: missing field {name!r} (without --dataset, every response carries "
                                 f"its id and question)")
-        values = {name: _check_string(data[name], name, where, problems) for name in REQUIRED_FIELDS if name in data}
+        values = {name: _check_string(data[name], name, where, problems) for name in REQUIRED_FIELDS
+                  if name in data}
         item_id = values.get("id")
         if item_id is not None and item_id in first_line:
             problems.append(f"{where}: duplicate id {item_id!r} (first used on line {first_line[item_id]})")
@@ -341,7 +350,8 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     qrels_path = folder / "qrels" / f"{split}.tsv"
     qrels: dict[str, dict[str, int]] = {}
     if not qrels_path.is_file():
-        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+        available = sorted(p.stem
+                           for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
         problems.append(f"qrels/{split}.tsv is missing (splits here: {', '.join(available) or 'none'})")
     else:
         with qrels_path.open(encoding="utf-8", newline="") as fh:

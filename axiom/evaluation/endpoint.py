@@ -1,18 +1,21 @@
-"""Asking a deployed RAG system over HTTP (`axiom eval --endpoint URL [--endpoint-config FILE.yaml]`): the only
-module of the evaluation that speaks HTTP (httpx) and retries (tenacity).
+"""Asking a deployed RAG system over HTTP (`axiom eval --endpoint URL [--endpoint-config FILE.yaml]`): the
+only module of the evaluation that speaks HTTP (httpx) and retries (tenacity).
 
-Every golden question is sent as the mapping of `endpoint_config.py` says, at most `concurrency` at once (a thread
-pool: it works the same from the CLI and inside a notebook's running event loop). Each request is bounded:
+Every golden question is sent as the mapping of `endpoint_config.py` says, at most `concurrency` at once (a
+thread pool: it works the same from the CLI and inside a notebook's running event loop). Each request is
+bounded:
 `timeout_seconds` for the connection and for every read, and for the whole reply (a monotonic deadline checked
-between the chunks of the streamed body, so a server dripping an endless body is cut off: a request ends at most
-one read timeout after its deadline); `max_reply_bytes` for the reply (a larger declared Content-Length is refused
-unread, a streamed body is read and inflated no further than the limit: gzip and deflate are decoded here, a
-megabyte-sized bomb never inflates past it, other encodings are refused); `bounded_json.py` for its nesting depth
-and number lengths. An error status's body is never read. Timeouts, connection errors, 429 and 5xx are retried
-`retries` times with exponential backoff and jitter (Retry-After honoured, capped at a minute); other statuses, a
-reply beyond a bound, a reply that is not JSON and a reply without the mapped answer (or contexts) are not: they
-are that item's failure. A failed item is never fatal: it is recorded as unanswered with its reason (e.g.
-`HTTP 500 from the endpoint (2 attempts)`), so its metrics are unmeasured, and the run completes with the others. Header values never reach a log, an error or the manifest.
+between the chunks of the streamed body, so a server dripping an endless body is cut off: a request ends at
+most one read timeout after its deadline); `max_reply_bytes` for the reply (a larger declared Content-Length
+is refused unread, a streamed body is read and inflated no further than the limit: gzip and deflate are
+decoded here, a megabyte-sized bomb never inflates past it, other encodings are refused); `bounded_json.py`
+for its nesting depth and number lengths. An error status's body is never read. Timeouts, connection errors,
+429 and 5xx are retried `retries` times with exponential backoff and jitter (Retry-After honoured, capped at a
+minute); other statuses, a reply beyond a bound, a reply that is not JSON and a reply without the mapped
+answer (or contexts) are not:
+they are that item's failure. A failed item is never fatal: it is recorded as unanswered with its reason (e.g.
+`HTTP 500 from the endpoint (2 attempts)`), so its metrics are unmeasured, and the run completes with the
+others. Header values never reach a log, an error or the manifest.
 
 `transport=` puts an `httpx.MockTransport` (or any transport) where the network would be, for tests (and
 `sleep=` / `clock=` the waits between retries and the monotonic clock of the deadline).
@@ -130,7 +133,8 @@ class EndpointClient:
     """Asks one question at a time (thread-safe: one httpx.Client shared by the pool's threads)."""
 
     def __init__(self, config: EndpointConfig, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.paths = config.paths()
         self.sleep, self.clock = sleep, clock
@@ -141,7 +145,8 @@ class EndpointClient:
                                     headers={"Accept-Encoding": "gzip, deflate", **config.headers},
                                     trust_env=config.trust_env, transport=transport, follow_redirects=False)
         self._backoff = wait_exponential_jitter(initial=config.backoff_initial_seconds,
-                                                max=config.backoff_max_seconds, jitter=config.backoff_initial_seconds)
+                                                max=config.backoff_max_seconds,
+                                                jitter=config.backoff_initial_seconds)
 
     def __enter__(self) -> EndpointClient:
         return self
@@ -172,8 +177,8 @@ class EndpointClient:
         limit = self.config.max_reply_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _BadReply(f"the endpoint's reply declares {size_text(int(declared))}, more than max_reply_bytes "
-                            f"({size_text(limit)})")
+            raise _BadReply(f"the endpoint's reply declares {size_text(int(declared))}, more than "
+                            f"max_reply_bytes ({size_text(limit)})")
         if response.is_stream_consumed:  # a transport that gave the body whole (already decoded by httpx)
             pieces: Iterable[bytes] = [response.content]
             decoder = _decoder("")
@@ -186,7 +191,8 @@ class EndpointClient:
             while pending:  # decompressed no further than the limit (a small gzip body can inflate 1000-fold)
                 chunk, pending = decoder(pending, limit - len(body) + 1)
                 if len(body) + len(chunk) > limit:
-                    raise _BadReply(f"the endpoint's reply is longer than max_reply_bytes ({size_text(limit)})")
+                    raise _BadReply("the endpoint's reply is longer than "
+                                    f"max_reply_bytes ({size_text(limit)})")
                 body += chunk
             if self.clock() > deadline:
                 raise _PastDeadline
@@ -223,7 +229,8 @@ class EndpointClient:
             return ItemAnswer.unanswered(str(exc), generator=GENERATOR)
 
     def _failed(self, what: str, attempts: int) -> ItemAnswer:
-        return ItemAnswer.unanswered(f"{what} ({attempts} attempt{'s' if attempts != 1 else ''})", generator=GENERATOR)
+        return ItemAnswer.unanswered(f"{what} ({attempts} attempt{'s' if attempts != 1 else ''})",
+                                     generator=GENERATOR)
 
     def _read(self, response: _Reply, seconds: float) -> ItemAnswer:
         try:
@@ -287,6 +294,7 @@ def ask_endpoint(items: Sequence[EvalItem], config: EndpointConfig, *, top_k: in
     failures = Counter(a.failure for a in answers if a.failure)
     source = {"kind": "endpoint", **config.describe(), "top_k": top_k, "questions": len(items),
               "unanswered": sum(failures.values()), "unanswered_reasons": dict(failures.most_common(5)),
-              "seconds": round(time.perf_counter() - t0, 3), "gives_retrieved": "retrieved" in config.response}
+              "seconds": round(time.perf_counter() - t0, 3),
+              "gives_retrieved": "retrieved" in config.response}
     return Answered(kind="endpoint", answers=answers, source=source, generator=GENERATOR,
                     again=lambda: _ask_all(items, config, top_k, None, transport))

@@ -2,38 +2,43 @@
 FILE.yaml`): how to ask a question and where the answer, contexts and retrieved sources are in the JSON reply.
 
     url: https://rag.example.com/ask     # --endpoint URL overrides it
-    method: POST                         # POST (JSON body), PUT, or GET (the body's keys become query parameters)
-    body:                                # the request template: "{question}", "{id}" and "{top_k}" are filled in;
-      question: "{question}"             #   a value that is exactly "{top_k}" becomes the number (the key is left
-      top_k: "{top_k}"                   #   out when the run has no top_k)
+    method: POST                         # POST (JSON body), PUT, or GET (the body's keys become query
+    parameters) body:                                # the request template: "{question}", "{id}" and
+    "{top_k}" are filled in;
+      question: "{question}"             #   a value that is exactly "{top_k}" becomes the number (the key is
+      left top_k: "{top_k}"                   #   out when the run has no top_k)
     headers:                             # values may take environment variables: ${NAME} (must be set) or
-      Authorization: "Bearer ${RAG_TOKEN}"   # ${NAME:-default}; a header whose value ends up empty is not sent
-    headers_from_env:                    # or: header -> the name of the environment variable holding its value
+      Authorization: "Bearer ${RAG_TOKEN}"   # ${NAME:-default}; a header whose value ends up empty is not
+      sent
+    headers_from_env:                    # or: header -> the name of the environment variable holding its
+    value
       X-API-Key: RAG_API_KEY
     response:                            # where things are in the reply: dotted paths (`data.answer`,
       answer: answer                     #   `contexts[].text` for a field of every element, `hits[0].id`) or
       contexts: contexts[].text          #   JSON pointers (`/data/answer`, `/contexts/*/text`)
       retrieved: contexts[].source       # optional: source ids in rank order (retrieval metrics)
-      retrieved_contexts: hits[].text    # optional: ranked passages deeper than the contexts (evidence metrics)
-      latency_ms: took_ms                # optional: the system's own latency (else the measured wall time);
-      usage: usage                       #   or latency_seconds; usage: an object of token counts
+      retrieved_contexts: hits[].text    # optional: ranked passages deeper than the contexts (evidence
+      metrics) latency_ms: took_ms                # optional: the system's own latency (else the measured wall
+      time); usage: usage                       #   or latency_seconds; usage: an object of token counts
     concurrency: 4                       # requests in flight at once
-    timeout_seconds: 30                  # per request: connect, each read, and the whole reply (checked between
+    timeout_seconds: 30                  # per request: connect, each read, and the whole reply (checked
+    between
                                          #   chunks; a silent server is cut by the read timeout)
-    max_reply_bytes: 16777216            # a larger reply (declared or streamed) is that item's failure (16 MiB)
-    retries: 2                           # on timeouts, connection errors, 429 and 5xx (Retry-After honoured)
-    backoff_initial_seconds: 0.5
+    max_reply_bytes: 16777216            # a larger reply (declared or streamed) is that item's failure (16
+    MiB) retries: 2                           # on timeouts, connection errors, 429 and 5xx (Retry-After
+    honoured) backoff_initial_seconds: 0.5
     backoff_max_seconds: 8
     trust_env: true                      # proxies from HTTP(S)_PROXY / NO_PROXY
 
 Without a file the mapping is the responses-file shape, which is also Axiom's own `POST /query` reply:
 `{"question": ...}` in, `answer`, `contexts` and `retrieved` (source ids in rank order) out. Contexts (and
-retrieved_contexts) may be strings or objects holding a `text` string (Axiom's contexts are such objects). `answer` (and `contexts` when mapped) must be in every reply; a reply without them is a failure of
-that item. Header values are secrets: they are resolved here from the environment the face passes in, kept out of
-`repr`, the manifest and the logs (the manifest names the headers only); a value that is not printable ASCII
-(a non-ASCII character, a control character such as a newline) is a problem naming the header and where its
-value came from, never the value or any character of it. Every problem of a file is reported at
-once (`ConfigError`, exit code 2).
+retrieved_contexts) may be strings or objects holding a `text` string (Axiom's contexts are such objects).
+`answer` (and `contexts` when mapped) must be in every reply; a reply without them is a failure of that item.
+Header values are secrets: they are resolved here from the environment the face passes in, kept out of `repr`,
+the manifest and the logs (the manifest names the headers only); a value that is not printable ASCII (a
+non-ASCII character, a control character such as a newline) is a problem naming the header and where its value
+came from, never the value or any character of it. Every problem of a file is reported at once (`ConfigError`,
+exit code 2).
 """
 
 from __future__ import annotations
@@ -94,8 +99,8 @@ def parse_path(path: str) -> list[Segment]:
 
 
 def extract(doc: Any, segments: list[Segment], shown: str) -> Any:
-    """The value at `segments` in a parsed JSON reply; WILDCARD maps the rest over a list. MissingField names the
-    path when something is not there."""
+    """The value at `segments` in a parsed JSON reply; WILDCARD maps the rest over a list. MissingField names
+    the path when something is not there."""
     value = doc
     for i, seg in enumerate(segments):
         if seg is WILDCARD:
@@ -115,9 +120,9 @@ def extract(doc: Any, segments: list[Segment], shown: str) -> Any:
 
 
 def render(template: Any, *, question: str, item_id: str, top_k: int | None) -> Any:
-    """The request body (or query parameters) for one question. `{question}`, `{id}`, `{top_k}` are replaced in
-    strings by plain substitution (other braces are left alone); a value that is exactly "{top_k}" becomes the
-    number, and its key is left out when there is no top_k."""
+    """The request body (or query parameters) for one question. `{question}`, `{id}`, `{top_k}` are replaced
+    in strings by plain substitution (other braces are left alone); a value that is exactly "{top_k}" becomes
+    the number, and its key is left out when there is no top_k."""
     if isinstance(template, dict):
         return {k: render(v, question=question, item_id=item_id, top_k=top_k) for k, v in template.items()
                 if not (v == "{top_k}" and top_k is None)}
@@ -156,7 +161,8 @@ class EndpointConfig:
         return {name: parse_path(path) for name, path in self.response.items()}
 
     def describe(self) -> dict[str, Any]:
-        """For the manifest: the URL without credentials or query, the mapping, the header names (never values)."""
+        """For the manifest: the URL without credentials or query, the mapping, the header names (never
+        values)."""
         return {"url": redact_url(self.url), "method": self.method, "config": self.config_path,
                 "config_sha256": self.config_sha256, "body": self.body, "headers": sorted(self.headers),
                 "response": dict(self.response), "concurrency": self.concurrency,
@@ -172,13 +178,14 @@ def header_problems(headers: Mapping[str, str], origins: Mapping[str, str] | Non
     problems = []
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
-            problems.append(f"headers: {name.encode('ascii', 'backslashreplace').decode()!r} is not a valid header "
-                            "name (letters, digits and !#$%&'*+-.^_`|~)")
+            problems.append(f"headers: {name.encode('ascii', 'backslashreplace').decode()!r} is not a valid "
+                            "header name (letters, digits and !#$%&'*+-.^_`|~)")
         elif not _HEADER_VALUE.fullmatch(value):
             where = (origins or {}).get(name)
-            problems.append(f"headers.{name}: the value{f' (from {where})' if where else ''} holds a character "
-                            "that is not printable ASCII (a non-ASCII letter or a control character such as a "
-                            "newline); a header value must be ASCII letters, digits, punctuation and spaces")
+            problems.append(f"headers.{name}: the value{f' (from {where})' if where else ''} holds a "
+                            "character that is not printable ASCII (a non-ASCII letter or a control "
+                            "character such as a newline); a header value must be ASCII letters, "
+                            "digits, punctuation and spaces")
     return problems
 
 
@@ -207,7 +214,8 @@ def _resolve_header(name: str, value: Any, environ: Mapping[str, str], problems:
 def _number(data: Mapping[str, Any], key: str, default: float, problems: list[str], *, integer: bool,
             minimum: float, strict: bool = False) -> Any:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+    if isinstance(value, bool) or not isinstance(value,
+                                                 (int, float)) or (integer and not isinstance(value, int)):
         problems.append(f"{key}: expected {'an integer' if integer else 'a number'}, got {value!r}"[:160])
         return default
     if value < minimum or (strict and value == minimum):
@@ -223,15 +231,16 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_endpoint_config(path: str | Path | None = None, *, url: str | None = None,
                          environ: Mapping[str, str] | None = None) -> EndpointConfig:
-    """The endpoint mapping from a YAML file (or the default mapping without one); `url` (`--endpoint`) overrides
-    the file's. Header values are resolved from `environ` (the face passes os.environ). Raises ConfigError naming
-    every problem."""
+    """The endpoint mapping from a YAML file (or the default mapping without one); `url` (`--endpoint`)
+    overrides the file's. Header values are resolved from `environ` (the face passes os.environ). Raises
+    ConfigError naming every problem."""
     data = _read(Path(path)) if path is not None else {}
     environ = environ or {}
     problems = [f"unknown key {k!r}; allowed: {', '.join(sorted(KNOWN))}" for k in sorted(set(data) - KNOWN)]
     target = url or data.get("url")
     if not isinstance(target, str) or not re.match(r"^https?://[^/\s]+", target or ""):
-        problems.append(f"url: expected an http:// or https:// URL, got {redact_url(str(target)) if target else 'none'}"
+        problems.append("url: expected an http:// or https:// URL, got "
+                        f"{redact_url(str(target)) if target else 'none'}"
                         + ("" if target else " (give --endpoint URL or url: in the file)"))
     method = str(data.get("method", "POST")).upper()
     if method not in ("POST", "PUT", "GET"):
@@ -276,7 +285,8 @@ def load_endpoint_config(path: str | Path | None = None, *, url: str | None = No
         problems.append("response: give latency_ms or latency_seconds, not both")
     numbers = {key: _number(data, key, default, problems, integer=integer, minimum=minimum,
                             strict=key == "timeout_seconds")
-               for key, default, integer, minimum in (("concurrency", 4, True, 1), ("timeout_seconds", 30.0, False, 0),
+               for key, default, integer, minimum in (("concurrency", 4, True, 1),
+                                                      ("timeout_seconds", 30.0, False, 0),
                                                       ("max_reply_bytes", MAX_REPLY_BYTES, True, 1),
                                                       ("retries", 2, True, 0),
                                                       ("backoff_initial_seconds", 0.5, False, 0),

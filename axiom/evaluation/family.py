@@ -7,34 +7,36 @@ Which metrics count (`find_family`), over the questions both runs measured for e
   differences are all 0 but whose values vary over the questions is *not* constant: it is tested (it is the
   evidence that nothing moved).
 - **alias**: the metric has the same questions and the same value on each question as an earlier one, in both
-  runs (recall@1 = precision@1 = hit_rate@1 with one relevant source; mrr@10 = map@10 with one relevant source),
-  so its test is the same test. One representative per identical set is counted (a primary when the set holds
-  one, else the first in order); the others are reported with `alias_of` and the representative's figures.
-- **primary**: declared per dataset (a baseline's `primary` list; `--primary`), by default one metric per role in
-  `DEFAULT_PRIMARIES`: retrieval `ndcg@10`, evidence `evidence_recall@10`, answer `groundedness` (else
+  runs (recall@1 = precision@1 = hit_rate@1 with one relevant source; mrr@10 = map@10 with one relevant
+  source), so its test is the same test. One representative per identical set is counted (a primary when the
+  set holds one, else the first in order); the others are reported with `alias_of` and the representative's
+  figures.
+- **primary**: declared per dataset (a baseline's `primary` list; `--primary`), by default one metric per role
+  in `DEFAULT_PRIMARIES`: retrieval `ndcg@10`, evidence `evidence_recall@10`, answer `groundedness` (else
   `semantic_similarity`), each when compared. When none of them is compared, every metric is primary.
 - **secondary**: every other counted metric.
 
-The correction (`correct_family`, the one used by `verdict.compare_metrics` and `repeats.compare_with_repeats`):
+The correction (`correct_family`, the one used by `verdict.compare_metrics` and
+`repeats.compare_with_repeats`):
 
 - primaries: `p_adj` is Holm's adjustment over the counted primaries of the two-sided p (the verdict better /
   worse: "did it change?"), and `p_drop_adj` Holm's adjustment of `p_drop`, the one-sided p of "no drop"
   against a drop (half the two-sided p when the change is a drop, the null distribution being symmetric): the
   gate's question, decided in outcomes.py. Why Holm: the gate fails when *any* primary regresses, so its
-  false-alarm rate is the family-wise error over the primaries, which Holm holds at alpha (one-sided) under any
-  dependence; with the three default primaries its first step is alpha/3 one-sided (z 2.13), against alpha/40
-  two-sided (z 3.02) for Holm over 20 metrics before. (The non-inferiority claims need no adjustment: "every
-  primary is non-inferior" is an intersection-union test, each at alpha; outcomes.py.)
+  false-alarm rate is the family-wise error over the primaries, which Holm holds at alpha (one-sided) under
+  any dependence; with the three default primaries its first step is alpha/3 one-sided (z 2.13), against
+  alpha/40 two-sided (z 3.02) for Holm over 20 metrics before. (The non-inferiority claims need no adjustment:
+  "every primary is non-inferior" is an intersection-union test, each at alpha; outcomes.py.)
 - secondaries: the **max-T** step-down adjustment of Westfall and Young (1993, algorithm 2.8) with the same
   sign flips for every metric (`max_t_adjust`): per question, or per group when the questions are grouped, one
   sign flips the differences of all metrics together, so the correlation between metrics is kept and the
-  correction pays for about the number of distinct endpoints, not the count of metrics. The statistic of a metric
-  is |sum of its (group) differences| over the root of their sum of squares (invariant under the flips), so its
-  marginal test is the sign-flip test of stats.paired_randomisation_test. Exact over every sign assignment when
-  at most 13 units carry a non-zero difference, else `permutations` draws; p_adj is never below the metric's
-  own p. When a secondary carries run-to-run variance (repeated runs), the flips cannot reproduce the run term,
-  so Holm (valid under any dependence) is used instead and `correction` says so. `correction: holm` or
-  `bonferroni` in the settings chooses those instead of max-T.
+  correction pays for about the number of distinct endpoints, not the count of metrics. The statistic of a
+  metric is |sum of its (group) differences| over the root of their sum of squares (invariant under the
+  flips), so its marginal test is the sign-flip test of stats.paired_randomisation_test. Exact over every sign
+  assignment when at most 13 units carry a non-zero difference, else `permutations` draws; p_adj is never
+  below the metric's own p. When a secondary carries run-to-run variance (repeated runs), the flips cannot
+  reproduce the run term, so Holm (valid under any dependence) is used instead and `correction` says so.
+  `correction: holm` or `bonferroni` in the settings chooses those instead of max-T.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ Paired = Mapping[str, tuple[Sequence[str], np.ndarray, np.ndarray]]  # metric ->
 
 def default_primaries(names: Sequence[str]) -> list[str]:
     """One metric per role of DEFAULT_PRIMARIES among `names`; every name when none of them is there."""
-    found = [next(m for m in role if m in names) for role in DEFAULT_PRIMARIES if any(m in names for m in role)]
+    found = [next(m for m in role if m in names) for role in DEFAULT_PRIMARIES
+             if any(m in names for m in role)]
     return found or list(names)
 
 
@@ -81,7 +84,8 @@ class Family:
         return PRIMARY if name in self.primaries else SECONDARY
 
 
-def _same(x: tuple[Sequence[str], np.ndarray, np.ndarray], y: tuple[Sequence[str], np.ndarray, np.ndarray]) -> bool:
+def _same(x: tuple[Sequence[str], np.ndarray, np.ndarray],
+          y: tuple[Sequence[str], np.ndarray, np.ndarray]) -> bool:
     (ids_x, ax, bx), (ids_y, ay, by) = x, y
     return (list(ids_x) == list(ids_y) and bool(np.all(np.abs(ax - ay) <= stats.ZERO))
             and bool(np.all(np.abs(bx - by) <= stats.ZERO)))
@@ -94,7 +98,8 @@ def is_constant(xa: np.ndarray, xb: np.ndarray) -> bool:
 
 
 def find_family(paired: Paired, primaries: Sequence[str] | None = None) -> Family:
-    """Roles of the metrics of `paired` (in its order); `primaries`: the declared ones (None: the defaults)."""
+    """Roles of the metrics of `paired` (in its order); `primaries`: the declared ones (None: the
+    defaults)."""
     names = list(paired)
     wanted = set(default_primaries(names) if primaries is None else primaries)
     declared = [m for m in names if m in wanted]  # in the order compared
@@ -105,7 +110,8 @@ def find_family(paired: Paired, primaries: Sequence[str] | None = None) -> Famil
         m for m in names if m not in declared and m not in family.constants]
     representatives: list[str] = []
     for name in order:
-        if paired[name][1].size == 0:  # measured on no question of both: untested, neither counted nor an alias
+        # measured on no question of both: untested, neither counted nor an alias
+        if paired[name][1].size == 0:
             continue
         twin = next((r for r in representatives if _same(paired[r], paired[name])), None)
         if twin is None:
@@ -118,8 +124,8 @@ def find_family(paired: Paired, primaries: Sequence[str] | None = None) -> Famil
 
 
 def unit_matrix(paired: Paired, names: Sequence[str], groups: Mapping[str, str] | None) -> np.ndarray:
-    """Per unit (a question, or a group of questions) and metric the sum of the unit's differences B - A: one row
-    per unit over every metric's questions, so that one sign per row flips all metrics together."""
+    """Per unit (a question, or a group of questions) and metric the sum of the unit's differences B - A: one
+    row per unit over every metric's questions, so that one sign per row flips all metrics together."""
     rows: dict[str, int] = {}
     cells: list[tuple[int, int, float]] = []
     for col, name in enumerate(names):
@@ -135,8 +141,9 @@ def unit_matrix(paired: Paired, names: Sequence[str], groups: Mapping[str, str] 
 
 def max_t_adjust(units: np.ndarray, *, permutations: int, seed: int, label: str = MAX_T
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Westfall-Young step-down max-T adjusted p-values of the columns of `units` (rows: units whose signs flip
-    together), and the unadjusted p-values from the same flips. A column without a non-zero value has p 1."""
+    """Westfall-Young step-down max-T adjusted p-values of the columns of `units` (rows: units whose signs
+    flip together), and the unadjusted p-values from the same flips. A column without a non-zero value has p
+    1."""
     units = np.where(np.abs(units) > stats.ZERO, units, 0.0)
     norms = np.sqrt(np.sum(units ** 2, axis=0))
     scale = np.where(norms > 0, norms, 1.0)
@@ -147,7 +154,8 @@ def max_t_adjust(units: np.ndarray, *, permutations: int, seed: int, label: str 
         signs = (((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1) * 2 - 1).astype(float)
         extra = 0
     else:
-        signs = stats.seeded_rng(seed, label).integers(0, 2, size=(permutations, m), dtype=np.int8) * 2.0 - 1.0
+        signs = stats.seeded_rng(seed, label).integers(0, 2, size=(permutations, m),
+                                                       dtype=np.int8) * 2.0 - 1.0
         extra = 1  # the observed assignment counts as one draw (a Monte Carlo p is never 0)
     flipped = np.abs(signs @ active) / scale  # draws x metrics
     tolerance = 1e-12 * np.maximum(1.0, observed)
@@ -166,8 +174,8 @@ def max_t_adjust(units: np.ndarray, *, permutations: int, seed: int, label: str 
 
 
 def drop_p(p: float | None, delta: float | None, *, lower_is_better: bool) -> float | None:
-    """The one-sided p of "no drop" against a drop, from a two-sided p of a symmetric null distribution: half of
-    it when the change is a drop, 1 minus half of it when it is a gain, 1 for no change."""
+    """The one-sided p of "no drop" against a drop, from a two-sided p of a symmetric null distribution: half
+    of it when the change is a drop, 1 minus half of it when it is a gain, 1 for no change."""
     if p is None or delta is None or math.isnan(p):
         return None
     if abs(delta) <= stats.ZERO:
@@ -224,14 +232,18 @@ def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction
 
 
 def summary(out: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The family of a comparison from its entries: primaries (with their outcomes and design effects: 1 without
-    groups, None when the differences have no variance), counted secondaries (tested: measured in both runs),
-    aliases and constants, and the correction of the secondaries."""
-    by_role: dict[str, list[str]] = {role: [m for m, e in out.items() if e.get("role") == role] for role in ROLES}
+    """The family of a comparison from its entries: primaries (with their outcomes and design effects: 1
+    without groups, None when the differences have no variance), counted secondaries (tested: measured in both
+    runs), aliases and constants, and the correction of the secondaries."""
+    by_role: dict[str, list[str]] = {role: [m for m, e in out.items() if e.get("role") == role]
+                                     for role in ROLES}
     primaries = [m for m, e in out.items() if e.get("role") == PRIMARY or (
         e.get("role") in (ALIAS, CONSTANT) and "outcome" in e)]
-    corrections = sorted({str(out[m].get("correction")) for m in by_role[SECONDARY] if out[m].get("correction")})
+    corrections = sorted({str(out[m].get("correction")) for m in by_role[SECONDARY]
+                          if out[m].get("correction")})
     return {"primaries": primaries, "outcomes": {m: out[m].get("outcome") for m in primaries},
             "design_effects": {m: out[m].get("design_effect") for m in primaries},
-            "secondaries": [m for m in by_role[SECONDARY] if out[m].get("p") is not None], "aliases": {m: out[m].get("alias_of") for m in by_role[ALIAS]},
-            "constants": by_role[CONSTANT], "correction": corrections[0] if len(corrections) == 1 else corrections}
+            "secondaries": [m for m in by_role[SECONDARY] if out[m].get("p") is not None],
+            "aliases": {m: out[m].get("alias_of") for m in by_role[ALIAS]},
+            "constants": by_role[CONSTANT],
+            "correction": corrections[0] if len(corrections) == 1 else corrections}

@@ -2,28 +2,30 @@
 
 A baseline (`evaluation/baselines/*.json`, format 3; formats 1 and 2 still load) declares its `primary`
 metrics (family.py; a baseline without the list gets family.DEFAULT_PRIMARIES) and holds per metric the
-measured mean, its interval, n, the per-question values at full precision (they are data, not display; for a repeated run, each question's mean over
-the repetitions), the practical margin `min_delta`, and optionally an absolute floor `threshold`; when the
-baseline run was repeated and the metric varied, also the run-to-run `spread` (reported only) and
-`per_repetition` (question id -> its value in each repetition), so that the run-to-run variance of the baseline
-enters the test (axiom.evaluation.repeats). `measured.noise_sources` says what made the baseline run stochastic.
+measured mean, its interval, n, the per-question values at full precision (they are data, not display; for a
+repeated run, each question's mean over the repetitions), the practical margin `min_delta`, and optionally an
+absolute floor `threshold`; when the baseline run was repeated and the metric varied, also the run-to-run
+`spread` (reported only) and `per_repetition` (question id -> its value in each repetition), so that the
+run-to-run variance of the baseline enters the test (axiom.evaluation.repeats). `measured.noise_sources` says
+what made the baseline run stochastic.
 
 `gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
 `axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
 questions grouped by the run's `group` column (the golden items' groups) when it has one. The gate fails when
 
-- a primary metric's outcome is `regression` (outcomes.py: the one-sided test, Holm over the primaries, rejects
-  "no drop" and the drop is at least its `min_delta`, default `DEFAULT_MIN_DELTA`; with repeated runs, a test
-  whose null includes the run-to-run variance of both sides); `non-inferior` and `inconclusive` pass, and a
-  secondary metric that is worse (max-T over the secondaries) is reported in the notes, not gated, or
+- a primary metric's outcome is `regression` (outcomes.py: the one-sided test, Holm over the primaries,
+  rejects "no drop" and the drop is at least its `min_delta`, default `DEFAULT_MIN_DELTA`; with repeated runs,
+  a test whose null includes the run-to-run variance of both sides); `non-inferior` and `inconclusive` pass,
+  and a secondary metric that is worse (max-T over the secondaries) is reported in the notes, not gated, or
 - a metric the baseline measured has no question measured in this run (left unmeasured: failed calls, missing
   answers; or not applicable to any question, for want of what it needs: a set without references, an
   evaluation without --corpus; only a metric n/a in the baseline too is noted and not gated), or
-- a metric has a floor and its mean is below it. Floors are optional and never tighter than one question's weight:
+- a metric has a floor and its mean is below it. Floors are optional and never tighter than one question's
+  weight:
   a floor above (baseline mean - 1/n) is lowered to that, since one question can move a mean by 1/n.
 
-Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed. The verdict is a
-`GateResult`, defined with the run record that holds it (run_folder.py).
+Metrics the run does not compute at all (judge metrics in an offline run) are skipped and listed. The verdict
+is a `GateResult`, defined with the run record that holds it (run_folder.py).
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
 
 
 def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
-                  min_delta: float = DEFAULT_MIN_DELTA, primaries: Sequence[str] | None = None) -> dict[str, Any]:
+                  min_delta: float = DEFAULT_MIN_DELTA,
+                  primaries: Sequence[str] | None = None) -> dict[str, Any]:
     """A baseline from a run: its `primary` metrics (`primaries`, default family.DEFAULT_PRIMARIES among the
     measured metrics), per measured metric its mean, interval, n, full-precision per-question values,
     `min_delta`, the run's repeat spread; a floor `floor_margin` below the mean (and at least one question's
@@ -121,7 +124,8 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
         mean = summary.get("mean")
         if mean is None:
             continue
-        entry: dict[str, Any] = {"mean": mean, "ci_low": summary.get("ci_low"), "ci_high": summary.get("ci_high"),
+        entry: dict[str, Any] = {"mean": mean, "ci_low": summary.get("ci_low"),
+                                 "ci_high": summary.get("ci_high"),
                                  "n": summary.get("n"), "min_delta": min_delta}
         if spread.get(name):
             entry["spread"] = spread[name]
@@ -139,9 +143,10 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                          hint="measured: " + ", ".join(metrics))
     return {
         "format": BASELINE_FORMAT,
-        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a primary metric whose "
-                        f"one-sided test shows a drop of at least its min_delta (a regression)"
-                        + (f", or a metric below its floor ({floor_margin} below the mean)" if floor_margin is not None
+        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a primary metric "
+                        "whose one-sided test shows a drop of at least its min_delta (a regression)"
+                        + (f", or a metric below its floor ({floor_margin} below the mean)"
+                           if floor_margin is not None
                            else "")),
         "primary": list(primaries) if primaries else default_primaries(list(metrics)),
         "dataset": manifest.get("dataset"), "corpus": {k: (manifest.get("corpus") or {}).get(k)
@@ -149,7 +154,8 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
         "measured": {"run_id": record.path.name, "started": manifest.get("started"),
                      "git": manifest.get("git"), "embedding_model": manifest.get("embedding_model"),
                      "index": manifest.get("index"), "retriever": manifest.get("retriever"),
-                     "top_k": manifest.get("top_k"), "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
+                     "top_k": manifest.get("top_k"),
+                     "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
                      "generator": manifest.get("generator"), "judge": manifest.get("judge"),
                      "noise_sources": noise_sources(manifest)},
         "min_delta": min_delta, "metrics": metrics,
@@ -193,11 +199,13 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     entries = baseline["metrics"]
     names = [m for m in entries if m in summary]
     gate.skipped = [m for m in entries if m not in summary]
-    per_base = {m: {str(k): float(v) for k, v in (entries[m].get("per_question") or {}).items()} for m in names}
+    per_base = {m: {str(k): float(v) for k, v in (entries[m].get("per_question") or {}).items()}
+                for m in names}
     per_run = {m: run_values(results, m) for m in names}
     both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
                    for m in names}
-    groups = question_groups(results)  # the run's golden items name the groups (none for an older run's table)
+    # the run's golden items name the groups (none for an older run's table)
+    groups = question_groups(results)
     base_reps = {m: {str(k): [math.nan if x is None else float(x) for x in v]
                      for k, v in (entries[m].get("per_repetition") or {}).items()} for m in names}
     declared = baseline.get("primary")
@@ -226,7 +234,8 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         if mean is None and why_not is not None:  # n/a for the whole set (what it needs, no item has)
             check["not_applicable"] = why_not
             if base_mean is None:  # n/a in the baseline as well: nothing to hold it to
-                gate.notes.append(f"{name}: not applicable to any question of this run ({why_not}); not gated")
+                gate.notes.append(f"{name}: not applicable to any question of this "
+                                  f"run ({why_not}); not gated")
             else:  # the baseline measured it: losing it (a set without references, no --corpus) is a failure
                 gate.failures.append(f"{name}: not applicable to any question of this run ({why_not}), "
                                      f"but the baseline measured it ({base_mean})")
@@ -248,14 +257,14 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
             check["threshold"] = effective
             if (mean > effective) if lower_better else (mean < effective):
                 base = "?" if base_mean is None else f"{base_mean:.4f}"
-                gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its floor "
-                                     f"{effective:.4f} (baseline {base})")
+                gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its "
+                                     f"floor {effective:.4f} (baseline {base})")
         if st.get("outcome") == REGRESSION:
             low, high = st["ci"]
             gate.failures.append(f"{name}: regression against the baseline (primary), {st['b']:.4f} vs "
                                  f"{st['a']:.4f} (delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}] 95% CI "
-                                 f"unadjusted, one-sided p_adj {st['p_drop_adj']:.4g}, n {st['n']}; a drop of at least "
-                                 f"the margin {min_delta})")
+                                 f"unadjusted, one-sided p_adj {st['p_drop_adj']:.4g}, n {st['n']}; a drop "
+                                 f"of at least the margin {min_delta})")
     worse = [m for m, st in statistics.items() if st.get("role") == SECONDARY and st.get("verdict") == WORSE]
     if worse:
         gate.notes.append("worse after the correction over the secondary metrics (reported, not gated): "
@@ -270,5 +279,6 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     ds = baseline.get("dataset") or {}
     ids = [str(i) for i in results["id"]] if len(results) else []
     if ds.get("items") is not None and len(ids) != ds.get("items"):
-        gate.notes.append(f"the baseline was measured on {ds.get('items')} questions, this run has {len(ids)}")
+        gate.notes.append(f"the baseline was measured on {ds.get('items')} "
+                          f"questions, this run has {len(ids)}")
     return gate

@@ -21,7 +21,8 @@ DEFAULT_LAM: float | None = None
 
 def _maps(scores: pd.DataFrame, labels: Labels, system: str, metric: str, label: str
           ) -> tuple[dict[str, float], dict[str, float]]:
-    own = labels.frame[labels.frame["system"] == (system if labels.per_system else "")][["id", label]].dropna()
+    own = labels.frame[labels.frame["system"] == (system if labels.per_system
+                                                  else "")][["id", label]].dropna()
     return ({str(q): float(v) for q, v in zip(own["id"], own[label], strict=True)},
             {str(q): float(v) for q, v in zip(scores["id"], scores[metric], strict=True) if pd.notna(v)})
 
@@ -57,7 +58,8 @@ def paired_estimates(name_a: str, scores_a: pd.DataFrame, name_b: str, scores_b:
     groups = set(labels.frame["system"])
     missing = [name for name in (name_a, name_b) if name not in groups]
     if missing:
-        raise UsageError(f"no label in {labels.path} is about {' or '.join(repr(m) for m in missing)} (label groups: "
+        raise UsageError(f"no label in {labels.path} is about "
+                         f"{' or '.join(repr(m) for m in missing)} (label groups: "
                          f"{', '.join(sorted(groups))}): map a run to its group with --system NAME=RUN")
     out = []
     for label in labels.fields:

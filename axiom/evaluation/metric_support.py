@@ -1,16 +1,18 @@
-"""Which metrics a golden set supports: for each metric of `axiom eval`, what an item needs for it, how many items
-have it, and so whether the metric is measured for the set (supported, partly) or not applicable with why.
+"""Which metrics a golden set supports: for each metric of `axiom eval`, what an item needs for it, how many
+items have it, and so whether the metric is measured for the set (supported, partly) or not applicable with
+why.
 
-    retrieval metrics       relevant_sources (and a ranking: Axiom's pipeline, or `retrieved` in the responses)
-    evidence metrics        reference_contexts, and the corpus files (`--corpus`) to locate them in
-    context metrics         reference_contexts (nonllm_context_recall / nonllm_context_precision)
-    reference answer        reference (rouge_l, chrf, semantic_similarity; judged llm_context_*, factual_correctness)
-    short answer            short_answer, or a reference of at most SHORT_REFERENCE_WORDS words (exact_match, ...)
-    groundedness            only the answer and its contexts: offline groundedness, supported_claims; judged
+    retrieval metrics       relevant_sources (and a ranking: Axiom's pipeline, or `retrieved` in the
+    responses) evidence metrics        reference_contexts, and the corpus files (`--corpus`) to locate them in
+    context metrics         reference_contexts (nonllm_context_recall / nonllm_context_precision) reference
+    answer        reference (rouge_l, chrf, semantic_similarity; judged llm_context_*, factual_correctness)
+    short answer            short_answer, or a reference of at most SHORT_REFERENCE_WORDS words (exact_match,
+    ...) groundedness            only the answer and its contexts: offline groundedness, supported_claims;
+    judged
                             faithfulness, answer_relevancy (every item)
 
-The answer-metric names are listed here rather than imported (the answer metrics import ragas, which is slow to
-load); tests check that the lists match. `axiom dataset audit` shows the table.
+The answer-metric names are listed here rather than imported (the answer metrics import ragas, which is slow
+to load); tests check that the lists match. `axiom dataset audit` shows the table.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class MetricFamily:
 
 
 FAMILIES: tuple[MetricFamily, ...] = (
-    MetricFamily("retrieval", tuple(RETRIEVAL_METRICS), "relevant_sources", lambda it: bool(it.relevant_sources),
+    MetricFamily("retrieval", tuple(RETRIEVAL_METRICS), "relevant_sources",
+                 lambda it: bool(it.relevant_sources),
                  also="a ranking: Axiom's pipeline, or `retrieved` in a responses file"),
     MetricFamily("evidence", tuple(EVIDENCE_METRICS), "reference_contexts + corpus",
                  lambda it: bool(it.reference_contexts), needs_corpus=True),
@@ -54,7 +57,8 @@ FAMILIES: tuple[MetricFamily, ...] = (
     MetricFamily("groundedness", OFFLINE_GROUNDEDNESS, "answer + contexts only", lambda it: True),
     MetricFamily("groundedness (judged)", JUDGED_GROUNDEDNESS, "answer + contexts only", lambda it: True,
                  judged=True),
-    MetricFamily("reference answer (judged)", JUDGED_REFERENCE, "reference", lambda it: it.reference is not None,
+    MetricFamily("reference answer (judged)", JUDGED_REFERENCE, "reference",
+                 lambda it: it.reference is not None,
                  judged=True),
 )
 

@@ -32,7 +32,8 @@ STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 def safe_name(name: str) -> str:
-    """`name` as a file-name-safe label ([A-Za-z0-9._-], at most 80 characters, `run` when nothing is left)."""
+    """`name` as a file-name-safe label ([A-Za-z0-9._-], at most 80 characters, `run` when nothing is
+    left)."""
     cleaned = _NAME_OK.sub("-", name).strip("-.") or "run"
     return cleaned[:80]
 

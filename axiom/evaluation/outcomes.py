@@ -1,4 +1,5 @@
-"""The three outcomes of a primary metric (family.py says which metrics are primary): what the gate decides on.
+"""The three outcomes of a primary metric (family.py says which metrics are primary): what the gate decides
+on.
 
 Per primary metric, with its practical margin (`min_delta` of the baseline, default `DEFAULT_MIN_DELTA`) and
 `drop` = the mean paired change in the bad direction (A - B for a metric where higher is better):
@@ -7,8 +8,8 @@ Per primary metric, with its practical margin (`min_delta` of the baseline, defa
   below alpha; family.py) **and** the estimated drop is at least the margin;
 - `non-inferior`: the one-sided (1 - alpha) upper bound of the drop (`drop_bound`: the bound of the same
   interval method as `ci`, Tango's for 0/1 metrics, the bootstrap otherwise, by group when grouped, with the
-  run-level term of repeated runs; unadjusted, since the claim "no primary dropped by its margin or more" is an
-  intersection-union test that holds at alpha without adjustment) is below the margin;
+  run-level term of repeated runs; unadjusted, since the claim "no primary dropped by its margin or more" is
+  an intersection-union test that holds at alpha without adjustment) is below the margin;
 - `inconclusive`: neither; the entry's `mde` says what the set could detect. Also when the set has too few
   units (questions, or groups) for even a unanimous drop to reach alpha / k one-sided with the sign-flip test:
   a bound of 0 from a handful of tied questions is no evidence.
@@ -53,7 +54,8 @@ def one_sided_drop_bound(xa: np.ndarray, xb: np.ndarray, *, alpha: float, sample
     bootstrap draws: seed and label as the 95% interval's)."""
     if xa.size == 0:
         return None
-    low, high, _ = stats.paired_difference_ci(xa, xb, samples=samples, seed=seed, label=label, clusters=clusters,
+    low, high, _ = stats.paired_difference_ci(xa, xb, samples=samples, seed=seed, label=label,
+                                              clusters=clusters,
                                               level=1.0 - 2.0 * alpha)
     return drop_bound(low, high, lower_is_better=lower_is_better)
 
@@ -90,8 +92,8 @@ def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str
         parts.append(f"one-sided p_adj {entry['p_drop_adj']:.2g}, a drop of at least the margin {margin:g}")
     elif bound is not None:
         where = "within" if bound < margin else "not within"
-        parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), {where} "
-                     f"margin {margin:g}")
+        parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), "
+                     f"{where} margin {margin:g}")
     if outcome == INCONCLUSIVE:
         if entry.get("mde") is not None:
             parts.append(f"MDE {entry['mde']:.3f}")

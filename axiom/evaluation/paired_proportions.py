@@ -10,8 +10,9 @@ discordant pairs and n only, never collapses to a point while the data leave dou
 `newcombe_paired_interval` is Newcombe's hybrid score interval for paired data ("method 10" of Newcombe 1998,
 Statistics in Medicine 17:2635-2650, with his correction of phi): the Wilson intervals of the two marginal
 proportions combined by "square and add". Both were checked against the published worked example and by exact
-enumeration (tests/evaluation/test_paired_proportions.py); near the ceiling Newcombe's is the more conservative
-(exact coverage 0.969-0.971 against Tango's 0.951-0.957 at a rate of 0.95, n 250), so Tango's is used.
+enumeration (tests/evaluation/test_paired_proportions.py); near the ceiling Newcombe's is the more
+conservative (exact coverage 0.969-0.971 against Tango's 0.951-0.957 at a rate of 0.95, n 250), so Tango's is
+used.
 
 The 2x2 table of n paired 0/1 values (first B, then A, so that the difference is B - A):
 
@@ -19,8 +20,8 @@ The 2x2 table of n paired 0/1 values (first B, then A, so that the difference is
     B = 1       both         wins          p_B = (both + wins) / n
     B = 0       losses       neither       p_A = (both + losses) / n
 
-Counts may be fractional: a clustered sample enters with every count divided by its design effect (its effective
-sample size, as in Donner and Klar's adjustment of score intervals for cluster samples).
+Counts may be fractional: a clustered sample enters with every count divided by its design effect (its
+effective sample size, as in Donner and Klar's adjustment of score intervals for cluster samples).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class PairedTable:
 
     def scaled(self, factor: float) -> PairedTable:
         """Every count multiplied by `factor` (1 / design effect: the effective sample size)."""
-        return PairedTable(self.both * factor, self.wins * factor, self.losses * factor, self.neither * factor)
+        return PairedTable(self.both * factor, self.wins * factor, self.losses * factor,
+                           self.neither * factor)
 
 
 def is_binary(*arrays: np.ndarray) -> bool:
@@ -76,8 +78,9 @@ def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[fl
 
 
 def corrected_phi(table: PairedTable) -> float:
-    """Newcombe's corrected estimate of the correlation between the two paired proportions: the phi coefficient
-    of the table with a continuity correction of n/2 on a positive (ad - bc), and 0 when a margin is empty."""
+    """Newcombe's corrected estimate of the correlation between the two paired proportions: the phi
+    coefficient of the table with a continuity correction of n/2 on a positive (ad - bc), and 0 when a margin
+    is empty."""
     rows = (table.both + table.wins, table.losses + table.neither)
     cols = (table.both + table.losses, table.wins + table.neither)
     if min(*rows, *cols) <= 0:
@@ -91,7 +94,8 @@ def corrected_phi(table: PairedTable) -> float:
 
 
 def newcombe_paired_interval(table: PairedTable, level: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval (method 10, corrected phi) of p_B - p_A; (nan, nan) for an empty table."""
+    """Newcombe's hybrid score interval (method 10, corrected phi) of p_B - p_A; (nan, nan) for an empty
+    table."""
     n = table.n
     if n <= 0:
         return float("nan"), float("nan")
@@ -99,7 +103,8 @@ def newcombe_paired_interval(table: PairedTable, level: float = 0.95) -> tuple[f
     low_b, high_b = wilson_interval(table.both + table.wins, n, level)
     low_a, high_a = wilson_interval(table.both + table.losses, n, level)
     phi = corrected_phi(table)
-    delta = math.sqrt(max(0.0, (p_b - low_b) ** 2 - 2 * phi * (p_b - low_b) * (high_a - p_a) + (high_a - p_a) ** 2))
+    delta = math.sqrt(max(0.0, (p_b - low_b) ** 2 - 2 * phi * (p_b - low_b) * (high_a - p_a)
+                          + (high_a - p_a) ** 2))
     epsilon = math.sqrt(max(0.0, (high_b - p_b) ** 2 - 2 * phi * (high_b - p_b) * (p_a - low_a)
                              + (p_a - low_a) ** 2))
     difference = p_b - p_a
@@ -107,7 +112,8 @@ def newcombe_paired_interval(table: PairedTable, level: float = 0.95) -> tuple[f
 
 
 def _tango_score(table: PairedTable, difference: float) -> float:
-    """Tango's score statistic for p_B - p_A = `difference` (decreasing in it; 0 at the observed difference)."""
+    """Tango's score statistic for p_B - p_A = `difference` (decreasing in it; 0 at the observed
+    difference)."""
     wins, losses, n = table.wins, table.losses, table.n
     numerator = wins - losses - n * difference
     if abs(numerator) <= 1e-12 * max(1.0, n):

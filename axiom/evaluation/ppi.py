@@ -1,5 +1,6 @@
 """Prediction-powered estimates (Angelopoulos, Bates, Fannjiang, Jordan, Zrnic, Science 2023; PPI++:
-Angelopoulos, Duchi, Zrnic 2023): the human-judged mean of a whole set when only some items carry a human label.
+Angelopoulos, Duchi, Zrnic 2023): the human-judged mean of a whole set when only some items carry a human
+label.
 
 An automatic metric scores every item; people label a few. The estimate is the metric's mean on all N items
 corrected by the mean residual (label - lam * metric) on the n labelled items:
@@ -7,20 +8,21 @@ corrected by the mean residual (label - lam * metric) on the n labelled items:
     theta = lam * mean(metric, all) + mean(label - lam * metric, labelled)
 
 with the normal interval theta +- z * sqrt(var(lam * metric, all) / N + var(label - lam * metric) / n),
-which accounts for both sources of error. lam = 1 is the original PPI; `lam=None` picks the variance-minimising
-lam in [0, 1] (PPI++ power tuning), so a weak metric costs nothing against the human labels alone (lam = 0 is
-the classical interval of the labels alone). The formulas are those of `ppi_py.ppi_mean_ci` (tests cross-check
-them to 1e-9); numpy only, so nothing beyond the statistics core is needed at run time.
+which accounts for both sources of error. lam = 1 is the original PPI; `lam=None` picks the
+variance-minimising lam in [0, 1] (PPI++ power tuning), so a weak metric costs nothing against the human
+labels alone (lam = 0 is the classical interval of the labels alone). The formulas are those of
+`ppi_py.ppi_mean_ci` (tests cross-check them to 1e-9); numpy only, so nothing beyond the statistics core is
+needed at run time.
 
 (The paper's unlabelled sample is here the whole set: a perfect metric then returns the set's exact mean, and
-with n much smaller than N the overlap changes nothing measurable; bench/ppi_coverage.py measures the coverage.)
-`finite=True` estimates the mean of exactly this set instead (the questions are the population, not a sample of
-one): the metric's mean over the set is then known without error, and the interval is the residual's alone with
-the finite-population correction, z * sqrt(var(label - lam * metric) / n * (1 - n / N)), lam tuned as the
-regression slope of the label on the metric (clipped to [0, 1]); the survey-sampling difference estimator.
-`ppi_mean` estimates one run's mean, `ppi_paired_difference` the difference B - A of two runs on the same
-questions (the paired form: the estimator applied to per-question differences, labelled where both runs carry
-a label), `classical_mean` the interval of the human labels alone.
+with n much smaller than N the overlap changes nothing measurable; bench/ppi_coverage.py measures the
+coverage.) `finite=True` estimates the mean of exactly this set instead (the questions are the population, not
+a sample of one): the metric's mean over the set is then known without error, and the interval is the
+residual's alone with the finite-population correction, z * sqrt(var(label - lam * metric) / n * (1 - n / N)),
+lam tuned as the regression slope of the label on the metric (clipped to [0, 1]); the survey-sampling
+difference estimator. `ppi_mean` estimates one run's mean, `ppi_paired_difference` the difference B - A of two
+runs on the same questions (the paired form: the estimator applied to per-question differences, labelled where
+both runs carry a label), `classical_mean` the interval of the human labels alone.
 """
 
 from __future__ import annotations
@@ -57,16 +59,18 @@ class Estimate:
         return {**asdict(self), "width": self.width}
 
     def text(self) -> str:
-        return (f"{self.estimate:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.method}, lam {self.lam:.2f}; "
-                f"{self.labelled} labelled of {self.scored})")
+        return (f"{self.estimate:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.method}, lam "
+                f"{self.lam:.2f}; {self.labelled} labelled of {self.scored})")
 
 
-def _arrays(labels: Any, predicted: Any, predicted_unlabelled: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrays(labels: Any, predicted: Any,
+            predicted_unlabelled: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=float).ravel()
     yhat = np.asarray(predicted, dtype=float).ravel()
     yhat_u = np.asarray(predicted_unlabelled, dtype=float).ravel()
     if y.size != yhat.size:
-        raise EvaluationError(f"prediction-powered estimate: {y.size} labels but {yhat.size} predictions for them")
+        raise EvaluationError(f"prediction-powered estimate: {y.size} labels but "
+                              f"{yhat.size} predictions for them")
     if y.size < 2 or yhat_u.size < 1:
         raise EvaluationError(f"prediction-powered estimate needs at least 2 labelled and 1 scored item "
                               f"(got {y.size} labelled, {yhat_u.size} scored)")
@@ -112,9 +116,11 @@ def ppi_mean(labels: Any, predicted: Any, predicted_unlabelled: Any, *, lam: flo
                         method + "-finite", level)
     lam_value = tuned_lam(y, yhat, yhat_u) if lam is None else float(lam)
     theta = float(lam_value * yhat_u.mean() + (y - lam_value * yhat).mean())
-    se = math.sqrt(float(np.var(lam_value * yhat_u)) / yhat_u.size + float(np.var(y - lam_value * yhat)) / y.size)
+    se = math.sqrt(float(np.var(lam_value * yhat_u)) / yhat_u.size
+                   + float(np.var(y - lam_value * yhat)) / y.size)
     half = NormalDist().inv_cdf(0.5 + level / 2.0) * se
-    return Estimate(theta, theta - half, theta + half, int(y.size), int(yhat_u.size), lam_value, method, level)
+    return Estimate(theta, theta - half, theta + half, int(y.size), int(yhat_u.size), lam_value, method,
+                    level)
 
 
 def classical_mean(labels: Any, *, level: float = 0.95) -> Estimate:
@@ -132,8 +138,10 @@ def ppi_from_maps(labels: Mapping[str, float], scores: Mapping[str, float], *, l
     """`ppi_mean` from per-question maps: the mean over every question with a finite score, labelled ones
     being those with a finite label as well."""
     scored = {q: float(v) for q, v in scores.items() if v is not None and math.isfinite(float(v))}
-    labelled = [q for q in scored if q in labels and labels[q] is not None and math.isfinite(float(labels[q]))]
-    return ppi_mean([float(labels[q]) for q in labelled], [scored[q] for q in labelled], list(scored.values()),
+    labelled = [q for q in scored if q in labels and labels[q] is not None
+                and math.isfinite(float(labels[q]))]
+    return ppi_mean([float(labels[q]) for q in labelled], [scored[q] for q in labelled],
+                    list(scored.values()),
                     lam=lam, level=level)
 
 
@@ -144,5 +152,6 @@ def ppi_paired_difference(labels_a: Mapping[str, float], scores_a: Mapping[str, 
     estimator on per-question differences, labelled where both runs carry a human label."""
     common = [q for q in scores_a if q in scores_b]
     diff_scores = {q: float(scores_b[q]) - float(scores_a[q]) for q in common}
-    diff_labels = {q: float(labels_b[q]) - float(labels_a[q]) for q in common if q in labels_a and q in labels_b}
+    diff_labels = {q: float(labels_b[q]) - float(labels_a[q]) for q in common if q in labels_a
+                   and q in labels_b}
     return ppi_from_maps(diff_labels, diff_scores, lam=lam, level=level)

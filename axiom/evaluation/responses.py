@@ -1,5 +1,5 @@
-"""Responses files: the answers of any RAG system to a golden set, scored by `axiom eval --responses FILE`, and
-written by any run with `--save-responses FILE` (so a run of Axiom's own pipeline can be re-scored later).
+"""Responses files: the answers of any RAG system to a golden set, scored by `axiom eval --responses FILE`,
+and written by any run with `--save-responses FILE` (so a run of Axiom's own pipeline can be re-scored later).
 
 JSONL, one object a line (blank lines are ignored):
 
@@ -7,15 +7,16 @@ JSONL, one object a line (blank lines are ignored):
      "answer": "...",                      # the system's answer (required; may be empty)
      "contexts": ["passage", ...],         # the texts the answer was generated from, in rank order (required)
      "retrieved": ["a.md", ...],           # optional: source ids or paths in rank order (retrieval metrics)
-     "retrieved_contexts": ["...", ...],   # optional: the ranked passages when deeper than the contexts (evidence)
-     "latency_ms": 812.5,                  # optional: the question's end-to-end latency
-     "usage": {"prompt_tokens": 900, "completion_tokens": 60},   # optional: integers
-     "question": "...",                    # optional: checked against the golden question (catches shifted ids)
-     "metadata": {...}}                    # optional: free-form, carried along
+     "retrieved_contexts": ["...", ...],   # optional: the ranked passages when deeper than the contexts
+     (evidence) "latency_ms": 812.5,                  # optional: the question's end-to-end latency "usage":
+     {"prompt_tokens": 900, "completion_tokens": 60},   # optional: integers "question": "...", # optional:
+     checked against the golden question (catches shifted ids) "metadata": {...}} # optional: free-form,
+     carried along
 
-Loading validates every line and raises one `DatasetError` naming every problem with its line number (bad JSON,
-a line beyond the bounds of `bounded_json.py`, not an object, missing field, wrong type, unknown field, unknown
-id, duplicate id, a question that is not the golden item's). Golden items without a response are not an error:
+Loading validates every line and raises one `DatasetError` naming every problem with its line number (bad
+JSON, a line beyond the bounds of `bounded_json.py`, not an object, missing field, wrong type, unknown field,
+unknown id, duplicate id, a question that is not the golden item's). Golden items without a response are not
+an error:
 they are reported (logged, and listed in the manifest's `source.missing`) and counted as unmeasured on every
 metric, never dropped.
 """
@@ -45,10 +46,12 @@ def _strings(value: Any, name: str, where: str, problems: list[str]) -> tuple[st
     if not isinstance(value, list):
         problems.append(f"{where}: field {name!r} must be a list of strings, got {type(value).__name__}")
         return None
-    bad = [f"{name}[{i}] must be a string, got {type(v).__name__}" if not isinstance(v, str) else f"{name}[{i}] is blank"
+    bad = [f"{name}[{i}] must be a string, got {type(v).__name__}" if not isinstance(v, str)
+           else f"{name}[{i}] is blank"
            for i, v in enumerate(value) if not isinstance(v, str) or not v.strip()]
     if bad:
-        problems.append(f"{where}: " + "; ".join(bad[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""))
+        problems.append(f"{where}: " + "; ".join(bad[:3])
+                        + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""))
         return None
     return tuple(value)
 
@@ -75,7 +78,8 @@ def _one(number: int, data: dict[str, Any], questions: Mapping[str, str], proble
     problems.extend(f"{where}: missing field {name!r}" for name in REQUIRED if name not in data)
     unknown = sorted(set(data) - KNOWN)
     if unknown:
-        problems.append(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(KNOWN))}")
+        problems.append(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; allowed: "
+                        f"{', '.join(sorted(KNOWN))}")
     item_id = data.get("id")
     if "id" in data and (not isinstance(item_id, str) or not item_id.strip()):
         problems.append(f"{where}: field 'id' must be a non-blank string, got {item_id!r}"[:200])
@@ -86,7 +90,8 @@ def _one(number: int, data: dict[str, Any], questions: Mapping[str, str], proble
     lists = {name: _strings(data[name], name, where, problems) for name in LIST_FIELDS
              if data.get(name) is not None or (name == "contexts" and "contexts" in data)}
     latency = data.get("latency_ms")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                or latency < 0):
         problems.append(f"{where}: field 'latency_ms' must be a non-negative number, got {latency!r}"[:200])
     usage = _usage(data["usage"], where, problems) if data.get("usage") is not None else {}
     if data.get("metadata") is not None and not isinstance(data["metadata"], dict):
@@ -100,9 +105,11 @@ def _one(number: int, data: dict[str, Any], questions: Mapping[str, str], proble
                         f"({_squash(question)[:60]!r} vs {_squash(questions[item_id])[:60]!r})")
     if len(problems) > before:
         return None
-    return ItemAnswer(answer=data["answer"], contexts=lists.get("contexts") or (), retrieved=lists.get("retrieved"),
+    return ItemAnswer(answer=data["answer"], contexts=lists.get("contexts") or (),
+                      retrieved=lists.get("retrieved"),
                       retrieved_texts=lists.get("retrieved_contexts"),
-                      latency_seconds=finite_or_nan(latency) / 1000.0 if latency is not None else float("nan"),
+                      latency_seconds=finite_or_nan(latency) / 1000.0 if latency is not None
+                      else float("nan"),
                       usage=usage or {}, generator="responses", metadata=dict(data.get("metadata") or {}))
 
 
@@ -181,7 +188,8 @@ def response_record(item: EvalItem, answer: ItemAnswer, *, run: str | None = Non
 def write_responses(target: str | Path, items: Sequence[EvalItem], answers: Sequence[ItemAnswer], *,
                     run: str | None = None) -> Path:
     """Write the answered items as a responses file (unanswered ones are left out: they have no answer) in
-    standard JSON (a NaN or infinite number, e.g. in free-form metadata, is written as null). Atomic (temporary file + rename) and private (0600): it holds the questions and answers."""
+    standard JSON (a NaN or infinite number, e.g. in free-form metadata, is written as null). Atomic
+    (temporary file + rename) and private (0600): it holds the questions and answers."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = [dumps_finite(response_record(it, a, run=run), ensure_ascii=False) + "\n"

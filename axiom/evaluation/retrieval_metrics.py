@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-# The metrics computed for golden sets (source level). Cut-offs are fixed so runs with different top_k compare.
+# The metrics computed for golden sets (source level). Cut-offs are fixed so runs with different top_k
+# compare.
 RETRIEVAL_METRICS: tuple[str, ...] = (
     "recall@1", "recall@5", "recall@10", "precision@1", "precision@5", "hit_rate@1", "hit_rate@5",
     "hit_rate@10", "mrr@10", "ndcg@10", "map@10",
@@ -127,7 +128,8 @@ def evaluate_rankings(qrels: Mapping[str, Mapping[str, float]], rankings: Mappin
                 out[m][qid] = 0.0
     if not scored:
         return out
-    run_dict = {qid: {doc: float(len(ranked[qid]) - i) for i, doc in enumerate(ranked[qid])} for qid in scored}
+    run_dict = {qid: {doc: float(len(ranked[qid]) - i) for i, doc in enumerate(ranked[qid])}
+                for qid in scored}
     qrels_obj = Qrels({qid: judged[qid] for qid in scored})
     run_obj = Run(run_dict)
     with warnings.catch_warnings():
@@ -157,7 +159,8 @@ def source_ranking(sources: Sequence[str]) -> list[str]:
     return dedupe(sources)
 
 
-def golden_retrieval_metrics(relevant: Mapping[str, Sequence[str]], retrieved_sources: Mapping[str, Sequence[str]],
+def golden_retrieval_metrics(relevant: Mapping[str, Sequence[str]],
+                             retrieved_sources: Mapping[str, Sequence[str]],
                              metrics: Sequence[str] = RETRIEVAL_METRICS) -> dict[str, dict[str, float]]:
     """Source-level metrics for a golden set: `relevant` {item id: relevant sources}, `retrieved_sources`
     {item id: sources of the retrieved chunks in rank order}. Items without relevant sources are left out."""
@@ -178,5 +181,6 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
     if not clean:
         return {"n": 0, "p50_ms": None, "p95_ms": None, "mean_ms": None, "max_ms": None}
     return {"n": len(clean), "p50_ms": round(percentile(clean, 50) * 1000, 3),
-            "p95_ms": round(percentile(clean, 95) * 1000, 3), "mean_ms": round(float(np.mean(clean)) * 1000, 3),
+            "p95_ms": round(percentile(clean, 95) * 1000, 3),
+            "mean_ms": round(float(np.mean(clean)) * 1000, 3),
             "max_ms": round(max(clean) * 1000, 3)}

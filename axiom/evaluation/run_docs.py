@@ -1,8 +1,8 @@
 """What an evaluation run writes, whatever answered its questions: the per-question table (results.parquet /
 results.csv), metrics.json and manifest.json (the folder itself: run_folder.py; the steps: runs.py).
 
-Scores arrive as `Scored`: per metric one value, status and reason per question, in question order. An item its
-source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
+Scores arrive as `Scored`: per metric one value, status and reason per question, in question order. An item
+its source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
 `failure` and in `notes` (one entry per metric it left unmeasured).
 
 A repeated run (`axiom eval --repeat N`, N > 1) also writes repeats.parquet (`repeats_frame`): one row per
@@ -41,8 +41,8 @@ CONVENTIONS = {
     "relevance": "source level: a chunk is relevant when its source is in relevant_sources; repeated "
                  "sources in a ranking keep their first (best) rank",
     "empty_rankings": "a question with nothing retrieved scores 0, never dropped",
-    "unmeasured": "a failed or unparsable judge call, or a question its source did not answer (no response, a "
-                  "failed endpoint call), is NaN with a reason, never 0"}
+    "unmeasured": "a failed or unparsable judge call, or a question its source did not answer (no response, "
+                  "a failed endpoint call), is NaN with a reason, never 0"}
 
 
 @dataclass
@@ -117,8 +117,8 @@ def repeats_frame(items: list[EvalItem], scored: Scored) -> pd.DataFrame | None:
 
 def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scored: Scored, samples: int,
                         seed: int) -> dict[str, float]:
-    """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes the
-    two-level bootstrap one (questions resampled, plus the run level)."""
+    """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes
+    the two-level bootstrap one (questions resampled, plus the run level)."""
     import numpy as np
 
     from axiom.evaluation.repeats import repeat_matrix, run_variance, two_level_bootstrap_ci
@@ -130,7 +130,8 @@ def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scor
         term = run_variance(matrix)
         variance[m] = term[0]
         if variance[m] > 0 and summary[m].get("mean") is not None:
-            low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed, label=m)
+            low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed,
+                                               label=m)
             summary[m].update(ci_low=round(low, 6), ci_high=round(high, 6), ci_method="two-level bootstrap")
     return variance
 
@@ -144,7 +145,8 @@ def _generation_usage(results: pd.DataFrame, run_settings: Settings, generator: 
                              "total_tokens": prompt + completion}
     if generator == "openai":
         usage["model"] = run_settings.generation.model
-        usage["cost_usd"] = cost_usd(price_for(run_settings, run_settings.generation.model), prompt, completion)
+        usage["cost_usd"] = cost_usd(price_for(run_settings, run_settings.generation.model), prompt,
+                                     completion)
     return usage
 
 
@@ -154,7 +156,8 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
     ev = settings.evaluation
     summary = {m: summarise_metric(scored.values[m], scored.statuses[m], scored.reasons[m],
                                    samples=ev.bootstrap_samples, seed=ev.seed, label=m) for m in scored.order}
-    run_var = _repeated_intervals(summary, [str(i) for i in results["id"]], scored, ev.bootstrap_samples, ev.seed)
+    run_var = _repeated_intervals(summary, [str(i) for i in results["id"]], scored, ev.bootstrap_samples,
+                                  ev.seed)
     judge_stats = scored.answers.judge if scored.answers is not None else None
     if answered.kind == "pipeline":
         latency: dict[str, Any] = {
@@ -192,8 +195,9 @@ def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Sett
                  dataset: Path, items: list[EvalItem], corpus_info: dict[str, Any] | None, answered: Answered,
                  scored: Scored, model_id: str, judge: dict[str, Any] | None, store_where: str | None,
                  baseline: str | Path | None) -> dict[str, Any]:
-    """manifest.json: everything that produced the run. For a responses file or an endpoint, `source` says which
-    (file hash, or URL without credentials, mapping and timing) and the pipeline's own fields are empty."""
+    """manifest.json: everything that produced the run. For a responses file or an endpoint, `source` says
+    which (file hash, or URL without credentials, mapping and timing) and the pipeline's own fields are
+    empty."""
     own = answered.kind == "pipeline"
     generator = answered.generator
     manifest = {
@@ -211,7 +215,8 @@ def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Sett
         "retriever": run_settings.retrieval.retriever if own else None,
         "top_k": run_settings.retrieval.top_k if own else answered.source.get("top_k"),
         "retrieval_depth": answered.depth,
-        "generator": {"name": generator, "model": run_settings.generation.model if generator == "openai" else None},
+        "generator": {"name": generator,
+                      "model": run_settings.generation.model if generator == "openai" else None},
         "judge": judge,
         "conventions": dict(CONVENTIONS),
         "settings": run_settings.redacted(),

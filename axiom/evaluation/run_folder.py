@@ -161,7 +161,8 @@ class RunRecord:
         not_measurable: dict[str, list[str]] = {}  # why (the reasons) -> the metrics n/a for every question
         for name, m in self.metrics.get("metrics", {}).items():
             if m.get("mean") is None and m.get("not_applicable") and not m.get("unmeasured"):
-                why = "; ".join(f"{count} x {reason}" for reason, count in (m.get("not_applicable_reasons") or {}
+                why = "; ".join(f"{count} x {reason}"
+                                for reason, count in (m.get("not_applicable_reasons") or {}
                                                                              ).items()) or "not applicable"
                 not_measurable.setdefault(why, []).append(name)
         lines += [f"  n/a {', '.join(names)}: {why}" for why, names in not_measurable.items()]
@@ -219,10 +220,12 @@ def _json_clean(value: Any) -> Any:
 
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
-                     metrics_doc: dict[str, Any], results: pd.DataFrame, *, repeats: pd.DataFrame | None = None
+                     metrics_doc: dict[str, Any], results: pd.DataFrame, *,
+                     repeats: pd.DataFrame | None = None
                      ) -> Path:
-    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC timestamp>-<n>-<name>`
-    when another run of that name started in the same second (the folder name always ends with the run's name).
+    """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC
+    timestamp>-<n>-<name>` when another run of that name started in the same second (the folder name always
+    ends with the run's name).
 
     Private to its owner: the run folder is 0700 and its files 0600 (they hold the questions and answers), as
     is a runs folder this creates (an existing one keeps its mode). Strings in the manifest and metrics lose
@@ -286,16 +289,20 @@ def load_run(path: str | Path) -> RunRecord:
         results = pd.read_parquet(path / RESULTS_PARQUET)
         repeats = pd.read_parquet(path / REPEATS_PARQUET) if (path / REPEATS_PARQUET).is_file() else None
     except FileNotFoundError as exc:
-        raise UsageError(f"{path} is not a complete run folder: {Path(exc.filename or '').name} is missing") from exc
+        raise UsageError(
+            f"{path} is not a complete run folder: {Path(exc.filename or '').name} is missing"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
     gate = GateResult.from_dict(metrics_doc["gate"]) if isinstance(metrics_doc.get("gate"), dict) else None
-    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate, repeats=repeats)
+    return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate,
+                     repeats=repeats)
 
 
-def run_manifests(runs_dir: str | Path, *, required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:
-    """(folder, parsed manifest.json) of the folders directly under `runs_dir` that hold every `required` file;
-    hidden folders (`.tmp-*` being written) and unreadable manifests are skipped."""
+def run_manifests(runs_dir: str | Path, *,
+                  required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:
+    """(folder, parsed manifest.json) of the folders directly under `runs_dir` that hold every `required`
+    file; hidden folders (`.tmp-*` being written) and unreadable manifests are skipped."""
     root = Path(runs_dir)
     if not root.is_dir():
         return

@@ -1,5 +1,5 @@
-"""What a paired comparison can detect: the minimum detectable effect (MDE) of the test actually used, whether a
-metric has too few changed questions to be tested at all, and how many questions a planned comparison needs
+"""What a paired comparison can detect: the minimum detectable effect (MDE) of the test actually used, whether
+a metric has too few changed questions to be tested at all, and how many questions a planned comparison needs
 (`axiom plan`).
 
 The test is the two-sided paired sign-flip test of stats.paired_randomisation_test at the corrected level
@@ -14,8 +14,8 @@ MDE of a change spread over every question (each moves by delta) is reported nex
 
 - 0/1 metrics (`binary_mde`): the test is the exact binomial (sign) test on the discordant pairs. Wins at rate
   r / 2 and losses at r / 2 + delta (r: the observed discordance rate; the drop adds losses). The power is
-  exact: a sum over the number of discordant pairs K of P(K) * P(losses >= the critical count of K). The MDE is
-  the smallest delta with the power asked for (bisection; power grows with delta).
+  exact: a sum over the number of discordant pairs K of P(K) * P(losses >= the critical count of K). The MDE
+  is the smallest delta with the power asked for (bisection; power grows with delta).
 - other metrics (`drop_mde`): a simulation of the sign-flip test, `SIMULATIONS` comparisons: each unit differs
   as the pilot's non-tied differences (centred: no change) at their observed rate r, or is corrupted (its
   difference minus a value drawn from the pilot's A values) at rate f, or ties. The decision is the test's
@@ -33,9 +33,9 @@ MDE of a change spread over every question (each moves by delta) is reported nex
   stats.minimum_detectable_effect's planning floor). The normal floor claimed far too much near a ceiling
   (PubMedQA's ndcg@10 at 0.996: 0.012; 0.051 for questions losing their value, 0.013 for a spread change).
 
-With groups (clusters.py) the test flips the groups' sums, so the units above are the groups: their count, their
-non-tied sums, a group losing its whole sum (a document whose questions all fail); the MDE is still a change of
-the per-question mean.
+With groups (clusters.py) the test flips the groups' sums, so the units above are the groups: their count,
+their non-tied sums, a group losing its whole sum (a document whose questions all fail); the MDE is still a
+change of the per-question mean.
 
 `smallest_p(k)`: the smallest two-sided p the sign-flip test reaches with k non-tied units, 2 / 2**k; when it
 exceeds the corrected level no outcome could be significant: "too few questions to tell".
@@ -169,8 +169,9 @@ def _running_sum(x: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=256)
 def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tuple[float, ...], level: float,
              power: float, seed: int, simulations: int = SIMULATIONS) -> tuple[float, float]:
-    """(the smallest drop of the mean per unit that the sign-flip test detects with `power` when a share of the
-    units lose their value, the same when every unit moves by it): see the module docstring. `differences`:
+    """(the smallest drop of the mean per unit that the sign-flip test detects with `power` when a share of
+    the units lose their value, the same when every unit moves by it): see the module docstring.
+    `differences`:
     the pilot's non-tied ones, at `rate`; `values`: what a unit can lose. nan when out of reach."""
     lose = np.asarray(values, dtype=float)
     mean = float(lose.mean()) if lose.size else 0.0
@@ -187,7 +188,8 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     s1, s2, k0 = drop.sum(axis=1), (drop ** 2).sum(axis=1), (np.abs(drop) > stats.ZERO).sum(axis=1)
     z = _normal.inv_cdf(1.0 - level / 2.0)
     spread = float("nan")
-    if units > z * z and units >= min_untied(level):  # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
+    # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
+    if units > z * z and units >= min_untied(level):
         critical = (-s1 + z * np.sqrt(np.maximum(units * s2 - s1 * s1, 0.0) / (units - z * z))) / units
         spread = max(0.0, float(np.quantile(critical, power, method="higher")))
     lost = lose[rng.integers(0, lose.size, shape)]
@@ -245,8 +247,8 @@ def planning_differences(values: np.ndarray, seed: int = 0) -> tuple[tuple[float
     """The differences of two runs of no change by the planning assumption, when no pair of runs shows them:
     half of the questions keep their value (ties), the other half take another question's value (x_i - x_j of
     the metric's own values), so the sd of a difference is the metric's sd (two runs correlating at 0.5) and
-    a metric near its ceiling gets the few, large differences it really has. Returns (the non-tied differences,
-    sorted, at most SHAPE of them by quantile), their rate among questions)."""
+    a metric near its ceiling gets the few, large differences it really has. Returns (the non-tied
+    differences, sorted, at most SHAPE of them by quantile), their rate among questions)."""
     values = np.asarray(values, dtype=float)
     rng = stats.seeded_rng(seed, "planning")
     diffs = np.concatenate([values - values[rng.permutation(values.size)] for _ in range(4)])
@@ -350,7 +352,8 @@ def questions_needed(pilot: Pilot, effect: float, *, level: float, power: float,
     """How many questions detect a drop of `effect` with `power` at the two-sided `level`, each run made
     `repeats` times (see the module docstring; the run-level term by its normal approximation:
     effect^2 >= z^2 (MDE_questions^2 / z^2 + 2 s_g^2 / N)). `questions` None when out of reach (at
-    MAX_QUESTIONS, or with too few repeats for the run-level noise: `min_repeats` says how many are needed)."""
+    MAX_QUESTIONS, or with too few repeats for the run-level noise: `min_repeats` says how many are
+    needed)."""
     z = _normal.inv_cdf(1.0 - level / 2.0) + _normal.inv_cdf(power)
     run_term = 2.0 * pilot.run_variance / max(1, repeats)
     min_repeats = (math.floor(2.0 * pilot.run_variance * z * z / (effect * effect)) + 1

@@ -1,6 +1,6 @@
 """What metrics.json says about each metric of a run: its mean with a 95% bootstrap interval, how many
-questions it measured, left unmeasured or found not applicable (each with the commonest reasons); and, for a repeated
-run, the run-to-run spread and run variance of each answer metric."""
+questions it measured, left unmeasured or found not applicable (each with the commonest reasons); and, for a
+repeated run, the run-to-run spread and run variance of each answer metric."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from axiom.evaluation.stats import bootstrap_ci
 def summarise_metric(values: list[float], statuses: list[str], reasons: list[str | None], *, samples: int,
                      seed: int, label: str) -> dict[str, Any]:
     measured = [v for v, s in zip(values, statuses, strict=True) if s == "ok" and not math.isnan(v)]
-    unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True) if s == "unmeasured")
-    why_not = Counter(r or "not applicable" for s, r in zip(statuses, reasons, strict=True) if s == "not_applicable")
+    unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True)
+                         if s == "unmeasured")
+    why_not = Counter(r or "not applicable" for s, r in zip(statuses, reasons, strict=True)
+                      if s == "not_applicable")
     not_applicable = sum(why_not.values())
     out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
                            "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}
@@ -59,7 +61,7 @@ def repeat_summary(means: dict[str, list[float | None]], repeat: int,
     return {"n": repeat, "spread": spread, "means": means if repeat > 1 else {},
             "run_variance": {m: float(v) for m, v in (run_variance or {}).items()},
             "table": "repeats.parquet" if repeat > 1 else None,
-            "method": "every repetition's per-question values kept (repeats.parquet); a question's value is its mean "
-                      "over the repetitions; spread: range of the metric's mean over repetitions (generator and "
-                      "judge re-run, caches bypassed); run_variance: two-way ANOVA estimate of the run effect's "
-                      "variance / N, which the comparison's test and interval add"}
+            "method": "every repetition's per-question values kept (repeats.parquet); a question's value is "
+                      "its mean over the repetitions; spread: range of the metric's mean over repetitions "
+                      "(generator and judge re-run, caches bypassed); run_variance: two-way ANOVA estimate "
+                      "of the run effect's variance / N, which the comparison's test and interval add"}

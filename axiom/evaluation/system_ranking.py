@@ -1,20 +1,20 @@
 """Systems ranked by a metric against their ranking by people, and how sure both rankings are.
 
 Per (metric, label) with two or more systems: each system's metric mean and label mean over its rows that have
-both, the two rankings (best first) and Kendall's tau-b between the two lists of means. With few systems tau moves
-in large steps (4 systems: 6 pairs, so one swapped pair is 0.67 -> 0.33), and the human ranking is itself an
-estimate, so the bootstrap says how sure each is:
+both, the two rankings (best first) and Kendall's tau-b between the two lists of means. With few systems tau
+moves in large steps (4 systems: 6 pairs, so one swapped pair is 0.67 -> 0.33), and the human ranking is
+itself an estimate, so the bootstrap says how sure each is:
 
 - a 95% percentile interval of tau over `samples` resamples (fixed seed). When the systems answer the same
-  questions (some question id has rows of two or more systems) a resample draws question ids with replacement and
-  keeps every system's rows of each drawn question (`stats.cluster_resamples`: the systems' means move together,
-  as they do when the question set changes; the draws depend on the label and the rows only, so every metric
-  with the same rows is judged on the same resamples); otherwise it draws rows within each system separately (the systems'
-  samples are independent). `resampling` says which. A resample in which all of one side's means tie gives no
-  tau and is left out of the interval;
-- for each pair of systems adjacent in the human ranking (higher first): the share of resamples in which people
-  rank them in that order (`p_people`: how sure the human ranking of that pair is) and the share in which the
-  metric does (`p_metric`); a tie counts half.
+  questions (some question id has rows of two or more systems) a resample draws question ids with replacement
+  and keeps every system's rows of each drawn question (`stats.cluster_resamples`: the systems' means move
+  together, as they do when the question set changes; the draws depend on the label and the rows only, so
+  every metric with the same rows is judged on the same resamples); otherwise it draws rows within each system
+  separately (the systems' samples are independent). `resampling` says which. A resample in which all of one
+  side's means tie gives no tau and is left out of the interval;
+- for each pair of systems adjacent in the human ranking (higher first): the share of resamples in which
+  people rank them in that order (`p_people`: how sure the human ranking of that pair is) and the share in
+  which the metric does (`p_metric`); a tie counts half.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def _resamples(ids: np.ndarray, codes: np.ndarray, *, samples: int, seed: int, l
         return QUESTIONS, cluster_resamples(ids.tolist(), samples=samples, seed=seed, label=label)
     rng = seeded_rng(seed, "rows:" + label)
     rows_of = [np.flatnonzero(codes == k) for k in range(int(codes.max()) + 1)]
-    return ROWS_WITHIN_SYSTEMS, [np.concatenate([rows[rng.integers(0, rows.size, rows.size)] for rows in rows_of])
+    return ROWS_WITHIN_SYSTEMS, [np.concatenate([rows[rng.integers(0, rows.size, rows.size)]
+                                                 for rows in rows_of])
                                  for _ in range(samples)]
 
 
@@ -71,13 +72,14 @@ def _order_share(higher: np.ndarray, lower: np.ndarray) -> float:
     kept = ~(np.isnan(higher) | np.isnan(lower))
     if not kept.any():
         return float("nan")
-    return float(np.mean(np.where(higher[kept] > lower[kept], 1.0, np.where(higher[kept] == lower[kept], 0.5, 0.0))))
+    return float(np.mean(np.where(higher[kept] > lower[kept], 1.0,
+                                  np.where(higher[kept] == lower[kept], 0.5, 0.0))))
 
 
 def bootstrap_means(rows: pd.DataFrame, metric: str, label: str, *, samples: int, seed: int
                     ) -> tuple[list[str], str, np.ndarray, np.ndarray]:
-    """The systems (sorted), the resampling used, and per resample (rows) each system's (columns) metric mean and
-    label mean, of rows (`system`, `id`, metric, label, none missing)."""
+    """The systems (sorted), the resampling used, and per resample (rows) each system's (columns) metric mean
+    and label mean, of rows (`system`, `id`, metric, label, none missing)."""
     names = sorted(rows["system"].unique())
     codes = rows["system"].map({n: k for k, n in enumerate(names)}).to_numpy()
     resampling, resamples = _resamples(rows["id"].astype(str).to_numpy(), codes, samples=samples, seed=seed,
@@ -95,19 +97,24 @@ def _one(rows: pd.DataFrame, metric: str, label: str, *, samples: int, seed: int
     low, high = percentile_interval(taus)
     people = sorted(range(len(names)), key=lambda k: -by_h[k])
     pairs = [{"higher": names[a], "lower": names[b], "people_difference": float(by_h[a] - by_h[b]),
-              "metric_difference": float(by_m[a] - by_m[b]), "p_people": _order_share(boot_h[:, a], boot_h[:, b]),
-              "p_metric": _order_share(boot_m[:, a], boot_m[:, b])} for a, b in zip(people, people[1:], strict=False)]
+              "metric_difference": float(by_m[a] - by_m[b]),
+              "p_people": _order_share(boot_h[:, a], boot_h[:, b]),
+              "p_metric": _order_share(boot_m[:, a], boot_m[:, b])}
+             for a, b in zip(people, people[1:], strict=False)]
     return {"metric": metric, "label": label, "systems": len(names), "kendall_tau": tau, "tau_ci_low": low,
-            "tau_ci_high": high, "tau_resamples": int(np.isfinite(taus).sum()), "samples": samples, "seed": seed,
+            "tau_ci_high": high, "tau_resamples": int(np.isfinite(taus).sum()), "samples": samples,
+            "seed": seed,
             "resampling": resampling, "by_metric": sorted(names, key=lambda n: -by_m[names.index(n)]),
             "by_label": [names[k] for k in people], "adjacent_pairs": pairs,
             "means": {n: {"metric": float(by_m[k]), "label": float(by_h[k])} for k, n in enumerate(names)}}
 
 
-def system_ranking(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str], *, samples: int = SAMPLES,
+def system_ranking(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence[str], *,
+                   samples: int = SAMPLES,
                    seed: int = 0) -> list[dict[str, Any]]:
-    """Per (metric, label) with two or more systems that have rows with both: the means, both rankings, Kendall's
-    tau-b with its bootstrap interval and the adjacent human pairs' order probabilities (module docstring)."""
+    """Per (metric, label) with two or more systems that have rows with both: the means, both rankings,
+    Kendall's tau-b with its bootstrap interval and the adjacent human pairs' order probabilities (module
+    docstring)."""
     out = []
     if table["system"].nunique() < 2:
         return out

@@ -1,12 +1,13 @@
 """A sweep's ranking, tested: every combination against the best one by a paired test, under one correction.
 
-Ranking combinations by their means alone crowns a winner whose lead may be noise (the winner's curse: the best
-of k noisy means is biased upwards, and its lead over the runner-up is often within what the questions' noise
-gives). So each other combination is compared with the best on the same questions: the paired sign-flip test of
-the statistics core (stats.paired_randomisation_test; by group when the runs have a `group` column), its p-values
-adjusted by Holm over the k - 1 comparisons (one family: the sweep), and the paired 95% interval of the
-difference (stats.paired_difference_ci, unadjusted, and labelled so). A combination whose adjusted p is at or
-above alpha is "not distinguishable from the best": the sweep's honest answer is then a set of leaders, not one.
+Ranking combinations by their means alone crowns a winner whose lead may be noise (the winner's curse: the
+best of k noisy means is biased upwards, and its lead over the runner-up is often within what the questions'
+noise gives). So each other combination is compared with the best on the same questions: the paired sign-flip
+test of the statistics core (stats.paired_randomisation_test; by group when the runs have a `group` column),
+its p-values adjusted by Holm over the k - 1 comparisons (one family: the sweep), and the paired 95% interval
+of the difference (stats.paired_difference_ci, unadjusted, and labelled so). A combination whose adjusted p is
+at or above alpha is "not distinguishable from the best": the sweep's honest answer is then a set of leaders,
+not one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from axiom.evaluation.verdict import paired_values
 ALPHA = 0.05
 BOOTSTRAP_SAMPLES = 2000
 SEED = 0
-# the interval is unadjusted (the p-value is Holm's) and says so; its names end like the summary's other intervals
+# the interval is unadjusted (the p-value is Holm's) and says so; its names end like the summary's other
+# intervals
 DIFF, LOW, HIGH, P_HOLM, SAME = ("vs best: diff", "vs best: unadjusted ci_low", "vs best: unadjusted ci_high",
                                   "vs best: p (Holm)", "vs best: distinguishable")
 
@@ -33,10 +35,11 @@ DIFF, LOW, HIGH, P_HOLM, SAME = ("vs best: diff", "vs best: unadjusted ci_low", 
 def compare_with_best(values: Mapping[str, Mapping[str, float]], order: Sequence[str], *,
                       groups: Mapping[str, str] | None = None, alpha: float = ALPHA, seed: int = SEED
                       ) -> dict[str, dict[str, Any]]:
-    """`values`: label -> {question id: value}; `order`: the labels best first. Each label after the first against
-    the first, on the questions both have a finite value for: the mean difference (label - best), its paired 95%
-    interval (unadjusted), the Holm-adjusted p over the comparisons made, whether it is distinguishable from the
-    best at `alpha`, and the number of paired questions. Labels without values get no entry."""
+    """`values`: label -> {question id: value}; `order`: the labels best first. Each label after the first
+    against the first, on the questions both have a finite value for: the mean difference (label - best), its
+    paired 95% interval (unadjusted), the Holm-adjusted p over the comparisons made, whether it is
+    distinguishable from the best at `alpha`, and the number of paired questions. Labels without values get no
+    entry."""
     if not order or not values.get(order[0]):
         return {}
     best = values[order[0]]
@@ -48,7 +51,8 @@ def compare_with_best(values: Mapping[str, Mapping[str, float]], order: Sequence
             continue
         clusters = Clusters.of(ids, groups) if groups else None
         raw[name] = paired_randomisation_test(a, b, seed=seed, label=f"best:{name}", clusters=clusters)
-        low, high, _method = paired_difference_ci(a, b, samples=BOOTSTRAP_SAMPLES, seed=seed, label=f"best:{name}",
+        low, high, _method = paired_difference_ci(a, b, samples=BOOTSTRAP_SAMPLES, seed=seed,
+                                                  label=f"best:{name}",
                                                   clusters=clusters)
         out[name] = {"diff": float(np.mean(b - a)), "ci_low": low, "ci_high": high, "n": len(ids)}
     adjusted = holm(raw)
@@ -60,8 +64,8 @@ def compare_with_best(values: Mapping[str, Mapping[str, float]], order: Sequence
 
 def sweep_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dict[str, dict[str, float]],
                                                                            dict[str, str]]:
-    """Per combination label, the per-question values of `metric` from its run folder (results.parquet), and the
-    question groups of the first run that has them (the same golden set in every combination)."""
+    """Per combination label, the per-question values of `metric` from its run folder (results.parquet), and
+    the question groups of the first run that has them (the same golden set in every combination)."""
     values: dict[str, dict[str, float]] = {}
     groups: dict[str, str] = {}
     for name, path in run_paths.items():
@@ -75,8 +79,8 @@ def sweep_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dic
 
 
 def with_tests_against_best(table: Any, run_paths: Mapping[str, Path | None], metric: str) -> Any:
-    """The sweep's ranked summary (best first, a `combination` column) with the comparison columns added: empty
-    for the best row and for combinations without per-question values."""
+    """The sweep's ranked summary (best first, a `combination` column) with the comparison columns added:
+    empty for the best row and for combinations without per-question values."""
     values, groups = sweep_values(run_paths, metric)
     tested = compare_with_best(values, list(table["combination"]), groups=groups or None)
     table = table.copy()

@@ -8,8 +8,9 @@ the notebook's parameters, works from the project root, shares one memoised embe
 (`shared_embedder`) and hands the notebook's result to the runner (`NotebookSession.report`);
 `notebook_settings()` gives the settings alone; `project_root()` finds the project.
 
-markup: what the notebooks show as Markdown, with outside text escaped: `markdown_text` (a value as literal text in
-a Markdown paragraph) and `answer_markdown` (02_query's answer view). Tables are DataFrames, whose HTML escapes.
+markup: what the notebooks show as Markdown, with outside text escaped: `markdown_text` (a value as literal
+text in a Markdown paragraph) and `answer_markdown` (02_query's answer view). Tables are DataFrames, whose
+HTML escapes.
 
 parameters: notebook parameters as the commands take them: `parse_value` (`-p KEY VALUE`), `load_params_file`
 (`--params`), `absolute_paths` (path parameters against the working directory), `RESULT_PARAMETER`.

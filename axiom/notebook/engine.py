@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 def _papermill_import() -> Iterator[None]:
     """Import papermill without building the grammar of `rfc3987_syntax` on the way.
 
-    papermill -> nbformat -> jsonschema imports rfc3987_syntax when it is installed (jupyter_server brings it),
-    and that module compiles a lark grammar at import: 1.5-5 s here, more than the rest of papermill. It only
-    serves jsonschema's "iri" format checks, which nbformat never asks for; hiding it while jsonschema is first
-    imported makes jsonschema skip that checker in this process.
+    papermill -> nbformat -> jsonschema imports rfc3987_syntax when it is installed (jupyter_server brings
+    it), and that module compiles a lark grammar at import: 1.5-5 s here, more than the rest of papermill. It
+    only serves jsonschema's "iri" format checks, which nbformat never asks for; hiding it while jsonschema is
+    first imported makes jsonschema skip that checker in this process.
     """
     if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
         yield

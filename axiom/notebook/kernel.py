@@ -20,7 +20,8 @@ from axiom.notebook.session import PROJECT_ROOT_ENV
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
-# imported by a new warm kernel before its first notebook (each name guarded: a missing one is the notebook's error)
+# imported by a new warm kernel before its first notebook (each name guarded: a missing one is the notebook's
+# error)
 PRELOAD = "\n".join(f"try:\n    import {m}\nexcept Exception:\n    pass" for m in (
     "sentence_transformers", "matplotlib.pyplot", "pandas", "axiom.notebook.session", "axiom.reporting",
     "axiom.evaluation"))
@@ -57,9 +58,10 @@ class WarmKernel:
         return self
 
     def _preload(self) -> None:
-        """Import what every notebook imports (torch, sentence-transformers, matplotlib: ~8 s) in the new kernel
-        while the runner goes on importing papermill and reading the notebooks. A background thread sends the
-        request and waits for its reply; the first notebook's cells queue behind it in the kernel."""
+        """Import what every notebook imports (torch, sentence-transformers, matplotlib: ~8 s) in the new
+        kernel while the runner goes on importing papermill and reading the notebooks. A background thread
+        sends the request and waits for its reply; the first notebook's cells queue behind it in the
+        kernel."""
         from jupyter_client.blocking import BlockingKernelClient
 
         kc = BlockingKernelClient()

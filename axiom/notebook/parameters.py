@@ -16,7 +16,8 @@ from axiom.yaml_mapping import load_yaml_mapping, parse_yaml_value
 # the parameter through which the runner learns what a notebook produced (NotebookSession.report writes it)
 RESULT_PARAMETER = "result_json"
 # parameters that name files or folders: the CLI resolves them against its working directory
-PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline", "responses", "endpoint_config",
+PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline", "responses",
+                   "endpoint_config",
                    "save_responses", "labels")
 
 

@@ -10,9 +10,9 @@ REPORT_HTML = "report.html"
 
 
 def render_html(executed: Path, target: Path) -> Path:
-    """The executed notebook as HTML without code cells, prompts, stderr (logs and warnings stay in the executed
-    notebook) or progress-bar widgets (no state to show offline); markdown, tables and charts remain. Each
-    chart gets the nearest markdown heading above it as its alternative text."""
+    """The executed notebook as HTML without code cells, prompts, stderr (logs and warnings stay in the
+    executed notebook) or progress-bar widgets (no state to show offline); markdown, tables and charts remain.
+    Each chart gets the nearest markdown heading above it as its alternative text."""
     import nbformat
     from nbconvert import HTMLExporter
 

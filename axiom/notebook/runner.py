@@ -100,7 +100,8 @@ class NotebookRun:
         return {"folder": str(self.folder), "run": str(self.run_path) if self.run_path else None,
                 "executed": [str(p) for p in self.executed], "html": str(self.html) if self.html else None,
                 "seconds": round(self.seconds, 3), "html_seconds": round(self.html_seconds, 3),
-                "notebooks": {n.notebook: {"seconds": round(n.seconds, 3), **n.result} for n in self.notebooks}}
+                "notebooks": {n.notebook: {"seconds": round(n.seconds, 3), **n.result}
+                              for n in self.notebooks}}
 
 
 def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
@@ -130,10 +131,12 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     given.setdefault("name", run_name)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)  # as `axiom eval`: a runs folder made here is private
     work = out / work_folder_name("nb", run_name)
-    _private_folder(work)  # what the notebooks write here (executed copies, kernel.log) is private from the start
+    # what the notebooks write here (executed copies, kernel.log) is private from the start
+    _private_folder(work)
     own_kernel = None
     try:
-        if not fresh_kernels and kernel is None:  # started first: its imports overlap the reading of the notebooks
+        # started first: its imports overlap the reading of the notebooks
+        if not fresh_kernels and kernel is None:
             own_kernel = WarmKernel(root, log_path=work / "kernel.log", env=kernel_env(root, config)).start()
             kernel = own_kernel
         from axiom.notebook.engine import execute_notebook, notebook_parameters  # papermill: after the kernel
@@ -164,7 +167,8 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
             if kernel is not None and not fresh_kernels:
                 kernel.ensure_alive()
             with _environ(kernel_env(root, config) if fresh_kernels else {}):
-                execute_notebook(path, executed, nb_params, kernel=None if fresh_kernels else kernel, cwd=root,
+                execute_notebook(path, executed, nb_params, kernel=None if fresh_kernels else kernel,
+                                 cwd=root,
                                  progress=progress, log_output=log_output, cell_timeout=cell_timeout,
                                  on_fail=lambda rp=run_path: _keep_failed(work, out, run_name, rp))
             result = json.loads(handoff.read_text(encoding="utf-8")) if handoff.is_file() else {}

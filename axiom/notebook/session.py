@@ -54,7 +54,8 @@ def _given(value: Any) -> Any:
     return None if value is None or value == "" else value
 
 
-def notebook_settings(*, collection: str | None = None, retriever: str | None = None, top_k: int | None = None,
+def notebook_settings(*, collection: str | None = None, retriever: str | None = None,
+                      top_k: int | None = None,
                       chunk_size: int | None = None, chunk_overlap: int | None = None,
                       chroma_path: str | None = None, chroma_host: str | None = None,
                       chroma_port: int | None = None, config: str | None = None) -> Settings:
@@ -87,8 +88,8 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_embedder(settings: Settings) -> CachingEmbedder:
-    """One embedding model per kernel (per distinct embedding settings), memoised by content hash in memory and
-    in the persistent embedding cache of the settings."""
+    """One embedding model per kernel (per distinct embedding settings), memoised by content hash in memory
+    and in the persistent embedding cache of the settings."""
     from axiom.embeddings import caching_embedder, make_embedder, persistent_cache
 
     e = settings.embeddings
@@ -96,7 +97,8 @@ def shared_embedder(settings: Settings) -> CachingEmbedder:
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = caching_embedder(settings, make_embedder(e, settings.generation))
-        else:  # the same model and memory memo; the disk level of these settings (a kernel runs one at a time)
+        else:
+            # the same model and memory memo; the disk level of these settings (a kernel runs one at a time)
             _SHARED[key].persistent = persistent_cache(settings)
         return _SHARED[key]
 
@@ -142,7 +144,8 @@ class NotebookSession:
         the persistent cache on: from memory and from disk)."""
         now = self.embedder.stats()
         out = {k: now[k] - self._start_stats.get(k, 0)
-               for k in ("texts_requested", "texts_embedded", "cache_hits", "memory_hits", "disk_hits") if k in now}
+               for k in ("texts_requested", "texts_embedded", "cache_hits", "memory_hits", "disk_hits")
+               if k in now}
         out["cached_vectors"] = now["cached_vectors"]
         return out
 
@@ -161,7 +164,8 @@ class NotebookSession:
 
 def open_session(*, corpus: str | None = None, dataset: str | None = None, collection: str | None = None,
                  retriever: str | None = None, top_k: int | None = None, chunk_size: int | None = None,
-                 chunk_overlap: int | None = None, chroma_path: str | None = None, chroma_host: str | None = None,
+                 chunk_overlap: int | None = None, chroma_path: str | None = None,
+                 chroma_host: str | None = None,
                  chroma_port: int | None = None, result_json: str | None = None,
                  load_model: bool = True) -> NotebookSession:
     """Settings, shared embedder and pipeline for a notebook, from its parameters.
@@ -172,8 +176,10 @@ def open_session(*, corpus: str | None = None, dataset: str | None = None, colle
     With no `collection`, a notebook that names a corpus uses that corpus's evaluation collection (the one
     `axiom eval --corpus` and 03_evaluate use), so 01 -> 02 -> 03 share one collection and ingest once.
     """
-    settings = notebook_settings(collection=collection, retriever=retriever, top_k=top_k, chunk_size=chunk_size,
-                                 chunk_overlap=chunk_overlap, chroma_path=chroma_path, chroma_host=chroma_host,
+    settings = notebook_settings(collection=collection, retriever=retriever, top_k=top_k,
+                                 chunk_size=chunk_size,
+                                 chunk_overlap=chunk_overlap, chroma_path=chroma_path,
+                                 chroma_host=chroma_host,
                                  chroma_port=chroma_port)
     embedder = shared_embedder(settings)
     if load_model:
@@ -182,7 +188,8 @@ def open_session(*, corpus: str | None = None, dataset: str | None = None, colle
     if corpus_path is not None and _given(collection) is None:
         from axiom.evaluation.runs import prepare_settings
 
-        settings = prepare_settings(settings, corpus_path=corpus_path, retriever=None, top_k=None, collection=None,
+        settings = prepare_settings(settings, corpus_path=corpus_path, retriever=None, top_k=None,
+                                    collection=None,
                                     model_id=embedder.model_id)
     return NotebookSession(settings=settings, embedder=embedder, corpus=corpus_path,
                            dataset=Path(dataset).resolve() if _given(dataset) is not None else None,

@@ -4,10 +4,10 @@
 - API: POST /query, POST /ingest (API key when keys are configured), GET /health (same payload, so one port is
   enough), OpenAPI docs at /docs.
 
-Errors are JSON everywhere: {"error": kind, "message": ..., "request_id": ...}; typed Axiom errors map to statuses
-in `STATUS_BY_ERROR`. Query and ingest take a slot of the concurrency cap on the event loop (503 `overloaded`
-with Retry-After when none is free, see `limits.py`), then run in the threadpool (ChromaDB and the embedding
-model block); health and metrics are async and never wait for that pool.
+Errors are JSON everywhere: {"error": kind, "message": ..., "request_id": ...}; typed Axiom errors map to
+statuses in `STATUS_BY_ERROR`. Query and ingest take a slot of the concurrency cap on the event loop (503
+`overloaded` with Retry-After when none is free, see `limits.py`), then run in the threadpool (ChromaDB and
+the embedding model block); health and metrics are async and never wait for that pool.
 """
 
 # no `from __future__ import annotations` here: FastAPI must see the real classes of the endpoint parameters,
@@ -79,8 +79,10 @@ def query_request_model(max_chars: int) -> type[BaseModel]:
     class QueryRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        question: str = Field(description=f"1 to {max_chars} characters", json_schema_extra={"maxLength": max_chars})
-        top_k: int | None = Field(None, ge=1, le=MAX_TOP_K, description="contexts to retrieve (default: config)")
+        question: str = Field(description=f"1 to {max_chars} characters",
+                              json_schema_extra={"maxLength": max_chars})
+        top_k: int | None = Field(None, ge=1, le=MAX_TOP_K,
+                                  description="contexts to retrieve (default: config)")
         retriever: RetrieverName | None = Field(None, description="default: config retrieval.retriever")
 
         @field_validator("question")
@@ -100,7 +102,8 @@ class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     paths: list[str] = Field(min_length=1, max_length=MAX_INGEST_PATHS,
-                             description="folders or files under the data root (relative to it, or absolute inside it)")
+                             description="folders or files under the data root (relative to "
+                                         "it, or absolute inside it)")
     prune: bool = Field(False, description="also remove chunks of files no longer under the given folders")
 
 
@@ -164,8 +167,9 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 409, 413, 415, 503)}
 ERROR_RESPONSES[503] = {"model": ErrorOut, "description": "the store is unavailable (`store_unavailable`, "
-                        "`store_error`), or service.max_concurrent_requests requests are in flight (`overloaded`, "
-                        "with a Retry-After header)"}
+                                                          "`store_error`), or "
+                                                          "service.max_concurrent_requests requests are in "
+                                                          "flight (`overloaded`, with a Retry-After header)"}
 
 
 # -- error handlers -----------------------------------------------------------------------------------
@@ -269,7 +273,8 @@ def resolve_under_root(root: RootDir, raw: str) -> Path:
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise HTTPException(400, f"{shown!r}: the path is too long ({len(raw)} characters)") from None
-        raise HTTPException(400, f"{shown!r} cannot be resolved ({exc.strerror or 'broken or looping symlink'})"
+        raise HTTPException(400,
+                            f"{shown!r} cannot be resolved ({exc.strerror or 'broken or looping symlink'})"
                             ) from None
     return root.real.joinpath(*names)
 
@@ -306,7 +311,8 @@ def answer_query(state: ServiceState, question: str, top_k: int | None, retrieve
 
     if not state.cache.enabled:
         return compute()[0]
-    key = cache_key(question, retriever, top_k, settings.store.collection, state.pipeline.store.data_version())
+    key = cache_key(question, retriever, top_k, settings.store.collection,
+                    state.pipeline.store.data_version())
     payload, cached = state.cache.get_or_compute(key, compute)
     if not cached:
         return payload
@@ -326,7 +332,8 @@ def run_ingest(state: ServiceState, paths: list[str], prune: bool) -> dict[str, 
     try:
         log.info("ingest of %d path(s) under the data root", len(resolved),
                  extra={"paths": [p.relative_to(root.real).as_posix() or "." for p in resolved]})
-        # resolved again beneath the open root (never by a path string): a swap since the check cannot lead out
+        # resolved again beneath the open root (never by a path string): a swap since the check cannot lead
+        # out
         report = state.pipeline.ingest(paths, prune=prune, progress=False, within=root)
     finally:
         state.ingest_lock.release()
@@ -341,8 +348,8 @@ def create_api_app(state: ServiceState) -> FastAPI:
     guarded = [Depends(api_key_scheme), Depends(bearer_scheme), Depends(auth), Depends(require_json)]
     app = FastAPI(
         title="Axiom Workbench API", version=__version__,
-        description="Retrieval-augmented answers with numbered citations over the ingested documents. "
-                    "Send an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` when keys are set.")
+        description="Retrieval-augmented answers with numbered citations over the ingested documents. Send "
+                    "an API key as `X-API-Key: <key>` or `Authorization: Bearer <key>` when keys are set.")
     _install_common(app, state)
     QueryRequest = query_request_model(service.max_question_chars)  # noqa: N806 (a class)
 

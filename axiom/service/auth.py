@@ -65,7 +65,8 @@ class ApiKeyAuth:
             return True
         given = (presented or "").encode("utf-8")
         ok = False
-        for key in self._keys:  # every key is compared, so timing does not say which one (or whether any) matched
+        # every key is compared, so timing does not say which one (or whether any) matched
+        for key in self._keys:
             ok |= hmac.compare_digest(given, key)
         return ok and presented is not None
 

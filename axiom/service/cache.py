@@ -80,8 +80,8 @@ class QueryCache:
                     del self._flights[key]
 
     def get_or_compute(self, key: CacheKey, compute: Callable[[], tuple[Any, bool]]) -> tuple[Any, bool]:
-        """(value, was_cached). `compute` returns (value, cacheable); concurrent callers with the same key wait
-        for the first one and share its value when it is cacheable."""
+        """(value, was_cached). `compute` returns (value, cacheable); concurrent callers with the same key
+        wait for the first one and share its value when it is cacheable."""
         if not self.enabled:
             return compute()[0], False
         value = self._lookup(key)

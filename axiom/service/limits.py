@@ -1,12 +1,13 @@
-"""What keeps a slow LLM from holding every worker of `axiom serve`: the concurrency cap and the request deadline,
-and their metrics (with the LLM circuit breaker's gauge; the breaker itself is `axiom.breaker`).
+"""What keeps a slow LLM from holding every worker of `axiom serve`: the concurrency cap and the request
+deadline, and their metrics (with the LLM circuit breaker's gauge; the breaker itself is `axiom.breaker`).
 
-- Cap: at most `service.max_concurrent_requests` /query and /ingest requests are in flight; one more is refused
-  at once (before it takes a worker thread) with 503 `overloaded` and `Retry-After: service.retry_after_seconds`.
-  The endpoints are async: the slot is taken on the event loop and the work runs in the thread pool, whose size
-  `serve` keeps above the cap.
-- Deadline: a /query's LLM call (attempts, back-off, Retry-After) ends by `service.request_timeout_seconds` after
-  the request reached its endpoint; then the answer is extractive and flagged degraded (see `axiom.llm`).
+- Cap: at most `service.max_concurrent_requests` /query and /ingest requests are in flight; one more is
+  refused at once (before it takes a worker thread) with 503 `overloaded` and `Retry-After:
+  service.retry_after_seconds`. The endpoints are async: the slot is taken on the event loop and the work runs
+  in the thread pool, whose size `serve` keeps above the cap.
+- Deadline: a /query's LLM call (attempts, back-off, Retry-After) ends by `service.request_timeout_seconds`
+  after the request reached its endpoint; then the answer is extractive and flagged degraded (see
+  `axiom.llm`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ log = logging.getLogger("axiom.service")
 
 T = TypeVar("T")
 
-THREAD_HEADROOM = 8  # worker threads beyond the cap, for the sync dependencies (API key check) of other requests
+# worker threads beyond the cap, for the sync dependencies (API key check) of other requests
+THREAD_HEADROOM = 8
 
 
 class OverloadedError(HTTPException):
@@ -77,7 +79,8 @@ class ConcurrencyLimit:
         released when `fn` returns (the wait for the thread is not abandoned on cancellation)."""
         if not self.try_acquire():
             REJECTED.labels(endpoint=endpoint).inc()
-            log.info("refused %s: %d requests in flight (service.max_concurrent_requests)", endpoint, self.limit,
+            log.info("refused %s: %d requests in flight (service.max_concurrent_requests)", endpoint,
+                     self.limit,
                      extra={"endpoint": endpoint, "in_flight": self.limit})
             raise OverloadedError(self.limit, self.retry_after)
         try:
@@ -88,7 +91,8 @@ class ConcurrencyLimit:
 
 @contextlib.contextmanager
 def request_deadline(service: ServiceSettings, started: float | None) -> Iterator[Deadline]:
-    """The request's LLM deadline, counted from `started` (`time.monotonic()` when the endpoint was reached)."""
+    """The request's LLM deadline, counted from `started` (`time.monotonic()` when the endpoint was
+    reached)."""
     seconds = service.request_timeout_seconds
     with llm_deadline(seconds, f"the request deadline of {seconds:g}s (service.request_timeout_seconds)",
                       start=time.monotonic() if started is None else started) as deadline:

@@ -1,6 +1,6 @@
 """The ASGI middleware around both apps: request id, API key check, body size limit, access log, request
-metrics, last-resort 500. A plain ASGI middleware (not BaseHTTPMiddleware) so the request id contextvar is set in
-the task that runs the endpoint, and copied from there into the threadpool that runs sync endpoints.
+metrics, last-resort 500. A plain ASGI middleware (not BaseHTTPMiddleware) so the request id contextvar is set
+in the task that runs the endpoint, and copied from there into the threadpool that runs sync endpoints.
 
 Order for each request: request id; then, for a route guarded by an `ApiKeyAuth` dependency, the key (401
 before routing, before the Content-Length check and before any byte of the body is read: see
@@ -31,7 +31,8 @@ from axiom.service.auth import (
 
 log = logging.getLogger("axiom.service.access")
 
-KNOWN_ENDPOINTS = frozenset({"/query", "/ingest", "/health", "/metrics", "/metrics/", "/docs", "/openapi.json",
+KNOWN_ENDPOINTS = frozenset({"/query", "/ingest", "/health", "/metrics", "/metrics/", "/docs",
+                             "/openapi.json",
                              "/docs/oauth2-redirect", "/redoc"})
 QUIET_ENDPOINTS = frozenset({"/health", "/metrics", "/metrics/"})  # probes and scrapes: access lines at DEBUG
 
@@ -46,7 +47,8 @@ def error_body(kind: str, message: str, request_id: str | None, **extra: Any) ->
     return {"error": kind, "message": message, **extra, "request_id": request_id}
 
 
-async def send_json(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+async def send_json(send: Send, status: int, payload: dict[str, Any],
+                    headers: dict[str, str] | None = None) -> None:
     body = json.dumps(payload).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -73,8 +75,9 @@ class RequestContextMiddleware:
         return None
 
     async def _unauthorized(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
-        """The 401, as the app's own handler would give it: with the CORS headers when CORS is on (so a browser
-        page on an allowed origin can read it), through a copy of the CORS layer wrapped around the reply."""
+        """The 401, as the app's own handler would give it: with the CORS headers when CORS is on (so a
+        browser page on an allowed origin can read it), through a copy of the CORS layer wrapped around the
+        reply."""
 
         async def reply(scope: Scope, receive: Receive, send: Send) -> None:
             await send_json(send, 401, error_body("unauthorized", UNAUTHORIZED_MESSAGE, request_id),
@@ -128,7 +131,8 @@ class RequestContextMiddleware:
                 bad = not length.isdigit()
                 await send_json(send_with_id, 400 if bad else 413, error_body(
                     "bad_request" if bad else "payload_too_large",
-                    "invalid Content-Length" if bad else BodyTooLarge(self.max_body_bytes).detail, request_id))
+                    "invalid Content-Length" if bad else BodyTooLarge(self.max_body_bytes).detail,
+                    request_id))
             else:
                 await self.app(scope, limited_receive, send_with_id)
         except Exception as exc:

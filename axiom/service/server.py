@@ -1,8 +1,8 @@
 """One process, two uvicorn servers (API and sidecar) on one event loop, over one shared ServiceState.
 
-Signals: the runner owns SIGTERM and SIGINT (uvicorn's own handlers are off, since uvicorn re-raises the signal
-after its shutdown and the process would then die of it instead of exiting 0). The first signal stops both
-servers from accepting, lets in-flight requests finish (up to service.shutdown_grace_seconds), then `run`
+Signals: the runner owns SIGTERM and SIGINT (uvicorn's own handlers are off, since uvicorn re-raises the
+signal after its shutdown and the process would then die of it instead of exiting 0). The first signal stops
+both servers from accepting, lets in-flight requests finish (up to service.shutdown_grace_seconds), then `run`
 returns 0; a second signal forces the exit.
 """
 
@@ -33,8 +33,8 @@ log = logging.getLogger("axiom.service")
 
 
 class LibraryPiiFilter(logging.Filter):
-    """PII redaction for other libraries' log lines (at DEBUG the openai client logs whole prompts). Axiom's own
-    lines never carry a raw question: the service logs it redacted."""
+    """PII redaction for other libraries' log lines (at DEBUG the openai client logs whole prompts). Axiom's
+    own lines never carry a raw question: the service logs it redacted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name != "axiom" and not record.name.startswith("axiom."):
@@ -47,7 +47,8 @@ class LibraryPiiFilter(logging.Filter):
 
 def install_log_redaction() -> None:
     for handler in logging.getLogger().handlers:
-        if getattr(handler, "_axiom", False) and not any(isinstance(f, LibraryPiiFilter) for f in handler.filters):
+        if getattr(handler, "_axiom", False) and not any(isinstance(f, LibraryPiiFilter)
+                                                         for f in handler.filters):
             handler.addFilter(LibraryPiiFilter())  # after the level filters: runs only for records that pass
 
 
@@ -58,7 +59,8 @@ class _Server(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A bound socket (listening starts when the server starts); a busy port fails here, before the model loads."""
+    """A bound socket (listening starts when the server starts); a busy port fails here, before the model
+    loads."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,8 +68,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise AxiomError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                         hint="another process holds the port; pick one with --port / --sidecar-port") from exc
+        raise AxiomError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="another process holds the port; pick one with --port / --sidecar-port",
+        ) from exc
     return sock
 
 
@@ -81,7 +85,8 @@ async def serve(state: ServiceState, api_sock: socket.socket, sidecar_sock: sock
     grace = state.settings.service.shutdown_grace_seconds
     # the worker threads (40 by default) stay above the cap, so a capped request never waits for a thread
     threads = anyio.to_thread.current_default_thread_limiter()
-    threads.total_tokens = max(threads.total_tokens, state.settings.service.max_concurrent_requests + THREAD_HEADROOM)
+    threads.total_tokens = max(threads.total_tokens,
+                               state.settings.service.max_concurrent_requests + THREAD_HEADROOM)
     servers = [_server(create_api_app(state), grace), _server(create_sidecar_app(state), grace)]
     loop = asyncio.get_running_loop()
     stopping = {"at": 0.0}
@@ -133,7 +138,8 @@ def run(settings: Settings, *, ingest_first: bool = False) -> int:
                     service.api_port)
     log_generator_choice(settings)
     state: ServiceState | None = None
-    previous = signal.signal(signal.SIGTERM, _exit_while_starting)  # nothing in flight yet: just leave, with 0
+    # nothing in flight yet: just leave, with 0
+    previous = signal.signal(signal.SIGTERM, _exit_while_starting)
     try:
         state = build_state(settings)
         data_root = state.open_data_root()
@@ -146,7 +152,8 @@ def run(settings: Settings, *, ingest_first: bool = False) -> int:
         signal.signal(signal.SIGTERM, previous)  # from here on `serve` handles it (drain, then exit 0)
         log.info("serving: API on http://%s:%d (docs at /docs), sidecar on http://%s:%d (/health, /metrics); "
                  "store: %s, collection %r; API keys: %d", service.host, service.api_port, service.host,
-                 service.sidecar_port, state.pipeline.store.where, settings.store.collection, len(service.api_keys))
+                 service.sidecar_port, state.pipeline.store.where, settings.store.collection,
+                 len(service.api_keys))
         asyncio.run(serve(state, api_sock, sidecar_sock))
     finally:
         api_sock.close()

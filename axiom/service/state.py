@@ -1,16 +1,18 @@
-"""What the two apps share: one RAGPipeline (built once), the query cache, the health checker and the ingest lock.
+"""What the two apps share: one RAGPipeline (built once), the query cache, the health checker and the ingest
+lock.
 
 Thread safety. Requests run in the threadpool, so the pipeline is used from many threads at once:
 - the embedding model is wrapped in `SerialEmbedder`, one call at a time: a Hugging Face fast tokenizer raises
   `RuntimeError: Already borrowed` when two threads use it together, and on a small CPU box parallel encodes
-  only compete for the same cores (torch already uses them all inside one call). Questions and answer sentences
-  reach it through the pipeline's `CachingEmbedder` (`RAGPipeline.query_embedder`), whose hits neither wait for
-  the model nor count as the `embed` stage;
+  only compete for the same cores (torch already uses them all inside one call). Questions and answer
+  sentences reach it through the pipeline's `CachingEmbedder` (`RAGPipeline.query_embedder`), whose hits
+  neither wait for the model nor count as the `embed` stage;
 - the retrievers are built up front, so no two requests race to build (and write) the same BM25 index;
 - ingests are serialised by a lock (a second concurrent one gets 409).
 
-Overload (see `axiom.service.limits`): the state holds the concurrency cap and, with the `openai` generator, the
-process's LLM circuit breaker, which /health reports (200 `degraded` while it is not closed) and /metrics exports.
+Overload (see `axiom.service.limits`): the state holds the concurrency cap and, with the `openai` generator,
+the process's LLM circuit breaker, which /health reports (200 `degraded` while it is not closed) and /metrics
+exports.
 """
 
 from __future__ import annotations
@@ -94,10 +96,11 @@ class HealthReport:
 
 class HealthChecker:
     """The store check behind /health: heartbeat, collection and count, in its own small thread pool with a
-    deadline, on its own ChromaStore (so it never waits behind query traffic). Never touches the embedding model
-    or the LLM."""
+    deadline, on its own ChromaStore (so it never waits behind query traffic). Never touches the embedding
+    model or the LLM."""
 
-    def __init__(self, settings: Settings, *, generator_name: str, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, settings: Settings, *, generator_name: str,
+                 breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
         self.store = ChromaStore(settings.store)
         self.timeout = settings.service.health_timeout_seconds
@@ -160,10 +163,12 @@ class HealthChecker:
         payload["check_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         if not probe["exists"]:
             return self._unavailable(
-                payload, f"collection {self.settings.store.collection!r} does not exist on "
-                         f"{payload['chroma']['location']}; ingest documents first (POST /ingest or axiom ingest)")
+                payload, f"collection {self.settings.store.collection!r} does not exist "
+                         f"on {payload['chroma']['location']}; ingest documents first "
+                         "(POST /ingest or axiom ingest)")
         if self.breaker is not None and payload["llm_circuit"]["state"] != "closed":
-            # still 200: every query is answered, extractively (degraded), until a trial call to the LLM succeeds
+            # still 200: every query is answered, extractively (degraded), until a trial call to the LLM
+            # succeeds
             return HealthReport(True, {"status": "degraded", "reason": self.breaker.describe(), **payload})
         return HealthReport(True, {"status": "ok", **payload})
 
@@ -185,8 +190,8 @@ class ServiceState:
     breaker: CircuitBreaker | None = None  # the LLM's, with the openai generator
     ingest_lock: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.time)
-    # the data root, opened once (at start-up, or at the first ingest that finds it): /ingest resolves and reads
-    # every path beneath this descriptor and never by the root's path again (see axiom.source_tree)
+    # the data root, opened once (at start-up, or at the first ingest that finds it): /ingest resolves and
+    # reads every path beneath this descriptor and never by the root's path again (see axiom.source_tree)
     data_root_dir: RootDir | None = None
 
     def open_data_root(self) -> RootDir | None:
@@ -214,8 +219,8 @@ class ServiceState:
 def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
     """Build the shared pipeline once (and load the embedding model unless `warm_up` is False)."""
     if settings.ingest.follow_symlinks:
-        log.warning("ingest.follow_symlinks is on; the service ingests without following symlinks, so nothing "
-                    "outside the data root is read")
+        log.warning("ingest.follow_symlinks is on; the service ingests without following symlinks, so "
+                    "nothing outside the data root is read")
         settings = settings.with_overrides({"ingest.follow_symlinks": False},
                                            origin="axiom serve (it never follows symlinks)")
     set_torch_threads(settings.service.torch_threads)
@@ -239,7 +244,8 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
     health = HealthChecker(settings, generator_name=settings.generation.resolved_provider, breaker=breaker)
     limit = ConcurrencyLimit.from_settings(settings.service)
     IN_FLIGHT.set_function(lambda: limit.in_flight)
-    # connect both stores now: the first connection imports chromadb (seconds), which no request should pay for
+    # connect both stores now: the first connection imports chromadb (seconds), which no request should pay
+    # for
     for store in (pipeline.store, health.store):
         try:
             store.heartbeat()

@@ -17,8 +17,10 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "bench", str(REPO / "tests" / "fixtures" / "pubmedqa-beir"),
                           "--repeat", "1", "--ingest-docs", "20", "--search-docs", "20",
                           "--cache-dir", str(tmp_path / "cache"), "--api-requests", "2",
-                          "--skip", "notebook",  # minutes of papermill; the runner is tested in tests/notebooks
-                          "--skip", "evaluation",  # minutes of whole evaluations: tests/bench/test_eval_floor.py
+                          # minutes of papermill; the runner is tested in tests/notebooks
+                          "--skip", "notebook",
+                          # minutes of whole evaluations: tests/bench/test_eval_floor.py
+                          "--skip", "evaluation",
                           "--skip", "api-threads",
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                          timeout=900)
@@ -41,6 +43,7 @@ def test_bench_runs_once_on_vendored_beir_data(tmp_path: Path) -> None:
     api = data["api"]
     assert api["clients"] == 8 and api["errors"] == 0 and api["ok"] == api["requests"] > 0
     assert api["req_per_s"] > 0 and api["p95_ms"] >= api["p50_ms"] > 0
-    for row in ("| full ingest (", "| searched store: 60 documents", "| dense retrieval p50 / (encode + raw collection.query) p50 |",
+    for row in ("| full ingest (", "| searched store: 60 documents",
+                "| dense retrieval p50 / (encode + raw collection.query) p50 |",
                 "| API /query throughput, extractive, 8 concurrent clients |"):
         assert row in out.stdout

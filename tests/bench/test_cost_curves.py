@@ -1,5 +1,6 @@
-"""The cost-curves benchmark (bench/cost_curves.py): its fits, its corpus selection, its golden set, and one tiny
-run of the whole script on the vendored PubMedQA BEIR fixture (two corpus sizes, one question-set size)."""
+"""The cost-curves benchmark (bench/cost_curves.py): its fits, its corpus selection, its golden set, and one
+tiny run of the whole script on the vendored PubMedQA BEIR fixture (two corpus sizes, one question-set
+size)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ def test_fit_recovers_a_power_law_and_a_line() -> None:
     power = fit([(x, 3.0 * x ** 1.5) for x in (10, 40, 90)])
     assert power is not None and power["exponent"] == pytest.approx(1.5) and power["points"] == 3
     line = fit([(x, 20.0 + 0.25 * x) for x in (100, 200, 400)])
-    assert line is not None and line["fixed"] == pytest.approx(20.0) and line["per_unit"] == pytest.approx(0.25)
+    assert (
+        line is not None and line["fixed"] == pytest.approx(20.0) and line["per_unit"] == pytest.approx(0.25)
+    )
     assert 0 < line["exponent"] < 1  # a fixed cost flattens the power law
     assert fit([(5, 1.0), (5, 2.0)]) is None  # one size: nothing to fit
 
@@ -42,7 +45,8 @@ def test_golden_reference_is_a_sentence_of_the_judged_document() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_curves_run_on_the_vendored_fixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--dataset", str(FIXTURE), "--docs", "45,90", "--questions", "4", "--out", str(tmp_path)]) == 0
+    assert main(["--dataset", str(FIXTURE), "--docs", "45,90", "--questions", "4", "--out",
+                 str(tmp_path)]) == 0
     [written] = tmp_path.glob("cost-curves-*.json")
     result = json.loads(written.read_text())
     ingests, evals = result["ingest"], result["evaluation"]

@@ -1,6 +1,6 @@
 """The evaluation floor of `make bench` (bench/eval_floor.py): the texts an evaluation had the model embed are
-recorded, and the floor process encodes exactly those and queries the evaluation's collection. Whole processes,
-on the tiny test corpus; one pair."""
+recorded, and the floor process encodes exactly those and queries the evaluation's collection. Whole
+processes, on the tiny test corpus; one pair."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN
 @pytest.mark.timeout(900)
 def test_evaluation_against_its_floor(tmp_path: Path) -> None:
     result = eval_against_floor(TINY_GOLDEN, TINY_CORPUS, tmp_path / "home", repeat=1)
-    questions = [json.loads(line)["question"] for line in TINY_GOLDEN.read_text().splitlines() if line.strip()]
+    questions = [json.loads(line)["question"] for line in TINY_GOLDEN.read_text().splitlines()
+                 if line.strip()]
     recorded = json.loads((tmp_path / "home" / "texts.json").read_text())["texts"]
-    # the questions (retrieval), the generator's sentences, the answers and references (metrics): embedded once
+    # the questions (retrieval), the generator's sentences, the answers and references (metrics): embedded
+    # once
     assert set(questions) <= set(recorded) and len(recorded) == len(set(recorded)) > 2 * len(questions)
     assert result["questions"] == len(questions) and result["texts_embedded"] == len(recorded)
     floor = result["floor_timings"][0]

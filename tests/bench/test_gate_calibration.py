@@ -1,5 +1,6 @@
 """The gate calibration benchmark's pieces: subset restriction, the drop-best-hit fault injection, the renamed
-corpus. The benchmark itself is not run here (`python -m bench.gate_calibration --quick` is its smoke check)."""
+corpus. The benchmark itself is not run here (`python -m bench.gate_calibration --quick` is its smoke
+check)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ def test_a_real_drop_is_named_by_the_gate() -> None:
     assert draw["delta"]["score"] == pytest.approx(-0.2)
 
 
-def test_drop_best_hit_drops_exactly_the_first_hit_and_restores_the_registry(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+def test_drop_best_hit_drops_exactly_the_first_hit_and_restores_the_registry(
+    tmp_path: Path, embedder
+) -> None:  # noqa: ANN001
     settings = build_settings(tmp_path)
     questions = [item.question for item in load_golden(TINY_GOLDEN)]
     plain = RAGPipeline(settings, embedder, ChromaStore(settings.store))
@@ -124,7 +127,10 @@ def test_renamed_corpus_keeps_texts_and_maps_sources(tmp_path: Path) -> None:
     (out_corpus / "stale.txt").write_text("left over", encoding="utf-8")
     mapping = write_renamed_corpus(corpus, golden, out_corpus, out_golden)
     assert mapping == {name: renamed_source(name) for name in texts}
-    assert renamed_source("111.txt").startswith("doc-") and len(renamed_source("111.txt")) == len("doc-.txt") + 10
+    assert (
+        renamed_source("111.txt").startswith("doc-")
+        and len(renamed_source("111.txt")) == len("doc-.txt") + 10
+    )
     assert {p.name for p in out_corpus.iterdir()} == set(mapping.values())
     for old, new in mapping.items():
         assert (out_corpus / new).read_text(encoding="utf-8") == texts[old]
@@ -143,7 +149,8 @@ def test_calibration_counts_false_alarms_and_power_and_renders_the_table() -> No
     base = synthetic_record(60)
     records = {"baseline": base, **{name: base for name, kind, _ in VARIANTS if kind == "null"},
                **{name: synthetic_record(60, shift=0.2) for name, kind, _ in VARIANTS if kind == "injected"}}
-    cal = calibrate(records, draws=2, subset=50, base_config=StatsConfig(permutations=2000, bootstrap_samples=200))
+    cal = calibrate(records, draws=2, subset=50,
+                    base_config=StatsConfig(permutations=2000, bootstrap_samples=200))
     assert cal["null_gate_runs"] == 8 and cal["null_failures"] == 0
     by_name = {v["variant"]: v for v in cal["variants"]}
     assert by_name["top_k-1"]["failures"] == 2 and by_name["top_k-1"]["named"] == [("score", 2)]

@@ -1,5 +1,6 @@
 """bench/outcome_simulation.py on a small replication count: every drop comes out with its outcome rates and
-their intervals, in the printed table and the JSON, and a drop of twice the margin at n 250 is a regression."""
+their intervals, in the printed table and the JSON, and a drop of twice the margin at n 250 is a
+regression."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                                     "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert out.with_suffix(".md").read_text(encoding="utf-8") == data["table"] + "\n" and data["table"] in printed
+    assert (
+        out.with_suffix(".md").read_text(encoding="utf-8") == data["table"] + "\n"
+        and data["table"] in printed
+    )
     assert [row["drop"] for row in data["rows"]] == list(outcome_simulation.DROPS)
     for row in data["rows"]:
         assert sum(row[k]["hits"] for k in ("regression", "non-inferior", "inconclusive")) == 5

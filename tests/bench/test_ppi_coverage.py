@@ -1,6 +1,7 @@
 """bench/ppi_coverage.py on a small synthetic data set of the RAGTruth shape: the table comes out, and a
-metric that is the label itself makes PPI exact (coverage 1, width far below the labels alone); the groundedness
-predictor reads the cached out-of-fold scores and aligns them with the labels by model and question."""
+metric that is the label itself makes PPI exact (coverage 1, width far below the labels alone); the
+groundedness predictor reads the cached out-of-fold scores and aligns them with the labels by model and
+question."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_the_table_on_a_synthetic_set(tmp_path: Path, capsys: pytest.CaptureFixt
                     answer = "alpha beta gamma delta" if faithful else "zeta theta kappa lambda"
                     responses.write(json.dumps({"id": str(i), "answer": answer,
                                                 "contexts": ["alpha beta gamma delta"]}) + "\n")
-                    labels.write(json.dumps({"id": str(i), "model": model, "human_faithful": faithful}) + "\n")
+                    labels.write(json.dumps({"id": str(i), "model": model, "human_faithful": faithful})
+                                 + "\n")
     out_json = tmp_path / "out.json"
     assert ppi_coverage.main(["--dataset", str(tmp_path), "--predictor", "content-words", "--subsets", "30",
                               "--sizes", "20,40", "--json", str(out_json)]) == 0
@@ -51,7 +53,8 @@ def test_groundedness_scores_come_from_the_cache_aligned_by_model_and_id(tmp_pat
     questions = 100
     (data / "golden.jsonl").write_text("".join(json.dumps({"id": str(i), "question": f"q {i}"}) + "\n"
                                                for i in range(questions)))
-    faithful = {m: rng.random(questions) < share for m, share in zip(ppi_coverage.MODELS, (0.4, 0.5, 0.7, 0.6),
+    faithful = {m: rng.random(questions) < share
+                for m, share in zip(ppi_coverage.MODELS, (0.4, 0.5, 0.7, 0.6),
                                                                         strict=True)}
     with (data / "labels.jsonl").open("w") as labels:
         for model in ppi_coverage.MODELS:
@@ -59,16 +62,18 @@ def test_groundedness_scores_come_from_the_cache_aligned_by_model_and_id(tmp_pat
                 json.dumps({"id": str(i), "answer": "words", "contexts": ["other words"]}) + "\n"
                 for i in range(questions)))
             for i in range(questions):
-                labels.write(json.dumps({"id": str(i), "model": model, "human_faithful": bool(faithful[model][i]),
+                labels.write(json.dumps({"id": str(i), "model": model,
+                                         "human_faithful": bool(faithful[model][i]),
                                          "spans": []}) + "\n")
-    # the cache as bench/groundedness_scores.py writes it: answers sorted by (id, model), a score list per name;
-    # the score is the label, so PPI is exact only if the scores are matched to the right answers
+    # the cache as bench/groundedness_scores.py writes it: answers sorted by (id, model), a score list per
+    # name; the score is the label, so PPI is exact only if the scores are matched to the right answers
     answers = sorted((str(i), m) for m in ppi_coverage.MODELS for i in range(questions))
     cache.mkdir()
     scores_file(data, cache).write_text(json.dumps({"answers": answers, "scores": {
         "groundedness": [float(faithful[m][int(i)]) for i, m in answers]}}))
     out_json = tmp_path / "out.json"
-    assert ppi_coverage.main(["--dataset", str(data), "--cache", str(cache), "--subsets", "30", "--sizes", "20",
+    assert ppi_coverage.main(["--dataset", str(data), "--cache", str(cache), "--subsets", "30", "--sizes",
+                              "20",
                               "--json", str(out_json)]) == 0
     assert "metric = out-of-fold groundedness" in capsys.readouterr().out
     results = json.loads(out_json.read_text())

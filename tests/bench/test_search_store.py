@@ -1,5 +1,5 @@
-"""The benchmark's searched store is built once and reused: a second open embeds nothing, a changed corpus gets
-its own folder, and an interrupted build is finished by the next open."""
+"""The benchmark's searched store is built once and reused: a second open embeds nothing, a changed corpus
+gets its own folder, and an interrupted build is finished by the next open."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_an_interrupted_build_is_finished_by_the_next_open(tmp_path: Path) -> No
     corpus = small_corpus(6)
     built, pipeline = open_search_store(corpus, "fixture", tmp_path, progress=False)
     # drop the chunks of two documents, as if the build had stopped before embedding them
-    lost = [c.id for c in pipeline.store.iter_chunks() if c.metadata["source"] in {f"{d}.txt" for d in list(corpus)[:2]}]
+    lost = [c.id for c in pipeline.store.iter_chunks()
+            if c.metadata["source"] in {f"{d}.txt" for d in list(corpus)[:2]}]
     assert lost
     pipeline.store.delete(lost)
     resumed, _ = open_search_store(corpus, "fixture", tmp_path, progress=False)

@@ -1,5 +1,6 @@
 """bench/verdict_simulation.py on a tiny replication count: every cell comes out with its size, coverage and
-their intervals, in the printed table and the JSON (the shape, not the numbers: those need 2,000 replications)."""
+their intervals, in the printed table and the JSON (the shape, not the numbers: those need 2,000
+replications)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["reps"] == 4 and len(data["cells"]) == len(verdict_simulation.CELLS)
     assert out.with_suffix(".md").read_text(encoding="utf-8") == data["table"] + "\n"
-    assert data["table"] in printed and "| design | interval | size | coverage (effect) | coverage (null) |" in printed
+    assert (
+        data["table"] in printed
+        and "| design | interval | size | coverage (effect) | coverage (null) |" in printed
+    )
     for cell, result in zip(verdict_simulation.CELLS, data["cells"], strict=True):
         assert result["cell"]["name"] == cell.name and f"| {cell.name} | " in printed
         assert result["cell"]["n"] == cell.n and result["cell"]["groups"] == len(cell.group_sizes)
@@ -42,7 +46,8 @@ def test_the_designs_draw_what_they_say() -> None:
     a, b = zip(*(verdict_simulation._binary(ceiling, rng, effect=True) for _ in range(400)), strict=True)
     assert np.mean(a) == pytest.approx(0.99, abs=0.002) and np.mean(b) == pytest.approx(0.97, abs=0.003)
     clustered = next(c for c in verdict_simulation.CELLS if c.name == "continuous, 250 in 25 groups")
-    diffs = [np.subtract(*verdict_simulation._continuous(clustered, rng, effect=True)[::-1]) for _ in range(200)]
+    diffs = [np.subtract(*verdict_simulation._continuous(clustered, rng, effect=True)[::-1])
+             for _ in range(200)]
     assert np.mean(diffs) == pytest.approx(-0.02, abs=0.005)
 
 

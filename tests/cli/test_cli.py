@@ -53,9 +53,10 @@ def test_every_module_is_small() -> None:
 
 
 def test_help_imports_nothing_heavy() -> None:
-    code = ("import sys\nfrom axiom.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print([m for m in ('numpy', 'axiom.retrieval', 'axiom.pipeline', 'fastapi', 'torch', 'chromadb') "
-            "if m in sys.modules], file=sys.stderr)")
+    code = ("import sys\nfrom axiom.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('numpy', 'axiom.retrieval', 'axiom.pipeline', 'fastapi', 'torch', "
+            "'chromadb') if m in sys.modules], file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "retrieval-eval" in done.stdout, done.stderr
     assert done.stderr.strip() == "[]", done.stderr
@@ -69,7 +70,8 @@ def test_python_m_axiom_cli() -> None:
 
 @pytest.mark.parametrize("command", [["query", "q"], ["eval", "--dataset", "d.jsonl"],
                                      ["retrieval-eval", "beir", "folder"], ["bench", "beir", "folder"]])
-def test_retriever_choices_come_from_the_registry(monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+def test_retriever_choices_come_from_the_registry(monkeypatch: pytest.MonkeyPatch,
+                                                  command: list[str]) -> None:
     monkeypatch.setitem(RETRIEVERS, "zz-extra", RETRIEVERS["bm25"])
     for name in RETRIEVERS:
         assert build_parser().parse_args([*command, "--retriever", name]).retriever == name
@@ -95,10 +97,12 @@ def _serve_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("command", "words"), [
     (["query", "q", "--top-k", "0"], "invalid setting retrieval.top_k (from --top-k)=0"),
-    (["eval", "--dataset", "d.jsonl", "--top-k", "500"], "invalid setting retrieval.top_k (from --top-k)=500"),
+    (["eval", "--dataset", "d.jsonl", "--top-k", "500"],
+     "invalid setting retrieval.top_k (from --top-k)=500"),
     (["status", "--collection", "ab"], "invalid setting store.collection (from --collection)='ab'"),
     (["serve", "--port", "0"], "invalid setting service.api_port (from axiom serve flags)=0"),
-    (["serve", "--sidecar-port", "70000"], "invalid setting service.sidecar_port (from axiom serve flags)=70000"),
+    (["serve", "--sidecar-port", "70000"],
+     "invalid setting service.sidecar_port (from axiom serve flags)=70000"),
 ])
 def test_invalid_flag_value_exits_2_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], command: list[str],
@@ -115,7 +119,8 @@ def test_invalid_flag_value_exits_2_naming_the_setting(tmp_path: Path, monkeypat
 
 def test_serve_flags_make_a_copy() -> None:
     settings = Settings()
-    args = argparse.Namespace(host="127.0.0.2", port=8123, sidecar_port=None, data_root="", insecure_no_auth=False)
+    args = argparse.Namespace(host="127.0.0.2", port=8123, sidecar_port=None, data_root="",
+                              insecure_no_auth=False)
     served = apply_serve_args(args, settings)
     assert (served.service.host, served.service.api_port) == ("127.0.0.2", 8123)
     assert served.service.sidecar_port == settings.service.sidecar_port
@@ -149,9 +154,11 @@ def test_query_json_is_answer_to_dict(tmp_path: Path, monkeypatch: pytest.Monkey
                  "--collection", "other", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["question"] == "Is lava hot?" and payload["citations"][0]["source"] == "a.md"
-    assert set(payload) == set(Answer(question="", answer="", citations=[], contexts=[], generator="").to_dict())
+    assert set(payload) == set(Answer(question="", answer="", citations=[], contexts=[],
+                                      generator="").to_dict())
     settings = _FakePipeline.seen["settings"]
-    assert (settings.retrieval.top_k, settings.retrieval.retriever, settings.store.collection) == (3, "bm25", "other")
+    assert (settings.retrieval.top_k, settings.retrieval.retriever,
+            settings.store.collection) == (3, "bm25", "other")
     assert (_FakePipeline.seen["top_k"], _FakePipeline.seen["retriever"]) == (3, "bm25")
 
 
@@ -166,5 +173,7 @@ def test_bench_is_a_deprecated_alias_of_retrieval_eval(tmp_path: Path, monkeypat
     assert main(["--config", str(config), "bench", "beir", missing]) == 2
     old = capsys.readouterr().err
     note, rest = old.split("\n", 1)
-    assert note.startswith("axiom: note: ") and "deprecated" in note and "axiom retrieval-eval beir" in note, old
+    assert (
+        note.startswith("axiom: note: ") and "deprecated" in note and "axiom retrieval-eval beir" in note
+    ), old
     assert rest == new

@@ -35,8 +35,9 @@ def test_list_collections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert store.get_collection() is None  # listing neither opens nor creates the configured one
 
 
-def test_status_of_a_missing_collection_exits_1_naming_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_of_a_missing_collection_exits_1_naming_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = _store_with_other_collections(tmp_path, monkeypatch)
     assert main(["--config", str(config), "status"]) == 1
     captured = capsys.readouterr()
@@ -65,7 +66,9 @@ def test_query_of_a_missing_collection_names_the_others(tmp_path: Path, monkeypa
     config = _store_with_other_collections(tmp_path, monkeypatch)
     assert main(["--config", str(config), "query", "What is a lighthouse?"]) == 1
     err = capsys.readouterr().err
-    assert "collection 'axiom' does not exist" in err and f"collections there: {', '.join(OTHERS)}" in err, err
+    assert "collection 'axiom' does not exist" in err and f"collections there: {', '.join(OTHERS)}" in err, (
+        err
+    )
     assert "--collection NAME" in err, err
 
 

@@ -1,7 +1,7 @@
-"""How `axiom` fails: one wording on stderr (`axiom: error: <message>`, then `axiom: hint: <hint>` on a line of its
-own when there is one) for settings, usage (argparse's own too), runtime and unexpected errors; and with `--json`
-one JSON error object on stdout (`error`, `type`, `exit_code`, `hint` when there is one) for every command that
-takes `--json`. Nothing here loads a model."""
+"""How `axiom` fails: one wording on stderr (`axiom: error: <message>`, then `axiom: hint: <hint>` on a line
+of its own when there is one) for settings, usage (argparse's own too), runtime and unexpected errors; and
+with `--json` one JSON error object on stdout (`error`, `type`, `exit_code`, `hint` when there is one) for
+every command that takes `--json`. Nothing here loads a model."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def takes_json(parser: argparse.ArgumentParser) -> bool:
     return any("--json" in a.option_strings for a in parser._actions)
 
 
-# A failing call of every command that takes --json ({tmp} is a temporary folder), and the error class it fails with.
+# A failing call of every command that takes --json ({tmp} is a temporary folder), and the error class it
+# fails with.
 FAILURES: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("ingest",): (["ingest", "{tmp}", "--collection", "ab"], "ConfigError"),
     ("query",): (["query"], "UsageError"),  # argparse: the question is missing
@@ -90,7 +91,8 @@ def test_without_json_stdout_stays_empty_on_failure(tmp_path: Path, monkeypatch:
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     clean_env(monkeypatch)
     config = write_config(tmp_path / "work")
-    code, out, err = _run(capsys, ["--config", str(config), "compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    code, out, err = _run(capsys, ["--config", str(config), "compare", str(tmp_path / "a"),
+                                   str(tmp_path / "b")])
     assert code == 2 and out == "" and err.startswith("axiom: error: run folder "), err
 
 
@@ -120,7 +122,9 @@ def test_usage_errors_use_the_one_format(tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 2 and out == "" and err.startswith("usage: axiom query"), err
     assert _error_lines(err) == ["axiom: error: argument --top-k: invalid int value: 'many'"], err
     code, out, err = _run(capsys, ["--config", str(config), "notebooks", "run", "--fail-on-regression"])
-    assert code == 2 and _error_lines(err) == ["axiom: error: --fail-on-regression needs --baseline FILE"], err
+    assert code == 2 and _error_lines(err) == ["axiom: error: --fail-on-regression needs --baseline FILE"], (
+        err
+    )
 
 
 def _handler_raising(exc: BaseException, *, emit_first: bool = False):  # noqa: ANN202
@@ -134,7 +138,8 @@ def _handler_raising(exc: BaseException, *, emit_first: bool = False):  # noqa: 
     return handler
 
 
-def test_interruption_and_unexpected_errors_use_the_one_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_interruption_and_unexpected_errors_use_the_one_format(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     import axiom.cli.evaluate
 
@@ -147,19 +152,23 @@ def test_interruption_and_unexpected_errors_use_the_one_format(tmp_path: Path, m
     assert json.loads(out) == {"error": "interrupted", "type": "KeyboardInterrupt", "exit_code": 130}
 
     # a bug: reported like any failure, then raised on (its traceback for the report; the interpreter exits 1)
-    monkeypatch.setattr(axiom.cli.evaluate, "cmd_compare", _handler_raising(ValueError("nobody expected this")))
+    monkeypatch.setattr(axiom.cli.evaluate, "cmd_compare",
+                        _handler_raising(ValueError("nobody expected this")))
     with pytest.raises(ValueError, match="nobody expected this"):
         main(argv)
     captured = capsys.readouterr()
     assert _error_lines(captured.err) == ["axiom: error: ValueError: nobody expected this",
-                                         "axiom: hint: an unexpected error, most likely a bug: its traceback follows"]
+                                         "axiom: hint: an unexpected error, most likely a "
+                                         "bug: its traceback follows"]
     payload = json.loads(captured.out)
     assert (payload["type"], payload["exit_code"]) == ("ValueError", 1), payload
 
 
-def test_a_gate_failure_after_the_result_keeps_one_json_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_gate_failure_after_the_result_keeps_one_json_object(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """A command that printed its result and then fails (the regression gate) does not print a second object."""
+    """A command that printed its result and then fails (the regression gate) does not print a second
+    object."""
     import axiom.cli.evaluate
     from axiom.errors import RegressionError
 

@@ -1,6 +1,7 @@
 """What a new user copies in the first hour: env.example and README keep the offline setup offline (no
-placeholder OPENAI_API_KEY that would switch the generator and the judge to OpenAI), the README's commands work
-as written (full URLs for curl) and name every settings section, and BENCHMARKS.md names the vendored data."""
+placeholder OPENAI_API_KEY that would switch the generator and the judge to OpenAI), the README's commands
+work as written (full URLs for curl) and name every settings section, and BENCHMARKS.md names the vendored
+data."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def _env_example() -> dict[str, str]:
 
 
 def test_env_example_is_offline_even_with_a_placeholder_key() -> None:
-    env = {k: v for k, v in _env_example().items() if k in ("LLM_PROVIDER", "EVAL_LLM_MODEL", "EVAL_LLM_BASE_URL")}
+    env = {k: v for k, v in _env_example().items()
+           if k in ("LLM_PROVIDER", "EVAL_LLM_MODEL", "EVAL_LLM_BASE_URL")}
     assert env["LLM_PROVIDER"] == "extractive"
     settings = load_settings(REPO / "config.yaml", environ={**env, "OPENAI_API_KEY": "placeholder"})
     assert settings.generation.resolved_provider == "extractive"
@@ -62,7 +64,10 @@ def test_readme_documents_every_settings_section() -> None:
 
 def test_benchmarks_names_the_vendored_data() -> None:
     text = (REPO / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert "`tests/fixtures/pubmedqa-beir`" in text and (REPO / "tests/fixtures/pubmedqa-beir/corpus.jsonl").is_file()
+    assert (
+        "`tests/fixtures/pubmedqa-beir`" in text
+        and (REPO / "tests/fixtures/pubmedqa-beir/corpus.jsonl").is_file()
+    )
     for path in re.findall(r"`(tests/[\w./-]+)`", text):
         assert (REPO / path).exists(), path
     assert "(`tests/bench`" not in text

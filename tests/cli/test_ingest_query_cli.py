@@ -1,8 +1,8 @@
 """`axiom ingest` and `axiom query` as a new user meets them: a root that does not exist is a usage error, the
 model load is reported apart from the stage timings, progress goes to stderr only, every option has help.
 
-`axiom.pipeline.make_embedder` is replaced by a stand-in model (tests/support/slow_embedder.py) whose first use
-sleeps like a model load; the store is a real embedded ChromaDB under tmp_path."""
+`axiom.pipeline.make_embedder` is replaced by a stand-in model (tests/support/slow_embedder.py) whose first
+use sleeps like a model load; the store is a real embedded ChromaDB under tmp_path."""
 
 from __future__ import annotations
 

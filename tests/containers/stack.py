@@ -1,5 +1,6 @@
 """What the container tests share: the project copy, the `.env` they write, the Docker engine check, and
-`Stack`, which runs docker / compose commands in the copy and logs them (the `stack` fixture is in conftest.py)."""
+`Stack`, which runs docker / compose commands in the copy and logs them (the `stack` fixture is in
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ def _ci() -> bool:
 
 def compose_base() -> list[str]:
     """`docker compose` when the plugin works, else the venv's standalone Compose v2 binary."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
         return ["docker", "compose"]
     standalone = VENV_BIN / "docker-compose"
     if standalone.exists():
         return [str(standalone)]
-    pytest.fail("no Compose v2: neither `docker compose` nor the venv's docker-compose (dev extras) is installed")
+    pytest.fail("no Compose v2: neither `docker compose` nor the venv's docker-compose "
+                "(dev extras) is installed")
 
 
 def env_example_names() -> list[str]:
@@ -105,8 +108,8 @@ def free_port(preferred: int) -> int:
 
 
 def give_to_stack_user(path: Path) -> None:
-    """Hand a host path to the containers' user (STACK_UID), as a clone owned by that user would be: chown as root,
-    else (a non-root developer) open the mode; what the containers create there is theirs either way."""
+    """Hand a host path to the containers' user (STACK_UID), as a clone owned by that user would be: chown as
+    root, else (a non-root developer) open the mode; what the containers create there is theirs either way."""
     try:
         os.chown(path, STACK_UID, STACK_GID)
     except PermissionError:
@@ -152,7 +155,8 @@ class Stack:
         self.image_name = project  # AXIOM_IMAGE_NAME: this run's images never replace a developer's
         self.log_path = log_path
         self.compose = compose_base()
-        # AXIOM_UID / AXIOM_GID from the shell, as in DOCKER_SETUP.md: AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker ...
+        # AXIOM_UID / AXIOM_GID from the shell, as in DOCKER_SETUP.md: AXIOM_UID=$(id -u) AXIOM_GID=$(id -g)
+        # docker ...
         self.env = clean_env() | {"COMPOSE_PROJECT_NAME": project, "AXIOM_UID": str(STACK_UID),
                                   "AXIOM_GID": str(STACK_GID)}
         self.ports = {name: free_port(port) for name, port in DEFAULT_PORTS.items()}
@@ -169,18 +173,21 @@ class Stack:
         self.log(f"\n$ {shlex.join(args)}")
         started = time.monotonic()
         try:
-            out = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+            out = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True,
+                                 timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             self.log(f"TIMEOUT after {timeout}s\n{exc.stdout or ''}\n{exc.stderr or ''}")
-            raise AssertionError(f"`{shlex.join(args)}` timed out after {timeout:.0f}s; log: {self.log_path}") \
-                from None
+            raise AssertionError(
+                f"`{shlex.join(args)}` timed out after {timeout:.0f}s; log: {self.log_path}"
+            ) from None
         took = time.monotonic() - started
         if timed:
             self.times[timed] = took
         self.log(f"[exit {out.returncode} after {took:.1f}s]\n{out.stdout}\n{out.stderr}")
         if check and out.returncode != 0:
             tail = "\n".join((out.stdout + "\n" + out.stderr).strip().splitlines()[-40:])
-            raise AssertionError(f"`{shlex.join(args)}` exited {out.returncode}:\n{tail}\n(full log: {self.log_path})")
+            raise AssertionError(f"`{shlex.join(args)}` exited "
+                                 f"{out.returncode}:\n{tail}\n(full log: {self.log_path})")
         return out
 
     def shell(self, command: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -197,7 +204,8 @@ class Stack:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def chunks(self, collection: str) -> int:
-        status = self.exec_json("axiom-backend", "axiom", "status", "--collection", collection, "--json", timeout=300)
+        status = self.exec_json("axiom-backend", "axiom", "status", "--collection", collection, "--json",
+                                timeout=300)
         return int(status["chunks"])
 
     def up(self, label: str) -> None:
@@ -205,7 +213,8 @@ class Stack:
 
     def diagnostics(self) -> str:
         parts = []
-        for args in (["--profile", "cluster", "ps", "-a"], ["--profile", "cluster", "logs", "--no-color", "--tail", "60"]):
+        for args in (["--profile", "cluster", "ps", "-a"],
+                     ["--profile", "cluster", "logs", "--no-color", "--tail", "60"]):
             out = self.dc(*args, check=False, timeout=120)
             parts.append(out.stdout + out.stderr)
         return "\n".join(parts)

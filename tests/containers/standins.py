@@ -1,15 +1,16 @@
 """Base images for the container test: the real ones when a registry answers, local stand-ins otherwise.
 
 The product files (Dockerfile, docker-compose.yml) name `python:3.11-slim` and `chromadb/chroma:<version>`.
-When `docker pull` cannot reach a registry, this module builds stand-ins and tags them with exactly those names,
-so the product files are built and run unchanged:
+When `docker pull` cannot reach a registry, this module builds stand-ins and tags them with exactly those
+names, so the product files are built and run unchanged:
 
 - `python:3.11-slim`: Debian bookworm (whose python3 is 3.11) made by `mmdebstrap --variant=minbase` with
   python3, python3-venv and `python` -> python3, imported with `docker import`. Test-time only: when the host
-  trusts extra CA certificates (an HTTPS proxy), they are copied into this stand-in so pip inside the build can
-  reach PyPI; the real base image never gets them, and neither does anything committed.
+  trusts extra CA certificates (an HTTPS proxy), they are copied into this stand-in so pip inside the build
+  can reach PyPI; the real base image never gets them, and neither does anything committed.
 - `chromadb/chroma:<version>`: FROM the freshly built backend image, whose venv holds chromadb==<version> (the
-  PyPI package ships the same Rust server as the official image), running `chroma run --host 0.0.0.0 --port 8000
+  PyPI package ships the same Rust server as the official image), running `chroma run --host 0.0.0.0 --port
+  8000
   --path /data` as root (the official image persists to /data as well, and has bash, which the compose
   healthcheck uses).
 """
@@ -38,14 +39,16 @@ def image_exists(name: str) -> bool:
 
 
 def is_standin(name: str) -> bool:
-    out = subprocess.run(["docker", "image", "inspect", "-f", "{{ index .Config.Labels \"" + STANDIN_LABEL + "\" }}",
+    out = subprocess.run(["docker", "image", "inspect", "-f",
+                          "{{ index .Config.Labels \"" + STANDIN_LABEL + "\" }}",
                           name], capture_output=True, text=True)
     return out.returncode == 0 and out.stdout.strip() == "true"
 
 
 def try_pull(name: str, timeout: float = 600) -> tuple[bool, str]:
     try:
-        out = subprocess.run(["docker", "pull", "--quiet", name], capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(["docker", "pull", "--quiet", name], capture_output=True, text=True,
+                             timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"docker pull {name} timed out after {timeout:.0f}s"
     lines = (out.stderr or out.stdout).strip().splitlines()
@@ -62,8 +65,8 @@ def _run(cmd: list[str], log: Log, timeout: float, **kwargs) -> None:
 
 def build_python_standin(tag: str, log: Log) -> None:
     if not shutil.which("mmdebstrap"):
-        raise RuntimeError("mmdebstrap is missing: run `bash .ci/docker-engine.sh` (it installs docker.io and "
-                           "mmdebstrap), or give the engine access to an image registry")
+        raise RuntimeError("mmdebstrap is missing: run `bash .ci/docker-engine.sh` (it installs docker.io "
+                           "and mmdebstrap), or give the engine access to an image registry")
     certs = sorted(glob.glob(str(HOST_EXTRA_CA_DIR / "*.crt")))
     hook = ("mkdir -p \"$1/usr/local/share/ca-certificates\" && "
             f"cp {HOST_EXTRA_CA_DIR}/*.crt \"$1/usr/local/share/ca-certificates/\" && "
@@ -80,9 +83,9 @@ def build_python_standin(tag: str, log: Log) -> None:
               str(rootfs), tag], log, timeout=300)
 
 
-# The chromadb PyPI package carries the same Rust server as the official image (`chroma run`). The backend image
-# already holds chromadb==<client version> (pinned in pyproject.toml, which a test keeps equal to the compose
-# tag), so the stand-in reuses its venv instead of a second multi-minute pip install.
+# The chromadb PyPI package carries the same Rust server as the official image (`chroma run`). The backend
+# image already holds chromadb==<client version> (pinned in pyproject.toml, which a test keeps equal to the
+# compose tag), so the stand-in reuses its venv instead of a second multi-minute pip install.
 CHROMA_STANDIN_DOCKERFILE = """\
 FROM {base}
 LABEL {label}=true
@@ -99,14 +102,18 @@ def build_chroma_standin(tag: str, base: str, log: Log) -> None:
     """`tag` (chromadb/chroma:<version>) FROM `base`, an image whose venv has chromadb==<version>."""
     match = re.fullmatch(r"[\w./-]+:(\d+\.\d+\.\d+)", tag)
     if not match:
-        raise RuntimeError(f"cannot build a ChromaDB stand-in for {tag!r}: the tag must be a chromadb version")
+        raise RuntimeError(f"cannot build a ChromaDB stand-in for {tag!r}: the tag "
+                           "must be a chromadb version")
     version = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python", base, "-c",
                               "import importlib.metadata as m; print(m.version('chromadb'))"],
                              capture_output=True, text=True, timeout=300).stdout.strip()
     if version != match.group(1):
-        raise RuntimeError(f"{base} has chromadb {version or '(none)'}, not {match.group(1)}: cannot stand in for {tag}")
+        raise RuntimeError(f"{base} has chromadb {version or '(none)'}, not {match.group(1)}: "
+                           f"cannot stand in for {tag}")
     with tempfile.TemporaryDirectory(prefix="axiom-standin-") as tmp:
-        (Path(tmp) / "Dockerfile").write_text(CHROMA_STANDIN_DOCKERFILE.format(base=base, label=STANDIN_LABEL))
+        (Path(tmp) / "Dockerfile").write_text(
+            CHROMA_STANDIN_DOCKERFILE.format(base=base, label=STANDIN_LABEL)
+        )
         _run(["docker", "build", "--quiet", "-t", tag, tmp], log, timeout=600, env=_legacy_build_env())
 
 

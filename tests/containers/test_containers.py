@@ -1,19 +1,21 @@
 """The Docker images and the compose stack, built and run for real (issue #6).
 
-Lint and compose validation need no engine and always run. The stack test needs a Docker engine: without one it
-is skipped with a loud reason, and when the CI variable is set that skip is a failure (`.ci/docker-engine.sh`
-installs and starts the engine). It works on a copy of the repository (its tracked and untracked-but-not-ignored
-files) in a temporary folder, so it never touches the developer's .env, logs or evaluation runs, and the copy is
-what a fresh clone holds. The product files are used unchanged; base images that no registry serves are replaced
-by local stand-ins tagged with the exact names those files use (see standins.py).
+Lint and compose validation need no engine and always run. The stack test needs a Docker engine: without one
+it is skipped with a loud reason, and when the CI variable is set that skip is a failure
+(`.ci/docker-engine.sh` installs and starts the engine). It works on a copy of the repository (its tracked and
+untracked-but-not-ignored files) in a temporary folder, so it never touches the developer's .env, logs or
+evaluation runs, and the copy is what a fresh clone holds. The product files are used unchanged; base images
+that no registry serves are replaced by local stand-ins tagged with the exact names those files use (see
+standins.py).
 
-Steps: hadolint; compose config with .env and without OPENAI_API_KEY; base images; wheels/ (the CPU torch wheel
-from the host's pip, so the build needs no PyTorch index); build both targets (cold, then warm); up --wait;
-HTTP checks; ingest; down/up persistence; volume backup and restore as DOCKER_SETUP.md writes them; the batch
-evaluation job (on a 10-question slice of the sample golden set, to save time); no secret in any image. Teardown
-always runs. The whole stack runs as a host user other than the image's UID 1000 (STACK_UID:STACK_GID, given as
-`AXIOM_UID=... AXIOM_GID=... docker compose ...` the way DOCKER_SETUP.md writes it), with the bind-mounted folders
-owned by that user: the run folder, the log file and a notebook written through the mounts must belong to it.
+Steps: hadolint; compose config with .env and without OPENAI_API_KEY; base images; wheels/ (the CPU torch
+wheel from the host's pip, so the build needs no PyTorch index); build both targets (cold, then warm); up
+--wait; HTTP checks; ingest; down/up persistence; volume backup and restore as DOCKER_SETUP.md writes them;
+the batch evaluation job (on a 10-question slice of the sample golden set, to save time); no secret in any
+image. Teardown always runs. The whole stack runs as a host user other than the image's UID 1000
+(STACK_UID:STACK_GID, given as `AXIOM_UID=... AXIOM_GID=... docker compose ...` the way DOCKER_SETUP.md writes
+it), with the bind-mounted folders owned by that user: the run folder, the log file and a notebook written
+through the mounts must belong to it.
 
 Environment knobs: AXIOM_KEEP_TEST_IMAGES=1 keeps the built images (normally removed, with their cache layers
 kept: `docker rmi --no-prune`); AXIOM_DOCKER_TEST_TIMEOUT (seconds, default 2400) bounds the whole test.
@@ -84,8 +86,10 @@ def test_compose_config_needs_the_openai_key(tmp_path: Path) -> None:
         shutil.copy(REPO / name, tmp_path / name)
     compose = compose_base()
     env = clean_env()
-    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32, "AXIOM_API_KEYS": API_KEY})
-    ok = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32,
+                                  "AXIOM_API_KEYS": API_KEY})
+    ok = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True,
+                        text=True)
     assert ok.returncode == 0, ok.stderr
     assert CANARY not in ok.stdout + ok.stderr
 
@@ -99,18 +103,20 @@ def test_compose_config_needs_the_openai_key(tmp_path: Path) -> None:
 
     # As a user who copied env.example and set nothing: compose stops and says what to do.
     shutil.copy(REPO / "env.example", tmp_path / ".env")
-    bad = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    bad = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)
     assert bad.returncode != 0
     assert "required variable OPENAI_API_KEY is missing a value" in bad.stderr, bad.stderr
     assert "copy env.example to .env" in bad.stderr, bad.stderr
 
 
 def test_compose_user_follows_axiom_uid(tmp_path: Path) -> None:
-    """`AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker compose ...` (DOCKER_SETUP.md) runs every Axiom container as
-    that user; without them (or with them empty, as in env.example) as 1000:1000, the image's own user."""
+    """`AXIOM_UID=$(id -u) AXIOM_GID=$(id -g) docker compose ...` (DOCKER_SETUP.md) runs every Axiom container
+    as that user; without them (or with them empty, as in env.example) as 1000:1000, the image's own user."""
     for name in ("docker-compose.yml", "env.example"):
         shutil.copy(REPO / name, tmp_path / name)
-    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32, "AXIOM_API_KEYS": API_KEY})
+    write_env(tmp_path / ".env", {"OPENAI_API_KEY": CANARY, "JUPYTER_TOKEN": "t" * 32,
+                                  "AXIOM_API_KEYS": API_KEY})
     compose = compose_base()
 
     def users(extra_env: dict[str, str]) -> dict[str, str]:
@@ -146,18 +152,22 @@ def test_compose_file_shape() -> None:
     assert services["axiom-backend"]["build"]["target"] == "backend"
     assert services["jupyterlab"]["build"]["target"] == "jupyter"
     # unauthenticated ports (ChromaDB, the health/metrics sidecar) are published on loopback by default
-    assert services["chromadb"]["ports"] == ["${CHROMA_BIND_ADDRESS:-127.0.0.1}:${CHROMA_HOST_PORT:-8001}:8000"]
+    assert services["chromadb"]["ports"] == [
+        "${CHROMA_BIND_ADDRESS:-127.0.0.1}:${CHROMA_HOST_PORT:-8001}:8000"
+    ]
     assert services["axiom-backend"]["ports"][0].startswith("${AXIOM_SIDECAR_BIND_ADDRESS:-127.0.0.1}:")
     assert spec["networks"]["axiom-network"]["driver"] == "bridge"
     assert "chroma_data" in spec["volumes"]
-    # The Ray cluster (profile `cluster`, issue 17): the cluster image, the containers' user, token authentication
-    # on, nothing published but the head's dashboard on loopback, healthchecks, init.
+    # The Ray cluster (profile `cluster`, issue 17): the cluster image, the containers' user, token
+    # authentication on, nothing published but the head's dashboard on loopback, healthchecks, init.
     for name in ("ray-head", "ray-worker"):
         svc = services[name]
         assert svc["profiles"] == ["cluster"], name
         assert svc["build"]["target"] == "cluster" and svc["image"].endswith(":cluster"), name
         assert svc["user"] == "${AXIOM_UID:-1000}:${AXIOM_GID:-1000}" and svc["init"] is True, name
-        assert svc["environment"]["RAY_AUTH_MODE"] == "token" and svc["environment"]["CHROMA_HOST"] == "chromadb"
+        assert (
+            svc["environment"]["RAY_AUTH_MODE"] == "token" and svc["environment"]["CHROMA_HOST"] == "chromadb"
+        )
         assert svc["networks"] == ["axiom-network"] and "healthcheck" in svc, name
         assert "RAY_AUTH_TOKEN" in svc["command"][-1] and "exit 64" in svc["command"][-1], name
     assert services["ray-head"]["ports"] == ["127.0.0.1:${AXIOM_RAY_DASHBOARD_HOST_PORT:-8265}:8265"]
@@ -165,16 +175,18 @@ def test_compose_file_shape() -> None:
     assert services["ray-worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
 
 
-UNREACHABLE_INDEX = "http://127.0.0.1:9/"  # inside the build container: nothing listens on port 9 (refused at once)
+# inside the build container: nothing listens on port 9 (refused at once)
+UNREACHABLE_INDEX = "http://127.0.0.1:9/"
 TORCH_FAIL_FAST_SECONDS = 60
 
 
 @pytest.mark.docker
 @pytest.mark.timeout(900)
 def test_unreachable_torch_index_fails_fast(tmp_path: Path, container_report: list[str]) -> None:
-    """The builder's torch step with TORCH_INDEX_URL unreachable and wheels/ empty: the build stops within a minute,
-    naming the index and the way out, and pip looked in that index alone (never PyPI, whose torch is a CUDA
-    build of several GB). The real Dockerfile, built up to that step only (`--target builder` fails there)."""
+    """The builder's torch step with TORCH_INDEX_URL unreachable and wheels/ empty: the build stops within a
+    minute, naming the index and the way out, and pip looked in that index alone (never PyPI, whose torch is a
+    CUDA build of several GB). The real Dockerfile, built up to that step only (`--target builder` fails
+    there)."""
     require_engine()
     log_path = tmp_path / "docker.log"
 
@@ -203,12 +215,14 @@ def test_unreachable_torch_index_fails_fast(tmp_path: Path, container_report: li
     took = time.monotonic() - started
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # the legacy builder colours stderr
     log(f"$ {shlex.join(cmd)}\n[exit {out.returncode} after {took:.1f}s]\n{text}")
-    container_report.append(f"unreachable TORCH_INDEX_URL: build failed after {took:.0f}s (exit {out.returncode})")
+    container_report.append("unreachable TORCH_INDEX_URL: build failed after "
+                            f"{took:.0f}s (exit {out.returncode})")
 
     assert out.returncode != 0, f"the build succeeded with TORCH_INDEX_URL unreachable:\n{text[-3000:]}"
     assert took < TORCH_FAIL_FAST_SECONDS, f"took {took:.0f}s to fail (limit {TORCH_FAIL_FAST_SECONDS}s)"
     # pip looked in the one index (and wheels/), nowhere else, and downloaded nothing
-    looking = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Looking in indexes:")]
+    looking = [line.split(":", 1)[1].strip() for line in text.splitlines()
+               if line.startswith("Looking in indexes:")]
     assert looking and set(looking) == {UNREACHABLE_INDEX}, f"pip looked in {looking}:\n{text[-3000:]}"
     for forbidden in ("pypi.org", "pythonhosted.org", "nvidia", "Collecting", "Downloading"):
         assert forbidden not in text, f"{forbidden!r} in the build output:\n{text[-3000:]}"
@@ -271,7 +285,9 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     assert get(f"http://127.0.0.1:{p['CHROMA_HOST_PORT']}/api/v2/heartbeat").status_code == 200
     assert get(f"{jupyter}/api", token=s.jupyter_token).status_code == 200
     assert get(f"{jupyter}/api/status", token=s.jupyter_token).status_code == 200
-    assert get(f"{jupyter}/api/status").status_code == 403, "JupyterLab must refuse requests without the token"
+    assert get(f"{jupyter}/api/status").status_code == 403, (
+        "JupyterLab must refuse requests without the token"
+    )
     assert get(f"http://127.0.0.1:{p['AXIOM_API_HOST_PORT']}/health").status_code == 200
     # The published addresses: ChromaDB and the sidecar on loopback only, the (authenticated) API on all.
     published = {svc: s.dc("port", svc, str(port)).stdout.strip()
@@ -293,10 +309,12 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     written = s.root / "notebooks" / "container-test-out.ipynb"
     assert owners([written]) == {str(written): (STACK_UID, STACK_GID)}
 
-    # The containers run as the host user given by AXIOM_UID / AXIOM_GID, which has no passwd entry in the image:
+    # The containers run as the host user given by AXIOM_UID / AXIOM_GID, which has no passwd entry in the
+    # image:
     # HOME is the image's, writable (JupyterLab, healthy above, keeps its runtime files there).
     for service in ("axiom-backend", "jupyterlab"):
-        ids = s.dc("exec", "-T", service, "sh", "-c", 'echo "$(id -u):$(id -g) $HOME"; test -w "$HOME"').stdout
+        ids = s.dc("exec", "-T", service, "sh", "-c",
+                   'echo "$(id -u):$(id -g) $HOME"; test -w "$HOME"').stdout
         assert ids.split() == [f"{STACK_UID}:{STACK_GID}", "/home/axiom"], (service, ids)
 
     # Ingest the mounted sample corpus (the backend ingested it into the default collection at start, so this
@@ -305,7 +323,8 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     ingest = s.exec_json("axiom-backend", "axiom", "ingest", "/app/data", "--json")
     assert ingest["chunks_total"] > 0 and not ingest["files_skipped"], ingest
     assert s.chunks("axiom") == ingest["chunks_total"]
-    probe = s.exec_json("axiom-backend", "axiom", "ingest", "/app/data", "--collection", PERSIST_COLLECTION, "--json")
+    probe = s.exec_json("axiom-backend", "axiom", "ingest", "/app/data", "--collection", PERSIST_COLLECTION,
+                        "--json")
     chunks = probe["chunks_total"]
     assert chunks == ingest["chunks_total"] and s.chunks(PERSIST_COLLECTION) == chunks
     question = "Who designed the lens that made lighthouse beams visible much farther out to sea?"
@@ -315,8 +334,12 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     assert httpx.post(api_url, json={"question": question}, timeout=30).status_code == 401  # keys required
     api = httpx.post(api_url, json={"question": question}, headers={"X-API-Key": API_KEY}, timeout=120)
     assert api.status_code == 200 and api.json()["citations"], api.text
-    report.append("memory after ingest: " + s.run(["docker", "stats", "--no-stream", "--format",
-                                                   "{{.Name}} {{.MemUsage}}"]).stdout.replace("\n", "; ").strip())
+    report.append(
+        "memory after ingest: "
+        + s.run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"])
+        .stdout.replace("\n", "; ")
+        .strip()
+    )
 
     s.dc("down", "--timeout", "20", timeout=300, timed="down")
     s.up("up_wait_restart")
@@ -340,18 +363,21 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     assert len(new) == 1, f"expected one new run folder in {runs}, got {new}"
     metrics_json = json.loads((new[0] / "metrics.json").read_text(encoding="utf-8"))
     assert metrics_json, "metrics.json is empty"
-    assert list(new[0].glob("*.ipynb")), "the evaluate job is the papermill batch: executed notebooks expected"
+    assert list(new[0].glob("*.ipynb")), (
+        "the evaluate job is the papermill batch: executed notebooks expected"
+    )
     # Everything the job wrote on the host, and the backend's log file, belongs to the host user.
     written = [new[0], *new[0].rglob("*")]
     log_file = s.root / "logs" / "axiom.log"
     assert log_file.is_file() and log_file.stat().st_size > 0, "the backend wrote no ./logs/axiom.log"
     wrong = {k: v for k, v in owners([*written, log_file]).items() if v != (STACK_UID, STACK_GID)}
     assert not wrong, f"files on the host not owned by {STACK_UID}:{STACK_GID}: {wrong}"
-    report.append(f"evaluate wrote {new[0].name}/ ({', '.join(sorted(p.name for p in new[0].iterdir()))}); "
-                  f"{len(written)} paths of the run folder and logs/axiom.log owned by {STACK_UID}:{STACK_GID}")
+    report.append(f"evaluate wrote {new[0].name}/ "
+                  f"({', '.join(sorted(p.name for p in new[0].iterdir()))}); {len(written)} paths of the "
+                  f"run folder and logs/axiom.log owned by {STACK_UID}:{STACK_GID}")
 
-    # The evaluate job evaluates the running backend over the network, with DOCKER_SETUP.md's one-liner (the key
-    # comes from the environment, as the doc's `AXIOM_EVAL_API_KEY=... docker compose ...` gives it).
+    # The evaluate job evaluates the running backend over the network, with DOCKER_SETUP.md's one-liner (the
+    # key comes from the environment, as the doc's `AXIOM_EVAL_API_KEY=... docker compose ...` gives it).
     one_liner = next(line for line in (REPO / "DOCKER_SETUP.md").read_text(encoding="utf-8").splitlines()
                      if "--endpoint http://axiom-backend:8000/query" in line)
     before = set(runs.iterdir())
@@ -374,7 +400,9 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
     assert API_KEY not in manifest_text and not [p for p in new[0].rglob("*") if p.is_file()
                                                  and API_KEY.encode() in p.read_bytes()]
     measured = json.loads((new[0] / "metrics.json").read_text(encoding="utf-8"))["metrics"]
-    assert measured["rouge_l"]["n"] == EVAL_QUESTIONS and measured["rouge_l"]["unmeasured"] == 0, measured["rouge_l"]
+    assert measured["rouge_l"]["n"] == EVAL_QUESTIONS and measured["rouge_l"]["unmeasured"] == 0, measured[
+        "rouge_l"
+    ]
     report.append(f"evaluate over the network (POST /query of axiom-backend): {new[0].name}, rouge_l n "
                   f"{measured['rouge_l']['n']}, {s.times['evaluate_endpoint']:.0f}s")
 
@@ -386,8 +414,18 @@ def test_stack_builds_runs_and_persists(stack: Stack, container_report: list[str
             assert secret not in history and secret not in inspect, f"a secret is visible in {image}"
         env_names = [e.split("=", 1)[0] for e in json.loads(inspect)[0]["Config"]["Env"] or []]
         assert not [n for n in env_names if re.search(r"(KEYS?|TOKEN|SECRET|PASSWORD)$", n)], env_names
-        files = s.run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
-                       f"grep -rIl -e {CANARY} -e {s.jupyter_token} /app /home/axiom 2>/dev/null; ls -a /app"]).stdout
+        files = s.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "sh",
+                image,
+                "-c",
+                f"grep -rIl -e {CANARY} -e {s.jupyter_token} /app /home/axiom 2>/dev/null; ls -a /app",
+            ]
+        ).stdout
         assert CANARY not in files and ".env" not in files.split(), files
 
     t = s.times

@@ -1,7 +1,7 @@
 """compose's `cluster` profile (issue 17): DOCKER_SETUP.md's "A Ray cluster" block run line by line on a real
-Docker engine, in a copy of the project (the `stack` fixture of conftest.py). It runs after test_containers.py, on the
-same xdist worker (tests/conftest.py's "docker" group), whose builds leave in the cache the backend layers that the
-cluster image starts from."""
+Docker engine, in a copy of the project (the `stack` fixture of conftest.py). It runs after
+test_containers.py, on the same xdist worker (tests/conftest.py's "docker" group), whose builds leave in the
+cache the backend layers that the cluster image starts from."""
 
 from __future__ import annotations
 
@@ -47,19 +47,25 @@ def ray_active_nodes(status: str) -> int:
 @pytest.mark.timeout(int(os.environ.get("AXIOM_DOCKER_TEST_TIMEOUT", "2400")))
 def test_cluster_profile_runs_a_distributed_ingest(stack: Stack, container_report: list[str]) -> None:
     """DOCKER_SETUP.md's cluster block as written: build the cluster image, bring up the head and two workers,
-    `ray status`, `axiom ingest /app/data --ray ray-head:6379` from the head (the encode on the workers' actors),
-    a two-point `axiom sweep --ray`, stop. Also: only the dashboard is published, on loopback; a driver without
-    the token or with a wrong one is refused; a node without a token does not start; the distributed ingest gives
-    the ids and (within 1e-5) the vectors of a local ingest of the same files, and a second run embeds nothing."""
+    `ray status`, `axiom ingest /app/data --ray ray-head:6379` from the head (the encode on the workers'
+    actors), a two-point `axiom sweep --ray`, stop. Also: only the dashboard is published, on loopback; a
+    driver without the token or with a wrong one is refused; a node without a token does not start; the
+    distributed ingest gives the ids and (within 1e-5) the vectors of a local ingest of the same files, and a
+    second run
+    embeds
+    nothing."""
     s = stack
     report = container_report
     started = time.monotonic()
     lines = doc_cluster_lines()
     build_line, up_line, status_line, ingest_line, sweep_line, stop_line = lines
-    assert "build ray-head" in build_line and "--scale ray-worker=2" in up_line and "ray status" in status_line
+    assert (
+        "build ray-head" in build_line and "--scale ray-worker=2" in up_line and "ray status" in status_line
+    )
     assert "axiom ingest /app/data --ray ray-head:6379" in ingest_line and "axiom sweep" in sweep_line
     if not (REPO / "requirements" / "cluster.lock.txt").is_file():
-        pytest.fail("requirements/cluster.lock.txt is missing: the cluster image installs Ray from it (make lock)")
+        pytest.fail("requirements/cluster.lock.txt is missing: the cluster image "
+                    "installs Ray from it (make lock)")
 
     python_image, chroma_image = base_images()
     standins.ensure_image(python_image, lambda: standins.build_python_standin(python_image, s.log), s.log)
@@ -69,7 +75,8 @@ def test_cluster_profile_runs_a_distributed_ingest(stack: Stack, container_repor
     info = json.loads(s.run(["docker", "image", "inspect", cluster_image]).stdout)[0]
     assert info["Config"]["User"] in ("1000:1000", "1000", "axiom"), info["Config"]["User"]
     # The cluster image holds chromadb==<client version> too: it can stand in for the ChromaDB image.
-    standins.ensure_image(chroma_image, lambda: standins.build_chroma_standin(chroma_image, cluster_image, s.log),
+    standins.ensure_image(chroma_image,
+                          lambda: standins.build_chroma_standin(chroma_image, cluster_image, s.log),
                           s.log)
 
     # A node without a token refuses to start (exit 64, naming the variable).
@@ -97,39 +104,47 @@ def test_cluster_profile_runs_a_distributed_ingest(stack: Stack, container_repor
     # A driver without the token, or with a wrong one, is refused.
     connect = "import ray; ray.init(address='ray-head:6379'); print('CONNECTED')"
     for token in ("", "wrong-" + s.ray_token[:20]):
-        out = s.dc("--profile", "cluster", "exec", "-T", "-e", f"RAY_AUTH_TOKEN={token}", "ray-head", "python", "-c",
+        out = s.dc("--profile", "cluster", "exec", "-T", "-e", f"RAY_AUTH_TOKEN={token}", "ray-head",
+                   "python", "-c",
                    connect, check=False, timeout=300)
-        assert out.returncode != 0 and "CONNECTED" not in out.stdout, (token, out.stdout[-1000:], out.stderr[-2000:])
+        assert out.returncode != 0 and "CONNECTED" not in out.stdout, (
+            token,
+            out.stdout[-1000:],
+            out.stderr[-2000:],
+        )
 
-    # The distributed ingest, as DOCKER_SETUP.md writes it (+ --json), then a local ingest of the same files into
-    # another collection: the same ids, the same vectors within float tolerance.
+    # The distributed ingest, as DOCKER_SETUP.md writes it (+ --json), then a local ingest of the same files
+    # into another collection: the same ids, the same vectors within float tolerance.
     ingest = json.loads(s.shell(ingest_line.replace(" exec ", " exec -T ") + " --json", timeout=1200,
                                 timed="ray_ingest").stdout.strip().splitlines()[-1])
     assert ingest["chunks_added"] > 0 and ingest["chunks_total"] == ingest["chunks_added"], ingest
     ray_stats = ingest["ray"]
     assert ray_stats["actors"] == 2 and ray_stats["texts"] == ingest["chunks_added"], ray_stats
     workers = {key.split(":")[0] for key in ray_stats["batches_by_worker"]}
-    report.append(f"ray ingest: {ingest['chunks_added']} chunks in {ingest['seconds']:.1f}s on {sorted(workers)}; "
-                  f"overhead per batch {ray_stats['overhead_seconds_per_batch']}s")
+    report.append(f"ray ingest: {ingest['chunks_added']} chunks in {ingest['seconds']:.1f}s on "
+                  f"{sorted(workers)}; overhead per batch {ray_stats['overhead_seconds_per_batch']}s")
     again = s.exec_json("ray-head", "axiom", "ingest", "/app/data", "--ray", "ray-head:6379", "--json")
     assert again["chunks_added"] == 0 and again["chunks_total"] == ingest["chunks_total"], again
     local = s.exec_json("ray-head", "axiom", "ingest", "/app/data", "--collection", "local-probe", "--json")
     assert local["chunks_total"] == ingest["chunks_total"], local
     compare = (
-        "import json, chromadb, numpy as np; from chromadb.config import Settings; "
-        "c = chromadb.HttpClient(host='chromadb', port=8000, settings=Settings(anonymized_telemetry=False)); "
-        "get = lambda name: c.get_collection(name).get(include=['embeddings']); a, b = get('axiom'), get('local-probe'); "
-        "va = dict(zip(a['ids'], a['embeddings'])); vb = dict(zip(b['ids'], b['embeddings'])); "
-        "diff = max(float(np.abs(np.asarray(va[i]) - np.asarray(vb[i])).max()) for i in va) if set(va) == set(vb) else None; "
-        "print(json.dumps({'same_ids': set(va) == set(vb), 'n': len(va), 'max_abs_diff': diff}))")
+        "import json, chromadb, numpy as np; from chromadb.config import Settings; c = "
+        "chromadb.HttpClient(host='chromadb', port=8000, settings=Settings(anonymized_telemetry=False)); "
+        "get = lambda name: c.get_collection(name).get(include=['embeddings']); a, b = get('axiom'), "
+        "get('local-probe'); va = dict(zip(a['ids'], a['embeddings'])); vb = dict(zip(b['ids'], "
+        "b['embeddings'])); diff = max(float(np.abs(np.asarray(va[i]) - np.asarray(vb[i])).max()) for i in "
+        "va) if set(va) == set(vb) else None; print(json.dumps({'same_ids': set(va) == set(vb), 'n': "
+        "len(va), 'max_abs_diff': diff}))")
     same = s.exec_json("ray-head", "python", "-c", compare)
     assert same["same_ids"] and same["n"] == ingest["chunks_total"] and same["max_abs_diff"] <= 1e-5, same
     report.append(f"ray vs local ingest: {same}")
 
-    # A two-point sweep on the cluster, as DOCKER_SETUP.md writes it, on the 10-question slice of the golden set.
+    # A two-point sweep on the cluster, as DOCKER_SETUP.md writes it, on the 10-question slice of the golden
+    # set.
     runs = s.root / "evaluation" / "runs"
     before = set(runs.iterdir())
-    s.shell(sweep_line.replace(" exec ", " exec -T ") + " -p dataset evaluation/datasets/container-test/golden.jsonl",
+    s.shell(sweep_line.replace(" exec ", " exec -T ")
+            + " -p dataset evaluation/datasets/container-test/golden.jsonl",
             timeout=1800, timed="ray_sweep")
     new = [d for d in set(runs.iterdir()) - before if d.is_dir() and not d.name.startswith(".")]
     assert len(new) == 1 and (new[0] / "summary.csv").is_file(), new
@@ -142,6 +157,6 @@ def test_cluster_profile_runs_a_distributed_ingest(stack: Stack, container_repor
 
     s.shell(stop_line, timeout=300, timed="cluster_stop")
     t = s.times
-    report.append(f"cluster: build {t['cluster_build']:.0f}s, up --wait (head + 2 workers) {t['cluster_up']:.0f}s, "
-                  f"ray ingest {t['ray_ingest']:.0f}s, sweep {t['ray_sweep']:.0f}s, stop {t['cluster_stop']:.0f}s; "
-                  f"total {time.monotonic() - started:.0f}s")
+    report.append(f"cluster: build {t['cluster_build']:.0f}s, up --wait (head + 2 workers) "
+                  f"{t['cluster_up']:.0f}s, ray ingest {t['ray_ingest']:.0f}s, sweep {t['ray_sweep']:.0f}s, "
+                  f"stop {t['cluster_stop']:.0f}s; total {time.monotonic() - started:.0f}s")

@@ -2,7 +2,8 @@
 
 - environment.yml installs exactly the requirements of pyproject.toml, with the same pins.
 - docker-compose.yml pins the ChromaDB server image to the version of the chromadb client.
-- env.example names every variable the stack reads: the settings' ENV_VARS and every ${VAR} in the compose file.
+- env.example names every variable the stack reads: the settings' ENV_VARS and every ${VAR} in the compose
+  file.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def test_environment_yml_pins_match_pyproject() -> None:
     missing = sorted(set(wanted) - set(listed))
     extra = sorted(set(listed) - set(wanted))
     differ = sorted(
-        f"{name}: pyproject {wanted[name].specifier or '(any)'} vs environment.yml {listed[name].specifier or '(any)'}"
+        f"{name}: pyproject {wanted[name].specifier or '(any)'} vs environment.yml "
+        f"{listed[name].specifier or '(any)'}"
         for name in set(wanted) & set(listed)
         if (SpecifierSet(str(wanted[name].specifier)), wanted[name].extras, wanted[name].marker)
         != (SpecifierSet(str(listed[name].specifier)), listed[name].extras, listed[name].marker)
@@ -65,7 +67,8 @@ def test_environment_yml_pins_match_pyproject() -> None:
         + "".join(f"  not in pyproject.toml: {e}\n" for e in extra)
         + "".join(f"  {d}\n" for d in differ)
     )
-    assert any(o in ("--editable .", "-e .") for o in options), "environment.yml must install the project itself"
+    assert any(o in ("--editable .", "-e .")
+               for o in options), "environment.yml must install the project itself"
 
 
 def test_environment_yml_python_matches_requires_python() -> None:
@@ -82,7 +85,8 @@ def test_environment_yml_torch_is_the_cpu_build() -> None:
     reqs, options = _environment_pip()
     assert any("download.pytorch.org/whl/cpu" in o for o in options), "torch must come from the CPU index"
     torch = _by_name(reqs)["torch"]
-    assert [s.operator for s in torch.specifier] == ["=="], "an open torch requirement resolves to a CUDA build"
+    assert [s.operator
+            for s in torch.specifier] == ["=="], "an open torch requirement resolves to a CUDA build"
 
 
 def test_dockerfile_torch_matches_pyproject() -> None:
@@ -109,7 +113,8 @@ def _env_example_names() -> set[str]:
 
 
 # Set by docker-compose.yml itself (the chromadb service), or meaningless in a container (the embedded store).
-NOT_IN_ENV_EXAMPLE = {"CHROMA_HOST": "compose", "CHROMA_PORT": "compose", "CHROMA_PATH": "embedded store only"}
+NOT_IN_ENV_EXAMPLE = {"CHROMA_HOST": "compose", "CHROMA_PORT": "compose",
+                      "CHROMA_PATH": "embedded store only"}
 
 
 @pytest.mark.parametrize("name", sorted(ENV_VARS))

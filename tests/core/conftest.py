@@ -109,7 +109,8 @@ def unique_collection() -> str:
 
 @pytest.fixture
 def server_collections() -> Iterator[list[dict[str, Any]]]:
-    """Store settings of server collections a test creates; dropped afterwards to keep the shared server small."""
+    """Store settings of server collections a test creates; dropped afterwards to keep the shared server
+    small."""
     created: list[dict[str, Any]] = []
     yield created
     for store in created:

@@ -4,8 +4,8 @@
 hidden symlink out of the root (`.swap-file` -> outside/secret.txt, `.swap-sub` -> the outside folder, whose
 doc.txt holds the canary). `python -m tests.core.race_swapper DATA STOP_FILE SECONDS` then exchanges each name
 with its link, again and again, atomically (`renameat2(RENAME_EXCHANGE)` through ctypes: the file variant and
-the folder variant of the review), until STOP_FILE exists or SECONDS pass; it leaves the tree as it found it and
-prints `{"swaps": N}`.
+the folder variant of the review), until STOP_FILE exists or SECONDS pass; it leaves the tree as it found it
+and prints `{"swaps": N}`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def swap_forever(data: Path, stop: Path, seconds: float) -> int:
 
 def start(data: Path, stop: Path, seconds: float) -> subprocess.Popen[str]:
     repo = Path(__file__).resolve().parents[2]
-    return subprocess.Popen([sys.executable, "-m", "tests.core.race_swapper", str(data), str(stop), str(seconds)],
+    return subprocess.Popen([sys.executable, "-m", "tests.core.race_swapper", str(data), str(stop),
+                             str(seconds)],
                             cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(repo)})
 

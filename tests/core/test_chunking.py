@@ -15,9 +15,11 @@ from tests.support.documents import load_documents
 SEED = 20240611
 
 
-def doc(text: str, source: str = "doc.txt", *, pages: list[str] | None = None, numbered: bool = False) -> Document:
+def doc(text: str, source: str = "doc.txt", *, pages: list[str] | None = None,
+        numbered: bool = False) -> Document:
     texts = pages if pages is not None else [text]
-    return Document(source=source, pages=tuple(Page(i + 1 if numbered else None, t) for i, t in enumerate(texts)),
+    return Document(source=source, pages=tuple(Page(i + 1 if numbered else None, t)
+                                               for i, t in enumerate(texts)),
                     content_hash=hashlib.sha256("".join(texts).encode()).hexdigest())
 
 
@@ -180,7 +182,8 @@ def test_neighbours_share_text_when_the_text_has_paragraphs() -> None:
 
 def test_tiny_corpus_neighbours_overlap_at_default_settings(tiny_corpus: Path) -> None:
     docs, _ = load_documents([tiny_corpus])
-    pairs = [(a, b) for d in docs for a, b in zip(chunk_document(d, 800, 160), chunk_document(d, 800, 160)[1:],
+    pairs = [(a, b) for d in docs for a, b in zip(chunk_document(d, 800, 160),
+                                                  chunk_document(d, 800, 160)[1:],
                                                   strict=False)]
     assert pairs
     assert all(a.end > b.start for a, b in pairs)
@@ -245,7 +248,8 @@ def test_repeated_text_in_one_source_is_kept_once() -> None:
 
 def test_one_megabyte_single_line_chunks_quickly() -> None:
     rnd = random.Random(SEED)
-    vocab = ["".join(rnd.choice(string.ascii_lowercase) for _ in range(rnd.randint(2, 10))) for _ in range(5000)]
+    vocab = ["".join(rnd.choice(string.ascii_lowercase) for _ in range(rnd.randint(2, 10)))
+             for _ in range(5000)]
     text = " ".join(rnd.choice(vocab) for _ in range(200_000))[:1_000_000].strip()
     assert "\n" not in text and len(text) > 990_000
     d = doc(text)

@@ -1,4 +1,5 @@
-"""load_settings: defaults, yaml < environment < overrides, and errors that say what is wrong and what is allowed."""
+"""load_settings: defaults, yaml < environment < overrides, and errors that say what is wrong and what is
+allowed."""
 
 from __future__ import annotations
 

@@ -128,7 +128,8 @@ def test_size_limit_is_inclusive_and_reports_size(tmp_path: Path) -> None:
     (tmp_path / "over_limit.txt").write_bytes(b"a" * (limit_bytes + 1))
     docs, skipped = load_documents([tmp_path], max_file_size_mb=0.01)
     assert [d.source for d in docs] == ["at_limit.txt"]
-    assert reasons(skipped) == {"over_limit.txt": "file is 10,486 bytes, over max_file_size_mb=0.01 (10,485 bytes)"}
+    assert reasons(skipped) == {"over_limit.txt": "file is 10,486 bytes, over "
+                                                  "max_file_size_mb=0.01 (10,485 bytes)"}
 
 
 def test_size_reason_shows_a_size_above_the_limit(tmp_path: Path) -> None:
@@ -169,7 +170,8 @@ def test_unreadable_file_is_skipped_as_permission_denied(world_traversable_dir: 
             f"sys.path.insert(0, {str(REPO)!r})\n"
             "from tests.support.documents import load_documents\n"
             f"docs, skipped = load_documents([{str(root)!r}])\n"
-            "print(json.dumps({'docs': [d.source for d in docs], 'skipped': [s.to_dict() for s in skipped]}))\n"
+            "print(json.dumps({'docs': [d.source for d in docs], 'skipped': [s.to_dict() for s in "
+            "skipped]}))\n"
         )
         proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
                                "-c", script], capture_output=True, text=True, timeout=120, cwd="/")
@@ -328,7 +330,8 @@ def test_file_symlink_loop_and_dangling_link_are_skipped(tmp_path: Path) -> None
     (tmp_path / "dangling.md").symlink_to(tmp_path / "gone.md")
     docs, skipped = load_documents([tmp_path])
     assert [d.source for d in docs] == ["ok.txt"]
-    assert reasons(skipped) == {"loop1.txt": "broken or looping symlink", "loop2.txt": "broken or looping symlink",
+    assert reasons(skipped) == {"loop1.txt": "broken or looping symlink",
+                                "loop2.txt": "broken or looping symlink",
                                 "dangling.md": "broken or looping symlink"}
 
 
@@ -359,7 +362,8 @@ def test_directory_symlink_into_the_tree_is_reported_when_following_links(tmp_pa
     (root / "alias").symlink_to(root / "sub")
     files, skipped = discover([root], EXTS, follow_symlinks=True)
     assert [f.source for f in files] == ["sub/inner/doc.md"]
-    assert [(Path(s.path).name, s.reason) for s in skipped] == [("alias", "symlink to a folder already ingested")]
+    assert [(Path(s.path).name, s.reason)
+            for s in skipped] == [("alias", "symlink to a folder already ingested")]
 
 
 def test_discovery_order_is_deterministic(tmp_path: Path) -> None:

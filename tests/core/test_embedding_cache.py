@@ -1,7 +1,7 @@
-"""The persistent embedding cache (axiom/embedding_cache.py) and its place as CachingEmbedder's second level: seen
-texts are not embedded again by a new memo (bytes-identical vectors), keys separate models and dimensions, the
-size bound evicts the least recently used, two processes writing at once lose nothing, a corrupt file or a
-symlink never stops an embedder, and `axiom cache stats|clear`."""
+"""The persistent embedding cache (axiom/embedding_cache.py) and its place as CachingEmbedder's second level:
+seen texts are not embedded again by a new memo (bytes-identical vectors), keys separate models and
+dimensions, the size bound evicts the least recently used, two processes writing at once lose nothing, a
+corrupt file or a symlink never stops an embedder, and `axiom cache stats|clear`."""
 
 from __future__ import annotations
 
@@ -104,7 +104,9 @@ def test_stats_split_memory_disk_and_model_and_the_disk_level_can_be_bypassed(tm
     bench = CachingEmbedder(inner)  # no disk level (persistent=None): timing the model's work
     bench.embed(["a", "b"])
     assert inner.embedded == ["d", "a", "b"] and "disk_hits" not in bench.stats()
-    assert cache.stats()["vectors"] == 4 and cache.stats()["models"] == [{"model": "fake fake-v1", "vectors": 4}]
+    assert cache.stats()["vectors"] == 4 and cache.stats()["models"] == [
+        {"model": "fake fake-v1", "vectors": 4}
+    ]
 
 
 def test_another_model_key_or_dimension_finds_nothing(tmp_path: Path) -> None:
@@ -239,8 +241,11 @@ def test_settings_place_the_cache_beside_the_store_and_the_faces_share_it(
     settings = make_settings(embeddings={"cache_dir": str(tmp_path / "mine"), "cache_max_mb": 2})
     pipeline = RAGPipeline(settings, embedder, ChromaStore(settings.store))
     disk = pipeline.query_embedder.persistent
-    assert disk is not None and disk.path == tmp_path / "mine" / FILE_NAME and disk.max_bytes == 2 * 1024 * 1024
-    assert caching_embedder(settings, embedder).persistent is disk  # another memo (the metrics'): the same cache
+    assert (
+        disk is not None and disk.path == tmp_path / "mine" / FILE_NAME and disk.max_bytes == 2 * 1024 * 1024
+    )
+    # another memo (the metrics'): the same cache
+    assert caching_embedder(settings, embedder).persistent is disk
     assert caching_embedder(settings, pipeline.query_embedder) is pipeline.query_embedder
     off = make_settings(embeddings={"cache_enabled": False})
     assert RAGPipeline(off, KeyedFake(), ChromaStore(off.store)).query_embedder.persistent is None

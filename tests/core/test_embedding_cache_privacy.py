@@ -1,7 +1,9 @@
-"""The embedding cache's folder and file are checked by descriptor before SQLite opens them (issue 24): a folder
-that is a symlink or that others could change is refused, folders are made 0700 and the file 0600, a hard-linked
-or symlinked file is refused, and the descriptor SQLite holds is the file that was checked. A refused cache never
-stops the embedder (it goes on without the file, with one warning), and nothing is written where it was refused."""
+"""The embedding cache's folder and file are checked by descriptor before SQLite opens them (issue 24): a
+folder that is a symlink or that others could change is refused, folders are made 0700 and the file 0600, a
+hard-linked or symlinked file is refused, and the descriptor SQLite holds is the file that was checked. A
+refused cache never stops the embedder (it goes on without the file, with one warning), and nothing is written
+where it was
+refused."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from axiom.private_files import open_descriptors, opened_by_this_process
 from tests.core.test_embedding_cache import KeyedFake
 
 
-def embed_twice(path: Path, caplog: pytest.LogCaptureFixture) -> tuple[PersistentEmbeddingCache, list[str], int]:
+def embed_twice(path: Path,
+                caplog: pytest.LogCaptureFixture) -> tuple[PersistentEmbeddingCache, list[str], int]:
     """Embed through a cache at `path`, then through a fresh memo on a fresh cache object; returns the second
     cache, the warnings and the second memo's disk hits."""
     with caplog.at_level(logging.WARNING, logger="axiom.embedding_cache"):
@@ -46,10 +49,12 @@ def test_missing_folders_are_made_0700_and_the_file_0600_whatever_the_umask(
         os.umask(old)
     assert warnings == [] and cache.problem is None and hits == 2
     assert mode(path.parent) == 0o700 and mode(path) == 0o600
-    assert all(mode(p) & 0o077 == 0 for p in path.parent.iterdir()), {p.name: oct(mode(p)) for p in path.parent.iterdir()}
+    assert all(mode(p) & 0o077 == 0
+               for p in path.parent.iterdir()), {p.name: oct(mode(p)) for p in path.parent.iterdir()}
 
 
-def test_an_existing_file_open_to_others_is_made_0600(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_existing_file_open_to_others_is_made_0600(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     folder = tmp_path / "cache"
     folder.mkdir(mode=0o700)
     (folder / FILE_NAME).write_bytes(b"")
@@ -65,7 +70,9 @@ def test_a_cache_folder_others_may_write_to_is_refused(tmp_path: Path, caplog: p
     folder.mkdir()
     folder.chmod(folder_mode)
     cache, warnings, hits = embed_twice(folder / FILE_NAME, caplog)
-    assert hits == 0 and cache.problem and "writable by others" in cache.problem and "chmod 700" in cache.problem
+    assert (
+        hits == 0 and cache.problem and "writable by others" in cache.problem and "chmod 700" in cache.problem
+    )
     assert len(warnings) == 2 and all("writable by others" in w for w in warnings)  # one per cache object
     assert list(folder.iterdir()) == [] and mode(folder) == folder_mode  # nothing written, nothing changed
 
@@ -96,7 +103,8 @@ def test_a_folder_under_a_parent_everyone_may_write_is_refused_unless_sticky(
 
 
 @pytest.mark.parametrize("planted", ["symlink", "hard link", "-wal symlink"])
-def test_a_planted_file_link_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture, planted: str) -> None:
+def test_a_planted_file_link_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                        planted: str) -> None:
     folder = tmp_path / "cache"
     folder.mkdir(mode=0o700)
     victim = tmp_path / "victim.sqlite3"
@@ -109,7 +117,8 @@ def test_a_planted_file_link_is_refused(tmp_path: Path, caplog: pytest.LogCaptur
     else:
         (folder / f"{FILE_NAME}-wal").symlink_to(victim)
     cache, _, hits = embed_twice(folder / FILE_NAME, caplog)
-    words = {"symlink": "symlink", "hard link": "2 hard links", "-wal symlink": "-wal is refused: it is a symlink"}
+    words = {"symlink": "symlink", "hard link": "2 hard links",
+             "-wal symlink": "-wal is refused: it is a symlink"}
     assert hits == 0 and cache.problem and words[planted] in cache.problem, cache.problem
     assert victim.read_bytes() == before
 

@@ -148,7 +148,8 @@ def test_extractive_without_contexts_says_so(cached_embedder) -> None:
 
 
 @pytest.fixture
-def openai_settings(make_settings: Callable[..., Settings], fake_llm: FakeOpenAIServer) -> Callable[..., Settings]:
+def openai_settings(make_settings: Callable[..., Settings],
+                    fake_llm: FakeOpenAIServer) -> Callable[..., Settings]:
     def build(**generation: object) -> Settings:
         values = {"provider": "openai", "api_key": KEY, "base_url": fake_llm.base_url, "model": "fake-model",
                   "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05, "max_retries": 3,
@@ -173,7 +174,8 @@ def assert_llm_answer(answer: Answer) -> None:
     assert [(c.n, c.chunk_id) for c in answer.citations] == [(1, "c-volc"), (2, "c-bees")]
 
 
-GOOD = Reply(body=chat_completion("Bees dance [2], unlike volcanoes [1].", prompt_tokens=321, completion_tokens=12))
+GOOD = Reply(body=chat_completion("Bees dance [2], unlike volcanoes [1].", prompt_tokens=321,
+                                  completion_tokens=12))
 
 
 def test_openai_success_parses_answer_citations_and_usage(openai_settings, fake_llm: FakeOpenAIServer,
@@ -232,7 +234,8 @@ def test_malformed_reply_then_success(openai_settings, fake_llm: FakeOpenAIServe
     assert fake_llm.calls() == 2
 
 
-def test_empty_choices_every_time_degrades(openai_settings, fake_llm: FakeOpenAIServer, cached_embedder) -> None:
+def test_empty_choices_every_time_degrades(openai_settings, fake_llm: FakeOpenAIServer,
+                                           cached_embedder) -> None:
     empty = Reply(200, {"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
     fake_llm.enqueue(*[empty] * 3)
     answer, _ = generate(openai_settings(max_retries=2), cached_embedder)
@@ -241,7 +244,8 @@ def test_empty_choices_every_time_degrades(openai_settings, fake_llm: FakeOpenAI
     assert fake_llm.calls() == 3
 
 
-def test_retries_exhausted_degrades_to_extractive(openai_settings, fake_llm: FakeOpenAIServer, cached_embedder,
+def test_retries_exhausted_degrades_to_extractive(openai_settings, fake_llm: FakeOpenAIServer,
+                                                  cached_embedder,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     max_retries = 2
     fake_llm.enqueue(*[Reply(503, {"error": {"message": "overloaded"}})] * 10)
@@ -250,7 +254,9 @@ def test_retries_exhausted_degrades_to_extractive(openai_settings, fake_llm: Fak
     assert fake_llm.calls() == max_retries + 1
     assert answer.degraded is True
     assert answer.generator == "extractive"
-    assert answer.degraded_reason and "503" in answer.degraded_reason and "3 attempt" in answer.degraded_reason
+    assert (
+        answer.degraded_reason and "503" in answer.degraded_reason and "3 attempt" in answer.degraded_reason
+    )
     assert answer.answer.startswith(EXTRACTIVE_PREFIX)
     assert "waggle dance" in answer.answer and any(c.n == 2 for c in answer.citations)
     assert answer.to_dict()["degraded"] is True
@@ -266,7 +272,8 @@ def test_429_without_retry_after_exhausts_with_backoff(openai_settings, fake_llm
     assert elapsed < 3
 
 
-def test_401_is_not_retried_and_degrades(openai_settings, fake_llm: FakeOpenAIServer, cached_embedder) -> None:
+def test_401_is_not_retried_and_degrades(openai_settings, fake_llm: FakeOpenAIServer,
+                                         cached_embedder) -> None:
     fake_llm.enqueue(Reply(401, {"error": {"message": "invalid api key"}}), GOOD)
     answer, _ = generate(openai_settings(), cached_embedder)
     assert fake_llm.calls() == 1
@@ -291,14 +298,17 @@ def test_connection_refused_degrades(make_settings: Callable[..., Settings], cac
                                          "backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05})
     answer, elapsed = generate(settings, cached_embedder)
     assert answer.degraded and answer.generator == "extractive"
-    assert "cannot connect" in (answer.degraded_reason or "") and "2 attempt" in (answer.degraded_reason or "")
+    assert "cannot connect" in (answer.degraded_reason
+                                or "") and "2 attempt" in (answer.degraded_reason or "")
     assert elapsed < 10
 
 
 # -- OpenAI-compatible embeddings ---------------------------------------------------------------------------
 
 
-def test_openai_embedder_normalises_and_keeps_order_across_batches(make_settings: Callable[..., Settings]) -> None:
+def test_openai_embedder_normalises_and_keeps_order_across_batches(
+    make_settings: Callable[..., Settings],
+) -> None:
     def responder(path: str, body: dict) -> Reply:
         inputs = body["input"]
         # answer in reverse order: the client must put them back by `index`

@@ -30,7 +30,8 @@ def corpus_contexts() -> list[Hit]:
     """Every paragraph of the tiny corpus as a context: many candidate sentences (about 30) to choose from."""
     hits = []
     for path in sorted(CORPUS.iterdir()):
-        for i, paragraph in enumerate(p for p in path.read_text(encoding="utf-8").split("\n\n") if len(p) > 80):
+        for i, paragraph in enumerate(p for p in path.read_text(encoding="utf-8").split("\n\n")
+                                      if len(p) > 80):
             hits.append(Hit(f"{path.stem}-{i}", path.name, None, 1.0, paragraph))
     return hits
 
@@ -39,7 +40,8 @@ CONTEXTS = corpus_contexts()
 
 
 def quoted(answer: Answer, contexts: list[Hit]) -> list[tuple[int, str]]:
-    """(source number, sentence) of each quoted sentence, checked to come verbatim from the source it cites."""
+    """(source number, sentence) of each quoted sentence, checked to come verbatim from the source it
+    cites."""
     body = answer.answer[len(EXTRACTIVE_PREFIX):].strip()
     parts = []
     for part in body.split("] "):
@@ -50,12 +52,14 @@ def quoted(answer: Answer, contexts: list[Hit]) -> list[tuple[int, str]]:
 
 def oracle(embedder, question: str, contexts: list[Hit], sentences: int) -> list[str]:  # noqa: ANN001
     """What temperature 0 quotes, from the model's similarities directly: the `sentences` most similar
-    candidates (ties by source and position), those below RELATIVE_CUTOFF of the best dropped (not the best)."""
+    candidates (ties by source and position), those below RELATIVE_CUTOFF of the best dropped (not the
+    best)."""
     candidates = candidate_sentences(contexts)
     scores = embedder.embed([c[2] for c in candidates]) @ embedder.embed([question])[0]
     order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), candidates[i][:2]))
     best = float(scores[order[0]])
-    keep = [i for n, i in enumerate(order[:sentences]) if n == 0 or float(scores[i]) >= RELATIVE_CUTOFF * best]
+    keep = [i for n, i in enumerate(order[:sentences]) if n == 0
+            or float(scores[i]) >= RELATIVE_CUTOFF * best]
     return list(dict.fromkeys(candidates[i][2] for i in keep))
 
 
@@ -79,7 +83,8 @@ def test_default_settings_build_the_deterministic_generator(make_settings: Calla
     assert settings.generation.temperature == 0.0 and settings.generation.seed is None
     gen = make_generator(settings.generation, cached_embedder)
     assert isinstance(gen, ExtractiveGenerator) and not gen.stochastic
-    sampled = make_generator(make_settings(generation={"temperature": 0.3, "seed": 5}).generation, cached_embedder)
+    sampled = make_generator(make_settings(generation={"temperature": 0.3, "seed": 5}).generation,
+                             cached_embedder)
     assert isinstance(sampled, ExtractiveGenerator) and sampled.temperature == 0.3 and sampled.seed == 5
 
 
@@ -138,7 +143,8 @@ def test_every_sampled_answer_cites_only_its_contexts(cached_embedder) -> None: 
             assert all(c.chunk_id == contexts[c.n - 1].chunk_id for c in answer.citations)
 
 
-def test_bad_temperature_and_seed_are_refused(make_settings: Callable[..., Settings], cached_embedder) -> None:  # noqa: ANN001
+def test_bad_temperature_and_seed_are_refused(make_settings: Callable[..., Settings],
+                                              cached_embedder) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="generation.temperature"):
         make_settings(generation={"temperature": -0.1})
     with pytest.raises(ConfigError, match="generation.seed"):

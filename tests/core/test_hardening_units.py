@@ -60,7 +60,10 @@ def captured_log() -> Iterator[callable]:
 
 
 # -- text logs: one record, one line ----------------------------------------------------------------------
-INJECTED = "What is a lens?\nFAKE LOG LINE 2026-01-01 00:00:00,000 INFO    axiom: admin logged in\r\x1b[2J\x00\x85\u2028end"
+INJECTED = (
+    "What is a lens?\nFAKE LOG LINE 2026-01-01 00:00:00,000 INFO    axiom: admin logged "
+    "in\r\x1b[2J\x00\x85\u2028end"
+)
 
 
 def test_text_log_record_with_newlines_is_one_line(captured_log) -> None:  # noqa: ANN001
@@ -124,7 +127,8 @@ def test_redact_urls_in_text() -> None:
 
 def test_settings_redacted_strips_url_credentials() -> None:
     url = secret_url("https://llm.example/v1")
-    settings = load_settings(environ={"OPENAI_BASE_URL": url, "EVAL_LLM_BASE_URL": url, "OPENAI_API_KEY": "sk-x"})
+    settings = load_settings(environ={"OPENAI_BASE_URL": url, "EVAL_LLM_BASE_URL": url,
+                                      "OPENAI_API_KEY": "sk-x"})
     dumped = json.dumps(settings.redacted())
     assert PASSWORD not in dumped and QUERY_SECRET not in dumped and "sk-x" not in dumped
     assert settings.redacted()["generation"]["base_url"] == "https://***@llm.example/v1?***"
@@ -140,17 +144,22 @@ def test_generator_log_holds_no_url_credentials(captured_log, fmt: str) -> None:
     buf = captured_log(fmt, "DEBUG")
     with FakeOpenAIServer() as llm:
         llm.enqueue(Reply(500, {"error": {"message": "boom"}}), Reply(body=chat_completion("fine")))
-        settings = load_settings(environ={"OPENAI_BASE_URL": secret_url(llm.base_url), "OPENAI_API_KEY": "sk-x"},
+        settings = load_settings(environ={"OPENAI_BASE_URL": secret_url(llm.base_url),
+                                          "OPENAI_API_KEY": "sk-x"},
                                  overrides={"generation": {"backoff_initial_seconds": 0.01,
                                                            "backoff_max_seconds": 0.02}})
-        assert LLMClient.from_settings(settings.generation).chat([{"role": "user", "content": "hi"}]).text == "fine"
+        assert (
+            LLMClient.from_settings(settings.generation).chat([{"role": "user", "content": "hi"}]).text
+            == "fine"
+        )
         assert llm.calls("/chat/completions") == 2
     text = buf.getvalue()
     assert f"***@127.0.0.1:{llm.port}/v1?***" in text  # the request lines are there, cleaned
     assert PASSWORD not in text and QUERY_SECRET not in text, text[:3000]
 
 
-def test_judged_run_folder_and_log_hold_no_url_credentials(tmp_path: Path, embedder, captured_log) -> None:  # noqa: ANN001
+def test_judged_run_folder_and_log_hold_no_url_credentials(tmp_path: Path, embedder,
+                                                           captured_log) -> None:  # noqa: ANN001
     from axiom.evaluation.runs import run_evaluation
     from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
     from tests.evaluation.test_judge import judge
@@ -219,7 +228,11 @@ def test_judge_cache_is_private(tmp_path: Path, loose_umask: None) -> None:
     (old / "ab").mkdir(parents=True, mode=0o755)
     old.chmod(0o755)
     JudgeCache(old).put("ab" + "0" * 62, {"value": 1.0})
-    assert mode(old) == 0o700 and mode(old / "ab") == 0o700 and mode(old / "ab" / ("ab" + "0" * 62 + ".json")) == 0o600
+    assert (
+        mode(old) == 0o700
+        and mode(old / "ab") == 0o700
+        and mode(old / "ab" / ("ab" + "0" * 62 + ".json")) == 0o600
+    )
 
 
 # -- make lab -----------------------------------------------------------------------------------------------

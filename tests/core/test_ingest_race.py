@@ -48,7 +48,8 @@ def test_swapping_a_file_or_a_folder_for_a_link_out_never_reads_outside_the_root
                         outcome["read"] += 1
         finally:
             swaps = race_swapper.finish(swapper, stop)
-    print(f"\n{tries} tries per name, {swaps} swaps: {dict(seen['doc.txt'])} (file), {dict(seen['sub'])} (folder)")
+    print(f"\n{tries} tries per name, {swaps} swaps: {dict(seen['doc.txt'])} (file), "
+          f"{dict(seen['sub'])} (folder)")
     assert tries >= 500, f"only {tries} tries in {BUDGET_SECONDS}s"
     assert swaps >= tries, (swaps, tries)
     for name, outcome in seen.items():
@@ -57,7 +58,8 @@ def test_swapping_a_file_or_a_folder_for_a_link_out_never_reads_outside_the_root
     assert (data / "doc.txt").read_bytes() == GOOD and (data / "sub" / "doc.txt").read_bytes() == GOOD_SUB
 
 
-def test_ingest_under_the_swaps_stores_nothing_from_outside(tmp_path: Path, core_pipeline) -> None:  # noqa: ANN001
+def test_ingest_under_the_swaps_stores_nothing_from_outside(tmp_path: Path,
+                                                            core_pipeline) -> None:  # noqa: ANN001
     data, _ = race_swapper.make_tree(tmp_path)
     stop = tmp_path / "stop"
     pipeline = core_pipeline()

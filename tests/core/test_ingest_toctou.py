@@ -84,7 +84,9 @@ def right_after_the_size_check(path: Path, action: Callable[[], None]) -> Iterat
 # -- (a) a checked file replaced by a link out of the root ---------------------------------------------------
 
 
-def test_file_replaced_by_a_symlink_out_of_the_root_after_discovery_is_refused(tree: tuple[Path, Path]) -> None:
+def test_file_replaced_by_a_symlink_out_of_the_root_after_discovery_is_refused(
+    tree: tuple[Path, Path],
+) -> None:
     root, outside = tree
     file = only_file(root)
     (root / "doc.txt").unlink()
@@ -94,7 +96,9 @@ def test_file_replaced_by_a_symlink_out_of_the_root_after_discovery_is_refused(t
     assert "symlink" in error.reason, error.reason
 
 
-def test_folder_replaced_by_a_symlink_out_of_the_root_after_discovery_is_refused(tree: tuple[Path, Path]) -> None:
+def test_folder_replaced_by_a_symlink_out_of_the_root_after_discovery_is_refused(
+    tree: tuple[Path, Path],
+) -> None:
     root, outside = tree
     (root / "doc.txt").unlink()
     (root / "sub").mkdir()
@@ -162,7 +166,8 @@ def test_ingest_skips_a_file_swapped_for_a_symlink_and_stores_none_of_the_outsid
     assert texts and not any("OUTSIDE-CANARY" in t for t in texts)
 
 
-# -- (b) FIFOs and devices ------------------------------------------------------------------------------------
+# -- (b) FIFOs and devices
+# ------------------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(20)
@@ -209,7 +214,8 @@ def test_file_replaced_by_a_symlink_to_dev_zero_is_refused(tree: tuple[Path, Pat
     assert "symlink" in error.reason, error.reason
 
 
-# -- (c) a file that grows past the limit ---------------------------------------------------------------------
+# -- (c) a file that grows past the limit
+# ---------------------------------------------------------------------
 
 LIMIT_MB = 0.01  # 10,485 bytes
 

@@ -28,7 +28,8 @@ from tests.support.documents import load_documents
 REPO = Path(__file__).resolve().parents[2]
 CHUNKING = {"chunk_size": 200, "chunk_overlap": 40}
 N_FILES = 300
-FLUSH = 128  # chunks per embed-and-write batch in the killed process: several batches, so a midway state exists
+# chunks per embed-and-write batch in the killed process: several batches, so a midway state exists
+FLUSH = 128
 
 INGEST_SCRIPT = f"""
 import json, sys
@@ -45,8 +46,8 @@ print(json.dumps(report.to_dict()), flush=True)
 
 
 def make_corpus(root: Path, vocabulary: list[str]) -> None:
-    """300 files of 2-4 short paragraphs of English words (few tokens each: cheap to embed); each paragraph fits
-    in one chunk, two never do (~900 chunks)."""
+    """300 files of 2-4 short paragraphs of English words (few tokens each: cheap to embed); each paragraph
+    fits in one chunk, two never do (~900 chunks)."""
     rnd = random.Random(7)
 
     def sentence() -> str:
@@ -118,7 +119,8 @@ def test_ingest_killed_midway_is_completed_by_the_next_ingest(
             proc.kill()
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, (
-        f"the ingest was not caught midway (counts seen: {seen}); rc={proc.returncode}\n{out[-500:]}\n{err[-2000:]}")
+        f"the ingest was not caught midway (counts seen: {seen}); "
+        f"rc={proc.returncode}\n{out[-500:]}\n{err[-2000:]}")
     assert "ready" in out and '"chunks_total"' not in out  # it really died before finishing
 
     left = watcher.count()

@@ -113,7 +113,8 @@ def test_the_deadline_stops_retries_and_cuts_each_attempt_timeout() -> None:
     with llm_deadline(5.0, "the test's 5s deadline"), pytest.raises(LLMError) as info:
         llm.chat(MESSAGES)
     assert len(script.requests) == 1 and slept == []
-    assert info.value.message.startswith("chat completion stopped at the test's 5s deadline after 1 attempt(s)")
+    assert info.value.message.startswith("chat completion stopped at the test's 5s "
+                                         "deadline after 1 attempt(s)")
     assert "HTTP 503" in info.value.message
     # the attempt's timeout is the time left, not the client's 30s
     timeouts = script.requests[0].extensions["timeout"]
@@ -134,7 +135,8 @@ def test_the_deadline_stops_retries_and_cuts_each_attempt_timeout() -> None:
 
 @pytest.mark.parametrize("reply", [
     httpx.Response(200, content=b"this is not json {", headers={"content-type": "application/json"}),
-    httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []}),
+    httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                              "choices": []}),
     httpx.Response(200, json=chat_completion("   ")),
 ], ids=["not-json", "no-choices", "empty-content"])
 def test_a_malformed_reply_is_retried_then_says_so(reply: httpx.Response) -> None:
@@ -143,8 +145,8 @@ def test_a_malformed_reply_is_retried_then_says_so(reply: httpx.Response) -> Non
     with pytest.raises(LLMError) as info:
         llm.chat(MESSAGES)
     assert len(script.requests) == 2
-    assert info.value.message.startswith("chat completion failed after 2 attempt(s): malformed reply from the LLM "
-                                         "endpoint ("), info.value.message
+    assert info.value.message.startswith("chat completion failed after 2 attempt(s): malformed "
+                                         "reply from the LLM endpoint ("), info.value.message
 
 
 def test_the_breaker_counts_endpoint_failures_not_request_errors() -> None:

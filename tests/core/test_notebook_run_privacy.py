@@ -1,6 +1,6 @@
-"""Run folders written by `axiom notebooks run` (`<stamp>-<name>-notebooks`, `<stamp>-<name>-failed`) are private
-like `axiom eval`'s: folders 0700 and files 0600, whatever the umask (issue 24). The executed notebooks hold the
-questions and answers."""
+"""Run folders written by `axiom notebooks run` (`<stamp>-<name>-notebooks`, `<stamp>-<name>-failed`) are
+private like `axiom eval`'s: folders 0700 and files 0600, whatever the umask (issue 24). The executed
+notebooks hold the questions and answers."""
 
 from __future__ import annotations
 

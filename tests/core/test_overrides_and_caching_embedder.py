@@ -1,4 +1,5 @@
-"""Settings.with_overrides (the one override path of every face) and CachingEmbedder (the one embedding memo)."""
+"""Settings.with_overrides (the one override path of every face) and CachingEmbedder (the one embedding
+memo)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from axiom.errors import ConfigError
 
 def test_with_overrides_returns_a_validated_copy() -> None:
     base = load_settings(environ={}, config_path=None)
-    changed = base.with_overrides({"retrieval.top_k": 3, "store": {"collection": "other"}, "retrieval.retriever": None},
+    changed = base.with_overrides({"retrieval.top_k": 3, "store": {"collection": "other"},
+                                   "retrieval.retriever": None},
                                   origin="--top-k")
     assert (changed.retrieval.top_k, changed.store.collection) == (3, "other")
     assert changed.retrieval.retriever == base.retrieval.retriever  # None leaves a setting alone

@@ -1,8 +1,9 @@
-"""Progress on stderr (`axiom.progress`) and what the pipeline reports with it: the ingest counts chunks embedded,
-a lazily loaded embedding model is timed apart from the stages, and a root that does not exist is a usage error.
+"""Progress on stderr (`axiom.progress`) and what the pipeline reports with it: the ingest counts chunks
+embedded, a lazily loaded embedding model is timed apart from the stages, and a root that does not exist is a
+usage error.
 
-The pipeline tests use `SlowLoadingEmbedder` (tests/support/slow_embedder.py): a stand-in model whose first use
-sleeps like a model load, so what is timed where can be measured without the real model."""
+The pipeline tests use `SlowLoadingEmbedder` (tests/support/slow_embedder.py): a stand-in model whose first
+use sleeps like a model load, so what is timed where can be measured without the real model."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def lines_of(stream: io.StringIO) -> list[str]:
     return [ln for ln in stream.getvalue().splitlines() if ln]
 
 
-# -- axiom.progress ---------------------------------------------------------------------------------------------
+# -- axiom.progress
+# ---------------------------------------------------------------------------------------------
 def test_plain_lines_every_tenth_and_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     with Progress("eval", unit="question", verb="answered", stream=out, clock=FakeClock()) as progress:
@@ -97,7 +99,8 @@ def test_a_bar_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("given", "stream", "expected"), [
     (False, TTY(), None), (False, io.StringIO(), None),
     (None, TTY(), "bar"), (None, io.StringIO(), "lines"), (None, KernelStream(), None),  # a notebook: off
-    (True, TTY(), "bar"), (True, io.StringIO(), "lines"), (True, KernelStream(), "bar"),  # asked for: tqdm.auto
+    # asked for: tqdm.auto
+    (True, TTY(), "bar"), (True, io.StringIO(), "lines"), (True, KernelStream(), "bar"),
 ])
 def test_progress_mode(given: bool | None, stream: io.StringIO, expected: str | None) -> None:
     assert progress_mode(given, stream) == expected
@@ -125,7 +128,8 @@ def test_in_a_notebook_the_stage_is_only_the_bars_description() -> None:
 
 def test_disabled_progress_writes_nothing_but_still_times() -> None:
     out, clock = io.StringIO(), FakeClock()
-    with Progress("eval", unit="question", verb="answered", enabled=False, stream=out, clock=clock) as progress:
+    with Progress("eval", unit="question", verb="answered", enabled=False, stream=out,
+                  clock=clock) as progress:
         progress.add_total(3)
         with progress.stage("answer", "answering"):
             clock.now += 1.0
@@ -133,7 +137,8 @@ def test_disabled_progress_writes_nothing_but_still_times() -> None:
     assert out.getvalue() == "" and progress.timings == {"answer": 1.0}
 
 
-# -- the pipeline -------------------------------------------------------------------------------------------------
+# -- the pipeline
+# -------------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_pipeline(make_settings: Callable[..., Settings]) -> Callable[..., RAGPipeline]:
     settings = make_settings()
@@ -155,7 +160,8 @@ def test_ingest_progress_counts_chunks_embedded_and_ends_after_the_embedding(
     done = f"ingest: {total}/{total} chunks embedded"
     assert err[-1] == done, err
     last_embed = max(i for i, ln in enumerate(err) if ln.startswith("EMBED "))
-    assert all(i > last_embed for i, ln in enumerate(err) if ln == done), err  # 100% only once all is embedded
+    # 100% only once all is embedded
+    assert all(i > last_embed for i, ln in enumerate(err) if ln == done), err
     assert not [ln for ln in err if "file" in ln and ln.startswith("ingest:") and "/" in ln], err
 
 

@@ -34,7 +34,8 @@ def test_rrf_matches_hand_computed_weighted_scores() -> None:
 
 def test_rrf_k_parameter_changes_the_scores() -> None:
     fused = rrf_fuse([[hit("A"), hit("B")]], [2.0], k=5, rrf_k=1)
-    assert [(h.chunk_id, h.score) for h in fused] == [("A", pytest.approx(1.0)), ("B", pytest.approx(2.0 / 3))]
+    assert [(h.chunk_id, h.score) for h in fused] == [("A", pytest.approx(1.0)),
+                                                      ("B", pytest.approx(2.0 / 3))]
 
 
 def test_rrf_weights_can_flip_the_order() -> None:
@@ -66,7 +67,8 @@ def test_rrf_cuts_at_k() -> None:
 
 
 def test_rrf_keeps_fields_of_the_first_ranking_a_document_appears_in() -> None:
-    fused = rrf_fuse([[hit("A", "dense.md", "dense text")], [hit("A", "bm25.md", "bm25 text")]], [1.0, 1.0], k=1)
+    fused = rrf_fuse([[hit("A", "dense.md", "dense text")], [hit("A", "bm25.md", "bm25 text")]], [1.0, 1.0],
+                     k=1)
     assert (fused[0].source, fused[0].text) == ("dense.md", "dense text")
 
 
@@ -102,7 +104,8 @@ def fresh_bm25(pipeline: RAGPipeline) -> BM25Retriever:
     from axiom.store import ChromaStore
 
     cfg = pipeline.settings
-    return BM25Retriever(ChromaStore(cfg.store), bm25_index_dir(cfg.store), stemmer=cfg.retrieval.bm25_stemmer,
+    return BM25Retriever(ChromaStore(cfg.store), bm25_index_dir(cfg.store),
+                         stemmer=cfg.retrieval.bm25_stemmer,
                          stopwords=cfg.retrieval.bm25_stopwords)
 
 
@@ -160,7 +163,8 @@ def test_bm25_rebuilds_when_another_ingest_moves_the_data_version(ingested: RAGP
     version = ingested.store.data_version()
     extra = tmp_path / "extra"
     extra.mkdir()
-    (extra / "lens.md").write_text("Augustin Fresnel designed a lighthouse lens built from concentric prisms.")
+    (extra / "lens.md").write_text("Augustin Fresnel designed a lighthouse lens "
+                                   "built from concentric prisms.")
     ingested.ingest([extra])
     assert ingested.store.data_version() > version
     hits = ingested.retrieve("lighthouse lens", retriever="bm25", top_k=3)
@@ -180,7 +184,8 @@ def test_bm25_rebuilds_a_damaged_index(ingested: RAGPipeline, monkeypatch: pytes
     assert builds and hits and hits[0].source == "a.md"
 
 
-def test_bm25_index_survives_removal_by_rebuilding(ingested: RAGPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bm25_index_survives_removal_by_rebuilding(ingested: RAGPipeline,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ingested.retrieve("honey", retriever="bm25", top_k=1)
     shutil.rmtree(bm25_index_dir(ingested.settings.store))
     builds = count_builds(monkeypatch)

@@ -25,7 +25,8 @@ def expected_chunks(folder: Path, pipeline: RAGPipeline) -> dict[str, dict[str, 
     """source -> {chunk id: text}, computed from the files with the pipeline's chunking settings."""
     cfg = pipeline.settings.chunking
     docs, _ = load_documents([folder])
-    return {d.source: {c.id: c.text for c in chunk_document(d, cfg.chunk_size, cfg.chunk_overlap)} for d in docs}
+    return {d.source: {c.id: c.text for c in chunk_document(d, cfg.chunk_size, cfg.chunk_overlap)}
+            for d in docs}
 
 
 def stored(pipeline: RAGPipeline) -> dict[str, dict]:
@@ -52,7 +53,8 @@ def test_ingest_counts_report_and_metadata(mode_pipeline: PipelineFactory, corpu
     assert pipeline.store.count() == total
     rows = stored(pipeline)
     assert set(rows) == {cid for chunks in expected.values() for cid in chunks}
-    signature = chunker_signature(pipeline.settings.chunking.chunk_size, pipeline.settings.chunking.chunk_overlap)
+    signature = chunker_signature(pipeline.settings.chunking.chunk_size,
+                                  pipeline.settings.chunking.chunk_overlap)
     for source, chunks in expected.items():
         for cid, text in chunks.items():
             meta = rows[cid]
@@ -130,10 +132,12 @@ def test_deleted_file_is_pruned_and_others_stay(mode_pipeline: PipelineFactory, 
     after = stored(pipeline)
     assert set(after) == set(before) - c_ids
     assert {cid: r for cid, r in before.items() if cid not in c_ids} == after
-    assert all(h.source != "c.md" for h in pipeline.retrieve("tea Camellia sinensis", retriever="hybrid", top_k=10))
+    assert all(h.source != "c.md" for h in pipeline.retrieve("tea Camellia sinensis", retriever="hybrid",
+                                                             top_k=10))
 
 
-def test_prune_leaves_other_roots_alone(mode_pipeline: PipelineFactory, corpus_copy: Path, tmp_path: Path) -> None:
+def test_prune_leaves_other_roots_alone(mode_pipeline: PipelineFactory, corpus_copy: Path,
+                                        tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "note.md").write_text("A note about lighthouse keepers and their lamps.")
@@ -148,7 +152,8 @@ def test_prune_leaves_other_roots_alone(mode_pipeline: PipelineFactory, corpus_c
 
 
 @pytest.mark.parametrize("name", ["dense", "bm25", "hybrid"])
-def test_each_retriever_returns_complete_hits(mode_pipeline: PipelineFactory, corpus_copy: Path, name: str) -> None:
+def test_each_retriever_returns_complete_hits(mode_pipeline: PipelineFactory, corpus_copy: Path,
+                                              name: str) -> None:
     pipeline = mode_pipeline()
     pipeline.ingest([corpus_copy])
     rows = stored(pipeline)
@@ -235,7 +240,8 @@ def test_querying_with_another_embedding_model_is_refused(mode_pipeline: Pipelin
         other.retrieve("bees", retriever="dense")
 
 
-def test_status_before_and_after_ingest(mode_pipeline: PipelineFactory, corpus_copy: Path, store_mode: str) -> None:
+def test_status_before_and_after_ingest(mode_pipeline: PipelineFactory, corpus_copy: Path,
+                                        store_mode: str) -> None:
     pipeline = mode_pipeline()
     cfg = pipeline.settings.store
     before = pipeline.status()
@@ -311,10 +317,13 @@ def test_chromadb_http_timeouts_are_bounded(make_settings: Callable, chroma_serv
 
     from axiom.store import bound_chromadb_http_timeouts
 
-    settings = make_settings(store={"host": chroma_server.host, "port": chroma_server.port, "timeout_seconds": 3})
+    settings = make_settings(store={"host": chroma_server.host, "port": chroma_server.port,
+                                    "timeout_seconds": 3})
     client = ChromaStore(settings.store).client  # bounds its timeouts (a warning is logged if it cannot)
     session = client._server._session  # noqa: SLF001 (what the function relies on)
-    assert isinstance(session, httpx.Client), "chromadb moved the HttpClient's session: fix bound_chromadb_http_timeouts"
+    assert isinstance(session, httpx.Client), (
+        "chromadb moved the HttpClient's session: fix bound_chromadb_http_timeouts"
+    )
     assert session.timeout == httpx.Timeout(18.0, connect=3.0)
     try:
         assert bound_chromadb_http_timeouts(client, connect=2.0, read=7.0) is True

@@ -1,5 +1,5 @@
-"""The one YAML-mapping loader (axiom/yaml_mapping.py) and its three users: config.yaml, an endpoint mapping and a
-notebook parameters file are read without following links, with a size bound, parsed safely, must hold a
+"""The one YAML-mapping loader (axiom/yaml_mapping.py) and its three users: config.yaml, an endpoint mapping
+and a notebook parameters file are read without following links, with a size bound, parsed safely, must hold a
 mapping, and every bad file is the caller's typed error naming the file (and the line of bad YAML)."""
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
-"""Distributed ingest (`axiom ingest PATH --ray ADDRESS`, axiom/distributed/) against a real local Ray cluster: a
-head node of 1 CPU and a second node of 1 CPU joining it (`tests/support/ray_cluster.py`, token authentication
-on), and the session's real ChromaDB server (`chroma_server`). The driver is the `axiom` CLI in a subprocess, as a
-user runs it.
+"""Distributed ingest (`axiom ingest PATH --ray ADDRESS`, axiom/distributed/) against a real local Ray
+cluster: a head node of 1 CPU and a second node of 1 CPU joining it (`tests/support/ray_cluster.py`, token
+authentication on), and the session's real ChromaDB server (`chroma_server`). The driver is the `axiom` CLI in
+a subprocess, as a user runs it.
 
-- a Ray ingest of `data/` and the tiny corpus stores the same chunk ids, metadata and (within TOLERANCE) vectors
-  as a local ingest into an embedded store, with both actors embedding at the same time; a re-run embeds nothing
-  and starts no actor;
-- a worker process killed (SIGKILL) while it embeds a batch: Ray restarts the actor and retries its batches, the
-  ingest completes, and the store holds exactly the chunks (ids and vectors) of a clean local ingest;
-- the driver killed (SIGKILL) after part of the corpus was written: running the ingest again embeds exactly the
-  missing chunks, and the store then holds exactly the chunks of the clean local ingest;
+- a Ray ingest of `data/` and the tiny corpus stores the same chunk ids, metadata and (within TOLERANCE)
+  vectors as a local ingest into an embedded store, with both actors embedding at the same time; a re-run
+  embeds nothing and starts no actor;
+- a worker process killed (SIGKILL) while it embeds a batch: Ray restarts the actor and retries its batches,
+  the ingest completes, and the store holds exactly the chunks (ids and vectors) of a clean local ingest;
+- the driver killed (SIGKILL) after part of the corpus was written: running the ingest again embeds exactly
+  the missing chunks, and the store then holds exactly the chunks of the clean local ingest;
 - an embedded store with --ray is refused, naming the setting, before anything is written;
 - without Ray importable, `axiom ingest` works as before and --ray (or AXIOM_INGEST_EXECUTOR=ray) says how to
   install the extra.
@@ -70,8 +70,10 @@ def run_cli(args: list[str], env: dict[str, str], *, prelude: str = "", timeout:
                           cwd=REPO, env=clean_environ(env))
 
 
-def server_settings(root: Path, server: ChromaServer, collection: str, **ingest: Any) -> tuple[Path, Settings]:
-    """A config file (every path under `root`) naming the ChromaDB server and `collection`, and its settings."""
+def server_settings(root: Path, server: ChromaServer, collection: str,
+                    **ingest: Any) -> tuple[Path, Settings]:
+    """A config file (every path under `root`) naming the ChromaDB server and `collection`, and its
+    settings."""
     config = write_config(root, store={"host": server.host, "port": server.port, "collection": collection},
                           embeddings={"cache_enabled": False}, ingest=ingest)
     return config, load_settings(config, environ={})
@@ -163,7 +165,8 @@ def test_a_worker_killed_mid_ingest_is_retried_and_the_store_is_complete(
     config, settings = server_settings(tmp_path / "ray", chroma_server, f"ray-kill-{uuid.uuid4().hex[:8]}",
                                         ray_batch_size=16)
     env = clean_environ({})
-    driver = subprocess.Popen(cli(["--config", config, "ingest", corpus, "--ray", ray_cluster.address, "--json"], env),
+    driver = subprocess.Popen(cli(["--config", config, "ingest", corpus, "--ray", ray_cluster.address,
+                                   "--json"], env),
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # an actor process while it runs a batch (Ray titles it `ray::EmbedWorker.embed`)
@@ -203,10 +206,11 @@ def assert_complete(got: dict[str, tuple[dict[str, Any], np.ndarray]],
     assert max_difference(got, expected) <= TOLERANCE
 
 
-# Small writes (64 chunks: FLUSH_CHUNKS, and 2 batches of 16 per actor per call), so that the store holds part of
-# the corpus while the ingest runs.
+# Small writes (64 chunks: FLUSH_CHUNKS, and 2 batches of 16 per actor per call), so that the store holds part
+# of the corpus while the ingest runs.
 SMALL_WRITES = ("import axiom.pipeline as pipeline_module\npipeline_module.FLUSH_CHUNKS = 64\n"
-                "import axiom.distributed.embedder as embedder_module\nembedder_module.BATCHES_PER_ACTOR_PER_CALL = 2")
+                "import axiom.distributed.embedder as "
+                "embedder_module\nembedder_module.BATCHES_PER_ACTOR_PER_CALL = 2")
 
 
 def test_an_interrupted_ray_ingest_is_completed_by_running_it_again(
@@ -217,7 +221,8 @@ def test_an_interrupted_ray_ingest_is_completed_by_running_it_again(
     args = ["--config", config, "ingest", corpus, "--ray", ray_cluster.address, "--json"]
     env = clean_environ({})
     store = ChromaStore(settings.store)
-    driver = subprocess.Popen(cli(args, env, prelude=SMALL_WRITES), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    driver = subprocess.Popen(cli(args, env, prelude=SMALL_WRITES), cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
         poll_until(lambda: store.count() > 0 or driver.poll() is not None, timeout=180, interval=0.1,
@@ -230,7 +235,8 @@ def test_an_interrupted_ray_ingest_is_completed_by_running_it_again(
             driver.kill()
             driver.wait(10)
     written = poll_until_steady(store.count, steady_for=1.0, timeout=60,
-                                message="the store's count to stop changing")  # writes the server had received
+                                # writes the server had received
+                                message="the store's count to stop changing")
     assert 0 < written < len(expected), written
 
     done = run_cli(args, {})
@@ -256,11 +262,13 @@ def test_an_embedded_store_with_ray_is_refused(tmp_path: Path, monkeypatch: pyte
 
 
 def test_an_address_where_no_cluster_answers_fails_fast_and_says_so(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], restore_logging: None,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        restore_logging: None,
         tiny_corpus: Path) -> None:
     pytest.importorskip("ray")
     clean_env(monkeypatch)
-    config = write_config(tmp_path, store={"host": "127.0.0.1", "port": 9})  # never reached: Ray is checked first
+    # never reached: Ray is checked first
+    config = write_config(tmp_path, store={"host": "127.0.0.1", "port": 9})
     t0 = time.monotonic()
     code = main(["--config", str(config), "ingest", str(tiny_corpus), "--ray", "127.0.0.1:9"])
     err = capsys.readouterr().err

@@ -33,14 +33,16 @@ TIMING = ("seconds", "run", "texts embedded", "embedding cache hits")  # differ 
 INSTALL = "pip install 'axiom-workbench[ray]'"
 REPO = Path(__file__).resolve().parents[2]
 DRIVER_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PYTHONPATH": str(REPO)}
-COPY_BACK = ("import functools, axiom.distributed.sweep as s\n"  # what a worker without the shared folder does
+# what a worker without the shared folder does
+COPY_BACK = ("import functools, axiom.distributed.sweep as s\n"
              "s.run_sweep_ray = functools.partial(s.run_sweep_ray, copy_back=True)")
 
 
 def sweep_args(root: Path, grid: str = GRID, name: str = "k") -> list[str]:
     """`axiom sweep --grid ...` on the tiny corpus with settings (store, caches) of its own under `root`."""
     root.mkdir(parents=True, exist_ok=True)
-    return ["--config", str(write_test_config(root)), "sweep", "--grid", grid, "-p", "corpus", str(TINY_CORPUS),
+    return ["--config", str(write_test_config(root)), "sweep", "--grid", grid, "-p", "corpus",
+            str(TINY_CORPUS),
             "-p", "dataset", str(TINY_GOLDEN), "--out", str(root / "sweeps"), "--name", name, "--json"]
 
 
@@ -54,7 +56,8 @@ def local_sweep(root: Path) -> dict[str, Any]:
 
 def driver(args: list[str], prelude: str = "") -> list[str]:
     """The `axiom` CLI in a new process, as a user runs it (the Ray driver); `prelude` runs first."""
-    return [sys.executable, "-c", f"import sys\n{prelude}\nfrom axiom.cli import main\nsys.exit(main(sys.argv[1:]))",
+    return [sys.executable, "-c",
+            f"import sys\n{prelude}\nfrom axiom.cli import main\nsys.exit(main(sys.argv[1:]))",
             *args]
 
 
@@ -69,7 +72,8 @@ def ray_sweep(args: list[str], prelude: str = "") -> dict[str, Any]:
 def sweeps(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same grid swept locally and on the cluster, each with a fresh store, so both really ingest."""
     base = tmp_path_factory.mktemp("ray-sweep")
-    return {"local": local_sweep(base / "local"), "ray": ray_sweep([*sweep_args(base / "ray"), "--ray", ray_cluster.address]),
+    return {"local": local_sweep(base / "local"),
+            "ray": ray_sweep([*sweep_args(base / "ray"), "--ray", ray_cluster.address]),
             "base": base}
 
 
@@ -80,7 +84,8 @@ def test_the_ray_sweep_ranks_exactly_as_the_local_sweep(sweeps: dict[str, Any]) 
     b = pd.read_csv(Path(ray["folder"]) / "summary.csv")
     assert list(a.columns) == list(b.columns)
     compared = [c for c in a.columns if c not in TIMING]
-    assert {"rank", "combination", "top_k", "semantic_similarity", "ndcg@10", "chunks embedded"} <= set(compared)
+    assert {"rank", "combination", "top_k", "semantic_similarity", "ndcg@10",
+            "chunks embedded"} <= set(compared)
     pd.testing.assert_frame_equal(a[compared], b[compared], check_exact=True)
     assert list(b["rank"]) == [1, 2] and set(b["top_k"]) == {1, 3}
     assert list(b.sort_values("top_k")["chunks embedded"]) == [6, 0]  # the leader ingested on the cluster
@@ -102,21 +107,25 @@ def test_the_ray_run_folders_are_where_the_driver_said(sweeps: dict[str, Any]) -
         assert run.parent == folder / "runs" and (run / "03_evaluate.ipynb").is_file()
         manifest = json.loads((run / "manifest.json").read_text())
         assert manifest["top_k"] == r["combination"]["top_k"]
-        assert manifest["store"] == f"embedded ChromaDB at {sweeps['base'] / 'ray' / 'chroma'}"  # the driver's config
+        # the driver's config
+        assert manifest["store"] == f"embedded ChromaDB at {sweeps['base'] / 'ray' / 'chroma'}"
         assert r["node"] and "/" in r["node"] and r["error"] is None
     assert all(r["node"] is None for r in sweeps["local"]["runs"])
 
 
-def test_copy_back_brings_the_run_folder_to_the_driver(sweeps: dict[str, Any], ray_cluster: RayCluster) -> None:
+def test_copy_back_brings_the_run_folder_to_the_driver(sweeps: dict[str, Any],
+                                                       ray_cluster: RayCluster) -> None:
     """A worker that does not see the sweep folder (forced here) sends the run folder back as an archive."""
-    result = ray_sweep([*sweep_args(sweeps["base"] / "copied", "top_k=3", "copy"), "--ray", ray_cluster.address],
+    result = ray_sweep([*sweep_args(sweeps["base"] / "copied", "top_k=3", "copy"), "--ray",
+                        ray_cluster.address],
                        prelude=COPY_BACK)
     folder = Path(result["folder"])
     (run,) = result["runs"]
     assert run["error"] is None and run["node"]
     path = Path(run["run"])
     assert path.parent == folder / "runs" and folder.parent == sweeps["base"] / "copied" / "sweeps"
-    assert {"03_evaluate.ipynb", "manifest.json", "metrics.json", "results.parquet"} <= {p.name for p in path.iterdir()}
+    assert {"03_evaluate.ipynb", "manifest.json", "metrics.json",
+            "results.parquet"} <= {p.name for p in path.iterdir()}
     assert (folder / "kernels" / "run-0.log").is_file()
     local = pd.read_csv(Path(sweeps["local"]["folder"]) / "summary.csv").set_index("top_k")
     copied = pd.read_csv(folder / "summary.csv").set_index("top_k")
@@ -159,9 +168,11 @@ def test_ray_flag_without_ray_says_how_to_install(tmp_path: Path) -> None:
     config = write_test_config(tmp_path)
     common = ["--config", str(config), "sweep", "--grid", GRID, "-p", "corpus", str(TINY_CORPUS), "--out",
               str(tmp_path / "sweeps")]
-    blocked = ("import sys; sys.modules['ray'] = None\nfrom axiom.cli import main\nimport axiom.distributed.sweep\n"
+    blocked = ("import sys; sys.modules['ray'] = None\nfrom axiom.cli import main\nimport "
+               "axiom.distributed.sweep\n"
                "sys.exit(main(sys.argv[1:]))")
-    done = subprocess.run([sys.executable, "-c", blocked, *common, "--ray", "127.0.0.1:6379"], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", blocked, *common, "--ray", "127.0.0.1:6379"],
+                          capture_output=True,
                           text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert INSTALL in done.stderr, done.stderr

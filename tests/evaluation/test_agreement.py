@@ -1,5 +1,6 @@
 """Agreement of metrics with human labels: numbers on score tables with a known answer, the numpy fast paths
-against scikit-learn, the inputs' errors, and the `axiom metrics agreement` / `axiom compare --labels` faces."""
+against scikit-learn, the inputs' errors, and the `axiom metrics agreement` / `axiom compare --labels`
+faces."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_a_metric_equal_to_the_label_agrees_perfectly_and_noise_does_not():
     table = _table(y, y.copy())
     table["noise"] = rng.random(300)
     table["inverse"] = 1.0 - y
-    out = {e["metric"]: e for e in metric_agreement(table, ["metric", "noise", "inverse"], ["label"], ["label"],
+    out = {e["metric"]: e for e in metric_agreement(table, ["metric", "noise", "inverse"], ["label"],
+                                                    ["label"],
                                                     samples=200, seed=0)}
     perfect = out["metric"]
     assert perfect["kind"] == "binary" and perfect["threshold"] == 1.0
@@ -102,7 +104,8 @@ def test_cluster_resamples_keep_a_questions_rows_together_and_are_seeded():
 def test_system_ranking_tau_against_people():
     rows = []
     for k, (metric_mean, human_mean) in enumerate([(0.2, 0.1), (0.5, 0.6), (0.9, 0.8)]):
-        rows += [{"system": f"s{k}", "id": f"q{i}", "metric": metric_mean, "label": float(i < 10 * human_mean),
+        rows += [{"system": f"s{k}", "id": f"q{i}", "metric": metric_mean,
+                  "label": float(i < 10 * human_mean),
                   "reversed": 1.0 - metric_mean} for i in range(10)]
     table = pd.DataFrame(rows)
     ranking = {r["metric"]: r for r in system_ranking(table, ["metric", "reversed"], ["label"])}
@@ -123,7 +126,9 @@ def test_labels_file_errors_name_the_line(tmp_path: Path):
     with pytest.raises(DatasetError) as err:
         load_labels(path)
     text = str(err.value)
-    assert "line 2: not valid JSON" in text and "line 3: `id` is missing" in text and "line 4: a second" in text
+    assert (
+        "line 2: not valid JSON" in text and "line 3: `id` is missing" in text and "line 4: a second" in text
+    )
     path.write_text('{"id": "q1", "grade": "high"}\n')
     with pytest.raises(DatasetError, match="label 'grade' is str, expected a boolean or a number"):
         load_labels(path, ["grade"])
@@ -131,7 +136,8 @@ def test_labels_file_errors_name_the_line(tmp_path: Path):
         system_names(["no-equals-sign"])
 
 
-def _write_scores(tmp_path: Path, rng: np.random.Generator, n: int = 60) -> tuple[Path, Path, dict[str, np.ndarray]]:
+def _write_scores(tmp_path: Path, rng: np.random.Generator,
+                  n: int = 60) -> tuple[Path, Path, dict[str, np.ndarray]]:
     """A score table of two systems (model column) where `good` follows the label and `bad` is noise, and a
     labels file that labels the first 40 questions of each system."""
     truth = {"sys-a": (rng.random(n) < 0.4).astype(float), "sys-b": (rng.random(n) < 0.8).astype(float)}
@@ -142,7 +148,8 @@ def _write_scores(tmp_path: Path, rng: np.random.Generator, n: int = 60) -> tupl
                 f.write(json.dumps({"id": f"q{i}", "model": model, "good": y[i] * 0.8 + rng.random() * 0.2,
                                     "bad": rng.random()}) + "\n")
                 if i < 40:
-                    g.write(json.dumps({"id": f"q{i}", "model": model, "faithful": bool(y[i]), "spans": 2 - y[i]})
+                    g.write(json.dumps({"id": f"q{i}", "model": model, "faithful": bool(y[i]),
+                                        "spans": 2 - y[i]})
                             + "\n")
     return scores, labels, truth
 
@@ -200,19 +207,24 @@ def test_cli_agreement_and_compare_with_labels(tmp_path: Path, capsys, monkeypat
     (pair,) = ranking["adjacent_pairs"]
     assert (pair["higher"], pair["lower"]) == ("large", "small") and pair["p_people"] > 0.99
 
-    code, out, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels", labels,
+    code, out, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels",
+                         labels,
                          *systems)
     assert code == 0, err
     assert "human-judged difference B - A (prediction-powered, 95% CI):" in out
-    code, out, _ = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels", labels,
+    code, out, _ = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels",
+                       labels,
                        *systems, "--json")
     (ppi,) = json.loads(out)["prediction_powered"]
     true_difference = float((human["large"] - human["small"]).mean())
     assert ppi["labelled"] == 50 and ppi["scored"] == 80
     assert ppi["ci_low"] <= true_difference <= ppi["ci_high"]
 
-    code, _, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels", labels)
-    assert code == 2 and "no label in" in err and "'run-small' or 'run-large'" in err and "large, small" in err
+    code, _, err = cli(capsys, "--config", config, "compare", runs["small"], runs["large"], "--labels",
+                       labels)
+    assert (
+        code == 2 and "no label in" in err and "'run-small' or 'run-large'" in err and "large, small" in err
+    )
 
     code, _, err = cli(capsys, "--config", config, "metrics", "agreement", runs["small"], "--labels", labels)
     assert code == 2 and "system 'run-small' has no labelled question" in err and "--system NAME=RUN" in err

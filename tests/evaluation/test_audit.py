@@ -63,7 +63,9 @@ def test_clean_set_is_usable(env: dict[str, Path], capsys: pytest.CaptureFixture
 
 def test_broken_passage_is_unusable(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     items = _items()
-    items[3]["reference_contexts"][1] = "Penguins of the southern ice shelves sing in harmony every winter night."
+    items[3]["reference_contexts"][1] = (
+        "Penguins of the southern ice shelves sing in harmony every winter night."
+    )
     dataset = _write(env["root"] / "broken.jsonl", items)
     assert main(_audit(env, dataset)) == 2
     out = capsys.readouterr().out
@@ -181,7 +183,8 @@ def test_saturation_of_the_last_run(env: dict[str, Path], capsys: pytest.Capture
 @pytest.mark.parametrize(("dataset", "corpus", "questions"), [
     ("evaluation/datasets/sample/golden.jsonl", "data", 52),
     ("evaluation/datasets/pubmedqa/golden.jsonl", "evaluation/datasets/pubmedqa/corpus", 250)])
-def test_built_in_sets_are_usable(dataset: str, corpus: str, questions: int, tmp_path: Path, embedder: Any) -> None:
+def test_built_in_sets_are_usable(dataset: str, corpus: str, questions: int, tmp_path: Path,
+                                  embedder: Any) -> None:
     """Both built-in sets: every item usable, every source present, every reference passage located."""
     repo = Path(__file__).resolve().parents[2]
     report = audit_dataset(repo / dataset, settings=build_settings(tmp_path), corpus=repo / corpus,

@@ -33,7 +33,8 @@ def beir_folder(tmp_path: Path) -> Path:
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x})
                                                    for k, (t, x) in DOCS.items()) + "\n")
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in QUERIES.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v})
+                                                    for k, v in QUERIES.items()))
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
                                                + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS))
     return folder
@@ -44,7 +45,9 @@ def test_run_beir_dense_and_hybrid(beir_folder: Path, tmp_path: Path, embedder) 
     settings = build_settings(tmp_path / "state")
     result = run_beir(settings, beir_folder, retrievers=["dense", "hybrid"], embedder=embedder)
     assert result["collection"] == "beir-minibeir-all-minilm-l6-v2"
-    assert result["documents"] == 8 and result["queries"] == 4 and result["timings"]["documents_embedded"] == 8
+    assert (
+        result["documents"] == 8 and result["queries"] == 4 and result["timings"]["documents_embedded"] == 8
+    )
     dense = result["retrievers"]["dense"]["metrics"]
     assert set(dense) == {"ndcg@10", "recall@10", "recall@100", "mrr@10", "map@10", "precision@1"}
     assert dense["mrr@10"] == 1.0 and dense["recall@10"] == 1.0  # all 8 documents come back
@@ -65,7 +68,8 @@ def test_cli_bench_json(beir_folder: Path, tmp_path: Path, monkeypatch: pytest.M
                         capsys: pytest.CaptureFixture[str]) -> None:
     clean_env(monkeypatch)
     config = write_config(tmp_path / "state")
-    assert main(["--config", str(config), "retrieval-eval", "beir", str(beir_folder), "--retriever", "bm25", "--json"]) == 0
+    assert main(["--config", str(config), "retrieval-eval", "beir", str(beir_folder), "--retriever", "bm25",
+                 "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["retriever"] == "bm25" and 0 < payload["metrics"]["ndcg@10"] <= 1
     assert {"index_seconds", "query_batch_seconds", "ms_per_query"} <= set(payload["timings"])

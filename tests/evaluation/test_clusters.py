@@ -28,7 +28,8 @@ FAST = StatsConfig(permutations=2000, bootstrap_samples=500)
 
 def _clustered(rng: np.random.Generator, groups: int, per_group: int, group_sd: float, noise_sd: float
                ) -> tuple[list[str], dict[str, str], np.ndarray, np.ndarray]:
-    """Two runs whose differences share an effect per group (a change that helps some documents, hurts others)."""
+    """Two runs whose differences share an effect per group (a change that helps some documents, hurts
+    others)."""
     ids = [f"q{g}-{k}" for g in range(groups) for k in range(per_group)]
     group_of = {qid: qid.split("-")[0] for qid in ids}
     a = np.clip(rng.normal(0.6, 0.15, len(ids)), 0, 1)
@@ -56,7 +57,8 @@ def test_sign_flips_by_group() -> None:
     # a NaN pair is left out; its group still counts with the rest of its questions
     a_nan = a.copy()
     a_nan[0] = float("nan")
-    assert stats.paired_randomisation_test(a_nan, b, seed=1, label="m", clusters=clusters) == pytest.approx(2 / 8)
+    assert stats.paired_randomisation_test(a_nan, b, seed=1, label="m",
+                                           clusters=clusters) == pytest.approx(2 / 8)
 
 
 def test_design_effect() -> None:
@@ -82,7 +84,11 @@ def test_compare_metrics_by_group() -> None:
     independent = compare_metrics(per_a, per_b, config=FAST)["m"]
     grouped = compare_metrics(per_a, per_b, config=FAST, groups=group_of)["m"]
     assert independent["groups"] == 48 and independent["design_effect"] == 1.0
-    assert grouped["groups"] == 8 and grouped["design_effect"] > 2.0 and grouped["interval"] == stats.CLUSTER_BOOTSTRAP
+    assert (
+        grouped["groups"] == 8
+        and grouped["design_effect"] > 2.0
+        and grouped["interval"] == stats.CLUSTER_BOOTSTRAP
+    )
     assert grouped["p"] >= independent["p"]  # 8 units, not 48: the evidence is weaker
     width = grouped["ci"][1] - grouped["ci"][0]
     assert width > independent["ci"][1] - independent["ci"][0]
@@ -146,7 +152,8 @@ def test_the_studentized_group_bootstrap() -> None:
     draws = np.random.default_rng(1).integers(0, 11, size=(4000, 11))
     means = clusters.sums(diff)[draws].sum(axis=1) / clusters.sizes()[draws].sum(axis=1)
     assert high - low > float(np.quantile(means, 0.975) - np.quantile(means, 0.025))
-    assert cluster_bootstrap_ci(np.full(55, 0.1), clusters, np.random.default_rng(1), samples=100) == (0.1, 0.1)
+    assert cluster_bootstrap_ci(np.full(55, 0.1), clusters, np.random.default_rng(1),
+                                samples=100) == (0.1, 0.1)
 
 
 def test_the_gate_groups_questions_by_the_runs_group_column() -> None:

@@ -13,7 +13,8 @@ from axiom.evaluation.datasets import EvalItem, load_beir, load_golden
 
 
 def test_tiny_golden_loads(repo_root: Path) -> None:
-    items = load_golden(repo_root / "tests/fixtures/tiny_golden.jsonl", known_sources={"a.md", "b.txt", "c.md"})
+    items = load_golden(repo_root / "tests/fixtures/tiny_golden.jsonl",
+                        known_sources={"a.md", "b.txt", "c.md"})
     assert [it.id for it in items] == ["t01", "t02", "t03", "t04", "t05", "t06"]
     assert items[0].relevant_sources == ("a.md",)
     assert items[3].reference_contexts and all(isinstance(c, str) for c in items[3].reference_contexts)
@@ -38,8 +39,10 @@ def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
         json.dumps({"id": "x3", "question": "   ", "reference": "R"}),          # 4 blank question
         json.dumps({"id": 4, "question": "Q?", "reference": "R"}),              # 5 id not a string
         json.dumps(dict(good)),                                                 # 6 duplicate id ok1
-        json.dumps({"id": "x7", "question": "Q?", "reference": "R", "relevant_sources": "a.md"}),  # 7 not a list
-        json.dumps({"id": "x8", "question": "Q?", "reference": "R", "relevant_sources": ["zzz.md"]}),  # 8 unknown
+        # 7 not a list
+        json.dumps({"id": "x7", "question": "Q?", "reference": "R", "relevant_sources": "a.md"}),
+        # 8 unknown
+        json.dumps({"id": "x8", "question": "Q?", "reference": "R", "relevant_sources": ["zzz.md"]}),
         "",                                                                     # 9 blank: ignored
         json.dumps({"id": "x10", "question": "Q?", "reference": "R", "colour": "red"}),  # 10 unknown field
         json.dumps(["a", "list"]),                                              # 11 not an object
@@ -72,14 +75,17 @@ def test_short_answer_rules() -> None:
     long = EvalItem(id="a", question="q", reference="The Mamluk sultan Qaitbay built a fortress in 1480.")
     assert long.expected_short_answer is None
     assert EvalItem(id="b", question="q", reference="In 1480.").expected_short_answer == "In 1480."
-    assert EvalItem(id="c", question="q", reference=long.reference, short_answer="1480").expected_short_answer == "1480"
+    assert EvalItem(id="c", question="q", reference=long.reference,
+                    short_answer="1480").expected_short_answer == "1480"
 
 
 def _beir(folder: Path, qrels_lines: list[str]) -> Path:
     (folder / "qrels").mkdir(parents=True)
-    docs = [{"_id": "d1", "title": "Bees", "text": "Queens lay eggs."}, {"_id": "d2", "title": "", "text": "Lava."}]
+    docs = [{"_id": "d1", "title": "Bees", "text": "Queens lay eggs."},
+            {"_id": "d2", "title": "", "text": "Lava."}]
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
-    queries = [{"_id": "q1", "text": "who lays eggs"}, {"_id": "q2", "text": "hot rock"}, {"_id": "q3", "text": "x"}]
+    queries = [{"_id": "q1", "text": "who lays eggs"}, {"_id": "q2", "text": "hot rock"},
+               {"_id": "q3", "text": "x"}]
     (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n", encoding="utf-8")
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(qrels_lines) + "\n",
                                                encoding="utf-8")

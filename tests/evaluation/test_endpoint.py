@@ -1,8 +1,8 @@
 """Evaluating a deployed RAG system over HTTP (`axiom eval --endpoint`).
 
-- A real `axiom serve` (subprocess, API key, real ChromaDB server) over the collection an in-process evaluation
-  ingested, evaluated through the shipped mapping (evaluation/endpoints/axiom.yaml), gives the in-process
-  evaluation's retrieval, answer and evidence metrics question by question.
+- A real `axiom serve` (subprocess, API key, real ChromaDB server) over the collection an in-process
+  evaluation ingested, evaluated through the shipped mapping (evaluation/endpoints/axiom.yaml), gives the
+  in-process evaluation's retrieval, answer and evidence metrics question by question.
 - A real local HTTP server that times out on one question, answers 500 on another, JSON without the mapped
   fields on a third and HTML on a fourth: those items are unmeasured with their reasons, the run completes and
   the others are scored; no credential reaches the run folder.
@@ -58,7 +58,8 @@ def folder_text(run: Path) -> str:
 @pytest.fixture(scope="module")
 def served(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory,
            embedder) -> Iterator[dict[str, Any]]:  # noqa: ANN001
-    """The tiny corpus ingested into a collection of the ChromaDB server by an in-process evaluation (top_k 10:
+    """The tiny corpus ingested into a collection of the ChromaDB server by an in-process evaluation (top_k
+    10:
     the service returns its top_k contexts, so its ranking is as deep as the in-process one's 10), then
     `axiom serve` over that collection, with an API key and the extractive generator."""
     root = tmp_path_factory.mktemp("endpoint")
@@ -67,7 +68,8 @@ def served(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory
     in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
                                 judge=False, collection=collection, top_k=10)
     server = AxiomServer(root / "serve", env={
-        "CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port), "AXIOM_COLLECTION": collection,
+        "CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
+        "AXIOM_COLLECTION": collection,
         "AXIOM_API_KEYS": API_KEY, "LLM_PROVIDER": "extractive"}).start()
     try:
         yield {"root": root, "in_process": in_process, "server": server}
@@ -82,7 +84,8 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
     monkeypatch.setenv("AXIOM_EVAL_API_KEY", API_KEY)
     config = write_config(tmp_path)
     server: AxiomServer = served["server"]
-    code, out, err = eval_cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--corpus", TINY_CORPUS,
+    code, out, err = eval_cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--corpus",
+                              TINY_CORPUS,
                               "--endpoint", f"{server.api}/query", "--endpoint-config", AXIOM_MAPPING,
                               "--top-k", "10", "--no-judge", "--name", "served", "--json")
     assert code == 0, err
@@ -103,8 +106,9 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
             worst = max(worst, abs(a - b))
     with capsys.disabled():
         print(f"\nendpoint vs in-process: {compared} per-question values compared "
-              f"({len(RETRIEVAL_METRICS)} retrieval, {len(OFFLINE_METRICS) + len(GROUNDEDNESS_METRICS)} answer, "
-              f"{len(EVIDENCE_METRICS)} evidence metrics x 6 questions), {exact} bit-identical, largest difference {worst:.2e}")
+              f"({len(RETRIEVAL_METRICS)} retrieval, {len(OFFLINE_METRICS) + len(GROUNDEDNESS_METRICS)} "
+              f"answer, {len(EVIDENCE_METRICS)} evidence metrics x 6 questions), {exact} bit-identical, "
+              f"largest difference {worst:.2e}")
     for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *GROUNDEDNESS_METRICS, *EVIDENCE_METRICS):
         assert remote.metrics["metrics"][metric]["n"] == local.metrics["metrics"][metric]["n"], metric
     manifest = remote.manifest
@@ -125,14 +129,17 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
 
 def test_served_axiom_without_the_api_key_is_unmeasured(served: dict[str, Any], tmp_path: Path,
                                                         embedder) -> None:  # noqa: ANN001
-    """The environment holds no key: the header is not sent, every call is refused (401, not retried), and the run
-    still completes with every item unmeasured and its reason."""
+    """The environment holds no key: the header is not sent, every call is refused (401, not retried), and the
+    run still completes with every item unmeasured and its reason."""
     config = load_endpoint_config(AXIOM_MAPPING, url=f"{served['server'].api}/query", environ={})
     assert config.headers == {}
-    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="no-key", embedder=embedder, judge=False,
+    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="no-key", embedder=embedder,
+                         judge=False,
                          endpoint=config)
     assert run.metrics["unanswered"] == {"n": 6, "reasons": {"HTTP 401 from the endpoint (1 attempt)": 6}}
-    assert run.metrics["metrics"]["rouge_l"]["unmeasured"] == 6 and run.metrics["metrics"]["ndcg@10"]["n"] == 0
+    assert (
+        run.metrics["metrics"]["rouge_l"]["unmeasured"] == 6 and run.metrics["metrics"]["ndcg@10"]["n"] == 0
+    )
 
 
 # -- a real server that fails in every way --------------------------------------------------------------
@@ -212,7 +219,8 @@ def test_failing_endpoint_gives_unmeasured_items_with_reasons(tmp_path: Path, mo
             "response: {answer: answer, contexts: contexts, retrieved: retrieved}\n"
             "timeout_seconds: 0.5\nretries: 1\nbackoff_initial_seconds: 0.05\nbackoff_max_seconds: 0.1\n"
             "concurrency: 3\n")
-        code, out, err = eval_cli(capsys, "--config", write_config(tmp_path), "eval", "--dataset", TINY_GOLDEN,
+        code, out, err = eval_cli(capsys, "--config", write_config(tmp_path), "eval", "--dataset",
+                                  TINY_GOLDEN,
                                   "--endpoint-config", mapping, "--no-judge", "--name", "faults", "--json")
         assert code == 0, err
         assert server.attempts(items["t01"].question) == 2 and server.attempts(items["t02"].question) == 2
@@ -231,7 +239,8 @@ def test_failing_endpoint_gives_unmeasured_items_with_reasons(tmp_path: Path, mo
         notes = json.loads(rows.loc[qid, "notes"])
         assert notes["rouge_l"] == notes["ndcg@10"] == f"unmeasured: {reason}", qid
     for qid in ("t05", "t06"):
-        assert rows.loc[qid, "answered"] and rows.loc[qid, "rouge_l"] == 1.0 and rows.loc[qid, "ndcg@10"] == 1.0
+        assert rows.loc[qid, "answered"] and rows.loc[qid,
+                                                      "rouge_l"] == 1.0 and rows.loc[qid, "ndcg@10"] == 1.0
     metrics = run.metrics["metrics"]
     for metric in ("rouge_l", "chrf", "semantic_similarity", "nonllm_context_recall", "ndcg@10", "recall@5"):
         assert metrics[metric]["n"] == 2 and metrics[metric]["unmeasured"] == 4, metric
@@ -257,7 +266,8 @@ def test_paths_templates_and_config_errors(tmp_path: Path) -> None:
     assert render({"k": "{top_k}"}, question="", item_id="", top_k=7) == {"k": 7}
     bad = tmp_path / "bad.yaml"
     bad.write_text("url: ftp://x\nmethod: DELETE\nbody: {q: fixed}\nheaders: {A: '${NOT_SET_ANYWHERE}'}\n"
-                   "headers_from_env: {B: 'not a name'}\nresponse: {answr: x}\nretries: -1\ntimeout_seconds: 0\n"
+                   "headers_from_env: {B: 'not a name'}\nresponse: {answr: x}\nretries: "
+                   "-1\ntimeout_seconds: 0\n"
                    "extra: 1\n")
     with pytest.raises(ConfigError) as info:
         load_endpoint_config(bad, environ={})
@@ -291,12 +301,18 @@ def test_retries_honour_retry_after_and_stop(tmp_path: Path) -> None:
     config = load_endpoint_config(url="http://rag.test/ask", environ={"TOKEN": "s3cret"})
     config = dataclasses.replace(config, response={"answer": "data.answer", "contexts": "/data/hits/*/text",
                                                    "retrieved": "data.hits[].doc", "latency_ms": "took_ms"},
-                                 headers={"Authorization": "Bearer s3cret"}, retries=2, backoff_initial_seconds=0.01,
+                                 headers={"Authorization": "Bearer s3cret"}, retries=2,
+                                 backoff_initial_seconds=0.01,
                                  backoff_max_seconds=0.02)
     slept: list[float] = []
     with EndpointClient(config, transport=httpx.MockTransport(handler), sleep=slept.append) as client:
         answer = client.ask(item, None)
-    assert answer.answered and answer.answer == "yes" and answer.contexts == ("c1",) and answer.retrieved == ("3",)
+    assert (
+        answer.answered
+        and answer.answer == "yes"
+        and answer.contexts == ("c1",)
+        and answer.retrieved == ("3",)
+    )
     assert answer.latency_seconds == 0.25 and len(calls) == 3 and slept[0] == 2.0
     assert json.loads(calls[0].content) == {"question": item.question}
     assert calls[0].headers["Authorization"] == "Bearer s3cret"
@@ -311,23 +327,28 @@ def test_retries_honour_retry_after_and_stop(tmp_path: Path) -> None:
 @pytest.mark.notebooks
 def test_the_evaluation_notebook_asks_an_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """03_evaluate with `-p endpoint URL -p endpoint_config FILE` (a real kernel): the run completes, its tables
-    and charts drawn with one question unmeasured."""
+    """03_evaluate with `-p endpoint URL -p endpoint_config FILE` (a real kernel): the run completes, its
+    tables and charts drawn with one question unmeasured."""
     items = load_golden(TINY_GOLDEN)
     answers = {it.question: {"answer": it.reference, "contexts": list(it.reference_contexts),
                              "retrieved": list(it.relevant_sources)} for it in items}
     clean_env(monkeypatch)
     monkeypatch.setenv("AXIOM_PROJECT_ROOT", str(REPO))
-    for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                        "TOKENIZERS_PARALLELISM": "false"}.items():
         monkeypatch.setenv(name, value)
     mapping = tmp_path / "plain.yaml"
     mapping.write_text("retries: 0\ntimeout_seconds: 5\n")
     with FaultServer({it.question: "500" if it.id == "t03" else "ok" for it in items}, answers) as server:
-        code, out, err = eval_cli(capsys, "--config", write_config(tmp_path), "notebooks", "run", "03_evaluate",
-                                  "-p", "endpoint", f"http://127.0.0.1:{server.port}/ask", "-p", "endpoint_config",
+        code, out, err = eval_cli(capsys, "--config", write_config(tmp_path), "notebooks", "run",
+                                  "03_evaluate",
+                                  "-p", "endpoint", f"http://127.0.0.1:{server.port}/ask", "-p",
+                                  "endpoint_config",
                                   mapping, "-p", "corpus", TINY_CORPUS, "-p", "dataset", TINY_GOLDEN,
                                   "-p", "judge", "false", "--out", tmp_path / "runs", "--name", "nb-endpoint")
     assert code == 0, err
     run = load_run(out.strip().splitlines()[-1].removeprefix("run folder: "))
     assert run.manifest["source"]["kind"] == "endpoint" and run.metrics["unanswered"]["n"] == 1
-    assert run.metrics["metrics"]["rouge_l"]["n"] == 5 and run.metrics["metrics"]["evidence_recall@5"]["n"] == 5
+    assert (
+        run.metrics["metrics"]["rouge_l"]["n"] == 5 and run.metrics["metrics"]["evidence_recall@5"]["n"] == 5
+    )

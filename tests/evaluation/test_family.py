@@ -23,8 +23,10 @@ def _baseline_like(rng: np.random.Generator, n: int) -> tuple[list[str], dict[st
     rank = rng.choice([1, 1, 1, 2, 3], size=n)
     top1 = (rank == 1).astype(float)
     rr = 1.0 / rank
-    values = {"recall@1": top1, "precision@1": top1.copy(), "hit_rate@1": top1.copy(), "recall@10": np.ones(n),
-              "hit_rate@10": np.ones(n), "mrr@10": rr, "ndcg@10": 1.0 / np.log2(rank + 1), "map@10": rr.copy(),
+    values = {"recall@1": top1, "precision@1": top1.copy(), "hit_rate@1": top1.copy(),
+              "recall@10": np.ones(n),
+              "hit_rate@10": np.ones(n), "mrr@10": rr, "ndcg@10": 1.0 / np.log2(rank + 1),
+              "map@10": rr.copy(),
               "chrf": rng.uniform(0.2, 0.8, n), "groundedness": rng.uniform(0.5, 1.0, n)}
     return ids, values
 
@@ -81,7 +83,8 @@ def test_primaries_declared_defaulted_and_aliases_of_a_primary() -> None:
     assert not family.is_constant(np.array([0.2, 0.3]), np.array([0.2, 0.3]))  # no change, but not constant
     assert not family.is_constant(np.array([]), np.array([]))
     empty = {"m1": ([], np.array([]), np.array([])), "m2": ([], np.array([]), np.array([]))}
-    untested = family.find_family(empty, [])  # no question measured in both: not aliases of each other, not counted
+    # no question measured in both: not aliases of each other, not counted
+    untested = family.find_family(empty, [])
     assert untested.aliases == {} and untested.secondaries == [] and untested.role("m2") == family.SECONDARY
 
 
@@ -98,7 +101,8 @@ def test_max_t_lies_between_the_unadjusted_and_bonferroni() -> None:
     # step-down: the order of the statistics is kept
     order = np.argsort(-np.abs(units.sum(axis=0)) / np.sqrt((units ** 2).sum(axis=0)))
     assert np.all(np.diff(adjusted[order]) >= -1e-12)
-    # exact over every assignment with few units: one metric, 5 positive units -> p = 2/32, as the sign-flip test
+    # exact over every assignment with few units: one metric, 5 positive units -> p = 2/32, as the sign-flip
+    # test
     exact, exact_raw = family.max_t_adjust(np.ones((5, 1)), permutations=10, seed=1)
     assert exact[0] == exact_raw[0] == pytest.approx(2 / 32)
     # a duplicated column changes nothing (the maximum of two equal statistics is the statistic): max-T pays
@@ -110,7 +114,8 @@ def test_max_t_lies_between_the_unadjusted_and_bonferroni() -> None:
 def test_max_t_flips_the_metrics_together_by_group() -> None:
     ids = ["a", "b", "c", "d"]
     x = np.zeros(4)
-    paired = {"m1": (ids, x, np.array([0.1, 0.2, 0.3, 0.4])), "m2": (ids[:3], x[:3], np.array([1.0, 0.0, -1.0]))}
+    paired = {"m1": (ids, x, np.array([0.1, 0.2, 0.3, 0.4])),
+              "m2": (ids[:3], x[:3], np.array([1.0, 0.0, -1.0]))}
     matrix = family.unit_matrix(paired, ["m1", "m2"], {"a": "g1", "b": "g1", "c": "g2"})
     # rows: g1 (a, b), g2 (c), d alone; m2 has no question d
     assert np.allclose(matrix, [[0.3, 1.0], [0.3, -1.0], [0.4, 0.0]])
@@ -141,7 +146,8 @@ def test_secondaries_with_run_variance_fall_back_to_holm() -> None:
     paired = {m: (ids, np.zeros(30), rng.normal(0.2, 0.3, 30)) for m in ("m1", "m2", "m3")}
     out = {m: {"p": p, "delta": 0.2, "n": 30, "run_variance": 0.001 if m == "m2" else 0.0}
            for m, p in zip(paired, (0.01, 0.02, 0.04), strict=True)}
-    found = family.correct_family(out, paired, correction=family.MAX_T, permutations=500, seed=1, primaries=[])
+    found = family.correct_family(out, paired, correction=family.MAX_T, permutations=500, seed=1,
+                                  primaries=[])
     assert found.secondaries == ["m1", "m2", "m3"]
     assert {e["correction"] for e in out.values()} == {"holm"}
     assert [out[m]["p_adj"] for m in paired] == pytest.approx([0.03, 0.04, 0.04])

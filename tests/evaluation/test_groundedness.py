@@ -1,5 +1,6 @@
-"""The offline groundedness metric: planted unsupported claims and wrong numbers score below a supported answer
-(negation flips are measured but not penalised: a known limit); claims keep their offsets; the committed model file matches the code and its training data.
+"""The offline groundedness metric: planted unsupported claims and wrong numbers score below a supported
+answer (negation flips are measured but not penalised: a known limit); claims keep their offsets; the
+committed model file matches the code and its training data.
 
 Fixtures are written here (no RAGTruth / MS MARCO text in the repository)."""
 
@@ -29,23 +30,24 @@ from axiom.evaluation.answer_metrics.groundedness_features import (
 )
 
 CONTEXTS = [
-    "The Harbour Bridge in Lyndon was opened in 1932 after eight years of construction. It is 503 metres long "
-    "and carries eight lanes of traffic and two railway tracks.",
+    "The Harbour Bridge in Lyndon was opened in 1932 after eight years of construction. It is 503 metres "
+    "long and carries eight lanes of traffic and two railway tracks.",
     "The bridge was designed by the engineer Maria Kessel, who also planned the Lyndon ferry terminal. Tolls "
     "are collected only from drivers heading south.",
     "Lyndon's bridge is repainted every decade; the last repainting took two years and used grey paint.",
 ]
-SUPPORTED = ("The Harbour Bridge in Lyndon was opened in 1932. It is 503 metres long and carries eight lanes of "
-             "traffic. It was designed by the engineer Maria Kessel.")
+SUPPORTED = ("The Harbour Bridge in Lyndon was opened in 1932. It is 503 metres long and carries eight "
+             "lanes of traffic. It was designed by the engineer Maria Kessel.")
 PLANTED = {
-    "wrong number": "The Harbour Bridge in Lyndon was opened in 1951. It is 780 metres long and carries eight "
-                    "lanes of traffic. It was designed by the engineer Maria Kessel.",
-    "invented claims": "The Harbour Bridge in Lyndon was opened in 1932. It is 503 metres long and carries eight "
-                       "lanes of traffic. It was designed by the engineer Maria Kessel. Kessel later won the "
-                       "Pritzker Prize in Tokyo for her Osaka stadium, and the bridge appears in 14 Hollywood films.",
+    "wrong number": "The Harbour Bridge in Lyndon was opened in 1951. It is 780 metres long and carries "
+                    "eight lanes of traffic. It was designed by the engineer Maria Kessel.",
+    "invented claims": "The Harbour Bridge in Lyndon was opened in 1932. It is 503 metres long and "
+                       "carries eight lanes of traffic. It was designed by the engineer Maria Kessel. "
+                       "Kessel later won the Pritzker Prize in Tokyo for her Osaka stadium, and the "
+                       "bridge appears in 14 Hollywood films.",
 }
-NEGATED = ("The Harbour Bridge in Lyndon was not opened in 1932. It is 503 metres long and carries eight lanes "
-           "of traffic. Tolls are not collected from drivers heading south.")
+NEGATED = ("The Harbour Bridge in Lyndon was not opened in 1932. It is 503 metres long and carries eight "
+           "lanes of traffic. Tolls are not collected from drivers heading south.")
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +56,13 @@ def model() -> GroundednessModel:
 
 
 def test_claims_keep_offsets_into_the_answer() -> None:
-    answer = ("Based on the passages, here is what they say:\n\n1. The bridge opened in 1932. Dr. Kessel designed "
-              "it.\n  - It is 503 metres long!\n\nI hope this helps.")
+    answer = ("Based on the passages, here is what they say:\n\n1. The bridge opened in 1932. Dr. Kessel "
+              "designed it.\n  - It is 503 metres long!\n\nI hope this helps.")
     claims = split_claims(answer)
-    assert [c.text for c in claims] == ["Based on the passages, here is what they say:", "The bridge opened in 1932.",
-                                        "Dr. Kessel designed it.", "It is 503 metres long!", "I hope this helps."]
+    assert [c.text for c in claims] == ["Based on the passages, here is what they say:",
+                                        "The bridge opened in 1932.",
+                                        "Dr. Kessel designed it.", "It is 503 metres long!",
+                                        "I hope this helps."]
     assert all(answer[c.start:c.end] == c.text for c in claims)
     assert [c.meta for c in claims] == [True, False, False, False, False]
 
@@ -101,8 +105,9 @@ def test_measures_flag_the_wrong_number_and_the_invented_terms(embedder) -> None
 
 
 def test_negation_flips_are_measured_but_not_penalised_by_the_fitted_model(embedder, model) -> None:
-    """A known limit: the negation cue is measured, but RAGTruth gives it no weight (single-feature AUC 0.50), so a
-    flipped answer is not scored below the supported one. The test pins the measure and the weight's smallness."""
+    """A known limit: the negation cue is measured, but RAGTruth gives it no weight (single-feature AUC 0.50),
+    so a flipped answer is not scored below the supported one. The test pins the measure and the weight's
+    smallness."""
     negated = measure_answer(NEGATED, CONTEXTS, embedder)
     assert [c.negation_conflict for c in negated.claims] == [1, 0, 1]
     weight = model.answer.coef[FEATURE_NAMES.index("negation_conflicts")]

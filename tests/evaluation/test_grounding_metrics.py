@@ -1,5 +1,5 @@
-"""The groundedness metrics inside an evaluation (answer_metrics/grounding.py): offsets into the recorded answer,
-the n/a rules, the unsupported claims in the results, and their highlighted view (escaped)."""
+"""The groundedness metrics inside an evaluation (answer_metrics/grounding.py): offsets into the recorded
+answer, the n/a rules, the unsupported claims in the results, and their highlighted view (escaped)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from axiom.evaluation.answer_metrics.grounding import NO_CLAIM, NO_CONTEXTS, mas
 from axiom.generation import EXTRACTIVE_PREFIX
 from axiom.notebook.markup import highlighted_answer_html, unsupported_claims_view
 
-CONTEXT = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall and was "
-           "designed by the engineering company of Gustave Eiffel.")
+CONTEXT = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall and "
+           "was designed by the engineering company of Gustave Eiffel.")
 
 
 def _row(answer: str, contexts: tuple[str, ...] = (CONTEXT,), rid: str = "q") -> ScoreInput:
@@ -34,8 +34,8 @@ def test_masking_keeps_every_offset() -> None:
 
 def test_supported_answers_score_above_planted_ones_and_claims_point_into_the_answer(embedder) -> None:  # noqa: ANN001
     supported = "The Eiffel Tower was completed in 1889. It is 330 metres tall [1]."
-    planted = ("The Eiffel Tower was completed in 1889. It was painted gold by Napoleon III in 1925 to celebrate "
-               "his victory at Waterloo, and it is 900 metres tall.")
+    planted = ("The Eiffel Tower was completed in 1889. It was painted gold by Napoleon III in 1925 to "
+               "celebrate his victory at Waterloo, and it is 900 metres tall.")
     scores, claims = score_grounding([_row(supported, rid="a"), _row(planted, rid="b")], embedder)
     g = [s.value for s in scores["groundedness"]]
     assert g[0] > g[1], g
@@ -57,7 +57,9 @@ def test_no_contexts_or_no_claim_is_not_applicable_with_the_reason(embedder) -> 
 def test_score_answers_carries_both_metrics_and_the_claims(make_settings, embedder) -> None:  # noqa: ANN001
     result = score_answers([_row("It is 330 metres tall.")], make_settings(), embedder, judge=False)
     assert {"groundedness", "supported_claims"} <= set(result.metric_names)
-    assert result.details["unsupported_claims"] == [[]] or isinstance(result.details["unsupported_claims"][0], list)
+    assert result.details["unsupported_claims"] == [[]] or isinstance(
+        result.details["unsupported_claims"][0], list
+    )
 
 
 def test_highlighted_answer_escapes_everything_and_marks_only_the_spans() -> None:

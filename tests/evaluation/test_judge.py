@@ -49,7 +49,8 @@ def _row(rid: str, marker: str = "") -> ScoreInput:
     return ScoreInput(id=rid, question=f"How many eggs does a queen lay? {marker}".strip(),
                       answer=f"A queen lays up to 2,000 eggs a day. [1] {marker}".strip(),
                       reference=f"A queen honey bee can lay up to 2,000 eggs a day. {marker}".strip(),
-                      contexts=("A honey bee colony is built around a single queen, who can lay up to 2,000 eggs.",))
+                      contexts=("A honey bee colony is built around a single queen, who "
+                                "can lay up to 2,000 eggs.",))
 
 
 def _config(server: FakeOpenAIServer, tmp_path: Path) -> JudgeConfig:
@@ -58,7 +59,8 @@ def _config(server: FakeOpenAIServer, tmp_path: Path) -> JudgeConfig:
                        prices={"input": 1.0, "output": 2.0})
 
 
-def test_judge_metrics_cache_and_faults(server: FakeOpenAIServer, tmp_path: Path, embedder) -> None:  # noqa: ANN001
+def test_judge_metrics_cache_and_faults(server: FakeOpenAIServer, tmp_path: Path,
+                                        embedder) -> None:  # noqa: ANN001
     rows = [_row("ok"), _row("e500", "ZZFAIL500"), _row("junk", "ZZGARBAGE"),
             ScoreInput(id="empty", question="Q?", answer="", reference="R.", contexts=())]
     scores, stats = score_judged(rows, _config(server, tmp_path), embedder)
@@ -93,7 +95,8 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
     faulty["reference"] += " ZZFAIL500"  # the reference reaches the context and correctness judges
     golden = tmp_path / "golden.jsonl"
     golden.write_text("\n".join([lines[0], json.dumps(faulty)]) + "\n")
-    settings = build_settings(tmp_path, evaluation={"judge_model": "judge-model", "judge_base_url": server.base_url,
+    settings = build_settings(tmp_path,
+                              evaluation={"judge_model": "judge-model", "judge_base_url": server.base_url,
                                                     "judge_concurrency": 2},
                               generation={"max_retries": 1, "backoff_initial_seconds": 0.05})
     first = run_evaluation(settings, golden, TINY_CORPUS, name="judged", embedder=embedder)
@@ -113,4 +116,6 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
     before = server.calls()
     second = run_evaluation(settings, good, TINY_CORPUS, name="judged", embedder=embedder)
     assert server.calls() == before  # zero judge calls: t01 was judged by the first run
-    assert second.metrics["usage"]["judge"]["cache_hits"] == 5 and second.metrics["usage"]["judge"]["calls"] == 0
+    assert (
+        second.metrics["usage"]["judge"]["cache_hits"] == 5 and second.metrics["usage"]["judge"]["calls"] == 0
+    )

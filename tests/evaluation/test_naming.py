@@ -1,5 +1,6 @@
-"""The one naming module (axiom/evaluation/naming.py): the collection and folder names every face uses, pinned to
-the forms they had before the faces shared it (a changed name would orphan existing collections and runs)."""
+"""The one naming module (axiom/evaluation/naming.py): the collection and folder names every face uses, pinned
+to the forms they had before the faces shared it (a changed name would orphan existing collections and
+runs)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_collection_names(tmp_path: Path) -> None:
     corpus.mkdir()
     digest = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:8]
     assert eval_collection(corpus, MODEL) == f"eval-my-corpus-{digest}-all-minilm-l6-v2"
-    assert eval_collection(tmp_path / "My Corpus" / ".." / "My Corpus", MODEL) == eval_collection(corpus, MODEL)
+    assert eval_collection(tmp_path / "My Corpus" / ".." / "My Corpus",
+                           MODEL) == eval_collection(corpus, MODEL)
     assert sweep_collection(corpus, 400, 50, MODEL) == f"sweep-my-corpus-{digest}-c400o50-all-minilm-l6-v2"
     assert beir_collection(tmp_path / "scifact", MODEL) == "beir-scifact-all-minilm-l6-v2"
     long = eval_collection(tmp_path / ("x" * 250), MODEL)

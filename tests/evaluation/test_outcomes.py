@@ -49,8 +49,8 @@ def test_the_three_outcomes_on_constructed_data() -> None:
 def test_significant_but_small_drops_and_wide_intervals() -> None:
     rng = np.random.default_rng(8)
     a = rng.uniform(0.3, 1.0, 400)
-    # worse for sure, but by 0.002: inside the 0.01 margin -> non-inferior (min_delta is a margin, not a threshold
-    # on the point estimate)
+    # worse for sure, but by 0.002: inside the 0.01 margin -> non-inferior (min_delta is a margin, not a
+    # threshold on the point estimate)
     small = _one(a, a - 0.002 + rng.normal(0, 0.004, 400))
     assert small["verdict"] == WORSE and small["outcome"] == NON_INFERIOR and small["drop_bound"] < 0.01
     # a drop of 0.015 in a noisy set: not significant, and the margin is inside the interval -> inconclusive
@@ -135,14 +135,17 @@ def test_baselines_declare_their_primaries(tmp_path: Path) -> None:
 
 
 def _write_set(root: Path, n: int = 40) -> dict[str, Path]:
-    """A golden set of n made-up facts, the responses of a system that answers each from the right document, and
-    of one that ranks the right document second and answers nothing."""
+    """A golden set of n made-up facts, the responses of a system that answers each from the right document,
+    and of one that ranks the right document second and answers nothing."""
     colours = ["red", "blue", "green", "amber", "violet", "silver", "orange", "teal"]
-    things = ["lantern", "bridge", "tower", "ferry", "garden", "market", "library", "harbour", "mill", "chapel"]
+    things = ["lantern", "bridge", "tower", "ferry", "garden", "market", "library", "harbour", "mill",
+              "chapel"]
     golden, good, bad = [], [], []
     for i in range(n):
         colour, thing = colours[i % len(colours)], things[i % len(things)]
-        reference = f"The {colour} {thing} number {i} is {100 + 7 * i} metres tall and was painted in {1800 + i}."
+        reference = (
+            f"The {colour} {thing} number {i} is {100 + 7 * i} metres tall and was painted in {1800 + i}."
+        )
         golden.append({"id": f"g{i:02d}", "question": f"How tall is the {colour} {thing} number {i}?",
                        "reference": reference, "relevant_sources": [f"doc{i}.md"]})
         good.append({"id": f"g{i:02d}", "answer": reference, "contexts": [reference],
@@ -169,17 +172,19 @@ def test_axiom_eval_exits_3_only_on_a_regression(tmp_path: Path, monkeypatch: py
     config, files = write_config(tmp_path), _write_set(tmp_path)
     baseline = tmp_path / "baseline.json"
     common = ["--config", str(config), "eval", "--dataset", str(files["golden"]), "--no-judge", "--json"]
-    assert main(common + ["--responses", str(files["good"]), "--name", "good", "--save-baseline", str(baseline)]) == 0
+    assert main(common + ["--responses", str(files["good"]), "--name", "good", "--save-baseline",
+                          str(baseline)]) == 0
     good_run = json.loads(capsys.readouterr().out)["run"]
     saved = json.loads(baseline.read_text())
     assert saved["format"] == 3 and saved["primary"] == ["ndcg@10", "groundedness"]  # no corpus: no evidence
 
-    # the same answers again: no regression (ndcg@10 is 1.0 on every question: a 0/1 constant whose Tango bound
-    # at n 40 is wider than the margin, inconclusive; groundedness non-inferior), exit 0
+    # the same answers again: no regression (ndcg@10 is 1.0 on every question: a 0/1 constant whose Tango
+    # bound at n 40 is wider than the margin, inconclusive; groundedness non-inferior), exit 0
     gated = common + ["--baseline", str(baseline), "--fail-on-regression"]
     assert main(gated + ["--responses", str(files["good"]), "--name", "same"]) == 0
     gate = json.loads(capsys.readouterr().out)["gate"]
-    assert gate["passed"] and gate["family"]["outcomes"] == {"ndcg@10": INCONCLUSIVE, "groundedness": NON_INFERIOR}
+    assert gate["passed"] and gate["family"]["outcomes"] == {"ndcg@10": INCONCLUSIVE,
+                                                             "groundedness": NON_INFERIOR}
     assert gate["verdict"].startswith("this run: primary ndcg@10 inconclusive (")
 
     # the right document ranked second, no answer: ndcg@10 regressed, exit 3 naming it (and only it)
@@ -192,7 +197,8 @@ def test_axiom_eval_exits_3_only_on_a_regression(tmp_path: Path, monkeypatch: py
     assert json.loads((bad_run / "metrics.json").read_text())["gate"]["passed"] is False
 
     # compare carries the family; --primary declares other primaries
-    assert main(["--config", str(config), "compare", good_run, str(bad_run), "--json", "--primary", "chrf"]) == 0
+    assert main(["--config", str(config), "compare", good_run, str(bad_run), "--json", "--primary",
+                 "chrf"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["family"]["primaries"] == ["chrf"] and result["family"]["outcomes"] == {"chrf": REGRESSION}
     assert result["verdict"].startswith("B: primary chrf regression (")
@@ -211,10 +217,12 @@ def test_the_committed_baselines_pass_an_identical_run(name: str) -> None:
     from tests.evaluation.helpers import REPO
 
     baseline = load_baseline(REPO / "evaluation" / "baselines" / f"{name}.json")
-    assert baseline["format"] == 3 and baseline["primary"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
+    assert baseline["format"] == 3 and baseline["primary"] == ["ndcg@10", "evidence_recall@10",
+                                                               "groundedness"]
     groups = {item.id: item.cluster for item in load_golden(REPO / baseline["dataset"]["path"])}
     ids = list(baseline["metrics"]["ndcg@10"]["per_question"])
-    values = {m: np.asarray([e["per_question"].get(i, np.nan) for i in ids]) for m, e in baseline["metrics"].items()}
+    values = {m: np.asarray([e["per_question"].get(i, np.nan) for i in ids])
+              for m, e in baseline["metrics"].items()}
     results = pd.DataFrame({"id": ids, "group": [groups[i] for i in ids], **values})
     summary = {m: {"mean": e["mean"], "n": e["n"]} for m, e in baseline["metrics"].items()}
     gate = gate_run(results, summary, baseline, config=StatsConfig())

@@ -1,5 +1,5 @@
-"""Paired score intervals for 0/1 metrics (Tango's, reported; Newcombe's, the alternative): the published worked
-example, an independent check of the Wilson intervals, exact coverage by enumeration, and their use by
+"""Paired score intervals for 0/1 metrics (Tango's, reported; Newcombe's, the alternative): the published
+worked example, an independent check of the Wilson intervals, exact coverage by enumeration, and their use by
 compare_metrics."""
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def _exact_coverage(interval, n: int, probs: tuple[float, float, float, float]) 
 
 @pytest.mark.parametrize("probs", [(0.4, 0.1, 0.1, 0.4), (0.9, 0.03, 0.05, 0.02), (0.93, 0.0, 0.02, 0.05)])
 def test_exact_coverage_by_enumerating_every_table(probs: tuple[float, float, float, float]) -> None:
-    """Over every table of n = 30 pairs: at least the nominal 95% less a little for both intervals, Tango's never
-    wider in coverage than Newcombe's (which is the more conservative near the ceiling)."""
+    """Over every table of n = 30 pairs: at least the nominal 95% less a little for both intervals, Tango's
+    never wider in coverage than Newcombe's (which is the more conservative near the ceiling)."""
     tango = _exact_coverage(tango_paired_interval, 30, probs)
     newcombe = _exact_coverage(newcombe_paired_interval, 30, probs)
     assert 0.93 <= tango <= 1.0 and 0.93 <= newcombe <= 1.0
@@ -82,7 +82,8 @@ def test_exact_coverage_by_enumerating_every_table(probs: tuple[float, float, fl
 def test_no_collapse_near_the_ceiling_and_bounds() -> None:
     for interval in (tango_paired_interval, newcombe_paired_interval):
         low, high = interval(PairedTable(both=245, wins=0, losses=0, neither=0))
-        assert low < 0 < high and high - low > 0.02  # 245 ties still leave doubt, unlike the bootstrap's [0, 0]
+        # 245 ties still leave doubt, unlike the bootstrap's [0, 0]
+        assert low < 0 < high and high - low > 0.02
         low, high = interval(PairedTable(both=0, wins=20, losses=0, neither=0))
         assert -1.0 <= low <= high <= 1.0 and low > 0.5
         assert interval(PairedTable(both=0, wins=0, losses=20, neither=0))[1] < -0.5
@@ -107,7 +108,8 @@ def test_compare_metrics_uses_it_for_0_1_metrics_only() -> None:
     b[np.flatnonzero(a)[:1]] = 0.0  # one loss near the ceiling: the bootstrap often gives [0, 0] here
     cont_a = rng.random(50)
     per_a = {"hit_rate@1": dict(zip(ids, a, strict=True)), "ndcg@10": dict(zip(ids, cont_a, strict=True))}
-    per_b = {"hit_rate@1": dict(zip(ids, b, strict=True)), "ndcg@10": dict(zip(ids, cont_a + 0.01, strict=True))}
+    per_b = {"hit_rate@1": dict(zip(ids, b, strict=True)),
+             "ndcg@10": dict(zip(ids, cont_a + 0.01, strict=True))}
     out = compare_metrics(per_a, per_b, config=FAST)
     hit = out["hit_rate@1"]
     assert hit["interval"] == stats.TANGO
@@ -115,5 +117,6 @@ def test_compare_metrics_uses_it_for_0_1_metrics_only() -> None:
     assert hit["ci"][0] < hit["delta"] < hit["ci"][1] and hit["ci"][1] > 0
     assert out["ndcg@10"]["interval"] == stats.BOOTSTRAP
     # the continuous interval is the same percentile bootstrap as before (bit for bit)
-    expected = stats.paired_bootstrap_ci(np.full(50, 0.01) + cont_a - cont_a, samples=500, seed=42, label="ndcg@10")
+    expected = stats.paired_bootstrap_ci(np.full(50, 0.01) + cont_a - cont_a, samples=500, seed=42,
+                                         label="ndcg@10")
     assert out["ndcg@10"]["ci"] == [pytest.approx(expected[0]), pytest.approx(expected[1])]

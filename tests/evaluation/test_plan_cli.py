@@ -1,4 +1,5 @@
-"""`axiom plan`, in process: how many questions (and repeats) a comparison needs, from a run folder as the pilot."""
+"""`axiom plan`, in process: how many questions (and repeats) a comparison needs, from a run folder as the
+pilot."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ N = 200
 
 def _run(root: Path, name: str, columns: dict[str, np.ndarray], repeats: pd.DataFrame | None = None) -> Path:
     ids = [f"q{i}" for i in range(N)]
-    results = pd.DataFrame({"id": ids, "question": [f"question {i}" for i in ids], "answer": ["a"] * N, **columns})
+    results = pd.DataFrame({"id": ids, "question": [f"question {i}" for i in ids], "answer": ["a"] * N,
+                            **columns})
     doc = {"metrics": {m: {"mean": float(np.mean(v)), "n": N, "ci_low": 0.0, "ci_high": 1.0}
                        for m, v in columns.items() if m != "group"}}
     return write_run_folder(root / "runs", name, utc_now(), {"name": name, "settings": {}}, doc, results,
@@ -88,7 +90,8 @@ def test_plan_with_run_to_run_variance(setup: dict, capsys: pytest.CaptureFixtur
     that many it gives a question count."""
     rng = np.random.default_rng(6)
     base = rng.beta(2, 2, N)
-    reps = np.stack([np.clip(base + rng.normal(0, 0.02) + rng.normal(0, 0.03, N), 0, 1) for _ in range(3)], axis=1)
+    reps = np.stack([np.clip(base + rng.normal(0, 0.02) + rng.normal(0, 0.03, N), 0, 1) for _ in range(3)],
+                    axis=1)
     ids = [f"q{i}" for i in range(N)]
     table = pd.DataFrame({"id": ids * 3, "repeat": np.repeat([0, 1, 2], N), "answer": ["a"] * (3 * N),
                           "ndcg@10": reps.T.reshape(-1)})
@@ -131,9 +134,11 @@ def test_plan_bad_input(setup: dict, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_plan_says_when_questions_are_grouped(setup: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    columns = {"ndcg@10": setup["columns"]["ndcg@10"], "group": np.asarray([f"doc{i // 10}" for i in range(N)])}
+    columns = {"ndcg@10": setup["columns"]["ndcg@10"],
+               "group": np.asarray([f"doc{i // 10}" for i in range(N)])}
     run = _run(setup["tmp"], "grouped", columns)
     code, out, _ = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", run)
     assert code == 0 and "note: the run's questions fall in 20 groups" in out
-    code, out, _ = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", setup["run"], "--json")
+    code, out, _ = _plan(setup, capsys, "--metric", "ndcg@10", "--effect", 0.05, "--from", setup["run"],
+                         "--json")
     assert json.loads(out)["groups"] == N

@@ -1,4 +1,5 @@
-"""Prediction-powered estimates: cross-checked against ppi_py, and their behaviour on data with a known answer."""
+"""Prediction-powered estimates: cross-checked against ppi_py, and their behaviour on data with a known
+answer."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Reference-free evaluation: a golden set of questions alone is valid; the metrics that need what its items lack
-(reference answer, reference contexts, relevant sources, a corpus) are n/a with the reason, never a refusal and
-never 0; `axiom eval --responses FILE` without `--dataset` takes the questions from the file; compare and the gate
-report n/a metrics as such; `axiom dataset audit` says which metrics a set supports; a file with hundreds of bad
-lines is summarised (real model, real subprocess-free CLI `main`, extractive generator, no judge)."""
+"""Reference-free evaluation: a golden set of questions alone is valid; the metrics that need what its items
+lack (reference answer, reference contexts, relevant sources, a corpus) are n/a with the reason, never a
+refusal and never 0; `axiom eval --responses FILE` without `--dataset` takes the questions from the file;
+compare and the gate report n/a metrics as such; `axiom dataset audit` says which metrics a set supports; a
+file with hundreds of bad lines is summarised (real model, real subprocess-free CLI `main`, extractive
+generator, no
+judge)."""
 
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reference-free")
     golden = _tiny_lines()
     return {"root": root, "config": write_config(root),
-            "questions": _write(root / "questions.jsonl", [{"id": g["id"], "question": g["question"]} for g in golden]),
+            "questions": _write(root / "questions.jsonl",
+                                [{"id": g["id"], "question": g["question"]} for g in golden]),
             "responses": _write(root / "responses.jsonl", _responses(golden))}
 
 
@@ -81,8 +84,10 @@ def runs(files: dict[str, Path]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         config, root = files["config"], files["root"]
-        argv = ["--config", config, "eval", "--responses", files["responses"], "--out", root / "runs", "--json"]
-        out["with_dataset"] = main([str(a) for a in argv + ["--dataset", files["questions"], "--corpus", TINY_CORPUS,
+        argv = ["--config", config, "eval", "--responses", files["responses"], "--out", root / "runs",
+                "--json"]
+        out["with_dataset"] = main([str(a) for a in argv
+                                    + ["--dataset", files["questions"], "--corpus", TINY_CORPUS,
                                                             "--name", "questions-only"]])
         out["without_dataset"] = main([str(a) for a in argv + ["--name", "from-responses"]])
         out["full"] = main([str(a) for a in argv + ["--dataset", TINY_GOLDEN, "--name", "full",
@@ -94,9 +99,11 @@ def runs(files: dict[str, Path]) -> dict[str, Any]:
     return out
 
 
-# -- the dataset ----------------------------------------------------------------------------------------------
+# -- the dataset
+# ----------------------------------------------------------------------------------------------
 def test_a_question_alone_is_a_valid_item() -> None:
-    lines = [json.dumps({"id": "a", "question": "Q?"}), json.dumps({"id": "b", "question": "Q?", "reference": None}),
+    lines = [json.dumps({"id": "a", "question": "Q?"}),
+             json.dumps({"id": "b", "question": "Q?", "reference": None}),
              json.dumps({"id": "c", "question": "Q?", "reference": "  "}),
              json.dumps({"id": "d", "question": "Q?", "reference": "In 1480."})]
     items, problems = parse_golden_lines(lines)
@@ -109,7 +116,8 @@ def test_a_question_alone_is_a_valid_item() -> None:
 
 
 def test_three_hundred_bad_lines_are_summarised(files: dict[str, Path], tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     lines = ([json.dumps({"id": f"m{i}", "reference": "R"}) for i in range(150)]   # missing question
              + ["{not json" for _ in range(100)]
              + [json.dumps({"id": f"u{i}", "question": "Q?", "colour": i}) for i in range(50)])
@@ -130,13 +138,20 @@ def test_three_hundred_bad_lines_are_summarised(files: dict[str, Path], tmp_path
     code, out, err = cli(capsys, "--config", files["config"], "eval", "--dataset", bad, "--responses",
                          files["responses"])
     assert code == 2 and out == ""
-    assert "300 problem(s)" in err and "150 x missing field 'question'" in err and "line 151: not valid JSON" not in err
+    assert (
+        "300 problem(s)" in err
+        and "150 x missing field 'question'" in err
+        and "line 151: not valid JSON" not in err
+    )
     assert len(err.splitlines()) < 40, err
 
 
 def test_problem_kinds() -> None:
     assert problem_kind("line 9: duplicate id 'q1' (first used on line 2)") == "duplicate id ..."
-    assert problem_kind("line 4: unknown source(s) 'a.md', 'b.md' (not in the corpus)") == "unknown source(s) ..."
+    assert (
+        problem_kind("line 4: unknown source(s) 'a.md', 'b.md' (not in the corpus)")
+        == "unknown source(s) ..."
+    )
     assert problem_kind("line 5: reference_contexts[3] is blank") == "reference_contexts[N] is blank"
     assert problem_kind("corpus.jsonl line 3: duplicate _id 'x'") == "duplicate _id ..."
     assert problem_kind("qrels/test.tsv line 12: unknown query 'q7'") == "unknown query ..."
@@ -155,12 +170,14 @@ def test_golden_from_responses_needs_ids_and_questions(tmp_path: Path) -> None:
     assert golden_from_responses(path) == [EvalItem(id="a", question="Q?")]
 
 
-# -- the metrics ----------------------------------------------------------------------------------------------
+# -- the metrics
+# ----------------------------------------------------------------------------------------------
 def test_metric_support_names_every_metric_of_a_run() -> None:
     from axiom.evaluation.answer_metrics import GROUNDEDNESS_METRICS, JUDGE_METRICS, OFFLINE_METRICS
 
     listed = [m for family in FAMILIES for m in family.metrics]
-    assert sorted(listed) == sorted(RETRIEVAL_METRICS + EVIDENCE_METRICS + OFFLINE_METRICS + GROUNDEDNESS_METRICS
+    assert sorted(listed) == sorted(RETRIEVAL_METRICS + EVIDENCE_METRICS + OFFLINE_METRICS
+                                    + GROUNDEDNESS_METRICS
                                     + JUDGE_METRICS)
     items = [EvalItem(id="a", question="Q?"), EvalItem(id="b", question="Q?", reference="In 1480.",
                                                        reference_contexts=("It was built in 1480.",))]
@@ -168,39 +185,51 @@ def test_metric_support_names_every_metric_of_a_run() -> None:
     assert rows["reference answer"]["status"] == "partly" and rows["reference answer"]["items"] == 1
     assert rows["retrieval"]["status"] == "n/a" and rows["retrieval"]["why"] == "no item has relevant_sources"
     assert rows["evidence"]["status"] == "n/a" and "--corpus" in rows["evidence"]["why"]
-    assert rows["groundedness (judged)"]["status"] == "supported" and rows["groundedness (judged)"]["items"] == 2
+    assert (
+        rows["groundedness (judged)"]["status"] == "supported" and rows["groundedness (judged)"]["items"] == 2
+    )
     assert rows["groundedness"]["status"] == "supported" and rows["groundedness"]["items"] == 2
-    assert {r["family"]: r["status"] for r in metric_support(items[1:], corpus=True)}["evidence"] == "supported"
+    assert {r["family"]: r["status"] for r in metric_support(items[1:],
+                                                             corpus=True)}["evidence"] == "supported"
 
 
 def test_judged_reference_metrics_are_not_applicable_without_a_reference(tmp_path: Path, embedder) -> None:  # noqa: ANN001
     from axiom.evaluation.answer_metrics import ScoreInput, score_judged
     from axiom.evaluation.answer_metrics.judge import JudgeConfig
 
-    config = JudgeConfig(model="judge", base_url="http://127.0.0.1:9/v1", api_key="x", concurrency=1, timeout=1.0,
+    config = JudgeConfig(model="judge", base_url="http://127.0.0.1:9/v1", api_key="x", concurrency=1,
+                         timeout=1.0,
                          max_retries=0, cache_dir=tmp_path / "cache", prices=None)
     row = ScoreInput(id="a", question="Q?", answer="An answer.", reference=None, contexts=("A passage.",))
     scores, stats = score_judged([row], config, embedder,
-                                 metrics=("llm_context_precision", "llm_context_recall", "factual_correctness"))
+                                 metrics=("llm_context_precision", "llm_context_recall",
+                                          "factual_correctness"))
     for name, values in scores.items():
         assert (values[0].status, values[0].reason) == ("not_applicable", NO_REFERENCE), name
         assert math.isnan(values[0].value)
     assert stats.calls == 0
 
 
-# -- runs, compare, gate, audit -------------------------------------------------------------------------------
+# -- runs, compare, gate, audit
+# -------------------------------------------------------------------------------
 def test_questions_only_set_is_evaluated(runs: dict[str, Any]) -> None:
     assert runs["with_dataset"] == 0
     run = load_run(runs["folders"]["questions-only"])
     metrics = run.metrics["metrics"]
     for name in REFERENCE_METRICS:
-        assert metrics[name]["mean"] is None and metrics[name]["n"] == 0 and metrics[name]["not_applicable"] == 6
+        assert (
+            metrics[name]["mean"] is None and metrics[name]["n"] == 0 and metrics[name]["not_applicable"] == 6
+        )
         assert metrics[name]["not_applicable_reasons"] == {NO_REFERENCE: 6}
         assert run.results[name].isna().all()  # never 0
-    assert metrics["ndcg@10"]["not_applicable_reasons"] == {"no relevant_sources for this item": 3,
-                                                            "the system gave no retrieved sources for this item": 3}
-    assert metrics["evidence_recall@5"]["not_applicable_reasons"] == {"no reference_contexts for this item": 6}
-    assert metrics["nonllm_context_recall"]["not_applicable_reasons"] == {"no reference_contexts for this item": 6}
+    assert metrics["ndcg@10"]["not_applicable_reasons"] == {
+        "no relevant_sources for this item": 3, "the system gave no retrieved sources for this item": 3}
+    assert metrics["evidence_recall@5"]["not_applicable_reasons"] == {
+        "no reference_contexts for this item": 6
+    }
+    assert metrics["nonllm_context_recall"]["not_applicable_reasons"] == {
+        "no reference_contexts for this item": 6
+    }
     assert all(r is None for r in run.results["reference"])
 
 
@@ -208,14 +237,17 @@ def test_responses_without_a_dataset(runs: dict[str, Any], files: dict[str, Path
     assert runs["without_dataset"] == 0
     run = load_run(runs["folders"]["from-responses"])
     assert run.manifest["dataset"]["from_responses"] is True
-    assert run.manifest["dataset"]["path"] == str(files["responses"]) and run.manifest["dataset"]["items"] == 6
+    assert (
+        run.manifest["dataset"]["path"] == str(files["responses"]) and run.manifest["dataset"]["items"] == 6
+    )
     assert list(run.results["id"]) == [g["id"] for g in _tiny_lines()]
     assert run.metrics["metrics"]["rouge_l"]["not_applicable_reasons"] == {NO_REFERENCE: 6}
     assert run.metrics["unanswered"]["n"] == 0
 
 
 def test_eval_without_dataset_or_questions_is_refused(files: dict[str, Path], tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env(monkeypatch)
     code, out, err = cli(capsys, "--config", files["config"], "eval", "--name", "none", "--out", tmp_path)
     assert code == 2 and "--dataset is needed unless --responses FILE" in err
@@ -226,12 +258,15 @@ def test_eval_without_dataset_or_questions_is_refused(files: dict[str, Path], tm
 
 
 def test_compare_reports_not_applicable_metrics(runs: dict[str, Any], files: dict[str, Path],
-                                                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env(monkeypatch)
     a, b = runs["folders"]["questions-only"], runs["folders"]["from-responses"]
     code, out, err = cli(capsys, "--config", files["config"], "compare", a, b)
     assert code == 0, err
-    assert f"not compared, n/a in both runs ({NO_REFERENCE}): {', '.join(REFERENCE_METRICS)}" in out.splitlines()
+    assert (
+        f"not compared, n/a in both runs ({NO_REFERENCE}): {', '.join(REFERENCE_METRICS)}" in out.splitlines()
+    )
     code, out, _ = cli(capsys, "--config", files["config"], "compare", a, b, "--json")
     result = json.loads(out)
     assert result["not_applicable"]["rouge_l"] == NO_REFERENCE and "rouge_l" not in result["metrics"]
@@ -244,29 +279,35 @@ def test_a_metric_the_baseline_measured_and_this_run_cannot_fails_the_gate(
     baseline = json.loads((files["root"] / "baseline.json").read_text())
     assert baseline["metrics"]["rouge_l"]["mean"] > 0  # the full set measures it
     clean_env(monkeypatch)
-    gated = ["--config", files["config"], "eval", "--dataset", files["questions"], "--responses", files["responses"],
+    gated = ["--config", files["config"], "eval", "--dataset", files["questions"], "--responses",
+             files["responses"],
              "--out", files["root"] / "gated", "--json"]
     # Against the full set's baseline: the reference-based metrics were measured there and are lost here.
-    code, out, err = cli(capsys, *gated, "--name", "gated-full", "--baseline", files["root"] / "baseline.json",
+    code, out, err = cli(capsys, *gated, "--name", "gated-full", "--baseline",
+                         files["root"] / "baseline.json",
                          "--fail-on-regression")
     assert code == 3, err
     gate = json.loads(out)["gate"]
     assert gate["passed"] is False
-    assert (f"rouge_l: not applicable to any question of this run ({NO_REFERENCE}), but the baseline measured it "
-            f"({baseline['metrics']['rouge_l']['mean']})") in gate["failures"]
+    assert (f"rouge_l: not applicable to any question of this run ({NO_REFERENCE}), but the baseline "
+            f"measured it ({baseline['metrics']['rouge_l']['mean']})") in gate["failures"]
 
 
-def test_audit_says_which_metrics_the_set_supports(files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_audit_says_which_metrics_the_set_supports(files: dict[str, Path],
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch
                                                    ) -> None:
     clean_env(monkeypatch)
-    code, out, err = cli(capsys, "--config", files["config"], "dataset", "audit", files["questions"], "--corpus",
+    code, out, err = cli(capsys, "--config", files["config"], "dataset", "audit", files["questions"],
+                         "--corpus",
                          TINY_CORPUS, "--runs", files["root"] / "no-runs")
     assert code == 0, err
     assert "metrics this set supports (6 question(s)):" in out
     lines = out.splitlines()
     assert any(line.split()[:5] == ["reference", "answer", "n/a", "0", "no"] for line in lines), out
     assert any(line.split()[:4] == ["groundedness", "(judged)", "supported", "6"] for line in lines), out
-    code, out, _ = cli(capsys, "--config", files["config"], "dataset", "audit", TINY_GOLDEN, "--corpus", TINY_CORPUS,
+    code, out, _ = cli(capsys, "--config", files["config"], "dataset", "audit", TINY_GOLDEN, "--corpus",
+                       TINY_CORPUS,
                        "--runs", files["root"] / "no-runs", "--json")
     statuses = {r["family"]: r["status"] for r in json.loads(out)["metrics"]}
     assert statuses["reference answer"] == "supported" and statuses["evidence"] == "supported"

@@ -45,7 +45,8 @@ def test_run_variance_is_zero_for_identical_repetitions_and_estimates_the_run_ef
     identical = np.repeat(question[:, None], 3, axis=1)
     assert run_variance(identical) == (0.0, 2)
     assert run_variance(question[:, None]) == (0.0, 0)
-    # run sd 0.02 over N = 10 repetitions: s_g^2 / N = 4e-5; residual noise (sd 0.05) is not counted as run noise
+    # run sd 0.02 over N = 10 repetitions: s_g^2 / N = 4e-5; residual noise (sd 0.05) is not counted as run
+    # noise
     estimates = [run_variance(simulate(rng, 200, 10, run_sd=0.02, residual_sd=0.05, question=question))[0]
                  for _ in range(200)]
     assert np.mean(estimates) == pytest.approx(0.02 ** 2 / 10, rel=0.25)
@@ -67,9 +68,10 @@ def test_without_run_variance_the_test_is_the_sign_flip_test() -> None:
 
 
 def test_size_and_coverage_under_run_level_noise() -> None:
-    """Null: two stochastic systems of the same quality, a run effect (sd 0.02) shared by the questions of each
-    repetition, N = 3 each. The question-level test on per-question means rejects far too often (it cannot see the
-    run effect); the run-aware test holds its level, and the two-level interval covers the true 0."""
+    """Null: two stochastic systems of the same quality, a run effect (sd 0.02) shared by the questions of
+    each repetition, N = 3 each. The question-level test on per-question means rejects far too often (it
+    cannot see the run effect); the run-aware test holds its level, and the two-level interval covers the true
+    0."""
     rng = np.random.default_rng(2)
     n, sims = 100, 300
     question = rng.uniform(0.2, 0.8, size=n)
@@ -78,7 +80,8 @@ def test_size_and_coverage_under_run_level_noise() -> None:
         a = simulate(rng, n, 3, run_sd=0.02, residual_sd=0.05, question=question)
         b = simulate(rng, n, 3, run_sd=0.02, residual_sd=0.05, question=question)
         diff = b.mean(axis=1) - a.mean(axis=1)
-        naive += stats.paired_randomisation_test(np.zeros(n), diff, seed=s, label="m", permutations=1000) < 0.05
+        naive += stats.paired_randomisation_test(np.zeros(n), diff, seed=s, label="m",
+                                                 permutations=1000) < 0.05
         aware += paired_test_with_runs(diff, [run_variance(a), run_variance(b)], seed=s, label="m",
                                        permutations=1000) < 0.05
         if s < 100:
@@ -101,7 +104,8 @@ def test_power_comes_from_averaging_the_repetitions() -> None:
         a = simulate(rng, n, 5, run_sd=0.0, residual_sd=0.15, question=question)
         b = simulate(rng, n, 5, run_sd=0.0, residual_sd=0.15, question=question, shift=-0.03)
         one += stats.paired_randomisation_test(a[:, 0], b[:, 0], seed=s, label="m", permutations=1000) < 0.05
-        mean_of_five += paired_test_with_runs(b.mean(axis=1) - a.mean(axis=1), [run_variance(a), run_variance(b)],
+        mean_of_five += paired_test_with_runs(b.mean(axis=1) - a.mean(axis=1),
+                                              [run_variance(a), run_variance(b)],
                                               seed=s, label="m", permutations=1000) < 0.05
     assert mean_of_five > one + 10
 
@@ -150,7 +154,8 @@ def test_repeat_matrix_and_means_over_repetitions() -> None:
     assert np.allclose(matrix[0], [0.2, 0.4]) and matrix[1][0] == 0.1 and np.isnan(matrix[1][1])
     assert list(matrix[2]) == [0.7, 0.7]
     values, statuses, reasons = mean_over_repetitions(
-        ([0.2, float("nan"), float("nan")], ["ok", "unmeasured", "unmeasured"], [None, "judge failed", "timeout"]),
+        ([0.2, float("nan"), float("nan")], ["ok", "unmeasured", "unmeasured"],
+         [None, "judge failed", "timeout"]),
         [[0.2, float("nan"), float("nan")], [0.4, 0.6, float("nan")]])
     assert values[0] == pytest.approx(0.3) and values[1] == 0.6 and np.isnan(values[2])
     assert statuses == ["ok", "ok", "unmeasured"] and reasons == [None, None, "timeout"]
@@ -167,13 +172,14 @@ def test_noise_sources_and_the_note() -> None:
         "answers from an endpoint", "an LLM judge"]
     assert noise_sources({"generator": {"name": "openai"}}) == ["an LLM generator"]
     note = noise_note([("A", [], 1), ("B", ["an LLM generator"], 1)])
-    assert note is not None and note.startswith("run-to-run noise is not measured: B (an LLM generator) was run once")
+    assert note is not None and note.startswith("run-to-run noise is not measured: B (an "
+                                                "LLM generator) was run once")
     assert noise_note([("A", [], 1), ("B", ["an LLM generator"], 3)]) is None
 
 
 def test_grouped_questions_flip_and_resample_whole_groups() -> None:
-    """Questions in 25 groups of 10 whose differences share a group effect (sd 0.05), plus run noise (sd 0.003,
-    N 3): flipping
+    """Questions in 25 groups of 10 whose differences share a group effect (sd 0.05), plus run noise (sd
+    0.003, N 3): flipping
     single questions is far too eager; flipping groups holds the level and the group interval covers 0."""
     rng = np.random.default_rng(6)
     n, size, sims = 250, 10, 200
@@ -185,10 +191,12 @@ def test_grouped_questions_flip_and_resample_whole_groups() -> None:
     for s in range(sims):
         a = simulate(rng, n, 3, run_sd=0.003, residual_sd=0.05, question=question)
         b = simulate(rng, n, 3, run_sd=0.003, residual_sd=0.05, question=question)
-        b += np.repeat(rng.normal(0, 0.05, size=n // size), size)[:, None]  # what helps one document hurts another
+        # what helps one document hurts another
+        b += np.repeat(rng.normal(0, 0.05, size=n // size), size)[:, None]
         diff, terms = b.mean(axis=1) - a.mean(axis=1), [run_variance(a), run_variance(b)]
         by_question += paired_test_with_runs(diff, terms, seed=s, label="m", permutations=1000) < 0.05
-        by_group += paired_test_with_runs(diff, terms, seed=s, label="m", permutations=1000, groups=index) < 0.05
+        by_group += paired_test_with_runs(diff, terms, seed=s, label="m", permutations=1000,
+                                          groups=index) < 0.05
         if s < 100:
             low, high = two_level_bootstrap_ci(diff, terms, samples=300, seed=s, label="m", groups=index)
             covered += low <= 0.0 <= high

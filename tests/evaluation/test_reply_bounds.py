@@ -59,7 +59,8 @@ def test_nesting_depth_counts_brackets_outside_strings_only() -> None:
 @pytest.mark.parametrize(("text", "words"), [
     ("[" * 100_000 + "]" * 100_000, f"nested deeper than {MAX_DEPTH} levels"),
     ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), f"nested deeper than {MAX_DEPTH} levels"),
-    ('{"latency_ms": ' + "9" * 5000 + "}", f"a number is 5000 characters long; the limit is {MAX_NUMBER_CHARS}"),
+    ('{"latency_ms": ' + "9" * 5000 + "}",
+     f"a number is 5000 characters long; the limit is {MAX_NUMBER_CHARS}"),
     ("[1." + "5" * 200 + "]", "a number is 202 characters long"),
 ])
 def test_documents_beyond_a_bound_are_refused_saying_which(text: str, words: str) -> None:
@@ -86,7 +87,8 @@ def client_answer(handler: Any, clock: FakeClock | None = None, **changes: Any) 
 
 
 def endless_body(chunk: bytes, head: bytes = b"") -> tuple[list[int], Iterator[bytes]]:
-    """A reply body that never ends (`head`, then `chunk` forever) and the list of chunks the client pulled."""
+    """A reply body that never ends (`head`, then `chunk` forever) and the list of chunks the client
+    pulled."""
     pulled: list[int] = []
 
     def body() -> Iterator[bytes]:
@@ -139,7 +141,8 @@ def test_a_dripping_body_is_cut_at_the_deadline() -> None:
     (b"[" * 100_000 + b"]" * 100_000,
      f"the endpoint's reply is beyond a bound: nested deeper than {MAX_DEPTH} levels"),
     (json.dumps({**GOOD, "latency_ms": 0}).replace('"latency_ms": 0', '"latency_ms": ' + "7" * 5000).encode(),
-     f"the endpoint's reply is beyond a bound: a number is 5000 characters long; the limit is {MAX_NUMBER_CHARS}"),
+     "the endpoint's reply is beyond a bound: a number is 5000 characters long; the "
+     f"limit is {MAX_NUMBER_CHARS}"),
     (b"\xff\xfe not utf-8", "the endpoint's reply is not JSON (HTTP 200, application/json)"),
 ])
 def test_a_hostile_reply_is_that_items_failure(body: bytes, reason: str) -> None:
@@ -163,13 +166,14 @@ def test_one_hostile_reply_leaves_the_others_answered() -> None:
 
 
 def test_the_default_mapping_reads_axioms_own_query_reply() -> None:
-    """`axiom eval --endpoint URL` without a mapping file against `axiom serve`: contexts are objects holding a
-    text, `retrieved` lists the sources in rank order."""
+    """`axiom eval --endpoint URL` without a mapping file against `axiom serve`: contexts are objects holding
+    a text, `retrieved` lists the sources in rank order."""
     reply = {"question": ITEM.question, "answer": "Queens lay eggs.", "citations": [],
              "contexts": [{"chunk_id": "c2", "source": "b.md", "page": None, "score": 0.9, "text": "second"},
                           {"chunk_id": "c1", "source": "a.md", "page": 3, "score": 0.8, "text": "first"}],
              "retrieved": ["b.md", "a.md", "c.md"], "generator": "extractive", "degraded": False,
-             "degraded_reason": None, "timings": {"total": 0.12}, "usage": {}, "request_id": "r1", "cached": False}
+             "degraded_reason": None, "timings": {"total": 0.12}, "usage": {}, "request_id": "r1",
+             "cached": False}
     config = load_endpoint_config(url="http://127.0.0.1:8000/query")
     assert config.response == DEFAULT_RESPONSE == {"answer": "answer", "contexts": "contexts",
                                                    "retrieved": "retrieved"}
@@ -182,7 +186,8 @@ def test_the_default_mapping_reads_axioms_own_query_reply() -> None:
     assert mixed.failure == "the endpoint's reply: contexts[0] at 'contexts' is dict, not a string"
     shipped = load_endpoint_config(REPO / "evaluation" / "endpoints" / "axiom.yaml", environ={})
     assert shipped.response["retrieved"] == "retrieved" and shipped.max_reply_bytes == 16 << 20
-    with EndpointClient(shipped, transport=httpx.MockTransport(lambda request: httpx.Response(200, json=reply)),
+    with EndpointClient(shipped,
+                        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=reply)),
                         sleep=lambda s: None) as client:
         answer = client.ask(ITEM, 2)
     assert answer.contexts == ("second", "first") and answer.retrieved == ("b.md", "a.md", "c.md")
@@ -193,13 +198,17 @@ def test_the_default_mapping_reads_axioms_own_query_reply() -> None:
 @pytest.mark.parametrize("secret", ["tök3n-sëcret-value", "line1\nX-Injected: yes", "tab\tok-but-nul\x00"])
 def test_a_bad_header_value_names_the_header_never_the_value(tmp_path: Path, secret: str) -> None:
     mapping = tmp_path / "m.yaml"
-    mapping.write_text("headers: {Authorization: 'Bearer ${RAG_TOKEN}'}\nheaders_from_env: {X-Key: RAG_KEY}\n")
+    mapping.write_text("headers: {Authorization: 'Bearer "
+                       "${RAG_TOKEN}'}\nheaders_from_env: {X-Key: RAG_KEY}\n")
     with pytest.raises(ConfigError) as info:
-        load_endpoint_config(mapping, url="http://rag.test/ask", environ={"RAG_TOKEN": secret, "RAG_KEY": secret})
+        load_endpoint_config(mapping, url="http://rag.test/ask",
+                             environ={"RAG_TOKEN": secret, "RAG_KEY": secret})
     message = str(info.value)
     assert "2 problem(s)" in message
-    assert "headers.Authorization: the value (from environment variable RAG_TOKEN) holds a character that is " \
-           "not printable ASCII" in message
+    assert (
+        "headers.Authorization: the value (from environment variable RAG_TOKEN) holds a character that is "
+        "not printable ASCII" in message
+    )
     assert "headers.X-Key: the value (from environment variable RAG_KEY)" in message
     for part in ("ö", "ë", "\x00", "tök3n", "sëcret", "Injected", "line1", "nul"):
         assert part not in message, part
@@ -240,14 +249,16 @@ def test_responses_and_golden_lines_beyond_a_bound_are_bad_lines(tmp_path: Path)
     with pytest.raises(DatasetError) as info:
         load_responses(responses, load_golden(TINY_GOLDEN))
     assert info.value.problems == [f"line 3: nested deeper than {MAX_DEPTH} levels",
-                                   f"line 4: a number is 5000 characters long; the limit is {MAX_NUMBER_CHARS}"]
+                                   "line 4: a number is 5000 characters long; the "
+                                   f"limit is {MAX_NUMBER_CHARS}"]
     golden = tmp_path / "g.jsonl"
     line = TINY_GOLDEN.read_text().splitlines()[0]
     golden.write_text(line + "\n" + "[" * 100_000 + "\n" + '{"id": "x", "n": 1' + "0" * 4400 + "}\n")
     with pytest.raises(DatasetError) as info:
         load_golden(golden)
     assert info.value.problems == [f"line 2: nested deeper than {MAX_DEPTH} levels",
-                                   f"line 3: a number is 4401 characters long; the limit is {MAX_NUMBER_CHARS}"]
+                                   "line 3: a number is 4401 characters long; the "
+                                   f"limit is {MAX_NUMBER_CHARS}"]
 
 
 def test_compressed_replies_inflate_no_further_than_the_limit() -> None:
@@ -270,8 +281,9 @@ def test_compressed_replies_inflate_no_further_than_the_limit() -> None:
                               headers={"Content-Encoding": "deflate"})
 
     assert client_answer(packed).contexts == ("c1",) and seen == ["gzip, deflate"]
-    for encoding, reason in (("zstd", "the endpoint's reply has Content-Encoding 'zstd'; gzip, deflate or none is "
-                                      "read"), ("gzip", "the endpoint's reply is not valid gzip data")):
+    for encoding, reason in (("zstd",
+                              "the endpoint's reply has Content-Encoding 'zstd'; gzip, deflate or none is "
+                              "read"), ("gzip", "the endpoint's reply is not valid gzip data")):
         answer = client_answer(lambda request, encoding=encoding: httpx.Response(
             200, content=iter([b"\x00" * 64]), headers={"Content-Encoding": encoding}))
         assert answer.failure == reason
@@ -284,7 +296,8 @@ def test_a_body_of_tiny_chunks_takes_no_more_than_its_size() -> None:
 
     tracemalloc.start()
     try:
-        answer = client_answer(lambda request: httpx.Response(200, content=crumbs()), max_reply_bytes=512 << 10)
+        answer = client_answer(lambda request: httpx.Response(200, content=crumbs()),
+                               max_reply_bytes=512 << 10)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -1,7 +1,7 @@
 """Responses files: a run of Axiom's pipeline saved with --save-responses and re-scored with --responses gives
-identical metrics; a file with bad lines is refused naming every line; items without a response are unmeasured;
-compare and the gate work between a pipeline run and a responses run (real model, real embedded ChromaDB,
-extractive generator)."""
+identical metrics; a file with bad lines is refused naming every line; items without a response are
+unmeasured; compare and the gate work between a pipeline run and a responses run (real model, real embedded
+ChromaDB, extractive generator)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def assert_identical(a: RunRecord, b: RunRecord, *, tolerance: dict[str, float] 
     return compared
 
 
-def test_rescoring_saved_responses_gives_identical_metrics(saved: dict[str, Any], embedder) -> None:  # noqa: ANN001
+def test_rescoring_saved_responses_gives_identical_metrics(saved: dict[str, Any],
+                                                           embedder) -> None:  # noqa: ANN001
     """In the same process (the embedding memo shared, as in a notebook): bit for bit, every metric."""
     rescored = run_evaluation(build_settings(saved["root"]), TINY_GOLDEN, TINY_CORPUS, name="rescored-here",
                               embedder=embedder, judge=False, responses=saved["file"])
@@ -89,12 +90,13 @@ def test_rescoring_saved_responses_gives_identical_metrics(saved: dict[str, Any]
 def test_rescoring_saved_responses_with_the_cli(saved: dict[str, Any], tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """Elsewhere (a fresh process state and embedding cache): identical on every metric but semantic similarity,
-    whose answer and reference vectors are computed in other batches than the pipeline run's (float32 batch
-    effects of the embedding model, below 1e-6)."""
+    """Elsewhere (a fresh process state and embedding cache): identical on every metric but semantic
+    similarity, whose answer and reference vectors are computed in other batches than the pipeline run's
+    (float32 batch effects of the embedding model, below 1e-6)."""
     clean_env(monkeypatch)
     config = write_config(tmp_path)
-    code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses", saved["file"],
+    code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses",
+                         saved["file"],
                          "--corpus", TINY_CORPUS, "--name", "rescored", "--no-judge", "--json")
     assert code == 0, err
     rescored = load_run(json.loads(out)["run"])
@@ -109,7 +111,9 @@ def test_rescoring_saved_responses_with_the_cli(saved: dict[str, Any], tmp_path:
     manifest = rescored.manifest
     assert manifest["source"]["kind"] == "responses"
     assert manifest["source"]["sha256"] == file_sha256(saved["file"])
-    assert manifest["source"]["missing"] == 0 and manifest["collection"] is None and manifest["ingest"] is None
+    assert (
+        manifest["source"]["missing"] == 0 and manifest["collection"] is None and manifest["ingest"] is None
+    )
     located = manifest["evidence_labels"]["ranked_passages"]
     assert located["exact"] == located["passages"] == 36  # six chunks ranked for each of six questions
     assert not (tmp_path / "chroma").exists()  # nothing was ingested
@@ -139,8 +143,10 @@ def test_bad_lines_are_refused_naming_every_line(tmp_path: Path, monkeypatch: py
     bad.write_text("\n".join(lines) + "\n")
     code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses", bad)
     assert code == 2
-    for needle in ("line 2: not valid JSON", "line 3: unknown id 't99'", "line 4: duplicate id 't01' (first used on "
-                   "line 1)", "line 5: field 'answer' must be a string", "line 6: contexts[1] must be a string",
+    for needle in ("line 2: not valid JSON", "line 3: unknown id 't99'",
+                   "line 4: duplicate id 't01' (first used on line 1)",
+                   "line 5: field 'answer' must be a string",
+                   "line 6: contexts[1] must be a string",
                    "line 7: unknown field(s) 'score'", "line 8: missing field 'contexts'",
                    "line 9: field 'retrieved' must be a list", "line 9: field 'latency_ms'",
                    "line 11: expected a JSON object", "line 12: nested deeper than 64 levels",
@@ -154,11 +160,14 @@ def test_bad_lines_are_refused_naming_every_line(tmp_path: Path, monkeypatch: py
     assert len(info.value.problems) == 12  # eleven bad lines, line 9 with two problems
 
 
-def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path: Path, embedder) -> None:  # noqa: ANN001
+def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path: Path,
+                                                 embedder) -> None:  # noqa: ANN001
     partial = tmp_path / "partial.jsonl"
-    kept = [line for line in saved["file"].read_text().splitlines() if json.loads(line)["id"] not in ("t02", "t05")]
+    kept = [line for line in saved["file"].read_text().splitlines()
+            if json.loads(line)["id"] not in ("t02", "t05")]
     partial.write_text("\n".join(kept) + "\n")
-    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="partial", embedder=embedder, judge=False,
+    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="partial", embedder=embedder,
+                         judge=False,
                          responses=partial)
     metrics = run.metrics["metrics"]
     reason = "no response for this item in partial.jsonl"
@@ -176,7 +185,8 @@ def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path
     assert all(v == per_pipeline[k] for k, v in run.per_question("rouge_l").items() if not math.isnan(v))
 
 
-def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """`axiom compare` and the gate between a pipeline run and responses runs: the same answers are the same
     (every metric tied, gate passes); answers that say nothing fall below the baseline's floors (exit 3); a
@@ -185,9 +195,11 @@ def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path, 
     config = write_config(tmp_path)
     pipeline: RunRecord = saved["run"]
     baseline = tmp_path / "baseline.json"
-    code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses", saved["file"],
+    code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses",
+                         saved["file"],
                          "--corpus", TINY_CORPUS, "--name", "same", "--no-judge", "--baseline", pipeline.path,
-                         "--fail-on-regression", "--save-baseline", baseline, "--floor-margin", "0.05", "--json")
+                         "--fail-on-regression", "--save-baseline", baseline, "--floor-margin", "0.05",
+                         "--json")
     assert code == 0, err
     same_run = json.loads(out)["run"]
     assert json.loads(out)["gate"]["passed"]
@@ -205,7 +217,8 @@ def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path, 
     blank.write_text("".join(json.dumps({"id": it.id, "answer": "I cannot tell.", "contexts": []}) + "\n"
                              for it in load_golden(TINY_GOLDEN)))
     code, out, err = cli(capsys, "--config", config, "eval", "--dataset", TINY_GOLDEN, "--responses", blank,
-                         "--corpus", TINY_CORPUS, "--name", "blank", "--no-judge", "--baseline", baseline, "--fail-on-regression")
+                         "--corpus", TINY_CORPUS, "--name", "blank", "--no-judge", "--baseline", baseline,
+                         "--fail-on-regression")
     assert code == 3, err
     assert "rouge_l:" in err and "below its floor" in err
     assert out.startswith("verdict: this run:")
@@ -218,19 +231,22 @@ def test_compare_and_gate_across_sources(saved: dict[str, Any], tmp_path: Path, 
 def test_the_evaluation_notebook_scores_a_responses_file(saved: dict[str, Any], tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """03_evaluate with `-p responses FILE` (through `axiom notebooks run`, a real kernel): a responses run, the
-    same metrics as the pipeline run it was saved from, and its own responses file written back."""
+    """03_evaluate with `-p responses FILE` (through `axiom notebooks run`, a real kernel): a responses run,
+    the same metrics as the pipeline run it was saved from, and its own responses file written back."""
     clean_env(monkeypatch)
     monkeypatch.setenv("AXIOM_PROJECT_ROOT", str(REPO))
-    for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                        "TOKENIZERS_PARALLELISM": "false"}.items():
         monkeypatch.setenv(name, value)
     again = tmp_path / "again.jsonl"
     code, out, err = cli(capsys, "--config", write_config(tmp_path), "notebooks", "run", "03_evaluate",
-                         "-p", "responses", saved["file"], "-p", "corpus", TINY_CORPUS, "-p", "dataset", TINY_GOLDEN,
+                         "-p", "responses", saved["file"], "-p", "corpus", TINY_CORPUS, "-p", "dataset",
+                         TINY_GOLDEN,
                          "-p", "judge", "false", "-p", "save_responses", again, "--out", tmp_path / "runs",
                          "--name", "nb-responses")
     assert code == 0, err
     run = load_run(out.strip().splitlines()[-1].removeprefix("run folder: "))
     assert run.manifest["source"]["kind"] == "responses" and (run.path / "03_evaluate.ipynb").is_file()
     assert assert_identical(saved["run"], run, tolerance={"semantic_similarity": 1e-6})
-    assert [json.loads(line)["answer"] for line in again.read_text().splitlines()] == list(run.results["answer"])
+    assert [json.loads(line)["answer"]
+            for line in again.read_text().splitlines()] == list(run.results["answer"])

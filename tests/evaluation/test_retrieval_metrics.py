@@ -52,7 +52,8 @@ def test_ties_break_by_doc_id() -> None:
 
 def test_source_level_dedupe_keeps_first_rank() -> None:
     got = golden_retrieval_metrics({"q": ["b.md"], "skip": []},
-                                   {"q": ["a.md", "a.md", "a.md", "b.md"], "skip": ["a.md"]}, ["mrr@10", "recall@5"])
+                                   {"q": ["a.md", "a.md", "a.md", "b.md"], "skip": ["a.md"]},
+                                   ["mrr@10", "recall@5"])
     assert got["mrr@10"] == {"q": 0.5}  # b.md is the 2nd distinct source; items without sources are left out
     assert got["recall@5"]["q"] == 1.0
 
@@ -88,7 +89,8 @@ def test_matches_independent_implementation_on_random_runs(seed: int) -> None:
         qid = f"q{q}"
         qrels[qid] = {d: rng.choice([1, 1, 2]) for d in rng.sample(docs, rng.randint(1, 6))}
         rankings[qid] = rng.sample(docs, rng.randint(0, 25))
-    metrics = [f"{name}@{k}" for k in (1, 5, 10) for name in ("recall", "precision", "mrr", "ndcg", "map", "hit_rate")]
+    metrics = [f"{name}@{k}" for k in (1, 5, 10)
+               for name in ("recall", "precision", "mrr", "ndcg", "map", "hit_rate")]
     got = evaluate_rankings(qrels, rankings, metrics)
     for qid in qrels:
         for k in (1, 5, 10):

@@ -1,6 +1,7 @@
-"""`run_evaluation` / `axiom eval` progress and stage timings: progress over the questions and the current stage on
-stderr (never stdout), off on request and inside a notebook kernel, and the embedding model's load timed apart
-from retrieval (manifest `timings`). A stand-in model (tests/support/slow_embedder.py) keeps these fast."""
+"""`run_evaluation` / `axiom eval` progress and stage timings: progress over the questions and the current
+stage on stderr (never stdout), off on request and inside a notebook kernel, and the embedding model's load
+timed apart from retrieval (manifest `timings`). A stand-in model (tests/support/slow_embedder.py) keeps these
+fast."""
 
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ def test_eval_progress_on_stderr_names_each_stage_and_counts_questions(
     err = captured.err.splitlines()
     ours = [ln for ln in err if ln.startswith("eval: ")]
     expected_order = ["eval: loading the embedding model", "eval: ingesting the corpus", "eval: retrieving",
-                      f"eval: {QUESTIONS}/{QUESTIONS} questions answered", "eval: scoring answers (offline metrics)",
+                      f"eval: {QUESTIONS}/{QUESTIONS} questions answered",
+                      "eval: scoring answers (offline metrics)",
                       "eval: locating reference passages", "eval: writing the run folder"]
     positions = [next((i for i, ln in enumerate(ours) if ln.startswith(step)), -1) for step in expected_order]
     assert -1 not in positions and positions == sorted(positions), ours
     assert any(ln.startswith("ingest: ") and "chunks embedded" in ln for ln in err), err
-    assert record.manifest["timings"].keys() >= {"model_load", "ingest", "retrieve", "answer", "score", "evidence"}
+    assert record.manifest["timings"].keys() >= {"model_load", "ingest", "retrieve", "answer", "score",
+                                                 "evidence"}
 
 
 def test_eval_progress_off_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,7 +57,8 @@ def test_eval_progress_off_writes_nothing(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr() == ("", "")
 
 
-def test_eval_in_a_notebook_kernel_stays_quiet_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eval_in_a_notebook_kernel_stays_quiet_by_default(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """03_evaluate.ipynb calls run_evaluation without `progress`: its output stays as it was (no progress)."""
     kernel = KernelStream()
     monkeypatch.setattr(sys, "stderr", kernel)
@@ -64,9 +68,11 @@ def test_eval_in_a_notebook_kernel_stays_quiet_by_default(tmp_path: Path, monkey
 
 
 def test_eval_retrieval_timing_does_not_include_the_model_load(tmp_path: Path) -> None:
-    """Without a corpus the first embedding is the questions' batch: the model must be loaded before its clock."""
+    """Without a corpus the first embedding is the questions' batch: the model must be loaded before its
+    clock."""
     settings = build_settings(tmp_path, store={"collection": "preloaded"})
-    RAGPipeline(settings, SlowLoadingEmbedder(0.0), ChromaStore(settings.store)).ingest([TINY_CORPUS], progress=False)
+    RAGPipeline(settings, SlowLoadingEmbedder(0.0),
+                ChromaStore(settings.store)).ingest([TINY_CORPUS], progress=False)
     record = run_evaluation(settings, TINY_GOLDEN, None, name="cold", judge=False, collection="preloaded",
                             embedder=SlowLoadingEmbedder(LOAD), progress=False)
     timings = record.manifest["timings"]

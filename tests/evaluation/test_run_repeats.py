@@ -1,5 +1,6 @@
-"""Repeated runs of a real stochastic source (the extractive generator sampling at temperature 1, seeded) on the
-tiny corpus: real model, real embedded ChromaDB, real run folders; every repetition kept, compared and gated."""
+"""Repeated runs of a real stochastic source (the extractive generator sampling at temperature 1, seeded) on
+the tiny corpus: real model, real embedded ChromaDB, real run folders; every repetition kept, compared and
+gated."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> Non
     baseline = make_baseline(three)
     assert baseline["measured"]["repeats"] == 3 and baseline["measured"]["noise_sources"] == [SAMPLED]
     varied = [m for m in ANSWER_METRICS if "spread" in baseline["metrics"][m]]
-    assert varied and all(len(v) == 3 for m in varied for v in baseline["metrics"][m]["per_repetition"].values())
+    assert varied and all(len(v) == 3 for m in varied
+                          for v in baseline["metrics"][m]["per_repetition"].values())
     path = write_baseline(baseline, runs["root"] / "baseline.json")
     loaded = load_baseline(path)
     repeats = {m: again.per_repetition(m) for m in ANSWER_METRICS}
@@ -106,5 +108,6 @@ def test_a_baseline_with_malformed_repetitions_is_refused(runs: dict) -> None:
     qid = next(iter(baseline["metrics"][varied]["per_repetition"]))
     baseline["metrics"][varied]["per_repetition"][qid] = ["high", 0.5, 0.5]
     path = write_baseline(baseline, runs["root"] / "bad-baseline.json")
-    with pytest.raises(DatasetError, match=f"metrics.{varied}.per_repetition: expected an object of question id"):
+    with pytest.raises(DatasetError,
+                       match=f"metrics.{varied}.per_repetition: expected an object of question id"):
         load_baseline(path)

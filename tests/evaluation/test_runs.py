@@ -57,7 +57,8 @@ def test_run_folder(runs: dict) -> None:
     assert len(results["contexts"][0]) == 5  # top_k 5 of the six chunks of the tiny corpus
     # the cluster of each question: no item names a group, so its first relevant source (else its own id)
     assert list(results["group"]) == [str(s[0]) if len(s) else str(i)
-                                      for i, s in zip(results["id"], results["relevant_sources"], strict=True)]
+                                      for i, s in zip(results["id"], results["relevant_sources"],
+                                                      strict=True)]
     assert len(pd.read_csv(run.path / "results.csv")) == 6
 
     metrics = json.loads((run.path / "metrics.json").read_text())
@@ -85,7 +86,8 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     assert "retrieval.top_k: 5 -> 1" in result["differences"]
     ndcg = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
     assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6
-    # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's [0, 0])
+    # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's
+    # [0, 0])
     assert ndcg["interval"] == "tango score" and ndcg["ci"][0] < -0.2
     assert ndcg["ci"][0] == pytest.approx(-ndcg["ci"][1], abs=1e-12)  # six ties: symmetric around 0
     assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
@@ -133,7 +135,8 @@ def test_baseline_keeps_full_precision(runs: dict, tmp_path: Path) -> None:
     first = runs["first"]
     saved = load_baseline(write_baseline(make_baseline(first), tmp_path / "b.json"))
     for metric in ("chrf", "semantic_similarity"):
-        assert saved["metrics"][metric]["per_question"] == {k: v for k, v in first.per_question(metric).items()}
+        assert saved["metrics"][metric]["per_question"] == {k: v
+                                                            for k, v in first.per_question(metric).items()}
     assert "threshold" not in saved["metrics"]["ndcg@10"]  # floors only when asked for
     assert saved["metrics"]["ndcg@10"]["min_delta"] == 0.01
 
@@ -144,7 +147,8 @@ def test_gate(runs: dict) -> None:
     gate = gate_run(run.results, run.metrics["metrics"], baseline)
     assert gate.passed, gate.failures
     assert gate.verdict.startswith("this run: primary ndcg@10 inconclusive (")
-    assert gate.family["outcomes"] == {m: "inconclusive" for m in ("ndcg@10", "evidence_recall@10", "groundedness")}
+    assert gate.family["outcomes"] == {m: "inconclusive"
+                                       for m in ("ndcg@10", "evidence_recall@10", "groundedness")}
 
     strict = make_baseline(runs["first"], floor_margin=0.0)
     # a floor tighter than one question's weight (1/6 here) is loosened to it
@@ -160,7 +164,9 @@ def test_gate(runs: dict) -> None:
     assert gate.failures == [f"rouge_l: {mean:.4f} is below its floor {1 - 1 / 6:.4f} (baseline 1.0000)"]
     assert any("rouge_l: floor 0.9900 is tighter than one question's weight" in n for n in gate.notes)
     # chrf dropped on every question, but six questions cannot show it after correction: not a failure
-    assert gate.checked["chrf"]["stats"]["verdict"] == TOO_FEW and gate.checked["chrf"]["stats"]["losses"] == 6
+    assert (
+        gate.checked["chrf"]["stats"]["verdict"] == TOO_FEW and gate.checked["chrf"]["stats"]["losses"] == 6
+    )
 
 
 def test_malformed_dataset_writes_nothing(tmp_path: Path, embedder) -> None:  # noqa: ANN001
@@ -177,7 +183,8 @@ def test_malformed_dataset_writes_nothing(tmp_path: Path, embedder) -> None:  # 
     assert not (tmp_path / "chroma").exists()
 
 
-def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  capsys: pytest.CaptureFixture[str]) -> None:
     clean_env(monkeypatch)
     config = write_config(tmp_path)
     bad = tmp_path / "bad.jsonl"
@@ -222,4 +229,5 @@ def test_repeat_records_the_run_to_run_spread(tmp_path: Path, embedder) -> None:
     assert twice.metrics["metrics"] == single.metrics["metrics"]
     assert make_baseline(twice)["measured"]["repeats"] == 2
     with pytest.raises(Exception, match="--repeat must be at least 1"):
-        run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="zero", embedder=embedder, judge=False, repeat=0)
+        run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="zero", embedder=embedder, judge=False,
+                       repeat=0)

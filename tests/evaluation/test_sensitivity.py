@@ -1,7 +1,7 @@
 """The MDE is true for the test actually used: a drop of the printed size, injected into fresh data drawn like
-the pilot, is detected by stats.paired_randomisation_test (the real test) at the corrected level in about 80% of
-simulated comparisons; "too few questions to tell" follows the non-tied pairs; the Monte Carlo p-value does not
-flip a decision between seeds near a Holm threshold."""
+the pilot, is detected by stats.paired_randomisation_test (the real test) at the corrected level in about 80%
+of simulated comparisons; "too few questions to tell" follows the non-tied pairs; the Monte Carlo p-value does
+not flip a decision between seeds near a Holm threshold."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def _detected(a: np.ndarray, b: np.ndarray, seed: int) -> bool:
 
 
 def test_binary_mde_has_the_power_it_claims() -> None:
-    """recall@1 near the ceiling (0.992, n 250, as PubMedQA): the exact sign-test MDE, injected as extra losses
-    on top of the pilot's discordance, is detected in 65-95% of 250 comparisons by the real test."""
+    """recall@1 near the ceiling (0.992, n 250, as PubMedQA): the exact sign-test MDE, injected as extra
+    losses on top of the pilot's discordance, is detected in 65-95% of 250 comparisons by the real test."""
     rng = np.random.default_rng(11)
     n, base = 250, 0.992
     a = (rng.random(n) < base).astype(float)
@@ -47,7 +47,8 @@ def test_binary_mde_has_the_power_it_claims() -> None:
         x = (rng.random(n) < base).astype(float)
         y = x.copy()
         u = rng.random(n)
-        win, loss = u < rate / 2, (u >= rate / 2) & (u < rate + found.mde)  # no change's discordance + the drop
+        # no change's discordance + the drop
+        win, loss = u < rate / 2, (u >= rate / 2) & (u < rate + found.mde)
         x[win], y[win] = 0.0, 1.0
         x[loss], y[loss] = 1.0, 0.0
         hits += _detected(x, y, int(rng.integers(1 << 30)))
@@ -90,25 +91,28 @@ def test_correlated_runs_get_the_mde_of_their_differences() -> None:
     a = rng.normal(0.5, 0.15, n)
     b = 0.5 + 0.9 * (a - 0.5) + math.sqrt(1 - 0.81) * rng.normal(0.0, 0.15, n)
     found = sensitivity.detectable_change(a, b, level=LEVEL, power=POWER, seed=42)
-    floor = stats.minimum_detectable_effect(stats.planning_sd(a, b), n, alpha=ALPHA, family=FAMILY, power=POWER)
+    floor = stats.minimum_detectable_effect(stats.planning_sd(a, b), n, alpha=ALPHA, family=FAMILY,
+                                            power=POWER)
     z = NormalDist().inv_cdf(1 - LEVEL / 2) + NormalDist().inv_cdf(POWER)
     assert found.spread == pytest.approx(z * float(np.std(b - a, ddof=1)) / math.sqrt(n), rel=0.1)
     assert found.spread < 0.6 * floor and found.spread < found.mde < floor
 
 
 def test_no_variance_uses_the_planning_assumption() -> None:
-    """Identical runs: the planning assumption (two runs correlating at 0.5), simulated for the sign-flip test.
-    For a metric spread over its range it is about the normal planning floor; for one near its ceiling (most
-    values 1, a few far below, as ndcg@10 at 0.996) the floor claimed far too much."""
+    """Identical runs: the planning assumption (two runs correlating at 0.5), simulated for the sign-flip
+    test. For a metric spread over its range it is about the normal planning floor; for one near its ceiling
+    (most values 1, a few far below, as ndcg@10 at 0.996) the floor claimed far too much."""
     a = np.linspace(0.1, 0.9, 200)
     found = sensitivity.detectable_change(a, a.copy(), level=LEVEL, power=POWER, seed=42)
-    floor = stats.minimum_detectable_effect(stats.planning_sd(a, a), 200, alpha=ALPHA, family=FAMILY, power=POWER)
+    floor = stats.minimum_detectable_effect(stats.planning_sd(a, a), 200, alpha=ALPHA, family=FAMILY,
+                                            power=POWER)
     assert found.method == sensitivity.PLANNING and found.untied == 0
     assert found.spread == pytest.approx(floor, rel=0.15) and found.mde > found.spread
     ceiling = np.ones(250)
     ceiling[:3] = [0.5, 0.63, 0.39]
     found = sensitivity.detectable_change(ceiling, ceiling.copy(), level=LEVEL, power=POWER, seed=42)
-    floor = stats.minimum_detectable_effect(stats.planning_sd(ceiling, ceiling), 250, alpha=ALPHA, family=FAMILY,
+    floor = stats.minimum_detectable_effect(stats.planning_sd(ceiling, ceiling), 250, alpha=ALPHA,
+                                            family=FAMILY,
                                             power=POWER)
     assert found.method == sensitivity.PLANNING and (math.isnan(found.mde) or found.mde > 2 * floor)
     constant = np.full(50, 0.7)  # no variance, but its questions can still lose their value
@@ -138,10 +142,14 @@ def test_too_few_is_decided_from_the_untied_pairs() -> None:
     after correction, so 'too few questions to tell', where n alone (250) passed the old rule; with 0 changed
     the runs are identical: no detectable change."""
     assert sensitivity.smallest_p(9) == pytest.approx(2 / 512)
-    assert sensitivity.too_few(9, LEVEL) and not sensitivity.too_few(10, LEVEL) and not sensitivity.too_few(0, LEVEL)
+    assert (
+        sensitivity.too_few(9, LEVEL)
+        and not sensitivity.too_few(10, LEVEL)
+        and not sensitivity.too_few(0, LEVEL)
+    )
     ids = [f"q{i}" for i in range(250)]
-    # m0 at 1.0 everywhere; the others vary (so they are neither constants nor aliases of each other: all 20 are
-    # counted, family.py) and are identical in both runs
+    # m0 at 1.0 everywhere; the others vary (so they are neither constants nor aliases of each other: all 20
+    # are counted, family.py) and are identical in both runs
     rng = np.random.default_rng(7)
     a = {"m0": dict.fromkeys(ids, 1.0)} | {f"m{k}": dict(zip(ids, rng.random(250).tolist(), strict=True))
                                           for k in range(1, FAMILY)}
@@ -183,7 +191,8 @@ def test_monte_carlo_p_settles_its_side_of_the_threshold() -> None:
 
 
 def _shift_for_p(base: np.ndarray, target: float) -> float:
-    """The shift of the centred values at which the sign-flip test (100,000 draws, one seed) gives p = target."""
+    """The shift of the centred values at which the sign-flip test (100,000 draws, one seed) gives p =
+    target."""
     centred = base - base.mean()
     zeros = np.zeros(base.size)
     low, high = 0.0, 2.0

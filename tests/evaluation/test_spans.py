@@ -39,20 +39,23 @@ BEES = [
     "Drones are the male bees of the colony. They do not collect food, and their only role is to mate with a "
     "queen from another colony during a short flight in late spring.",
 ]
-VOLCANO = ("Mauna Loa on the island of Hawaii is the largest active volcano on Earth by volume. Its lava flows "
-           "are fluid and travel far.\n\nFinished honey contains less than about 20 percent water, which is why "
-           "it keeps for so long without spoiling.")
+VOLCANO = ("Mauna Loa on the island of Hawaii is the largest active volcano on Earth by volume. Its lava "
+           "flows are fluid and travel far.\n\nFinished honey contains less than about 20 percent water, "
+           "which is why it keeps for so long without spoiling.")
 PDF_PAGES = [
-    "Lighthouses use Fresnel lenses. Augustin Fresnel designed the first one in 1822 for the Cordouan lighthouse "
-    "in France, and it could be seen from more than thirty kilometres away on a clear night.",
+    "Lighthouses use Fresnel lenses. Augustin Fresnel designed the first one in 1822 for the Cordouan "
+    "lighthouse in France, and it could be seen from more than thirty kilometres away on a clear night.",
     "The Eddystone lighthouse stands on a dangerous reef south of Plymouth. Its fourth tower, built by James "
     "Douglass, was lit in 1882 and still guides ships today.",
     "Keepers log",  # a short page
 ]
-HONEY = "Finished honey contains less than about 20 percent water, which is why it keeps for so long without spoiling."
+HONEY = (
+    "Finished honey contains less than about 20 percent water, which is why it keeps for so long "
+    "without spoiling."
+)
 FRISCH = "The Austrian scientist Karl von Frisch decoded this language and shared the Nobel Prize in 1973."
-DRONES = ("Drones are the male bees of the colony. They do not collect food, and their only role is to mate with a "
-          "queen from another colony during a short flight in late spring.")
+DRONES = ("Drones are the male bees of the colony. They do not collect food, and their only role is to mate "
+          "with a queen from another colony during a short flight in late spring.")
 
 
 def make_pdf(*pages: str) -> bytes:
@@ -93,7 +96,8 @@ def locate(corpus: Path, *items: EvalItem, tmp: Path, **kwargs: object) -> dict[
 def test_exact_location_offsets(corpus: Path, pages: dict, tmp_path: Path) -> None:
     found = locate(corpus, item("q1", FRISCH, sources=("bees.md",)), tmp=tmp_path)["q1"]
     [p] = found
-    assert (p.item_id, p.index, p.source, p.page, p.method, p.similarity) == ("q1", 0, "bees.md", None, "exact", 1.0)
+    assert (p.item_id, p.index, p.source, p.page, p.method,
+            p.similarity) == ("q1", 0, "bees.md", None, "exact", 1.0)
     assert pages[("bees.md", None)][p.start:p.end] == FRISCH
     assert p.to_dict() == {"item_id": "q1", "index": 0, "source": "bees.md", "page": None, "start": p.start,
                            "end": p.end, "method": "exact", "similarity": 1.0}
@@ -110,7 +114,10 @@ def test_relevant_sources_first_then_rest_of_corpus(corpus: Path, pages: dict, t
 
 
 def test_normalised_location_maps_back_to_original_offsets(corpus: Path, pages: dict, tmp_path: Path) -> None:
-    shouty = "  the AUSTRIAN scientist   Karl von frisch\n decoded THIS language and shared the Nobel Prize in 1973.  "
+    shouty = (
+        "  the AUSTRIAN scientist   Karl von frisch\n decoded THIS language and shared the Nobel "
+        "Prize in 1973.  "
+    )
     # the PDF wraps its lines: the extracted text has a newline where the passage has a space
     wrapped = PDF_PAGES[0].split(". ", 1)[1]
     found = locate(corpus, item("n", shouty, wrapped, sources=("bees.md", "lights.pdf")), tmp=tmp_path)["n"]
@@ -139,9 +146,13 @@ def test_fuzzy_location(corpus: Path, pages: dict, tmp_path: Path) -> None:
 
 
 def test_missing_passages(corpus: Path, tmp_path: Path) -> None:
-    invented = "Penguins in the Sahara navigate by the smell of pine trees and sing at dawn in four-part harmony."
+    invented = (
+        "Penguins in the Sahara navigate by the smell of pine trees and sing at dawn in four-part harmony."
+    )
     # holds the whole (short) third PDF page: not a match of the passage
-    holds_page = "The keepers log of every lighthouse on this coast burned in a great fire in the winter of 1703."
+    holds_page = (
+        "The keepers log of every lighthouse on this coast burned in a great fire in the winter of 1703."
+    )
     found = locate(corpus, item("m", invented, "   ", holds_page, sources=("bees.md",)), item("none"),
                    tmp=tmp_path)
     missing, blank, short = found["m"]
@@ -195,7 +206,8 @@ def test_locate_from_golden_jsonl(corpus: Path, pages: dict, tmp_path: Path) -> 
         '{"id": "g1", "question": "q?", "reference": "r", "relevant_sources": ["volcano.txt"], '
         '"reference_contexts": ["Mauna Loa on the island of Hawaii is the largest active volcano on Earth by '
         'volume."]}\n', encoding="utf-8")
-    [p] = locate_passages(load_golden(golden, known_sources=("bees.md", "volcano.txt", "lights.pdf")), corpus, build_settings(tmp_path))["g1"]
+    [p] = locate_passages(load_golden(golden, known_sources=("bees.md", "volcano.txt", "lights.pdf")),
+                          corpus, build_settings(tmp_path))["g1"]
     assert pages[("volcano.txt", None)][p.start:p.end].startswith("Mauna Loa") and p.method == "exact"
 
 
@@ -227,7 +239,8 @@ def test_evidence_metrics_hand_computed() -> None:
         "gone": [ChunkSpan("f.md", None, 0, 10)],
     }
     m = evidence_metrics(located, retrieved, cutoffs=(2, 4, 5))
-    assert list(m) == ["evidence_recall@2", "evidence_precision@2", "evidence_recall@4", "evidence_precision@4",
+    assert list(m) == ["evidence_recall@2", "evidence_precision@2", "evidence_recall@4",
+                       "evidence_precision@4",
                        "evidence_recall@5", "evidence_precision@5"]
     assert set(m["evidence_recall@2"]) == {"a", "pdf", "nothing"}  # all-missing and no passages: absent
     # k=2: chunks [0,180) -> 180 characters, 80 of them in [100,250)
@@ -284,7 +297,10 @@ def test_end_to_end_two_chunk_sizes(corpus: Path, tmp_path: Path, embedder: obje
         assert chunk_spans["lost"][0] == ChunkSpan("", None, 0, 0)  # keeps its rank, covers nothing
         for it, ranked in zip(items, hits, strict=True):  # the top chunk holds the whole reference passage
             ref, top = located[it.id][0], chunk_spans[it.id][0]
-            assert ranked[0].source == "bees.md" and top.start <= ref.start and ref.end <= top.end, (size, it.id)
+            assert ranked[0].source == "bees.md" and top.start <= ref.start and ref.end <= top.end, (
+                size,
+                it.id,
+            )
         results[size] = evidence_metrics(located, chunk_spans, cutoffs=(1, 5, 10))
     small, large = results[200], results[1000]
     for item_id in ("drones", "frisch"):

@@ -45,12 +45,14 @@ def test_paired_test() -> None:
 
 
 def test_ties_carry_no_information_and_are_enumerated_exactly() -> None:
-    # 50 ties and 4 changes in one direction: the exact p over the 4 changes is 2/16, not a Monte Carlo estimate
+    # 50 ties and 4 changes in one direction: the exact p over the 4 changes is 2/16, not a Monte Carlo
+    # estimate
     a = [0.5] * 50 + [0.0] * 4
     b = [0.5] * 50 + [1.0] * 4
     assert paired_randomisation_test(a, b, seed=1, label="m") == pytest.approx(2 / 16)
     # float noise from re-computing a metric (as a rounded baseline once gave) is a tie, not a loss
-    assert paired_randomisation_test([0.6309297535714574] * 20, [0.6309297535714575] * 20, seed=1, label="m") == 1.0
+    assert paired_randomisation_test([0.6309297535714574] * 20, [0.6309297535714575] * 20, seed=1,
+                                     label="m") == 1.0
 
 
 def test_holm_matches_the_hand_computation() -> None:
@@ -93,7 +95,8 @@ def test_verdicts() -> None:
     assert out["rouge_l"]["verdict"] == NO_CHANGE
     for entry in out.values():
         assert entry["n"] == n and entry["p_adj"] >= entry["p"] and entry["mde"] > 0
-    # ndcg@10 is the one default primary compared: tested one-sided for a drop, and 0.1 is beyond the 0.01 margin
+    # ndcg@10 is the one default primary compared: tested one-sided for a drop, and 0.1 is beyond the 0.01
+    # margin
     assert out["ndcg@10"]["role"] == "primary" and out["ndcg@10"]["outcome"] == "regression"
     assert out["ndcg@10"]["p_drop"] == pytest.approx(out["ndcg@10"]["p"] / 2) == out["ndcg@10"]["p_drop_adj"]
     assert {out[m]["role"] for m in ("chrf", "rouge_l")} == {"secondary"}
@@ -123,7 +126,8 @@ def test_identical_runs_still_state_a_detectable_effect() -> None:
     a = {"m": dict(zip(ids, _values(rng, 80).tolist(), strict=True))}
     out = compare_metrics(a, a, config=FAST)["m"]
     assert out["delta"] == 0 and out["p"] == 1.0 and out["verdict"] == NO_CHANGE
-    # the sd of the differences is 0, so the MDE uses the planning assumption (the metric's own per-question sd)
+    # the sd of the differences is 0, so the MDE uses the planning assumption (the metric's own per-question
+    # sd)
     assert out["mde"] > 0.04 and out["mde_method"] == "planning assumption (simulated)"
 
 

@@ -14,8 +14,8 @@ from axiom.evaluation.system_ranking import QUESTIONS, ROWS_WITHIN_SYSTEMS, kend
 
 def _table(shares: dict[str, float], questions: int, rng: np.random.Generator, *, noise: float = 0.1,
            shared_ids: bool = True) -> pd.DataFrame:
-    """Each system answers `questions` questions; its human label is yes with probability `shares[system]`, and
-    `metric` is the label plus uniform noise (so the metric ranks as people do, up to sampling)."""
+    """Each system answers `questions` questions; its human label is yes with probability `shares[system]`,
+    and `metric` is the label plus uniform noise (so the metric ranks as people do, up to sampling)."""
     rows = []
     for name, share in shares.items():
         labels = (rng.random(questions) < share).astype(float)
@@ -78,7 +78,8 @@ def test_same_seed_same_numbers_and_unshared_ids_resample_within_systems():
     assert first == again and first[0]["resampling"] == ROWS_WITHIN_SYSTEMS
     assert first[0]["tau_resamples"] == 300
     other = system_ranking(table, ["metric"], ["label"], samples=300, seed=8)
-    assert [p["p_people"] for p in other[0]["adjacent_pairs"]] != [p["p_people"] for p in first[0]["adjacent_pairs"]]
+    assert [p["p_people"]
+            for p in other[0]["adjacent_pairs"]] != [p["p_people"] for p in first[0]["adjacent_pairs"]]
 
 
 def test_one_system_or_a_missing_metric_gives_no_ranking():
@@ -92,7 +93,8 @@ def test_one_system_or_a_missing_metric_gives_no_ranking():
 def test_text_and_frame_show_the_interval_and_the_pairs():
     table = _table({"a": 0.1, "b": 0.5, "c": 0.9}, 80, np.random.default_rng(6))
     ranking = system_ranking(table, ["metric"], ["label"], samples=200, seed=0)
-    result = {"labels": "labels.jsonl", "rows": len(table), "systems": ["a", "b", "c"], "samples": 200, "seed": 0,
+    result = {"labels": "labels.jsonl", "rows": len(table), "systems": ["a", "b", "c"], "samples": 200,
+              "seed": 0,
               "agreement": [], "ranking": ranking}
     text = agreement_text(result)
     assert "Kendall tau 1.00 [1.00, 1.00] (95% bootstrap, questions resampled)" in text

@@ -1,5 +1,5 @@
-"""Questions measured in only one of the two runs are left out of the paired comparison, counted per metric, and
-named in the verdict line: a comparison never shrinks silently."""
+"""Questions measured in only one of the two runs are left out of the paired comparison, counted per metric,
+and named in the verdict line: a comparison never shrinks silently."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_the_verdict_names_what_was_left_out_and_n_is_the_paired_questions() -> 
     ids = [f"q{i}" for i in range(40)]
     values = dict(zip(ids, rng.random(40).tolist(), strict=True))
     a = {"rouge_l": dict(values), "chrf": dict(values)}
-    b = {"rouge_l": {q: (math.nan if i < 6 else v) for i, (q, v) in enumerate(values.items())}, "chrf": dict(values)}
+    b = {"rouge_l": {q: (math.nan if i < 6 else v) for i, (q, v) in enumerate(values.items())},
+         "chrf": dict(values)}
     out = compare_metrics(a, b, config=FAST)
     assert out["rouge_l"]["n"] == 34 and out["rouge_l"]["unpaired"] == 6 and out["chrf"]["unpaired"] == 0
     line = verdict_line(out)

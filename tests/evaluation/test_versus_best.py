@@ -1,4 +1,5 @@
-"""A sweep's combinations against the best one: paired tests on the same questions, Holm over the comparisons."""
+"""A sweep's combinations against the best one: paired tests on the same questions, Holm over the
+comparisons."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def test_a_clearly_worse_combination_is_distinguishable_and_a_near_tie_is_not() 
 
 def test_holm_over_the_comparisons_is_at_least_each_raw_p() -> None:
     rng = np.random.default_rng(5)
-    runs = {name: values(rng, shift) for name, shift in (("a", 0.0), ("b", -0.01), ("c", -0.012), ("d", -0.02))}
+    runs = {name: values(rng, shift) for name, shift in (("a", 0.0), ("b", -0.01), ("c", -0.012),
+                                                         ("d", -0.02))}
     tested = compare_with_best(runs, ["a", "b", "c", "d"])
     best = np.array(list(runs["a"].values()))
     raws = {n: paired_randomisation_test(best, np.array(list(runs[n].values())), seed=0, label=f"best:{n}")

@@ -33,7 +33,8 @@ def clean_kernel_env() -> Iterator[None]:
         for name in [*ENV_VARS, "AXIOM_CONFIG"]:
             mp.delenv(name, raising=False)
         mp.setenv("AXIOM_PROJECT_ROOT", str(REPO))
-        for name, value in {"RAGAS_DO_NOT_TRACK": "true", "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1",
+        for name, value in {"RAGAS_DO_NOT_TRACK": "true", "ANONYMIZED_TELEMETRY": "False",
+                            "HF_HUB_OFFLINE": "1",
                             "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                             "PYDEVD_DISABLE_FILE_VALIDATION": "1"}.items():
             mp.setenv(name, value)
@@ -41,7 +42,8 @@ def clean_kernel_env() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, embedder: Any) -> dict[str, Any]:
+def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
+             embedder: Any) -> dict[str, Any]:
     """All four notebooks on the tiny corpus through `axiom notebooks run 01 02 03 04` (in-process CLI, one
     warm kernel), after a seed run with top_k=2 so that 04 has two runs to compare."""
     from axiom.cli import main
@@ -54,7 +56,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, e
     # the seed run has a store of its own, so that 01_ingest below really ingests (as nbval's fresh run will)
     settings = load_settings(config, environ={}, overrides={"store": {"path": str(root / "store-seed")}})
     t0 = time.perf_counter()
-    seed = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="seed", top_k=2, judge=False, embedder=embedder,
+    seed = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="seed", top_k=2, judge=False,
+                          embedder=embedder,
                           out_dir=root / "runs")
     seed_seconds = time.perf_counter() - t0
     argv = ["--config", str(config), "notebooks", "run", *ALL_NOTEBOOKS, "-p", "corpus", str(TINY_CORPUS),
@@ -62,7 +65,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, e
             "--out", str(root / "runs"), "--name", "tiny"]
     text = io.StringIO()
     with contextlib.redirect_stdout(text), pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OPENAI_API_KEY", KEY_CANARY)  # a key is set (the generator stays extractive): it must not leak
+        # a key is set (the generator stays extractive): it must not leak
+        mp.setenv("OPENAI_API_KEY", KEY_CANARY)
         mp.setenv("LLM_PROVIDER", "extractive")
         code = main(argv)
     assert code == 0, text.getvalue()

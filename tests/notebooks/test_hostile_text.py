@@ -4,9 +4,9 @@ answers full of HTML and Markdown injections (`<img src=x onerror=alert(1)>`, `<
 answers and answers, through `axiom notebooks run 01 02 03 04` (one warm kernel, as the end-to-end fixture).
 
 Every text/html output of the executed notebooks, every text/markdown output rendered as nbconvert renders it
-(mistune) and as CommonMark does (markdown-it, like JupyterLab's marked), and report.html, must hold no live tag,
-event handler or javascript: link: the payloads must appear as text only, and they must appear (the views did
-show the hostile values)."""
+(mistune) and as CommonMark does (markdown-it, like JupyterLab's marked), and report.html, must hold no live
+tag, event handler or javascript: link: the payloads must appear as text only, and they must appear (the views
+did show the hostile values)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ HOSTILE_FILE = f"{IMG}.txt"  # a file name may hold all of it but "/"
 DOCUMENT = (f"The lava of Kilauea {IMG} flows slowly into the sea at night. "
             f"The caldera map {LINK} is kept at the observatory on the rim. "
             f"Visitors hear the crater {SCRIPT} hiss before dawn.\n")
-PLAIN = "Honey bees dance to tell the hive where flowers are. The waggle dance encodes distance and direction.\n"
+PLAIN = (
+    "Honey bees dance to tell the hive where flowers are. The waggle dance encodes distance and direction.\n"
+)
 ITEMS = [
     {"id": "h01", "question": f"What does the lava of Kilauea {IMG} do at night?",
      "reference": f"It flows slowly into the sea {SCRIPT}.", "relevant_sources": [HOSTILE_FILE],
@@ -109,7 +111,8 @@ def _views(nb: Any) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, embedder: Any) -> dict[str, Any]:
+def hostile(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
+            embedder: Any) -> dict[str, Any]:
     """A seed run whose answers (another system's, from a responses file) are injections, then the four
     notebooks on the hostile corpus and golden set: 04 compares the two runs."""
     from axiom.cli import main
@@ -129,7 +132,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None, em
                                              "contexts": [SCRIPT], "retrieved": [f"{SVG}.txt"]}) + "\n"
                                  for item in ITEMS))
     settings = load_settings(config, environ={})
-    run_evaluation(settings, dataset, corpus, name="seed", judge=False, embedder=embedder, out_dir=root / "runs",
+    run_evaluation(settings, dataset, corpus, name="seed", judge=False, embedder=embedder,
+                   out_dir=root / "runs",
                    responses=responses)
     argv = ["--config", str(config), "notebooks", "run", *ALL_NOTEBOOKS, "-p", "corpus", str(corpus),
             "-p", "dataset", str(dataset), "-p", "chroma_path", str(root / "store"), "-p", "judge", "false",
@@ -161,7 +165,8 @@ def test_notebook_outputs_show_injections_as_text(hostile: dict[str, Any]) -> No
                   if "answer_markdown(answer)" in c.source).outputs[0]["data"]["text/markdown"]
     for html in _rendered_markdown(answer):
         text = "".join(_read(html).text)
-        assert ITEMS[0]["question"] in text and IMG in text and HOSTILE_FILE in text, text  # question, answer, source
+        # question, answer, source
+        assert ITEMS[0]["question"] in text and IMG in text and HOSTILE_FILE in text, text
     assert ITEMS[1]["question"] in shown["03_evaluate"] and ITEMS[1]["id"] in shown["03_evaluate"]
     assert SCRIPT in shown["04_compare_runs"] and LINK in shown["04_compare_runs"]  # the seed's answers
 
@@ -180,16 +185,20 @@ ALL_PUNCTUATION = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum()
 
 
 @pytest.mark.parametrize("payload", [IMG, SCRIPT, SVG, LINK, f"![i](http://example.com/x.png) <{LINK}>",
-                                     "&lt;img&gt; &amp; $x$ **b** `c` \\<i>", "1. item\n# heading\n> quote\n---",
+                                     "&lt;img&gt; &amp; $x$ **b** `c` \\<i>",
+                                     "1. item\n# heading\n> quote\n---",
                                      ALL_PUNCTUATION, "www.example.com https://example.com/a_b"])
 def test_markdown_text_renders_as_the_text_itself(payload: str) -> None:
-    """Whatever a value holds, both renderers show exactly its characters (line breaks aside), in one paragraph."""
+    """Whatever a value holds, both renderers show exactly its characters (line breaks aside), in one
+    paragraph."""
     from axiom.notebook.markup import markdown_text
 
     for html in _rendered_markdown(markdown_text(payload)):
         seen = _read(html)
         assert not seen.live, html
-        assert html.startswith("<p>") and html.count("<p>") == 1 and "<a " not in html and "<code>" not in html, html
+        assert (
+            html.startswith("<p>") and html.count("<p>") == 1 and "<a " not in html and "<code>" not in html
+        ), html
         assert " ".join("".join(seen.text).split()) == " ".join(payload.split()), html
 
 
@@ -198,7 +207,8 @@ def test_answer_view_escapes_every_value() -> None:
     from axiom.types import Answer, Citation
 
     answer = Answer(question=f"Why {IMG}?", answer=f"Because {SCRIPT} {LINK}.", generator=f"gen{SVG}",
-                    citations=[Citation(n=1, source=f"{IMG}.md", page=3, chunk_id="c1", score=0.5)], contexts=[],
+                    citations=[Citation(n=1, source=f"{IMG}.md", page=3, chunk_id="c1", score=0.5)],
+                    contexts=[],
                     degraded=True, degraded_reason=f"judge said {LINK}")
     markdown = answer_markdown(answer).data
     for html in _rendered_markdown(markdown):
@@ -213,15 +223,19 @@ def test_answer_view_escapes_every_value() -> None:
 def test_the_checker_sees_live_markup() -> None:
     """The check the notebook tests rely on: a live tag, handler, script or javascript: link is seen; its
     escaped form is text."""
-    for live in (IMG, SCRIPT, f"<p>{SVG}</p>", '<a href=" JavaScript:alert(1)">x</a>', "<b onmouseover=x()>b</b>"):
+    for live in (IMG, SCRIPT, f"<p>{SVG}</p>", '<a href=" JavaScript:alert(1)">x</a>',
+                 "<b onmouseover=x()>b</b>"):
         assert _read(live).live, live
-    escaped = "&lt;img src=x onerror=alert(1)&gt; &lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))"
+    escaped = (
+        "&lt;img src=x onerror=alert(1)&gt; &lt;script&gt;alert(1)&lt;/script&gt; [x](javascript:alert(1))"
+    )
     seen = _read(f"<p>{escaped}</p>")
     assert not seen.live and "".join(seen.text) == f"{IMG} {SCRIPT} {LINK}"
 
 
 def test_delta_chart_with_an_interval_that_misses_its_delta() -> None:
-    """A bootstrap of a few questions can give an interval that does not hold the delta: no negative whisker."""
+    """A bootstrap of a few questions can give an interval that does not hold the delta: no negative
+    whisker."""
     from axiom import comparison_report
 
     metrics = {"chrf": {"delta": 0.2, "ci": [0.25, 0.4], "verdict": "better"},

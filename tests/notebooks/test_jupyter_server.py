@@ -1,7 +1,7 @@
 """A real JupyterLab server, started by `make lab` itself (the Makefile's recipe, on the test's interpreter's
 environment): token auth (JUPYTER_TOKEN) on a loopback port with notebooks/ as its root. Lists the notebooks
-through the contents API, runs `import axiom` and a tiny query in a kernel over the kernel's websocket channel,
-checks that the API refuses a request without the token, that the lab's defaults come from
+through the contents API, runs `import axiom` and a tiny query in a kernel over the kernel's websocket
+channel, checks that the API refuses a request without the token, that the lab's defaults come from
 jupyter-lab-settings/overrides.json (no "official Jupyter news" pop-up: fetchNews "false"), and shuts down."""
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _execute(lab: Lab, kernel_id: str, code: str, timeout: float = 240) -> tuple
     try:
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
+            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request",
                        "version": "5.3", "date": ""},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
@@ -139,7 +140,8 @@ def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dic
             "from axiom.notebook.session import open_session\n"
             f"session = open_session(corpus={str(TINY_CORPUS)!r}, chroma_path={str(executed['store'])!r},\n"
             "                       load_model=False)\n"
-            "hits = session.pipeline.retrieve('Which volcano is the largest active one by volume?', top_k=2,\n"
+            "hits = session.pipeline.retrieve('Which volcano is the largest active one by volume?', "
+            "top_k=2,\n"
             "                                 retriever='bm25')\n"
             "print(json.dumps({'version': axiom.__version__, 'sources': [h.source for h in hits],\n"
             "                  'text': hits[0].text, 'cwd': os.getcwd()}))\n")
@@ -155,9 +157,10 @@ def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dic
 
 @pytest.mark.timeout(200)
 def test_lab_has_no_news_prompt(lab: Lab) -> None:
-    """JupyterLab 4 asks every new user "Would you like to get notified about official Jupyter news?" while the
-    notification settings' fetchNews is "none" (its default). `make lab` serves the defaults of
-    jupyter-lab-settings/overrides.json: fetchNews "false" (no prompt, no news fetched) and no update check."""
+    """JupyterLab 4 asks every new user "Would you like to get notified about official Jupyter news?" while
+    the notification settings' fetchNews is "none" (its default). `make lab` serves the defaults of
+    jupyter-lab-settings/overrides.json: fetchNews "false" (no prompt, no news fetched) and no update
+    check."""
     reply = lab.api("GET", NOTIFICATION_SETTINGS)
     assert reply.status_code == 200, reply.text
     data = reply.json()
@@ -175,7 +178,10 @@ def _command_lines(session: int) -> list[bytes]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session:
+            if (
+                proc.name.isdigit()
+                and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session
+            ):
                 found.append((proc / "cmdline").read_bytes())
         except (OSError, IndexError, ValueError):
             continue  # a process that ended meanwhile
@@ -183,7 +189,8 @@ def _command_lines(session: int) -> list[bytes]:
 
 
 def test_the_jupyter_image_serves_the_same_settings() -> None:
-    """The jupyter image copies the same file to where JupyterLab reads its defaults from in a venv at /opt/venv:
+    """The jupyter image copies the same file to where JupyterLab reads its defaults from in a venv at
+    /opt/venv:
     <sys.prefix>/share/jupyter/lab/settings/overrides.json (LabApp's app_settings_dir, checked here on this
     environment's JupyterLab)."""
     from jupyterlab.labapp import LabApp
@@ -193,5 +200,6 @@ def test_the_jupyter_image_serves_the_same_settings() -> None:
     stage = re.search(r"^FROM backend AS jupyter$(.*?)^FROM ", dockerfile, re.M | re.S)
     assert stage is not None, "the Dockerfile has no jupyter stage"
     copies = re.findall(r"^COPY (\S+) (\S+)$", stage.group(1), re.M)
-    assert ("jupyter-lab-settings/overrides.json", "/opt/venv/share/jupyter/lab/settings/overrides.json") in copies
+    assert ("jupyter-lab-settings/overrides.json",
+            "/opt/venv/share/jupyter/lab/settings/overrides.json") in copies
     assert "ENV PATH=/opt/venv/bin:$PATH" in dockerfile  # the image's environment is /opt/venv

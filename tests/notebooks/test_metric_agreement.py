@@ -1,5 +1,5 @@
-"""05_metric_agreement: committed clean, and run end to end by `axiom notebooks run` (papermill, in-process CLI)
-on a score table of two systems and partial labels with a known answer."""
+"""05_metric_agreement: committed clean, and run end to end by `axiom notebooks run` (papermill, in-process
+CLI) on a score table of two systems and partial labels with a known answer."""
 
 from __future__ import annotations
 
@@ -29,11 +29,13 @@ def test_05_runs_and_shows_the_agreement(tmp_path: Path, clean_kernel_env: None,
         for model, share in (("alpha", 0.3), ("beta", 0.8)):
             truth = rng.random(40) < share
             for i, yes in enumerate(truth):
-                f.write(json.dumps({"id": f"q{i}", "model": model, "exact": float(yes), "noise": rng.random()}) + "\n")
+                f.write(json.dumps({"id": f"q{i}", "model": model, "exact": float(yes),
+                                    "noise": rng.random()}) + "\n")
                 if i < 25:
                     g.write(json.dumps({"id": f"q{i}", "model": model, "faithful": bool(yes)}) + "\n")
     config = write_test_config(tmp_path)
-    code = main(["--config", str(config), "notebooks", "run", NAME, "-p", "runs", f"[{scores}]", "-p", "labels",
+    code = main(["--config", str(config), "notebooks", "run", NAME, "-p", "runs", f"[{scores}]", "-p",
+                 "labels",
                  str(labels), "-p", "samples", "200", "--out", str(tmp_path / "runs"), "--name", "agree",
                  "--no-html"])
     out, err = capsys.readouterr()

@@ -3,11 +3,11 @@ their outputs checked, and a failing cell reported with the notebook, the cell a
 
 nbval runs notebooks as they are stored, and the committed notebooks have neither outputs (nothing to check)
 nor tiny-corpus parameters. So the nbval test takes the notebooks executed by the end-to-end run, which carry
-both the outputs (the reference) and papermill's injected-parameters cell, re-parameterises them with papermill
-(`prepare_only`, keeping the outputs) to a fresh store and runs folder, and runs `pytest --nbval-lax` over those
-copies in a subprocess: every cell must run without error, and the cells tagged `nbval-check-output` must
-reproduce the reference outputs exactly from a fresh store in fresh kernels. One checked cell's reference
-output is tampered with and must be the only failure, which shows the check is live.
+both the outputs (the reference) and papermill's injected-parameters cell, re-parameterises them with
+papermill (`prepare_only`, keeping the outputs) to a fresh store and runs folder, and runs `pytest
+--nbval-lax` over those copies in a subprocess: every cell must run without error, and the cells tagged
+`nbval-check-output` must reproduce the reference outputs exactly from a fresh store in fresh kernels. One
+checked cell's reference output is tampered with and must be the only failure, which shows the check is live.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def test_committed_clean(name: str) -> None:
         if cell is params[0]:
             continue
         tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith("%")))
-        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While))]
+        assert not [n for n in ast.walk(tree)
+                    if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While))]
         assert len(cell.source.splitlines()) <= 12, cell.source
     assert any(CHECK in c.metadata.get("tags", []) for c in nb.cells)
 
@@ -82,8 +83,10 @@ def test_committed_clean(name: str) -> None:
 def test_nbstripout_finds_nothing_to_strip() -> None:
     """What `make strip-notebooks` would change: nothing."""
     keys = "metadata.papermill cell.metadata.papermill cell.metadata.execution"
-    done = subprocess.run([str(Path(sys.executable).with_name("nbstripout")), "--verify", "--extra-keys", keys,
-                           *sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))], capture_output=True, text=True)
+    done = subprocess.run([str(Path(sys.executable).with_name("nbstripout")), "--verify", "--extra-keys",
+                           keys,
+                           *sorted(str(p) for p in NOTEBOOKS.glob("*.ipynb"))], capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -142,7 +145,8 @@ def test_no_key_in_executed_notebooks_or_run_files(executed: dict[str, Any]) -> 
 
 def test_html_report(executed: dict[str, Any]) -> None:
     html = (executed["folder"] / "report.html").read_text()
-    assert "hl-ipython3" not in html and "run_evaluation(" not in html and "open_session" not in html  # no code
+    # no code
+    assert "hl-ipython3" not in html and "run_evaluation(" not in html and "open_session" not in html
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 2
     assert 'alt="chart: Summary"' in html and 'alt="chart: Latency"' in html
     assert html.count("<table") >= 4 and "semantic_similarity" in html and "Per question, worst first" in html
@@ -153,7 +157,8 @@ def test_html_report(executed: dict[str, Any]) -> None:
 # -- a failing cell ----------------------------------------------------------------------------------
 def test_failing_cell_names_notebook_cell_and_error(clean_kernel_env: None, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--config", str(write_test_config(tmp_path)), "notebooks", "run", "03_evaluate", "-p", "retriever",
+    argv = ["--config", str(write_test_config(tmp_path)), "notebooks", "run", "03_evaluate", "-p",
+            "retriever",
             "nonsense", "-p", "corpus", str(TINY_CORPUS), "-p", "dataset", str(TINY_GOLDEN), "--out",
             str(tmp_path / "runs"), "--name", "broken"]
     assert main(argv) == 1
@@ -187,7 +192,8 @@ def test_baseline_gate_through_the_notebooks(executed: dict[str, Any], tmp_path:
     baseline = tmp_path / "strict.json"
     baseline.write_text(json.dumps({"format": 1, "metrics": {"recall@5": {"mean": 1.0, "threshold": 1.01}}}))
     argv = ["--config", str(executed["config"]), "notebooks", "run", "03", "-p", "corpus", str(TINY_CORPUS),
-            "-p", "dataset", str(TINY_GOLDEN), "-p", "chroma_path", str(executed["store"]), "-p", "judge", "false",
+            "-p", "dataset", str(TINY_GOLDEN), "-p", "chroma_path", str(executed["store"]), "-p", "judge",
+            "false",
             "--out", str(tmp_path / "runs"), "--name", "gated", "--no-html", "--baseline", str(baseline),
             "--fail-on-regression"]
     assert main(argv) == 3
@@ -227,7 +233,8 @@ def test_nbval_over_the_four_notebooks(executed: dict[str, Any], tmp_path: Path)
         copies.append(target)
     # one checked cell's reference output is tampered with: nbval must catch exactly that cell
     nb = nbformat.read(copies[1], as_version=4)
-    tampered = next(c for c in nb.cells if CHECK in c.metadata.get("tags", []) and "ranking_overlap" in c.source)
+    tampered = next(c for c in nb.cells if CHECK in c.metadata.get("tags", [])
+                    and "ranking_overlap" in c.source)
     tampered.outputs[0]["data"]["text/plain"] += "\ntampered"
     nbformat.write(nb, copies[1])
     tampered_index = _code_cells(nb).index(tampered)  # nbval numbers code cells

@@ -1,5 +1,5 @@
-"""Fast tests of the notebook face's logic: session settings and shared embedder, parameters, grids, tables and
-charts. (CachingEmbedder itself is tested in tests/core/test_overrides_and_caching_embedder.py.)"""
+"""Fast tests of the notebook face's logic: session settings and shared embedder, parameters, grids, tables
+and charts. (CachingEmbedder itself is tested in tests/core/test_overrides_and_caching_embedder.py.)"""
 
 from __future__ import annotations
 
@@ -37,9 +37,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_notebook_settings_apply_the_given_parameters(project: Path) -> None:
     defaults = notebook_settings()
-    settings = notebook_settings(collection="nb-test", top_k=3, retriever="", chunk_size=None, chroma_path="store")
+    settings = notebook_settings(collection="nb-test", top_k=3, retriever="", chunk_size=None,
+                                 chroma_path="store")
     assert Path.cwd() == project.resolve()
-    assert settings.store.collection == "nb-test" and settings.retrieval.top_k == 3 and settings.store.path == "store"
+    assert (
+        settings.store.collection == "nb-test"
+        and settings.retrieval.top_k == 3
+        and settings.store.path == "store"
+    )
     assert settings.retrieval.retriever == defaults.retrieval.retriever  # "" is not given
     assert settings.chunking.chunk_size == defaults.chunking.chunk_size
     assert all(os.environ.get(k) == v for k, v in PROCESS_ENV_DEFAULTS.items())
@@ -69,7 +74,8 @@ def test_parse_value_and_params_file(tmp_path: Path) -> None:
 
 def test_absolute_paths(tmp_path: Path) -> None:
     out = absolute_paths({"corpus": "data", "top_k": 3, "runs": ["a", "/b"], "dataset": ""}, tmp_path)
-    assert out == {"corpus": str(tmp_path / "data"), "top_k": 3, "runs": [str(tmp_path / "a"), "/b"], "dataset": ""}
+    assert out == {"corpus": str(tmp_path / "data"), "top_k": 3, "runs": [str(tmp_path / "a"), "/b"],
+                   "dataset": ""}
 
 
 def test_resolve_notebook_and_parameters() -> None:
@@ -101,8 +107,8 @@ def test_summary_table_ranks_best_first() -> None:
         r.run_path = Path(f"/runs/{k}")
         return r
 
-    # Given out of grid order; top_k 5 and 10 tie at 4 decimals (1e-7 apart, as float noise between two machines
-    # is): grid order decides, not the faster run, and not the last float bits.
+    # Given out of grid order; top_k 5 and 10 tie at 4 decimals (1e-7 apart, as float noise between two
+    # machines is): grid order decides, not the faster run, and not the last float bits.
     table = summary_table([run(2, 10, 0.7 + 1e-7, 1.0, 0), run(0, 3, 0.5, 10.0, 80), run(1, 5, 0.7, 2.0, 0)],
                           "semantic_similarity", ["top_k"])
     assert list(table["top_k"]) == [5, 10, 3] and list(table["rank"]) == [1, 2, 3]
@@ -120,12 +126,14 @@ class _Record:
         self.metrics = {"metrics": {"ndcg@10": {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 2},
                                     "exact_match": {"mean": None, "ci_low": None, "ci_high": None, "n": 0,
                                                     "not_applicable": 2}},
-                        "latency": {"generation": {"mean_ms": 2.0, "p50_ms": 1.0, "p95_ms": 3.0, "max_ms": 3.0}}}
+                        "latency": {"generation": {"mean_ms": 2.0, "p50_ms": 1.0, "p95_ms": 3.0,
+                                                   "max_ms": 3.0}}}
         self.results = pd.DataFrame({
             "id": ["q1", "q2"], "question": ["first?", "second?"], "ndcg@10": [1.0, 0.6],
             "semantic_similarity": [0.9, 0.2], "exact_match": [np.nan, np.nan],
             "answer": ["Extractive answer (no LLM; sentences quoted from the sources): yes [1]", "no"],
-            "relevant_sources": [["a.md"], ["b.md"]], "retrieved_sources": [["a.md", "b.md"], ["a.md", "b.md"]],
+            "relevant_sources": [["a.md"], ["b.md"]],
+            "retrieved_sources": [["a.md", "b.md"], ["a.md", "b.md"]],
             "retrieval_seconds": [0.01, 0.01], "generation_seconds": [0.002, 0.004]})
 
 

@@ -1,6 +1,6 @@
-"""Shared pieces of the reliability matrix: the `axiom` CLI as a real subprocess (optionally as an unprivileged
-user), the store's contents as a comparable snapshot, and one `axiom serve` shared by the API, exposure and load
-tests (against the session's real ChromaDB server, with API keys and an OpenAI key set)."""
+"""Shared pieces of the reliability matrix: the `axiom` CLI as a real subprocess (optionally as an
+unprivileged user), the store's contents as a comparable snapshot, and one `axiom serve` shared by the API,
+exposure and load tests (against the session's real ChromaDB server, with API keys and an OpenAI key set)."""
 
 from __future__ import annotations
 
@@ -86,14 +86,16 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# -- one `axiom serve` for the API matrix, the exposure checks and the load test -------------------------------
+# -- one `axiom serve` for the API matrix, the exposure checks and the load test
+# -------------------------------
 SERVICE_MAX_BODY = 262_144
 
 
 @pytest.fixture(scope="session")
 def reliability_server(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory
                        ) -> Iterator[AxiomServer]:
-    """`axiom serve` with API keys and an OPENAI_API_KEY set (extractive answers), the tiny corpus ingested."""
+    """`axiom serve` with API keys and an OPENAI_API_KEY set (extractive answers), the tiny corpus
+    ingested."""
     srv = AxiomServer(
         tmp_path_factory.mktemp("rel-svc"),
         env={"CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),

@@ -1,6 +1,6 @@
 """A loopback stand-in for a deployed RAG system that replies with hostile bodies, and `axiom eval --endpoint`
-run against it as a subprocess whose peak RSS is measured (used by tests/reliability/test_hostile_endpoint.py and
-bench/endpoint_bounds.py; keep it free of pytest imports).
+run against it as a subprocess whose peak RSS is measured (used by tests/reliability/test_hostile_endpoint.py
+and bench/endpoint_bounds.py; keep it free of pytest imports).
 
 Kinds of reply, per question:
     ok        the golden answer, contexts and sources (JSON, Content-Length)
@@ -39,7 +39,8 @@ class HostileServer:
     """Answers each question (the request's `question`) as `behaviour` says ('ok' when not named); counts the
     bytes of body it managed to send per kind (`sent`)."""
 
-    def __init__(self, answers: Mapping[str, dict[str, Any]], behaviour: Mapping[str, str] | None = None) -> None:
+    def __init__(self, answers: Mapping[str, dict[str, Any]],
+                 behaviour: Mapping[str, str] | None = None) -> None:
         self.answers, self.behaviour = dict(answers), dict(behaviour or {})
         self.sent: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -82,7 +83,8 @@ class HostileServer:
 
             def send_number(self, question: str) -> None:
                 text = json.dumps({**outer.answers[question], "latency_ms": 0})
-                self.whole("number", text.replace('"latency_ms": 0', '"latency_ms": ' + "9" * DIGITS).encode())
+                self.whole("number", text.replace('"latency_ms": 0',
+                                                  '"latency_ms": ' + "9" * DIGITS).encode())
 
             def send_deep(self, question: str) -> None:
                 self.whole("deep", b"[" * DEEP + b"]" * DEEP)
@@ -141,14 +143,15 @@ def _vm_hwm_kib(pid: int) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def run_measured(args: list[str], env: Mapping[str, str], workdir: Path, *, timeout: float = 300) -> MeasuredRun:
+def run_measured(args: list[str], env: Mapping[str, str], workdir: Path, *,
+                 timeout: float = 300) -> MeasuredRun:
     """`python ARGS` (e.g. `-m axiom.cli eval ...`) as a subprocess, and its own peak RSS.
 
     Not wait4's ru_maxrss: Linux records the address space a process had before exec in it, and subprocess
     starts children by (v)fork from this process, so a child of a 2.4 GiB pytest reports at least 2.4 GiB
-    whatever it uses (measured: a `python -c pass` child of an 800 MiB parent reports 813 MiB). VmHWM belongs to
-    the child's own address space after exec; it only grows, so the last value sampled before the child exits
-    is its peak (samples 20 ms apart: a peak in the last 20 ms of a run would be missed)."""
+    whatever it uses (measured: a `python -c pass` child of an 800 MiB parent reports 813 MiB). VmHWM belongs
+    to the child's own address space after exec; it only grows, so the last value sampled before the child
+    exits is its peak (samples 20 ms apart: a peak in the last 20 ms of a run would be missed)."""
     out, err = workdir / "stdout.txt", workdir / "stderr.txt"
     t0 = time.perf_counter()
     with out.open("wb") as stdout, err.open("wb") as stderr:

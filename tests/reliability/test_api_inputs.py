@@ -1,9 +1,9 @@
-"""Bad requests against a real `axiom serve` (subprocess, real ChromaDB server, API keys on): each gets its exact
-HTTP status and a JSON error naming the field or the limit (never echoing the input), and afterwards the store
-holds exactly what it held before and the service is healthy. Cases already asserted in
-tests/service/test_service.py (empty and 4,001-character question, top_k 0/101, unknown retriever, extra field,
-bad JSON, text/plain and form bodies, 413 with and without Content-Length, `..` / absolute / symlink paths) are
-not repeated here; see docs/RELIABILITY.md."""
+"""Bad requests against a real `axiom serve` (subprocess, real ChromaDB server, API keys on): each gets its
+exact HTTP status and a JSON error naming the field or the limit (never echoing the input), and afterwards the
+store holds exactly what it held before and the service is healthy. Cases already asserted in
+tests/service/test_service.py (empty and 4,001-character question, top_k 0/101, unknown retriever, extra
+field, bad JSON, text/plain and form bodies, 413 with and without Content-Length, `..` / absolute / symlink
+paths) are not repeated here; see docs/RELIABILITY.md."""
 
 from __future__ import annotations
 
@@ -43,14 +43,17 @@ def assert_error(r: httpx.Response, status: int, kind: str, *words: str) -> dict
 
 @pytest.mark.parametrize("question, type_name", [(123, "int"), (None, "None"), (["bees"], "list"),
                                                  ({"text": "bees"}, "dict"), (True, "bool"), (1.5, "float")])
-def test_non_string_question_is_422(api: httpx.Client, chunks_before: int, question: object, type_name: str) -> None:
+def test_non_string_question_is_422(api: httpx.Client, chunks_before: int, question: object,
+                                    type_name: str) -> None:
     body = assert_error(api.post("/query", json={"question": question}), 422, "validation_error",
                         "question: Input should be a valid string")
     assert body["details"][0]["loc"] == ["question"] and "input" not in body["details"][0]
 
 
-@pytest.mark.parametrize("top_k, words", [(0, "greater than or equal to 1"), (-3, "greater than or equal to 1"),
-                                          (10_000, "less than or equal to 100"), (2**63, "less than or equal to 100"),
+@pytest.mark.parametrize("top_k, words",
+                         [(0, "greater than or equal to 1"), (-3, "greater than or equal to 1"),
+                                          (10_000, "less than or equal to 100"),
+                          (2**63, "less than or equal to 100"),
                                           (2.5, "valid integer")])
 def test_top_k_out_of_range_is_422(api: httpx.Client, chunks_before: int, top_k: object, words: str) -> None:
     assert_error(api.post("/query", json={"question": "bees", "top_k": top_k}), 422, "validation_error",
@@ -71,7 +74,8 @@ def test_huge_question_is_refused_by_length_then_by_body_size(api: httpx.Client,
 @pytest.mark.parametrize("question", ["\u0000 lighthouse \u0000", "\u202e lighthouse \u202d keepers 🔦",
                                       "'; DROP TABLE chunks; --",
                                       "{{7*7}} ${jndi:ldap://x} lighthouse", "\t\n lighthouse \r\n"])
-def test_odd_but_valid_strings_are_answered_not_500(api: httpx.Client, chunks_before: int, question: str) -> None:
+def test_odd_but_valid_strings_are_answered_not_500(api: httpx.Client, chunks_before: int,
+                                                    question: str) -> None:
     raw = json.dumps({"question": question})
     r = api.post("/query", content=raw.encode(), headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text

@@ -1,8 +1,9 @@
-"""Bad evaluation datasets through the real `axiom eval` / `axiom retrieval-eval` (the CLI's `main`, in this process):
+"""Bad evaluation datasets through the real `axiom eval` / `axiom retrieval-eval` (the CLI's `main`, in this
+process):
 DatasetError, exit 2, a message naming the file and the line (also for a line beyond the bounds of
-bounded_json.py: too deep, a number too long, too large), no traceback, and nothing written: no runs folder, no store, no
-collection (the dataset is validated before anything is ingested). Every-problem-at-once listing is unit-tested
-in tests/evaluation/test_datasets.py."""
+bounded_json.py: too deep, a number too long, too large), no traceback, and nothing written: no runs folder,
+no store, no collection (the dataset is validated before anything is ingested). Every-problem-at-once listing
+is unit-tested in tests/evaluation/test_datasets.py."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ GOLDEN_CASES = {
     "not_utf8": (None, ["not UTF-8 text (byte 4)"]),
     "nested_too_deep": ([GOOD_LINES[0], "[" * 100_000, json.dumps({**T01, "id": "t03"})],
                         ["line 2: nested deeper than 64 levels"]),
-    "number_too_long": ([GOOD_LINES[0], '{"id": "t02", "question": "Q?", "reference": "R.", "metadata": {"n": '
-                         + "9" * 5000 + "}}"], ["line 2: a number is 5000 characters long; the limit is 100"]),
+    "number_too_long": ([GOOD_LINES[0],
+                         '{"id": "t02", "question": "Q?", "reference": "R.", "metadata": {"n": '
+                         + "9" * 5000 + "}}"],
+                        ["line 2: a number is 5000 characters long; the limit is 100"]),
     "line_too_long": ([GOOD_LINES[0], json.dumps({**T01, "id": "t02", "reference": "r" * (16 << 20)})],
                       ["line 2: 16,777,", " bytes long; the limit is 16 MiB"]),
 }
@@ -46,7 +49,8 @@ GOLDEN_CASES = {
 
 @pytest.mark.parametrize("case", list(GOLDEN_CASES))
 def test_bad_golden_set_exits_2_naming_the_line_and_writes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        case: str) -> None:
     clean_env(monkeypatch)
     lines, words = GOLDEN_CASES[case]
     work = tmp_path / "work"
@@ -78,7 +82,8 @@ def _beir(folder: Path, qrels: list[str], corpus: list[dict] | None = None) -> P
     (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in (
         {"_id": "q1", "text": "who lays eggs"}, {"_id": "q2", "text": "hot rock"})))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{r}\n" for r in qrels))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                               + "".join(f"{r}\n" for r in qrels))
     return folder
 
 
@@ -93,7 +98,8 @@ BEIR_CASES = {
 
 @pytest.mark.parametrize("case", list(BEIR_CASES))
 def test_bad_beir_folder_exits_2_naming_the_line_and_writes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        case: str) -> None:
     clean_env(monkeypatch)
     qrels, corpus, words = BEIR_CASES[case]
     folder = _beir(tmp_path / case, qrels, corpus)

@@ -1,5 +1,5 @@
-"""Bad input files, through the real `axiom ingest` (a subprocess; as an unprivileged user when the tests run as
-root, so that a file without read permission really is unreadable): every bad file is a DocumentError that
+"""Bad input files, through the real `axiom ingest` (a subprocess; as an unprivileged user when the tests run
+as root, so that a file without read permission really is unreadable): every bad file is a DocumentError that
 names it, the command still exits 0 and reports it, and the store holds exactly the chunks of the good files,
 no more, no fewer, also after a second run.
 
@@ -51,7 +51,8 @@ def build_matrix_folder(root: Path) -> Path:
     (root / "good.md").write_text("# Foghorns\n\nA foghorn sounds when the light cannot be seen.")
     (root / "good.pdf").write_bytes(pdf)
     (root / "latin1.txt").write_bytes(LATIN.encode("latin-1"))
-    (root / "utf16.txt").write_bytes(("UTF-16 text about the Pharos of Alexandria. " + LATIN).encode("utf-16"))
+    (root / "utf16.txt").write_bytes(("UTF-16 text about the Pharos of Alexandria. "
+                                      + LATIN).encode("utf-16"))
     (root / "sub").mkdir()
     (root / "sub" / "doc.md").write_text("Only one copy of this exists, although a link loops back.")
     (root / "sub" / "back").symlink_to(root)  # a folder link loop: not followed, not ingested twice
@@ -157,8 +158,9 @@ def test_a_thousand_tiny_files_are_all_ingested_once(tmp_path: Path, monkeypatch
 
 def test_a_one_megabyte_single_line_is_ingested_completely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """1 MB without a line break: chunked by the word rule. chunk_size 20,000 keeps the embedding cost small (the
-    model reads 256 tokens of each chunk); the default size is checked for speed in tests/core/test_chunking.py."""
+    """1 MB without a line break: chunked by the word rule. chunk_size 20,000 keeps the embedding cost small
+    (the model reads 256 tokens of each chunk); the default size is checked for speed in
+    tests/core/test_chunking.py."""
     clean_env(monkeypatch)
     root = tmp_path / "line"
     root.mkdir()

@@ -32,10 +32,11 @@ CASES = {
     "negative_chunk_size": ("chunking:\n  chunk_size: -5\n  chunk_overlap: 0\n", {},
                             ["invalid setting chunking.chunk_size (from {cfg})=-5", "greater than 0"]),
     "overlap_equals_size": ("chunking:\n  chunk_size: 100\n  chunk_overlap: 100\n", {},
-                            ["invalid setting chunking (from {cfg}): chunk_overlap (100) must be smaller than "
-                             "chunk_size (100)"]),
+                            ["invalid setting chunking (from {cfg}): chunk_overlap (100) must be "
+                             "smaller than chunk_size (100)"]),
     "overlap_above_size": ("chunking:\n  chunk_size: 100\n  chunk_overlap: 250\n", {},
-                           ["chunking (from {cfg}): chunk_overlap (250) must be smaller than chunk_size (100)"]),
+                           ["chunking (from {cfg}): chunk_overlap (250) must be "
+                            "smaller than chunk_size (100)"]),
     "unknown_provider": ("generation:\n  provider: anthropic\n", {},
                          ["invalid setting generation.provider (from {cfg})='anthropic'",
                           "expected 'openai' or 'extractive'"]),
@@ -44,7 +45,8 @@ CASES = {
     "unknown_embedding_provider": ("embeddings:\n  provider: cohere\n", {},
                                    ["invalid setting embeddings.provider (from {cfg})='cohere'",
                                     "expected 'local' or 'openai'"]),
-    "invalid_yaml": ("chunking:\n  chunk_size: [800\n", {}, ["config file {cfg} is not valid YAML at line 3, column 1: expected ',' or ']'",
+    "invalid_yaml": ("chunking:\n  chunk_size: [800\n", {},
+                     ["config file {cfg} is not valid YAML at line 3, column 1: expected ',' or ']'",
                       "while parsing a flow sequence that starts at line 2, column 15"]),
 }
 
@@ -84,7 +86,8 @@ def _merged(base: Path, text: str) -> str:
     return yaml.safe_dump(data)
 
 
-@pytest.mark.parametrize("command", [["ingest", str(TINY_CORPUS)], ["status"], ["query", "What is a lighthouse?"]])
+@pytest.mark.parametrize("command", [["ingest", str(TINY_CORPUS)], ["status"],
+                                     ["query", "What is a lighthouse?"]])
 def test_unreachable_chroma_host_exits_1_naming_host_and_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str],
                                                               command: list[str]) -> None:
@@ -109,7 +112,8 @@ def test_unreachable_chroma_host_exits_1_naming_host_and_port(tmp_path: Path, mo
 
 
 def test_collection_of_another_embedding_model_exits_2_and_is_left_alone(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedder) -> None:  # noqa: ANN001
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        embedder) -> None:  # noqa: ANN001
     clean_env(monkeypatch)
     cfg = write_config(tmp_path / "work")
     settings = load_settings(cfg, environ={})
@@ -121,6 +125,7 @@ def test_collection_of_another_embedding_model_exits_2_and_is_left_alone(
         code = main(["--config", str(cfg), *command])
         err = capsys.readouterr().err
         assert code == EmbeddingMismatchError.exit_code == 2, err
-        assert ("collection 'axiom' on embedded ChromaDB at" in err and "'other-model-v2', not 'all-MiniLM-L6-v2'"
+        assert ("collection 'axiom' on embedded ChromaDB at" in err
+                and "'other-model-v2', not 'all-MiniLM-L6-v2'"
                 in err and "AXIOM_COLLECTION" in err), err
     assert store_snapshot(settings) == before  # not a chunk added, changed or removed

@@ -1,6 +1,6 @@
 """Secrets and exposure: with API keys and an OpenAI key set, no key appears in the service log, in any error
-body or header, in /health, /metrics or the OpenAPI page, or in a run folder (manifest, metrics, results); CORS
-stays off when no origin is configured. (The body size limit: tests/reliability/test_api_inputs.py and
+body or header, in /health, /metrics or the OpenAPI page, or in a run folder (manifest, metrics, results);
+CORS stays off when no origin is configured. (The body size limit: tests/reliability/test_api_inputs.py and
 tests/service/test_service.py; notebooks, Jupyter and images: see docs/SECURITY.md.)"""
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def responses(reliability_server: AxiomServer) -> Iterator[list[httpx.Response]]
                 api.post("/query", json={"question": ""}, headers=good),  # 422
                 api.post("/query", json={"question": OPENAI_SECRET * 200}, headers=good),  # 422 (too long)
                 api.post("/query", content=b"bees", headers={**good, "Content-Type": "text/plain"}),  # 415
-                api.post("/query", content=b"x" * 300_000, headers={**good, "Content-Type": "application/json"}),
+                api.post("/query", content=b"x" * 300_000,
+                         headers={**good, "Content-Type": "application/json"}),
                 api.post("/ingest", json={"paths": ["../etc"]}, headers=good),  # 400
                 api.get("/nope", headers=good),  # 404
                 api.get("/health"), side.get("/health"), side.get("/metrics"),

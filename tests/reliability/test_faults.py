@@ -1,6 +1,6 @@
-"""Faults and their recovery, with the real parts: a `chroma run` server killed in the middle of an ingest, the
-LLM endpoint (the loopback OpenAI-compatible stand-in) failing in every way the issue lists, and a full disk
-under the runs folder.
+"""Faults and their recovery, with the real parts: a `chroma run` server killed in the middle of an ingest,
+the LLM endpoint (the loopback OpenAI-compatible stand-in) failing in every way the issue lists, and a full
+disk under the runs folder.
 
 `kill -9` of the ingest process itself is tests/core/test_kill_ingest.py (re-run equals a clean ingest, no
 duplicate ids); a ChromaDB outage while `axiom serve` runs is tests/service/test_service_resilience.py."""
@@ -55,7 +55,8 @@ def small_corpus(root: Path, files: int = 60) -> None:
         (folder / f"doc{i:03d}.txt").write_text("\n\n".join(paragraphs))
 
 
-# -- ChromaDB server killed during an ingest ---------------------------------------------------------------------
+# -- ChromaDB server killed during an ingest
+# ---------------------------------------------------------------------
 @pytest.mark.timeout(600)
 def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_count(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -78,7 +79,8 @@ def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_c
              f"axiom.pipeline.FLUSH_CHUNKS = {FLUSH}\n"
              "from axiom.cli import main\nsys.exit(main(sys.argv[1:]))",
              "--config", str(config), "ingest", str(corpus), "--json"],
-            cwd=REPO, env=clean_environ({"LOG_LEVEL": "WARNING"}), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=REPO, env=clean_environ({"LOG_LEVEL": "WARNING"}), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True)
         from axiom.store import ChromaStore
 
@@ -103,7 +105,8 @@ def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_c
                 proc.kill()
         assert proc.returncode == 1, (seen, proc.returncode, err[-2000:])
         error = json.loads(out)  # no report, only the error object: the ingest did not claim to finish
-        assert set(error) >= {"error", "type", "exit_code"} and error["exit_code"] == 1 and "chunks" not in error
+        assert set(error) >= {"error", "type",
+                              "exit_code"} and error["exit_code"] == 1 and "chunks" not in error
         lines = [ln for ln in err.strip().splitlines() if ln.startswith("axiom: error:")]
         assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
         assert f"ChromaDB server {server.host}:{server.port}" in lines[0], lines[0]
@@ -118,7 +121,8 @@ def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_c
         assert main(["--config", str(config), "ingest", str(corpus), "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["chunks_total"] == total and report["files_skipped"] == []
-        assert report["chunks_embedded"] <= total - left + FLUSH  # only what was missing (+ at most one batch)
+        # only what was missing (+ at most one batch)
+        assert report["chunks_embedded"] <= total - left + FLUSH
         stored = store_snapshot(settings)  # fails on a duplicate id
         assert set(stored) == expected
         assert all(row["n_chunks"] and row["doc_hash"] for row in stored.values())
@@ -126,7 +130,8 @@ def test_chroma_killed_during_ingest_fails_clearly_and_a_rerun_gives_the_clean_c
         server.stop()
 
 
-# -- the LLM endpoint ------------------------------------------------------------------------------------------
+# -- the LLM endpoint
+# ------------------------------------------------------------------------------------------
 CONTEXTS = [Hit("c-1", "bees.md", None, 0.9, "A queen bee can lay up to 2,000 eggs a day in summer."),
             Hit("c-2", "lava.md", None, 0.5, "Mauna Loa is the largest active volcano by volume.")]
 JUNK = Reply(200, "this is not JSON at all")
@@ -134,13 +139,15 @@ EMPTY = Reply(200, {"id": "x", "object": "chat.completion", "created": 1, "model
 
 # name -> (reply repeated for every attempt or None for a closed port, settings, reason words, min seconds)
 LLM_FAULTS: dict[str, tuple[Reply | None, dict, str, float]] = {
-    "429_retry_after": (Reply(429, {"error": {"message": "slow"}}, {"Retry-After": "1"}), {}, "HTTP 429", 2.0),
+    "429_retry_after": (Reply(429, {"error": {"message": "slow"}}, {"Retry-After": "1"}), {}, "HTTP 429",
+                        2.0),
     "429_no_retry_after": (Reply(429, {"error": {"message": "slow"}}), {}, "HTTP 429", 0.0),
     "500": (Reply(500, {"error": {"message": "boom"}}), {}, "HTTP 500", 0.0),
     "502": (Reply(502, "<html>bad gateway</html>"), {}, "HTTP 502", 0.0),
     "503": (Reply(503, {"error": {"message": "overloaded"}}), {}, "HTTP 503", 0.0),
     "connection_refused": (None, {}, "cannot connect to the LLM endpoint", 0.0),
-    "read_timeout": (Reply(200, {"choices": []}, delay=1.5), {"timeout_seconds": 0.4}, "LLM request timed out",
+    "read_timeout": (Reply(200, {"choices": []}, delay=1.5), {"timeout_seconds": 0.4},
+                     "LLM request timed out",
                      1.2),
     "malformed_json": (JUNK, {}, "malformed reply from the LLM endpoint", 0.0),
     "empty_choices": (EMPTY, {}, "no choices in the reply", 0.0),
@@ -182,24 +189,29 @@ def test_llm_fault_is_retried_as_configured_then_answered_extractively_and_flagg
 
 def _always(status: int) -> Callable[[str, dict], Reply]:
     # retry-after-ms keeps the judge client's own backoff (0.5-8 s per retry) out of the test's time
-    return lambda path, body: Reply(status, {"error": {"message": f"down ({status})"}}, {"retry-after-ms": "20"})
+    return lambda path, body: Reply(status, {"error": {"message": f"down ({status})"}},
+                                    {"retry-after-ms": "20"})
 
 
 @pytest.mark.timeout(600)
 def test_evaluation_with_a_failing_llm_completes_and_counts_what_was_unmeasured(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         restore_logging: None) -> None:
-    """Generator and judge on an endpoint that answers 502 to everything: `axiom eval` still exits 0, every answer
-    is degraded (extractive), every LLM-judged metric is unmeasured with the reason, and the run says how many."""
+    """Generator and judge on an endpoint that answers 502 to everything: `axiom eval` still exits 0, every
+    answer is degraded (extractive), every LLM-judged metric is unmeasured with the reason, and the run says
+    how
+    many."""
     clean_env(monkeypatch)
     with FakeOpenAIServer(_always(502)) as fake:
-        config = write_config(tmp_path / "work", generation={"max_retries": 1, "backoff_initial_seconds": 0.01,
+        config = write_config(tmp_path / "work",
+                              generation={"max_retries": 1, "backoff_initial_seconds": 0.01,
                                                              "backoff_max_seconds": 0.05})
         for name, value in {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "LLM_PROVIDER": "openai",
                             "LLM_MODEL": "fake-model", "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}.items():
             monkeypatch.setenv(name, value)
         capsys.readouterr()
-        code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus", str(TINY_CORPUS),
+        code = main(["--config", str(config), "eval", "--dataset", str(TINY_GOLDEN), "--corpus",
+                     str(TINY_CORPUS),
                      "--name", "llm-down", "--json"])
         captured = capsys.readouterr()
         result = CliResult(code, captured.out, captured.err)
@@ -226,7 +238,8 @@ def test_evaluation_with_a_failing_llm_completes_and_counts_what_was_unmeasured(
     assert KEY not in result.stderr and KEY not in result.stdout
 
 
-# -- a full disk under the runs folder ---------------------------------------------------------------------------
+# -- a full disk under the runs folder
+# ---------------------------------------------------------------------------
 def _tmpfs_possible() -> bool:
     return os.geteuid() == 0 and shutil.which("mount") is not None and shutil.which("umount") is not None
 
@@ -243,8 +256,8 @@ def test_disk_full_under_the_runs_folder_fails_cleanly_leaving_no_partial_run(
         capsys: pytest.CaptureFixture[str], restore_logging: None) -> None:
     """`small_filesystem`: the runs folder on a 16 KiB tmpfs (as root; otherwise it falls back to the injected
     write error). `write_error`: the eval process's file size limit (RLIMIT_FSIZE, 1 KiB) makes every larger
-    write fail at the file layer, which works for any user. The store is the ChromaDB server, so the only local
-    files the run writes are the run folder's."""
+    write fail at the file layer, which works for any user. The store is the ChromaDB server, so the only
+    local files the run writes are the run folder's."""
     runs = tmp_path / "runs"
     runs.mkdir()
     config = write_config(tmp_path / "work", store={"host": chroma_server.host, "port": chroma_server.port,

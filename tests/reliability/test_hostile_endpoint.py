@@ -7,7 +7,8 @@ declared 1 GiB body, 100,000 nested `[`, a 5,000-digit number, or one byte every
   questions unmeasured and their reasons, --save-responses standard JSON.
 - A non-ASCII or control character in a header value from the environment: exit 2 naming the header, no
   traceback, no character of the value.
-The whole CLI as a subprocess per kind (model loaded in each, ~2 minutes a run here) is bench/endpoint_bounds.py.
+The whole CLI as a subprocess per kind (model loaded in each, ~2 minutes a run here) is
+bench/endpoint_bounds.py.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ REASONS = {  # the reasons each kind may give
                f"{MAX_NUMBER_CHARS}",),
     "drip": (TIMED_OUT,),
 }
-ALL = dict(zip([it.question for it in ITEMS], [*REASONS, "ok"], strict=True))  # t01..t05 hostile, t06 answered
+# t01..t05 hostile, t06 answered
+ALL = dict(zip([it.question for it in ITEMS], [*REASONS, "ok"], strict=True))
 BOUND = 1.5
 CLIENT = """
 import json, sys
@@ -53,7 +55,8 @@ print(json.dumps({it.id: a.failure for it, a in zip(items, answered.answers)}))
 """
 
 
-def ask_in_subprocess(behaviour: dict[str, str], folder: Path) -> tuple[dict[str, Any], float, dict[str, int]]:
+def ask_in_subprocess(behaviour: dict[str, str],
+                      folder: Path) -> tuple[dict[str, Any], float, dict[str, int]]:
     folder.mkdir()
     with HostileServer(golden_replies(ITEMS), behaviour) as server:
         run = run_measured(["-c", CLIENT, str(TINY_GOLDEN), str(mapping_file(folder, server.url))],
@@ -115,15 +118,20 @@ def test_hostile_replies_through_the_cli_leave_a_complete_run(tmp_path: Path, mo
 
 
 @pytest.mark.parametrize("secret", ["tök3n-ünïcode", "ab\r\nX-Evil: 1"])
-def test_a_bad_header_value_from_the_environment_exits_2_without_a_traceback(tmp_path: Path, secret: str) -> None:
+def test_a_bad_header_value_from_the_environment_exits_2_without_a_traceback(
+    tmp_path: Path, secret: str
+) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text("url: http://127.0.0.1:9/ask\nheaders: {Authorization: 'Bearer ${RAG_TOKEN}'}\n")
     result = run_cli(["--config", str(write_config(tmp_path)), "eval", "--dataset", str(TINY_GOLDEN),
-                      "--endpoint-config", str(mapping), "--no-judge"], env={"RAG_TOKEN": secret}, timeout=120)
+                      "--endpoint-config", str(mapping), "--no-judge"], env={"RAG_TOKEN": secret},
+                     timeout=120)
     assert result.code == 2, result.stderr
     assert "Traceback" not in result.stderr and "UnicodeEncodeError" not in result.stderr
-    assert "headers.Authorization: the value (from environment variable RAG_TOKEN) holds a character that is " \
-           "not printable ASCII" in result.stderr
+    assert (
+        "headers.Authorization: the value (from environment variable RAG_TOKEN) holds a character that is "
+        "not printable ASCII" in result.stderr
+    )
     for part in ("ö", "ü", "ï", "tök3n", "nïcode", "Evil", "position"):
         assert part not in result.stderr, part
     assert not (tmp_path / "runs").exists()

@@ -37,7 +37,8 @@ def rss_mb(pid: int) -> float:
 
 
 async def load(base: str, clients: int, seconds: float, tag: str) -> tuple[list[float], list[str], int]:
-    latencies, errors = await drive_queries(base, API_KEYS[0], clients, seconds, tag=tag, degraded_is_error=True)
+    latencies, errors = await drive_queries(base, API_KEYS[0], clients, seconds, tag=tag,
+                                            degraded_is_error=True)
     return latencies, errors, len(latencies)
 
 

@@ -31,12 +31,17 @@ OPENAI_SECRET = "sk-test-never-log-me-5b8e2c1d"
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
 class AxiomServer:
-    """`axiom serve` in a subprocess: its own work folder, config file, ports and captured stderr (the log)."""
+    """`axiom serve` in a subprocess: its own work folder, config file, ports and captured stderr (the
+    log)."""
 
     def __init__(self, workdir: Path, *, env: dict[str, str], config: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
@@ -53,8 +58,10 @@ class AxiomServer:
         self.config_path = workdir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(_deep_merge(_deep_merge(base, overrides), config or {})))
         clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in ("AXIOM_CONFIG",)}
-        self.env = {**clean, "AXIOM_CONFIG": str(self.config_path), "LOG_FORMAT": "json", "HF_HUB_OFFLINE": "1",
-                    "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "ANONYMIZED_TELEMETRY": "False",
+        self.env = {**clean, "AXIOM_CONFIG": str(self.config_path), "LOG_FORMAT": "json",
+                    "HF_HUB_OFFLINE": "1",
+                    "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                    "ANONYMIZED_TELEMETRY": "False",
                     "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **env}
         self.log_path = workdir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,7 +79,8 @@ class AxiomServer:
 
     def launch(self) -> AxiomServer:
         """Start the process without waiting for it (it loads the model while other things start)."""
-        cmd = [sys.executable, "-m", "axiom.cli", "serve", "--host", "127.0.0.1", "--port", str(self.api_port),
+        cmd = [sys.executable, "-m", "axiom.cli", "serve", "--host", "127.0.0.1", "--port",
+               str(self.api_port),
                "--sidecar-port", str(self.sidecar_port)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=self.env, stdout=log, stderr=log,
@@ -128,7 +136,8 @@ class AxiomServer:
     def wait_for_log(self, predicate: Callable[[list[dict[str, Any]]], bool], *, what: str,
                      timeout: float = 10.0) -> None:
         """Until `predicate(records)` holds for the log so far (some lines, the access line in particular, are
-        written after the response). A line still being written is skipped here; log_records() checks them all."""
+        written after the response). A line still being written is skipped here; log_records() checks them
+        all."""
         def records_so_far() -> list[dict[str, Any]]:
             out = []
             for line in self.log_text().splitlines():
@@ -145,7 +154,8 @@ class AxiomServer:
     def wait_for_access_line(self, request_id: str, timeout: float = 10.0) -> None:
         """Until the access line of request `request_id` (the last line a request writes) is in the log."""
         self.wait_for_log(lambda records: any(rec.get("request_id") == request_id
-                                              and rec.get("logger") == "axiom.service.access" for rec in records),
+                                              and rec.get("logger") == "axiom.service.access"
+                                              for rec in records),
                           what=f"the access line of request {request_id}", timeout=timeout)
 
 

@@ -57,7 +57,8 @@ def test_malformed_body_without_a_key_is_401_not_422(server: AxiomServer) -> Non
     with client(base_url=server.api) as c:
         for path in ("/query", "/ingest"):
             assert_unauthorized(c.post(path, content=MALFORMED, headers=json_type))
-            assert_unauthorized(c.post(path, content=MALFORMED, headers={**json_type, "X-API-Key": "wrong-key-" * 3}))
+            assert_unauthorized(c.post(path, content=MALFORMED,
+                                       headers={**json_type, "X-API-Key": "wrong-key-" * 3}))
             assert_unauthorized(c.post(path, content=b"", headers=json_type))
             assert_unauthorized(c.post(path, json={"question": "bees", "unexpected": 1}))  # would be 422 too
         # with a key, the same body is validated as before
@@ -94,7 +95,8 @@ def test_open_paths_stay_open_and_unknown_paths_stay_404(server: AxiomServer) ->
     while "POST /ingest 401" not in server.log_text() and time.monotonic() < deadline:
         time.sleep(0.1)  # the access line is written just after the response
     text = server.log_text()
-    assert "POST /query 401" in text and "POST /ingest 401" in text  # refused requests are still access-logged
+    # refused requests are still access-logged
+    assert "POST /query 401" in text and "POST /ingest 401" in text
 
 
 def test_cross_origin_401_keeps_the_cors_headers(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
@@ -173,7 +175,8 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "example.org", "10.0.0.1"])
-def test_serve_refuses_a_public_address_without_keys(serve: Any, host: str, capsys: pytest.CaptureFixture) -> None:
+def test_serve_refuses_a_public_address_without_keys(serve: Any, host: str,
+                                                     capsys: pytest.CaptureFixture) -> None:
     code, settings = serve("--host", host)
     assert code == 2 and settings is None
     err = capsys.readouterr().err
@@ -186,7 +189,8 @@ def test_serve_on_loopback_needs_no_key(serve: Any, host: str) -> None:
     assert code == "started" and settings.service.host == host
 
 
-def test_serve_public_with_keys_or_the_explicit_flag_starts(serve: Any, capsys: pytest.CaptureFixture) -> None:
+def test_serve_public_with_keys_or_the_explicit_flag_starts(serve: Any,
+                                                            capsys: pytest.CaptureFixture) -> None:
     code, settings = serve("--host", "0.0.0.0", keys=",".join(API_KEYS))
     assert code == "started" and settings.service.host == "0.0.0.0"
     code, settings = serve("--host", "0.0.0.0", "--insecure-no-auth")

@@ -1,8 +1,8 @@
 """The review's high finding, end to end (issue 24): a real `axiom serve` (uvicorn, embedded store) takes
-`POST /ingest {"paths": ["doc.txt", "sub"]}` again and again while another process exchanges `doc.txt` and `sub/`
-with symlinks out of the data root (`renameat2(RENAME_EXCHANGE)`, tests/core/race_swapper.py). Before the fix the
-outside file was stored after 340 requests (file) and 5 (folder). Now: every reply is 200 or a 400 naming the
-symlink, and `/query` for the secret's own words never returns it."""
+`POST /ingest {"paths": ["doc.txt", "sub"]}` again and again while another process exchanges `doc.txt` and
+`sub/` with symlinks out of the data root (`renameat2(RENAME_EXCHANGE)`, tests/core/race_swapper.py). Before
+the fix the outside file was stored after 340 requests (file) and 5 (folder). Now: every reply is 200 or a 400
+naming the symlink, and `/query` for the secret's own words never returns it."""
 
 from __future__ import annotations
 
@@ -58,11 +58,13 @@ def test_ingest_while_a_file_and_a_folder_are_swapped_for_links_never_stores_the
         finally:
             swaps = race_swapper.finish(swapper, stop)
         print(f"\n{sent} POST /ingest, {swaps} swaps: {dict(statuses)}")
-        assert statuses["200"] > 0 and statuses["400"] + statuses["skipped"] > 0, statuses  # the race was live
+        # the race was live
+        assert statuses["200"] > 0 and statuses["400"] + statuses["skipped"] > 0, statuses
         for question in (CANARY.decode(), "the secret that lives outside the data root"):
             r = api.post("/query", json={"question": question, "top_k": 10})
             assert r.status_code == 200, r.text
             body = r.json()  # (the question itself is echoed back: look at what was retrieved and answered)
-            assert body["contexts"] and not any("OUTSIDE-CANARY" in c["text"] for c in body["contexts"]), r.text
+            assert body["contexts"] and not any("OUTSIDE-CANARY" in c["text"]
+                                                for c in body["contexts"]), r.text
             assert "OUTSIDE-CANARY" not in body["answer"], r.text
             assert body["retrieved"] and set(body["retrieved"]) == {"doc.txt"}, r.text

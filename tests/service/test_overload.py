@@ -1,7 +1,7 @@
 """A slow or failing LLM must not hold the service: the per-request deadline, the concurrency cap and the LLM
-circuit breaker, against real `axiom serve` subprocesses (the session's ChromaDB server) and the loopback OpenAI
-stand-in, whose replies each test scripts (hang, fail, answer). Unit tests of the breaker and of the client's
-deadline run in-process against the same stand-in.
+circuit breaker, against real `axiom serve` subprocesses (the session's ChromaDB server) and the loopback
+OpenAI stand-in, whose replies each test scripts (hang, fail, answer). Unit tests of the breaker and of the
+client's deadline run in-process against the same stand-in.
 
 Two servers: `limits` (breaker off, a 5 s request deadline, at most 2 requests in flight) and `breaker` (2
 failures open it for 3 s). The tests of each run in file order."""
@@ -85,7 +85,8 @@ def _health(server: AxiomServer) -> list[httpx.Response]:
     return out
 
 
-# -- the `limits` server: deadline and concurrency cap ---------------------------------------------------------
+# -- the `limits` server: deadline and concurrency cap
+# ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def limits_script() -> Script:
     return Script()
@@ -187,7 +188,8 @@ def test_ingest_counts_against_the_cap_and_slots_are_released(
     for i in range(CAP):
         def one(i: int = i) -> None:
             with client(base_url=limits_server.api) as c:
-                c.post("/query", json={"question": f"Held {i}: what is the waggle dance?"}, timeout=DEADLINE + 20)
+                c.post("/query", json={"question": f"Held {i}: what is the waggle dance?"},
+                       timeout=DEADLINE + 20)
 
         threads.append(threading.Thread(target=one))
         threads[-1].start()
@@ -209,7 +211,8 @@ def test_ingest_counts_against_the_cap_and_slots_are_released(
     assert metric(_scrape(limits_server), "axiom_rejected_requests_total", endpoint="/ingest") >= 1
 
 
-# -- the `breaker` server --------------------------------------------------------------------------------------
+# -- the `breaker` server
+# --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def breaker_script() -> Script:
     return Script()
@@ -263,7 +266,9 @@ def test_the_breaker_opens_after_n_failures_answers_without_the_llm_and_closes_a
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["degraded"] is True and body["generator"] == "extractive" and body["citations"], body
-        assert "circuit" in body["degraded_reason"] and "open" in body["degraded_reason"], body["degraded_reason"]
+        assert "circuit" in body["degraded_reason"] and "open" in body["degraded_reason"], body[
+            "degraded_reason"
+        ]
         assert breaker_llm.calls() == calls, "a request reached the LLM while the circuit was open"
         assert elapsed < 5, elapsed
 
@@ -287,7 +292,8 @@ def test_the_breaker_opens_after_n_failures_answers_without_the_llm_and_closes_a
     assert metric(_scrape(breaker_server), "axiom_llm_circuit_open") == 0
 
 
-# -- in-process: the breaker and the client's deadline ---------------------------------------------------------
+# -- in-process: the breaker and the client's deadline
+# ---------------------------------------------------------
 def test_breaker_states_with_a_fake_clock() -> None:
     from axiom.breaker import CircuitBreaker
 
@@ -352,7 +358,8 @@ def test_breaker_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert breaker.state == "open"
-    # N calls got through, plus at most one already admitted in each other thread when the N-th failure opened it
+    # N calls got through, plus at most one already admitted in each other thread when the N-th failure opened
+    # it
     assert 1000 <= len(admitted) <= 1000 + 7
 
 
@@ -364,7 +371,8 @@ def test_client_deadline_bounds_attempts_and_back_off() -> None:
     with FakeOpenAIServer(script) as fake:
         llm = LLMClient(model="m", api_key="k", base_url=fake.base_url, timeout=20, max_retries=3,
                         backoff_initial=0.5, backoff_max=2)
-        assert llm.chat([{"role": "user", "content": "hi"}]).text == STUB  # the client's lazy imports: not timed
+        # the client's lazy imports: not timed
+        assert llm.chat([{"role": "user", "content": "hi"}]).text == STUB
         script.mode = "hang"
         t0 = time.perf_counter()
         with llm_deadline(1.0, "the test's 1s deadline"), pytest.raises(LLMError) as info:
@@ -372,7 +380,8 @@ def test_client_deadline_bounds_attempts_and_back_off() -> None:
         assert time.perf_counter() - t0 < 2.5
         assert "deadline" in info.value.message and "the test's 1s deadline" in info.value.message
         # a Retry-After longer than what is left is not waited for
-        fake.enqueue(Reply(status=429, headers={"Retry-After": "30"}, body={"error": {"message": "slow down"}}))
+        fake.enqueue(Reply(status=429, headers={"Retry-After": "30"},
+                           body={"error": {"message": "slow down"}}))
         t0 = time.perf_counter()
         with llm_deadline(2.0, "2s"), pytest.raises(LLMError) as info:
             llm.chat([{"role": "user", "content": "hi"}])
@@ -391,7 +400,8 @@ def test_client_with_an_open_breaker_does_not_call() -> None:
 
     with FakeOpenAIServer(Script("fail")) as fake:
         breaker = CircuitBreaker(failures=1, window_seconds=60, open_seconds=60)
-        llm = LLMClient(model="m", api_key="k", base_url=fake.base_url, timeout=5, max_retries=0, breaker=breaker)
+        llm = LLMClient(model="m", api_key="k", base_url=fake.base_url, timeout=5, max_retries=0,
+                        breaker=breaker)
         with pytest.raises(LLMError):
             llm.chat([{"role": "user", "content": "hi"}])
         calls = fake.calls()
@@ -400,7 +410,8 @@ def test_client_with_an_open_breaker_does_not_call() -> None:
         assert fake.calls() == calls and "circuit" in info.value.message
         # a 400 about this one request is not the endpoint failing: it does not count
         other = CircuitBreaker(failures=1, window_seconds=60, open_seconds=60)
-        llm2 = LLMClient(model="m", api_key="k", base_url=fake.base_url, timeout=5, max_retries=0, breaker=other)
+        llm2 = LLMClient(model="m", api_key="k", base_url=fake.base_url, timeout=5, max_retries=0,
+                         breaker=other)
         fake.enqueue(Reply(status=400, body={"error": {"message": "context too long"}}))
         with pytest.raises(LLMError):
             llm2.chat([{"role": "user", "content": "hi"}])

@@ -20,7 +20,8 @@ def test_emails_are_redacted(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
-@pytest.mark.parametrize("text", ["foo@bar", "a@b.c", "@handle on social", "user@localhost", "price @ 5.00 each"])
+@pytest.mark.parametrize("text", ["foo@bar", "a@b.c", "@handle on social", "user@localhost",
+                                  "price @ 5.00 each"])
 def test_email_lookalikes_are_kept(text: str) -> None:
     assert redact(text) == text
 
@@ -88,7 +89,8 @@ class _RecordingClient:
 @pytest.mark.parametrize("redact_llm_input", [True, False])
 def test_llm_input_redaction_is_configurable(redact_llm_input: bool) -> None:
     client = _RecordingClient()
-    generator = OpenAIGenerator(client, fallback=None, settings=GenerationSettings(),  # type: ignore[arg-type]
+    generator = OpenAIGenerator(client, fallback=None,
+                                settings=GenerationSettings(),  # type: ignore[arg-type]
                                 redact_llm_input=redact_llm_input)
     hit = Hit("c1", "people.md", None, 0.9, "Reach the keeper at keeper@light.house or 555-123-4567.")
     answer = generator.generate("Is jane@doe.com on file? SSN 123-45-6789", [hit])

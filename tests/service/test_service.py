@@ -22,7 +22,9 @@ from tests.support.query_load import QUESTIONS, drive_queries
 
 WRONG_KEY = API_KEYS[0][:-1] + "X"  # a near miss: must not be logged either
 MAX_BODY = 65536
-PII_QUESTION = "Is the queen bee's keeper jane.roe@example.org, phone (555) 123-4567, card 4111 1111 1111 1111?"
+PII_QUESTION = (
+    "Is the queen bee's keeper jane.roe@example.org, phone (555) 123-4567, card 4111 1111 1111 1111?"
+)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,10 @@ def test_query_cache_hits_misses_and_ingest_invalidates(api: httpx.Client, sidec
     second = api.post("/query", json={"question": "  where DOES all true tea   come from? "}).json()
     other_k = api.post("/query", json={"question": question, "top_k": 2}).json()
     assert (first["cached"], second["cached"], other_k["cached"]) == (False, True, False)
-    assert second["answer"] == first["answer"] and second["question"] == "  where DOES all true tea   come from? "
+    assert (
+        second["answer"] == first["answer"]
+        and second["question"] == "  where DOES all true tea   come from? "
+    )
     assert second["retrieved"] == first["retrieved"] == [h["source"] for h in first["contexts"]]
     assert second["request_id"] != first["request_id"]
     after = scrape(sidecar)
@@ -160,11 +165,13 @@ def test_query_validation_is_422_with_a_clear_message(api: httpx.Client, body: o
 def test_bad_json_and_content_types(api: httpx.Client) -> None:
     r = api.post("/query", content=b'{"question": ', headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "not valid JSON" in r.json()["message"]
-    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}, {}):
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"},
+                    {}):
         r = api.post("/query", content=b'{"question": "bees"}', headers=headers)
         assert r.status_code == 415, (headers, r.text)
         assert r.json()["error"] == "unsupported_media_type" and "application/json" in r.json()["message"]
-    r = api.post("/query", content=b'{"question": "bees"}', headers={"Content-Type": "application/json; charset=utf-8"})
+    r = api.post("/query", content=b'{"question": "bees"}',
+                 headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200
 
 
@@ -194,7 +201,8 @@ def test_ingest_refuses_paths_outside_the_data_root(server: AxiomServer, api: ht
     try:
         for path, words in [("..", "'..'"), ("../outside", "'..'"), ("sub/../../x", "'..'"),
                             (str(outside), "outside the data root"), ("/etc", "outside the data root"),
-                            ("escape", "symlink"), ("escape/secret.md", "symlink"), ("missing", "does not exist")]:
+                            ("escape", "symlink"), ("escape/secret.md", "symlink"),
+                            ("missing", "does not exist")]:
             r = api.post("/ingest", json={"paths": ["a.md", path]})
             assert r.status_code == 400, (path, r.text)
             assert words in r.json()["message"], (path, r.json())
@@ -224,7 +232,8 @@ def test_auth_matrix(server: AxiomServer) -> None:
                 "error": "unauthorized", "message": "missing or invalid API key"}
             assert "www-authenticate" in r.headers
         for headers in ({"X-API-Key": API_KEYS[0]}, {"X-API-Key": API_KEYS[1]},
-                        {"Authorization": f"Bearer {API_KEYS[1]}"}, {"Authorization": f"bearer {API_KEYS[0]}"}):
+                        {"Authorization": f"Bearer {API_KEYS[1]}"},
+                        {"Authorization": f"bearer {API_KEYS[0]}"}):
             r = c.post("/query", json=body, headers=headers)
             assert r.status_code == 200, (headers, r.text)
         assert c.get("/health").status_code == 200  # health needs no key
@@ -237,7 +246,11 @@ def test_auth_matrix(server: AxiomServer) -> None:
 def test_metrics_exposition(server: AxiomServer, sidecar: httpx.Client) -> None:
     r1 = sidecar.get("/metrics")
     r2 = sidecar.get("/metrics/")
-    assert r1.status_code == 200 and r2.status_code == 200 and r1.headers["content-type"].startswith("text/plain")
+    assert (
+        r1.status_code == 200
+        and r2.status_code == 200
+        and r1.headers["content-type"].startswith("text/plain")
+    )
     samples = metric_samples(r2.text)
     names = {name for name, _ in samples}
     for name in ("axiom_requests_total", "axiom_errors_total", "axiom_stage_latency_seconds_bucket",
@@ -256,7 +269,9 @@ def test_metrics_exposition(server: AxiomServer, sidecar: httpx.Client) -> None:
         assert c.post("/query", json={"question": "x"}).status_code in (404, 405)
 
 
-def test_logs_are_json_share_the_request_id_and_hold_no_secrets(server: AxiomServer, api: httpx.Client) -> None:
+def test_logs_are_json_share_the_request_id_and_hold_no_secrets(
+    server: AxiomServer, api: httpx.Client
+) -> None:
     rid = "log-check-" + uuid.uuid4().hex[:8]
     r = api.post("/query", json={"question": PII_QUESTION}, headers={"X-Request-ID": rid})
     assert r.status_code == 200
@@ -281,7 +296,8 @@ def test_logs_are_json_share_the_request_id_and_hold_no_secrets(server: AxiomSer
     # the open-API warning is only for keyless servers
     assert not any("AXIOM_API_KEYS is not set" in rec["message"] for rec in records)
     # the pipeline's own lines inside a request carry its id and stage (the BM25 build ran in the first query)
-    bm25 = [rec for rec in records if rec["logger"] == "axiom.retrieval" and "BM25 index built" in rec["message"]]
+    bm25 = [rec for rec in records if rec["logger"] == "axiom.retrieval"
+            and "BM25 index built" in rec["message"]]
     assert bm25 and all(rec["request_id"] and rec["stage"] == "retrieve" for rec in bm25)
 
 
@@ -292,7 +308,8 @@ def _report(label: str, latencies: list[float], seconds: float) -> str:
 
 
 @pytest.mark.slow  # 20 clients for ~14 s: a benchmark, printed
-def test_load_benchmark(server: AxiomServer, sidecar: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_benchmark(server: AxiomServer, sidecar: httpx.Client,
+                        capsys: pytest.CaptureFixture[str]) -> None:
     """20 concurrent clients for 10 s on /query (extractive, hybrid retrieval, every question new so the cache
     never answers), then 3 s of repeated questions (cache hits, after one warm-up request per question).
     Asserts no errors; prints the numbers."""

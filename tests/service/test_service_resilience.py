@@ -78,7 +78,8 @@ def test_open_api_warns_and_answers_without_a_key(server: AxiomServer, api: http
         assert OPENAI_SECRET not in health.text
 
 
-def test_llm_answers_and_pii_is_redacted_from_its_input(api: httpx.Client, fake_llm_server: FakeOpenAIServer) -> None:
+def test_llm_answers_and_pii_is_redacted_from_its_input(api: httpx.Client,
+                                                        fake_llm_server: FakeOpenAIServer) -> None:
     question = "Does jane.roe@example.org (SSN 123-45-6789, tel +44 20 7946 0958) know how bees dance?"
     before = fake_llm_server.calls()
     r = api.post("/query", json={"question": question, "retriever": "bm25"})
@@ -99,11 +100,16 @@ def test_llm_failure_gives_a_degraded_extractive_answer_that_is_not_cached(
     rid = "degraded-" + uuid.uuid4().hex[:8]
     question = "Which volcano buried Pompeii?"
     fake_llm_server.enqueue(Reply(status=500, body={"error": {"message": "boom"}}),
-                            Reply(status=500, body={"error": {"message": "boom"}}))  # max_retries=1: two attempts
+                            # max_retries=1: two attempts
+                            Reply(status=500, body={"error": {"message": "boom"}}))
     r = api.post("/query", json={"question": question}, headers={"X-Request-ID": rid})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["degraded"] is True and body["generator"] == "extractive" and "HTTP 500" in body["degraded_reason"]
+    assert (
+        body["degraded"] is True
+        and body["generator"] == "extractive"
+        and "HTTP 500" in body["degraded_reason"]
+    )
     assert body["answer"].startswith("Extractive answer")
     calls = fake_llm_server.calls()
     again = api.post("/query", json={"question": question}).json()
@@ -124,13 +130,16 @@ def test_request_id_reaches_every_stage(server: AxiomServer, api: httpx.Client) 
     records = server.log_records()
     mine = [i for i, rec in enumerate(records) if rec["request_id"] == rid]
     window = records[mine[0]:mine[-1] + 1]
-    # at DEBUG every library line written during the request is there too (openai, httpx, chromadb): all carry it
-    assert all(rec["request_id"] == rid for rec in window), [rec for rec in window if rec["request_id"] != rid][:3]
+    # at DEBUG every library line written during the request is there too (openai, httpx, chromadb): all carry
+    # it
+    assert all(rec["request_id"] == rid for rec in window), [rec for rec in window
+                                                             if rec["request_id"] != rid][:3]
     stage_lines = {rec["stage"] for rec in window if rec["logger"] == "axiom.stage"}
     assert stage_lines == {"embed", "retrieve", "generate", "total"}
     loggers = {rec["logger"] for rec in window}
     assert "axiom.service" in loggers and "axiom.service.access" in loggers
-    assert any(name.startswith(("openai", "httpx", "httpcore")) for name in loggers)  # the LLM call, in-thread
+    # the LLM call, in-thread
+    assert any(name.startswith(("openai", "httpx", "httpcore")) for name in loggers)
 
 
 def test_chroma_outage_gives_503_and_recovers_without_a_restart(

@@ -111,7 +111,8 @@ def test_resolve_under_root(tmp_path: Path) -> None:
         for bad, words in [("../outside", "'..'"), ("docs/../../outside", "'..'"),
                            (str(outside), "outside the data root"), ("/etc", "outside the data root"),
                            ("link-out", "symlink"), ("link-out/x.md", "symlink"), ("docs/rel-out", "symlink"),
-                           ("missing", "does not exist"), ("docs/a.md/x", "not a folder"), ("docs\x00", "NUL")]:
+                           ("missing", "does not exist"), ("docs/a.md/x", "not a folder"),
+                           ("docs\x00", "NUL")]:
             with pytest.raises(HTTPException) as info:
                 resolve_under_root(opened, bad)
             assert info.value.status_code == 400 and words in str(info.value.detail), (bad, info.value.detail)
@@ -148,7 +149,8 @@ def test_cache_is_single_flight() -> None:
         return "answer", True
 
     results: list[tuple[str, bool]] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute(key, compute))) for _ in range(6)]
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute(key, compute)))
+               for _ in range(6)]
     for t in threads:
         t.start()
 
@@ -157,7 +159,8 @@ def test_cache_is_single_flight() -> None:
             entry = cache._flights.get(key)
             return entry is not None and entry[1] == 6
 
-    poll_until(all_six_in_the_flight, timeout=10, interval=0.01, message="all six callers in one single flight")
+    poll_until(all_six_in_the_flight, timeout=10, interval=0.01,
+               message="all six callers in one single flight")
     gate.set()
     for t in threads:
         t.join()
@@ -174,7 +177,8 @@ def test_uncacheable_results_are_recomputed() -> None:
 
 
 @pytest.mark.parametrize("origins", [[], ["https://ui.example"]])
-def test_cors_is_off_unless_origins_are_configured(make_settings, tmp_path: Path, origins: list[str]) -> None:  # noqa: ANN001
+def test_cors_is_off_unless_origins_are_configured(make_settings, tmp_path: Path,
+                                                   origins: list[str]) -> None:  # noqa: ANN001
     from fastapi.testclient import TestClient
 
     from axiom.service.app import create_api_app, create_sidecar_app
@@ -207,14 +211,16 @@ def test_library_log_lines_are_redacted() -> None:
     from axiom.service.server import LibraryPiiFilter
 
     f = LibraryPiiFilter()
-    lib = logging.LogRecord("openai._base_client", logging.DEBUG, "", 0, "Request options: %s", ({"q": "a@b.com"},),
+    lib = logging.LogRecord("openai._base_client", logging.DEBUG, "", 0, "Request options: %s",
+                            ({"q": "a@b.com"},),
                             None)
     assert f.filter(lib) and lib.getMessage() == "Request options: {'q': '[EMAIL]'}"
     own = logging.LogRecord("axiom.service", logging.INFO, "", 0, "kept as is: %s", ("a@b.com",), None)
     assert f.filter(own) and own.getMessage() == "kept as is: a@b.com"
 
 
-def test_health_names_the_embedded_store_but_not_its_folder(make_settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_health_names_the_embedded_store_but_not_its_folder(make_settings,
+                                                            tmp_path: Path) -> None:  # noqa: ANN001
     """/health needs no key: it says the store is embedded, never where on the server it lives."""
     from fastapi.testclient import TestClient
 

@@ -40,10 +40,12 @@ class ChromaServer:
         env = {**os.environ, "RUST_LOG": "warn", "ANONYMIZED_TELEMETRY": "False"}
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process)
         self.proc = subprocess.Popen(
-            [chroma_executable(), "run", "--path", str(self.data_dir), "--host", self.host, "--port", str(self.port)],
+            [chroma_executable(), "run", "--path", str(self.data_dir), "--host", self.host, "--port",
+             str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
-            wait_for_http(f"{self.url}/api/v2/heartbeat", timeout=timeout, process=self.proc, log=self.log_path,
+            wait_for_http(f"{self.url}/api/v2/heartbeat", timeout=timeout, process=self.proc,
+                          log=self.log_path,
                           what="chroma run", interval=0.2)
         except WaitError:
             self.stop()

@@ -10,15 +10,16 @@ import httpx
 
 # questions answered by tests/fixtures/corpus (bees, volcanoes, tea)
 QUESTIONS = ["How many eggs can a honey bee queen lay in a day?", "Which scientist decoded the waggle dance?",
-             "Which volcano is the largest active one by volume?", "Which eruption caused the year without a summer?",
+             "Which volcano is the largest active one by volume?",
+             "Which eruption caused the year without a summer?",
              "What plant do green and black tea come from?", "Who discovered tea according to legend?",
              "How long do worker bees live in summer?", "What is the Ring of Fire?"]
 
 
 async def drive_queries(base: str, key: str, clients: int, seconds: float, *, tag: str | None = None,
                         degraded_is_error: bool = False) -> tuple[list[float], list[str]]:
-    """Latencies (s) of every request and the errors seen. With `tag`, each question gets ` (<tag> <n>)` added,
-    so no two requests ask the same thing (the query cache cannot answer them)."""
+    """Latencies (s) of every request and the errors seen. With `tag`, each question gets ` (<tag> <n>)`
+    added, so no two requests ask the same thing (the query cache cannot answer them)."""
     latencies: list[float] = []
     errors: list[str] = []
     deadline = time.perf_counter() + seconds

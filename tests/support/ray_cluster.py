@@ -1,24 +1,25 @@
-"""Start a real local Ray cluster for tests: a head node (`ray start --head --block`) and, optionally, more nodes
-joining it (`ray start --address HEAD --block`), each a child process with its own CPU count.
+"""Start a real local Ray cluster for tests: a head node (`ray start --head --block`) and, optionally, more
+nodes joining it (`ray start --address HEAD --block`), each a child process with its own CPU count.
 
-Network: Ray 2.60 on Linux does not keep a cluster on loopback. `--node-ip-address 127.0.0.1` is replaced by the
-address of the interface that routes outwards (`ray._private.services.resolve_ip_for_localhost`; also for the
-address a driver connects to: "Connecting to existing Ray cluster at address: <that IP>:PORT"), and its servers
-listen on every interface. So this cluster is started with Ray's token authentication (`auth=True`, the default):
-a random token per cluster in `RAY_AUTH_MODE=token` + `RAY_AUTH_TOKEN`, given to every node, and to this process's
-environment while the cluster runs (restored by `stop()`), so a driver started from here (in process or as a
-child) authenticates; anything else that reaches the ports is refused. `env` is that environment, for drivers
-started with an explicit one.
+Network: Ray 2.60 on Linux does not keep a cluster on loopback. `--node-ip-address 127.0.0.1` is replaced by
+the address of the interface that routes outwards (`ray._private.services.resolve_ip_for_localhost`; also for
+the address a driver connects to: "Connecting to existing Ray cluster at address: <that IP>:PORT"), and its
+servers listen on every interface. So this cluster is started with Ray's token authentication (`auth=True`,
+the default):
+a random token per cluster in `RAY_AUTH_MODE=token` + `RAY_AUTH_TOKEN`, given to every node, and to this
+process's environment while the cluster runs (restored by `stop()`), so a driver started from here (in process
+or as a child) authenticates; anything else that reaches the ports is refused. `env` is that environment, for
+drivers started with an explicit one.
 
 Start-up: each node's `ray start --block` prints "Ray runtime started." once its processes run and (for a
-joining node) it has registered with the head; the start waits for that line in the node's log (no `ray status`
-polling, which costs a Python start with `import ray` per poll), then checks once that every node is alive. A
-node whose `ray start` gave up waiting for its own raylet (a fixed 30 s in Ray, exceeded on a loaded machine) is
-started again. Each node gets free ports for the services Ray otherwise puts on fixed ones, so two clusters can
-run on one machine.
+joining node) it has registered with the head; the start waits for that line in the node's log (no `ray
+status` polling, which costs a Python start with `import ray` per poll), then checks once that every node is
+alive. A node whose `ray start` gave up waiting for its own raylet (a fixed 30 s in Ray, exceeded on a loaded
+machine) is started again. Each node gets free ports for the services Ray otherwise puts on fixed ones, so two
+clusters can run on one machine.
 
-Stopping: SIGTERM to a `--block` process drains it (up to ~30 s) and stops that node's Ray processes; the head is
-stopped last. Never `ray stop`: it ends every Ray process on the machine, not only this cluster's."""
+Stopping: SIGTERM to a `--block` process drains it (up to ~30 s) and stops that node's Ray processes; the head
+is stopped last. Never `ray stop`: it ends every Ray process on the machine, not only this cluster's."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ from pathlib import Path
 from tests.support.chroma_server import free_port
 from tests.support.waiting import WaitError, poll_until
 
-# a loaded machine (two cores, other tests) starts Ray's Python agents slowly: the raylet waits up to 2 min for them
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_agent_register_timeout_ms": "120000",
+# a loaded machine (two cores, other tests) starts Ray's Python agents slowly: the raylet waits up to 2 min
+# for them
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
+           "RAY_agent_register_timeout_ms": "120000",
            "RAY_worker_register_timeout_seconds": "120"}
 STARTED = "Ray runtime started."
 START_ATTEMPTS = 3
@@ -86,20 +89,24 @@ class RayCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment a process talking to this cluster needs (Ray's settings and, with auth, the token)."""
-        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token} if self.token else {"RAY_AUTH_MODE": "disabled"}
+        """The environment a process talking to this cluster needs (Ray's settings and, with auth, the
+        token)."""
+        auth = {"RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": self.token} if self.token else {"RAY_AUTH_MODE": "disabled"}
         return {**RAY_ENV, **auth}
 
     def _start_node(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the process)
-        # free ports for what Ray otherwise puts on fixed ones (10001, 8265, 52365, ...): a second cluster on the
-        # machine (another test module, a benchmark) would time out starting on them
+        # free ports for what Ray otherwise puts on fixed ones (10001, 8265, 52365, ...): a second cluster on
+        # the machine (another test module, a benchmark) would time out starting on them
         ports = [f"--{option}={free_port()}" for option in (
-            "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")]
+            "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+            "metrics-export-port")]
         if "--head" in args:
             ports += [f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}"]
         proc = subprocess.Popen([ray_executable(), "start", "--block", "--disable-usage-stats",
-                                 "--node-ip-address", self.host, "--object-store-memory", str(OBJECT_STORE_BYTES),
+                                 "--node-ip-address", self.host, "--object-store-memory",
+                                 str(OBJECT_STORE_BYTES),
                                  *ports, *args],
                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
                                 start_new_session=True)
@@ -121,9 +128,9 @@ class RayCluster:
         return sum(1 for line in active.splitlines() if "node_" in line)
 
     def _start_until_up(self, args: Callable[[], list[str]], name: str, timeout: float) -> None:
-        """Start a node and wait for its "Ray runtime started."; start it again (up to START_ATTEMPTS times) when
-        `ray start` gave up on its own raylet: it waits a fixed 30 s for the raylet to register, which a loaded
-        two-core machine (Ray's Python agents starting slowly) can exceed."""
+        """Start a node and wait for its "Ray runtime started."; start it again (up to START_ATTEMPTS times)
+        when `ray start` gave up on its own raylet: it waits a fixed 30 s for the raylet to register, which a
+        loaded two-core machine (Ray's Python agents starting slowly) can exceed."""
         for attempt in range(1, START_ATTEMPTS + 1):
             proc = self._start_node(args(), name)
             try:
@@ -180,7 +187,8 @@ class RayCluster:
                 pid = tree[pid][0]
             return False
 
-        return sorted(pid for pid, (_, cmd) in tree.items() if needle in cmd and pid not in roots and ours(pid))
+        return sorted(pid for pid, (_, cmd) in tree.items() if needle in cmd and pid not in roots
+                      and ours(pid))
 
     def stop(self) -> None:
         for proc in reversed(self.nodes):  # worker nodes first, the head last

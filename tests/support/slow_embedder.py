@@ -1,9 +1,9 @@
 """A stand-in embedding model whose first use "loads" slowly, like a real lazily loaded model.
 
-Vectors are hashed bags of words (deterministic, L2-normalised), so retrieval and the extractive generator work
-on them. The first call of `dimension`, `embed` or `count_tokens` sleeps `load_seconds` (the model load); every
-event is recorded in `events` (and, with `marker`, written to stderr at the time of the call) so a test can see
-what happened in which order.
+Vectors are hashed bags of words (deterministic, L2-normalised), so retrieval and the extractive generator
+work on them. The first call of `dimension`, `embed` or `count_tokens` sleeps `load_seconds` (the model load);
+every event is recorded in `events` (and, with `marker`, written to stderr at the time of the call) so a test
+can see what happened in which order.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ for a server that is starting (optionally a subprocess whose early exit ends the
 
 Both fail with `WaitError` (an AssertionError, so pytest reports it as a failed check) whose message says what
 was awaited, for how long, the last thing seen and, for a server process that exited, its return code and the
-tail of its output. `bench/api_bench.py` imports this module too (`python -m bench` runs from the repo root, so
-`tests` is importable there); keep it free of pytest imports."""
+tail of its output. `bench/api_bench.py` imports this module too (`python -m bench` runs from the repo root,
+so `tests` is importable there); keep it free of pytest imports."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def poll_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
                message: str | Callable[[], str]) -> T:
     """Call `predicate` every `interval` seconds until it returns something truthy, and return that; after
     `timeout` seconds raise WaitError "timed out after N s waiting for <message>" (`message` is a string, or a
-    function called then, to describe the state at the deadline). The predicate always runs at least once, and once more after the deadline has passed.
-    Exceptions from the predicate propagate."""
+    function called then, to describe the state at the deadline). The predicate always runs at least once, and
+    once more after the deadline has passed. Exceptions from the predicate propagate."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -46,8 +46,8 @@ def poll_until(predicate: Callable[[], T], *, timeout: float, interval: float = 
 def poll_until_steady(read: Callable[[], T], *, steady_for: float, timeout: float, interval: float = 0.1,
                       message: str) -> T:
     """Read a value every `interval` seconds until it has not changed for `steady_for` seconds, and return it
-    (for "whatever was in flight has landed", e.g. a store's count after its writer was killed). WaitError when
-    it is still changing after `timeout` seconds."""
+    (for "whatever was in flight has landed", e.g. a store's count after its writer was killed). WaitError
+    when it is still changing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     value, since = read(), time.monotonic()
     while True:
@@ -101,9 +101,11 @@ def wait_for_http(url: str, *, timeout: float, expect_status: int | Collection[i
         def probe() -> httpx.Response | None:
             nonlocal last
             if process is not None and process.poll() is not None:
-                raise WaitError(f"{exited()} while waiting for {wanted} from {url}; last attempt: {last}{tail()}")
+                raise WaitError(f"{exited()} while waiting for {wanted} from {url}; "
+                                f"last attempt: {last}{tail()}")
             try:
-                response = client.get(url, timeout=max(0.5, min(request_timeout, deadline - time.monotonic())))
+                response = client.get(url,
+                                      timeout=max(0.5, min(request_timeout, deadline - time.monotonic())))
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 return None

@@ -70,7 +70,8 @@ from axiom.evaluation.answer_metrics.ragas_adapter import EmbedderAdapter
 from axiom.evaluation.answer_metrics.scores import AnswerScores, JudgeStats, MetricScore, ScoreInput, Status
 
 __all__ = [
-    "GROUNDEDNESS_METRICS", "JUDGE_METRICS", "OFFLINE_METRICS", "UNSUPPORTED_CLAIMS", "OFFLINE_REGISTRY", "AnswerScores", "EmbedderAdapter", "JudgeCache",
+    "GROUNDEDNESS_METRICS", "JUDGE_METRICS", "OFFLINE_METRICS", "UNSUPPORTED_CLAIMS", "OFFLINE_REGISTRY",
+    "AnswerScores", "EmbedderAdapter", "JudgeCache",
     "JudgeConfig", "JudgeStats", "MetricScore", "ScoreInput", "Status", "clean_answer", "cost_usd",
     "describe_failure", "judge_config", "normalise", "price_for", "score_answers", "score_judged",
     "score_offline", "sentences",
@@ -92,4 +93,5 @@ def score_answers(rows: Sequence[ScoreInput], settings: Settings, embedder: Embe
         judged, stats = score_judged(rows, config, embedder, use_cache=use_cache)
         scores.update(judged)
         names += list(JUDGE_METRICS)
-    return AnswerScores(scores=scores, judge=stats, metric_names=names, details={UNSUPPORTED_CLAIMS: unsupported})
+    return AnswerScores(scores=scores, judge=stats, metric_names=names,
+                        details={UNSUPPORTED_CLAIMS: unsupported})

@@ -1,5 +1,5 @@
-"""The groundedness metrics in an evaluation: `groundedness` and `supported_claims` per answer, offline and on by
-default, and the unsupported claims themselves (text and character offsets into the answer as recorded).
+"""The groundedness metrics in an evaluation: `groundedness` and `supported_claims` per answer, offline and on
+by default, and the unsupported claims themselves (text and character offsets into the answer as recorded).
 
 The model (claims, their support in the answer's own contexts, the calibrated probability) is
 `groundedness.py`; this module decides what it is given and when it does not apply:
@@ -50,7 +50,8 @@ def _packaged_minilm() -> LocalEmbedder:
 
 
 def groundedness_embedder(embedder: Embedder) -> Embedder:
-    """`embedder` itself (or what it wraps) when it is the packaged MiniLM on this machine, else that model."""
+    """`embedder` itself (or what it wraps) when it is the packaged MiniLM on this machine, else that
+    model."""
     inner: object = embedder
     while getattr(inner, "inner", None) is not None:
         inner = inner.inner  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The LLM-judged metrics: which judge (`judge_config`), what each metric is asked (`JUDGE_SPECS`), and
-`score_judged`, which serves judgements from the cache (judge_cache.py) and asks the judge for the rest through
-ragas (ragas_adapter.py). A failed or unparsable judgement is unmeasured with a reason (`describe_failure`),
-never 0."""
+`score_judged`, which serves judgements from the cache (judge_cache.py) and asks the judge for the rest
+through ragas (ragas_adapter.py). A failed or unparsable judgement is unmeasured with a reason
+(`describe_failure`), never 0."""
 
 from __future__ import annotations
 
@@ -79,10 +79,12 @@ JUDGE_SPECS: dict[str, JudgeSpec] = {
     "answer_relevancy": JudgeSpec(
         lambda r: {"user_input": r.question, "response": clean_answer(r.answer)}, ("answer",)),
     "llm_context_precision": JudgeSpec(
-        lambda r: {"user_input": r.question, "reference": r.reference, "retrieved_contexts": list(r.contexts)},
+        lambda r: {"user_input": r.question, "reference": r.reference,
+                   "retrieved_contexts": list(r.contexts)},
         ("contexts", "reference")),
     "llm_context_recall": JudgeSpec(
-        lambda r: {"user_input": r.question, "retrieved_contexts": list(r.contexts), "reference": r.reference},
+        lambda r: {"user_input": r.question, "retrieved_contexts": list(r.contexts),
+                   "reference": r.reference},
         ("contexts", "reference")),
     "factual_correctness": JudgeSpec(
         lambda r: {"response": clean_answer(r.answer), "reference": r.reference}, ("answer", "reference")),
@@ -146,11 +148,13 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
     stats = JudgeStats(model=config.model, base_url=config.base_url)
     embeddings = EmbedderAdapter(embedder)
     embedding_id = getattr(embedder, "model_id", "?")
-    out: dict[str, list[MetricScore]] = {name: [MetricScore.unmeasured("not run")] * len(rows) for name in metrics}
+    out: dict[str, list[MetricScore]] = {name: [MetricScore.unmeasured("not run")] * len(rows)
+                                         for name in metrics}
     todo: list[tuple[str, int, str, dict[str, Any]]] = []  # metric, row index, cache key, inputs
     for name in metrics:
         spec = JUDGE_SPECS[name]
-        identity = f"{name}@ragas-{RAGAS_VERSION}" + (f"+{embedding_id}" if name == "answer_relevancy" else "")
+        identity = f"{name}@ragas-{RAGAS_VERSION}" + (f"+{embedding_id}" if name == "answer_relevancy"
+                                                      else "")
         for i, row in enumerate(rows):
             missing = _missing(row, spec.needs)
             if missing:
@@ -163,7 +167,8 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
                 stats.cache_hits += 1
                 value = cached.get("value")
                 out[name][i] = (MetricScore.ok(value) if value is not None and not math.isnan(value)
-                                else MetricScore.unmeasured(cached.get("reason") or "the judge gave no verdict"))
+                                else MetricScore.unmeasured(cached.get("reason")
+                                                            or "the judge gave no verdict"))
                 continue
             todo.append((name, i, key, inputs))
     if not todo:
@@ -189,7 +194,8 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
                 return
             stats.judged += 1
             reason = None if not math.isnan(value) else "the judge gave no verdict (no statements to check)"
-            cache.put(key, {"metric": name, "model": config.model, "value": None if math.isnan(value) else value,
+            cache.put(key, {"metric": name, "model": config.model,
+                            "value": None if math.isnan(value) else value,
                             "reason": reason, "usage": usage, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                         time.gmtime())})
             out[name][i] = MetricScore.ok(value) if reason is None else MetricScore.unmeasured(reason)

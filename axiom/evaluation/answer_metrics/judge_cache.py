@@ -18,8 +18,8 @@ _CACHE_FOLDER = re.compile(r"[0-9a-f]{2}")
 
 
 class JudgeCache:
-    """One JSON file per judgement under `root/<2 hex>/<sha256>.json`, written atomically. Private to its owner
-    (it holds questions, answers and references): files 0600, `root` and its folders 0700; a `root` left
+    """One JSON file per judgement under `root/<2 hex>/<sha256>.json`, written atomically. Private to its
+    owner (it holds questions, answers and references): files 0600, `root` and its folders 0700; a `root` left
     more open by an older version is tightened on the first write when it holds nothing but cache folders."""
 
     def __init__(self, root: Path) -> None:
@@ -31,7 +31,8 @@ class JudgeCache:
         if path.stat().st_mode & 0o777 != 0o700:
             if path == self.root and not all(_CACHE_FOLDER.fullmatch(p.name) for p in path.iterdir()):
                 # holds other things than cache entries (judge_cache_dir pointed at a shared folder): leave it
-                log.warning("judge cache folder %s is readable by others; its entries stay private (0600)", path)
+                log.warning("judge cache folder %s is readable by others; its entries stay private (0600)",
+                            path)
                 return
             try:
                 path.chmod(0o700)

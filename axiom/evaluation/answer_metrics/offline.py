@@ -33,7 +33,8 @@ class OfflineRow:
 
     @classmethod
     def of(cls, row: ScoreInput) -> OfflineRow:
-        return cls(row, clean_answer(row.answer), [s for ctx in row.reference_contexts for s in sentences(ctx)])
+        return cls(row, clean_answer(row.answer),
+                   [s for ctx in row.reference_contexts for s in sentences(ctx)])
 
 
 OfflineMetric = Callable[[OfflineRow, RagasOffline], Awaitable[MetricScore]]
@@ -57,7 +58,8 @@ async def context_recall(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
 
 
 async def context_precision(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
-    """Average precision of the chunks in rank order, each represented by its sentence closest to a reference."""
+    """Average precision of the chunks in rank order, each represented by its sentence closest to a
+    reference."""
     if (shortcut := _context_shortcut(row)) is not None:
         return shortcut
     representatives = [closest_sentence(ctx, row.reference_sentences) for ctx in row.input.contexts]
@@ -99,7 +101,8 @@ async def exact_match(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
 async def string_presence(row: OfflineRow, ragas: RagasOffline) -> MetricScore:
     if not row.input.short_answer:
         return MetricScore.not_applicable(NO_SHORT_ANSWER)
-    return MetricScore.ok(await ragas.string_presence(normalise(row.input.short_answer), normalise(row.answer)))
+    return MetricScore.ok(await ragas.string_presence(normalise(row.input.short_answer),
+                                                      normalise(row.answer)))
 
 
 OFFLINE_REGISTRY: dict[str, OfflineMetric] = {

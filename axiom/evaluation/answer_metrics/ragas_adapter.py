@@ -134,7 +134,8 @@ class RagasOffline:
 
 # -- the judge ------------------------------------------------------------------------------------
 # token usage of the judgement being computed (set per judgement task; the LLM's hooks add to it)
-judge_usage: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("judge_usage", default=None)
+judge_usage: contextvars.ContextVar[dict[str,
+                                         int] | None] = contextvars.ContextVar("judge_usage", default=None)
 
 
 class JudgeLLM(InstructorBaseRagasLLM):
@@ -185,7 +186,8 @@ def make_judge_llm(model: str, client: Any, semaphore: asyncio.Semaphore, deadli
     max_retries counts attempts)."""
     from ragas.llms import llm_factory
 
-    return JudgeLLM(llm_factory(model, provider="openai", client=client, max_retries=2), semaphore, deadline, stats)
+    return JudgeLLM(llm_factory(model, provider="openai", client=client, max_retries=2), semaphore, deadline,
+                    stats)
 
 
 def _faithfulness(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:

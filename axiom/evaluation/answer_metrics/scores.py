@@ -66,4 +66,5 @@ class AnswerScores:
     scores: dict[str, list[MetricScore]]  # metric -> one score per input row, in input order
     judge: JudgeStats | None = None
     metric_names: list[str] = field(default_factory=list)
-    details: dict[str, list[Any]] = field(default_factory=dict)  # name -> one JSON value per row (unsupported claims)
+    # name -> one JSON value per row (unsupported claims)
+    details: dict[str, list[Any]] = field(default_factory=dict)

@@ -45,7 +45,8 @@ def test_partners_are_a_derangement() -> None:
         partners(questions, offset=1, source_of=dict.fromkeys(questions, "x.md"))
 
 
-def test_faults_swap_the_ranking_and_the_quoted_text_and_restore_the_pipeline(tmp_path: Path, embedder) -> None:  # noqa: ANN001
+def test_faults_swap_the_ranking_and_the_quoted_text_and_restore_the_pipeline(
+        tmp_path: Path, embedder) -> None:  # noqa: ANN001
     settings = build_settings(tmp_path)
     questions = [item.question for item in load_golden(TINY_GOLDEN)]
     plain = RAGPipeline(settings, embedder, ChromaStore(settings.store))
@@ -71,8 +72,9 @@ def test_faults_swap_the_ranking_and_the_quoted_text_and_restore_the_pipeline(tm
     assert not any("Penguins" in h.text for h in answer.contexts)
     assert all(c.source == reference[0][c.n - 1].source for c in answer.citations)
     assert RETRIEVERS["hybrid"] is original_retriever and axiom.pipeline.make_generator is original_generator
-    with pytest.raises(RuntimeError), faults("hybrid", partner=partner, donor=donor,
-                                             wrong_ranking=Selection(1.0, 0), foreign_quote=Selection(1.0, 0)):
+    everywhere = Selection(1.0, 0)
+    with pytest.raises(RuntimeError), faults("hybrid", partner=partner, donor=donor, wrong_ranking=everywhere,
+                                             foreign_quote=everywhere):
         raise RuntimeError("boom")
     assert RETRIEVERS["hybrid"] is original_retriever and axiom.pipeline.make_generator is original_generator
 

@@ -218,5 +218,6 @@ def test_the_run_aware_p_settles_its_side_of_the_threshold() -> None:
     assert old == {True, False}
     levels = decision_levels(0.05, 20)
     assert 0.0025 in levels and 0.005 in levels  # alpha / 20 and a primary's one-sided 2 alpha / 20
-    new = {paired_test_with_runs(diff, terms, seed=s, label="x", thresholds=levels) <= 0.0025 for s in range(8)}
+    new = {paired_test_with_runs(diff, terms, seed=s, label="x", thresholds=levels) <= 0.0025
+           for s in range(8)}
     assert new == {True}

@@ -18,12 +18,13 @@ from axiom.observability import apply_process_defaults
 # is imported, so a test's output does not depend on which test happened to run first in its process.
 apply_process_defaults()
 
-from axiom.config import Settings, load_settings  # noqa: E402
+from axiom.config import Settings  # noqa: E402
 from axiom.embeddings import LocalEmbedder  # noqa: E402
 from axiom.pipeline import RAGPipeline  # noqa: E402
 from axiom.store import ChromaStore  # noqa: E402
 from tests.support.chroma_server import ChromaServer  # noqa: E402
 from tests.support.fake_openai import FakeOpenAIServer  # noqa: E402
+from tests.support.settings import build_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -161,18 +162,12 @@ def embedder() -> LocalEmbedder:
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings with the store under tmp_path; keyword overrides are nested dicts per section."""
+    """Settings with every path under tmp_path (tests/support/settings.py's builder, at config.yaml's log
+    level); keyword overrides are nested dicts per section, `environ` the environment variables it sees."""
 
     def build(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        base: dict[str, Any] = {"store": {"path": str(tmp_path / "chroma"),
-                                          "bm25_dir": str(tmp_path / "bm25")},
-                                "evaluation": {"runs_dir": str(tmp_path / "runs"),
-                                               "judge_cache_dir": str(tmp_path / "judge-cache")},
-                                "embeddings": {"cache_dir": str(tmp_path / "embedding-cache")},
-                                "logging": {"format": "text"}}
-        for section, values in overrides.items():
-            base.setdefault(section, {}).update(values)
-        return load_settings(REPO / "config.yaml", environ=environ or {}, overrides=base)
+        logging_section = {"level": "INFO", **overrides.pop("logging", {})}
+        return build_settings(tmp_path, environ=environ, logging=logging_section, **overrides)
 
     return build
 

@@ -1,6 +1,7 @@
 """Settings for a test, with every path under a temporary folder: the one builder the test folders share.
 
-`build_settings(root, **overrides)` gives the `Settings` (the repository's config.yaml, no environment), and
+`build_settings(root, **overrides)` gives the `Settings` (the repository's config.yaml, no environment but an
+`environ` given), and
 `write_config(root, **overrides)` writes them as `root/config.yaml` for a test that drives the CLI, `axiom
 serve` or a notebook kernel through a file. Overrides are nested dicts per section
 (`store={"collection": "x"}`); each section's keys are merged into the defaults below. Logs are quiet text
@@ -33,9 +34,9 @@ def temp_paths(root: Path, **overrides: Any) -> dict[str, dict[str, Any]]:
     return data
 
 
-def build_settings(root: Path, **overrides: Any) -> Settings:
-    """The repository's settings with every path under `root` (no environment variables)."""
-    return load_settings(REPO_CONFIG, environ={}, overrides=temp_paths(root, **overrides))
+def build_settings(root: Path, *, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """The repository's settings with every path under `root`; environment variables only from `environ`."""
+    return load_settings(REPO_CONFIG, environ=environ or {}, overrides=temp_paths(root, **overrides))
 
 
 def write_config(root: Path, **overrides: Any) -> Path:

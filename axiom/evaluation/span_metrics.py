@@ -105,10 +105,12 @@ def _length(union: Mapping[PageKey, Sequence[Interval]]) -> int:
     return sum(b - a for intervals in union.values() for a, b in intervals)
 
 
-def evidence_metrics(located: Mapping[str, Sequence[LocatedPassage]], retrieved: Mapping[str, Sequence[ChunkSpan]],
-                     cutoffs: Sequence[int] = EVIDENCE_CUTOFFS) -> dict[str, dict[str, float]]:
-    """{"evidence_recall@k": {item id: value}, "evidence_precision@k": {...}} for each k (see the module doc)."""
-    out: dict[str, dict[str, float]] = {f"evidence_{m}@{k}": {} for k in cutoffs for m in ("recall", "precision")}
+def evidence_metrics(located: Mapping[str, Sequence[LocatedPassage]],
+                     retrieved: Mapping[str, Sequence[ChunkSpan]], cutoffs: Sequence[int] = EVIDENCE_CUTOFFS) -> dict[str, dict[str, float]]:
+    """{"evidence_recall@k": {item id: value}, "evidence_precision@k": {...}} for each k (see the module
+    doc)."""
+    out: dict[str, dict[str, float]] = {f"evidence_{m}@{k}": {}
+                                        for k in cutoffs for m in ("recall", "precision")}
     for item_id, passages in located.items():
         reference = _union(((str(p.source), p.page), (p.start, p.end)) for p in passages if p.located)
         total = _length(reference)
@@ -143,7 +145,7 @@ def retrieved_chunk_spans(store: ChromaStore, chunk_id_lists: Mapping[str, Seque
                                        int(meta["start"]), int(meta["end"]))
     lost = [cid for cid in wanted if cid not in spans]
     if lost:
-        log.warning("spans: %d retrieved chunk(s) not found in the store or without offsets; counted as empty",
-                    len(lost))
+        log.warning("spans: %d retrieved chunk(s) not found in the store or without offsets; counted as "
+                    "empty", len(lost))
     empty = ChunkSpan("", None, 0, 0)
     return {item_id: [spans.get(cid, empty) for cid in ids] for item_id, ids in chunk_id_lists.items()}

@@ -32,8 +32,9 @@ Evidence metrics (`evidence_metrics`, in `axiom.evaluation.span_metrics`, re-exp
 Cache
     `locate_passages(..., cache_dir=...)` keeps one JSON file per (items' ids, relevant sources and reference
     contexts; each corpus file's source and sha256; max_file_size_mb; min_similarity; CACHE_FORMAT), named by
-    the sha256 of those. A hit costs hashing the corpus files, never parsing them. Files are written atomically
-    (temporary file + os.replace) with mode 0600, in a folder created with mode 0700. `cache_dir=None`: none.
+    the sha256 of those. A hit costs hashing the corpus files, never parsing them. Files are written
+    atomically (temporary file + os.replace) with mode 0600, in a folder created with mode 0700.
+    `cache_dir=None`: none.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ CACHE_FORMAT = 1
 METHODS = ("exact", "normalised", "fuzzy", "missing")
 
 __all__ = ["CACHE_FORMAT", "EVIDENCE_CUTOFFS", "EVIDENCE_METRICS", "METHODS", "ChunkSpan", "Interval",
-           "LocatedPassage", "PageKey", "evidence_metrics", "locate_passages", "merge", "normalise", "overlap",
-           "retrieved_chunk_spans"]
+           "LocatedPassage", "PageKey", "evidence_metrics", "locate_passages", "merge", "normalise",
+           "overlap", "retrieved_chunk_spans"]
 
 
 # -- normalisation -------------------------------------------------------------------------------------------
@@ -123,7 +124,8 @@ class _Corpus:
 
     def __init__(self, corpus: Path, settings: Settings) -> None:
         self.settings = settings
-        files, _ = discover([corpus], settings.ingest.extensions, follow_symlinks=settings.ingest.follow_symlinks)
+        files, _ = discover([corpus], settings.ingest.extensions,
+                            follow_symlinks=settings.ingest.follow_symlinks)
         self.files: dict[str, SourceFile] = {f.source: f for f in files}
         self._pages: dict[str, list[tuple[int | None, str]]] = {}
         self._normal: dict[PageKey, tuple[str, array]] = {}
@@ -153,9 +155,9 @@ class _Corpus:
 
 
 def _fuzzy_align(needle: str, hay: str, cutoff: float) -> tuple[float, int, int] | None:
-    """Best alignment of needle in hay: (score 0-100, start, end in hay), None below cutoff. A page shorter than
-    the passage is scored whole with fuzz.ratio (partial_ratio would align the page inside the passage and give
-    a short page contained in it 100)."""
+    """Best alignment of needle in hay: (score 0-100, start, end in hay), None below cutoff. A page shorter
+    than the passage is scored whole with fuzz.ratio (partial_ratio would align the page inside the passage
+    and give a short page contained in it 100)."""
     if len(hay) < len(needle):
         score = fuzz.ratio(needle, hay, score_cutoff=cutoff)
         return (score, 0, len(hay)) if score and score >= cutoff else None
@@ -181,7 +183,8 @@ def _locate_one(corpus: _Corpus, item_id: str, index: int, passage: str, relevan
     needle, _ = normalise(text)
     best_seen = 0.0
     for scope in (wanted, rest):
-        pages = [(source, number, page_text) for source in scope for number, page_text in corpus.pages(source)]
+        pages = [(source, number, page_text) for source in scope
+                 for number, page_text in corpus.pages(source)]
         for source, number, page_text in pages:
             at = page_text.find(text)
             if at >= 0:
@@ -211,7 +214,8 @@ def _locate_one(corpus: _Corpus, item_id: str, index: int, passage: str, relevan
 def _cache_key(items: Sequence[EvalItem], corpus: _Corpus, settings: Settings, min_similarity: float) -> str:
     blob = {"format": CACHE_FORMAT, "min_similarity": min_similarity,
             "max_file_size_mb": settings.ingest.max_file_size_mb,
-            "items": sorted([item.id, list(item.relevant_sources), list(item.reference_contexts)] for item in items),
+            "items": sorted([item.id, list(item.relevant_sources), list(item.reference_contexts)]
+                            for item in items),
             "corpus": corpus.fingerprint()}
     return hashlib.sha256(json.dumps(blob, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -219,7 +223,8 @@ def _cache_key(items: Sequence[EvalItem], corpus: _Corpus, settings: Settings, m
 def _read_cache(path: Path, items: Sequence[EvalItem]) -> dict[str, list[LocatedPassage]] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        located = {item_id: [LocatedPassage.from_dict(d) for d in rows] for item_id, rows in data["located"].items()}
+        located = {item_id: [LocatedPassage.from_dict(d) for d in rows]
+                   for item_id, rows in data["located"].items()}
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

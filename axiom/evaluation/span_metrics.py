@@ -106,7 +106,8 @@ def _length(union: Mapping[PageKey, Sequence[Interval]]) -> int:
 
 
 def evidence_metrics(located: Mapping[str, Sequence[LocatedPassage]],
-                     retrieved: Mapping[str, Sequence[ChunkSpan]], cutoffs: Sequence[int] = EVIDENCE_CUTOFFS) -> dict[str, dict[str, float]]:
+                     retrieved: Mapping[str, Sequence[ChunkSpan]], cutoffs: Sequence[int] = EVIDENCE_CUTOFFS
+                     ) -> dict[str, dict[str, float]]:
     """{"evidence_recall@k": {item id: value}, "evidence_precision@k": {...}} for each k (see the module
     doc)."""
     out: dict[str, dict[str, float]] = {f"evidence_{m}@{k}": {}

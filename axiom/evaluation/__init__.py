@@ -6,7 +6,8 @@ Public surface (what the CLI, the service and the notebooks call):
     evaluate_rankings, golden_retrieval_metrics  retrieval_metrics.py (ranx)
     score_answers                              answer_metrics/ (a package; ragas, imported lazily, it is slow
                                                to import: only answer_metrics/ragas_adapter.py imports it)
-    run_evaluation                             runs.py (running an evaluation: its steps, repeat summary)
+    run_evaluation                             runs.py (running an evaluation: its steps, repeat summary;
+                                               run_inputs.py: its settings and validated inputs)
     load_responses, write_responses            responses.py (another system's answers; --save-responses)
     load_endpoint_config, EndpointConfig       endpoint_config.py (the mapping of a system's HTTP API; the
                                                client, httpx and tenacity: endpoint.py, imported lazily)

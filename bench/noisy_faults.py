@@ -34,7 +34,8 @@ class Selection:
 
 class WrongQueryRetriever:
     """Retrieves for `partner[question]` instead of the question when the selection hits it. No
-    `retrieve_vectors`: the pipeline then calls `retrieve_batch` with the texts, which is where the swap is."""
+    `retrieve_vectors`: the pipeline then calls `retrieve_batch` with the texts, which is where the swap
+    is."""
 
     def __init__(self, inner: Any, partner: Mapping[str, str], selection: Selection) -> None:
         self.inner, self.partner, self.selection = inner, partner, selection
@@ -52,7 +53,8 @@ class WrongQueryRetriever:
 
 class ForeignQuoteGenerator:
     """Answers a hit question from `donor[question]` (another document's text) instead of its contexts, then
-    reports the real contexts: the answer quotes text its sources do not contain. Otherwise the inner generator."""
+    reports the real contexts: the answer quotes text its sources do not contain. Otherwise the inner
+    generator."""
 
     def __init__(self, inner: Any, donor: Mapping[str, str], selection: Selection) -> None:
         self.inner, self.donor, self.selection = inner, donor, selection
@@ -103,7 +105,8 @@ def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[st
         yield
 
 
-def partners(questions: Sequence[str], *, offset: int, source_of: Mapping[str, str] | None = None) -> dict[str, str]:
+def partners(questions: Sequence[str], *, offset: int, source_of: Mapping[str, str] | None = None
+             ) -> dict[str, str]:
     """question i -> question (i + offset) mod n, or with `source_of` (question -> its document) the first
     question from there on (cyclically) about another document: a wrong ranking or a foreign quote then comes
     from a document that is not the question's own. ValueError when some question has no such partner."""

@@ -7,10 +7,11 @@ and the power of the printed MDE, measured on real runs (issue 27, item 9).
 Method (the report's header repeats it):
 
 1. Every run is a real `run_evaluation` of the PubMedQA set (250 questions, 500 abstracts; ingested once into
-   an embedded ChromaDB under the work folder), hybrid retrieval, the offline extractive generator **sampling**
-   at `--temperature` (a real stochastic source: which sentences it quotes differs between runs), offline
-   metrics, `--repeat 3`. Each run has its own `generation.seed`; no two runs share a seed, so no repetition is
-   shared. One process and one embedding memo serve all runs (a run's values do not depend on it).
+   an embedded ChromaDB under the work folder), hybrid retrieval, the offline extractive generator
+   **sampling** at `--temperature` (a real stochastic source: which sentences it quotes differs between runs),
+   offline metrics, `--repeat 3`. Each run has its own `generation.seed`; no two runs share a seed, so no
+   repetition is shared. One process and one embedding memo serve all runs (a run's values do not depend on
+   it).
 2. **Null**: for pair i = 1..`--pairs`, run A_i, `make_baseline(A_i)` with the primaries recall@1 (0/1),
    evidence_recall@10 and groundedness (continuous) written as a baseline file, then run B_i with that
    baseline: the gate of `run_evaluation` decides (paired sign-flip test on per-question means with the run
@@ -23,13 +24,13 @@ Method (the report's header repeats it):
    question 7 further on, or the first after it about another document, and reports its real contexts); the
    mean per-question drop against A_1 is the drop of a fully faulted run.
 4. **Power**: at level L = 1 (the claim) `--level-runs` faulty runs (default `--pairs`), and at each `--curve`
-   level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each question is hit by each fault independently with
-   probability L * MDE / (the pilot's drop), so a run's expected drop is L * MDE. Detected: the primary's
-   one-sided test rejects (p_drop_adj < alpha, the claim the MDE makes) and, separately, the gate calls it a
-   regression (which also needs a drop of at least the margin).
+   level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each question is hit by
+   each fault independently with probability L * MDE / (the pilot's drop), so a run's expected drop is
+   L * MDE. Detected: the primary's one-sided test rejects (p_drop_adj < alpha, the claim the MDE makes) and,
+   separately, the gate calls it a regression (which also needs a drop of at least the margin).
 
-Rates carry 95% Clopper-Pearson intervals. `--quick` (a smoke check, not a measurement): the first 40 questions
-with their abstracts and 40 others, 2 pairs, 2 repeats, 2 runs per level.
+Rates carry 95% Clopper-Pearson intervals. `--quick` (a smoke check, not a measurement): the first 40
+questions with their abstracts and 40 others, 2 pairs, 2 repeats, 2 runs per level.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class Runner:
         with faults(self.retriever, partner=self.partner, donor=self.donor, wrong_ranking=ranking,
                     foreign_quote=quote):
             record = run_evaluation(self.settings(seed), self.golden, self.corpus, name=f"noisy-{name}",
-                                    judge=False, embedder=self.embedder, repeat=self.repeat, baseline=baseline,
-                                    progress=False)
+                                    judge=False, embedder=self.embedder, repeat=self.repeat,
+                                    baseline=baseline, progress=False)
         self.seconds.append(time.perf_counter() - t0)
         self.log(f"  {name} (seed {seed}): {self.seconds[-1]:.0f} s"
                  + ("" if record.gate is None else f", gate {'passed' if record.gate.passed else 'FAILED'}"))
@@ -103,12 +104,14 @@ class Runner:
 def gate_facts(record: Any) -> dict[str, Any]:
     """What the gate of a run said about each primary, and whether it failed."""
     gate = record.gate
-    facts: dict[str, Any] = {"failed": not gate.passed, "failures": list(gate.failures), "verdict": gate.verdict,
-                             "outcomes": dict(gate.family.get("outcomes") or {}), "primaries": {}}
+    facts: dict[str, Any] = {"failed": not gate.passed, "failures": list(gate.failures),
+                             "verdict": gate.verdict, "outcomes": dict(gate.family.get("outcomes") or {}),
+                             "primaries": {}}
     for metric in PRIMARIES:
         st = (gate.checked.get(metric) or {}).get("stats") or {}
         facts["primaries"][metric] = {k: st.get(k) for k in ("n", "a", "b", "delta", "p_drop_adj", "mde",
-                                                            "mde_method", "drop_bound", "outcome", "interval")}
+                                                            "mde_method", "drop_bound", "outcome",
+                                                            "interval")}
     return facts
 
 
@@ -137,7 +140,8 @@ def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]]
         baselines.append(path)
         b = runner.run(f"b{i + 1}", SEED_B + i, baseline=path)
         null.append({"pair": i + 1, **gate_facts(b)})
-    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null if p["primaries"][m]["mde"] is not None]))
+    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
+                               if p["primaries"][m]["mde"] is not None]))
            for m in TARGETS}
     log("printed MDE (median over the null pairs): " + ", ".join(f"{m} {v:.4f}" for m, v in mde.items()))
     log("pilots: every question faulted")
@@ -178,25 +182,30 @@ def _median(values: Sequence[float | None]) -> str:
 def render(result: dict[str, Any], header: list[str]) -> str:
     alpha, null, power = result["alpha"], result["null"], result["power"]
     lines = ["# Regression gate under run-to-run noise: false alarms and the power of the printed MDE", "",
-             *header, "", (__doc__ or "").split("Method (the report's header repeats it):")[1].split("Rates carry")[0]
+             *header, "",
+             (__doc__ or "").split("Method (the report's header repeats it):")[1].split("Rates carry")[0]
              .strip(), ""]
     failed = sum(p["failed"] for p in null)
     lines += [f"**Null: the gate failed {rate(failed, len(null))} independent pairs.**", "",
-              "| primary | regression | non-inferior | inconclusive | one-sided test rejected | median delta | "
-              "median printed MDE | MDE method |", "|---|---|---|---|---|---|---|---|"]
+              "| primary | regression | non-inferior | inconclusive | one-sided test rejected | "
+              "median delta | median printed MDE | MDE method |", "|---|---|---|---|---|---|---|---|"]
     for m in PRIMARIES:
         rows = [p["primaries"][m] for p in null]
-        count = {o: sum(r["outcome"] == o for r in rows) for o in ("regression", "non-inferior", "inconclusive")}
+        count = {o: sum(r["outcome"] == o for r in rows)
+                 for o in ("regression", "non-inferior", "inconclusive")}
         rejected = sum(r["p_drop_adj"] is not None and r["p_drop_adj"] < alpha for r in rows)
         mdes = [r["mde"] for r in rows if r["mde"] is not None]
         lines.append(f"| {m} | {count['regression']} | {count['non-inferior']} | {count['inconclusive']} | "
                      f"{rate(rejected, len(rows))} | {_median([r['delta'] for r in rows])} | "
-                     f"{float(np.median(mdes)) if mdes else float('nan'):.4f} | {rows[0]['mde_method'] or '-'} |")
-    lines += ["", f"Pilot (every question faulted): recall@1 drops {result['full_drop']['recall@1']:.4f} under a "
-              f"wrong ranking, groundedness {result['full_drop']['groundedness']:.4f} under a foreign quote.", "",
+                     f"{float(np.median(mdes)) if mdes else float('nan'):.4f} | "
+                     f"{rows[0]['mde_method'] or '-'} |")
+    lines += ["", f"Pilot (every question faulted): recall@1 drops {result['full_drop']['recall@1']:.4f} "
+              f"under a wrong ranking, groundedness {result['full_drop']['groundedness']:.4f} under a "
+              "foreign quote.", "",
               "**Power**, each fault aimed at its metric's printed MDE times the level:", "",
-              "| level (x MDE) | primary | fault | share of questions hit | target drop | median realised drop | "
-              "one-sided test rejected | gate: regression |", "|---|---|---|---|---|---|---|---|"]
+              "| level (x MDE) | primary | fault | share of questions hit | target drop | "
+              "median realised drop | one-sided test rejected | gate: regression |",
+              "|---|---|---|---|---|---|---|---|"]
     for level in sorted({p["level"] for p in power}):
         runs = [p for p in power if p["level"] == level]
         for m, fault in TARGETS.items():
@@ -204,7 +213,8 @@ def render(result: dict[str, Any], header: list[str]) -> str:
             rejected = sum(r["p_drop_adj"] is not None and r["p_drop_adj"] < alpha for r in rows)
             regressed = sum(r["outcome"] == "regression" for r in rows)
             lines.append(f"| {level:g} | {m} | {fault} | {runs[0]['fraction'][m]:.4f} | "
-                         f"{level * result['mde'][m]:.4f} | {_median([-r['delta'] for r in rows if r['delta'] is not None])} | "
+                         f"{level * result['mde'][m]:.4f} | "
+                         f"{_median([-r['delta'] for r in rows if r['delta'] is not None])} | "
                          f"{rate(rejected, len(rows))} | {rate(regressed, len(rows))} |")
     lines += ["", "Per null pair, the gate's verdict line:", ""]
     lines += [f"- pair {p['pair']}: {'FAILED' if p['failed'] else 'passed'}: {p['verdict']}" for p in null]
@@ -214,7 +224,8 @@ def render(result: dict[str, Any], header: list[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.noisy_gate_calibration", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="a folder with golden.jsonl, corpus/")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
+                        help="a folder with golden.jsonl, corpus/")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
@@ -244,14 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     started, t0 = datetime.now(UTC), time.perf_counter()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
     runner = Runner(golden, corpus, args.work, temperature=args.temperature, repeat=args.repeat, log=log)
     result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log,
                        save=lambda r: progress_file.write_text(json.dumps(r, indent=1, default=float)))
     header = [f"- date: {started:%Y-%m-%d %H:%M} UTC; git commit {commit}; command: `python -m "
               f"bench.noisy_gate_calibration {' '.join(argv if argv is not None else sys.argv[1:])}`",
-              f"- set: {len(read_lines(golden))} questions; temperature {args.temperature}, repeat {args.repeat}, "
-              f"{args.pairs} null pairs; faulty runs per level (x MDE): "
+              f"- set: {len(read_lines(golden))} questions; temperature {args.temperature}, "
+              f"repeat {args.repeat}, {args.pairs} null pairs; faulty runs per level (x MDE): "
               + ", ".join(f"{x:g}: {n}" for x, n in levels),
               f"- {len(runner.seconds)} runs, median {np.median(runner.seconds):.0f} s each; total "
               f"{time.perf_counter() - t0:.0f} s"]

@@ -6,7 +6,8 @@ Public surface (what the CLI, the service and the notebooks call):
     evaluate_rankings, golden_retrieval_metrics  retrieval_metrics.py (ranx)
     score_answers                              answer_metrics/ (a package; ragas, imported lazily, it is slow
                                                to import: only answer_metrics/ragas_adapter.py imports it)
-    run_evaluation                             runs.py (running an evaluation: its steps, repeat summary)
+    run_evaluation                             runs.py (running an evaluation: its steps, repeat summary;
+                                               run_inputs.py: its settings and validated inputs)
     load_responses, write_responses            responses.py (another system's answers; --save-responses)
     load_endpoint_config, EndpointConfig       endpoint_config.py (the mapping of a system's HTTP API; the
                                                client, httpx and tenacity: endpoint.py, imported lazily)
@@ -29,9 +30,10 @@ repeats.py (run-to-run variance of repeated runs in compare and the gate), famil
 comparison counts: primaries, secondaries under max-T, aliases and constants), outcomes.py (regression,
 non-inferior or inconclusive per primary metric: what the gate decides on), versus_best.py (a sweep's
 combinations each tested against the best), system_ranking.py (systems ranked by a metric against people),
-spans.py (evidence metrics), audit.py (dataset audit), answered.py (the answer-source seam: what the pipeline,
-a responses file or an endpoint yields per item), evidence.py (a run's evidence metrics), run_docs.py (a run's
-results table, metrics.json and manifest.json).
+spans.py (reference passages located as spans), span_metrics.py (evidence metrics over spans), audit.py
+(dataset audit), answered.py (the answer-source seam: what the pipeline, a responses file or an endpoint
+yields per item), evidence.py (a run's evidence metrics), run_docs.py (a run's results table, metrics.json and
+manifest.json).
 
 Dependencies point one way: runs -> gate -> run_folder -> naming, and compare / audit -> run_folder; nothing
 imports runs but this file. runs imports answer_metrics inside its functions, only because ragas is slow.

@@ -8,35 +8,37 @@ repetition; a baseline's `per_repetition`); what is compared is each question's 
 
 with a question effect a, a run effect g shared by every question of repetition r (variance s_g^2: a judge
 having a bad day, a sampling temperature that drew long answers for everyone) and a residual e (s_e^2: another
-sentence sampled for this question). In the paired differences d[q] = ybar_B[q] - ybar_A[q] of the per-question
-means, the residual part is already there (each ybar carries s_e^2 / N), so the question-level test and
-bootstrap see it; the run part is not: g-bar is shared by all questions, it shifts mean(d) by
+sentence sampled for this question). In the paired differences d[q] = ybar_B[q] - ybar_A[q] of the
+per-question means, the residual part is already there (each ybar carries s_e^2 / N), so the question-level
+test and bootstrap see it; the run part is not: g-bar is shared by all questions, it shifts mean(d) by
 g-bar_B - g-bar_A, with variance s_gA^2 / N_A + s_gB^2 / N_B, and no resampling of questions can see it.
 
 - `run_variance`: s_g^2 / N from the two-way ANOVA of the questions measured in every repetition,
   (MS_runs - MS_residual) / n, clipped at 0, then / N; N - 1 degrees of freedom. Deterministic repetitions (or
   N = 1) give 0, and then every statistic below is the plain one of `verdict.compare_metrics`, bit for bit.
 - `paired_test_with_runs`: the sign-flip randomisation distribution of mean(d) over questions (exact up to 13
-  non-zero differences, else `permutations` draws, as `stats.paired_randomisation_test`) convolved with the run
-  term tau * T, where tau^2 = s_gA^2 / N_A + s_gB^2 / N_B and T is Student's t with the Welch-Satterthwaite
-  degrees of freedom of the two estimates: p = mean over sign assignments x of P(|x + tau T| >= |mean(d)|),
-  by the t distribution's cdf (no second Monte Carlo). Why this one: the question part keeps the
-  distribution-free sign-flip test of the rest of Axiom (bounded, skewed, 0/1 metrics); the run part is a sum
-  of two independent shifts whose variances are estimated from N - 1 degrees of freedom each, so a t, not a
-  normal, is the honest reference (N = 3: 2 to 4 degrees of freedom; a normal there rejects far too often).
+  non-zero differences, else `permutations` draws, as `stats.paired_randomisation_test`) convolved with the
+  run term tau * T, where tau^2 = s_gA^2 / N_A + s_gB^2 / N_B and T is Student's t with the
+  Welch-Satterthwaite degrees of freedom of the two estimates: p = mean over sign assignments x of
+  P(|x + tau T| >= |mean(d)|), by the t distribution's cdf (no second Monte Carlo). Why this one: the question
+  part keeps the distribution-free sign-flip test of the rest of Axiom (bounded, skewed, 0/1 metrics); the run
+  part is a sum of two independent shifts whose variances are estimated from N - 1 degrees of freedom each, so
+  a t, not a normal, is the honest reference (N = 3: 2 to 4 degrees of freedom; a normal there rejects far too
+  often).
 - `two_level_bootstrap_ci`: the percentile interval of mean(d) from replicates at two levels: the questions
   resampled (paired, with replacement), plus a run-level draw tau * T from the test's own run term. Why not
   resample the repetitions themselves (the "pigeonhole" bootstrap of a crossed design, Owen 2007): with N = 3
   a resample of the repetitions has 10 possible outcomes and undercounts s_g^2 by (N - 1) / N; in the
   simulation of tests/evaluation/test_repeats.py (n 100, N 3, run sd 0.02, residual sd 0.05) its coverage was
-  0.86 at nominal 0.95, where this interval's is 0.95 or a little above. The interval and the test share one model.
-- `compare_with_repeats`: `verdict.compare_metrics` on the per-question means, then, for each metric whose runs
-  vary from run to run, p, the interval and the MDE (sd^2 + n tau^2 in place of sd^2) with the run term, and the
-  correction and the verdicts again over the whole family. The spread (range of the repetition means) is
-  reported, never used as a dead band.
-- `noise_sources` / `noise_note`: which parts of a run are stochastic (an LLM generator, an endpoint, extractive
-  sampling at temperature > 0, an LLM judge); a run of such a source made once has no measured run-to-run noise,
-  and the verdict says so.
+  0.86 at nominal 0.95, where this interval's is 0.95 or a little above. The interval and the test share one
+  model.
+- `compare_with_repeats`: `verdict.compare_metrics` on the per-question means, then, for each metric whose
+  runs vary from run to run, p, the interval and the MDE (sd^2 + n tau^2 in place of sd^2) with the run term,
+  and the correction and the verdicts again over the whole family. The spread (range of the repetition means)
+  is reported, never used as a dead band.
+- `noise_sources` / `noise_note`: which parts of a run are stochastic (an LLM generator, an endpoint,
+  extractive sampling at temperature > 0, an LLM judge); a run of such a source made once has no measured
+  run-to-run noise, and the verdict says so.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def repeat_matrix(per_repetition: RepeatValues, ids: Sequence[str], means: np.nd
 
 
 def mean_over_repetitions(first: tuple[list[float], list[str], list[str | None]],
-                          per_repetition: list[list[float]]) -> tuple[list[float], list[str], list[str | None]]:
+                          per_repetition: list[list[float]]
+                          ) -> tuple[list[float], list[str], list[str | None]]:
     """An answer metric's per-question value over the repetitions: the mean of those that measured it (ok when
     one did; else the first repetition's status and reason)."""
     values, statuses, reasons = [], [], []
@@ -133,7 +136,8 @@ def satterthwaite(terms: Iterable[tuple[float, int]]) -> tuple[float, float]:
 
 
 def group_index(ids: Sequence[str], groups: Mapping[str, str] | None) -> np.ndarray | None:
-    """Row -> group number of the questions `ids` (a question without a group is its own); None without groups."""
+    """Row -> group number of the questions `ids` (a question without a group is its own); None without
+    groups."""
     return Clusters.of(ids, groups).index if groups else None
 
 
@@ -179,7 +183,8 @@ def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], 
 
 
 def two_level_bootstrap_ci(diff: np.ndarray, terms: Sequence[tuple[float, int]], *, samples: int, seed: int,
-                           label: str, level: float = 0.95, groups: np.ndarray | None = None) -> tuple[float, float]:
+                           label: str, level: float = 0.95, groups: np.ndarray | None = None
+                           ) -> tuple[float, float]:
     """Percentile interval of mean(diff) (per-question differences of means over repetitions, or one run's
     per-question means) with two levels: the questions (or, with `groups`, whole groups: drawn sums over drawn
     question counts) resampled with replacement, and the run level drawn as tau * T (the test's run term,
@@ -211,18 +216,19 @@ def decision_levels(alpha: float, metrics: int) -> list[float]:
     return sorted({alpha / j for j in steps} | {min(1.0, 2 * alpha / j) for j in steps})
 
 
-def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
-                         config: StatsConfig, reps_a: Mapping[str, RepeatValues], reps_b: Mapping[str, RepeatValues],
+def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]],
+                         *, config: StatsConfig, reps_a: Mapping[str, RepeatValues],
+                         reps_b: Mapping[str, RepeatValues],
                          metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None,
                          groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
                          margins: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
-    """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in the
-    test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions each
-    side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).
+    """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in
+    the test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions
+    each side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).
     `groups` ({question id: group}) goes to `compare_metrics` when given, and the run-aware test and interval
-    then flip and resample whole groups. `primaries` / `margins`: as in `compare_metrics`; a primary's one-sided
-    bound (`drop_bound`) gets the run term too. The correction is `verdict.settle`, run again over the family
-    when some metric has a run term."""
+    then flip and resample whole groups. `primaries` / `margins`: as in `compare_metrics`; a primary's
+    one-sided bound (`drop_bound`) gets the run term too. The correction is `verdict.settle`, run again over
+    the family when some metric has a run term."""
     grouped: dict[str, Any] = {"groups": groups} if groups else {}
     out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, primaries=primaries,
                           margins=margins, **grouped)
@@ -248,11 +254,13 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
                                            label=name, groups=index)
         entry["ci"] = [low, high]
         if "drop_bound" in entry:  # a primary: its one-sided bound with the run term (the same draws)
-            low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
-                                               label=name, groups=index, level=1.0 - 2.0 * config.alpha)
+            low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples,
+                                               seed=config.seed, label=name, groups=index,
+                                               level=1.0 - 2.0 * config.alpha)
             entry["drop_bound"] = outcomes.drop_bound(low, high, lower_is_better=name in LOWER_IS_BETTER)
         sd = entry["sd"] if entry["sd"] is not None else 0.0
-        sd *= math.sqrt(max(1.0, float(entry.get("design_effect") or 1.0)))  # clustered questions, when grouped
+        # clustered questions, when grouped
+        sd *= math.sqrt(max(1.0, float(entry.get("design_effect") or 1.0)))
         run_sd[name] = math.sqrt(sd ** 2 + entry["n"] * tau2)
     if run_sd:
         names = list(out)
@@ -279,7 +287,8 @@ def noise_sources(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def noise_note(sides: Sequence[tuple[str, Sequence[str], int]]) -> str | None:
-    """The verdict's note when a stochastic run was made once: `sides` are (name, noise sources, repetitions)."""
+    """The verdict's note when a stochastic run was made once: `sides` are (name, noise sources,
+    repetitions)."""
     once = [f"{name} ({', '.join(sources)}) was run once" for name, sources, n in sides if sources and n < 2]
     if not once:
         return None

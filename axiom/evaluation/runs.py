@@ -28,23 +28,27 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.config import Settings
-from axiom.errors import ConfigError, DatasetError, UsageError
 from axiom.evaluation.answered import Answered, ItemAnswer
-from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
+from axiom.evaluation.datasets import EvalItem
 from axiom.evaluation.evidence import evidence_scores
-from axiom.evaluation.gate import gate_run, load_baseline
-from axiom.evaluation.naming import eval_collection
-from axiom.evaluation.provenance import collection_fingerprint, corpus_fingerprint
+from axiom.evaluation.gate import gate_run
+from axiom.evaluation.provenance import collection_fingerprint
 from axiom.evaluation.repeats import mean_over_repetitions, noise_sources
-from axiom.evaluation.responses import responses_answers, write_responses
+from axiom.evaluation.responses import write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
 from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
 from axiom.evaluation.run_folder import RunRecord, _json_clean, utc_now, write_run_folder
+from axiom.evaluation.run_inputs import (  # re-exported: moved there
+    NO_DATASET,
+    _check_sources_in_collection,
+    _Inputs,
+    _validate,
+    prepare_settings,
+)
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from axiom.evaluation.summary import mean_ok
 from axiom.evaluation.verdict import StatsConfig
@@ -59,84 +63,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["NO_DATASET", "NO_RANKING", "NO_REFERENCE_CONTEXTS", "NO_RELEVANT", "prepare_settings", "run_evaluation"]
+
 NO_RANKING = "the system gave no retrieved sources for this item"
 NO_RELEVANT = "no relevant_sources for this item"
 NO_REFERENCE_CONTEXTS = "no reference_contexts for this item"
-NO_DATASET = "--dataset is needed unless --responses FILE carries each item's question"
-
-
-# -- settings -------------------------------------------------------------------------------------
-def prepare_settings(settings: Settings, *, corpus_path: str | Path | None, retriever: str | None,
-                     top_k: int | None, collection: str | None, model_id: str) -> Settings:
-    """The settings a run uses: retriever / top_k overrides, and its own collection for a given corpus (named
-    from the corpus folder, a hash of its absolute path and the embedding model) so that nothing else
-    ingested into the default collection changes the results. A bad override raises UsageError naming the
-    setting."""
-    if not collection and corpus_path is not None:
-        collection = eval_collection(corpus_path, model_id)
-    overrides = {"retrieval.retriever": retriever or None, "retrieval.top_k": top_k,
-                 "store.collection": collection or None}
-    try:
-        return settings.with_overrides(overrides, origin="axiom eval options")
-    except ConfigError as exc:
-        raise UsageError(exc.message, hint=exc.hint) from exc
 
 
 # -- the steps of a run ---------------------------------------------------------------------------
-@dataclass
-class _Inputs:
-    """Step 1: the validated inputs (a responses file is read and checked here too)."""
-
-    dataset: Path
-    corpus: Path | None
-    corpus_info: dict[str, Any] | None
-    items: list[EvalItem]
-    baseline: dict[str, Any] | None
-    responses: Answered | None = None
-
-
-def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None,
-              baseline: str | Path | None, repeat: int, *, responses: str | Path | None = None,
-              endpoint: EndpointConfig | None = None, external_only: dict[str, Any] | None = None) -> _Inputs:
-    """The arguments, the dataset (and its sources against the corpus files), a responses file and the
-    baseline, before anything is touched."""
-    if repeat < 1:
-        raise UsageError(f"--repeat must be at least 1, got {repeat}")
-    if responses is not None and endpoint is not None:
-        raise UsageError("--responses and --endpoint are mutually exclusive: give one source of answers")
-    if responses is not None or endpoint is not None:
-        given = [flag for flag, value in (external_only or {}).items() if value]
-        if given:
-            raise UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to Axiom's own pipeline, "
-                             f"not to {'--responses' if responses is not None else '--endpoint'}",
-                             hint="the system under test retrieves and answers on its own; --corpus only adds "
-                                  "the evidence metrics")
-    if dataset_path is None and responses is None:
-        raise UsageError(NO_DATASET, hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
-    dataset = Path(dataset_path if dataset_path is not None else str(responses))
-    corpus = Path(corpus_path) if corpus_path is not None else None
-    if corpus is not None and not corpus.exists():
-        raise UsageError(f"corpus {corpus} does not exist")
-    corpus_info, known = corpus_fingerprint(corpus, settings) if corpus is not None else (None, None)
-    items = load_golden(dataset, known_sources=known) if dataset_path is not None else golden_from_responses(dataset)
-    answered = responses_answers(responses, items) if responses is not None else None
-    baseline_data = load_baseline(baseline) if baseline is not None else None
-    return _Inputs(dataset, corpus, corpus_info, items, baseline_data, answered)
-
-
-def _check_sources_in_collection(pipeline: RAGPipeline, inputs: _Inputs) -> None:
-    """Without a corpus, the dataset's relevant sources must be in the collection (when it exists)."""
-    if pipeline.store.get_collection() is None:
-        return
-    stored = {str(c.metadata.get("source", "")) for c in pipeline.store.iter_chunks()}
-    collection = pipeline.settings.store.collection
-    unknown = [f"line {it.line}: unknown source(s) {', '.join(repr(s) for s in it.relevant_sources if s not in stored)} "
-               f"(not in collection {collection!r})"
-               for it in inputs.items if any(s not in stored for s in it.relevant_sources)]
-    if unknown:
-        raise DatasetError(str(inputs.dataset), unknown)
-
-
 def _item_answer(answer: Answer, hits: list[Hit], share: float) -> ItemAnswer:
     generate = float(answer.timings.get("generate", float("nan")))
     return ItemAnswer(answer=answer.answer, contexts=tuple(h.text for h in answer.contexts),

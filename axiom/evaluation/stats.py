@@ -18,12 +18,12 @@ into per-metric verdicts.
   Monte Carlo precision: given the decision `thresholds` (the levels the corrected p is compared with: alpha /
   j for the Holm steps j = 1..m), the draws continue in doubling batches (`permutations`, then twice as many,
   ...) until the count of hits is more than 3.29 standard errors (binomial, at the threshold) from every
-  threshold, or 64 times `permutations` would be exceeded. A p-value far from every threshold stops after the first batch (the old
-  cost); one near a threshold is drawn until its side is settled, so two seeds give the same decision unless
-  the true p is within about 5% of a threshold (at 630,000 draws the standard error at 0.0025 is 6e-5). Why not a
-  normal or saddlepoint approximation: the test stays the exact sign-flip test for every metric's shape
-  (bounded, skewed, tied), only its Monte Carlo error is bounded, and where p is far from a threshold nothing
-  is spent.
+  threshold, or 64 times `permutations` would be exceeded. A p-value far from every threshold stops after the
+  first batch (the old cost); one near a threshold is drawn until its side is settled, so two seeds give the
+  same decision unless the true p is within about 5% of a threshold (at 630,000 draws the standard error at
+  0.0025 is 6e-5). Why not a normal or saddlepoint approximation: the test stays the exact sign-flip test for
+  every metric's shape (bounded, skewed, tied), only its Monte Carlo error is bounded, and where p is far from
+  a threshold nothing is spent.
 - `holm`: Holm's step-down adjustment of a family of p-values (family-wise error rate, valid under any
   dependence between the metrics, which are strongly correlated here).
 - `minimum_detectable_effect`: the smallest true mean difference the paired test detects with the given power
@@ -35,8 +35,8 @@ into per-metric verdicts.
 - `min_questions`: the smallest n at which even a unanimous change (every question moves the same way) can be
   significant at alpha / m with the sign-flip test: 2 / 2**n <= alpha / m.
 
-Every random draw comes from a generator seeded by (seed, label), so results do not depend on the order metrics
-are processed in, and the same inputs give bit-identical outputs in every face.
+Every random draw comes from a generator seeded by (seed, label), so results do not depend on the order
+metrics are processed in, and the same inputs give bit-identical outputs in every face.
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ MAX_BATCHES = 64  # draws stop before 64 times `permutations` (630,000 of 10,000
 SETTLED_Z = 3.29  # two-sided 0.001 per look: a side settled in a few looks errs well below 1%
 EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
 # |difference| at or below this is a tie: float noise. Embeddings are float32, and the same text embedded in
-# another batch (other padding) moves by up to 1.4e-7 per component (measured), so embedding-based metrics of the
-# same answers re-computed in another process differ by about 1e-8; one question of 250 moves a mean by 4e-3.
+# another batch (other padding) moves by up to 1.4e-7 per component (measured), so embedding-based metrics of
+# the same answers re-computed in another process differ by about 1e-8; one question of 250 moves a mean by
+# 4e-3.
 ZERO = 1e-6
 
 
@@ -114,12 +115,13 @@ TANGO, BOOTSTRAP, CLUSTER_BOOTSTRAP = "tango score", "bootstrap", "cluster boots
 
 def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: int, label: str,
                          clusters: Clusters | None = None, level: float = 0.95) -> tuple[float, float, str]:
-    """The interval of the mean paired difference b - a (no NaNs; `clusters` one group per pair) and its method:
+    """The interval of the mean paired difference b - a (no NaNs; `clusters` one group per pair) and its
+    method:
 
     - every value of both sides 0 or 1: Tango's paired score interval (paired_proportions.py), with the counts
       divided by the design effect (when above 1) under clustering;
-    - otherwise the percentile bootstrap resampling pairs (`paired_bootstrap_ci`, the independent case), or the
-      studentized bootstrap resampling whole groups (clusters.cluster_bootstrap_ci).
+    - otherwise the percentile bootstrap resampling pairs (`paired_bootstrap_ci`, the independent case), or
+      the studentized bootstrap resampling whole groups (clusters.cluster_bootstrap_ci).
     """
     diff = b - a
     clustered = clusters is not None and not clusters.trivial
@@ -175,8 +177,8 @@ def paired_randomisation_test(a: Sequence[float], b: Sequence[float], *, seed: i
 
 def _monte_carlo_p(nonzero: np.ndarray, bar: float, rng: np.random.Generator, permutations: int,
                    thresholds: Sequence[float]) -> float:
-    """(hits + 1) / (draws + 1) over random sign assignments, drawn in doubling batches until every threshold's
-    side is settled (see the module docstring)."""
+    """(hits + 1) / (draws + 1) over random sign assignments, drawn in doubling batches until every
+    threshold's side is settled (see the module docstring)."""
     return settled_sign_flip_p(lambda sums: np.abs(sums) >= bar, nonzero, rng, permutations, thresholds)
 
 
@@ -205,7 +207,8 @@ def settled_sign_flip_p(tail: Callable[[np.ndarray], np.ndarray], units: np.ndar
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    """Holm-adjusted p-values (monotone, capped at 1); names with a NaN p-value keep NaN and are not counted."""
+    """Holm-adjusted p-values (monotone, capped at 1); names with a NaN p-value keep NaN and are not
+    counted."""
     valid = sorted(((p, name) for name, p in p_values.items() if p is not None and not math.isnan(p)))
     m = len(valid)
     out = {name: float("nan") for name in p_values}
@@ -219,7 +222,8 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
 def bonferroni(p_values: Mapping[str, float]) -> dict[str, float]:
     valid = [p for p in p_values.values() if p is not None and not math.isnan(p)]
     m = len(valid)
-    return {name: (float("nan") if p is None or math.isnan(p) else min(1.0, m * p)) for name, p in p_values.items()}
+    return {name: (float("nan") if p is None or math.isnan(p) else min(1.0, m * p))
+            for name, p in p_values.items()}
 
 
 CORRECTIONS = {"holm": holm, "bonferroni": bonferroni}
@@ -227,9 +231,9 @@ CORRECTIONS = {"holm": holm, "bonferroni": bonferroni}
 
 def planning_sd(a: np.ndarray, b: np.ndarray) -> float:
     """The standard deviation of per-question differences used for the minimum detectable effect: the observed
-    sd of B - A, but never below the metric's own per-question sd (pooled over A and B). The floor is the sd of
-    a paired difference when the two runs' values correlate at 0.5, the usual planning value; without it two
-    identical runs (sd of differences 0) would claim to detect any change at all."""
+    sd of B - A, but never below the metric's own per-question sd (pooled over A and B). The floor is the sd
+    of a paired difference when the two runs' values correlate at 0.5, the usual planning value; without it
+    two identical runs (sd of differences 0) would claim to detect any change at all."""
     if a.size < 2:
         return float("nan")
     diff_sd = float(np.std(b - a, ddof=1))

@@ -1,7 +1,7 @@
 """Paired comparison of two sets of per-question metric values, and the verdict it supports.
 
-`compare_metrics(per_a, per_b, config=...)` is the single function behind `axiom compare`, the regression gate,
-sweeps and 04_compare_runs: the same pair of inputs gives the same numbers, bit for bit, in every face.
+`compare_metrics(per_a, per_b, config=...)` is the single function behind `axiom compare`, the regression
+gate, sweeps and 04_compare_runs: the same pair of inputs gives the same numbers, bit for bit, in every face.
 
 Per metric, over the questions both sides measured (n is counted per metric):
 
@@ -9,7 +9,8 @@ Per metric, over the questions both sides measured (n is counted per metric):
     delta       mean of the paired differences B - A
     ci          95% interval of delta (stats.paired_difference_ci): Tango's paired score interval when every
                 value is 0 or 1, else the paired percentile bootstrap (`bootstrap_samples` draws; when the
-                questions are grouped, the studentized bootstrap resampling groups); `interval` names the method
+                questions are grouped, the studentized bootstrap resampling groups); `interval` names the
+                method
     p           two-sided paired sign-flip randomisation test (stats.paired_randomisation_test), by group
     groups      the number of groups the n questions fall in (`groups` of compare_metrics: a golden item's
                 `group`; n when no groups are known), and `design_effect`, the estimated variance of delta
@@ -20,18 +21,19 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 secondaries (max-T with the same sign flips by default); aliases: their representative's;
                 constants: none (not tested). `correction` names the method. Primaries also carry `p_drop`,
                 the one-sided p against a drop, and `p_drop_adj` (Holm over the primaries): the gate's test
-    mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at the
-                corrected level, for the test actually used, when questions lose their value (a regression:
-                sensitivity.detectable_change: the exact sign test on the discordant pairs for 0/1 metrics, a
-                cached simulation of the sign-flip test otherwise, by group when grouped; the planning
-                assumption in the same simulation only when the differences have no variance); `mde_spread` the
-                same for a change spread over every question (smaller; None for 0/1 metrics), `mde_method`
-                which computation, `mde_power` the power; NaN when out of reach or nothing can be lost. The line
-                reads "detects a change of X with 80% power (Y when every question moves; n ...)"
+    mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at
+                the corrected level, for the test actually used, when questions lose their value (a
+                regression: sensitivity.detectable_change: the exact sign test on the discordant pairs for 0/1
+                metrics, a cached simulation of the sign-flip test otherwise, by group when grouped; the
+                planning assumption in the same simulation only when the differences have no variance);
+                `mde_spread` the same for a change spread over every question (smaller; None for 0/1 metrics),
+                `mde_method` which computation, `mde_power` the power; NaN when out of reach or nothing can be
+                lost. The line reads "detects a change of X with 80% power (Y when every question moves; n
+                ...)"
     unpaired    questions measured in one run and not the other: left out of n, counted, and named in the
                 verdict line ("left out, measured in one run only: ...")
-    untied      the units the test flips (questions, or groups) whose difference is not a tie, and `smallest_p`
-                the smallest p the test can reach with them (2 / 2**untied)
+    untied      the units the test flips (questions, or groups) whose difference is not a tie, and
+                `smallest_p` the smallest p the test can reach with them (2 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
                 only, never a dead band (run-to-run variance enters the test and the interval instead:
                 axiom.evaluation.repeats)
@@ -41,11 +43,11 @@ Per metric, over the questions both sides measured (n is counted per metric):
 
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
 `stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
-differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with k
-non-tied units it is 2 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
-orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the verdicts
-and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it). Intervals are
-unadjusted, and labelled so next to p_adj.
+differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with
+k non-tied units it is 2 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
+orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
+verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
+Intervals are unadjusted, and labelled so next to p_adj.
 """
 
 from __future__ import annotations
@@ -114,9 +116,10 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
 def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters,
                 family_bound: int = 1) -> dict[str, Any]:
     """The statistics of one metric that do not depend on the family; `family_bound` (how many metrics are
-    compared together) sets the Holm thresholds the Monte Carlo p must settle (stats.paired_randomisation_test).
-    `untied`: the units (groups when grouped) whose difference is not a tie; `smallest_p`: the smallest p the
-    test can reach with them (sensitivity.smallest_p), what "too few questions to tell" is decided from."""
+    compared together) sets the Holm thresholds the Monte Carlo p must settle
+    (stats.paired_randomisation_test). `untied`: the units (groups when grouped) whose difference is not a
+    tie; `smallest_p`: the smallest p the test can reach with them (sensitivity.smallest_p), what "too few
+    questions to tell" is decided from."""
     n = int(xa.size)
     if n == 0:
         return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
@@ -126,8 +129,9 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
     low, high, method = stats.paired_difference_ci(xa, xb, samples=config.bootstrap_samples, seed=config.seed,
                                                    label=name, clusters=clusters)
     thresholds = [config.alpha / j for j in range(1, max(1, family_bound) + 1)]
-    p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name, permutations=config.permutations,
-                                        clusters=clusters, thresholds=thresholds)
+    p = stats.paired_randomisation_test(xa, xb, seed=config.seed, label=name,
+                                        permutations=config.permutations, clusters=clusters,
+                                        thresholds=thresholds)
     untied = int(sensitivity.untied_units(diff, clusters).size)
     return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
             "ci": [_num(low), _num(high)], "interval": method, "p": _num(p), "p_adj": None, "mde": None,
@@ -140,9 +144,9 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
 
 def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
                     config: StatsConfig, level: float) -> None:
-    """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level` when
-    questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every question
-    moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
+    """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level`
+    when questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every
+    question moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
     simulations = min(sensitivity.SIMULATIONS, max(100, config.permutations // 10))  # one Monte Carlo budget
     found = sensitivity.detectable_change(xa, xb, level=level, power=config.power,
                                           seed=config.seed, clusters=clusters, simulations=simulations)
@@ -154,7 +158,8 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
     units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
         return TOO_FEW
-    if sensitivity.too_few(int(entry.get("untied") or 0), alpha / max(1, family)):  # no outcome could reach it
+    # no outcome could reach it
+    if sensitivity.too_few(int(entry.get("untied") or 0), alpha / max(1, family)):
         return TOO_FEW
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
@@ -196,8 +201,9 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
 
 
 def unpaired_count(a: Mapping[str, float], b: Mapping[str, float]) -> int:
-    """Questions measured (a finite value) in one run and not the other: left out of the paired comparison, and
-    said so in the verdict (a comparison must not silently shrink to the questions both runs could answer)."""
+    """Questions measured (a finite value) in one run and not the other: left out of the paired comparison,
+    and said so in the verdict (a comparison must not silently shrink to the questions both runs could
+    answer)."""
     measured_a = {i for i, v in a.items() if is_finite(v)}
     measured_b = {i for i, v in b.items() if is_finite(v)}
     return len(measured_a ^ measured_b)
@@ -213,8 +219,9 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
            run_sd: Mapping[str, float] | None = None) -> family.Family:
     """The one correction of compare_metrics and repeats.compare_with_repeats: the roles and p_adj over the
     family (family.correct_family), then per metric the MDE at the level of its test (a drop one-sided at
-    alpha/k for the k primaries; alpha/m two-sided for the m counted secondaries: a conservative figure under max-T), the
-    verdict, and the outcome of each primary (outcomes.py). `run_sd`: the sd with the run term of repeated runs."""
+    alpha/k for the k primaries; alpha/m two-sided for the m counted secondaries: a conservative figure under
+    max-T), the verdict, and the outcome of each primary (outcomes.py). `run_sd`: the sd with the run term of
+    repeated runs."""
     fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
                                 seed=config.seed, groups=groups, primaries=primaries,
                                 lower_is_better=LOWER_IS_BETTER)
@@ -225,9 +232,10 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
         # a primary's drop is tested one-sided at alpha/k: the two-sided level 2 alpha/k
         level = config.alpha * (2 if primary else 1) / size
         if entry["n"] and run_sd is not None and name in run_sd:  # the run term: normal theory with its sd
-            entry["mde"] = _num(stats.minimum_detectable_effect(run_sd[name], entry["n"], alpha=level, family=1,
-                                                                power=config.power))
-            entry["mde_method"], entry["mde_power"], entry["mde_spread"] = "normal (run term)", config.power, None
+            entry["mde"] = _num(stats.minimum_detectable_effect(run_sd[name], entry["n"], alpha=level,
+                                                                family=1, power=config.power))
+            entry["mde_method"], entry["mde_power"], entry["mde_spread"] = (
+                "normal (run term)", config.power, None)
         elif entry["n"] and run_sd is None:
             ids, xa, xb = paired[name]
             set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level)
@@ -258,9 +266,9 @@ def effect_text(name: str, entry: Mapping[str, Any]) -> str:
 
 def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B",
                  headline: Sequence[str] = HEADLINE_METRICS, alpha: float = 0.05) -> str:
-    """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else got
-    worse or better, that nothing else changed detectably, the family (what was not counted), and how small a
-    change the set can see in its headline metric."""
+    """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else
+    got worse or better, that nothing else changed detectably, the family (what was not counted), and how
+    small a change the set can see in its headline metric."""
     primaries = [m for m, e in metrics.items() if "outcome" in e]
     others = {m: e for m, e in metrics.items() if m not in primaries}
     worse = [m for m, e in others.items() if e.get("verdict") == WORSE]
@@ -288,7 +296,8 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     elif not primaries:
         parts.append(f"{subject}: no metric could be tested")
     if too_few:
-        parts.append("too few questions to tell on " + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
+        parts.append("too few questions to tell on "
+                     + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
     parts += _family_note(metrics)
     unpaired = {m: int(e.get("unpaired") or 0) for m, e in metrics.items() if e.get("unpaired")}
     if unpaired:
@@ -308,8 +317,8 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
         if _clustered(e) and e["groups"] < FEW_GROUPS:
             few.setdefault(int(e["groups"]), []).append(m)
     for count, names in sorted(few.items()):
-        parts.append(f"warning: the questions of {', '.join(names)} fall in only {count} group(s), fewer than "
-                     f"{FEW_GROUPS}: the test and intervals by group rest on few units")
+        parts.append(f"warning: the questions of {', '.join(names)} fall in only {count} group(s), "
+                     f"fewer than {FEW_GROUPS}: the test and intervals by group rest on few units")
     return "; ".join(parts)
 
 
@@ -320,8 +329,8 @@ def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         return []
     correction = fam["correction"]
     correction = ", ".join(correction) if isinstance(correction, list) else correction
-    counted = (f"{len(fam['secondaries'])} secondary metric(s) corrected by {correction}" if fam["secondaries"]
-               else "no secondary metric counted")
+    counted = (f"{len(fam['secondaries'])} secondary metric(s) corrected by {correction}"
+               if fam["secondaries"] else "no secondary metric counted")
     left = [f"{len(fam['aliases'])} alias(es) ({', '.join(f'{m} = {r}' for m, r in fam['aliases'].items())})"
             if fam["aliases"] else "", f"{len(fam['constants'])} constant(s)" if fam["constants"] else ""]
     left = [x for x in left if x]
@@ -348,8 +357,8 @@ def _role(entry: Mapping[str, Any]) -> str:
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The per-metric lines of the text report (n per metric; the role in the family; the groups and design
     effect of grouped questions; a primary's outcome before its verdict)."""
-    lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} {'p':>7} "
-             f"{'p_adj':>7} {'MDE':>6}  {'W/L/T':<10} verdict"]
+    lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} "
+             f"{'p':>7} {'p_adj':>7} {'MDE':>6}  {'W/L/T':<10} verdict"]
     for m, r in metrics.items():
         verdict = f"{r['outcome']} ({r['verdict']})" if r.get("outcome") else r["verdict"]
         if r["n"] == 0:
@@ -360,9 +369,9 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
                      f"{ci:<18} {_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
                      f"{r['wins']}/{r['losses']}/{r['ties']:<6} {verdict}"
                      + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
-    lines.append("(95% CI: two-sided, unadjusted; p_adj: primaries Holm over the primaries (their outcome: the "
-                 "one-sided test of a drop, Holm over the primaries, and the margin), secondaries corrected over "
-                 "the counted secondaries; aliases and constants not counted)")
+    lines.append("(95% CI: two-sided, unadjusted; p_adj: primaries Holm over the primaries (their outcome: "
+                 "the one-sided test of a drop, Holm over the primaries, and the margin), secondaries "
+                 "corrected over the counted secondaries; aliases and constants not counted)")
     if any(r.get("interval") == stats.TANGO for r in metrics.values()):
         lines.append("(intervals of 0/1 metrics: Tango's paired score interval)")
     return lines

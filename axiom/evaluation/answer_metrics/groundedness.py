@@ -53,7 +53,8 @@ def claim_features(measures: AnswerMeasures) -> np.ndarray:
     n = len(measures.claims)
     rows = [[c.sim_sentence, c.sim_window, c.token_precision, c.novel_share, math.log1p(c.novel_words),
              math.log1p(c.novel_numbers), math.log1p(c.novel_terms), c.number_conflict, c.negation_conflict,
-             float(c.claim.meta), float(c.mentions_passages), math.log1p(len(c.claim.text)), i / max(n - 1, 1)]
+             float(c.claim.meta), float(c.mentions_passages), math.log1p(len(c.claim.text)),
+             i / max(n - 1, 1)]
             for i, c in enumerate(measures.claims)]
     return np.asarray(rows, dtype=np.float64).reshape(n, len(CLAIM_FEATURE_NAMES))
 
@@ -77,8 +78,9 @@ class LogisticModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LogisticModel:
-        model = cls(tuple(data["features"]), np.asarray(data["mean"], float), np.asarray(data["scale"], float),
-                    np.asarray(data["coef"], float), float(data["intercept"]))
+        model = cls(tuple(data["features"]), np.asarray(data["mean"], float),
+                    np.asarray(data["scale"], float), np.asarray(data["coef"], float),
+                    float(data["intercept"]))
         if not (len(model.features) == len(model.mean) == len(model.scale) == len(model.coef)):
             raise ValueError("features, mean, scale and coef differ in length")
         return model
@@ -105,13 +107,15 @@ class GroundednessModel:
     def load(cls, path: Path = MODEL_PATH) -> GroundednessModel:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            model = cls(LogisticModel.from_dict(data["claim_model"]), LogisticModel.from_dict(data["answer_model"]),
-                        float(data["claim_threshold"]), data)
+            model = cls(LogisticModel.from_dict(data["claim_model"]),
+                        LogisticModel.from_dict(data["answer_model"]), float(data["claim_threshold"]), data)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EvaluationError(f"cannot read the groundedness model {path}: {exc}",
                                   hint="rebuild it with `python -m bench.calibrate_groundedness`") from exc
-        if model.claim.features != CLAIM_FEATURE_NAMES or model.answer.features != FEATURE_NAMES + STACKED_FEATURE_NAMES:
-            raise EvaluationError(f"the groundedness model {path} was fitted on other features than this code computes",
+        if (model.claim.features != CLAIM_FEATURE_NAMES
+                or model.answer.features != FEATURE_NAMES + STACKED_FEATURE_NAMES):
+            raise EvaluationError(f"the groundedness model {path} was fitted on other features than this "
+                                  "code computes",
                                   hint="rebuild it with `python -m bench.calibrate_groundedness`")
         return model
 
@@ -134,7 +138,8 @@ class GroundednessResult:
 def score_measures(measures: AnswerMeasures, model: GroundednessModel) -> GroundednessResult:
     risks = model.claim.probability(claim_features(measures))
     row = np.asarray([answer_features(measures) + stacked_features(risks)])
-    flagged = [(c.claim, float(r)) for c, r in zip(measures.claims, risks, strict=True) if r >= model.claim_threshold]
+    flagged = [(c.claim, float(r)) for c, r in zip(measures.claims, risks, strict=True)
+               if r >= model.claim_threshold]
     n = len(measures.claims)
     return GroundednessResult(float(model.answer.probability(row)[0]), 1.0 - len(flagged) / n if n else 1.0,
                               n, tuple(c for c, _ in flagged), tuple(float(r) for r in risks),
@@ -150,9 +155,11 @@ def score_groundedness(answers: Sequence[str], contexts: Sequence[Sequence[str]]
     memo = token_vector_memo(embedder)  # shared by the evaluations that use this embedder
     out: list[GroundednessResult] = []
     for start in range(0, len(answers), ENCODE_ANSWERS):  # each distinct text encoded once, in batches
-        pairs = list(zip(answers[start:start + ENCODE_ANSWERS], contexts[start:start + ENCODE_ANSWERS], strict=True))
+        pairs = list(zip(answers[start:start + ENCODE_ANSWERS], contexts[start:start + ENCODE_ANSWERS],
+                         strict=True))
         memo.prime([t for a, c in pairs for t in texts_to_encode(a, list(c))])
-        out += [score_measures(measure_answer(a, list(c), memo), model) for a, c in pairs]  # type: ignore[arg-type]
+        out += [score_measures(measure_answer(a, list(c), memo), model)  # type: ignore[arg-type]
+                for a, c in pairs]
     return out
 
 

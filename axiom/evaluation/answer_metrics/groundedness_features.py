@@ -4,12 +4,12 @@
   (list markers left out), and whether it is a meta claim (about the passages, a refusal) rather than a claim
   about the world.
 - Per claim: its best cosine (MiniLM sentence vectors, pooled from word pieces) to any context sentence and to
-  any window of 2-3 consecutive context sentences or a whole passage segment; its token-alignment precision (BERTScore-style: each content
-  word piece of the claim, its best cosine to any context word piece, averaged); its content words, numbers and
-  capitalised terms absent from the contexts; conflict cues against the best-matching context sentence (a
-  number it lacks while it has others; a negation on one side only).
-- Per answer: aggregates of those (worst and mean claim, shares below thresholds) and cheap cues (length, claim
-  count, mentions of the passages, refusals, hedges).
+  any window of 2-3 consecutive context sentences or a whole passage segment; its token-alignment precision
+  (BERTScore-style: each content word piece of the claim, its best cosine to any context word piece,
+  averaged); its content words, numbers and capitalised terms absent from the contexts; conflict cues against
+  the best-matching context sentence (a number it lacks while it has others; a negation on one side only).
+- Per answer: aggregates of those (worst and mean claim, shares below thresholds) and cheap cues (length,
+  claim count, mentions of the passages, refusals, hedges).
 
 The model runs once per answer: one `token_vectors` batch of the claims and the contexts' segments.
 """
@@ -39,21 +39,29 @@ _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e|[A-Z])\
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+")
-_META = re.compile(r"\b(passages?|context|provided (?:text|information)|based on the (?:given|provided))\b", re.I)
-_REFUSAL = re.compile(r"\b(unable to answer|cannot answer|can't answer|not (?:possible|able) to (?:answer|determine)"
+_META = re.compile(r"\b(passages?|context|provided (?:text|information)|based on the (?:given|provided))\b",
+                   re.I)
+_REFUSAL = re.compile(r"\b(unable to answer|cannot answer|can't answer"
+                      r"|not (?:possible|able) to (?:answer|determine)"
                       r"|does not (?:mention|provide|say|specify|contain)|do not (?:mention|provide|specify)"
                       r"|no (?:information|mention)|not mentioned|insufficient information)\b", re.I)
 _HEDGE = re.compile(r"\b(may|might|could|possibly|likely|generally|typically|usually|often|some|approximately"
                     r"|around|about)\b", re.I)
 _NEGATION = re.compile(r"\b(not|no|never|none|cannot|without|neither|nor)\b|n't\b", re.I)
-_ADDITION = re.compile(r"\b(additionally|furthermore|moreover|in addition|also|overall|in summary|however)\b", re.I)
+_ADDITION = re.compile(r"\b(additionally|furthermore|moreover|in addition|also|overall|in summary|however)\b",
+                       re.I)
 
-STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been before
+STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been \
+before
 being below between both but by can could did do does doing down during each few for from further had has have
-having he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
-nor not now of off on once only or other our ours ourselves out over own same she should so some such than that
-the their theirs them themselves then there these they this those through to too under until up very was we were
-what when where which while who whom why will with would you your yours yourself yourselves may might must shall
+having he her here hers herself him himself his how i if in into is it its itself just me more most my \
+myself no
+nor not now of off on once only or other our ours ourselves out over own same she should so some such than \
+that
+the their theirs them themselves then there these they this those through to too under until up very was we \
+were
+what when where which while who whom why will with would you your yours yourself yourselves may might must \
+shall
 one two also however based provided passage passages according mentioned mentions information answer question
 there's it's that's""".split())
 
@@ -109,7 +117,8 @@ def split_claims(answer: str) -> list[Claim]:
             if len(_WORD.findall(text)) < 2:
                 continue
             start = line_start + offset + a + (len(piece) - len(piece.lstrip()))
-            claims.append(Claim(text, start, start + len(text), bool(text.endswith(":") or _REFUSAL.search(text))))
+            claims.append(Claim(text, start, start + len(text),
+                                bool(text.endswith(":") or _REFUSAL.search(text))))
     return claims
 
 
@@ -143,7 +152,8 @@ def _pooled(tokens: _Segment) -> tuple[list[str], np.ndarray, np.ndarray]:
     def mean(a: int, b: int) -> np.ndarray:
         return (cumulative[b] - cumulative[a]) / (b - a)
     sentences = np.asarray([mean(a, b) for _, a, b in spans])
-    windows = [mean(spans[i][1], spans[i + size - 1][2]) for size in (2, 3) for i in range(len(spans) - size + 1)]
+    windows = [mean(spans[i][1], spans[i + size - 1][2])
+               for size in (2, 3) for i in range(len(spans) - size + 1)]
     windows.append(mean(0, len(vectors)))
     return [t for t, _, _ in spans], _normalise(sentences), _normalise(np.asarray(windows))
 
@@ -210,14 +220,15 @@ def token_model(embedder: Embedder):
     while not callable(getattr(model, "token_vectors", None)) and getattr(model, "inner", None) is not None:
         model = model.inner  # type: ignore[attr-defined]
     if not callable(getattr(model, "token_vectors", None)):
-        raise EvaluationError(f"groundedness needs word-piece vectors; embedder {embedder.model_id!r} has none",
+        raise EvaluationError(f"groundedness needs word-piece vectors; embedder {embedder.model_id!r} has "
+                              "none",
                               hint="use the local MiniLM (embeddings.provider: local)")
     return model
 
 
 class TokenVectorMemo:
-    """Word-piece vectors by text: each distinct text (a claim, a context segment: the same chunks come back for
-    many questions, and for every repetition of a run) is encoded once, in batches; at most `max_bytes` of
+    """Word-piece vectors by text: each distinct text (a claim, a context segment: the same chunks come back
+    for many questions, and for every repetition of a run) is encoded once, in batches; at most `max_bytes` of
     vectors are kept, the least recently used dropped first. Vectors do not depend on the batch a text is
     encoded in (attention masks). `token_vector_memo` gives the one that lives as long as an embedder."""
 
@@ -231,7 +242,8 @@ class TokenVectorMemo:
             for text in dict.fromkeys(t for t in texts if t in self._by_text):
                 self._by_text.move_to_end(text)  # used now: the last to be dropped
             missing = list(dict.fromkeys(t for t in texts if t not in self._by_text))
-            for text, tokens in zip(missing, self.model.token_vectors(missing) if missing else [], strict=True):
+            for text, tokens in zip(missing, self.model.token_vectors(missing) if missing else [],
+                                    strict=True):
                 self._by_text[text] = tokens
                 self.bytes += tokens.vectors.nbytes
             while self.bytes > self.max_bytes and len(self._by_text) > len(missing):
@@ -292,7 +304,8 @@ def measure_answer(answer: str, contexts: Sequence[str], embedder: Embedder) -> 
     sims_sent = claim_vecs @ sent_vecs.T
     sims_all = claim_vecs @ all_context.T
     context_text = " ".join(contexts)
-    stems, nums, terms = set(content_stems(context_text)), numbers(context_text), capitalised_terms(context_text)
+    stems, nums, terms = (set(content_stems(context_text)), numbers(context_text),
+                          capitalised_terms(context_text))
     lowered = context_text.lower()
     for i, claim in enumerate(claims):
         words = content_stems(claim.text)
@@ -308,7 +321,8 @@ def measure_answer(answer: str, contexts: Sequence[str], embedder: Embedder) -> 
             best_nums, own_nums = numbers(sentences[best]), numbers(claim.text)
             m.number_conflict = int(bool(own_nums and best_nums and own_nums - best_nums))
             m.negation_conflict = int(m.sim_sentence > 0.5
-                                      and bool(_NEGATION.search(claim.text)) != bool(_NEGATION.search(sentences[best])))
+                                      and bool(_NEGATION.search(claim.text))
+                                      != bool(_NEGATION.search(sentences[best])))
         out.claims.append(m)
     return out
 
@@ -317,9 +331,9 @@ FEATURE_NAMES = (
     "log_chars", "log_claims", "length_ratio", "min_sim_sentence", "mean_sim_sentence", "min_sim_window",
     "mean_sim_window", "share_window_below_60", "min_token_precision", "mean_token_precision",
     "share_token_below_70", "answer_novel_share", "max_claim_novel_share", "claims_novel_over_30",
-    "novel_numbers", "novel_terms", "number_conflicts", "negation_conflicts", "meta_claims", "passage_mentions", "refusal",
-    "hedges", "additions", "list_items", "novel_words_total", "claims_token_below_70", "claims_window_below_60",
-    "claims_novel_over_50",
+    "novel_numbers", "novel_terms", "number_conflicts", "negation_conflicts", "meta_claims",
+    "passage_mentions", "refusal", "hedges", "additions", "list_items", "novel_words_total",
+    "claims_token_below_70", "claims_window_below_60", "claims_novel_over_50",
 )
 
 

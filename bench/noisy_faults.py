@@ -1,10 +1,11 @@
 """Graded faults for the calibration under run-to-run noise (`bench.noisy_gate_calibration`): a share of the
-questions, drawn afresh for every faulty run, gets a wrong ranking (the retriever answers another question) or
+questions, drawn afresh for every faulty run, gets a wrong ranking (the retriever answers another question),
 an answer quoted from a document that is not among its contexts (a hallucination the answer's own contexts do
-not support). Each question is hit independently with probability `fraction` (seeded by the run and the
-question), so the drop of a faulty run is random around `fraction` times the drop of a run faulted everywhere.
+not support) or no answer (the system abstains). Each question is hit independently with probability
+`fraction` (seeded by the run and the question), so the drop of a faulty run is random around `fraction`
+times the drop of a run faulted everywhere.
 
-Both are installed for the duration of a `with` block, as `gate_variants.drop_best_hit` is, and only pipelines
+They are installed for the duration of a `with` block, as `gate_variants.drop_best_hit` is, and only pipelines
 built inside the block are affected."""
 
 from __future__ import annotations
@@ -51,23 +52,29 @@ class WrongQueryRetriever:
         return self.inner.retrieve_batch([self._query(q) for q in queries], k)
 
 
-class ForeignQuoteGenerator:
-    """Answers a hit question from `donor[question]` (another document's text) instead of its contexts, then
-    reports the real contexts: the answer quotes text its sources do not contain. Otherwise the inner
-    generator."""
+class FaultyGenerator:
+    """Answers a question `refusal` hits with the extractive generator's own "nothing found" answer (a system
+    that abstains: the answer's value goes to about 0 on the reference metrics), one `foreign_quote` hits from
+    `donor[question]` (another document's text) instead of its contexts, reporting the real contexts (the
+    answer quotes text its sources do not contain); otherwise the inner generator answers."""
 
-    def __init__(self, inner: Any, donor: Mapping[str, str], selection: Selection) -> None:
-        self.inner, self.donor, self.selection = inner, donor, selection
+    def __init__(self, inner: Any, donor: Mapping[str, str], foreign_quote: Selection | None,
+                 refusal: Selection | None = None) -> None:
+        self.inner, self.donor, self.foreign_quote, self.refusal = inner, donor, foreign_quote, refusal
         self.name = inner.name
 
     def __getattr__(self, name: str) -> Any:  # stochastic, start_repetition, prepare, ...
         return getattr(self.inner, name)
 
     def generate(self, question: str, contexts: Sequence[Any]) -> Any:
-        from axiom.generation import citations_for, cited_numbers
-        from axiom.types import Hit
+        from axiom.generation import EXTRACTIVE_PREFIX, citations_for, cited_numbers
+        from axiom.types import Answer, Hit
 
-        if not contexts or question not in self.donor or not self.selection.hits(question):
+        if self.refusal is not None and self.refusal.hits(question):
+            return Answer(question=question, answer=f"{EXTRACTIVE_PREFIX} no relevant source text was found.",
+                          citations=[], contexts=list(contexts), generator=self.name)
+        quote = self.foreign_quote is not None and self.foreign_quote.hits(question)
+        if not contexts or question not in self.donor or not quote:
             return self.inner.generate(question, contexts)
         first = contexts[0]
         foreign = [Hit(first.chunk_id, first.source, first.page, first.score, self.donor[question])]
@@ -79,9 +86,11 @@ class ForeignQuoteGenerator:
 
 @contextmanager
 def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[str, str],
-           wrong_ranking: Selection | None = None, foreign_quote: Selection | None = None) -> Iterator[None]:
+           wrong_ranking: Selection | None = None, foreign_quote: Selection | None = None,
+           refusal: Selection | None = None) -> Iterator[None]:
     """Inside the block, pipelines built under `retriever_name` retrieve for the partner question of the
-    questions `wrong_ranking` hits, and answer the questions `foreign_quote` hits from their donor text."""
+    questions `wrong_ranking` hits, answer the questions `foreign_quote` hits from their donor text and
+    abstain on those `refusal` hits (`FaultyGenerator`)."""
     import axiom.pipeline
     from axiom.retrieval import RETRIEVERS
 
@@ -94,11 +103,11 @@ def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[st
 
             RETRIEVERS[retriever_name] = factory
             undo.callback(RETRIEVERS.__setitem__, retriever_name, original)
-        if foreign_quote is not None:
+        if foreign_quote is not None or refusal is not None:
             make = axiom.pipeline.make_generator
 
             def make_faulty(*args: Any, **kwargs: Any) -> Any:
-                return ForeignQuoteGenerator(make(*args, **kwargs), donor, foreign_quote)
+                return FaultyGenerator(make(*args, **kwargs), donor, foreign_quote, refusal)
 
             axiom.pipeline.make_generator = make_faulty
             undo.callback(setattr, axiom.pipeline, "make_generator", make)

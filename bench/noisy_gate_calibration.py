@@ -13,16 +13,19 @@ Method (the report's header repeats it):
    repetition is shared. One process and one embedding memo serve all runs (a run's values do not depend on
    it).
 2. **Null**: for pair i = 1..`--pairs`, run A_i, `make_baseline(A_i)` with the primaries recall@1 (0/1),
-   evidence_recall@10 and groundedness (continuous) written as a baseline file, then run B_i with that
-   baseline: the gate of `run_evaluation` decides (paired sign-flip test on per-question means with the run
-   term of the repetitions, primaries one-sided at alpha/3, margin min_delta 0.01). A failed gate is a false
-   alarm. Retrieval is deterministic, so the retrieval primaries tie on every question: the null's noise is
-   the generator's, which is all that differs between re-runs of this pipeline.
-3. **The MDE each gate printed** for recall@1 and groundedness (median over the null pairs) is the target.
-   Two pilot runs fault every question (`bench.noisy_faults`): a wrong ranking (the retriever answers the next
-   question of the set about another document) and a foreign quote (the generator quotes the abstract of the
-   question 7 further on, or the first after it about another document, and reports its real contexts); the
-   mean per-question drop against A_1 is the drop of a fully faulted run.
+   evidence_recall@10, groundedness and rouge_l (continuous) written as a baseline file, then run B_i with
+   that baseline: the gate of `run_evaluation` decides (paired sign-flip test on per-question means with the
+   run term of the repetitions, primaries one-sided with Holm over the four, margin min_delta 0.01). A
+   failed gate is a false alarm. Retrieval is deterministic, so the retrieval primaries tie on every
+   question: the null's noise is the generator's, which is all that differs between re-runs of this pipeline.
+3. **The MDE each gate printed** for recall@1, rouge_l and groundedness (median over the null pairs) is the
+   target. Three pilot runs fault every question, one fault each (`bench.noisy_faults`): a wrong ranking (the
+   retriever answers the next question of the set about another document), a refusal (the generator answers
+   "no relevant source text was found") and a foreign quote (the generator quotes the abstract of the question
+   7 further on, or the first after it about another document, and reports its real contexts); the mean
+   per-question drop against A_1 is the drop of a fully faulted run. The MDE's model of a regression is a
+   share of questions losing their whole value: a wrong ranking does that to recall@1, a refusal (nearly) to
+   rouge_l; a foreign quote takes about half of groundedness, a softer change the MDE over-states.
 4. **Power**: at level L = 1 (the claim) `--level-runs` faulty runs (default `--pairs`), and at each `--curve`
    level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each question is hit by
    each fault independently with probability L * MDE / (the pilot's drop), so a run's expected drop is
@@ -56,8 +59,10 @@ from bench.noisy_faults import Selection, faults, partners
 DEFAULT_DATASET = REPO / "evaluation" / "datasets" / "pubmedqa"
 DEFAULT_WORK = REPO / "bench" / "cache" / "noisy-gate"
 DEFAULT_MARKDOWN = REPO / "bench" / "results" / "noisy_gate_calibration.md"
-PRIMARIES = ("recall@1", "evidence_recall@10", "groundedness")
-TARGETS = {"recall@1": "wrong ranking", "groundedness": "foreign quote"}  # metric -> the fault aimed at it
+PRIMARIES = ("recall@1", "evidence_recall@10", "groundedness", "rouge_l")
+# metric -> the fault aimed at it: recall@1 (0/1) and rouge_l (continuous) lose their whole value on a hit
+# question, the MDE's own model of a regression; groundedness loses part of it (a softer shape)
+TARGETS = {"recall@1": "wrong ranking", "rouge_l": "refusal", "groundedness": "foreign quote"}
 RANKING_OFFSET, DONOR_OFFSET = 1, 7
 SEED_A, SEED_B, SEED_PILOT, SEED_FAULTY = 10_000, 20_000, 30_000, 40_000
 
@@ -85,13 +90,16 @@ class Runner:
     def settings(self, seed: int) -> Any:
         return calibration_settings(self.work, generation={"temperature": self.temperature, "seed": seed})
 
-    def run(self, name: str, seed: int, *, baseline: Path | None = None, ranking: Selection | None = None,
-            quote: Selection | None = None) -> Any:
+    def run(self, name: str, seed: int, *, baseline: Path | None = None,
+            hit: dict[str, Selection] | None = None) -> Any:
+        """One run; `hit`: per fault (the values of TARGETS) the questions it hits."""
         from axiom.evaluation.runs import run_evaluation
 
+        hit = hit or {}
         t0 = time.perf_counter()
-        with faults(self.retriever, partner=self.partner, donor=self.donor, wrong_ranking=ranking,
-                    foreign_quote=quote):
+        with faults(self.retriever, partner=self.partner, donor=self.donor,
+                    wrong_ranking=hit.get("wrong ranking"), foreign_quote=hit.get("foreign quote"),
+                    refusal=hit.get("refusal")):
             record = run_evaluation(self.settings(seed), self.golden, self.corpus, name=f"noisy-{name}",
                                     judge=False, embedder=self.embedder, repeat=self.repeat,
                                     baseline=baseline, progress=False)
@@ -144,12 +152,11 @@ def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]]
                                if p["primaries"][m]["mde"] is not None]))
            for m in TARGETS}
     log("printed MDE (median over the null pairs): " + ", ".join(f"{m} {v:.4f}" for m, v in mde.items()))
-    log("pilots: every question faulted")
-    everywhere = Selection(1.0, 0)
-    pilot_ranking = runner.run("pilot-ranking", SEED_PILOT, ranking=everywhere)
-    pilot_quote = runner.run("pilot-quote", SEED_PILOT + 1, quote=everywhere)
-    full_drop = {"recall@1": mean_drop(first_a, pilot_ranking, "recall@1"),
-                 "groundedness": mean_drop(first_a, pilot_quote, "groundedness")}
+    log("pilots: every question faulted, one fault at a time")
+    full_drop = {}
+    for k, (metric, fault) in enumerate(TARGETS.items()):
+        pilot = runner.run(f"pilot-{fault.replace(' ', '-')}", SEED_PILOT + k, hit={fault: Selection(1.0, 0)})
+        full_drop[metric] = mean_drop(first_a, pilot, metric)
     log("drop of a fully faulted run: " + ", ".join(f"{m} {v:.4f}" for m, v in full_drop.items()))
     power: list[dict[str, Any]] = []
     result = {"null": null, "mde": mde, "full_drop": full_drop, "power": power, "alpha": alpha}
@@ -160,8 +167,8 @@ def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]]
         for j in range(level_runs):
             seed = SEED_FAULTY + 1000 * li + j
             record = runner.run(f"faulty-{level:g}-{j + 1}", seed, baseline=baselines[j % pairs],
-                                ranking=Selection(fraction["recall@1"], seed),
-                                quote=Selection(fraction["groundedness"], seed + 500))
+                                hit={fault: Selection(fraction[m], seed + 300 * k)
+                                     for k, (m, fault) in enumerate(TARGETS.items())})
             power.append({"level": level, "run": j + 1, "baseline_pair": j % pairs + 1, "fraction": fraction,
                           **gate_facts(record)})
             save(result)
@@ -199,9 +206,10 @@ def render(result: dict[str, Any], header: list[str]) -> str:
                      f"{rate(rejected, len(rows))} | {_median([r['delta'] for r in rows])} | "
                      f"{float(np.median(mdes)) if mdes else float('nan'):.4f} | "
                      f"{rows[0]['mde_method'] or '-'} |")
-    lines += ["", f"Pilot (every question faulted): recall@1 drops {result['full_drop']['recall@1']:.4f} "
-              f"under a wrong ranking, groundedness {result['full_drop']['groundedness']:.4f} under a "
-              "foreign quote.", "",
+    lines += ["", "Pilots (every question faulted, one fault at a time): "
+              + "; ".join(f"{m} drops {result['full_drop'][m]:.4f} under a {fault}"
+                          for m, fault in TARGETS.items())
+              + ".", "",
               "**Power**, each fault aimed at its metric's printed MDE times the level:", "",
               "| level (x MDE) | primary | fault | share of questions hit | target drop | "
               "median realised drop | one-sided test rejected | gate: regression |",

@@ -232,7 +232,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
     grouped: dict[str, Any] = {"groups": groups} if groups else {}
     out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, primaries=primaries,
                           margins=margins, **grouped)
-    run_sd: dict[str, float] = {}
+    with_run_term: list[str] = []
     for name, entry in out.items():
         ra, rb = reps_a.get(name) or {}, reps_b.get(name) or {}
         entry["repeats"] = [repetitions(ra), repetitions(rb)]
@@ -258,14 +258,11 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
                                                seed=config.seed, label=name, groups=index,
                                                level=1.0 - 2.0 * config.alpha)
             entry["drop_bound"] = outcomes.drop_bound(low, high, lower_is_better=name in LOWER_IS_BETTER)
-        sd = entry["sd"] if entry["sd"] is not None else 0.0
-        # clustered questions, when grouped
-        sd *= math.sqrt(max(1.0, float(entry.get("design_effect") or 1.0)))
-        run_sd[name] = math.sqrt(sd ** 2 + entry["n"] * tau2)
-    if run_sd:
+        with_run_term.append(name)
+    if with_run_term:  # the correction, the MDEs (with the run term) and the outcomes again
         names = list(out)
         settle(out, paired_all(per_a, per_b, names), config=config, groups=groups,
-               primaries=[m for m, e in out.items() if "outcome" in e], run_sd=run_sd)
+               primaries=[m for m, e in out.items() if "outcome" in e], run_terms=with_run_term)
     return out
 
 

@@ -168,11 +168,13 @@ def _running_sum(x: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=256)
 def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tuple[float, ...], level: float,
-             power: float, seed: int, simulations: int = SIMULATIONS) -> tuple[float, float]:
+             power: float, seed: int, simulations: int = SIMULATIONS, run_term: float = 0.0
+             ) -> tuple[float, float]:
     """(the smallest drop of the mean per unit that the sign-flip test detects with `power` when a share of
     the units lose their value, the same when every unit moves by it): see the module docstring.
-    `differences`:
-    the pilot's non-tied ones, at `rate`; `values`: what a unit can lose. nan when out of reach."""
+    `differences`: the pilot's non-tied ones, at `rate`; `values`: what a unit can lose; `run_term`: the
+    variance run-to-run noise adds to the sum of the units' differences (repeated runs: n^2 times the run
+    variance of the mean, as the run-aware test adds it), 0 without. nan when out of reach."""
     lose = np.asarray(values, dtype=float)
     mean = float(lose.mean()) if lose.size else 0.0
     if units < 1 or mean <= stats.ZERO:
@@ -190,7 +192,8 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     spread = float("nan")
     # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
     if units > z * z and units >= min_untied(level):
-        critical = (-s1 + z * np.sqrt(np.maximum(units * s2 - s1 * s1, 0.0) / (units - z * z))) / units
+        s2_run = s2 + run_term
+        critical = (-s1 + z * np.sqrt(np.maximum(units * s2_run - s1 * s1, 0.0) / (units - z * z))) / units
         spread = max(0.0, float(np.quantile(critical, power, method="higher")))
     lost = lose[rng.integers(0, lose.size, shape)]
     # at a share f, m = #(when < f) units are corrupted: m ~ Binomial(units, f), monotone in f for each
@@ -206,6 +209,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     def power_at(share: float) -> float:
         m = np.sum(when < share, axis=1)
         t1, t2, k = s1 + c1[rows, m], s2 + c2[rows, m], k0 + ck[rows, m]
+        t2 = t2 + run_term
         reject = (t2 > 0) & (t1 >= z * np.sqrt(np.maximum(t2, 0.0))) & (k >= k_min)
         return float(np.mean(reject))
 
@@ -259,9 +263,12 @@ def planning_differences(values: np.ndarray, seed: int = 0) -> tuple[tuple[float
 # ---- one comparison -------------------------------------------------------------------------------------
 
 def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: float, seed: int,
-                      clusters: Clusters | None = None, simulations: int = SIMULATIONS) -> Sensitivity:
+                      clusters: Clusters | None = None, simulations: int = SIMULATIONS,
+                      run_variance: float = 0.0) -> Sensitivity:
     """The MDE of the paired comparison of a (the reference) and b (no NaNs) at the two-sided `level`, for the
-    test used (see the module docstring); `simulations`: comparisons simulated (other metrics)."""
+    test used (see the module docstring); `simulations`: comparisons simulated (other metrics).
+    `run_variance`: the run-level variance of the mean difference of repeated runs (repeats.py's tau^2): the
+    simulated test carries it as the run-aware test does (same model of a regression, a wider null)."""
     n = int(a.size)
     if n == 0:
         return Sensitivity(float("nan"), float("nan"), PLANNING, 0, 0)
@@ -270,7 +277,7 @@ def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: floa
     unit_b = clusters.sums(b) if grouped and clusters is not None else np.asarray(b, dtype=float)
     units = int(unit_a.size)
     untied = untied_units(unit_b - unit_a)
-    if not grouped and is_binary(a, b):
+    if not grouped and is_binary(a, b) and run_variance <= 0:
         mde = binary_mde(n, int(untied.size), float(level), float(power), float(np.mean(a)))
         return Sensitivity(mde, float("nan"), EXACT, n, int(untied.size))
     if untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO:
@@ -278,7 +285,7 @@ def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: floa
     else:  # no variance in the differences: the planning assumption
         (differences, rate), method = planning_differences(np.concatenate([unit_a, unit_b]), seed), PLANNING
     mde, spread = drop_mde(units, differences, rate, quantiles(np.abs(unit_a)), float(level), float(power),
-                           int(seed), int(simulations))
+                           int(seed), int(simulations), float(n * n * max(0.0, run_variance)))
     return Sensitivity(mde * units / n, spread * units / n, method, units, int(untied.size))  # per question
 
 

@@ -53,7 +53,7 @@ Intervals are unadjusted, and labelled so next to p_adj.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -143,14 +143,17 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
 
 
 def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
-                    config: StatsConfig, level: float) -> None:
+                    config: StatsConfig, level: float, run_variance: float = 0.0) -> None:
     """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level`
-    when questions lose their value: sensitivity.detectable_change), `mde_spread` (the same when every
-    question moves by it; None for 0/1 metrics), `mde_method` and `mde_power`."""
+    when questions lose their value: sensitivity.detectable_change, with the run-level variance of repeated
+    runs when given), `mde_spread` (the same when every question moves by it; None for 0/1 metrics),
+    `mde_method` and `mde_power`."""
     simulations = min(sensitivity.SIMULATIONS, max(100, config.permutations // 10))  # one Monte Carlo budget
-    found = sensitivity.detectable_change(xa, xb, level=level, power=config.power,
-                                          seed=config.seed, clusters=clusters, simulations=simulations)
-    entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), found.method, config.power
+    found = sensitivity.detectable_change(xa, xb, level=level, power=config.power, seed=config.seed,
+                                          clusters=clusters, simulations=simulations,
+                                          run_variance=run_variance)
+    method = found.method + (" with the run term" if run_variance > 0 else "")
+    entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), method, config.power
     entry["mde_spread"] = _num(found.spread)
 
 
@@ -216,12 +219,12 @@ def paired_all(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Map
 
 def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: StatsConfig,
            groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
-           run_sd: Mapping[str, float] | None = None) -> family.Family:
+           run_terms: Collection[str] | None = None) -> family.Family:
     """The one correction of compare_metrics and repeats.compare_with_repeats: the roles and p_adj over the
     family (family.correct_family), then per metric the MDE at the level of its test (a drop one-sided at
     alpha/k for the k primaries; alpha/m two-sided for the m counted secondaries: a conservative figure under
-    max-T), the verdict, and the outcome of each primary (outcomes.py). `run_sd`: the sd with the run term of
-    repeated runs."""
+    max-T), the verdict, and the outcome of each primary (outcomes.py). `run_terms`: the metrics of repeated
+    runs whose test carries a run term (their entry's `run_variance`); only those get a new MDE."""
     fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
                                 seed=config.seed, groups=groups, primaries=primaries,
                                 lower_is_better=LOWER_IS_BETTER)
@@ -231,14 +234,11 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
         size = k if primary else m
         # a primary's drop is tested one-sided at alpha/k: the two-sided level 2 alpha/k
         level = config.alpha * (2 if primary else 1) / size
-        if entry["n"] and run_sd is not None and name in run_sd:  # the run term: normal theory with its sd
-            entry["mde"] = _num(stats.minimum_detectable_effect(run_sd[name], entry["n"], alpha=level,
-                                                                family=1, power=config.power))
-            entry["mde_method"], entry["mde_power"], entry["mde_spread"] = (
-                "normal (run term)", config.power, None)
-        elif entry["n"] and run_sd is None:
+        if entry["n"] and (run_terms is None or name in run_terms):
             ids, xa, xb = paired[name]
-            set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level)
+            run_variance = float(entry.get("run_variance") or 0.0) if run_terms is not None else 0.0
+            set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level,
+                            run_variance=run_variance)
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
         if primary:
             entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],

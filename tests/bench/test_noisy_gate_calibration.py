@@ -16,7 +16,7 @@ from axiom.evaluation.datasets import load_golden
 from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS
 from axiom.store import ChromaStore
-from bench.noisy_faults import ForeignQuoteGenerator, Selection, WrongQueryRetriever, faults, partners
+from bench.noisy_faults import FaultyGenerator, Selection, WrongQueryRetriever, faults, partners
 from bench.noisy_gate_calibration import Runner, calibrate, render
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 
@@ -61,7 +61,7 @@ def test_faults_swap_the_ranking_and_the_quoted_text_and_restore_the_pipeline(
         faulty = RAGPipeline(settings, embedder, ChromaStore(settings.store))
         assert isinstance(faulty.retriever("hybrid"), WrongQueryRetriever)
         swapped = faulty.retrieve_batch(questions, top_k=3, retriever="hybrid")
-        assert isinstance(faulty.generator, ForeignQuoteGenerator)
+        assert isinstance(faulty.generator, FaultyGenerator)
         answer = faulty.generator.generate(questions[0], reference[0])
     by_question = dict(zip(questions, reference, strict=True))
     assert [[h.chunk_id for h in hits] for hits in swapped] == \
@@ -72,6 +72,12 @@ def test_faults_swap_the_ranking_and_the_quoted_text_and_restore_the_pipeline(
     assert not any("Penguins" in h.text for h in answer.contexts)
     assert all(c.source == reference[0][c.n - 1].source for c in answer.citations)
     assert RETRIEVERS["hybrid"] is original_retriever and axiom.pipeline.make_generator is original_generator
+    with faults("hybrid", partner=partner, donor=donor, refusal=Selection(1.0, 0)):
+        abstaining = RAGPipeline(settings, embedder, ChromaStore(settings.store))
+        assert abstaining.retriever("hybrid").__class__ is not WrongQueryRetriever  # only the generator
+        refused = abstaining.generator.generate(questions[0], reference[0])
+    assert refused.answer.endswith("no relevant source text was found.") and not refused.citations
+    assert refused.contexts == list(reference[0])
     everywhere = Selection(1.0, 0)
     with pytest.raises(RuntimeError), faults("hybrid", partner=partner, donor=donor, wrong_ranking=everywhere,
                                              foreign_quote=everywhere):
@@ -87,13 +93,15 @@ def test_the_calibration_gates_null_pairs_and_faulty_runs_and_reports_them(tmp_p
     result = calibrate(runner, pairs=2, levels=[(1.0, 2)], alpha=0.05, log=messages.append, save=saved.append)
     assert len(result["null"]) == 2 and len(result["power"]) == 2 and saved[-1] is result
     for pair in result["null"]:
-        assert set(pair["primaries"]) == {"recall@1", "evidence_recall@10", "groundedness"}
+        assert set(pair["primaries"]) == {"recall@1", "evidence_recall@10", "groundedness", "rouge_l"}
         assert pair["primaries"]["recall@1"]["delta"] == 0.0  # retrieval is deterministic: the null ties
         assert pair["outcomes"]["groundedness"] in {"regression", "non-inferior", "inconclusive"}
     assert result["full_drop"]["groundedness"] > 0.05  # quoting another document is less grounded
     assert result["full_drop"]["recall@1"] > 0.5  # the wrong question's ranking misses the source
+    assert result["full_drop"]["rouge_l"] > 0.1  # an abstention shares next to nothing with the reference
     faulty = result["power"][0]
     assert 0 < faulty["fraction"]["groundedness"] <= 1 and faulty["baseline_pair"] == 1
     report = render(result, ["- header"])
     assert "**Null: the gate failed" in report and "| 1 | groundedness | foreign quote |" in report
     assert sum("gate" in m for m in messages) == 4  # every B and faulty run was gated
+    assert sum(m.startswith("  pilot-") for m in messages) == 3  # one run per fault

@@ -108,7 +108,8 @@ def test_the_mde_of_repeated_runs_keeps_its_model_and_carries_the_run_term() -> 
         for size, counter in ((share, "new"), (old / float(np.mean(a)), "old")):
             lost = np.where(rng.random(n) < size, x, 0.0)
             diff = noise - lost
-            p = paired_test_with_runs(diff, terms, seed=int(rng.integers(1 << 30)), label="m", permutations=2000)
+            p = paired_test_with_runs(diff, terms, seed=int(rng.integers(1 << 30)), label="m",
+                                      permutations=2000)
             detected = p <= LEVEL and float(diff.sum()) < 0
             if counter == "new":
                 hits += detected

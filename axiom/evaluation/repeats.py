@@ -33,10 +33,9 @@ g-bar_B - g-bar_A, with variance s_gA^2 / N_A + s_gB^2 / N_B, and no resampling 
   0.86 at nominal 0.95, where this interval's is 0.95 or a little above. The interval and the test share one
   model.
 - `compare_with_repeats`: `verdict.compare_metrics` on the per-question means, then, for each metric whose
-  runs vary from run to run, p, the interval and the MDE (sensitivity.py's simulation, the run term's n^2 tau^2
-  added to the variance of the sum its test compares) with the run term, and the correction and the verdicts
-  again over the whole family. The spread (range of the repetition means)
-  is reported, never used as a dead band.
+  runs vary from run to run, p, the interval and the MDE (sensitivity.py's simulation, n^2 tau^2 added to
+  the variance of the sum its test compares) with the run term, and the correction and the verdicts again
+  over the whole family. The spread (range of the repetition means) is reported, never used as a dead band.
 - `noise_sources` / `noise_note`: which parts of a run are stochastic (an LLM generator, an endpoint,
   extractive sampling at temperature > 0, an LLM judge); a run of such a source made once has no measured
   run-to-run noise, and the verdict says so.

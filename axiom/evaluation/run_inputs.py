@@ -1,6 +1,6 @@
 """A run's settings and its validated inputs: `prepare_settings` (the overrides and the run's own
-collection), then step 1 of `run_evaluation` (`runs.py`): the arguments, the dataset (and its sources against the
-corpus files or the collection), a responses file and the baseline, checked before anything is ingested or
+collection), then step 1 of `run_evaluation` (`runs.py`): the arguments, the dataset (and its sources against
+the corpus files or the collection), a responses file and the baseline, checked before anything is ingested or
 written."""
 
 from __future__ import annotations
@@ -66,18 +66,21 @@ def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: 
     if responses is not None or endpoint is not None:
         given = [flag for flag, value in (external_only or {}).items() if value]
         if given:
-            raise UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to Axiom's own pipeline, "
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{', '.join(given)} {verb} to Axiom's own pipeline, "
                              f"not to {'--responses' if responses is not None else '--endpoint'}",
-                             hint="the system under test retrieves and answers on its own; --corpus only adds "
-                                  "the evidence metrics")
+                             hint="the system under test retrieves and answers on its own; --corpus only "
+                                  "adds the evidence metrics")
     if dataset_path is None and responses is None:
-        raise UsageError(NO_DATASET, hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
+        raise UsageError(NO_DATASET,
+                         hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
     dataset = Path(dataset_path if dataset_path is not None else str(responses))
     corpus = Path(corpus_path) if corpus_path is not None else None
     if corpus is not None and not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")
     corpus_info, known = corpus_fingerprint(corpus, settings) if corpus is not None else (None, None)
-    items = load_golden(dataset, known_sources=known) if dataset_path is not None else golden_from_responses(dataset)
+    items = (load_golden(dataset, known_sources=known) if dataset_path is not None
+             else golden_from_responses(dataset))
     answered = responses_answers(responses, items) if responses is not None else None
     baseline_data = load_baseline(baseline) if baseline is not None else None
     return _Inputs(dataset, corpus, corpus_info, items, baseline_data, answered)
@@ -89,7 +92,8 @@ def _check_sources_in_collection(pipeline: RAGPipeline, inputs: _Inputs) -> None
         return
     stored = {str(c.metadata.get("source", "")) for c in pipeline.store.iter_chunks()}
     collection = pipeline.settings.store.collection
-    unknown = [f"line {it.line}: unknown source(s) {', '.join(repr(s) for s in it.relevant_sources if s not in stored)} "
+    unknown = [f"line {it.line}: unknown source(s) "
+               f"{', '.join(repr(s) for s in it.relevant_sources if s not in stored)} "
                f"(not in collection {collection!r})"
                for it in inputs.items if any(s not in stored for s in it.relevant_sources)]
     if unknown:

@@ -26,11 +26,13 @@ Method (the report's header repeats it):
    per-question drop against A_1 is the drop of a fully faulted run. The MDE's model of a regression is a
    share of questions losing their whole value: a wrong ranking does that to recall@1, a refusal (nearly) to
    rouge_l; a foreign quote takes about half of groundedness, a softer change the MDE over-states.
-4. **Power**: at level L = 1 (the claim) `--level-runs` faulty runs (default `--pairs`), and at each `--curve`
-   level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each question is hit by
-   each fault independently with probability L * MDE / (the pilot's drop), so a run's expected drop is
-   L * MDE. Detected: the primary's one-sided test rejects (p_drop_adj < alpha, the claim the MDE makes) and,
-   separately, the gate calls it a regression (which also needs a drop of at least the margin).
+4. **Power**: at level L = 1 (the claim) `--level-runs` faulty runs (default `--pairs`) per fault set, and
+   at each `--curve` level L (multiples of the MDE) `--curve-runs`, run j gated against baseline A_j: each
+   question is hit by each fault of the run independently with probability L * MDE / (the pilot's drop), so
+   a run's expected drop is L * MDE. A run carries a wrong ranking and a foreign quote together (neither moves
+   the other's metric), or a refusal alone (the other two lower rouge_l as well). Detected: the primary's
+   one-sided test rejects (p_drop_adj < alpha, the claim the MDE makes) and, separately, the gate calls it a
+   regression (which also needs a drop of at least the margin).
 
 Rates carry 95% Clopper-Pearson intervals. `--quick` (a smoke check, not a measurement): the first 40
 questions with their abstracts and 40 others, 2 pairs, 2 repeats, 2 runs per level.
@@ -63,6 +65,10 @@ PRIMARIES = ("recall@1", "evidence_recall@10", "groundedness", "rouge_l")
 # metric -> the fault aimed at it: recall@1 (0/1) and rouge_l (continuous) lose their whole value on a hit
 # question, the MDE's own model of a regression; groundedness loses part of it (a softer shape)
 TARGETS = {"recall@1": "wrong ranking", "rouge_l": "refusal", "groundedness": "foreign quote"}
+# the faults a faulty run carries together: none moves another's target (a wrong ranking leaves the answer
+# grounded in what was retrieved; a foreign quote leaves the ranking), but both lower rouge_l: a refusal runs
+# alone
+FAULT_SETS = (("wrong ranking", "foreign quote"), ("refusal",))
 RANKING_OFFSET, DONOR_OFFSET = 1, 7
 SEED_A, SEED_B, SEED_PILOT, SEED_FAULTY = 10_000, 20_000, 30_000, 40_000
 
@@ -131,9 +137,25 @@ def mean_drop(base: Any, other: Any, metric: str) -> float:
 
 
 def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]], alpha: float,
-              log: Callable[[str], None], save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """`levels`: (multiple of the MDE, faulty runs) in the order run. `save` gets the result so far after
-    every run of the power stage (a long calibration cut short keeps what it measured)."""
+              log: Callable[[str], None], save: Callable[[dict[str, Any]], None],
+              resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`levels`: (multiple of the MDE, faulty runs per fault set) in the order run. `save` gets the result so
+    far after every run of the power stage (a long calibration cut short keeps what it measured); `resumed`:
+    such a result whose null stage and pilots are complete (their baselines still in the work folder): only
+    the power stage runs again."""
+    if resumed is not None:
+        log(f"null stage and pilots from the saved result ({len(resumed['null'])} pairs)")
+        baselines = [runner.work / "baselines" / f"pair-{i + 1}.json" for i in range(len(resumed["null"]))]
+        missing = [str(b) for b in baselines if not b.is_file()]
+        if missing:
+            raise FileNotFoundError(f"cannot resume: baselines missing: {missing}")
+        return _power(runner, {**resumed, "power": [], "resumed": True}, baselines, levels, log, save)
+    null_and_pilots, baselines = _null_and_pilots(runner, pairs, log)
+    return _power(runner, {**null_and_pilots, "power": [], "alpha": alpha}, baselines, levels, log, save)
+
+
+def _null_and_pilots(runner: Runner, pairs: int, log: Callable[[str], None]
+                     ) -> tuple[dict[str, Any], list[Path]]:
     from axiom.evaluation.gate import make_baseline, write_baseline
 
     baselines: list[Path] = []
@@ -158,20 +180,26 @@ def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]]
         pilot = runner.run(f"pilot-{fault.replace(' ', '-')}", SEED_PILOT + k, hit={fault: Selection(1.0, 0)})
         full_drop[metric] = mean_drop(first_a, pilot, metric)
     log("drop of a fully faulted run: " + ", ".join(f"{m} {v:.4f}" for m, v in full_drop.items()))
-    power: list[dict[str, Any]] = []
-    result = {"null": null, "mde": mde, "full_drop": full_drop, "power": power, "alpha": alpha}
+    return {"null": null, "mde": mde, "full_drop": full_drop}, baselines
+
+
+def _power(runner: Runner, result: dict[str, Any], baselines: list[Path], levels: Sequence[tuple[float, int]],
+           log: Callable[[str], None], save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    mde, full_drop, power, pairs = result["mde"], result["full_drop"], result["power"], len(baselines)
+    metric_of = {fault: m for m, fault in TARGETS.items()}
     save(result)
     for li, (level, level_runs) in enumerate(levels):
         fraction = {m: min(1.0, level * mde[m] / full_drop[m]) for m in TARGETS}
         log(f"level {level:g} x MDE: fractions " + ", ".join(f"{m} {v:.4f}" for m, v in fraction.items()))
-        for j in range(level_runs):
-            seed = SEED_FAULTY + 1000 * li + j
-            record = runner.run(f"faulty-{level:g}-{j + 1}", seed, baseline=baselines[j % pairs],
-                                hit={fault: Selection(fraction[m], seed + 300 * k)
-                                     for k, (m, fault) in enumerate(TARGETS.items())})
-            power.append({"level": level, "run": j + 1, "baseline_pair": j % pairs + 1, "fraction": fraction,
-                          **gate_facts(record)})
-            save(result)
+        for si, fault_set in enumerate(FAULT_SETS):
+            for j in range(level_runs):
+                seed = SEED_FAULTY + 1000 * li + 100 * si + j
+                hit = {f: Selection(fraction[metric_of[f]], seed + 300 * k) for k, f in enumerate(fault_set)}
+                record = runner.run(f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in fault_set)}-{j + 1}",
+                                    seed, baseline=baselines[j % pairs], hit=hit)
+                power.append({"level": level, "run": j + 1, "baseline_pair": j % pairs + 1,
+                              "faults": list(fault_set), "fraction": fraction, **gate_facts(record)})
+                save(result)
     return result
 
 
@@ -215,8 +243,10 @@ def render(result: dict[str, Any], header: list[str]) -> str:
               "median realised drop | one-sided test rejected | gate: regression |",
               "|---|---|---|---|---|---|---|---|"]
     for level in sorted({p["level"] for p in power}):
-        runs = [p for p in power if p["level"] == level]
         for m, fault in TARGETS.items():
+            runs = [p for p in power if p["level"] == level and fault in p["faults"]]
+            if not runs:
+                continue
             rows = [p["primaries"][m] for p in runs]
             rejected = sum(r["p_drop_adj"] is not None and r["p_drop_adj"] < alpha for r in rows)
             regressed = sum(r["outcome"] == "regression" for r in rows)
@@ -246,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke check on a 40-question subset")
     parser.add_argument("--out", type=Path, default=None, help=f"the report (default {DEFAULT_MARKDOWN})")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="take the null stage and the pilots from the work folder's saved result")
     args = parser.parse_args(argv)
     golden, corpus = args.dataset / "golden.jsonl", args.dataset / "corpus"
     out = args.out or DEFAULT_MARKDOWN
@@ -266,15 +298,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     runner = Runner(golden, corpus, args.work, temperature=args.temperature, repeat=args.repeat, log=log)
-    result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log,
-                       save=lambda r: progress_file.write_text(json.dumps(r, indent=1, default=float)))
+    resumed = json.loads(progress_file.read_text(encoding="utf-8")) if args.resume else None
+    null_commit = (resumed.get("null_commit") or "not recorded") if resumed is not None else commit
+    result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log, resumed=resumed,
+                       save=lambda r: progress_file.write_text(
+                           json.dumps({**r, "null_commit": null_commit}, indent=1, default=float)))
     header = [f"- date: {started:%Y-%m-%d %H:%M} UTC; git commit {commit}; command: `python -m "
               f"bench.noisy_gate_calibration {' '.join(argv if argv is not None else sys.argv[1:])}`",
               f"- set: {len(read_lines(golden))} questions; temperature {args.temperature}, "
               f"repeat {args.repeat}, {args.pairs} null pairs; faulty runs per level (x MDE): "
               + ", ".join(f"{x:g}: {n}" for x, n in levels),
               f"- {len(runner.seconds)} runs, median {np.median(runner.seconds):.0f} s each; total "
-              f"{time.perf_counter() - t0:.0f} s"]
+              f"{time.perf_counter() - t0:.0f} s"
+              + ("" if resumed is None else f"; the null stage and the pilots resumed from the work folder's "
+                 f"saved result (its commit: {null_commit})")]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(result, header), encoding="utf-8")
     if args.json:

@@ -91,7 +91,7 @@ def test_the_calibration_gates_null_pairs_and_faulty_runs_and_reports_them(tmp_p
     runner = Runner(TINY_GOLDEN, TINY_CORPUS, tmp_path, temperature=0.05, repeat=2, log=messages.append)
     saved: list[dict] = []
     result = calibrate(runner, pairs=2, levels=[(1.0, 2)], alpha=0.05, log=messages.append, save=saved.append)
-    assert len(result["null"]) == 2 and len(result["power"]) == 2 and saved[-1] is result
+    assert len(result["null"]) == 2 and len(result["power"]) == 2 * 2 and saved[-1] is result
     for pair in result["null"]:
         assert set(pair["primaries"]) == {"recall@1", "evidence_recall@10", "groundedness", "rouge_l"}
         assert pair["primaries"]["recall@1"]["delta"] == 0.0  # retrieval is deterministic: the null ties
@@ -103,5 +103,12 @@ def test_the_calibration_gates_null_pairs_and_faulty_runs_and_reports_them(tmp_p
     assert 0 < faulty["fraction"]["groundedness"] <= 1 and faulty["baseline_pair"] == 1
     report = render(result, ["- header"])
     assert "**Null: the gate failed" in report and "| 1 | groundedness | foreign quote |" in report
-    assert sum("gate" in m for m in messages) == 4  # every B and faulty run was gated
+    assert sum("gate" in m for m in messages) == 2 + 2 * 2  # every B and faulty run was gated
     assert sum(m.startswith("  pilot-") for m in messages) == 3  # one run per fault
+    together = ["wrong ranking", "foreign quote"]
+    assert [p["faults"] for p in result["power"]] == [together] * 2 + [["refusal"]] * 2
+    messages.clear()
+    again = calibrate(runner, pairs=2, levels=[(2.0, 1)], alpha=0.05, log=messages.append,
+                      save=saved.append, resumed={k: v for k, v in result.items() if k != "power"})
+    assert again["null"] == result["null"] and again["resumed"] and len(again["power"]) == 2
+    assert not any(m.startswith(("  a", "  b", "  pilot-")) for m in messages)  # only the faulty runs

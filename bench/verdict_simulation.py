@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,6 +50,8 @@ SAMPLE_SET_GROUPS = (6, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4)  # the sample set: 52 ques
 ALPHA = 0.05
 TARGET_SIZE = (0.03, 0.07)
 TARGET_COVERAGE = (0.92, 0.97)
+# 5: the fewest non-tied units k whose single sign assignment (probability 1 / 2**k) fits in ALPHA
+MIN_UNITS = math.ceil(math.log2(1.0 / ALPHA))
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,27 @@ def _truth(cell: Cell, effect: bool) -> float:
     return cell.delta if cell.kind == "continuous" else -cell.drop
 
 
+def attainable_size(cell: Cell) -> float | None:
+    """0/1 cells: an upper bound on the size at ALPHA of every non-randomised sign-flip (conditional) test of
+    the design, by exact computation. With k units (questions, or groups) whose difference is not a tie, each
+    of the 2**k sign assignments has probability 1 / 2**k under the null; below MIN_UNITS of them that is more
+    than ALPHA, so no outcome can be rejected; from MIN_UNITS on, a test holding its level rejects with
+    probability at most ALPHA. The bound is ALPHA * P(k >= MIN_UNITS): when it is below the target's floor, no
+    valid test (the exact one, the mid-p of one that keeps its level) can reach the target in that design.
+    None for continuous cells."""
+    if cell.kind != "binary":
+        return None
+    sizes = cell.group_sizes if cell.use_groups else (1,) * cell.n
+    per_question = 2.0 * cell.discordant  # a question differs: a win or a loss (clustered: twice one of them)
+    untied = [1.0 - (1.0 - per_question) ** size for size in sizes]
+    counts = np.zeros(len(untied) + 1)  # Poisson-binomial distribution of k
+    counts[0] = 1.0
+    for q in untied:
+        counts[1:] = counts[1:] * (1.0 - q) + counts[:-1] * q
+        counts[0] *= 1.0 - q
+    return ALPHA * float(counts[MIN_UNITS:].sum())
+
+
 def _rate(hits: int, reps: int) -> dict[str, Any]:
     low, high = wilson_interval(hits, reps)
     return {"rate": hits / reps, "low": low, "high": high, "hits": hits, "reps": reps}
@@ -167,6 +191,7 @@ def simulate(cell: Cell, reps: int, config: StatsConfig, seed: int) -> dict[str,
             "coverage": coverage, "coverage_null": _rate(covered_null, reps),
             "interval": max(set(intervals), key=intervals.count) if intervals else None,
             "size_in_target": TARGET_SIZE[0] <= size["rate"] <= TARGET_SIZE[1],
+            "attainable_size": attainable_size(cell),
             "coverage_in_target": TARGET_COVERAGE[0] <= coverage["rate"] <= TARGET_COVERAGE[1],
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -175,8 +200,12 @@ def _cell_row(r: dict[str, Any]) -> str:
     def fmt(x: dict[str, Any]) -> str:
         return f"{x['rate']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
     mark = lambda ok: "" if ok else " (miss)"  # noqa: E731
+    bound = r.get("attainable_size")
+    reach = "-" if bound is None else f"{bound:.4f}"
+    if bound is not None and bound < TARGET_SIZE[0]:
+        reach += " (target out of reach)"
     return (f"| {r['cell']['name']} | {r['interval']} | {fmt(r['size'])}{mark(r['size_in_target'])} | "
-            f"{fmt(r['coverage'])}{mark(r['coverage_in_target'])} | {fmt(r['coverage_null'])} |")
+            f"{reach} | {fmt(r['coverage'])}{mark(r['coverage_in_target'])} | {fmt(r['coverage_null'])} |")
 
 
 def table(results: list[dict[str, Any]], reps: int, config: StatsConfig) -> str:
@@ -185,7 +214,13 @@ def table(results: list[dict[str, Any]], reps: int, config: StatsConfig) -> str:
              "replications per cell, each rate with its 95% Wilson interval; compare_metrics with "
              f"{config.permutations} sign flips and {config.bootstrap_samples} bootstrap draws. Continuous "
              "effect -0.02 (question noise sd 0.1 per run); 0/1 effect: the rate drops by 0.02.", "",
-             "| design | interval | size | coverage (effect) | coverage (null) |", "|---|---|---|---|---|"]
+             "`size`: of the sign-flip test's mid-p (stats.paired_randomisation_test). `attainable`: for "
+             "0/1 metrics, the largest size any valid non-randomised sign-flip test can have in the design, "
+             f"{ALPHA} x P(at least {MIN_UNITS} non-tied units) by exact computation (attainable_size): "
+             f"where it is below {TARGET_SIZE[0]} the size target cannot be met by any test that holds its "
+             "level.", "",
+             "| design | interval | size | attainable | coverage (effect) | coverage (null) |",
+             "|---|---|---|---|---|---|"]
     return "\n".join(lines + [_cell_row(r) for r in results])
 
 

@@ -3,11 +3,11 @@ how many questions (and repetitions of each run) a paired comparison needs to de
 with power P, using RUN's per-question values as the pilot (axiom.evaluation.sensitivity).
 
 The test planned for is the one `axiom compare` and the gate use: the two-sided paired sign-flip test (the
-exact sign test for 0/1 metrics) at alpha / K, Holm's first step over K metrics (default: every metric of the
-run, as compare corrects). The shape of the differences comes from the run's repetitions when it was repeated
-and they differ (two runs of no change, side by side); otherwise from the planning assumption of two runs
-correlating at 0.5. The run-to-run variance of a repeated run adds a term that only more repetitions reduce:
-the command says how many are needed at least."""
+sign test for 0/1 metrics; both by the mid-p) at alpha / K, Holm's first step over K metrics (default: every
+metric of the run, as compare corrects). The shape of the differences comes from the run's repetitions when it
+was repeated and they differ (two runs of no change, side by side); otherwise from the planning assumption of
+two runs correlating at 0.5. The run-to-run variance of a repeated run adds a term that only more repetitions
+reduce: the command says how many are needed at least."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             "differences": pilot.source, "untied_rate": pilot.untied_rate,
             "discordance": pilot.discordance if pilot.binary else None,
             "repetitions": pilot.repetitions, "run_variance": pilot.run_variance},
-        "test": "exact sign test on discordant pairs" if pilot.binary else "paired sign-flip test",
+        "test": "sign test (mid-p) on discordant pairs" if pilot.binary else "paired sign-flip test",
         "repeats": repeats, "groups": group_count, **need}
     emit(args, payload, _text(payload))
     return 0

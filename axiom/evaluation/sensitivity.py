@@ -12,7 +12,8 @@ claim (tests/evaluation/test_sensitivity.py; the calibration's "x% of answers or
 large losses are the hardest drop of a given size to see, so the claim is conservative for other shapes; the
 MDE of a change spread over every question (each moves by delta) is reported next to it (`spread`).
 
-- 0/1 metrics (`binary_mde`): the test is the exact binomial (sign) test on the discordant pairs. Wins at rate
+- 0/1 metrics (`binary_mde`): the test is the binomial (sign) test on the discordant pairs, by its mid-p
+  (stats.paired_randomisation_test). Wins at rate
   r / 2 and losses at r / 2 + delta (r: the observed discordance rate; the drop adds losses). The power is
   exact: a sum over the number of discordant pairs K of P(K) * P(losses >= the critical count of K). The MDE
   is the smallest delta with the power asked for (bisection; power grows with delta).
@@ -20,13 +21,14 @@ MDE of a change spread over every question (each moves by delta) is reported nex
   as the pilot's non-tied differences (centred: no change) at their observed rate r, or is corrupted (its
   difference minus a value drawn from the pilot's A values) at rate f, or ties. The decision is the test's
   normal limit (sum over the root of the sum of squares of the differences >= z(1 - level / 2)) with at least
-  as many non-tied units as the smallest p needs (2 / 2**k <= level). Common random numbers make the power
+  as many non-tied units as the smallest p needs (1 / 2**k <= level). Common random numbers make the power
   monotone in f; the MDE is f at the power asked for (bisection) times the mean value. The spread MDE: the
   `power` quantile, over the same simulated comparisons, of the smallest shift c of every unit at which the
   normal limit rejects (a closed form). Cached in-process (functools.lru_cache) by (units, differences, rate,
   values, level, power, seed, simulations): a comparison's metrics cost one simulation each, once per process.
-  For 0/1 metrics the test needs k >= log2(2 / level) discordant pairs, which the exact power counts: recall@1
-  at 0.992 on 250 questions, alpha 0.05 / 20, gets 0.060 (the normal planning floor printed 0.022-0.027).
+  For 0/1 metrics the test needs k >= log2(1 / level) discordant pairs, which the exact power counts: recall@1
+  at 0.992 on 250 questions, alpha 0.05 / 20, gets about 0.06 (the normal planning floor printed
+  0.022-0.027).
 - no variance in the differences (identical runs): the differences of the planning assumption in the same
   simulation (`planning_differences`: half of the questions tied, the other half differing like two questions
   of the metric, so the sd of a difference is the metric's own: two runs correlating at 0.5, the sd of
@@ -37,8 +39,9 @@ With groups (clusters.py) the test flips the groups' sums, so the units above ar
 their non-tied sums, a group losing its whole sum (a document whose questions all fail); the MDE is still a
 change of the per-question mean.
 
-`smallest_p(k)`: the smallest two-sided p the sign-flip test reaches with k non-tied units, 2 / 2**k; when it
-exceeds the corrected level no outcome could be significant: "too few questions to tell".
+`smallest_p(k)`: the smallest two-sided p the sign-flip test reaches with k non-tied units, its mid-p 1 / 2**k
+(the unanimous outcome, level with its mirror image); when it exceeds the corrected level no outcome could be
+significant: "too few questions to tell".
 """
 
 from __future__ import annotations
@@ -59,13 +62,14 @@ SHAPE = 2000  # pilot differences and values kept (by quantile): a bounded key f
 SIMULATIONS = 1000  # simulated comparisons per MDE (fewer for very many units: at most 1,000,000 cells);
 # compare uses permutations / 10 of them (1,000 at the default 10,000): one knob for every Monte Carlo budget
 NORMAL_UNITS = 5000  # above this many units `plan` uses the normal limit of the model (no simulation)
-EXACT, SIMULATED, PLANNING = "exact sign test", "simulated sign-flip test", "planning assumption (simulated)"
+SIGN_TEST, SIMULATED = "sign test (mid-p)", "simulated sign-flip test"
+PLANNING = "planning assumption (simulated)"
 _normal = NormalDist()
 
 
 @dataclass(frozen=True)
 class Sensitivity:
-    """The MDE of one comparison and how it was computed (`method`: EXACT, SIMULATED or PLANNING)."""
+    """The MDE of one comparison and how it was computed (`method`: SIGN_TEST, SIMULATED or PLANNING)."""
 
     mde: float  # nan: the metric has no variance at all, or the power asked for is out of reach
     spread: float  # the same for a change spread over every unit (nan for 0/1 metrics: no such change)
@@ -75,8 +79,8 @@ class Sensitivity:
 
 
 def smallest_p(untied: int) -> float:
-    """The smallest two-sided p of the sign-flip test with `untied` non-tied units (1 for none)."""
-    return 1.0 if untied <= 0 else min(1.0, 2.0 / 2.0 ** untied)
+    """The smallest two-sided (mid-)p of the sign-flip test with `untied` non-tied units (1 for none)."""
+    return 1.0 if untied <= 0 else min(1.0, 1.0 / 2.0 ** untied)
 
 
 def untied_units(diff: np.ndarray, clusters: Clusters | None = None) -> np.ndarray:
@@ -91,15 +95,20 @@ def too_few(untied: int, level: float) -> bool:
     return untied > 0 and smallest_p(untied) > level
 
 
-# ---- 0/1 metrics: the exact sign test on discordant pairs --------------------------------------------------
+# ---- 0/1 metrics: the sign test on discordant pairs, by its mid-p -----------------------------------------
 
 def _critical_losses(k: np.ndarray, level: float) -> np.ndarray:
-    """Per number of discordant pairs k, the fewest losses with 2 * P(Bin(k, 1/2) >= losses) <= level."""
-    return scipy_stats.binom.isf(level / 2.0, k, 0.5) + 1.0
+    """Per number of discordant pairs k, the fewest losses x > k / 2 whose two-sided mid-p
+    2 * (P(Bin(k, 1/2) > x) + P(Bin(k, 1/2) = x) / 2) is at most `level` (k + 1 when none is)."""
+    k = np.asarray(k, dtype=float)
+    exact = scipy_stats.binom.isf(level / 2.0, k, 0.5) + 1.0  # the conventional p's critical count
+    below = exact - 1.0  # the mid-p's is the same or one less
+    mid_p = 2.0 * (scipy_stats.binom.sf(below, k, 0.5) + 0.5 * scipy_stats.binom.pmf(below, k, 0.5))
+    return np.where((2.0 * below > k) & (mid_p <= level + 1e-12), below, exact)
 
 
 def binary_power(delta: float, n: int, discordance: float, level: float) -> float:
-    """Power of the exact two-sided sign test at `level` to detect a drop `delta` in a 0/1 metric (see the
+    """Power of the two-sided sign test (mid-p) at `level` to detect a drop `delta` in a 0/1 metric (see the
     module docstring: wins at rate r / 2, losses at r / 2 + delta)."""
     wins, losses = discordance / 2.0, discordance / 2.0 + delta
     rate = min(1.0, wins + losses)
@@ -113,7 +122,7 @@ def binary_power(delta: float, n: int, discordance: float, level: float) -> floa
 
 @functools.lru_cache(maxsize=4096)
 def binary_mde(n: int, discordant: int, level: float, power: float, limit: float = 1.0) -> float:
-    """Smallest drop of a 0/1 metric the exact sign test detects with `power` (n pairs, `discordant` of them
+    """Smallest drop of a 0/1 metric the sign test (mid-p) detects with `power` (n pairs, `discordant` of them
     differing in the pilot; `limit`: the largest possible drop, the share of ones); nan when even the largest
     drop is not enough."""
     rate = discordant / n if n else 0.0
@@ -147,8 +156,8 @@ def binary_normal_mde(n: int, discordance: float, level: float, power: float) ->
 # ---- other metrics: the sign-flip test, simulated ---------------------------------------------------------
 
 def min_untied(level: float) -> int:
-    """The fewest non-tied units with which the sign-flip test can reach `level` (2 / 2**k <= level)."""
-    return max(1, math.ceil(math.log2(2.0 / level) - 1e-12))
+    """The fewest non-tied units with which the sign-flip test can reach `level` (1 / 2**k <= level)."""
+    return max(1, math.ceil(math.log2(1.0 / level) - 1e-12))
 
 
 def quantiles(values: np.ndarray, count: int = SHAPE) -> tuple[float, ...]:
@@ -279,7 +288,7 @@ def detectable_change(a: np.ndarray, b: np.ndarray, *, level: float, power: floa
     untied = untied_units(unit_b - unit_a)
     if not grouped and is_binary(a, b) and run_variance <= 0:
         mde = binary_mde(n, int(untied.size), float(level), float(power), float(np.mean(a)))
-        return Sensitivity(mde, float("nan"), EXACT, n, int(untied.size))
+        return Sensitivity(mde, float("nan"), SIGN_TEST, n, int(untied.size))
     if untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO:
         differences, rate, method = quantiles(untied), untied.size / units, SIMULATED
     else:  # no variance in the differences: the planning assumption

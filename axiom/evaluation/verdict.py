@@ -23,8 +23,8 @@ Per metric, over the questions both sides measured (n is counted per metric):
                 the one-sided p against a drop, and `p_drop_adj` (Holm over the primaries): the gate's test
     mde         minimum detectable effect: the smallest drop of the mean this set detects with 80% power at
                 the corrected level, for the test actually used, when questions lose their value (a
-                regression: sensitivity.detectable_change: the exact sign test on the discordant pairs for 0/1
-                metrics, a cached simulation of the sign-flip test otherwise, by group when grouped; the
+                regression: sensitivity.detectable_change: the sign test (mid-p) on the discordant pairs for
+                0/1 metrics, a cached simulation of the sign-flip test otherwise, by group when grouped; the
                 planning assumption in the same simulation only when the differences have no variance);
                 `mde_spread` the same for a change spread over every question (smaller; None for 0/1 metrics),
                 `mde_method` which computation, `mde_power` the power; NaN when out of reach or nothing can be
@@ -33,7 +33,7 @@ Per metric, over the questions both sides measured (n is counted per metric):
     unpaired    questions measured in one run and not the other: left out of n, counted, and named in the
                 verdict line ("left out, measured in one run only: ...")
     untied      the units the test flips (questions, or groups) whose difference is not a tie, and
-                `smallest_p` the smallest p the test can reach with them (2 / 2**untied)
+                `smallest_p` the smallest p the test can reach with them (its mid-p: 1 / 2**untied)
     spread      run-to-run spread of repeated runs (`axiom eval --repeat`), the larger of the two: reported
                 only, never a dead band (run-to-run variance enters the test and the interval instead:
                 axiom.evaluation.repeats)
@@ -44,7 +44,7 @@ Per metric, over the questions both sides measured (n is counted per metric):
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
 `stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
 differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with
-k non-tied units it is 2 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
+k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
 orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
 verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
 Intervals are unadjusted, and labelled so next to p_adj.

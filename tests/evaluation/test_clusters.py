@@ -48,17 +48,18 @@ def test_clusters_of_questions() -> None:
 
 
 def test_sign_flips_by_group() -> None:
-    # 12 questions in 3 groups, every difference positive: 3 units, so the exact p is 2 / 2**3, not 2 / 2**12
+    # 12 questions in 3 groups, every difference positive: 3 units, so the exact mid-p is 1 / 2**3, not
+    # 1 / 2**12
     ids = [f"q{i}" for i in range(12)]
     clusters = Clusters.of(ids, {q: f"g{i // 4}" for i, q in enumerate(ids)})
     a, b = np.zeros(12), np.full(12, 0.1)
-    assert stats.paired_randomisation_test(a, b, seed=1, label="m", clusters=clusters) == pytest.approx(2 / 8)
-    assert stats.paired_randomisation_test(a, b, seed=1, label="m") == pytest.approx(2 / 4096)
+    assert stats.paired_randomisation_test(a, b, seed=1, label="m", clusters=clusters) == pytest.approx(1 / 8)
+    assert stats.paired_randomisation_test(a, b, seed=1, label="m") == pytest.approx(1 / 4096)
     # a NaN pair is left out; its group still counts with the rest of its questions
     a_nan = a.copy()
     a_nan[0] = float("nan")
     assert stats.paired_randomisation_test(a_nan, b, seed=1, label="m",
-                                           clusters=clusters) == pytest.approx(2 / 8)
+                                           clusters=clusters) == pytest.approx(1 / 8)
 
 
 def test_design_effect() -> None:

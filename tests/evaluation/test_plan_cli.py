@@ -73,7 +73,7 @@ def test_plan_binary_metric_json(setup: dict, capsys: pytest.CaptureFixture[str]
                          "--alpha", 0.05, "--family", 1, "--json")
     assert code == 0
     plan = json.loads(out)
-    assert plan["test"] == "exact sign test on discordant pairs" and plan["level"] == 0.05
+    assert plan["test"] == "sign test (mid-p) on discordant pairs" and plan["level"] == 0.05
     assert plan["pilot"]["binary"] and plan["repeats"] == 1
     p = plan["pilot"]["mean"]
     assert plan["pilot"]["discordance"] == pytest.approx(p * (1 - p))

@@ -36,7 +36,7 @@ def test_binary_mde_has_the_power_it_claims() -> None:
     b = a.copy()
     b[:2] = 1.0 - b[:2]  # a pilot with a little discordance
     found = sensitivity.detectable_change(a, b, level=LEVEL, power=POWER, seed=42)
-    assert found.method == sensitivity.EXACT and found.untied == int(np.sum(a != b))
+    assert found.method == sensitivity.SIGN_TEST and found.untied == int(np.sum(a != b))
     rate = found.untied / n
     # the old planning floor claimed a far smaller drop than the exact test can see
     old = stats.minimum_detectable_effect(stats.planning_sd(a, b), n, alpha=ALPHA, family=FAMILY, power=POWER)
@@ -175,13 +175,13 @@ def test_grouped_mde_counts_groups() -> None:
 
 
 def test_too_few_is_decided_from_the_untied_pairs() -> None:
-    """250 questions, 9 of them changed, all 9 worse: 2 / 2**9 > 0.05 / 20, no outcome could be significant
-    after correction, so 'too few questions to tell', where n alone (250) passed the old rule; with 0 changed
-    the runs are identical: no detectable change."""
-    assert sensitivity.smallest_p(9) == pytest.approx(2 / 512)
+    """250 questions, 8 of them changed, all 8 worse: the mid-p 1 / 2**8 > 0.05 / 20, no outcome could be
+    significant after correction, so 'too few questions to tell', where n alone (250) passed the old rule;
+    with 0 changed the runs are identical: no detectable change."""
+    assert sensitivity.smallest_p(8) == pytest.approx(1 / 256)
     assert (
-        sensitivity.too_few(9, LEVEL)
-        and not sensitivity.too_few(10, LEVEL)
+        sensitivity.too_few(8, LEVEL)
+        and not sensitivity.too_few(9, LEVEL)
         and not sensitivity.too_few(0, LEVEL)
     )
     ids = [f"q{i}" for i in range(250)]
@@ -191,14 +191,14 @@ def test_too_few_is_decided_from_the_untied_pairs() -> None:
     a = {"m0": dict.fromkeys(ids, 1.0)} | {f"m{k}": dict(zip(ids, rng.random(250).tolist(), strict=True))
                                           for k in range(1, FAMILY)}
     b = {name: dict(values) for name, values in a.items()}
-    for qid in ids[:9]:
+    for qid in ids[:8]:
         b["m0"][qid] = 0.0
     # m1 the primary: m0 is one of 19 counted secondaries, tested two-sided at alpha/19 (a primary's one-sided
     # drop test could reach 1/2**9; test_outcomes covers that)
     out = compare_metrics(a, b, config=StatsConfig(alpha=ALPHA), primaries=["m1"])
-    assert out["m0"]["untied"] == 9 and out["m0"]["smallest_p"] == pytest.approx(2 / 512)
+    assert out["m0"]["untied"] == 8 and out["m0"]["smallest_p"] == pytest.approx(1 / 256)
     assert out["m0"]["verdict"] == TOO_FEW and out["m1"]["verdict"] == NO_CHANGE
-    assert out["m0"]["mde_method"] == sensitivity.EXACT
+    assert out["m0"]["mde_method"] == sensitivity.SIGN_TEST
     line = verdict_line(out)
     assert "too few questions to tell on m0 (n 250)" in line
     assert f"this set detects a change of {out['m0']['mde']:.3f} in m0 with 80% power (n 250)" in line
@@ -207,7 +207,8 @@ def test_too_few_is_decided_from_the_untied_pairs() -> None:
 def test_monte_carlo_p_settles_its_side_of_the_threshold() -> None:
     """Differences whose true p is near alpha / 20 (not at a threshold): the old 10,000 draws give different
     decisions on different seeds; with the thresholds the draws continue until the side is settled, and every
-    seed agrees. The exact sign test is used for equal-size differences (0/1 metrics) at any count."""
+    seed agrees. The sign test (its exact mid-p) is used for equal-size differences (0/1 metrics) at any
+    count."""
     rng = np.random.default_rng(2)
     base = rng.exponential(1.0, 60)
     shift = _shift_for_p(base, 0.0021)
@@ -224,7 +225,8 @@ def test_monte_carlo_p_settles_its_side_of_the_threshold() -> None:
     assert time.perf_counter() - started < 20
     ones = np.array([1.0] * 30 + [-1.0] * 8)
     exact = stats.paired_randomisation_test(np.zeros(38), ones, seed=1, label="y")
-    assert exact == pytest.approx(2 * sum(math.comb(38, k) for k in range(30, 39)) / 2 ** 38)
+    assert exact == pytest.approx(2 * (sum(math.comb(38, k) for k in range(31, 39)) + math.comb(38, 30) / 2)
+                                  / 2 ** 38)
 
 
 def _shift_for_p(base: np.ndarray, target: float) -> float:

@@ -36,8 +36,15 @@ def test_paired_test() -> None:
     assert paired_randomisation_test(a, a, seed=1, label="m") == 1.0
     better = [0.9] * 30
     assert paired_randomisation_test(a, better, seed=1, label="m") < 0.001
-    # exact enumeration for small n: 4 positive differences -> p = 2/16
-    assert paired_randomisation_test([0, 0, 0, 0], [1, 1, 1, 1], seed=1, label="m") == pytest.approx(2 / 16)
+    # exact for small n: 4 positive differences -> the mid-p 2 * (0 + (1/16) / 2) = 1/16 (the conventional p:
+    # 2/16)
+    assert paired_randomisation_test([0, 0, 0, 0], [1, 1, 1, 1], seed=1, label="m") == pytest.approx(1 / 16)
+    # continuous, enumerated: the observed |sum| and its mirror count half: 2/16 - 1/16 of the conventional
+    assert paired_randomisation_test([0, 0, 0, 0], [0.1, 0.2, 0.3, 0.45], seed=1, label="m") == pytest.approx(
+        1 / 16)
+    # |sum| 0.15: of the 16 |sums| 12 are beyond it, 2 level with it (the observed and its mirror)
+    mixed = paired_randomisation_test([0, 0, 0, 0], [0.1, 0.2, 0.3, -0.45], seed=1, label="m")
+    assert mixed == pytest.approx((12 + 1) / 16)
     noisy = list(np.random.default_rng(3).normal(0.5, 0.2, 40))
     noise = np.random.default_rng(4).normal(0, 0.2, 40)
     shifted = [v + e for v, e in zip(noisy, noise, strict=True)]
@@ -45,11 +52,11 @@ def test_paired_test() -> None:
 
 
 def test_ties_carry_no_information_and_are_enumerated_exactly() -> None:
-    # 50 ties and 4 changes in one direction: the exact p over the 4 changes is 2/16, not a Monte Carlo
+    # 50 ties and 4 changes in one direction: the exact mid-p over the 4 changes is 1/16, not a Monte Carlo
     # estimate
     a = [0.5] * 50 + [0.0] * 4
     b = [0.5] * 50 + [1.0] * 4
-    assert paired_randomisation_test(a, b, seed=1, label="m") == pytest.approx(2 / 16)
+    assert paired_randomisation_test(a, b, seed=1, label="m") == pytest.approx(1 / 16)
     # float noise from re-computing a metric (as a rounded baseline once gave) is a tie, not a loss
     assert paired_randomisation_test([0.6309297535714574] * 20, [0.6309297535714575] * 20, seed=1,
                                      label="m") == 1.0
@@ -69,9 +76,9 @@ def test_minimum_detectable_effect_and_minimum_questions() -> None:
     mde = stats.minimum_detectable_effect(0.3, 100, alpha=0.05, family=4, power=0.8)
     assert mde == pytest.approx((2.4977 + 0.8416) * 0.3 / 10, rel=1e-3)
     assert math.isnan(stats.minimum_detectable_effect(0.0, 100, alpha=0.05, family=4, power=0.8))
-    # 2 / 2**n <= 0.05 / 18  <=>  n >= 10
-    assert stats.min_questions(alpha=0.05, family=18) == 10
-    assert stats.min_questions(alpha=0.05, family=1) == 6
+    # the mid-p of a unanimous change: 1 / 2**n <= 0.05 / 18  <=>  n >= 9
+    assert stats.min_questions(alpha=0.05, family=18) == 9
+    assert stats.min_questions(alpha=0.05, family=1) == 5
 
 
 def _values(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -111,12 +118,12 @@ def test_verdicts() -> None:
     spread = compare_metrics(a, b, config=FAST, spread={"ndcg@10": 0.15})
     assert spread["ndcg@10"]["verdict"] == WORSE and spread["ndcg@10"]["spread"] == 0.15
 
-    few = {m: dict(list(v.items())[:6]) for m, v in b.items()}
+    few = {m: dict(list(v.items())[:5]) for m, v in b.items()}
     small = compare_metrics(a, few, config=FAST)
-    # the two secondaries: 6 questions cannot reach alpha/2 (2/2**6 > 0.025); the one primary is tested alone,
-    # and 6 unanimous drops reach it (2/64 two-sided, 1/64 one-sided)
+    # the two secondaries: 5 questions cannot reach alpha/2 (the mid-p 1/2**5 > 0.025); the one primary is
+    # tested alone, and 5 unanimous drops reach it (1/32 two-sided, 1/64 one-sided)
     assert small["chrf"]["verdict"] == small["rouge_l"]["verdict"] == TOO_FEW
-    assert small["ndcg@10"]["verdict"] == WORSE and small["ndcg@10"]["p"] == pytest.approx(2 / 64)
+    assert small["ndcg@10"]["verdict"] == WORSE and small["ndcg@10"]["p"] == pytest.approx(1 / 32)
     assert small["ndcg@10"]["outcome"] == "regression"
 
 

@@ -23,7 +23,7 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out.with_suffix(".md").read_text(encoding="utf-8") == data["table"] + "\n"
     assert (
         data["table"] in printed
-        and "| design | interval | size | coverage (effect) | coverage (null) |" in printed
+        and "| design | interval | size | attainable | coverage (effect) | coverage (null) |" in printed
     )
     for cell, result in zip(verdict_simulation.CELLS, data["cells"], strict=True):
         assert result["cell"]["name"] == cell.name and f"| {cell.name} | " in printed
@@ -35,6 +35,7 @@ def test_the_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         expected = "tango score" if cell.kind == "binary" else (
             "cluster bootstrap-t" if cell.use_groups and max(cell.group_sizes) > 1 else "bootstrap")
         assert result["interval"] == expected
+        assert (result["attainable_size"] is None) == (cell.kind != "binary")
 
 
 def test_the_designs_draw_what_they_say() -> None:

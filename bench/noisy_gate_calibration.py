@@ -57,6 +57,7 @@ from bench.common import REPO
 from bench.gate_draws import clopper_pearson
 from bench.gate_variants import calibration_settings, read_lines, write_quick_set
 from bench.noisy_faults import Selection, faults, partners
+from bench.noisy_regate import faulty_name, regate, stale_fault_sets
 
 DEFAULT_DATASET = REPO / "evaluation" / "datasets" / "pubmedqa"
 DEFAULT_WORK = REPO / "bench" / "cache" / "noisy-gate"
@@ -184,7 +185,9 @@ def _null_and_pilots(runner: Runner, pairs: int, log: Callable[[str], None]
 
 
 def _power(runner: Runner, result: dict[str, Any], baselines: list[Path], levels: Sequence[tuple[float, int]],
-           log: Callable[[str], None], save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+           log: Callable[[str], None], save: Callable[[dict[str, Any]], None],
+           fault_sets: Sequence[Sequence[str]] = FAULT_SETS, prefix: str = "") -> dict[str, Any]:
+    """The faulty runs of `fault_sets` at `levels`; `prefix` names (and seeds) a second series apart."""
     mde, full_drop, power, pairs = result["mde"], result["full_drop"], result["power"], len(baselines)
     metric_of = {fault: m for m, fault in TARGETS.items()}
     save(result)
@@ -192,15 +195,32 @@ def _power(runner: Runner, result: dict[str, Any], baselines: list[Path], levels
         fraction = {m: min(1.0, level * mde[m] / full_drop[m]) for m in TARGETS}
         log(f"level {level:g} x MDE: fractions " + ", ".join(f"{m} {v:.4f}" for m, v in fraction.items()))
         for si, fault_set in enumerate(FAULT_SETS):
+            if tuple(fault_set) not in {tuple(s) for s in fault_sets}:
+                continue
             for j in range(level_runs):
-                seed = SEED_FAULTY + 1000 * li + 100 * si + j
+                seed = SEED_FAULTY + 1000 * li + 100 * si + j + (50_000 if prefix else 0)
                 hit = {f: Selection(fraction[metric_of[f]], seed + 300 * k) for k, f in enumerate(fault_set)}
-                record = runner.run(f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in fault_set)}-{j + 1}",
-                                    seed, baseline=baselines[j % pairs], hit=hit)
+                record = runner.run(prefix + faulty_name(level, fault_set, j + 1), seed,
+                                    baseline=baselines[j % pairs], hit=hit)
+                aimed = {metric_of[f] for f in fault_set}
                 power.append({"level": level, "run": j + 1, "baseline_pair": j % pairs + 1,
-                              "faults": list(fault_set), "fraction": fraction, **gate_facts(record)})
+                              "faults": list(fault_set), "fraction": fraction, **gate_facts(record),
+                              "target": {m: level * mde[m] for m in aimed},
+                              "level_of": dict.fromkeys(aimed, level),
+                              **({"series": prefix} if prefix else {})})
                 save(result)
     return result
+
+
+def regate_and_rerun(runner: Runner, saved: dict[str, Any], *, level_runs: int, log: Callable[[str], None],
+                     save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A complete saved result re-gated by the current code (bench.noisy_regate), and the fault sets aimed at
+    a metric whose printed MDE moved run again, `level_runs` runs at the new MDE."""
+    result = regate(saved, runner.work, TARGETS, facts=gate_facts, log=log)
+    stale = stale_fault_sets(result, TARGETS, FAULT_SETS)
+    log("run again at the new MDE: " + ("; ".join(" + ".join(s) for s in stale) or "nothing"))
+    baselines = [runner.work / "baselines" / f"pair-{i + 1}.json" for i in range(len(result["null"]))]
+    return _power(runner, result, baselines, [(1.0, level_runs)], log, save, fault_sets=stale, prefix="mid-")
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -212,6 +232,11 @@ def rate(k: int, n: int) -> str:
 def _median(values: Sequence[float | None]) -> str:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return f"{float(np.median(finite)):+.4f}" if finite else "-"
+
+
+def _level(entry: dict[str, Any], metric: str) -> float:
+    """A faulty run's drop for `metric` as a multiple of the printed MDE (re-gated runs: of the new one)."""
+    return float(entry.get("level_of", {}).get(metric, entry["level"]))
 
 
 def render(result: dict[str, Any], header: list[str]) -> str:
@@ -238,22 +263,24 @@ def render(result: dict[str, Any], header: list[str]) -> str:
               + "; ".join(f"{m} drops {result['full_drop'][m]:.4f} under a {fault}"
                           for m, fault in TARGETS.items())
               + ".", "",
-              "**Power**, each fault aimed at its metric's printed MDE times the level:", "",
+              "**Power**, each fault aimed at its metric's printed MDE times the level (re-gated runs: the "
+              "drop they were aimed at over the MDE printed now):", "",
               "| level (x MDE) | primary | fault | share of questions hit | target drop | "
-              "median realised drop | one-sided test rejected | gate: regression |",
-              "|---|---|---|---|---|---|---|---|"]
-    for level in sorted({p["level"] for p in power}):
-        for m, fault in TARGETS.items():
-            runs = [p for p in power if p["level"] == level and fault in p["faults"]]
-            if not runs:
-                continue
+              "median realised drop | one-sided test rejected | gate: regression | runs (re-gated + new) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for m, fault in TARGETS.items():
+        aimed = [p for p in power if fault in p["faults"]]
+        for level in sorted({round(_level(p, m), 3) for p in aimed}):
+            runs = [p for p in aimed if round(_level(p, m), 3) == level]
             rows = [p["primaries"][m] for p in runs]
             rejected = sum(r["p_drop_adj"] is not None and r["p_drop_adj"] < alpha for r in rows)
             regressed = sum(r["outcome"] == "regression" for r in rows)
-            lines.append(f"| {level:g} | {m} | {fault} | {runs[0]['fraction'][m]:.4f} | "
-                         f"{level * result['mde'][m]:.4f} | "
+            regated = sum(bool(p.get("regated")) for p in runs)
+            target = runs[0].get("target", {}).get(m, runs[0]["level"] * result["mde"][m])
+            lines.append(f"| {level:g} | {m} | {fault} | {runs[0]['fraction'][m]:.4f} | {target:.4f} | "
                          f"{_median([-r['delta'] for r in rows if r['delta'] is not None])} | "
-                         f"{rate(rejected, len(rows))} | {rate(regressed, len(rows))} |")
+                         f"{rate(rejected, len(rows))} | {rate(regressed, len(rows))} | "
+                         f"{regated} + {len(runs) - regated} |")
     lines += ["", "Per null pair, the gate's verdict line:", ""]
     lines += [f"- pair {p['pair']}: {'FAILED' if p['failed'] else 'passed'}: {p['verdict']}" for p in null]
     return "\n".join(lines) + "\n"
@@ -278,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--resume", action="store_true",
                         help="take the null stage and the pilots from the work folder's saved result")
+    parser.add_argument("--regate", action="store_true",
+                        help="gate the saved runs of the work folder's complete result again with the "
+                             "current code, and run again (--level-runs, at the new MDE) the fault sets "
+                             "aimed at a metric whose printed MDE moved (bench.noisy_regate)")
     args = parser.parse_args(argv)
     golden, corpus = args.dataset / "golden.jsonl", args.dataset / "corpus"
     out = args.out or DEFAULT_MARKDOWN
@@ -298,11 +329,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
     runner = Runner(golden, corpus, args.work, temperature=args.temperature, repeat=args.repeat, log=log)
-    resumed = json.loads(progress_file.read_text(encoding="utf-8")) if args.resume else None
+    resumed = json.loads(progress_file.read_text(encoding="utf-8")) if args.resume or args.regate else None
     null_commit = (resumed.get("null_commit") or "not recorded") if resumed is not None else commit
-    result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log, resumed=resumed,
-                       save=lambda r: progress_file.write_text(
-                           json.dumps({**r, "null_commit": null_commit}, indent=1, default=float)))
+
+    def save(r: dict[str, Any]) -> None:
+        target = progress_file.with_suffix(".regated.json") if args.regate else progress_file
+        target.write_text(json.dumps({**r, "null_commit": null_commit}, indent=1, default=float))
+
+    if args.regate and resumed is not None:
+        result = regate_and_rerun(runner, resumed, level_runs=args.level_runs or args.pairs, log=log,
+                                  save=save)
+    else:
+        result = calibrate(runner, pairs=args.pairs, levels=levels, alpha=0.05, log=log, resumed=resumed,
+                           save=save)
     header = [f"- date: {started:%Y-%m-%d %H:%M} UTC; git commit {commit}; command: `python -m "
               f"bench.noisy_gate_calibration {' '.join(argv if argv is not None else sys.argv[1:])}`",
               f"- set: {len(read_lines(golden))} questions; temperature {args.temperature}, "
@@ -310,8 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               + ", ".join(f"{x:g}: {n}" for x, n in levels),
               f"- {len(runner.seconds)} runs, median {np.median(runner.seconds):.0f} s each; total "
               f"{time.perf_counter() - t0:.0f} s"
-              + ("" if resumed is None else f"; the null stage and the pilots resumed from the work folder's "
-                 f"saved result (its commit: {null_commit})")]
+              + ("" if resumed is None or args.regate else "; the null stage and the pilots resumed from "
+                 f"the work folder's saved result (its commit: {null_commit})")
+              + ("" if not args.regate else "; every saved run (null pairs and faulty runs) gated again by "
+                 "this commit's code, the fault sets aimed at a metric whose printed MDE moved run again at "
+                 "the new MDE (bench.noisy_regate)")]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(result, header), encoding="utf-8")
     if args.json:

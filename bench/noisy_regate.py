@@ -1,0 +1,103 @@
+"""Re-gating the saved runs of bench/noisy_gate_calibration.py with the current statistics code.
+
+A run's answers and per-question values do not depend on the test that gates it, so when the test changes
+(here: the sign-flip test's mid-p, issue 27) the calibration's null pairs and faulty runs are checked again
+from their run folders, without re-running the pipeline: `gate.gate_run` on each saved run against its pair's
+baseline, exactly as `run_evaluation` gates it. What the change does move is the MDE a gate prints; a fault
+set aimed at a metric whose MDE moved must be run again at the new MDE (the calibration does that:
+`stale_fault_sets`), the others keep their runs, re-gated. Each re-gated faulty run keeps the drop it was
+aimed at, now expressed as a multiple of the new MDE (`level_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MDE_TOLERANCE = 1e-9  # an MDE that moved less than this did not move
+
+
+def run_folder(runs_dir: Path, name: str) -> Path:
+    """The newest run folder of the calibration run `name` (folders end with the run's name, its '+' written
+    '-')."""
+    for stem in (f"noisy-{name}".replace("+", "-"), f"noisy-{name}"):
+        found = sorted(runs_dir.glob(f"*-{stem}"))
+        if found:
+            return found[-1]
+    raise FileNotFoundError(f"no saved run folder for {name!r} under {runs_dir}")
+
+
+class Regated:
+    """A saved run with the gate the current code gives it (what gate_facts reads: `.gate`)."""
+
+    def __init__(self, folder: Path, baseline: Path) -> None:
+        from axiom.evaluation.gate import gate_run, load_baseline
+        from axiom.evaluation.repeats import noise_sources
+        from axiom.evaluation.run_folder import load_run
+        from axiom.evaluation.verdict import StatsConfig
+
+        record = load_run(folder)
+        base = load_baseline(baseline)
+        names = list(base["metrics"])
+        repeats = {m: values for m in names if (values := record.per_repetition(m))}
+        self.folder = folder
+        self.gate = gate_run(record.results, record.metrics["metrics"], base, config=StatsConfig(),
+                             spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
+                             noise=noise_sources(record.manifest))
+
+
+def same_run(saved: dict[str, Any], regated: dict[str, Any], what: str) -> None:
+    """The folder found must be the run the saved result gated: every primary's delta the same."""
+    for metric, facts in saved["primaries"].items():
+        old, new = facts.get("delta"), regated["primaries"][metric].get("delta")
+        if (old is None) != (new is None) or (old is not None and abs(old - new) > 1e-12):
+            raise ValueError(f"{what}: the saved run folder is not the run the result gated ({metric} delta "
+                             f"{new} against {old})")
+
+
+def faulty_name(level: float, faults: Sequence[str], run: int) -> str:
+    """The calibration's name of a faulty run (noisy_gate_calibration._power)."""
+    return f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in faults)}-{run}"
+
+
+def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *,
+           facts: Callable[[Any], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
+    """`saved` (a complete result of the calibration) with every null pair and faulty run gated again by the
+    current code, the MDE medians of the new null gates, and per faulty run `level_of` and `target` (per
+    targeted metric: the drop it was aimed at, and that drop over the new MDE)."""
+    runs, baselines = work / "runs", work / "baselines"
+    null = []
+    for pair in saved["null"]:
+        i = pair["pair"]
+        regated = facts(Regated(run_folder(runs, f"b{i}"), baselines / f"pair-{i}.json"))
+        same_run(pair, regated, f"null pair {i}")
+        null.append({"pair": i, **regated})
+    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
+                               if p["primaries"][m]["mde"] is not None])) for m in targets}
+    log("printed MDE, re-gated (median over the null pairs): "
+        + ", ".join(f"{m} {v:.4f} (was {saved['mde'][m]:.4f})" for m, v in mde.items()))
+    metric_of = {fault: m for m, fault in targets.items()}
+    power = []
+    for entry in saved["power"]:
+        name = faulty_name(entry["level"], entry["faults"], entry["run"])
+        regated = facts(Regated(run_folder(runs, name), baselines / f"pair-{entry['baseline_pair']}.json"))
+        same_run(entry, regated, name)
+        target = {metric_of[f]: entry["level"] * saved["mde"][metric_of[f]] for f in entry["faults"]}
+        power.append({**entry, **regated, "regated": True, "target": target,
+                      "level_of": {m: drop / mde[m] for m, drop in target.items()}})
+    log(f"re-gated {len(null)} null pairs and {len(power)} faulty runs")
+    return {**saved, "null": null, "mde": mde, "power": power, "mde_before": saved["mde"]}
+
+
+def stale_fault_sets(result: dict[str, Any], targets: dict[str, str],
+                     fault_sets: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """The fault sets aimed at a metric whose printed MDE moved in the re-gating: they are run again."""
+    moved = {m for m in targets if abs(result["mde"][m] - result["mde_before"][m]) > MDE_TOLERANCE}
+    return [tuple(s) for s in fault_sets if targets_of(s, targets) & moved]
+
+
+def targets_of(fault_set: Sequence[str], targets: dict[str, str]) -> set[str]:
+    return {m for m, fault in targets.items() if fault in fault_set}

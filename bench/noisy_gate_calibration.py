@@ -216,7 +216,10 @@ def regate_and_rerun(runner: Runner, saved: dict[str, Any], *, level_runs: int, 
                      save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """A complete saved result re-gated by the current code (bench.noisy_regate), and the fault sets aimed at
     a metric whose printed MDE moved run again, `level_runs` runs at the new MDE."""
-    result = regate(saved, runner.work, TARGETS, facts=gate_facts, log=log)
+    from axiom.evaluation.verdict import StatsConfig
+
+    config = StatsConfig.from_settings(runner.settings(0).evaluation)  # as run_evaluation gates a run
+    result = regate(saved, runner.work, TARGETS, config=config, facts=gate_facts, log=log)
     stale = stale_fault_sets(result, TARGETS, FAULT_SETS)
     log("run again at the new MDE: " + ("; ".join(" + ".join(s) for s in stale) or "nothing"))
     baselines = [runner.work / "baselines" / f"pair-{i + 1}.json" for i in range(len(result["null"]))]

@@ -11,6 +11,7 @@ aimed at, now expressed as a multiple of the new MDE (`level_of`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,17 @@ def run_folder(runs_dir: Path, name: str) -> Path:
 class Regated:
     """A saved run with the gate the current code gives it (what gate_facts reads: `.gate`)."""
 
-    def __init__(self, folder: Path, baseline: Path) -> None:
+    def __init__(self, folder: Path, baseline: Path, config: Any) -> None:
         from axiom.evaluation.gate import gate_run, load_baseline
         from axiom.evaluation.repeats import noise_sources
         from axiom.evaluation.run_folder import load_run
-        from axiom.evaluation.verdict import StatsConfig
 
         record = load_run(folder)
         base = load_baseline(baseline)
         names = list(base["metrics"])
         repeats = {m: values for m in names if (values := record.per_repetition(m))}
         self.folder = folder
-        self.gate = gate_run(record.results, record.metrics["metrics"], base, config=StatsConfig(),
+        self.gate = gate_run(record.results, record.metrics["metrics"], base, config=config,
                              spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
                              noise=noise_sources(record.manifest))
 
@@ -63,16 +63,17 @@ def faulty_name(level: float, faults: Sequence[str], run: int) -> str:
     return f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in faults)}-{run}"
 
 
-def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *,
+def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *, config: Any,
            facts: Callable[[Any], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
     """`saved` (a complete result of the calibration) with every null pair and faulty run gated again by the
-    current code, the MDE medians of the new null gates, and per faulty run `level_of` and `target` (per
-    targeted metric: the drop it was aimed at, and that drop over the new MDE)."""
+    current code (`config`: the runs' verdict.StatsConfig, as run_evaluation builds it), the MDE medians of
+    the new null gates, and per faulty run `level_of` and `target` (per targeted metric: the drop it was aimed
+    at, and that drop over the new MDE)."""
     runs, baselines = work / "runs", work / "baselines"
     null = []
     for pair in saved["null"]:
         i = pair["pair"]
-        regated = facts(Regated(run_folder(runs, f"b{i}"), baselines / f"pair-{i}.json"))
+        regated = facts(Regated(run_folder(runs, f"b{i}"), baselines / f"pair-{i}.json", config))
         same_run(pair, regated, f"null pair {i}")
         null.append({"pair": i, **regated})
     mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
@@ -83,20 +84,29 @@ def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *,
     power = []
     for entry in saved["power"]:
         name = faulty_name(entry["level"], entry["faults"], entry["run"])
-        regated = facts(Regated(run_folder(runs, name), baselines / f"pair-{entry['baseline_pair']}.json"))
+        regated = facts(Regated(run_folder(runs, name), baselines / f"pair-{entry['baseline_pair']}.json",
+                                config))
         same_run(entry, regated, name)
         target = {metric_of[f]: entry["level"] * saved["mde"][metric_of[f]] for f in entry["faults"]}
-        power.append({**entry, **regated, "regated": True, "target": target,
-                      "level_of": {m: drop / mde[m] for m, drop in target.items()}})
+        level_of = {m: entry["level"] if not moved(saved["mde"][m], mde[m]) else drop / mde[m]
+                    for m, drop in target.items()}
+        power.append({**entry, **regated, "regated": True, "target": target, "level_of": level_of})
     log(f"re-gated {len(null)} null pairs and {len(power)} faulty runs")
     return {**saved, "null": null, "mde": mde, "power": power, "mde_before": saved["mde"]}
+
+
+def moved(before: float, after: float) -> bool:
+    """Whether a printed MDE moved (nan, out of reach, on both sides: it did not)."""
+    if math.isnan(before) or math.isnan(after):
+        return math.isnan(before) != math.isnan(after)
+    return abs(after - before) > MDE_TOLERANCE
 
 
 def stale_fault_sets(result: dict[str, Any], targets: dict[str, str],
                      fault_sets: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
     """The fault sets aimed at a metric whose printed MDE moved in the re-gating: they are run again."""
-    moved = {m for m in targets if abs(result["mde"][m] - result["mde_before"][m]) > MDE_TOLERANCE}
-    return [tuple(s) for s in fault_sets if targets_of(s, targets) & moved]
+    changed = {m for m in targets if moved(result["mde_before"][m], result["mde"][m])}
+    return [tuple(s) for s in fault_sets if targets_of(s, targets) & changed]
 
 
 def targets_of(fault_set: Sequence[str], targets: dict[str, str]) -> set[str]:

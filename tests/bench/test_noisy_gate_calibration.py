@@ -17,7 +17,8 @@ from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS
 from axiom.store import ChromaStore
 from bench.noisy_faults import FaultyGenerator, Selection, WrongQueryRetriever, faults, partners
-from bench.noisy_gate_calibration import Runner, calibrate, render
+from bench.noisy_gate_calibration import Runner, calibrate, regate_and_rerun, render
+from bench.noisy_regate import faulty_name, run_folder, same_run, stale_fault_sets
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 
 
@@ -112,3 +113,36 @@ def test_the_calibration_gates_null_pairs_and_faulty_runs_and_reports_them(tmp_p
                       save=saved.append, resumed={k: v for k, v in result.items() if k != "power"})
     assert again["null"] == result["null"] and again["resumed"] and len(again["power"]) == 2
     assert not any(m.startswith(("  a", "  b", "  pilot-")) for m in messages)  # only the faulty runs
+    # re-gated by the same code from the run folders: the same gates, the same MDE, nothing to run again
+    messages.clear()
+    regated = regate_and_rerun(runner, result, level_runs=1, log=messages.append, save=saved.append)
+    assert [p["primaries"] for p in regated["null"]] == [p["primaries"] for p in result["null"]]
+    assert regated["mde"] == pytest.approx(result["mde"], nan_ok=True)  # nan: the tiny set cannot see a drop
+    assert len(regated["power"]) == len(result["power"])
+    assert all(p["regated"] for p in regated["power"]) and "run again at the new MDE: nothing" in messages
+    assert [p["primaries"] for p in regated["power"]] == [p["primaries"] for p in result["power"]]
+    assert "| 1 | groundedness | foreign quote |" in render(regated, ["- header"])
+
+
+def test_regating_finds_the_run_folders_and_checks_they_are_the_runs_gated(tmp_path: Path) -> None:
+    (tmp_path / "20261207T120000Z-noisy-faulty-1-ranking-quote-1").mkdir()
+    newer = tmp_path / "20261207T130000Z-noisy-faulty-1-ranking-quote-1"
+    newer.mkdir()
+    (tmp_path / "20261207T130000Z-noisy-faulty-1-ranking-quote-11").mkdir()
+    name = faulty_name(1.0, ["wrong ranking", "foreign quote"], 1)
+    assert name == "faulty-1-ranking+quote-1" and run_folder(tmp_path, name) == newer
+    with pytest.raises(FileNotFoundError, match="faulty-2"):
+        run_folder(tmp_path, "faulty-2-refusal-1")
+    saved = {"primaries": {"rouge_l": {"delta": -0.01}, "recall@1": {"delta": None}}}
+    same_run(saved, {"primaries": {"rouge_l": {"delta": -0.01}, "recall@1": {"delta": None}}}, "x")
+    with pytest.raises(ValueError, match="not the run the result gated"):
+        same_run(saved, {"primaries": {"rouge_l": {"delta": -0.02}, "recall@1": {"delta": None}}}, "x")
+
+
+def test_only_the_fault_sets_aimed_at_a_moved_mde_run_again() -> None:
+    targets = {"recall@1": "wrong ranking", "rouge_l": "refusal", "groundedness": "foreign quote"}
+    sets = (("wrong ranking", "foreign quote"), ("refusal",))
+    moved = {"mde": {"recall@1": 0.031, "rouge_l": 0.027, "groundedness": 0.027},
+             "mde_before": {"recall@1": 0.036, "rouge_l": 0.027, "groundedness": 0.027}}
+    assert stale_fault_sets(moved, targets, sets) == [("wrong ranking", "foreign quote")]
+    assert stale_fault_sets({**moved, "mde_before": moved["mde"]}, targets, sets) == []

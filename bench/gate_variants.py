@@ -133,12 +133,20 @@ class DropBestHit:
 def drop_best_hit(name: str) -> Iterator[None]:
     """For the duration of the block, retrievers built under `name` drop their best hit. Only pipelines
     created inside the block are affected (a pipeline keeps the retrievers it built)."""
+    with wrapped_retriever(name, DropBestHit):
+        yield
+
+
+@contextmanager
+def wrapped_retriever(name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """For the duration of the block, every retriever built under `name` is `wrap(the retriever)`; the
+    factory is restored after it (also on an error)."""
     from axiom.retrieval import RETRIEVERS
 
     original = RETRIEVERS[name]
 
     def factory(store: Any, embedder: Any, cfg: Any, built: dict[str, Any]) -> Any:
-        return DropBestHit(original(store, embedder, cfg, built))
+        return wrap(original(store, embedder, cfg, built))
 
     RETRIEVERS[name] = factory
     try:

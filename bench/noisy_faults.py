@@ -92,17 +92,12 @@ def faults(retriever_name: str, *, partner: Mapping[str, str], donor: Mapping[st
     questions `wrong_ranking` hits, answer the questions `foreign_quote` hits from their donor text and
     abstain on those `refusal` hits (`FaultyGenerator`)."""
     import axiom.pipeline
-    from axiom.retrieval import RETRIEVERS
+    from bench.gate_variants import wrapped_retriever
 
     with ExitStack() as undo:
         if wrong_ranking is not None:
-            original = RETRIEVERS[retriever_name]
-
-            def factory(store: Any, embedder: Any, cfg: Any, built: dict[str, Any]) -> Any:
-                return WrongQueryRetriever(original(store, embedder, cfg, built), partner, wrong_ranking)
-
-            RETRIEVERS[retriever_name] = factory
-            undo.callback(RETRIEVERS.__setitem__, retriever_name, original)
+            undo.enter_context(wrapped_retriever(
+                retriever_name, lambda inner: WrongQueryRetriever(inner, partner, wrong_ranking)))
         if foreign_quote is not None or refusal is not None:
             make = axiom.pipeline.make_generator
 
@@ -120,6 +115,8 @@ def partners(questions: Sequence[str], *, offset: int, source_of: Mapping[str, s
     question from there on (cyclically) about another document: a wrong ranking or a foreign quote then comes
     from a document that is not the question's own. ValueError when some question has no such partner."""
     n = len(questions)
+    if source_of is None and n and offset % n == 0:
+        raise ValueError(f"offset {offset} maps every question of {n} to itself")
     out: dict[str, str] = {}
     for i, question in enumerate(questions):
         for step in range(n):
@@ -129,6 +126,4 @@ def partners(questions: Sequence[str], *, offset: int, source_of: Mapping[str, s
                 break
         else:
             raise ValueError(f"no partner for question {i + 1} of {n} (offset {offset})")
-        if source_of is None and (i + offset) % n == i:
-            raise ValueError(f"offset {offset} maps some question of {n} to itself")
     return out

@@ -131,10 +131,12 @@ def gate_facts(record: Any) -> dict[str, Any]:
 
 
 def mean_drop(base: Any, other: Any, metric: str) -> float:
-    a = base.results.set_index("id")[metric].astype(float)
-    b = other.results.set_index("id")[metric].astype(float)
-    both = a.index.intersection(b.index)
-    return float(np.nanmean(a[both] - b[both]))
+    """The mean per-question drop of `metric` from run `base` to run `other` (questions measured in both)."""
+    from axiom.evaluation.gate import run_values
+
+    a, b = run_values(base.results, metric), run_values(other.results, metric)
+    both = [q for q in a if q in b and math.isfinite(a[q]) and math.isfinite(b[q])]
+    return float(np.mean([a[q] - b[q] for q in both])) if both else float("nan")
 
 
 def calibrate(runner: Runner, *, pairs: int, levels: Sequence[tuple[float, int]], alpha: float,

@@ -1,0 +1,64 @@
+"""One `axiom serve` per configuration per session (issue 25), shared by the modules that need that
+configuration instead of a server started per module (10-16 s of a 2-core machine each: uvicorn, torch, the
+model). The modules of one configuration are one xdist group (tests/conftest.py), so the whole group runs on
+one worker and its server starts once; every server is stopped at the end of the session.
+
+- `keyed_service`: API keys and an OpenAI key set (extractive answers), on the session's ChromaDB server,
+  over a collection that an in-process evaluation of the tiny golden set ingested (the tiny corpus; top_k 10,
+  so the service's ranking is as deep as the in-process one's). Nothing that uses it ingests, deletes or
+  stops it: the endpoint evaluation, the API input matrix, the exposure checks and the load test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.service.conftest import API_KEYS, OPENAI_SECRET, TINY_CORPUS, AxiomServer
+from tests.support.chroma_server import ChromaServer
+from tests.support.settings import build_settings
+
+if TYPE_CHECKING:
+    from axiom.embeddings import LocalEmbedder
+    from axiom.evaluation.run_folder import RunRecord
+
+TINY_GOLDEN = TINY_CORPUS.parent / "tiny_golden.jsonl"
+KEYED_MAX_BODY = 262_144  # the keyed service's service.max_body_bytes
+
+
+def keyed_env(chroma_server: ChromaServer, collection: str) -> dict[str, str]:
+    return {"CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
+            "AXIOM_COLLECTION": collection, "AXIOM_API_KEYS": ",".join(API_KEYS),
+            "OPENAI_API_KEY": OPENAI_SECRET, "LLM_PROVIDER": "extractive", "LOG_LEVEL": "INFO"}
+
+
+@dataclass(frozen=True)
+class KeyedService:
+    server: AxiomServer
+    collection: str
+    in_process: RunRecord  # the in-process evaluation that ingested the collection: what HTTP must give
+    root: Path
+
+
+@pytest.fixture(scope="session")
+def keyed_service(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory,
+                  embedder: LocalEmbedder) -> Iterator[KeyedService]:
+    from axiom.evaluation.runs import run_evaluation
+
+    root = tmp_path_factory.mktemp("keyed-service")
+    collection = f"keyed_svc_{uuid.uuid4().hex[:8]}"
+    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port})
+    in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
+                                judge=False, collection=collection, top_k=10)
+    server = AxiomServer(root / "serve", env=keyed_env(chroma_server, collection),
+                         config={"service": {"max_body_bytes": KEYED_MAX_BODY, "cache_size": 256}})
+    try:
+        yield KeyedService(server.start(), collection, in_process, root)
+    finally:
+        if server.proc is not None:
+            server.terminate()

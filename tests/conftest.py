@@ -26,7 +26,7 @@ from tests.support.chroma_server import ChromaServer  # noqa: E402
 from tests.support.fake_openai import FakeOpenAIServer  # noqa: E402
 from tests.support.settings import build_settings  # noqa: E402
 
-# The session's shared `axiom serve`s, one per configuration: `keyed_service`.
+# The session's shared `axiom serve`s, one per configuration: `keyed_service`, `fresh_service`.
 pytest_plugins = ["tests.support.served"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +65,8 @@ SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distr
 SERVER_GROUPS = {
     "keyed_service": ("tests/evaluation/test_endpoint.py", "tests/reliability/test_exposure.py",
                       "tests/reliability/test_api_inputs.py", "tests/reliability/test_load_soak.py"),
+    # in file order: the module that only reads the fresh server first, then the one that ingests into it
+    "fresh_service": ("tests/service/test_hardening.py", "tests/service/test_service.py"),
 }
 SHARED_MODULE_GROUPS = {module: fixture for fixture, modules in SERVER_GROUPS.items() for module in modules}
 # The groups that take longest (minutes each, measured in the CI runs of docs/TESTING.md), handed out first,

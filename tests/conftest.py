@@ -26,6 +26,9 @@ from tests.support.chroma_server import ChromaServer  # noqa: E402
 from tests.support.fake_openai import FakeOpenAIServer  # noqa: E402
 from tests.support.settings import build_settings  # noqa: E402
 
+# The session's shared `axiom serve`s, one per configuration: `keyed_service`, `fresh_service`.
+pytest_plugins = ["tests.support.served"]
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -53,13 +56,19 @@ SLOW_MODULES = {
 # order. Every module is a group (its module-scoped servers start once, and tests that rely on the order of
 # their module keep it); a folder whose modules share a session-wide thing is one group (the images and the
 # container report, the executed notebooks and their Jupyter server, the Ray tests' nodes), and so are the
-# modules that share the reliability tests' `axiom serve`. (xdist's own `--dist loadgroup` cannot do this with
-# pytest 9.2:
-# it renames `item._nodeid`, which pytest 9 no longer reads, so its groups are silently ignored.)
+# modules that share one of the session's `axiom serve`s (tests/support/served.py: one server per
+# configuration, started once on the worker that runs the group). (xdist's own `--dist loadgroup` cannot do
+# this with pytest 9.2: it renames `item._nodeid`, which pytest 9 no longer reads, so its groups are silently
+# ignored.)
 SHARED_FOLDER_GROUPS = {"containers": "docker", "notebooks": "notebooks", "distributed": "ray"}
-SHARED_MODULE_GROUPS = dict.fromkeys(
-    ("tests/reliability/test_exposure.py", "tests/reliability/test_api_inputs.py",
-     "tests/reliability/test_load_soak.py"), "reliability-server")  # the session fixture `reliability_server`
+# the server fixture -> the modules that use it (tests/test_tiers.py checks that every user is listed)
+SERVER_GROUPS = {
+    "keyed_service": ("tests/evaluation/test_endpoint.py", "tests/reliability/test_exposure.py",
+                      "tests/reliability/test_api_inputs.py", "tests/reliability/test_load_soak.py"),
+    # in file order: the module that only reads the fresh server first, then the one that ingests into it
+    "fresh_service": ("tests/service/test_hardening.py", "tests/service/test_service.py"),
+}
+SHARED_MODULE_GROUPS = {module: fixture for fixture, modules in SERVER_GROUPS.items() for module in modules}
 # The groups that take longest (minutes each, measured in the CI runs of docs/TESTING.md), handed out first,
 # so no long group starts last on a worker while the others are idle; every other group follows, largest
 # first. (The compose cluster profile's test stays in the "docker" group, after the stack test: run side by

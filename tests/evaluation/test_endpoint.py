@@ -15,8 +15,6 @@ import dataclasses
 import json
 import math
 import threading
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,13 +33,13 @@ from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from tests.evaluation.helpers import REPO, TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
-from tests.service.conftest import AxiomServer
-from tests.support.chroma_server import ChromaServer
+from tests.service.conftest import API_KEYS, AxiomServer
+from tests.support.served import KeyedService
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # main configures the root logger
 
 AXIOM_MAPPING = REPO / "evaluation" / "endpoints" / "axiom.yaml"
-API_KEY = "eval-key-never-in-a-file-3c9e1f"
+API_KEY = API_KEYS[0]  # one of the keyed server's keys; never in a file
 
 
 def eval_cli(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]:
@@ -56,25 +54,13 @@ def folder_text(run: Path) -> str:
 
 # -- a real `axiom serve` against the in-process evaluation ----------------------------------------------
 @pytest.fixture(scope="module")
-def served(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory,
-           embedder) -> Iterator[dict[str, Any]]:  # noqa: ANN001
+def served(keyed_service: KeyedService) -> dict[str, Any]:
     """The tiny corpus ingested into a collection of the ChromaDB server by an in-process evaluation (top_k
-    10:
-    the service returns its top_k contexts, so its ranking is as deep as the in-process one's 10), then
-    `axiom serve` over that collection, with an API key and the extractive generator."""
-    root = tmp_path_factory.mktemp("endpoint")
-    collection = f"eval_endpoint_{uuid.uuid4().hex[:8]}"
-    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port})
-    in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
-                                judge=False, collection=collection, top_k=10)
-    server = AxiomServer(root / "serve", env={
-        "CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
-        "AXIOM_COLLECTION": collection,
-        "AXIOM_API_KEYS": API_KEY, "LLM_PROVIDER": "extractive"}).start()
-    try:
-        yield {"root": root, "in_process": in_process, "server": server}
-    finally:
-        server.terminate()
+    10: the service returns its top_k contexts, so its ranking is as deep as the in-process one's 10), then
+    `axiom serve` over that collection, with API keys and the extractive generator: the session's keyed
+    server (tests/support/served.py; shared with the reliability tests, nothing there ingests)."""
+    return {"root": keyed_service.root, "in_process": keyed_service.in_process,
+            "server": keyed_service.server}
 
 
 def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_path: Path,

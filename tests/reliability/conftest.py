@@ -1,6 +1,7 @@
 """Shared pieces of the reliability matrix: the `axiom` CLI as a real subprocess (optionally as an
 unprivileged user), the store's contents as a comparable snapshot, and one `axiom serve` shared by the API,
-exposure and load tests (against the session's real ChromaDB server, with API keys and an OpenAI key set)."""
+exposure and load tests (the session's keyed server of tests/support/served.py: the real ChromaDB server,
+API keys and an OpenAI key set)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,8 @@ import pytest
 
 from axiom.config import ENV_VARS, Settings
 from axiom.store import ChromaStore
-from tests.service.conftest import API_KEYS, OPENAI_SECRET, AxiomServer, client
-from tests.support.chroma_server import ChromaServer
+from tests.service.conftest import AxiomServer
+from tests.support.served import KEYED_MAX_BODY, KeyedService
 
 REPO = Path(__file__).resolve().parents[2]
 UNPRIVILEGED = 65534  # nobody
@@ -86,25 +86,13 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# -- one `axiom serve` for the API matrix, the exposure checks and the load test
-# -------------------------------
-SERVICE_MAX_BODY = 262_144
+# -- the session's keyed `axiom serve` (tests/support/served.py) for the API matrix, the exposure checks and
+# the load test
+SERVICE_MAX_BODY = KEYED_MAX_BODY
 
 
 @pytest.fixture(scope="session")
-def reliability_server(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory
-                       ) -> Iterator[AxiomServer]:
+def reliability_server(keyed_service: KeyedService) -> AxiomServer:
     """`axiom serve` with API keys and an OPENAI_API_KEY set (extractive answers), the tiny corpus
-    ingested."""
-    srv = AxiomServer(
-        tmp_path_factory.mktemp("rel-svc"),
-        env={"CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
-             "AXIOM_COLLECTION": f"rel_svc_{uuid.uuid4().hex[:8]}", "AXIOM_API_KEYS": ",".join(API_KEYS),
-             "OPENAI_API_KEY": OPENAI_SECRET, "LLM_PROVIDER": "extractive", "LOG_LEVEL": "INFO"},
-        config={"service": {"max_body_bytes": SERVICE_MAX_BODY, "cache_size": 256}},
-    ).start()
-    with client(base_url=srv.api, headers={"X-API-Key": API_KEYS[0]}) as c:
-        r = c.post("/ingest", json={"paths": ["."]})
-        assert r.status_code == 200, r.text
-    yield srv
-    srv.terminate()
+    ingested (shared with tests/evaluation/test_endpoint.py: nothing here ingests or stops it)."""
+    return keyed_service.server

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +19,19 @@ import pytest
 import yaml
 
 from tests.service.conftest import API_KEYS, REPO, AxiomServer, client
+from tests.support.served import FreshServices
+from tests.support.waiting import poll_until
 
 UNAUTHORIZED = {"error": "unauthorized", "message": "missing or invalid API key"}
 MALFORMED = b'{"question": "bees", '  # cut short: not JSON
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AxiomServer]:
-    """A real `axiom serve` (uvicorn) with keys, on the embedded store (no collection needed: nothing here
-    reaches the pipeline)."""
-    srv = AxiomServer(
-        tmp_path_factory.mktemp("svc-hardening"),
-        env={"AXIOM_COLLECTION": f"svc_hard_{uuid.uuid4().hex[:8]}", "AXIOM_API_KEYS": ",".join(API_KEYS),
-             "LLM_PROVIDER": "extractive", "LOG_LEVEL": "INFO"},
-        config={"service": {"max_body_bytes": 65536}},
-    ).start()
-    yield srv
-    srv.terminate()
+def server(fresh_service: FreshServices) -> AxiomServer:
+    """A real `axiom serve` (uvicorn) with keys, over a collection nothing has ingested (nothing here reaches
+    the pipeline): the session's fresh server (tests/support/served.py), which this module only reads, before
+    tests/service/test_service.py ingests into it."""
+    return fresh_service.take()
 
 
 def assert_unauthorized(r: httpx.Response) -> None:
@@ -91,9 +84,9 @@ def test_open_paths_stay_open_and_unknown_paths_stay_404(server: AxiomServer) ->
         assert api.get("/query").status_code == 405  # the method is checked by the router, as before
         assert_collection_missing(side.get("/health"))
         assert side.get("/metrics").status_code == 200 and side.get("/metrics/").status_code == 200
-    deadline = time.monotonic() + 5
-    while "POST /ingest 401" not in server.log_text() and time.monotonic() < deadline:
-        time.sleep(0.1)  # the access line is written just after the response
+    # the access line is written just after the response
+    poll_until(lambda: "POST /ingest 401" in server.log_text(), timeout=5,
+               message=f"the access line 'POST /ingest 401' in {server.log_path}")
     text = server.log_text()
     # refused requests are still access-logged
     assert "POST /query 401" in text and "POST /ingest 401" in text

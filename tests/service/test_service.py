@@ -17,27 +17,23 @@ import httpx
 import pytest
 
 from tests.service.conftest import API_KEYS, OPENAI_SECRET, AxiomServer, client, metric, metric_samples
-from tests.support.chroma_server import ChromaServer
 from tests.support.query_load import QUESTIONS, drive_queries
+from tests.support.served import FRESH_MAX_BODY, FreshServices
 
 WRONG_KEY = API_KEYS[0][:-1] + "X"  # a near miss: must not be logged either
-MAX_BODY = 65536
+MAX_BODY = FRESH_MAX_BODY  # 65,536
 PII_QUESTION = (
     "Is the queen bee's keeper jane.roe@example.org, phone (555) 123-4567, card 4111 1111 1111 1111?"
 )
 
 
 @pytest.fixture(scope="module")
-def server(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AxiomServer]:
-    srv = AxiomServer(
-        tmp_path_factory.mktemp("svc-api"),
-        env={"CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
-             "AXIOM_COLLECTION": f"svc_api_{uuid.uuid4().hex[:8]}", "AXIOM_API_KEYS": ",".join(API_KEYS),
-             "OPENAI_API_KEY": OPENAI_SECRET, "LLM_PROVIDER": "extractive", "LOG_LEVEL": "INFO"},
-        config={"service": {"max_body_bytes": MAX_BODY, "cache_size": 64, "cache_ttl_seconds": 600}},
-    ).start()
-    yield srv
-    srv.terminate()
+def server(fresh_service: FreshServices) -> AxiomServer:
+    """The session's fresh server (tests/support/served.py): API keys, an OpenAI key, extractive answers, a
+    collection nothing has ingested yet; this module ingests into it, so no other module gets it after it.
+    (tests/service/test_hardening.py may have sent it requests before: the counters below are counted from
+    `at_start`.)"""
+    return fresh_service.take(mutates=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +54,14 @@ def scrape(sidecar: httpx.Client) -> dict:
     return metric_samples(r.text)
 
 
+@pytest.fixture(scope="module")
+def at_start(sidecar: httpx.Client) -> dict:
+    """The metrics before this module's first request (the first test takes them)."""
+    return scrape(sidecar)
+
+
 def test_before_ingest_health_is_503_and_query_says_why(server: AxiomServer, api: httpx.Client,
-                                                        sidecar: httpx.Client) -> None:
+                                                        sidecar: httpx.Client, at_start: dict) -> None:
     for c in (sidecar, api):
         r = c.get("/health")
         assert r.status_code == 503
@@ -71,7 +73,8 @@ def test_before_ingest_health_is_503_and_query_says_why(server: AxiomServer, api
     body = r.json()
     assert body["error"] == "store_error" and "does not exist" in body["message"] and "ingest" in body["hint"]
     assert body["request_id"] == r.headers["x-request-id"]
-    assert metric(scrape(sidecar), "axiom_errors_total", stage="retrieve", kind="StoreError") >= 1
+    assert metric(scrape(sidecar), "axiom_errors_total", stage="retrieve", kind="StoreError") - \
+        metric(at_start, "axiom_errors_total", stage="retrieve", kind="StoreError") >= 1
 
 
 def test_ingest_then_health_is_ok(server: AxiomServer, api: httpx.Client, sidecar: httpx.Client) -> None:
@@ -243,7 +246,7 @@ def test_auth_matrix(server: AxiomServer) -> None:
         assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
 
 
-def test_metrics_exposition(server: AxiomServer, sidecar: httpx.Client) -> None:
+def test_metrics_exposition(server: AxiomServer, sidecar: httpx.Client, at_start: dict) -> None:
     r1 = sidecar.get("/metrics")
     r2 = sidecar.get("/metrics/")
     assert (
@@ -261,10 +264,15 @@ def test_metrics_exposition(server: AxiomServer, sidecar: httpx.Client) -> None:
         assert metric(samples, "axiom_stage_latency_seconds_count", stage=stage_name) > 0, stage_name
     # scrapes are requests too: the counter moved between the two
     assert metric(samples, "axiom_requests_total", endpoint="/metrics", status="200") >= 1
-    assert metric(samples, "axiom_requests_total", endpoint="/query", status="401") >= 6
-    assert metric(samples, "axiom_requests_total", endpoint="/query", status="422") >= 10
-    assert metric(samples, "axiom_requests_total", endpoint="/query", status="413") >= 2
-    assert metric(samples, "axiom_requests_total", endpoint="/ingest", status="400") >= 8
+
+    def since_start(**labels: str) -> float:  # this module's requests only
+        return metric(samples, "axiom_requests_total", **labels) - metric(at_start, "axiom_requests_total",
+                                                                           **labels)
+
+    assert since_start(endpoint="/query", status="401") >= 6
+    assert since_start(endpoint="/query", status="422") >= 10
+    assert since_start(endpoint="/query", status="413") >= 2
+    assert since_start(endpoint="/ingest", status="400") >= 8
     with client(base_url=server.sidecar) as c:  # the sidecar serves no API
         assert c.post("/query", json={"question": "x"}).status_code in (404, 405)
 

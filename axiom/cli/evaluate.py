@@ -26,7 +26,7 @@ from typing import Any
 
 from axiom.cli.options import add_retriever
 from axiom.cli.output import emit
-from axiom.config import Settings, log_generator_choice
+from axiom.config import TOP_K_RANGE, Settings, log_generator_choice
 from axiom.errors import UsageError
 
 log = logging.getLogger("axiom.cli")
@@ -93,7 +93,9 @@ def register(subparsers: Any) -> None:
                                     "serve the evidence metrics")
     p.add_argument("--name", default="eval", help="run name (folder suffix)")
     add_retriever(p)
-    p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
+    p.add_argument("--top-k", type=int, dest="top_k", metavar="K",
+                   help=f"contexts given to the generator, {TOP_K_RANGE[0]}-{TOP_K_RANGE[1]} "
+                        "(default: retrieval.top_k)")
     p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
     p.add_argument("--collection",
                    help="collection to evaluate (default: one per corpus, or the configured one)")

@@ -97,6 +97,8 @@ def _serve_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("command", "words"), [
     (["query", "q", "--top-k", "0"], "invalid setting retrieval.top_k (from --top-k)=0"),
+    (["query", "q", "--top-k", "101"],  # the settings' limit, as `query --help` says (no other one below)
+     "invalid setting retrieval.top_k (from --top-k)=101: Input should be less than or equal to 100"),
     (["eval", "--dataset", "d.jsonl", "--top-k", "500"],
      "invalid setting retrieval.top_k (from --top-k)=500"),
     (["status", "--collection", "ab"], "invalid setting store.collection (from --collection)='ab'"),

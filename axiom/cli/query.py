@@ -18,7 +18,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
     log_generator_choice(settings)
     pipeline = RAGPipeline.from_settings(settings)
-    answer = pipeline.ask(args.question, top_k=args.top_k, retriever=args.retriever)
+    answer = pipeline.ask(args.question)  # --top-k, --retriever, --collection: in the settings (settings_for)
     text = [answer.answer, ""]
     if answer.degraded:
         text.insert(0, f"[degraded: {answer.degraded_reason}]")

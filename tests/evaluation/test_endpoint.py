@@ -64,9 +64,10 @@ def served(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory
     `axiom serve` over that collection, with an API key and the extractive generator."""
     root = tmp_path_factory.mktemp("endpoint")
     collection = f"eval_endpoint_{uuid.uuid4().hex[:8]}"
-    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port})
+    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port,
+                                           "collection": collection}, retrieval={"top_k": 10})
     in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
-                                judge=False, collection=collection, top_k=10)
+                                judge=False, own_collection=False)
     server = AxiomServer(root / "serve", env={
         "CHROMA_HOST": chroma_server.host, "CHROMA_PORT": str(chroma_server.port),
         "AXIOM_COLLECTION": collection,
@@ -279,9 +280,6 @@ def test_paths_templates_and_config_errors(tmp_path: Path) -> None:
         assert needle in message, (needle, message)
     with pytest.raises(UsageError, match="mutually exclusive"):
         run_evaluation(build_settings(tmp_path), TINY_GOLDEN, responses=tmp_path / "r.jsonl",
-                       endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
-    with pytest.raises(UsageError, match="--retriever applies to Axiom's own pipeline"):
-        run_evaluation(build_settings(tmp_path), TINY_GOLDEN, retriever="bm25",
                        endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
 
 

@@ -229,7 +229,8 @@ def _warm(embedder: Embedder) -> None:
 # -- the run --------------------------------------------------------------------------------------
 def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None = None, *,
                    name: str = "eval", out_dir: str | Path | None = None, baseline: str | Path | None = None,
-                   judge: bool = True, own_collection: bool = True, embedder: Embedder | None = None, repeat: int = 1, progress: bool | None = None,
+                   judge: bool = True, own_collection: bool = True, embedder: Embedder | None = None,
+                   repeat: int = 1, progress: bool | None = None,
                    responses: str | Path | None = None, endpoint: EndpointConfig | None = None,
                    save_responses: str | Path | None = None) -> RunRecord:
     """Evaluate a golden set end to end and write a run folder. See the module docstring.

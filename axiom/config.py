@@ -96,13 +96,27 @@ class StoreSettings(_Section):
 
 class RetrievalSettings(_Section):
     retriever: Literal["dense", "bm25", "hybrid"] = "hybrid"
-    top_k: int = Field(5, gt=0, le=100)
+    # the one limit of top_k: the CLI's help, the service's request model and the pipeline quote TOP_K_RANGE
+    top_k: int = Field(5, ge=1, le=100, description="contexts retrieved and given to the generator")
     candidates: int = Field(100, gt=0, le=1000, description="depth of each ranking fused by hybrid")
     rrf_k: int = Field(60, gt=0)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     bm25_stemmer: str | None = "english"
     bm25_stopwords: str | None = "en"
+
+
+def field_range(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    """The inclusive bounds (`ge`, `le`) of a settings field, None where it has none: help texts and request
+    models quote a limit from the field that enforces it instead of restating it."""
+    low = high = None
+    for constraint in model.model_fields[name].metadata:
+        low = getattr(constraint, "ge", low)
+        high = getattr(constraint, "le", high)
+    return low, high
+
+
+TOP_K_RANGE: tuple[int, int] = field_range(RetrievalSettings, "top_k")
 
 
 class GenerationSettings(_Section):

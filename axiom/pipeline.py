@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from axiom.chunking import chunk_document, chunker_signature
-from axiom.config import Settings
+from axiom.config import TOP_K_RANGE, Settings
 from axiom.documents import SourceFile, find_sources, parse, read_bytes, sha256_bytes
 from axiom.embeddings import (
     CachingEmbedder,
@@ -297,10 +297,14 @@ class RAGPipeline:
         return self._retrievers[name]
 
     def _top_k(self, top_k: int | None) -> int:
-        k = self.settings.retrieval.top_k if top_k is None else top_k
-        if not 1 <= k <= 1000:
-            raise UsageError(f"top_k must be between 1 and 1000, got {k}")
-        return k
+        """The settings' top_k (validated when the face built them), or a caller's own count of hits (a
+        request's top_k, a retrieval depth) held to the same limit, `config.TOP_K_RANGE`."""
+        if top_k is None:
+            return self.settings.retrieval.top_k
+        low, high = TOP_K_RANGE
+        if not low <= top_k <= high:
+            raise UsageError(f"top_k must be between {low} and {high}, got {top_k}")
+        return top_k
 
     def _open_for_read(self) -> None:
         """The collection must exist and hold vectors of this pipeline's embedding model."""
@@ -339,6 +343,8 @@ class RAGPipeline:
         return answer
 
     def ask(self, question: str, *, top_k: int | None = None, retriever: str | None = None) -> Answer:
+        """Retrieve and answer. `top_k` / `retriever`: one call's own choice (a service request, validated
+        there); None, as every other face passes, takes the settings this pipeline was built with."""
         if not question or not question.strip():
             raise UsageError("the question is empty")
         try:  # a lone surrogate (JSON "\ud800", undecodable argv bytes) would crash the tokenizer

@@ -226,10 +226,14 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
                       lambda: evaluate(settings, shuffled, corpus, "shuffled")),
         Configuration("renamed", "renamed corpus",
                       lambda: evaluate(settings, renamed_golden, renamed_corpus, "renamed")),
-        Configuration("top_k-1", "top_k 1", lambda: evaluate(settings, golden, corpus, "top_k-1", top_k=1)),
+        Configuration("top_k-1", "top_k 1",
+                      lambda: evaluate(calibration_settings(work, retrieval={"top_k": 1}), golden, corpus,
+                                       "top_k-1")),
         Configuration("chunk-100", "chunk 100/20",
-                      lambda: evaluate(small, golden, corpus, "chunk-100",
-                                       collection=own_collection(corpus, "chunk100", embedder.model_id))),
+                      lambda: evaluate(small.with_overrides(
+                          {"store.collection": own_collection(corpus, "chunk100", embedder.model_id)},
+                          origin="gate variant chunk-100"), golden, corpus, "chunk-100",
+                          own_collection=False)),
         Configuration("drop-best-hit", "drop best hit", with_fault),
     ]
     records: dict[str, RunRecord] = {}

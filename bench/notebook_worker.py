@@ -49,8 +49,7 @@ def main() -> None:
         from axiom.store import ChromaStore
 
         embedder = make_embedder(settings.embeddings, settings.generation)
-        run_settings = prepare_settings(settings, corpus_path=args.corpus, retriever=None, top_k=None,
-                                        collection=None, model_id=embedder.model_id)
+        run_settings = prepare_settings(settings, corpus_path=args.corpus, model_id=embedder.model_id)
         report = RAGPipeline(run_settings, embedder, ChromaStore(run_settings.store)).ingest(
             [args.corpus], prune=True, progress=False)
         run_path = None

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_for(args: argparse.Namespace) -> Settings:
     """The settings (file, environment) with the shared flags applied through `Settings.with_overrides`; an
-    absent flag (None) leaves its setting alone. Raises ConfigError naming the setting and the flag."""
+    absent flag (None) leaves its setting alone. Raises ConfigError naming the setting and the flag. The one
+    place the CLI applies them: handlers and everything below read them from these settings."""
     settings = load_settings(args.config)
     for dest, key, flag in SETTING_FLAGS:
         settings = settings.with_overrides({key: getattr(args, dest, None)}, origin=flag)

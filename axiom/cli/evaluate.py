@@ -26,7 +26,7 @@ from typing import Any
 
 from axiom.cli.options import add_retriever
 from axiom.cli.output import emit
-from axiom.config import Settings, log_generator_choice
+from axiom.config import TOP_K_RANGE, Settings, log_generator_choice
 from axiom.errors import UsageError
 
 log = logging.getLogger("axiom.cli")
@@ -45,10 +45,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         endpoint = load_endpoint_config(args.endpoint_config, url=args.endpoint, environ=os.environ)
     if endpoint is None and not args.responses:
         log_generator_choice(settings)
+    if args.responses or endpoint is not None:
+        _refuse_pipeline_flags(args)
+    # --top-k, --retriever and --collection are in `settings` already (settings_for); without --collection
+    # the run takes its corpus's own collection
     record = run_evaluation(settings, args.dataset, args.corpus, name=args.name, out_dir=args.out,
-                            baseline=args.baseline, judge=not args.no_judge, collection=args.collection,
-                            repeat=args.repeat, retriever=args.retriever, top_k=args.top_k,
-                            responses=args.responses, endpoint=endpoint, save_responses=args.save_responses)
+                            baseline=args.baseline, judge=not args.no_judge, repeat=args.repeat,
+                            own_collection=not args.collection, responses=args.responses, endpoint=endpoint,
+                            save_responses=args.save_responses)
     if args.save_baseline:
         target = write_baseline(make_baseline(record, floor_margin=args.floor_margin,
                                               min_delta=args.min_delta,
@@ -58,6 +62,19 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.fail_on_regression and record.gate is not None:
         record.gate.raise_if_failed(record.path)
     return 0
+
+
+def _refuse_pipeline_flags(args: argparse.Namespace) -> None:
+    """--retriever and --collection choose how Axiom's own pipeline retrieves: refused with another system's
+    answers (--top-k stays: it fills an endpoint template's {top_k})."""
+    given = [flag for flag, value in (("--retriever", args.retriever), ("--collection", args.collection))
+             if value]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{', '.join(given)} {verb} to Axiom's own pipeline, "
+                         f"not to {'--responses' if args.responses else '--endpoint'}",
+                         hint="the system under test retrieves and answers on its own; --corpus only "
+                              "adds the evidence metrics")
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,7 +110,9 @@ def register(subparsers: Any) -> None:
                                     "serve the evidence metrics")
     p.add_argument("--name", default="eval", help="run name (folder suffix)")
     add_retriever(p)
-    p.add_argument("--top-k", type=int, dest="top_k", help="contexts given to the generator")
+    p.add_argument("--top-k", type=int, dest="top_k", metavar="K",
+                   help=f"contexts given to the generator, {TOP_K_RANGE[0]}-{TOP_K_RANGE[1]} "
+                        "(default: retrieval.top_k)")
     p.add_argument("--out", help="runs folder (default: evaluation.runs_dir)")
     p.add_argument("--collection",
                    help="collection to evaluate (default: one per corpus, or the configured one)")

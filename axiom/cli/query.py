@@ -10,7 +10,7 @@ from typing import Any
 
 from axiom.cli.options import add_retriever
 from axiom.cli.output import emit
-from axiom.config import Settings, log_generator_choice
+from axiom.config import TOP_K_RANGE, Settings, log_generator_choice
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
@@ -18,7 +18,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
     log_generator_choice(settings)
     pipeline = RAGPipeline.from_settings(settings)
-    answer = pipeline.ask(args.question, top_k=args.top_k, retriever=args.retriever)
+    answer = pipeline.ask(args.question)  # --top-k, --retriever, --collection: in the settings (settings_for)
     text = [answer.answer, ""]
     if answer.degraded:
         text.insert(0, f"[degraded: {answer.degraded_reason}]")
@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("query", help="answer a question with numbered citations")
     p.add_argument("question", help="the question to answer (quote it)")
     p.add_argument("--top-k", type=int, dest="top_k", metavar="K",
-                   help="contexts retrieved and given to the generator, 1-1000 (default: retrieval.top_k)")
+                   help=f"contexts retrieved and given to the generator, {TOP_K_RANGE[0]}-{TOP_K_RANGE[1]} "
+                        "(default: retrieval.top_k)")
     add_retriever(p, help="how to retrieve: dense (vectors), bm25 (words) or hybrid (both fused) "
                           "(default: retrieval.retriever)")
     p.add_argument("--collection", help="collection to query (default: AXIOM_COLLECTION / config)")

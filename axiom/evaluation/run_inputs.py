@@ -1,7 +1,6 @@
-"""A run's settings and its validated inputs: `prepare_settings` (the overrides and the run's own
-collection), then step 1 of `run_evaluation` (`runs.py`): the arguments, the dataset (and its sources against
-the corpus files or the collection), a responses file and the baseline, checked before anything is ingested or
-written."""
+"""A run's settings and its validated inputs: `prepare_settings` (the run's own collection), then step 1 of
+`run_evaluation` (`runs.py`): the arguments, the dataset (and its sources against the corpus files or the
+collection), a responses file and the baseline, checked before anything is ingested or written."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.config import Settings
-from axiom.errors import ConfigError, DatasetError, UsageError
+from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.answered import Answered
 from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
 from axiom.evaluation.gate import load_baseline
@@ -26,20 +25,13 @@ NO_DATASET = "--dataset is needed unless --responses FILE carries each item's qu
 
 
 # -- settings -------------------------------------------------------------------------------------
-def prepare_settings(settings: Settings, *, corpus_path: str | Path | None, retriever: str | None,
-                     top_k: int | None, collection: str | None, model_id: str) -> Settings:
-    """The settings a run uses: retriever / top_k overrides, and its own collection for a given corpus (named
-    from the corpus folder, a hash of its absolute path and the embedding model) so that nothing else
-    ingested into the default collection changes the results. A bad override raises UsageError naming the
-    setting."""
-    if not collection and corpus_path is not None:
-        collection = eval_collection(corpus_path, model_id)
-    overrides = {"retrieval.retriever": retriever or None, "retrieval.top_k": top_k,
-                 "store.collection": collection or None}
-    try:
-        return settings.with_overrides(overrides, origin="axiom eval options")
-    except ConfigError as exc:
-        raise UsageError(exc.message, hint=exc.hint) from exc
+def prepare_settings(settings: Settings, *, corpus_path: str | Path, model_id: str) -> Settings:
+    """The settings of a run over `corpus_path` in its own collection (named from the corpus folder, a hash of
+    its absolute path and the embedding model), so that nothing else ingested into the configured collection
+    changes the results. Every other setting is the face's, as it resolved them (`Settings.with_overrides`).
+    """
+    return settings.with_overrides({"store.collection": eval_collection(corpus_path, model_id)},
+                                   origin="the corpus's evaluation collection")
 
 
 @dataclass
@@ -56,21 +48,13 @@ class _Inputs:
 
 def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None,
               baseline: str | Path | None, repeat: int, *, responses: str | Path | None = None,
-              endpoint: EndpointConfig | None = None, external_only: dict[str, Any] | None = None) -> _Inputs:
+              endpoint: EndpointConfig | None = None) -> _Inputs:
     """The arguments, the dataset (and its sources against the corpus files), a responses file and the
     baseline, before anything is touched."""
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {repeat}")
     if responses is not None and endpoint is not None:
         raise UsageError("--responses and --endpoint are mutually exclusive: give one source of answers")
-    if responses is not None or endpoint is not None:
-        given = [flag for flag, value in (external_only or {}).items() if value]
-        if given:
-            verb = "applies" if len(given) == 1 else "apply"
-            raise UsageError(f"{', '.join(given)} {verb} to Axiom's own pipeline, "
-                             f"not to {'--responses' if responses is not None else '--endpoint'}",
-                             hint="the system under test retrieves and answers on its own; --corpus only "
-                                  "adds the evidence metrics")
     if dataset_path is None and responses is None:
         raise UsageError(NO_DATASET,
                          hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")

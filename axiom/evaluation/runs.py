@@ -88,12 +88,11 @@ def _retrieve_and_answer(pipeline: RAGPipeline, inputs: _Inputs, shown: Progress
         with shown.stage("ingest", "ingesting the corpus"):
             ingest_report = pipeline.ingest([inputs.corpus], prune=True, progress=shown.mode is not None)
     index_info = collection_fingerprint(pipeline)
-    k = pipeline.settings.retrieval.top_k
+    k = pipeline.settings.retrieval.top_k  # the generator's contexts; retrieval goes deeper, for the metrics
     depth = max(k, RETRIEVAL_DEPTH)
     with shown.stage("retrieve", f"retrieving for {len(inputs.items)} questions (one batch)"):
         t0 = time.perf_counter()
-        hit_lists = pipeline.retrieve_batch([it.question for it in inputs.items], top_k=depth,
-                                            retriever=pipeline.settings.retrieval.retriever)
+        hit_lists = pipeline.retrieve_batch([it.question for it in inputs.items], top_k=depth)
         retrieval_batch = time.perf_counter() - t0
     share = retrieval_batch / max(1, len(inputs.items))
     with shown.stage("answer", "answering"):
@@ -229,19 +228,23 @@ def _warm(embedder: Embedder) -> None:
 
 # -- the run --------------------------------------------------------------------------------------
 def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None = None, *,
-                   name: str = "eval", retriever: str | None = None, top_k: int | None = None,
-                   out_dir: str | Path | None = None, baseline: str | Path | None = None,
-                   judge: bool = True, collection: str | None = None,
-                   embedder: Embedder | None = None, repeat: int = 1, progress: bool | None = None,
+                   name: str = "eval", out_dir: str | Path | None = None, baseline: str | Path | None = None,
+                   judge: bool = True, own_collection: bool = True, embedder: Embedder | None = None,
+                   repeat: int = 1, progress: bool | None = None,
                    responses: str | Path | None = None, endpoint: EndpointConfig | None = None,
                    save_responses: str | Path | None = None) -> RunRecord:
     """Evaluate a golden set end to end and write a run folder. See the module docstring.
 
+    `settings` are final: the face resolved its overrides (retriever, top_k, collection) into them through
+    `Settings.with_overrides`, and nothing here applies them again. With a corpus, Axiom's pipeline evaluates
+    in the corpus's own collection (`prepare_settings`) unless `own_collection` is False (the face chose the
+    collection: `--collection`, a notebook's session).
+
     The answers come from Axiom's pipeline, or from `responses` (a responses file) or `endpoint` (an
     `EndpointConfig`, see `endpoint_config.load_endpoint_config`): with either, `corpus` only adds the evidence
-    metrics (nothing is ingested), `top_k` fills the endpoint template's `{top_k}`, and `retriever` /
-    `collection` are refused. `save_responses` writes the run's answers as a responses file. Without
-    `dataset_path`, the items are the questions of the `responses` file's own lines (reference-free).
+    metrics (nothing is ingested) and `retrieval.top_k` fills the endpoint template's `{top_k}`.
+    `save_responses` writes the run's answers as a responses file. Without `dataset_path`, the items are the
+    questions of the `responses` file's own lines (reference-free).
 
     `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
     the questions that many times (the judge's cache bypassed; a sampling generator draws each repetition from
@@ -258,14 +261,13 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
     started = utc_now()
     t_start = time.perf_counter()
     external = responses is not None or endpoint is not None
-    inputs = _validate(settings, dataset_path, corpus_path, baseline, repeat, responses=responses, endpoint=endpoint,
-                       external_only={"--retriever": retriever, "--collection": collection})
+    inputs = _validate(settings, dataset_path, corpus_path, baseline, repeat, responses=responses, endpoint=endpoint)
 
     # one memo (and the on-disk embedding cache) for every text of the run: questions, sentences, answers
     embedder = caching_embedder(settings, embedder or make_embedder(settings.embeddings, settings.generation))
     work_before = embedder.stats()  # a shared memo (notebooks) counts earlier runs too
-    run_settings = prepare_settings(settings, corpus_path=None if external else inputs.corpus, retriever=retriever,
-                                    top_k=top_k, collection=collection, model_id=embedder.model_id)
+    run_settings = (prepare_settings(settings, corpus_path=inputs.corpus, model_id=embedder.model_id)
+                    if own_collection and not external and inputs.corpus is not None else settings)
     pipeline: RAGPipeline | None = None
     if not external:
         from axiom.pipeline import RAGPipeline

@@ -188,9 +188,7 @@ def open_session(*, corpus: str | None = None, dataset: str | None = None, colle
     if corpus_path is not None and _given(collection) is None:
         from axiom.evaluation.runs import prepare_settings
 
-        settings = prepare_settings(settings, corpus_path=corpus_path, retriever=None, top_k=None,
-                                    collection=None,
-                                    model_id=embedder.model_id)
+        settings = prepare_settings(settings, corpus_path=corpus_path, model_id=embedder.model_id)
     return NotebookSession(settings=settings, embedder=embedder, corpus=corpus_path,
                            dataset=Path(dataset).resolve() if _given(dataset) is not None else None,
                            result_json=result_json or None, _start_stats=embedder.stats())

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
 from axiom import __version__
+from axiom.config import TOP_K_RANGE
 from axiom.errors import (
     AxiomError,
     ConfigError,
@@ -54,7 +55,6 @@ from axiom.source_tree import MISSING, OUTSIDE, RootDir
 
 log = logging.getLogger("axiom.service")
 
-MAX_TOP_K = 100
 MAX_INGEST_PATHS = 100
 LOGGED_QUESTION_CHARS = 300
 
@@ -81,8 +81,9 @@ def query_request_model(max_chars: int) -> type[BaseModel]:
 
         question: str = Field(description=f"1 to {max_chars} characters",
                               json_schema_extra={"maxLength": max_chars})
-        top_k: int | None = Field(None, ge=1, le=MAX_TOP_K,
-                                  description="contexts to retrieve (default: config)")
+        top_k: int | None = Field(None, ge=TOP_K_RANGE[0], le=TOP_K_RANGE[1],
+                                  description=f"contexts to retrieve, {TOP_K_RANGE[0]}-{TOP_K_RANGE[1]} "
+                                              "(default: config retrieval.top_k)")
         retriever: RetrieverName | None = Field(None, description="default: config retrieval.retriever")
 
         @field_validator("question")

@@ -266,9 +266,6 @@ def test_paths_templates_and_config_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="mutually exclusive"):
         run_evaluation(build_settings(tmp_path), TINY_GOLDEN, responses=tmp_path / "r.jsonl",
                        endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
-    with pytest.raises(UsageError, match="--retriever applies to Axiom's own pipeline"):
-        run_evaluation(build_settings(tmp_path), TINY_GOLDEN, retriever="bm25",
-                       endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
 
 
 def test_retries_honour_retry_after_and_stop(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def test_eval_retrieval_timing_does_not_include_the_model_load(tmp_path: Path) -
     settings = build_settings(tmp_path, store={"collection": "preloaded"})
     RAGPipeline(settings, SlowLoadingEmbedder(0.0),
                 ChromaStore(settings.store)).ingest([TINY_CORPUS], progress=False)
-    record = run_evaluation(settings, TINY_GOLDEN, None, name="cold", judge=False, collection="preloaded",
+    record = run_evaluation(settings, TINY_GOLDEN, None, name="cold", judge=False,
                             embedder=SlowLoadingEmbedder(LOAD), progress=False)
     timings = record.manifest["timings"]
     assert timings["model_load"] >= 0.9 * LOAD, timings

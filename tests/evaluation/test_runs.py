@@ -27,8 +27,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, RunRec
     settings = build_settings(root)
     first = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
     again = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
-    top1 = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny-k1", top_k=1, embedder=embedder,
-                          judge=False)
+    top1 = run_evaluation(settings.with_overrides({"retrieval.top_k": 1}, origin="test"), TINY_GOLDEN,
+                          TINY_CORPUS, name="tiny-k1", embedder=embedder, judge=False)
     return {"first": first, "again": again, "top1": top1, "root": root}  # type: ignore[dict-item]
 
 

@@ -56,7 +56,8 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
     # the seed run has a store of its own, so that 01_ingest below really ingests (as nbval's fresh run will)
     settings = load_settings(config, environ={}, overrides={"store": {"path": str(root / "store-seed")}})
     t0 = time.perf_counter()
-    seed = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="seed", top_k=2, judge=False,
+    seed = run_evaluation(settings.with_overrides({"retrieval.top_k": 2}, origin="test"), TINY_GOLDEN,
+                          TINY_CORPUS, name="seed", judge=False,
                           embedder=embedder,
                           out_dir=root / "runs")
     seed_seconds = time.perf_counter() - t0

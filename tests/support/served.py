@@ -58,9 +58,10 @@ def keyed_service(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPath
 
     root = tmp_path_factory.mktemp("keyed-service")
     collection = f"keyed_svc_{uuid.uuid4().hex[:8]}"
-    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port})
+    settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port,
+                                           "collection": collection}, retrieval={"top_k": 10})
     in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
-                                judge=False, collection=collection, top_k=10)
+                                judge=False, own_collection=False)
     server = AxiomServer(root / "serve", env=keyed_env(chroma_server, collection),
                          config={"service": {"max_body_bytes": KEYED_MAX_BODY, "cache_size": 256}})
     try:

@@ -43,7 +43,7 @@ help:
 	@echo "make test     the whole test suite (every tier; what CI runs)"
 	@echo "make install  create $(VENV) and install Axiom with its dev tools, exactly as locked in $(LOCK)"
 	@echo "make lock     refresh $(LOCK) and $(RUNTIME_LOCK) from pyproject.toml (UPGRADE=1: newest that fits)"
-	@echo "make lint     ruff and the architecture contracts (import-linter)"
+	@echo "make lint     ruff, the architecture contracts (import-linter) and the type check (mypy)"
 	@echo "make bench    benchmarks on ../shared/datasets/scifact (bench-quick: the 400-doc sample)"
 	@echo "make bench-curves  cost curves: ingest and evaluation time and memory as corpus and questions grow"
 	@echo "make bench-ray  distributed ingest on a local Ray cluster vs the local ingest and the encode floor"
@@ -108,6 +108,7 @@ baselines: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check axiom tests bench
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format axiom tests

@@ -69,8 +69,8 @@ def units(text: str, size: int) -> list[tuple[Span, bool]]:
                 pieces.extend(refine(stripped, level + 1) if stripped[1] - stripped[0] > size else [stripped])
         return pieces
 
-    for para in _cut(text, 0, len(text), _PARAGRAPH):
-        para = _strip(text, para)
+    for cut in _cut(text, 0, len(text), _PARAGRAPH):
+        para = _strip(text, cut)
         if not para:
             continue
         sentences: list[Span] = []

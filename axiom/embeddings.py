@@ -139,11 +139,11 @@ class LocalEmbedder:
     def dimension(self) -> int:
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        return int(getter())  # type: ignore[arg-type]  # Optional in the library; set for a sentence model
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length)  # type: ignore[arg-type]  # as above: set for a sentence model
 
     @cached_property
     def _fingerprint(self) -> str | None:

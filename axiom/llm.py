@@ -29,17 +29,17 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam as ChatMessage
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_any,
     wait_exponential_jitter,
 )
 
@@ -165,8 +165,12 @@ class RetryPolicy:
                 cut["deadline"] = True
             return True
 
-        return {"retry": retry_if_exception(is_retryable),
-                "stop": stop_any(stop_after_attempt(self.max_retries + 1), out_of_time),
+        attempts = stop_after_attempt(self.max_retries + 1)
+
+        def stop(state: RetryCallState) -> bool:  # whichever comes first (tenacity takes a plain callable)
+            return attempts(state) or out_of_time(state)
+
+        return {"retry": retry_if_exception(is_retryable), "stop": stop,
                 "wait": self.wait, "before_sleep": before_sleep, "reraise": True}
 
     def retrying(self, deadline: Deadline | None = None, cut: dict[str, bool] | None = None) -> Retrying:
@@ -210,8 +214,9 @@ class LLMClient:
         self.policy = RetryPolicy(max_retries, backoff_initial, backoff_max)
         # the client's own retries are off: `policy` is the only one; `http_client` (default: openai's own) is
         # the transport, e.g. an httpx.MockTransport in tests
+        # openai 3 types http_client as an httpx2 client and takes an httpx one as well (openai/_httpx2.py)
         self._client = openai.OpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
-                                     max_retries=0, http_client=http_client)
+                                     max_retries=0, http_client=http_client)  # type: ignore[arg-type]
 
     @property
     def max_retries(self) -> int:
@@ -279,7 +284,9 @@ class LLMClient:
             if deadline is not None:
                 timeout = min(timeout, max(deadline.remaining(), MIN_ATTEMPT_SECONDS))
             try:
-                reply = self._client.chat.completions.create(model=self.model, messages=list(messages),
+                # plain {role, content} dicts: what the API takes, without openai's TypedDicts
+                reply = self._client.chat.completions.create(model=self.model,
+                                                             messages=cast(list[ChatMessage], list(messages)),
                                                              temperature=temperature, max_tokens=max_tokens,
                                                              timeout=timeout)
             except openai.APITimeoutError:
@@ -295,9 +302,10 @@ class LLMClient:
             if not isinstance(content, str) or not content.strip():
                 raise MalformedReplyError("empty message content")
             usage = {}
-            if getattr(reply, "usage", None) is not None:
-                usage = {"prompt_tokens": int(reply.usage.prompt_tokens or 0),
-                         "completion_tokens": int(reply.usage.completion_tokens or 0)}
+            counts = getattr(reply, "usage", None)
+            if counts is not None:
+                usage = {"prompt_tokens": int(counts.prompt_tokens or 0),
+                         "completion_tokens": int(counts.completion_tokens or 0)}
             return ChatResult(text=content.strip(), usage=usage,
                               model=getattr(reply, "model", "") or self.model)
 
@@ -326,11 +334,13 @@ def async_openai_client(*, api_key: str | None, base_url: str | None, timeout: f
     completions and embeddings go through the same `RetryPolicy` as `LLMClient` (default back-off, no
     deadline), re-raising the last error as the library raised it."""
     client = openai.AsyncOpenAI(api_key=api_key or "not-set", base_url=base_url, timeout=timeout,
-                                max_retries=0,
-                                http_client=http_client)
+                                max_retries=0, http_client=http_client)  # type: ignore[arg-type]  # as above
     policy = RetryPolicy(max_retries)
     # the instance's bound methods are replaced, before any library captures them (instructor takes
-    # `client.chat.completions.create` when it wraps the client)
-    client.chat.completions.create = policy.wrap_async(client.chat.completions.create)  # type: ignore[method-assign]
-    client.embeddings.create = policy.wrap_async(client.embeddings.create)  # type: ignore[method-assign]
+    # `client.chat.completions.create` when it wraps the client); the wrapper keeps the signature, which mypy
+    # cannot see through `wrap_async`
+    client.chat.completions.create = policy.wrap_async(  # type: ignore[method-assign, assignment]
+        client.chat.completions.create)
+    client.embeddings.create = policy.wrap_async(  # type: ignore[method-assign, assignment]
+        client.embeddings.create)
     return client

@@ -282,15 +282,14 @@ def audit_dataset(dataset: str | Path, *, settings: Settings, corpus: str | Path
 
         embedder = make_embedder(settings.embeddings, settings.generation)
     questions = [it.question for it in items] + [it.question for it in other or []]
-    vectors = np.asarray(embedder.embed(questions), dtype=np.float32)  # one batch for both sets
+    vectors: np.ndarray = np.asarray(embedder.embed(questions), dtype=np.float32)  # one batch for both sets
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.where(norms == 0, 1.0, norms)
     mine, theirs = vectors[:len(items)], vectors[len(items):]
 
     leakage = None
-    if other is not None:
-        leakage = _leakage(items, mine, other, theirs, Path(against),
-                           near_duplicate)  # type: ignore[arg-type]
+    if other is not None and against is not None:  # other is loaded from against
+        leakage = _leakage(items, mine, other, theirs, Path(against), near_duplicate)
     runs = Path(runs_dir) if runs_dir is not None else Path(settings.evaluation.runs_dir)
     return AuditReport(dataset=str(dataset), questions=len(items), sources_checked_against=checked_against,
                        items=rows, unusable=unusable, contexts=contexts,

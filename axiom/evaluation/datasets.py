@@ -294,8 +294,9 @@ def golden_from_responses(path: str | Path) -> list[EvalItem]:
             problems.append(f"{where}: duplicate id {item_id!r} (first used on line {first_line[item_id]})")
         elif item_id is not None:
             first_line[item_id] = number
-        if len(problems) == before:
-            items.append(EvalItem(id=values["id"], question=values["question"], line=number))
+        question = values.get("question")
+        if len(problems) == before and item_id is not None and question is not None:
+            items.append(EvalItem(id=item_id, question=question, line=number))
     if not items and not problems:
         problems.append("the file holds no responses")
     raise_if_problems(path, problems)
@@ -356,16 +357,16 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     else:
         with qrels_path.open(encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh, delimiter="\t")
-            for number, row in enumerate(reader, start=1):
-                if not row or not "".join(row).strip():
+            for number, cols in enumerate(reader, start=1):
+                if not cols or not "".join(cols).strip():
                     continue
-                if number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid"):
+                if number == 1 and cols[0].strip().lower() in ("query-id", "query_id", "qid"):
                     continue
                 where = f"qrels/{split}.tsv line {number}"
-                if len(row) < 3:
-                    problems.append(f"{where}: expected 3 tab-separated columns, got {len(row)}")
+                if len(cols) < 3:
+                    problems.append(f"{where}: expected 3 tab-separated columns, got {len(cols)}")
                     continue
-                qid, doc_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
+                qid, doc_id, score_text = cols[0].strip(), cols[1].strip(), cols[2].strip()
                 try:
                     score = int(float(score_text))
                 except ValueError:

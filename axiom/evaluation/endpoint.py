@@ -256,7 +256,8 @@ class EndpointClient:
                 for name in ("contexts", "retrieved", "retrieved_contexts") if got.get(name) is not None}
         reported = finite_or_nan(got.get("latency_ms")) / 1000.0 if "latency_ms" in got else \
             finite_or_nan(got.get("latency_seconds"))
-        usage = got.get("usage") if isinstance(got.get("usage"), dict) else {}
+        raw_usage = got.get("usage")
+        usage = raw_usage if isinstance(raw_usage, dict) else {}
         return ItemAnswer(answer=answer, contexts=pick.get("contexts", ()), retrieved=pick.get("retrieved"),
                           retrieved_texts=pick.get("retrieved_contexts"),
                           latency_seconds=reported if not math.isnan(reported) else seconds,

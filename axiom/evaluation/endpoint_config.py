@@ -108,7 +108,7 @@ def extract(doc: Any, segments: list[Segment], shown: str) -> Any:
                 raise MissingField(f"no list at {shown!r}")
             return [extract(v, segments[i + 1:], shown) for v in value]
         if isinstance(value, list) and (isinstance(seg, int) or (isinstance(seg, str) and seg.isdigit())):
-            index = int(seg)  # type: ignore[arg-type]
+            index = int(seg)
             if index >= len(value):
                 raise MissingField(f"nothing at {shown!r}")
             value = value[index]

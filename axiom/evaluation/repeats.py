@@ -93,7 +93,9 @@ def mean_over_repetitions(first: tuple[list[float], list[str], list[str | None]]
                           ) -> tuple[list[float], list[str], list[str | None]]:
     """An answer metric's per-question value over the repetitions: the mean of those that measured it (ok when
     one did; else the first repetition's status and reason)."""
-    values, statuses, reasons = [], [], []
+    values: list[float] = []
+    statuses: list[str] = []
+    reasons: list[str | None] = []
     for q, (value, status, reason) in enumerate(zip(*first, strict=True)):
         measured = [rep[q] for rep in per_repetition if not math.isnan(rep[q])]
         if measured:
@@ -166,11 +168,14 @@ def paired_test_with_runs(diff: np.ndarray, terms: Sequence[tuple[float, int]], 
     tolerance = 1e-12 * max(1.0, observed)
 
     def tail(x: np.ndarray) -> np.ndarray:  # P(|x + tau T| >= observed); without a run term, |x| >= observed
+        p: np.ndarray
         if tau2 <= 0:
-            return (np.abs(x) >= observed - tolerance).astype(float)
-        t = scipy_stats.t(df)
-        tau = math.sqrt(tau2)
-        return t.sf((observed - x) / tau) + t.cdf((-observed - x) / tau)
+            p = (np.abs(x) >= observed - tolerance).astype(float)
+        else:
+            t = scipy_stats.t(df)
+            tau = math.sqrt(tau2)
+            p = t.sf((observed - x) / tau) + t.cdf((-observed - x) / tau)
+        return p
 
     if m == 0:
         return float(tail(np.zeros(1))[0])

@@ -13,10 +13,10 @@ large losses are the hardest drop of a given size to see, so the claim is conser
 MDE of a change spread over every question (each moves by delta) is reported next to it (`spread`).
 
 - 0/1 metrics (`binary_mde`): the test is the binomial (sign) test on the discordant pairs, by its mid-p
-  (stats.paired_randomisation_test). Wins at rate
-  r / 2 and losses at r / 2 + delta (r: the observed discordance rate; the drop adds losses). The power is
-  exact: a sum over the number of discordant pairs K of P(K) * P(losses >= the critical count of K). The MDE
-  is the smallest delta with the power asked for (bisection; power grows with delta).
+  (stats.paired_randomisation_test). Wins at rate r / 2 and losses at r / 2 + delta (r: the observed
+  discordance rate; the drop adds losses). The power is exact: a sum over the number of discordant pairs K of
+  P(K) * P(losses >= the critical count of K). The MDE is the smallest delta with the power asked for
+  (bisection; power grows with delta).
 - other metrics (`drop_mde`): a simulation of the sign-flip test, `SIMULATIONS` comparisons: each unit differs
   as the pilot's non-tied differences (centred: no change) at their observed rate r, or is corrupted (its
   difference minus a value drawn from the pilot's A values) at rate f, or ties. The decision is the test's
@@ -27,8 +27,7 @@ MDE of a change spread over every question (each moves by delta) is reported nex
   normal limit rejects (a closed form). Cached in-process (functools.lru_cache) by (units, differences, rate,
   values, level, power, seed, simulations): a comparison's metrics cost one simulation each, once per process.
   For 0/1 metrics the test needs k >= log2(1 / level) discordant pairs, which the exact power counts: recall@1
-  at 0.992 on 250 questions, alpha 0.05 / 20, gets about 0.06 (the normal planning floor printed
-  0.022-0.027).
+  at 0.992 on 250 questions, alpha 0.05 / 20, gets about 0.06 (the normal planning floor printed 0.022-0.027).
 - no variance in the differences (identical runs): the differences of the planning assumption in the same
   simulation (`planning_differences`: half of the questions tied, the other half differing like two questions
   of the metric, so the sd of a difference is the metric's own: two runs correlating at 0.5, the sd of
@@ -86,7 +85,8 @@ def smallest_p(untied: int) -> float:
 def untied_units(diff: np.ndarray, clusters: Clusters | None = None) -> np.ndarray:
     """The differences the test flips (the groups' sums when grouped) that are not ties."""
     units = diff if clusters is None or clusters.trivial else clusters.sums(diff)
-    return np.asarray(units, dtype=float)[np.abs(units) > stats.ZERO]
+    untied: np.ndarray = np.asarray(units, dtype=float)[np.abs(units) > stats.ZERO]
+    return untied
 
 
 def too_few(untied: int, level: float) -> bool:
@@ -104,7 +104,8 @@ def _critical_losses(k: np.ndarray, level: float) -> np.ndarray:
     exact = scipy_stats.binom.isf(level / 2.0, k, 0.5) + 1.0  # the conventional p's critical count
     below = exact - 1.0  # the mid-p's is the same or one less
     mid_p = 2.0 * (scipy_stats.binom.sf(below, k, 0.5) + 0.5 * scipy_stats.binom.pmf(below, k, 0.5))
-    return np.where((2.0 * below > k) & (mid_p <= level + 1e-12), below, exact)
+    critical: np.ndarray = np.where((2.0 * below > k) & (mid_p <= level + 1e-12), below, exact)
+    return critical
 
 
 def binary_power(delta: float, n: int, discordance: float, level: float) -> float:
@@ -197,8 +198,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     drop = np.where(rng.random(shape) < rate, -noise[rng.integers(0, noise.size, shape)], 0.0) if noise.size \
         else np.zeros(shape)  # a drop is positive
     s1, s2, k0 = drop.sum(axis=1), (drop ** 2).sum(axis=1), (np.abs(drop) > stats.ZERO).sum(axis=1)
-    z = _normal.inv_cdf(1.0 - level / 2.0)
-    spread = float("nan")
+    z, spread = _normal.inv_cdf(1.0 - level / 2.0), float("nan")
     # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
     if units > z * z and units >= min_untied(level):
         s2_run = s2 + run_term
@@ -208,8 +208,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     # at a share f, m = #(when < f) units are corrupted: m ~ Binomial(units, f), monotone in f for each
     # comparison; the units are exchangeable, so the corrupted ones may be the first m
     when = rng.random(shape)
-    c1 = _running_sum(lost)
-    c2 = _running_sum(2.0 * drop * lost + lost ** 2)
+    c1, c2 = _running_sum(lost), _running_sum(2.0 * drop * lost + lost ** 2)
     changed = (np.abs(drop + lost) > stats.ZERO).astype(float) - (np.abs(drop) > stats.ZERO)
     ck = _running_sum(changed)
     del drop, lost, changed
@@ -217,8 +216,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
 
     def power_at(share: float) -> float:
         m = np.sum(when < share, axis=1)
-        t1, t2, k = s1 + c1[rows, m], s2 + c2[rows, m], k0 + ck[rows, m]
-        t2 = t2 + run_term
+        t1, t2, k = s1 + c1[rows, m], s2 + c2[rows, m] + run_term, k0 + ck[rows, m]
         reject = (t2 > 0) & (t1 >= z * np.sqrt(np.maximum(t2, 0.0))) & (k >= k_min)
         return float(np.mean(reject))
 
@@ -336,18 +334,18 @@ def pilot_of(values: np.ndarray, matrix: np.ndarray | None, per_run: float = 0.0
     complete = None if matrix is None or reps < 2 else matrix[~np.isnan(matrix).any(axis=1)]
     sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
     binary = bool(is_binary(values)) and (complete is None or bool(is_binary(complete)))
-    common = {"n": n, "mean": float(values.mean()), "sd": sd, "values": quantiles(np.abs(values)),
-              "binary": binary, "run_variance": per_run * reps, "repetitions": reps}
+    mean = float(values.mean())
+    pilot = functools.partial(Pilot, n=n, mean=mean, sd=sd, values=quantiles(np.abs(values)), binary=binary,
+                              run_variance=per_run * reps, repetitions=reps)
     if complete is not None and complete.shape[0] >= 2:  # two runs of no change: repetitions side by side
         diffs = np.concatenate([complete[:, r + 1] - complete[:, r] for r in range(reps - 1)])
         untied = diffs[np.abs(diffs) > stats.ZERO]
         if binary or (untied.size >= 2 and float(np.ptp(untied)) > stats.ZERO):
             rate = float(untied.size / diffs.size)
-            return Pilot(**common, discordance=rate, differences=quantiles(untied), untied_rate=rate,
+            return pilot(discordance=rate, differences=quantiles(untied), untied_rate=rate,
                          source=f"differences between the run's {reps} repetitions")
     shape, rate = planning_differences(values)
-    p = float(values.mean())
-    return Pilot(**common, discordance=p * (1.0 - p), differences=shape, untied_rate=rate,
+    return pilot(discordance=mean * (1.0 - mean), differences=shape, untied_rate=rate,
                  source="planning assumption: two runs correlating at 0.5 (the run was made once or its "
                         "repetitions do not differ)")
 

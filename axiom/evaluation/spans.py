@@ -84,7 +84,7 @@ __all__ = ["CACHE_FORMAT", "EVIDENCE_CUTOFFS", "EVIDENCE_METRICS", "METHODS", "C
 _WS = re.compile(r"\s+")
 
 
-def normalise(text: str) -> tuple[str, array]:
+def normalise(text: str) -> tuple[str, array[int]]:
     """(normalised text, index map): char j of the result comes from text[index[j]]. Characters are NFKC-
     normalised and lower-cased one by one (which may change their count), whitespace runs become one space."""
     out: list[str] = []
@@ -99,7 +99,7 @@ def normalise(text: str) -> tuple[str, array]:
     return "".join(out), index
 
 
-def _fold(text: str, a: int, b: int, out: list[str], index: array) -> None:
+def _fold(text: str, a: int, b: int, out: list[str], index: array[int]) -> None:
     if a >= b:
         return
     piece = text[a:b]
@@ -113,7 +113,7 @@ def _fold(text: str, a: int, b: int, out: list[str], index: array) -> None:
         index.extend([i] * len(folded))
 
 
-def _original(index: array, a: int, b: int) -> Interval:
+def _original(index: array[int], a: int, b: int) -> Interval:
     """Original offsets of normalised span [a, b)."""
     return index[a], index[b - 1] + 1
 
@@ -128,7 +128,7 @@ class _Corpus:
                             follow_symlinks=settings.ingest.follow_symlinks)
         self.files: dict[str, SourceFile] = {f.source: f for f in files}
         self._pages: dict[str, list[tuple[int | None, str]]] = {}
-        self._normal: dict[PageKey, tuple[str, array]] = {}
+        self._normal: dict[PageKey, tuple[str, array[int]]] = {}
         self.parsed = 0  # files parsed (observability and tests)
 
     def fingerprint(self) -> list[list[str]]:
@@ -147,7 +147,7 @@ class _Corpus:
             self.parsed += 1
         return self._pages[source]
 
-    def normalised(self, source: str, page: int | None, text: str) -> tuple[str, array]:
+    def normalised(self, source: str, page: int | None, text: str) -> tuple[str, array[int]]:
         key = (source, page)
         if key not in self._normal:
             self._normal[key] = normalise(text)

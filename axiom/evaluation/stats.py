@@ -63,6 +63,9 @@ from axiom.evaluation.paired_proportions import PairedTable, is_binary, tango_pa
 PERMUTATIONS = 10_000
 MAX_BATCHES = 64  # draws stop before 64 times `permutations` (630,000 of 10,000: 6 looks at the thresholds)
 SETTLED_Z = 3.29  # two-sided 0.001 per look: a side settled in a few looks errs well below 1%
+# Numbers as the functions below take them: a sequence (NaN or None for a missing value) or an array.
+Floats = Sequence[float] | np.ndarray
+
 EXACT_MAX_NONZERO = 13  # 2**13 = 8,192 sign assignments, fewer than the Monte Carlo draws
 # |difference| at or below this is a tie: float noise. Embeddings are float32, and the same text embedded in
 # another batch (other padding) moves by up to 1.4e-7 per component (measured), so embedding-based metrics of
@@ -75,9 +78,10 @@ def seeded_rng(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(label.encode("utf-8"))])
 
 
-def finite(values: Sequence[float]) -> np.ndarray:
+def finite(values: Floats) -> np.ndarray:
     arr = np.asarray([float(v) for v in values if v is not None], dtype=float)
-    return arr[~np.isnan(arr)]
+    kept: np.ndarray = arr[~np.isnan(arr)]
+    return kept
 
 
 def _percentile_interval(means: np.ndarray, level: float) -> tuple[float, float]:
@@ -85,7 +89,7 @@ def _percentile_interval(means: np.ndarray, level: float) -> tuple[float, float]
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
-def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str, level: float = 0.95
+def bootstrap_ci(values: Floats, *, samples: int, seed: int, label: str, level: float = 0.95
                  ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (NaNs left out). (nan, nan) for no values."""
     arr = finite(values)
@@ -97,7 +101,7 @@ def bootstrap_ci(values: Sequence[float], *, samples: int, seed: int, label: str
     return _percentile_interval(arr[idx].mean(axis=1), level)
 
 
-def percentile_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+def percentile_interval(values: Floats, level: float = 0.95) -> tuple[float, float]:
     """The percentile interval of bootstrap replicates (NaN replicates left out); (nan, nan) for none."""
     arr = finite(values)
     return (float("nan"), float("nan")) if arr.size == 0 else _percentile_interval(arr, level)
@@ -148,7 +152,7 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, *, samples: int, seed: in
     return low, high, BOOTSTRAP
 
 
-def paired_randomisation_test(a: Sequence[float], b: Sequence[float], *, seed: int, label: str,
+def paired_randomisation_test(a: Floats, b: Floats, *, seed: int, label: str,
                               permutations: int = PERMUTATIONS, clusters: Clusters | None = None,
                               thresholds: Sequence[float] = ()) -> float:
     """Two-sided p-value that the mean of b - a differs from 0 (see the module docstring). Pairs with a NaN on

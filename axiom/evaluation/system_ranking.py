@@ -115,7 +115,7 @@ def system_ranking(table: pd.DataFrame, metrics: Sequence[str], labels: Sequence
     """Per (metric, label) with two or more systems that have rows with both: the means, both rankings,
     Kendall's tau-b with its bootstrap interval and the adjacent human pairs' order probabilities (module
     docstring)."""
-    out = []
+    out: list[dict[str, Any]] = []
     if table["system"].nunique() < 2:
         return out
     for metric in metrics:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class StatsConfig:
                 f"group when questions are grouped); MDE at {self.power:.0%} power")
 
 
-def is_finite(x: Any) -> bool:
+def is_finite(x: object) -> TypeGuard[float]:
     """A number that is not None or NaN (a measured value)."""
     return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
 

@@ -34,7 +34,7 @@ def _papermill_import() -> Iterator[None]:
     if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
         yield
         return
-    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  (import fails: the checker is skipped)
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import fails: the checker is skipped
     try:
         yield
     finally:

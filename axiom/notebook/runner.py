@@ -25,6 +25,7 @@ overlap it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -170,7 +171,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
                 execute_notebook(path, executed, nb_params, kernel=None if fresh_kernels else kernel,
                                  cwd=root,
                                  progress=progress, log_output=log_output, cell_timeout=cell_timeout,
-                                 on_fail=lambda rp=run_path: _keep_failed(work, out, run_name, rp))
+                                 on_fail=functools.partial(_keep_failed, work, out, run_name, run_path))
             result = json.loads(handoff.read_text(encoding="utf-8")) if handoff.is_file() else {}
             handoff.unlink(missing_ok=True)
             nr = NotebookResult(path.stem, executed, time.perf_counter() - t0, result)

@@ -143,7 +143,7 @@ class NotebookSession:
         """Embedding work since this session opened: texts asked for, embedded, and served from the memo (with
         the persistent cache on: from memory and from disk)."""
         now = self.embedder.stats()
-        out = {k: now[k] - self._start_stats.get(k, 0)
+        out: dict[str, int] = {k: now[k] - self._start_stats.get(k, 0)
                for k in ("texts_requested", "texts_embedded", "cache_hits", "memory_hits", "disk_hits")
                if k in now}
         out["cached_vectors"] = now["cached_vectors"]
@@ -184,11 +184,11 @@ def open_session(*, corpus: str | None = None, dataset: str | None = None, colle
     embedder = shared_embedder(settings)
     if load_model:
         embedder.warm_up()
-    corpus_path = Path(corpus).resolve() if _given(corpus) is not None else None
+    corpus_path = Path(corpus).resolve() if corpus else None  # given: neither None nor ""
     if corpus_path is not None and _given(collection) is None:
         from axiom.evaluation.runs import prepare_settings
 
         settings = prepare_settings(settings, corpus_path=corpus_path, model_id=embedder.model_id)
     return NotebookSession(settings=settings, embedder=embedder, corpus=corpus_path,
-                           dataset=Path(dataset).resolve() if _given(dataset) is not None else None,
+                           dataset=Path(dataset).resolve() if dataset else None,
                            result_json=result_json or None, _start_stats=embedder.stats())

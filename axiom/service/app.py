@@ -175,7 +175,8 @@ ERROR_RESPONSES[503] = {"model": ErrorOut, "description": "the store is unavaila
 
 # -- error handlers -----------------------------------------------------------------------------------
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    details, parts = [], []
+    details: list[dict[str, Any]] = []
+    parts: list[str] = []
     for err in errors:
         if err.get("type") == "json_invalid":
             position = err.get("loc", ("body", "?"))[-1]

@@ -93,7 +93,8 @@ class LogisticModel:
         if not len(rows):
             return np.zeros(0)
         z = ((np.asarray(rows, float) - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        p: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return p
 
 
 @dataclass(frozen=True)

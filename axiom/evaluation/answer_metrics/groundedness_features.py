@@ -21,10 +21,10 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, SupportsFloat, cast
 
 import numpy as np
 
@@ -150,7 +150,8 @@ def _pooled(tokens: _Segment) -> tuple[list[str], np.ndarray, np.ndarray]:
     if not spans:
         return [], np.zeros((0, vectors.shape[1]), np.float32), np.zeros((0, vectors.shape[1]), np.float32)
     def mean(a: int, b: int) -> np.ndarray:
-        return (cumulative[b] - cumulative[a]) / (b - a)
+        pooled: np.ndarray = (cumulative[b] - cumulative[a]) / (b - a)
+        return pooled
     sentences = np.asarray([mean(a, b) for _, a, b in spans])
     windows = [mean(spans[i][1], spans[i + size - 1][2])
                for size in (2, 3) for i in range(len(spans) - size + 1)]
@@ -159,7 +160,7 @@ def _pooled(tokens: _Segment) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # PyStemmer: the stemmer the BM25 index uses too
+def _stemmer() -> Any:  # PyStemmer (untyped): the stemmer the BM25 index uses too
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -168,7 +169,8 @@ def _stemmer():  # PyStemmer: the stemmer the BM25 index uses too
 def content_stems(text: str) -> list[str]:
     words = [w.lower().strip("'-") for w in _WORD.findall(text)]
     words = [w for w in words if len(w) > 2 and w not in STOPWORDS]
-    return _stemmer().stemWords(words)
+    stems: list[str] = _stemmer().stemWords(words)
+    return stems
 
 
 def numbers(text: str) -> set[str]:
@@ -214,7 +216,13 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms == 0, 1.0, norms)
 
 
-def token_model(embedder: Embedder):
+class TokenModel(Protocol):
+    """An embedder that gives word-piece vectors (the local MiniLM)."""
+
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
+
+def token_model(embedder: Embedder) -> TokenModel:
     """The model behind `embedder` (unwrapping a CachingEmbedder) that gives word-piece vectors."""
     model = embedder
     while not callable(getattr(model, "token_vectors", None)) and getattr(model, "inner", None) is not None:
@@ -223,7 +231,7 @@ def token_model(embedder: Embedder):
         raise EvaluationError(f"groundedness needs word-piece vectors; embedder {embedder.model_id!r} has "
                               "none",
                               hint="use the local MiniLM (embeddings.provider: local)")
-    return model
+    return cast(TokenModel, model)  # checked just above: it has a callable token_vectors
 
 
 class TokenVectorMemo:
@@ -342,7 +350,7 @@ def answer_features(m: AnswerMeasures) -> list[float]:
     world = [c for c in m.claims if not c.claim.meta] or m.claims
     n = max(len(world), 1)
 
-    def agg(values: list[float], how) -> float:
+    def agg(values: list[float], how: Callable[[list[float]], SupportsFloat]) -> float:
         return float(how(values)) if values else 1.0
 
     sim_s = [c.sim_sentence for c in world]

@@ -188,9 +188,9 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
                 result = await built[name].ascore(**inputs)
                 value = float(result.value) if result.value is not None else float("nan")
             except Exception as exc:  # any judge failure: unmeasured with a reason, never 0
-                reason = describe_failure(exc)
-                log.warning("judge %s on %s unmeasured: %s", name, rows[i].id, reason)
-                out[name][i] = MetricScore.unmeasured(reason)
+                failure = describe_failure(exc)
+                log.warning("judge %s on %s unmeasured: %s", name, rows[i].id, failure)
+                out[name][i] = MetricScore.unmeasured(failure)
                 return
             stats.judged += 1
             reason = None if not math.isnan(value) else "the judge gave no verdict (no statements to check)"

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 from ragas import __version__ as RAGAS_VERSION  # noqa: N812 (a constant of this module)
 from ragas.embeddings.base import BaseRagasEmbedding
@@ -29,27 +29,30 @@ from axiom.evaluation.answer_metrics.scores import JudgeStats
 __all__ = ["JUDGE_FACTORIES", "RAGAS_VERSION", "EmbedderAdapter", "JudgeLLM", "RagasOffline", "judge_usage",
            "make_judge_llm", "run_sync"]
 
+T = TypeVar("T")
 
-def run_sync(coro: Any) -> Any:
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, also when the caller already runs an event loop (notebooks)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    box: dict[str, Any] = {}
+    value: list[T] = []
+    error: list[BaseException] = []
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(coro)
+            value.append(asyncio.run(coro))
         except BaseException as exc:  # re-raised in the caller's thread
-            box["error"] = exc
+            error.append(exc)
 
     thread = threading.Thread(target=target)
     thread.start()
     thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    if error:
+        raise error[0]
+    return value[0]
 
 
 # -- embeddings: the pipeline's own model, behind ragas's embedding interface ----------------------
@@ -84,7 +87,8 @@ class EmbedderAdapter(BaseRagasEmbedding):
 
 # -- offline metrics ------------------------------------------------------------------------------
 class RagasOffline:
-    """ragas's deterministic metrics, built once per scoring pass; each method gives the metric's value."""
+    """ragas's deterministic metrics, built once per scoring pass; each method gives the metric's value (ragas
+    types its scores as Any: cast to the float they are)."""
 
     def __init__(self, embeddings: EmbedderAdapter) -> None:
         from ragas.metrics import NonLLMContextPrecisionWithReference, NonLLMContextRecall
@@ -107,29 +111,29 @@ class RagasOffline:
     async def context_recall(self, retrieved: list[str], references: list[str]) -> float:
         from ragas.dataset_schema import SingleTurnSample
 
-        return await self._recall.single_turn_ascore(
-            SingleTurnSample(retrieved_contexts=retrieved, reference_contexts=references))
+        return cast(float, await self._recall.single_turn_ascore(
+            SingleTurnSample(retrieved_contexts=retrieved, reference_contexts=references)))
 
     async def context_precision(self, retrieved: list[str], references: list[str]) -> float:
         from ragas.dataset_schema import SingleTurnSample
 
-        return await self._precision.single_turn_ascore(
-            SingleTurnSample(retrieved_contexts=retrieved, reference_contexts=references))
+        return cast(float, await self._precision.single_turn_ascore(
+            SingleTurnSample(retrieved_contexts=retrieved, reference_contexts=references)))
 
     async def rouge_l(self, reference: str, response: str) -> float:
-        return (await self._rouge.ascore(reference=reference, response=response)).value
+        return cast(float, (await self._rouge.ascore(reference=reference, response=response)).value)
 
     async def chrf(self, reference: str, response: str) -> float:
-        return (await self._chrf.ascore(reference=reference, response=response)).value
+        return cast(float, (await self._chrf.ascore(reference=reference, response=response)).value)
 
     async def semantic_similarity(self, reference: str, response: str) -> float:
-        return (await self._semantic.ascore(reference=reference, response=response)).value
+        return cast(float, (await self._semantic.ascore(reference=reference, response=response)).value)
 
     async def exact_match(self, reference: str, response: str) -> float:
-        return (await self._exact.ascore(reference=reference, response=response)).value
+        return cast(float, (await self._exact.ascore(reference=reference, response=response)).value)
 
     async def string_presence(self, reference: str, response: str) -> float:
-        return (await self._presence.ascore(reference=reference, response=response)).value
+        return cast(float, (await self._presence.ascore(reference=reference, response=response)).value)
 
 
 # -- the judge ------------------------------------------------------------------------------------

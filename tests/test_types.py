@@ -1,0 +1,33 @@
+"""The type check: mypy, as pyproject.toml's [tool.mypy] configures it (default checking on axiom/, the flags
+of `--strict` on axiom/evaluation, untyped third-party packages named one by one, the modules pending issue 28
+item 1 listed), reports no error. `make lint` runs the same command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_mypy_finds_no_error() -> None:
+    # the incremental cache (.mypy_cache) makes a re-run a few seconds; a first run takes about a minute
+    done = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Success: no issues found" in done.stdout, done.stdout
+
+
+def test_the_strict_override_covers_axiom_evaluation_and_no_global_switch_hides_errors() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    assert config["files"] == ["axiom"]
+    assert not config.get("ignore_missing_imports") and not config.get("ignore_errors")
+    strict = [o for o in config["overrides"] if o.get("disallow_untyped_defs")]
+    assert len(strict) == 1 and "axiom.evaluation.*" in strict[0]["module"]
+    assert all(strict[0].get(flag) for flag in ("disallow_any_generics", "disallow_untyped_calls",
+                                                 "warn_return_any", "strict_equality", "extra_checks"))
+    assert strict[0]["implicit_reexport"] is False
+    # `strict = true` in an override turns strict on for every module (mypy 2.4): the flags are spelled out
+    assert not any("strict" in o for o in config["overrides"])

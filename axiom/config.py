@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from axiom.config_service import ServiceSettings
 from axiom.errors import ConfigError
@@ -308,7 +309,7 @@ def _known_keys(section: tuple[str, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _describe(error: dict[str, Any], origin: dict[tuple[str, ...], str]) -> str:
+def _describe(error: ErrorDetails, origin: dict[tuple[str, ...], str]) -> str:
     loc = tuple(str(p) for p in error["loc"])
     key = ".".join(loc) or "(settings)"
     where = origin.get(loc[:2], "")

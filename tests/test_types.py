@@ -1,6 +1,6 @@
 """The type check: mypy, as pyproject.toml's [tool.mypy] configures it (default checking on axiom/, the flags
-of `--strict` on axiom/evaluation, untyped third-party packages named one by one, the modules pending issue 28
-item 1 listed), reports no error. `make lint` runs the same command."""
+of `--strict` on axiom/evaluation and axiom/config.py, untyped third-party packages named one by one),
+reports no error, and no module is left unchecked. `make lint` runs the same command."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ def test_mypy_finds_no_error() -> None:
     assert "Success: no issues found" in done.stdout, done.stdout
 
 
-def test_the_strict_override_covers_axiom_evaluation_and_no_global_switch_hides_errors() -> None:
+def test_the_strict_override_covers_evaluation_and_config_and_nothing_hides_errors() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
     assert config["files"] == ["axiom"]
     assert not config.get("ignore_missing_imports") and not config.get("ignore_errors")
     strict = [o for o in config["overrides"] if o.get("disallow_untyped_defs")]
-    assert len(strict) == 1 and "axiom.evaluation.*" in strict[0]["module"]
+    assert len(strict) == 1 and {"axiom.evaluation.*", "axiom.config"} <= set(strict[0]["module"])
+    assert not any(o.get("ignore_errors") for o in config["overrides"])  # no module skipped
     assert all(strict[0].get(flag) for flag in ("disallow_any_generics", "disallow_untyped_calls",
                                                  "warn_return_any", "strict_equality", "extra_checks"))
     assert strict[0]["implicit_reexport"] is False

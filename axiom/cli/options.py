@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from axiom.cli.output import error
@@ -20,6 +20,9 @@ class LazyChoices:
 
     def __init__(self, load: Callable[[], Sequence[Any]]) -> None:
         self.load = load
+
+    def __iter__(self) -> Iterator[Any]:  # what argparse's `choices` is typed as; the parser loads it first
+        return iter(self.load())
 
 
 class UsageExit(SystemExit):

@@ -14,7 +14,8 @@ import os
 import sys
 from typing import Any
 
-from axiom.config import ServiceSettings, Settings
+from axiom.config import Settings
+from axiom.config_service import ServiceSettings
 from axiom.errors import UsageError
 
 log = logging.getLogger(__name__)

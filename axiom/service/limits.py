@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from axiom.config import ServiceSettings
+from axiom.config_service import ServiceSettings
 from axiom.llm import Deadline, llm_deadline
 from axiom.observability import REJECTED
 

@@ -240,3 +240,16 @@ def _shift_for_p(base: np.ndarray, target: float) -> float:
         p = stats.paired_randomisation_test(zeros, centred + mid, seed=99, label="find", permutations=100_000)
         low, high = (mid, high) if p > target else (low, mid)
     return high
+
+
+def test_the_critical_count_of_a_0_1_metric_is_where_the_real_test_rejects() -> None:
+    """For every count k of discordant pairs, the fewest losses the MDE's power counts as a rejection
+    (`_critical_losses`) is exactly where the real test's p (its mid-p) first reaches the level, and k + 1 (no
+    outcome) when none does."""
+    for level in (0.05, 0.0025):
+        counts = np.arange(0, 41)
+        critical = sensitivity._critical_losses(counts, level)
+        for k, c in zip(counts.tolist(), critical.tolist(), strict=True):
+            rejecting = [x for x in range(k + 1) if 2 * x > k and stats.paired_randomisation_test(
+                np.zeros(k), np.array([-1.0] * x + [1.0] * (k - x)), seed=0, label="c") <= level]
+            assert c == (min(rejecting) if rejecting else k + 1), (level, k)

@@ -202,7 +202,7 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
                             log: Callable[[str],
                                           None]) -> tuple[dict[str, RunRecord], dict[str, dict[str, Any]]]:
     """Run every configuration once. Returns the records and per configuration its timing facts."""
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
     settings = calibration_settings(work)
     small = calibration_settings(work, chunking={"chunk_size": 100, "chunk_overlap": 20})
@@ -211,8 +211,9 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
     write_renamed_corpus(corpus, golden, renamed_corpus, renamed_golden)
     retriever = settings.retrieval.retriever
 
-    def evaluate(s: Settings, g: Path, c: Path, name: str, **kw: Any) -> RunRecord:
-        return run_evaluation(s, g, c, name=f"gatecal-{name}", judge=False, embedder=embedder, **kw)
+    def evaluate(s: Settings, g: Path, c: Path, name: str, own_collection: bool = True) -> RunRecord:
+        return run_evaluation(s, g, AnswerSource.pipeline(c, own_collection=own_collection),
+                              EvaluationOptions(name=f"gatecal-{name}", judge=False, embedder=embedder))
 
     def with_fault() -> RunRecord:
         with drop_best_hit(retriever):

@@ -100,16 +100,17 @@ class Runner:
     def run(self, name: str, seed: int, *, baseline: Path | None = None,
             hit: dict[str, Selection] | None = None) -> Any:
         """One run; `hit`: per fault (the values of TARGETS) the questions it hits."""
-        from axiom.evaluation.runs import run_evaluation
+        from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
         hit = hit or {}
+        options = EvaluationOptions(name=f"noisy-{name}", judge=False, embedder=self.embedder,
+                                    repeat=self.repeat, baseline=baseline, progress=False)
         t0 = time.perf_counter()
         with faults(self.retriever, partner=self.partner, donor=self.donor,
                     wrong_ranking=hit.get("wrong ranking"), foreign_quote=hit.get("foreign quote"),
                     refusal=hit.get("refusal")):
-            record = run_evaluation(self.settings(seed), self.golden, self.corpus, name=f"noisy-{name}",
-                                    judge=False, embedder=self.embedder, repeat=self.repeat,
-                                    baseline=baseline, progress=False)
+            record = run_evaluation(self.settings(seed), self.golden, AnswerSource.pipeline(self.corpus),
+                                    options)
         self.seconds.append(time.perf_counter() - t0)
         self.log(f"  {name} (seed {seed}): {self.seconds[-1]:.0f} s"
                  + ("" if record.gate is None else f", gate {'passed' if record.gate.passed else 'FAILED'}"))

@@ -55,10 +55,10 @@ def main() -> None:
         run_path = None
         extra = {"chunks": report.chunks_total}
     else:
-        from axiom.evaluation import run_evaluation
+        from axiom.evaluation import AnswerSource, EvaluationOptions, run_evaluation
 
-        record = run_evaluation(settings, args.dataset, args.corpus, name="bench-api", out_dir=args.out,
-                                judge=False)
+        record = run_evaluation(settings, args.dataset, AnswerSource.pipeline(args.corpus),
+                                EvaluationOptions(name="bench-api", out_dir=args.out, judge=False))
         run_path = record.path
     print(json.dumps({"how": args.how, "inner_seconds": time.perf_counter() - t0, "run_path": str(run_path),
                       **extra}))

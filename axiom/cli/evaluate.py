@@ -34,7 +34,7 @@ log = logging.getLogger("axiom.cli")
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from axiom.evaluation.gate import make_baseline, write_baseline
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
     if args.fail_on_regression and not args.baseline:
         raise UsageError("--fail-on-regression needs --baseline FILE")
@@ -49,10 +49,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         _refuse_pipeline_flags(args)
     # --top-k, --retriever and --collection are in `settings` already (settings_for); without --collection
     # the run takes its corpus's own collection
-    record = run_evaluation(settings, args.dataset, args.corpus, name=args.name, out_dir=args.out,
-                            baseline=args.baseline, judge=not args.no_judge, repeat=args.repeat,
-                            own_collection=not args.collection, responses=args.responses, endpoint=endpoint,
-                            save_responses=args.save_responses)
+    options = EvaluationOptions(name=args.name, out_dir=args.out, baseline=args.baseline, repeat=args.repeat,
+                                judge=not args.no_judge, save_responses=args.save_responses)
+    source = AnswerSource(corpus=args.corpus, responses=args.responses, endpoint=endpoint,
+                          own_collection=not args.collection)
+    record = run_evaluation(settings, args.dataset, source, options)
     if args.save_baseline:
         target = write_baseline(make_baseline(record, floor_margin=args.floor_margin,
                                               min_delta=args.min_delta,

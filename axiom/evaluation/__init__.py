@@ -7,7 +7,9 @@ Public surface (what the CLI, the service and the notebooks call):
     score_answers                              answer_metrics/ (a package; ragas, imported lazily, it is slow
                                                to import: only answer_metrics/ragas_adapter.py imports it)
     run_evaluation                             runs.py (running an evaluation: its steps, repeat summary;
-                                               run_inputs.py: its settings and validated inputs)
+    EvaluationOptions                          run_inputs.py: its options, settings and validated inputs)
+    AnswerSource                               answered.py (where a run's answers come from: the pipeline,
+                                               a responses file or an endpoint)
     load_responses, write_responses            responses.py (another system's answers; --save-responses)
     load_endpoint_config, EndpointConfig       endpoint_config.py (the mapping of a system's HTTP API; the
                                                client, httpx and tenacity: endpoint.py, imported lazily)
@@ -39,6 +41,7 @@ Dependencies point one way: runs -> gate -> run_folder -> naming, and compare / 
 imports runs but this file. runs imports answer_metrics inside its functions, only because ragas is slow.
 """
 
+from axiom.evaluation.answered import AnswerSource
 from axiom.evaluation.benchmark import run_beir
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import BeirData, EvalItem, load_beir, load_golden
@@ -47,11 +50,13 @@ from axiom.evaluation.gate import gate_run, load_baseline, make_baseline
 from axiom.evaluation.responses import load_responses, write_responses
 from axiom.evaluation.retrieval_metrics import evaluate_rankings, evaluate_run, golden_retrieval_metrics
 from axiom.evaluation.run_folder import RunRecord, load_run
+from axiom.evaluation.run_inputs import EvaluationOptions
 from axiom.evaluation.runs import run_evaluation
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
 
 __all__ = [
-    "BeirData", "EndpointConfig", "EvalItem", "RunRecord", "StatsConfig", "compare_metrics", "compare_runs",
+    "AnswerSource", "BeirData", "EndpointConfig", "EvalItem", "EvaluationOptions", "RunRecord", "StatsConfig",
+    "compare_metrics", "compare_runs",
     "evaluate_rankings",
     "evaluate_run", "gate_run",
     "golden_retrieval_metrics", "load_baseline", "load_beir", "load_endpoint_config", "load_golden",

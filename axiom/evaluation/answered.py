@@ -1,4 +1,5 @@
-"""The answer-source seam of an evaluation run: what each source of answers yields per golden item.
+"""The answer-source seam of an evaluation run: which source a run asks (`AnswerSource`, what the faces hand
+to `run_evaluation`) and what each source of answers yields per golden item (`ItemAnswer`, `Answered`).
 
 A run's answers come from one of three sources, and everything after them (scoring, the run folder, compare,
 the gate, the notebooks) is shared:
@@ -17,13 +18,68 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from axiom.errors import UsageError
+
 if TYPE_CHECKING:
+    from axiom.evaluation.endpoint_config import EndpointConfig
     from axiom.types import IngestReport
 
 NAN = float("nan")
 SOURCE_KINDS = ("pipeline", "responses", "endpoint")
+BOTH_SOURCES = "--responses and --endpoint are mutually exclusive: give one source of answers"
+
+
+@dataclass(frozen=True)
+class AnswerSource:
+    """Where a run's answers come from: Axiom's pipeline (the default), a `responses` file or an `endpoint`
+    (an `EndpointConfig`, see `endpoint_config.load_endpoint_config`); giving both raises UsageError.
+
+    `corpus`: the pipeline ingests it (incrementally) and, with `own_collection`, evaluates in the corpus's
+    own collection (`run_inputs.prepare_settings`; False: the face chose the collection, `--collection` or a
+    notebook's session); without a corpus the pipeline answers from the configured collection. With a
+    responses file or an endpoint nothing is ingested: the corpus only adds the evidence metrics.
+    `AnswerSource.pipeline(corpus)`, `.from_responses(path, corpus=...)` and
+    `.from_endpoint(config, corpus=...)` name the three; a face with optional inputs (the CLI, 03_evaluate)
+    gives the fields directly."""
+
+    corpus: Path | None = None
+    responses: Path | None = None
+    endpoint: EndpointConfig | None = None
+    own_collection: bool = True
+
+    def __post_init__(self) -> None:
+        if self.responses is not None and self.endpoint is not None:
+            raise UsageError(BOTH_SOURCES)
+        for name in ("corpus", "responses"):  # paths given as strings (a notebook parameter, a flag)
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
+    @classmethod
+    def pipeline(cls, corpus: str | Path | None = None, *, own_collection: bool = True) -> AnswerSource:
+        return cls(corpus=Path(corpus) if corpus is not None else None, own_collection=own_collection)
+
+    @classmethod
+    def from_responses(cls, path: str | Path, *, corpus: str | Path | None = None) -> AnswerSource:
+        return cls(corpus=Path(corpus) if corpus is not None else None, responses=Path(path))
+
+    @classmethod
+    def from_endpoint(cls, config: EndpointConfig, *, corpus: str | Path | None = None) -> AnswerSource:
+        return cls(corpus=Path(corpus) if corpus is not None else None, endpoint=config)
+
+    @property
+    def kind(self) -> str:
+        """"pipeline", "responses" or "endpoint" (`SOURCE_KINDS`)."""
+        return "responses" if self.responses is not None else "endpoint" if self.endpoint is not None \
+            else "pipeline"
+
+    @property
+    def external(self) -> bool:
+        """Another system's answers (nothing is ingested, the pipeline is not built)."""
+        return self.kind != "pipeline"
 
 
 @dataclass

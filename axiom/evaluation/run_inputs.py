@@ -1,6 +1,8 @@
-"""A run's settings and its validated inputs: `prepare_settings` (the run's own collection), then step 1 of
-`run_evaluation` (`runs.py`): the arguments, the dataset (and its sources against the corpus files or the
-collection), a responses file and the baseline, checked before anything is ingested or written."""
+"""A run's options, settings and validated inputs: `EvaluationOptions` (how `run_evaluation` runs and where it
+writes), `prepare_settings` (the run's own collection), then step 1 of `run_evaluation` (`runs.py`): the
+dataset (and its sources against the corpus files or the collection), a responses file and the baseline,
+checked before anything is ingested or written. The answer source (`answered.AnswerSource`) and the options
+check themselves when they are made."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from axiom.config import Settings
 from axiom.errors import DatasetError, UsageError
-from axiom.evaluation.answered import Answered
+from axiom.evaluation.answered import Answered, AnswerSource
 from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
 from axiom.evaluation.gate import load_baseline
 from axiom.evaluation.naming import eval_collection
@@ -18,10 +20,36 @@ from axiom.evaluation.provenance import corpus_fingerprint
 from axiom.evaluation.responses import responses_answers
 
 if TYPE_CHECKING:
-    from axiom.evaluation.endpoint_config import EndpointConfig
+    from axiom.embeddings import Embedder
     from axiom.pipeline import RAGPipeline
 
 NO_DATASET = "--dataset is needed unless --responses FILE carries each item's question"
+
+
+# -- options --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How `run_evaluation` runs and where it writes (the settings and the answer source travel apart).
+
+    `name`: the run folder is `<out_dir>/<UTC timestamp>-<name>`, `out_dir` None: `evaluation.runs_dir`.
+    `baseline`: a baseline JSON (or run folder) to gate against. `repeat` > 1 answers and scores the questions
+    that many times (at least 1, else UsageError). `judge`: the LLM-judged metrics when an LLM is configured.
+    `progress` (stderr): None, the CLI's default, shows it except inside a notebook kernel; False never.
+    `save_responses`: also write the run's answers as a responses file. `embedder`: an already loaded
+    embedding model to reuse (tests, notebooks)."""
+
+    name: str = "eval"
+    out_dir: str | Path | None = None
+    baseline: str | Path | None = None
+    repeat: int = 1
+    judge: bool = True
+    progress: bool | None = None
+    save_responses: str | Path | None = None
+    embedder: Embedder | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise UsageError(f"--repeat must be at least 1, got {self.repeat}")
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -46,27 +74,23 @@ class _Inputs:
     responses: Answered | None = None
 
 
-def _validate(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None,
-              baseline: str | Path | None, repeat: int, *, responses: str | Path | None = None,
-              endpoint: EndpointConfig | None = None) -> _Inputs:
-    """The arguments, the dataset (and its sources against the corpus files), a responses file and the
-    baseline, before anything is touched."""
-    if repeat < 1:
-        raise UsageError(f"--repeat must be at least 1, got {repeat}")
-    if responses is not None and endpoint is not None:
-        raise UsageError("--responses and --endpoint are mutually exclusive: give one source of answers")
+def _validate(settings: Settings, dataset_path: str | Path | None, source: AnswerSource,
+              options: EvaluationOptions) -> _Inputs:
+    """The dataset (and its sources against the corpus files), a responses file and the baseline, before
+    anything is touched."""
+    responses = source.responses
     if dataset_path is None and responses is None:
         raise UsageError(NO_DATASET,
                          hint="a responses line then reads {id, question, answer, contexts, [retrieved]}")
     dataset = Path(dataset_path if dataset_path is not None else str(responses))
-    corpus = Path(corpus_path) if corpus_path is not None else None
+    corpus = source.corpus
     if corpus is not None and not corpus.exists():
         raise UsageError(f"corpus {corpus} does not exist")
     corpus_info, known = corpus_fingerprint(corpus, settings) if corpus is not None else (None, None)
     items = (load_golden(dataset, known_sources=known) if dataset_path is not None
              else golden_from_responses(dataset))
     answered = responses_answers(responses, items) if responses is not None else None
-    baseline_data = load_baseline(baseline) if baseline is not None else None
+    baseline_data = load_baseline(options.baseline) if options.baseline is not None else None
     return _Inputs(dataset, corpus, corpus_info, items, baseline_data, answered)
 
 

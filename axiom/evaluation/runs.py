@@ -2,10 +2,12 @@
 and `load_run`: run_folder.py; what the folder holds: run_docs.py; what produced it: provenance.py; the per-metric
 summaries of metrics.json: summary.py).
 
-The answers come from one source (`answered.py`): Axiom's own pipeline (the default), a responses file written
-by any system (`responses=`, responses.py) or a deployed system asked over HTTP (`endpoint=`, endpoint.py).
-Everything after the answers is shared: scoring, the run folder, compare, the gate, the notebooks. An item its
-source did not answer is unmeasured on every metric, with the reason.
+The answers come from one source (`AnswerSource`, answered.py): Axiom's own pipeline (the default), a responses
+file written by any system (`AnswerSource.from_responses`, responses.py) or a deployed system asked over HTTP
+(`AnswerSource.from_endpoint`, endpoint.py). How the run runs and where it writes are its `EvaluationOptions`
+(run_inputs.py): `run_evaluation(settings, dataset, source, options)`. Everything after the answers is shared:
+scoring, the run folder, compare, the gate, the notebooks. An item its source did not answer is unmeasured on
+every metric, with the reason.
 
 The dataset (and its sources, and a responses file) are validated before anything is ingested or written.
 
@@ -18,8 +20,8 @@ deep as it says (`retrieved`); its retrieval metrics are computed only when it g
 `run_evaluation` runs these steps in order: validate, prepare (settings, pipeline, the model loaded before any
 clock), answer (pipeline: retrieve and answer; or read the responses, or ask the endpoint), score (retrieval,
 evidence and answer metrics, repeated when asked), tabulate per question, summarise (metrics.json), describe
-(manifest.json, its `timings`: seconds per stage), gate, write the folder (and `save_responses`). The questions
-answered and the current stage are shown on stderr (`axiom.progress`), never on stdout.
+(manifest.json, its `timings`: seconds per stage), gate, write the folder (and `options.save_responses`). The
+questions answered and the current stage are shown on stderr (`axiom.progress`), never on stdout.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import itertools
 import logging
 import math
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.config import Settings
-from axiom.evaluation.answered import Answered, ItemAnswer
+from axiom.evaluation.answered import Answered, AnswerSource, ItemAnswer
 from axiom.evaluation.datasets import EvalItem
 from axiom.evaluation.evidence import evidence_scores
 from axiom.evaluation.gate import gate_run
@@ -44,6 +48,7 @@ from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats
 from axiom.evaluation.run_folder import RunRecord, _json_clean, utc_now, write_run_folder
 from axiom.evaluation.run_inputs import (  # re-exported: moved there
     NO_DATASET,
+    EvaluationOptions,
     _check_sources_in_collection,
     _Inputs,
     _validate,
@@ -63,7 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NO_DATASET", "NO_RANKING", "NO_REFERENCE_CONTEXTS", "NO_RELEVANT", "prepare_settings", "run_evaluation"]
+__all__ = ["NO_DATASET", "NO_RANKING", "NO_REFERENCE_CONTEXTS", "NO_RELEVANT", "AnswerSource", "EvaluationOptions",
+           "prepare_settings", "run_evaluation"]
 
 NO_RANKING = "the system gave no retrieved sources for this item"
 NO_RELEVANT = "no relevant_sources for this item"
@@ -227,47 +233,50 @@ def _warm(embedder: Embedder) -> None:
 
 
 # -- the run --------------------------------------------------------------------------------------
-def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_path: str | Path | None = None, *,
-                   name: str = "eval", out_dir: str | Path | None = None, baseline: str | Path | None = None,
-                   judge: bool = True, own_collection: bool = True, embedder: Embedder | None = None,
-                   repeat: int = 1, progress: bool | None = None,
-                   responses: str | Path | None = None, endpoint: EndpointConfig | None = None,
-                   save_responses: str | Path | None = None) -> RunRecord:
+PIPELINE = AnswerSource()  # Axiom's pipeline over the configured collection (no corpus to ingest)
+DEFAULTS = EvaluationOptions()
+
+
+def run_evaluation(settings: Settings, dataset: str | Path | None, source: AnswerSource = PIPELINE,
+                   options: EvaluationOptions = DEFAULTS) -> RunRecord:
     """Evaluate a golden set end to end and write a run folder. See the module docstring.
 
     `settings` are final: the face resolved its overrides (retriever, top_k, collection) into them through
-    `Settings.with_overrides`, and nothing here applies them again. With a corpus, Axiom's pipeline evaluates
+    `Settings.with_overrides`, and nothing here applies them again. `dataset`: the golden set (JSONL); None
+    when the `source` is a responses file whose lines carry their own questions (reference-free).
+
+    `source` (`AnswerSource`, answered.py): Axiom's pipeline (the default), over `AnswerSource.pipeline(corpus)`
     in the corpus's own collection (`prepare_settings`) unless `own_collection` is False (the face chose the
-    collection: `--collection`, a notebook's session).
+    collection: `--collection`, a notebook's session); or a responses file or an endpoint, with which the
+    corpus only adds the evidence metrics (nothing is ingested) and `retrieval.top_k` fills the endpoint
+    template's `{top_k}`.
 
-    The answers come from Axiom's pipeline, or from `responses` (a responses file) or `endpoint` (an
-    `EndpointConfig`, see `endpoint_config.load_endpoint_config`): with either, `corpus` only adds the evidence
-    metrics (nothing is ingested) and `retrieval.top_k` fills the endpoint template's `{top_k}`.
-    `save_responses` writes the run's answers as a responses file. Without `dataset_path`, the items are the
-    questions of the `responses` file's own lines (reference-free).
+    `options` (`EvaluationOptions`, run_inputs.py): the run's name and folder, the baseline, `repeat`,
+    `judge`, `progress`, `save_responses` (the run's answers written as a responses file) and `embedder` (an
+    already loaded embedding model to reuse: tests, notebooks). `repeat` > 1 answers and scores the questions
+    that many times (the judge's cache bypassed; a sampling generator draws each repetition from its own
+    stream): every repetition's answers and answer-metric values go to repeats.parquet, an answer metric's
+    value of a question (results.parquet, metrics.json, compare, the gate) is its mean over the repetitions,
+    and the run-to-run variance enters the gate's test and interval (axiom.evaluation.repeats); the spread
+    (range of the repetition means) is reported. Retrieval is not repeated (it is deterministic).
 
-    `embedder` reuses an already loaded embedding model (tests, notebooks). `repeat` > 1 answers and scores
-    the questions that many times (the judge's cache bypassed; a sampling generator draws each repetition from
-    its own stream): every repetition's answers and answer-metric values go to repeats.parquet, an answer
-    metric's value of a question (results.parquet, metrics.json, compare, the gate) is its mean over the
-    repetitions, and the run-to-run variance enters the gate's test and interval (axiom.evaluation.repeats);
-    the spread (range of the repetition means) is reported. Retrieval is not repeated (it is deterministic). Raises DatasetError before doing
-    anything when the dataset (or the responses file) is malformed. The gate's result is in the record;
-    `GateResult.raise_if_failed` turns a failure into an exit. `progress` (stderr): None, the CLI's default,
-    shows it except inside a notebook kernel (a notebook's output stays as it was); False never.
+    Raises DatasetError before doing anything when the dataset (or the responses file) is malformed. The
+    gate's result is in the record; `GateResult.raise_if_failed` turns a failure into an exit. `progress`
+    (stderr): None, the CLI's default, shows it except inside a notebook kernel (a notebook's output stays as
+    it was); False never.
     """
     from axiom.embeddings import caching_embedder, make_embedder
 
     started = utc_now()
     t_start = time.perf_counter()
-    external = responses is not None or endpoint is not None
-    inputs = _validate(settings, dataset_path, corpus_path, baseline, repeat, responses=responses, endpoint=endpoint)
+    external = source.external
+    inputs = _validate(settings, dataset, source, options)
 
     # one memo (and the on-disk embedding cache) for every text of the run: questions, sentences, answers
-    embedder = caching_embedder(settings, embedder or make_embedder(settings.embeddings, settings.generation))
+    embedder = caching_embedder(settings, options.embedder or make_embedder(settings.embeddings, settings.generation))
     work_before = embedder.stats()  # a shared memo (notebooks) counts earlier runs too
     run_settings = (prepare_settings(settings, corpus_path=inputs.corpus, model_id=embedder.model_id)
-                    if own_collection and not external and inputs.corpus is not None else settings)
+                    if source.own_collection and not external and inputs.corpus is not None else settings)
     pipeline: RAGPipeline | None = None
     if not external:
         from axiom.pipeline import RAGPipeline
@@ -279,20 +288,20 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
         if inputs.corpus is None:
             _check_sources_in_collection(pipeline, inputs)
         pipeline.store.get_collection()  # connect first: a store that cannot be reached fails before the model loads
-    with Progress("eval", unit="question", verb="answered", enabled=progress) as shown:
+    with Progress("eval", unit="question", verb="answered", enabled=options.progress) as shown:
         with shown.stage("model_load", "loading the embedding model"):
             if pipeline is not None:
                 pipeline.warm_up()  # so that no stage's clock (retrieval above all) includes it
             else:
                 _warm(embedder)
         answered = (_retrieve_and_answer(pipeline, inputs, shown) if pipeline is not None
-                    else _external_answers(inputs, endpoint, run_settings.retrieval.top_k, shown))
-        scored = _score(inputs, answered, run_settings, settings, embedder, judge=judge, repeat=repeat, shown=shown,
-                        store=pipeline.store if pipeline is not None else None)
+                    else _external_answers(inputs, source.endpoint, run_settings.retrieval.top_k, shown))
+        scored = _score(inputs, answered, run_settings, settings, embedder, judge=options.judge,
+                        repeat=options.repeat, shown=shown, store=pipeline.store if pipeline is not None else None)
         results = results_frame(inputs.items, answered, scored)
-        doc = metrics_doc(results, answered, scored, run_settings, settings, repeat)
-        manifest = _describe(name, started, t_start, settings, run_settings, inputs, answered, scored, embedder,
-                             judge, pipeline, baseline)
+        doc = metrics_doc(results, answered, scored, run_settings, settings, options.repeat)
+        manifest = _describe(options, _Run(started, t_start, settings, run_settings, embedder.model_id, pipeline),
+                             inputs, answered, scored)
         gate = None
         if inputs.baseline is not None:
             gate = gate_run(results, doc["metrics"], inputs.baseline,
@@ -301,30 +310,45 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
                             noise=noise_sources(manifest))
             doc["gate"] = gate.to_dict()
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
-        if dataset_path is None:  # the items are the responses' own questions (no reference answers)
+        if dataset is None:  # the items are the responses' own questions (no reference answers)
             manifest["dataset"]["from_responses"] = True
         # texts the model embedded in this run, and those the memo and the on-disk cache answered
         manifest["embedding_work"] = {key: value - work_before.get(key, 0) for key, value in embedder.stats().items()
                                       if key != "cached_vectors"}
-        runs_dir = Path(out_dir) if out_dir is not None else Path(settings.evaluation.runs_dir)
+        runs_dir = Path(options.out_dir) if options.out_dir is not None else Path(settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
             repeats_table = repeats_frame(inputs.items, scored)
-            path = write_run_folder(runs_dir, name, started, manifest, doc, results, repeats=repeats_table)
-            if save_responses is not None:
-                write_responses(save_responses, inputs.items, answered.answers, run=path.name)
+            path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,
+                                    repeats=repeats_table)
+            if options.save_responses is not None:
+                write_responses(options.save_responses, inputs.items, answered.answers, run=path.name)
     log.info("evaluation run written to %s", path)
     return RunRecord(path=path, manifest=manifest, metrics=_json_clean(doc), results=results, gate=gate,
                      repeats=repeats_table)
 
 
-def _describe(name: str, started: Any, t_start: float, settings: Settings, run_settings: Settings, inputs: _Inputs,
-              answered: Answered, scored: Scored, embedder: Embedder, judge: bool, pipeline: RAGPipeline | None,
-              baseline: str | Path | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Run:
+    """What `run_evaluation` prepared, for the manifest: its start, the face's and the run's settings, the
+    embedding model and the pipeline (None: another system answered)."""
+
+    started: datetime
+    t_start: float
+    settings: Settings
+    run_settings: Settings
+    model_id: str
+    pipeline: RAGPipeline | None
+
+
+def _describe(options: EvaluationOptions, run: _Run, inputs: _Inputs, answered: Answered,
+              scored: Scored) -> dict[str, Any]:
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import
 
-    judge_cfg = judge_config(run_settings) if judge else None
-    return manifest_doc(name=name, started=started, seconds=time.perf_counter() - t_start, settings=settings,
-                        run_settings=run_settings, dataset=inputs.dataset, items=inputs.items,
-                        corpus_info=inputs.corpus_info, answered=answered, scored=scored, model_id=embedder.model_id,
+    judge_cfg = judge_config(run.run_settings) if options.judge else None
+    return manifest_doc(name=options.name, started=run.started, seconds=time.perf_counter() - run.t_start,
+                        settings=run.settings, run_settings=run.run_settings, dataset=inputs.dataset,
+                        items=inputs.items, corpus_info=inputs.corpus_info, answered=answered, scored=scored,
+                        model_id=run.model_id,
                         judge={"model": judge_cfg.model, "base_url": judge_cfg.base_url} if judge_cfg else None,
-                        store_where=pipeline.store.where if pipeline is not None else None, baseline=baseline)
+                        store_where=run.pipeline.store.where if run.pipeline is not None else None,
+                        baseline=options.baseline)

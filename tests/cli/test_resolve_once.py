@@ -5,6 +5,7 @@ texts, the service's request model and the pipeline quote it. Nothing here loads
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import axiom.evaluation.runs
 from axiom.cli import build_parser, main
 from axiom.config import RetrievalSettings, Settings
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from tests.evaluation.helpers import clean_env, write_config
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # main configures the root logger
@@ -39,9 +40,13 @@ def test_top_k_help_quotes_the_settings_limit(command: str, capsys: pytest.Captu
 
 
 def test_run_evaluation_takes_no_override() -> None:
-    """The overrides travel in the settings only: run_evaluation has no parameter to apply them again."""
+    """The overrides travel in the settings only: neither run_evaluation nor its answer source or options has
+    a parameter to apply them again."""
     parameters = inspect.signature(run_evaluation).parameters
-    assert not {"top_k", "retriever", "collection"} & set(parameters), list(parameters)
+    assert list(parameters) == ["settings", "dataset", "source", "options"], list(parameters)
+    for holder in (AnswerSource, EvaluationOptions):
+        fields = {f.name for f in dataclasses.fields(holder)}
+        assert not {"top_k", "retriever", "collection", "settings"} & fields, (holder, fields)
 
 
 class _Record:
@@ -64,8 +69,9 @@ def test_eval_hands_the_flags_over_once_in_the_settings(tmp_path: Path, monkeypa
     clean_env(monkeypatch)
     seen: dict[str, Any] = {}
 
-    def fake_run(settings: Settings, *args: Any, **kwargs: Any) -> _Record:
-        seen.update(settings=settings, args=args, kwargs=kwargs)
+    def fake_run(settings: Settings, dataset: str, source: AnswerSource,
+                 options: EvaluationOptions) -> _Record:
+        seen.update(settings=settings, dataset=dataset, source=source, options=options)
         return _Record()
 
     monkeypatch.setattr(axiom.evaluation.runs, "run_evaluation", fake_run)
@@ -76,8 +82,8 @@ def test_eval_hands_the_flags_over_once_in_the_settings(tmp_path: Path, monkeypa
     settings = seen["settings"]
     assert (settings.retrieval.top_k, settings.retrieval.retriever, settings.store.collection) == (
         3, "bm25", collection)
-    assert seen["kwargs"]["own_collection"] is own_collection
-    assert not {"top_k", "retriever", "collection"} & set(seen["kwargs"]), seen["kwargs"]
+    assert seen["source"] == AnswerSource.pipeline("c", own_collection=own_collection), seen["source"]
+    assert seen["dataset"] == "d.jsonl" and seen["options"] == EvaluationOptions(), seen["options"]
 
 
 @pytest.mark.parametrize(("flags", "words"), [

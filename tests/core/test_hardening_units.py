@@ -160,7 +160,7 @@ def test_generator_log_holds_no_url_credentials(captured_log, fmt: str) -> None:
 
 def test_judged_run_folder_and_log_hold_no_url_credentials(tmp_path: Path, embedder,
                                                            captured_log) -> None:  # noqa: ANN001
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
     from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
     from tests.evaluation.test_judge import judge
 
@@ -171,7 +171,8 @@ def test_judged_run_folder_and_log_hold_no_url_credentials(tmp_path: Path, embed
         url = secret_url(llm.base_url)
         settings = build_settings(tmp_path, evaluation={"judge_model": "judge-model", "judge_base_url": url},
                                   generation={"base_url": url, "max_retries": 0})
-        record = run_evaluation(settings, golden, TINY_CORPUS, name="judged", embedder=embedder)
+        record = run_evaluation(settings, golden, AnswerSource.pipeline(TINY_CORPUS),
+                                EvaluationOptions(name="judged", embedder=embedder))
         assert llm.calls() > 0
     assert record.metrics["metrics"]["faithfulness"]["n"] == 1  # the judge did answer through that URL
     manifest = json.loads((record.path / "manifest.json").read_text())

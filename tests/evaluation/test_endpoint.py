@@ -30,7 +30,7 @@ from axiom.evaluation.endpoint import EndpointClient, ask_endpoint
 from axiom.evaluation.endpoint_config import WILDCARD, load_endpoint_config, parse_path, render
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_METRICS
 from axiom.evaluation.run_folder import RunRecord, load_run
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from tests.evaluation.helpers import REPO, TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
 from tests.service.conftest import API_KEYS, AxiomServer
@@ -119,9 +119,8 @@ def test_served_axiom_without_the_api_key_is_unmeasured(served: dict[str, Any], 
     run still completes with every item unmeasured and its reason."""
     config = load_endpoint_config(AXIOM_MAPPING, url=f"{served['server'].api}/query", environ={})
     assert config.headers == {}
-    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="no-key", embedder=embedder,
-                         judge=False,
-                         endpoint=config)
+    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.from_endpoint(config),
+                         EvaluationOptions(name="no-key", embedder=embedder, judge=False))
     assert run.metrics["unanswered"] == {"n": 6, "reasons": {"HTTP 401 from the endpoint (1 attempt)": 6}}
     assert (
         run.metrics["metrics"]["rouge_l"]["unmeasured"] == 6 and run.metrics["metrics"]["ndcg@10"]["n"] == 0
@@ -264,8 +263,7 @@ def test_paths_templates_and_config_errors(tmp_path: Path) -> None:
                    "retries: must be at least 0", "timeout_seconds: must be above 0"):
         assert needle in message, (needle, message)
     with pytest.raises(UsageError, match="mutually exclusive"):
-        run_evaluation(build_settings(tmp_path), TINY_GOLDEN, responses=tmp_path / "r.jsonl",
-                       endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
+        AnswerSource(responses=tmp_path / "r.jsonl", endpoint=load_endpoint_config(url="http://127.0.0.1:9/q"))
 
 
 def test_retries_honour_retry_after_and_stop(tmp_path: Path) -> None:

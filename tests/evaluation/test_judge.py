@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from axiom.evaluation.answer_metrics import JUDGE_METRICS, JudgeConfig, ScoreInput, score_judged
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 from tests.support.fake_openai import FakeOpenAIServer, Reply, chat_completion
 
@@ -99,7 +99,8 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
                               evaluation={"judge_model": "judge-model", "judge_base_url": server.base_url,
                                                     "judge_concurrency": 2},
                               generation={"max_retries": 1, "backoff_initial_seconds": 0.05})
-    first = run_evaluation(settings, golden, TINY_CORPUS, name="judged", embedder=embedder)
+    judged = EvaluationOptions(name="judged", embedder=embedder)
+    first = run_evaluation(settings, golden, AnswerSource.pipeline(TINY_CORPUS), judged)
     summary = first.metrics["metrics"]
     assert summary["faithfulness"]["n"] == 2 and summary["faithfulness"]["unmeasured"] == 0
     for m in ("llm_context_precision", "llm_context_recall", "factual_correctness"):
@@ -114,7 +115,7 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
     good = tmp_path / "good.jsonl"
     good.write_text(lines[0] + "\n")
     before = server.calls()
-    second = run_evaluation(settings, good, TINY_CORPUS, name="judged", embedder=embedder)
+    second = run_evaluation(settings, good, AnswerSource.pipeline(TINY_CORPUS), judged)
     assert server.calls() == before  # zero judge calls: t01 was judged by the first run
     assert (
         second.metrics["usage"]["judge"]["cache_hits"] == 5 and second.metrics["usage"]["judge"]["calls"] == 0

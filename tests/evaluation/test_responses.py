@@ -18,7 +18,7 @@ from axiom.evaluation.datasets import file_sha256, load_golden
 from axiom.evaluation.responses import load_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_METRICS
 from axiom.evaluation.run_folder import RunRecord, load_run
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from axiom.evaluation.verdict import TOO_FEW
 from tests.evaluation.helpers import REPO, TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
@@ -42,8 +42,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("responses")
     settings = build_settings(root)
     target = root / "saved" / "responses.jsonl"
-    run = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="pipeline", embedder=embedder, judge=False,
-                         save_responses=target)
+    run = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                         EvaluationOptions(name="pipeline", embedder=embedder, judge=False,
+                                           save_responses=target))
     return {"root": root, "run": run, "file": target}
 
 
@@ -80,8 +81,9 @@ def assert_identical(a: RunRecord, b: RunRecord, *, tolerance: dict[str, float] 
 def test_rescoring_saved_responses_gives_identical_metrics(saved: dict[str, Any],
                                                            embedder) -> None:  # noqa: ANN001
     """In the same process (the embedding memo shared, as in a notebook): bit for bit, every metric."""
-    rescored = run_evaluation(build_settings(saved["root"]), TINY_GOLDEN, TINY_CORPUS, name="rescored-here",
-                              embedder=embedder, judge=False, responses=saved["file"])
+    rescored = run_evaluation(build_settings(saved["root"]), TINY_GOLDEN,
+                              AnswerSource.from_responses(saved["file"], corpus=TINY_CORPUS),
+                              EvaluationOptions(name="rescored-here", embedder=embedder, judge=False))
     pipeline: RunRecord = saved["run"]
     assert assert_identical(pipeline, rescored) == len(pipeline.metric_names) * 6
     assert rescored.metrics["metrics"] == pipeline.metrics["metrics"]
@@ -166,9 +168,8 @@ def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path
     kept = [line for line in saved["file"].read_text().splitlines()
             if json.loads(line)["id"] not in ("t02", "t05")]
     partial.write_text("\n".join(kept) + "\n")
-    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, None, name="partial", embedder=embedder,
-                         judge=False,
-                         responses=partial)
+    run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.from_responses(partial),
+                         EvaluationOptions(name="partial", embedder=embedder, judge=False))
     metrics = run.metrics["metrics"]
     reason = "no response for this item in partial.jsonl"
     for metric in ("rouge_l", "semantic_similarity", "ndcg@10", "evidence_recall@5"):

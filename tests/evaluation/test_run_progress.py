@@ -14,7 +14,7 @@ import pytest
 
 import axiom.embeddings
 from axiom.cli import main
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
@@ -34,8 +34,9 @@ KernelStream.__module__ = "ipykernel.iostream"
 def test_eval_progress_on_stderr_names_each_stage_and_counts_questions(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = build_settings(tmp_path)
-    record = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="progress", judge=False,
-                            embedder=SlowLoadingEmbedder(0.0), progress=True)
+    record = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                            EvaluationOptions(name="progress", judge=False, embedder=SlowLoadingEmbedder(0.0),
+                                              progress=True))
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.splitlines()
@@ -52,8 +53,9 @@ def test_eval_progress_on_stderr_names_each_stage_and_counts_questions(
 
 
 def test_eval_progress_off_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run_evaluation(build_settings(tmp_path), TINY_GOLDEN, TINY_CORPUS, name="quiet", judge=False,
-                   embedder=SlowLoadingEmbedder(0.0), progress=False)
+    run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                   EvaluationOptions(name="quiet", judge=False, embedder=SlowLoadingEmbedder(0.0),
+                                     progress=False))
     assert capsys.readouterr() == ("", "")
 
 
@@ -62,8 +64,8 @@ def test_eval_in_a_notebook_kernel_stays_quiet_by_default(tmp_path: Path,
     """03_evaluate.ipynb calls run_evaluation without `progress`: its output stays as it was (no progress)."""
     kernel = KernelStream()
     monkeypatch.setattr(sys, "stderr", kernel)
-    run_evaluation(build_settings(tmp_path), TINY_GOLDEN, TINY_CORPUS, name="notebook", judge=False,
-                   embedder=SlowLoadingEmbedder(0.0))
+    run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                   EvaluationOptions(name="notebook", judge=False, embedder=SlowLoadingEmbedder(0.0)))
     assert kernel.getvalue() == ""
 
 
@@ -73,8 +75,9 @@ def test_eval_retrieval_timing_does_not_include_the_model_load(tmp_path: Path) -
     settings = build_settings(tmp_path, store={"collection": "preloaded"})
     RAGPipeline(settings, SlowLoadingEmbedder(0.0),
                 ChromaStore(settings.store)).ingest([TINY_CORPUS], progress=False)
-    record = run_evaluation(settings, TINY_GOLDEN, None, name="cold", judge=False,
-                            embedder=SlowLoadingEmbedder(LOAD), progress=False)
+    record = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(),
+                            EvaluationOptions(name="cold", judge=False, embedder=SlowLoadingEmbedder(LOAD),
+                                              progress=False))
     timings = record.manifest["timings"]
     assert timings["model_load"] >= 0.9 * LOAD, timings
     batch = record.metrics["latency"]["retrieval_batch_seconds"]

@@ -15,7 +15,7 @@ from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.repeats import noise_sources
 from axiom.evaluation.run_folder import RunRecord, load_run
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.verdict import StatsConfig
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 
@@ -27,10 +27,13 @@ SAMPLED = "extractive sampling at temperature 1"
 def runs(tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, RunRecord]:  # noqa: ANN001
     root = tmp_path_factory.mktemp("repeats")
     settings = build_settings(root, generation={"temperature": 1.0, "seed": 7})
-    common = {"embedder": embedder, "judge": False}
-    return {"three": run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="three", repeat=3, **common),
-            "again": run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="again", repeat=3, **common),
-            "once": run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="once", **common),
+    source = AnswerSource.pipeline(TINY_CORPUS)
+
+    def run(name: str, repeat: int = 1) -> RunRecord:
+        return run_evaluation(settings, TINY_GOLDEN, source,
+                              EvaluationOptions(name=name, repeat=repeat, embedder=embedder, judge=False))
+
+    return {"three": run("three", 3), "again": run("again", 3), "once": run("once"),
             "root": root}  # type: ignore[dict-item]
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from axiom.cli import main
 from axiom.comparison_report import compare_all
-from axiom.errors import DatasetError
+from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import file_sha256
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.run_folder import RunRecord, load_run
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.verdict import TOO_FEW, StatsConfig
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
 
@@ -25,10 +25,12 @@ from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, c
 def runs(tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, RunRecord]:  # noqa: ANN001
     root = tmp_path_factory.mktemp("runs")
     settings = build_settings(root)
-    first = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
-    again = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="tiny", embedder=embedder, judge=False)
-    top1 = run_evaluation(settings.with_overrides({"retrieval.top_k": 1}, origin="test"), TINY_GOLDEN,
-                          TINY_CORPUS, name="tiny-k1", embedder=embedder, judge=False)
+    tiny = AnswerSource.pipeline(TINY_CORPUS)
+    options = EvaluationOptions(name="tiny", embedder=embedder, judge=False)
+    first = run_evaluation(settings, TINY_GOLDEN, tiny, options)
+    again = run_evaluation(settings, TINY_GOLDEN, tiny, options)
+    top1 = run_evaluation(settings.with_overrides({"retrieval.top_k": 1}, origin="test"), TINY_GOLDEN, tiny,
+                          EvaluationOptions(name="tiny-k1", embedder=embedder, judge=False))
     return {"first": first, "again": again, "top1": top1, "root": root}  # type: ignore[dict-item]
 
 
@@ -177,7 +179,8 @@ def test_malformed_dataset_writes_nothing(tmp_path: Path, embedder) -> None:  # 
     bad.write_text("\n".join(lines + [lines[0]]) + "\n")
     settings = build_settings(tmp_path)
     with pytest.raises(DatasetError) as info:
-        run_evaluation(settings, bad, TINY_CORPUS, name="bad", embedder=embedder, judge=False)
+        run_evaluation(settings, bad, AnswerSource.pipeline(TINY_CORPUS),
+                       EvaluationOptions(name="bad", embedder=embedder, judge=False))
     assert [p.split(":")[0] for p in info.value.problems] == ["line 2", "line 4", "line 7"]
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "chroma").exists()
@@ -219,15 +222,17 @@ def test_repeat_records_the_run_to_run_spread(tmp_path: Path, embedder) -> None:
     """Offline generation is deterministic: two repetitions give the same means, a spread of 0 per answer
     metric, and the run keeps the first repetition's values (the same as a single run's)."""
     settings = build_settings(tmp_path)
-    single = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="once", embedder=embedder, judge=False)
-    twice = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="twice", embedder=embedder, judge=False,
-                           repeat=2)
+    tiny = AnswerSource.pipeline(TINY_CORPUS)
+    single = run_evaluation(settings, TINY_GOLDEN, tiny, EvaluationOptions(name="once", embedder=embedder,
+                                                                            judge=False))
+    twice = run_evaluation(settings, TINY_GOLDEN, tiny, EvaluationOptions(name="twice", embedder=embedder,
+                                                                           judge=False, repeat=2))
     repeats = json.loads((twice.path / "metrics.json").read_text())["repeats"]
     assert repeats["n"] == 2 and set(repeats["spread"]) >= {"rouge_l", "chrf", "semantic_similarity"}
     assert all(v == 0.0 for v in repeats["spread"].values())
     assert all(len(v) == 2 and v[0] == v[1] for v in repeats["means"].values())
     assert twice.metrics["metrics"] == single.metrics["metrics"]
     assert make_baseline(twice)["measured"]["repeats"] == 2
-    with pytest.raises(Exception, match="--repeat must be at least 1"):
-        run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="zero", embedder=embedder, judge=False,
-                       repeat=0)
+    with pytest.raises(UsageError, match="--repeat must be at least 1, got 0"):
+        run_evaluation(settings, TINY_GOLDEN, tiny,
+                       EvaluationOptions(name="zero", embedder=embedder, judge=False, repeat=0))

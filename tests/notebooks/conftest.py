@@ -48,7 +48,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
     warm kernel), after a seed run with top_k=2 so that 04 has two runs to compare."""
     from axiom.cli import main
     from axiom.config import load_settings
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
     root = tmp_path_factory.mktemp("notebooks-e2e")
     config = write_test_config(root)
@@ -57,9 +57,9 @@ def executed(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
     settings = load_settings(config, environ={}, overrides={"store": {"path": str(root / "store-seed")}})
     t0 = time.perf_counter()
     seed = run_evaluation(settings.with_overrides({"retrieval.top_k": 2}, origin="test"), TINY_GOLDEN,
-                          TINY_CORPUS, name="seed", judge=False,
-                          embedder=embedder,
-                          out_dir=root / "runs")
+                          AnswerSource.pipeline(TINY_CORPUS),
+                          EvaluationOptions(name="seed", judge=False, embedder=embedder,
+                                            out_dir=root / "runs"))
     seed_seconds = time.perf_counter() - t0
     argv = ["--config", str(config), "notebooks", "run", *ALL_NOTEBOOKS, "-p", "corpus", str(TINY_CORPUS),
             "-p", "dataset", str(TINY_GOLDEN), "-p", "chroma_path", str(store), "-p", "judge", "false",

@@ -117,7 +117,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
     notebooks on the hostile corpus and golden set: 04 compares the two runs."""
     from axiom.cli import main
     from axiom.config import load_settings
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
     root = tmp_path_factory.mktemp("notebooks-hostile")
     config = write_test_config(root)
@@ -132,9 +132,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, clean_kernel_env: None,
                                              "contexts": [SCRIPT], "retrieved": [f"{SVG}.txt"]}) + "\n"
                                  for item in ITEMS))
     settings = load_settings(config, environ={})
-    run_evaluation(settings, dataset, corpus, name="seed", judge=False, embedder=embedder,
-                   out_dir=root / "runs",
-                   responses=responses)
+    run_evaluation(settings, dataset, AnswerSource.from_responses(responses, corpus=corpus),
+                   EvaluationOptions(name="seed", judge=False, embedder=embedder, out_dir=root / "runs"))
     argv = ["--config", str(config), "notebooks", "run", *ALL_NOTEBOOKS, "-p", "corpus", str(corpus),
             "-p", "dataset", str(dataset), "-p", "chroma_path", str(root / "store"), "-p", "judge", "false",
             "--out", str(root / "runs"), "--name", "hostile"]

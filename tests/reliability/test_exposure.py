@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from axiom.evaluation.runs import run_evaluation
+from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings
 from tests.service.conftest import API_KEYS, OPENAI_SECRET, AxiomServer, client
 from tests.support.waiting import poll_until
@@ -87,7 +87,8 @@ def test_cors_is_off_without_configured_origins(reliability_server: AxiomServer,
 def test_run_folder_of_a_run_with_keys_holds_no_secret(tmp_path: Path, embedder) -> None:  # noqa: ANN001
     settings = build_settings(tmp_path, generation={"api_key": OPENAI_SECRET, "provider": "extractive"},
                               service={"api_keys": list(API_KEYS)})
-    record = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="keys", judge=False, embedder=embedder)
+    record = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                            EvaluationOptions(name="keys", judge=False, embedder=embedder))
     files = sorted(record.path.iterdir())
     assert {f.name for f in files} == {"manifest.json", "metrics.json", "results.parquet", "results.csv"}
     for f in files:

@@ -54,14 +54,15 @@ class KeyedService:
 @pytest.fixture(scope="session")
 def keyed_service(chroma_server: ChromaServer, tmp_path_factory: pytest.TempPathFactory,
                   embedder: LocalEmbedder) -> Iterator[KeyedService]:
-    from axiom.evaluation.runs import run_evaluation
+    from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 
     root = tmp_path_factory.mktemp("keyed-service")
     collection = f"keyed_svc_{uuid.uuid4().hex[:8]}"
     settings = build_settings(root, store={"host": chroma_server.host, "port": chroma_server.port,
                                            "collection": collection}, retrieval={"top_k": 10})
-    in_process = run_evaluation(settings, TINY_GOLDEN, TINY_CORPUS, name="in-process", embedder=embedder,
-                                judge=False, own_collection=False)
+    in_process = run_evaluation(settings, TINY_GOLDEN,
+                                AnswerSource.pipeline(TINY_CORPUS, own_collection=False),
+                                EvaluationOptions(name="in-process", embedder=embedder, judge=False))
     server = AxiomServer(root / "serve", env=keyed_env(chroma_server, collection),
                          config={"service": {"max_body_bytes": KEYED_MAX_BODY, "cache_size": 256}})
     try:

@@ -2,12 +2,12 @@
 and `load_run`: run_folder.py; what the folder holds: run_docs.py; what produced it: provenance.py; the per-metric
 summaries of metrics.json: summary.py).
 
-The answers come from one source (`AnswerSource`, answered.py): Axiom's own pipeline (the default), a responses
-file written by any system (`AnswerSource.from_responses`, responses.py) or a deployed system asked over HTTP
-(`AnswerSource.from_endpoint`, endpoint.py). How the run runs and where it writes are its `EvaluationOptions`
-(run_inputs.py): `run_evaluation(settings, dataset, source, options)`. Everything after the answers is shared:
-scoring, the run folder, compare, the gate, the notebooks. An item its source did not answer is unmeasured on
-every metric, with the reason.
+The answers come from one source (`AnswerSource`, answered.py): Axiom's own pipeline (the default), a
+responses file written by any system (`AnswerSource.from_responses`, responses.py) or a deployed system asked
+over HTTP (`AnswerSource.from_endpoint`, endpoint.py). How the run runs and where it writes are its
+`EvaluationOptions` (run_inputs.py): `run_evaluation(settings, dataset, source, options)`. Everything after
+the answers is shared: scoring, the run folder, compare, the gate, the notebooks. An item its source did not
+answer is unmeasured on every metric, with the reason.
 
 The dataset (and its sources, and a responses file) are validated before anything is ingested or written.
 
@@ -68,8 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NO_DATASET", "NO_RANKING", "NO_REFERENCE_CONTEXTS", "NO_RELEVANT", "AnswerSource", "EvaluationOptions",
-           "prepare_settings", "run_evaluation"]
+__all__ = ["NO_DATASET", "NO_RANKING", "NO_REFERENCE_CONTEXTS", "NO_RELEVANT", "AnswerSource",
+           "EvaluationOptions", "prepare_settings", "run_evaluation"]
 
 NO_RANKING = "the system gave no retrieved sources for this item"
 NO_RELEVANT = "no relevant_sources for this item"
@@ -245,11 +245,11 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
     `Settings.with_overrides`, and nothing here applies them again. `dataset`: the golden set (JSONL); None
     when the `source` is a responses file whose lines carry their own questions (reference-free).
 
-    `source` (`AnswerSource`, answered.py): Axiom's pipeline (the default), over `AnswerSource.pipeline(corpus)`
-    in the corpus's own collection (`prepare_settings`) unless `own_collection` is False (the face chose the
-    collection: `--collection`, a notebook's session); or a responses file or an endpoint, with which the
-    corpus only adds the evidence metrics (nothing is ingested) and `retrieval.top_k` fills the endpoint
-    template's `{top_k}`.
+    `source` (`AnswerSource`, answered.py): Axiom's pipeline (the default: the configured collection; over a
+    corpus, `AnswerSource.pipeline(corpus)`, in the corpus's own collection (`prepare_settings`) unless
+    `own_collection` is False: the face chose the collection, `--collection`, a notebook's session); or a
+    responses file or an endpoint, with which the corpus only adds the evidence metrics (nothing is ingested)
+    and `retrieval.top_k` fills the endpoint template's `{top_k}`.
 
     `options` (`EvaluationOptions`, run_inputs.py): the run's name and folder, the baseline, `repeat`,
     `judge`, `progress`, `save_responses` (the run's answers written as a responses file) and `embedder` (an
@@ -297,11 +297,12 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
         answered = (_retrieve_and_answer(pipeline, inputs, shown) if pipeline is not None
                     else _external_answers(inputs, source.endpoint, run_settings.retrieval.top_k, shown))
         scored = _score(inputs, answered, run_settings, settings, embedder, judge=options.judge,
-                        repeat=options.repeat, shown=shown, store=pipeline.store if pipeline is not None else None)
+                        repeat=options.repeat, shown=shown,
+                        store=pipeline.store if pipeline is not None else None)
         results = results_frame(inputs.items, answered, scored)
         doc = metrics_doc(results, answered, scored, run_settings, settings, options.repeat)
-        manifest = _describe(options, _Run(started, t_start, settings, run_settings, embedder.model_id, pipeline),
-                             inputs, answered, scored)
+        prepared = _Run(started, t_start, settings, run_settings, embedder.model_id, pipeline)
+        manifest = _describe(options, prepared, inputs, answered, scored)
         gate = None
         if inputs.baseline is not None:
             gate = gate_run(results, doc["metrics"], inputs.baseline,
@@ -315,7 +316,7 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
         # texts the model embedded in this run, and those the memo and the on-disk cache answered
         manifest["embedding_work"] = {key: value - work_before.get(key, 0) for key, value in embedder.stats().items()
                                       if key != "cached_vectors"}
-        runs_dir = Path(options.out_dir) if options.out_dir is not None else Path(settings.evaluation.runs_dir)
+        runs_dir = Path(options.out_dir if options.out_dir is not None else settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
             repeats_table = repeats_frame(inputs.items, scored)
             path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,

@@ -61,9 +61,9 @@ def one_sided_drop_bound(xa: np.ndarray, xb: np.ndarray, *, alpha: float, sample
 
 
 def enough_units(units: int, *, alpha: float, primaries: int) -> bool:
-    """Whether a unanimous drop over `units` can reach alpha / primaries one-sided: its mid-p
-    1 / 2**(units + 1) <= that."""
-    return units >= math.ceil(math.log2(max(1, primaries) / alpha) - 1.0 - 1e-12)
+    """Whether a unanimous drop over `units` can reach alpha / primaries one-sided: its one-sided mid-p,
+    1 / 2**(units + 1), is half the two-sided one, so it is `stats.min_untied` at twice the level."""
+    return units >= stats.min_untied(2 * alpha / max(1, primaries))
 
 
 def outcome_of(entry: Mapping[str, Any], *, alpha: float, margin: float, lower_is_better: bool,

@@ -258,7 +258,6 @@ def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any
                     kernel: WarmKernel, root: Path, html: bool = False) -> RunOutcome:
     """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`. The same code
     runs in the local sweep's threads and in a Ray task on a worker (`axiom.distributed.sweep`)."""
-    from axiom.evaluation.run_folder import load_run
     from axiom.notebook.runner import run_notebooks
 
     t0 = time.perf_counter()
@@ -274,7 +273,7 @@ def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any
     return RunOutcome(seconds=seconds, run_path=result.run_path, embedding=handoff.get("embedding", {}),
                       chunks_embedded=ingest.get("chunks_embedded"),
                       files_unchanged=len(ingest.get("files_unchanged", [])) if ingest else None,
-                      metrics=load_run(result.run_path).metrics.get("metrics", {}) if result.run_path else {})
+                      metrics=handoff.get("metrics", {}))
 
 
 def finish_sweep(plan: SweepPlan, *, metric: str | None, kernel_start: float, workers: int,

@@ -154,8 +154,9 @@ class NotebookSession:
         if not self.result_json:
             return None
         data: dict[str, Any] = {"embedding": self.embedding_stats(), **extra}
-        if record is not None:
+        if record is not None:  # the run as run_evaluation returned it: the sweep reads its metrics from here
             data["run_path"] = str(Path(record.path).resolve())
+            data["metrics"] = record.metrics.get("metrics", {})
         target = Path(self.result_json)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

@@ -72,10 +72,6 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def label(combo: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in combo.items())
-
-
 @dataclass
 class SweepRun:
     index: int
@@ -93,7 +89,9 @@ class SweepRun:
 
     @property
     def label(self) -> str:
-        return label(self.combination)
+        from axiom.evaluation.naming import combination_label
+
+        return combination_label(self.combination)
 
     def record(self, outcome: RunOutcome) -> None:
         """Take what executing this combination produced (here or on a Ray worker)."""
@@ -214,7 +212,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
                out_dir: str | Path | None = None, name: str = "sweep", root: Path | None = None) -> SweepPlan:
     """Check the grid against the evaluation notebook's parameters, create the sweep folder and fix every
     combination's parameters (collections included), on the driver, for every executor."""
-    from axiom.evaluation.naming import stamped_name, unique_path
+    from axiom.evaluation.naming import stamped_name, sweep_run_name, unique_path
     from axiom.notebook.engine import notebook_parameters
     from axiom.notebook.parameters import RESULT_PARAMETER
     from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook
@@ -241,7 +239,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     collections = _chunking_collections(settings, grid, combos, base, root)
     runs: list[SweepRun] = []
     for i, (combo, collection) in enumerate(zip(combos, collections, strict=True)):
-        p = {**base, **combo, "name": f"{name}-{label(combo)}"}
+        p = {**base, **combo, "name": sweep_run_name(name, combo)}
         if collection:
             p["collection"] = collection
         runs.append(SweepRun(index=i, combination=combo, params=p))

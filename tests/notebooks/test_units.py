@@ -20,7 +20,8 @@ from axiom.notebook.parameters import absolute_paths, load_params_file, parse_va
 from axiom.notebook.runner import resolve_notebook
 from axiom.notebook.session import PROJECT_ROOT_ENV, notebook_settings, shared_embedder
 from axiom.observability import PROCESS_ENV_DEFAULTS
-from axiom.sweep import SweepRun, parse_grid, summary_table
+from axiom.sweep import SweepRun, parse_grid
+from axiom.sweep_summary import summary_table
 from tests.notebooks.conftest import NOTEBOOKS
 
 

@@ -42,7 +42,7 @@ The correction (`correct_family`, the one used by `verdict.compare_metrics` and
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,21 +173,21 @@ def max_t_adjust(units: np.ndarray, *, permutations: int, seed: int, label: str 
     return adjusted, raw
 
 
-def drop_p(p: float | None, delta: float | None, *, lower_is_better: bool) -> float | None:
+def drop_p(p: float | None, delta: float | None) -> float | None:
     """The one-sided p of "no drop" against a drop, from a two-sided p of a symmetric null distribution: half
-    of it when the change is a drop, 1 minus half of it when it is a gain, 1 for no change."""
+    of it when the change is a drop (delta < 0: every metric is higher-is-better), 1 minus half of it when it
+    is a gain, 1 for no change."""
     if p is None or delta is None or math.isnan(p):
         return None
     if abs(delta) <= stats.ZERO:
         return 1.0
     half = min(1.0, p / 2.0)
-    dropped = delta > 0 if lower_is_better else delta < 0
-    return half if dropped else 1.0 - half
+    return half if delta < 0 else 1.0 - half
 
 
 def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction: str, permutations: int,
-                   seed: int, groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
-                   lower_is_better: Collection[str] = ()) -> Family:
+                   seed: int, groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None
+                   ) -> Family:
     """Roles, `p_adj` of every entry of `out`, and `p_drop` / `p_drop_adj` of the primaries (see the module
     docstring)."""
     family = find_family(paired, primaries)
@@ -196,7 +196,7 @@ def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction
     for name in tested:
         entry = out[name]
         entry["p_adj"] = two_sided[name]
-        entry["p_drop"] = drop_p(entry["p"], entry.get("delta"), lower_is_better=name in lower_is_better)
+        entry["p_drop"] = drop_p(entry["p"], entry.get("delta"))
     drops = stats.holm({m: float(out[m]["p_drop"]) for m in tested})
     for name in tested:
         out[name]["p_drop_adj"] = drops[name]

@@ -51,7 +51,6 @@ from axiom.evaluation.repeats import (
 from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
-    LOWER_IS_BETTER,
     WORSE,
     StatsConfig,
     is_finite,
@@ -131,7 +130,7 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
             entry["spread"] = spread[name]
             entry["per_repetition"] = {k: [None if not is_finite(x) else x for x in v]
                                        for k, v in record.per_repetition(name).items()}
-        if floor_margin is not None and name not in LOWER_IS_BETTER and summary.get("n"):
+        if floor_margin is not None and summary.get("n"):
             floor = min(mean - floor_margin, mean - 1.0 / summary["n"])
             entry["threshold"] = max(0.0, math.floor(floor * 100 + 1e-9) / 100)
         entry["per_question"] = {k: v for k, v in record.per_question(name).items() if is_finite(v)}
@@ -243,22 +242,19 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         if mean is None:
             gate.failures.append(f"{name}: no question measured in this run (baseline {base_mean})")
             continue
-        lower_better = name in LOWER_IS_BETTER
         threshold = entry.get("threshold")
         if threshold is not None:
             effective = threshold
             if base_mean is not None and entry.get("n"):  # never tighter than one question's weight
-                weight = 1.0 / float(entry["n"])
-                loosest = base_mean + weight if lower_better else base_mean - weight
-                effective = max(threshold, loosest) if lower_better else min(threshold, loosest)
+                effective = min(threshold, base_mean - 1.0 / float(entry["n"]))
             if effective != threshold:
                 gate.notes.append(f"{name}: floor {threshold:.4f} is tighter than one question's weight; "
                                   f"using {effective:.4f}")
             check["threshold"] = effective
-            if (mean > effective) if lower_better else (mean < effective):
+            if mean < effective:
                 base = "?" if base_mean is None else f"{base_mean:.4f}"
-                gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its "
-                                     f"floor {effective:.4f} (baseline {base})")
+                gate.failures.append(f"{name}: {mean:.4f} is below its floor {effective:.4f} "
+                                     f"(baseline {base})")
         if st.get("outcome") == REGRESSION:
             low, high = st["ci"]
             gate.failures.append(f"{name}: regression against the baseline (primary), {st['b']:.4f} vs "

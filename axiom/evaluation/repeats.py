@@ -53,7 +53,6 @@ from scipy import stats as scipy_stats
 from axiom.evaluation import outcomes, stats
 from axiom.evaluation.clusters import Clusters
 from axiom.evaluation.verdict import (
-    LOWER_IS_BETTER,
     StatsConfig,
     compare_metrics,
     paired_all,
@@ -262,7 +261,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
             low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples,
                                                seed=config.seed, label=name, groups=index,
                                                level=1.0 - 2.0 * config.alpha)
-            entry["drop_bound"] = outcomes.drop_bound(low, high, lower_is_better=name in LOWER_IS_BETTER)
+            entry["drop_bound"] = outcomes.drop_bound(low, high)
         with_run_term.append(name)
     if with_run_term:  # the correction, the MDEs (with the run term) and the outcomes again
         names = list(out)

@@ -44,8 +44,8 @@ Per metric, over the questions both sides measured (n is counted per metric):
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
 `stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
 differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with
-k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
-orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
+k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (the sign of delta: every metric is
+higher-is-better); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
 verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
 Intervals are unadjusted, and labelled so next to p_adj.
 """
@@ -64,8 +64,6 @@ from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
 VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
-# metrics where a lower value is better (none among the quality metrics today)
-LOWER_IS_BETTER: frozenset[str] = frozenset()
 # the metrics named in the "cannot detect changes below" part of the verdict line, first present wins
 HEADLINE_METRICS = ("ndcg@10", "evidence_recall@10", "mrr@10", "semantic_similarity", "rouge_l", "chrf")
 
@@ -167,8 +165,7 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
         return NO_CHANGE
-    improved = delta < 0 if name in LOWER_IS_BETTER else delta > 0
-    return BETTER if improved else WORSE
+    return BETTER if delta > 0 else WORSE  # every metric is higher-is-better
 
 
 def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
@@ -198,7 +195,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
             out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
             out[name]["drop_bound"] = outcomes.one_sided_drop_bound(
                 xa, xb, alpha=config.alpha, samples=config.bootstrap_samples, seed=config.seed, label=name,
-                clusters=clusters, lower_is_better=name in LOWER_IS_BETTER)
+                clusters=clusters)
     settle(out, paired, config=config, groups=groups, primaries=chosen)
     return out
 
@@ -226,8 +223,7 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
     max-T), the verdict, and the outcome of each primary (outcomes.py). `run_terms`: the metrics of repeated
     runs whose test carries a run term (their entry's `run_variance`); only those get a new MDE."""
     fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
-                                seed=config.seed, groups=groups, primaries=primaries,
-                                lower_is_better=LOWER_IS_BETTER)
+                                seed=config.seed, groups=groups, primaries=primaries)
     k, m = max(1, len(fam.counted_primaries)), max(1, len(fam.secondaries))
     for name, entry in out.items():
         primary = name in fam.primaries
@@ -242,7 +238,7 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
         if primary:
             entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],
-                                                   lower_is_better=name in LOWER_IS_BETTER, primaries=k)
+                                                   primaries=k)
     return fam
 
 

@@ -48,7 +48,7 @@ from axiom.evaluation.repeats import (
     noise_sources,
     repetitions,
 )
-from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
+from axiom.evaluation.run_folder import GateResult, RunRecord, load_run, per_question
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
     WORSE,
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 BASELINE_FORMAT = 3  # 3: the `primary` list; 2: full-precision per-question values
 
 __all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_run", "load_baseline", "make_baseline",
-           "run_values", "write_baseline"]
+           "write_baseline"]
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -169,13 +169,6 @@ def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
     return target
 
 
-def run_values(results: pd.DataFrame, metric: str) -> dict[str, float]:
-    """{question id: value} of one metric column of a run's results."""
-    if metric not in results.columns:
-        return {}
-    return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
-
-
 def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
     """What made the baseline run stochastic (older baselines: from their generator and judge)."""
     measured = baseline.get("measured") or {}
@@ -200,7 +193,7 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     gate.skipped = [m for m in entries if m not in summary]
     per_base = {m: {str(k): float(v) for k, v in (entries[m].get("per_question") or {}).items()}
                 for m in names}
-    per_run = {m: run_values(results, m) for m in names}
+    per_run = {m: per_question(results, m) for m in names}
     both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
                    for m in names}
     # the run's golden items name the groups (none for an older run's table)

@@ -99,6 +99,15 @@ class GateResult:
         return "\n".join(lines)
 
 
+def per_question(results: pd.DataFrame, metric: str) -> dict[str, float]:
+    """{question id: value} of one metric column of a run's results table (NaN: not measured); empty when
+    the run has no such column. The one reader of per-question values (`RunRecord.per_question`, the gate,
+    compare, the sweep's tests against the best)."""
+    if metric not in results.columns:
+        return {}
+    return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
+
+
 @dataclass
 class RunRecord:
     """A finished run: where it is and what it holds."""
@@ -119,9 +128,8 @@ class RunRecord:
         return list(self.metrics.get("metrics", {}))
 
     def per_question(self, metric: str) -> dict[str, float]:
-        if metric not in self.results.columns:
-            return {}
-        return {str(i): float(v) for i, v in zip(self.results["id"], self.results[metric], strict=True)}
+        """{question id: value} of one metric of this run (`per_question` of its results)."""
+        return per_question(self.results, metric)
 
     def per_repetition(self, metric: str) -> dict[str, list[float]]:
         """{question id: its value in each repetition} of a repeated run (empty when not repeated)."""

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -59,6 +60,9 @@ from axiom.evaluation.verdict import (
     paired_values,
     settle,
 )
+
+if TYPE_CHECKING:
+    from axiom.evaluation.answer_metrics import MetricScore
 
 RUN_TERM = 1e-12  # a run variance at or below this is float noise (identical repetitions)
 RepeatValues = Mapping[str, Sequence[float]]  # question id -> one value per repetition
@@ -87,26 +91,20 @@ def repeat_matrix(per_repetition: RepeatValues, ids: Sequence[str], means: np.nd
     return rows
 
 
-def mean_over_repetitions(first: tuple[list[float], list[str], list[str | None]],
-                          per_repetition: list[list[float]]
-                          ) -> tuple[list[float], list[str], list[str | None]]:
-    """An answer metric's per-question value over the repetitions: the mean of those that measured it (ok when
-    one did; else the first repetition's status and reason)."""
-    values: list[float] = []
-    statuses: list[str] = []
-    reasons: list[str | None] = []
-    for q, (value, status, reason) in enumerate(zip(*first, strict=True)):
+def mean_over_repetitions(first: Sequence[MetricScore], per_repetition: list[list[float]]
+                          ) -> list[MetricScore]:
+    """An answer metric's per-question score over the repetitions: the mean of those that measured it (ok when
+    one did; else the first repetition's score, its status and reason)."""
+    out: list[MetricScore] = []
+    for q, score in enumerate(first):
         measured = [rep[q] for rep in per_repetition if not math.isnan(rep[q])]
         if measured:
             same = all(v == measured[0] for v in measured)  # identical repetitions: the value itself, exactly
-            values.append(float(measured[0] if same else sum(measured) / len(measured)))
-            statuses.append("ok")
-            reasons.append(None)
+            mean = float(measured[0] if same else sum(measured) / len(measured))
+            out.append(replace(score, value=mean, status="ok", reason=None))
         else:
-            values.append(value)
-            statuses.append(status)
-            reasons.append(reason)
-    return values, statuses, reasons
+            out.append(score)
+    return out
 
 
 def run_variance(matrix: np.ndarray) -> tuple[float, int]:

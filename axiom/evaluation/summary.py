@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from axiom.evaluation.stats import bootstrap_ci
 
+if TYPE_CHECKING:
+    from axiom.evaluation.answer_metrics import MetricScore
 
-def summarise_metric(values: list[float], statuses: list[str], reasons: list[str | None], *, samples: int,
-                     seed: int, label: str) -> dict[str, Any]:
-    measured = [v for v, s in zip(values, statuses, strict=True) if s == "ok" and not math.isnan(v)]
-    unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True)
-                         if s == "unmeasured")
-    why_not = Counter(r or "not applicable" for s, r in zip(statuses, reasons, strict=True)
-                      if s == "not_applicable")
+
+def summarise_metric(scores: Sequence[MetricScore], *, samples: int, seed: int, label: str) -> dict[str, Any]:
+    """One metric's summary in metrics.json from its per-question scores (see the module docstring)."""
+    measured = [s.value for s in scores if s.status == "ok" and not math.isnan(s.value)]
+    unmeasured = Counter(s.reason or "unmeasured" for s in scores if s.status == "unmeasured")
+    why_not = Counter(s.reason or "not applicable" for s in scores if s.status == "not_applicable")
     not_applicable = sum(why_not.values())
     out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
                            "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}

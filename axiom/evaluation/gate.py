@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 
 BASELINE_FORMAT = 3  # 3: the `primary` list; 2: full-precision per-question values
 
-__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_run", "load_baseline", "make_baseline",
-           "write_baseline"]
+__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_record", "gate_run", "load_baseline",
+           "make_baseline", "write_baseline"]
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -175,6 +175,18 @@ def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
     if "noise_sources" in measured:
         return [str(s) for s in measured["noise_sources"] or []]
     return noise_sources({"generator": measured.get("generator"), "judge": measured.get("judge")})
+
+
+def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsConfig | None = None
+                ) -> GateResult:
+    """Check a run record against a baseline: `gate_run` of its results and metric summaries, with its repeat
+    spread, every repetition's values (a repeated run's repeats table) and what makes it stochastic (its
+    manifest). The one owner of gating a run: `run_evaluation` (before the folder is written) and a saved run
+    read back with `load_run` are gated alike."""
+    repeats = {m: values for m in record.metric_names if (values := record.per_repetition(m))}
+    return gate_run(record.results, record.metrics["metrics"], baseline, config=config,
+                    spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
+                    noise=noise_sources(record.manifest))
 
 
 def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any], *,

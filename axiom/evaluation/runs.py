@@ -35,9 +35,9 @@ from axiom.config import Settings
 from axiom.evaluation.answered import Answered, ItemAnswer
 from axiom.evaluation.datasets import EvalItem
 from axiom.evaluation.evidence import evidence_scores
-from axiom.evaluation.gate import gate_run
+from axiom.evaluation.gate import gate_record
 from axiom.evaluation.provenance import collection_fingerprint
-from axiom.evaluation.repeats import mean_over_repetitions, noise_sources
+from axiom.evaluation.repeats import mean_over_repetitions
 from axiom.evaluation.responses import write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
 from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
@@ -294,11 +294,10 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
         manifest = _describe(name, started, t_start, settings, run_settings, inputs, answered, scored, embedder,
                              judge, pipeline, baseline)
         gate = None
-        if inputs.baseline is not None:
-            gate = gate_run(results, doc["metrics"], inputs.baseline,
-                            config=StatsConfig.from_settings(settings.evaluation), spread=doc["repeats"]["spread"],
-                            repeats=scored.repetition_values([it.id for it in inputs.items]),
-                            noise=noise_sources(manifest))
+        repeats_table = repeats_frame(inputs.items, scored)
+        if inputs.baseline is not None:  # gated as its saved folder would be (the folder is written below)
+            unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results, repeats=repeats_table)
+            gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(settings.evaluation))
             doc["gate"] = gate.to_dict()
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
         if dataset_path is None:  # the items are the responses' own questions (no reference answers)
@@ -308,7 +307,6 @@ def run_evaluation(settings: Settings, dataset_path: str | Path | None, corpus_p
                                       if key != "cached_vectors"}
         runs_dir = Path(out_dir) if out_dir is not None else Path(settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
-            repeats_table = repeats_frame(inputs.items, scored)
             path = write_run_folder(runs_dir, name, started, manifest, doc, results, repeats=repeats_table)
             if save_responses is not None:
                 write_responses(save_responses, inputs.items, answered.answers, run=path.name)

@@ -48,7 +48,7 @@ from axiom.evaluation.repeats import (
     noise_sources,
     repetitions,
 )
-from axiom.evaluation.run_folder import GateResult, RunRecord, load_run, per_question
+from axiom.evaluation.run_folder import GateCheck, GateResult, RunRecord, load_run, per_question
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import (
     WORSE,
@@ -232,7 +232,7 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         entry, st, mean = entries[name], statistics[name], summary[name].get("mean")
         base_mean = entry.get("mean")
         min_delta = float(entry.get("min_delta", default_min_delta))
-        check: dict[str, Any] = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
+        check: GateCheck = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
         gate.checked[name] = check
         why_not = not_applicable_reason(summary[name])
         if mean is None and why_not is not None:  # n/a for the whole set (what it needs, no item has)

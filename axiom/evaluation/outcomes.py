@@ -24,13 +24,12 @@ never compared with the point estimate alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from axiom.evaluation import stats
 from axiom.evaluation.clusters import Clusters
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 REGRESSION, NON_INFERIOR, INCONCLUSIVE = "regression", "non-inferior", "inconclusive"
 OUTCOMES = (REGRESSION, NON_INFERIOR, INCONCLUSIVE)
@@ -67,7 +66,7 @@ def enough_units(units: int, *, alpha: float, primaries: int) -> bool:
     return units >= math.ceil(math.log2(max(1, primaries) / alpha) - 1.0 - 1e-12)
 
 
-def outcome_of(entry: Mapping[str, Any], *, alpha: float, margin: float, primaries: int) -> str:
+def outcome_of(entry: VerdictEntry, *, alpha: float, margin: float, primaries: int) -> str:
     """The outcome of one primary entry of verdict.compare_metrics (see the module docstring)."""
     delta, bound = entry.get("delta"), entry.get("drop_bound")
     if not entry.get("n") or delta is None:
@@ -82,7 +81,7 @@ def outcome_of(entry: Mapping[str, Any], *, alpha: float, margin: float, primari
     return INCONCLUSIVE
 
 
-def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str = "") -> str:
+def outcome_text(name: str, entry: VerdictEntry, *, alpha: float, note: str = "") -> str:
     """One primary's outcome for the verdict line, e.g. 'ndcg@10 non-inferior (-0.002; drop at most 0.004 at
     one-sided 95% (unadjusted), within margin 0.01)'; `note`: the groups and design effect when grouped."""
     outcome, margin, bound = entry.get("outcome"), entry.get("margin"), entry.get("drop_bound")
@@ -91,7 +90,7 @@ def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str
     parts = [f"{entry['delta']:+.3f}{note}"]
     if outcome == REGRESSION:
         parts.append(f"one-sided p_adj {entry['p_drop_adj']:.2g}, a drop of at least the margin {margin:g}")
-    elif bound is not None:
+    elif bound is not None and margin is not None:
         where = "within" if bound < margin else "not within"
         parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), "
                      f"{where} margin {margin:g}")

@@ -60,6 +60,7 @@ from axiom.evaluation.verdict import (
     paired_values,
     settle,
 )
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 if TYPE_CHECKING:
     from axiom.evaluation.answer_metrics import MetricScore
@@ -223,7 +224,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
                          reps_b: Mapping[str, RepeatValues],
                          metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None,
                          groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
-                         margins: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                         margins: Mapping[str, float] | None = None) -> dict[str, VerdictEntry]:
     """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in
     the test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions
     each side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).

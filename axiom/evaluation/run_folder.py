@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
 from axiom.evaluation.naming import run_folder_name, work_folder_name
@@ -34,6 +34,8 @@ from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from axiom.evaluation.verdict_entry import VerdictEntry
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -44,13 +46,25 @@ RUN_FILES = (MANIFEST, METRICS, RESULTS_PARQUET)  # what a complete run folder h
 LIST_COLUMNS = ("contexts", "sources", "retrieved_sources", "retrieved_chunk_ids", "relevant_sources")
 
 
+class GateCheck(TypedDict, total=False):
+    """One metric's check in `GateResult.checked` (gate.gate_run): this run's mean, the baseline's, the
+    margin, the paired statistics; the floor used, or why the metric applies to no question of this run."""
+
+    value: float | None
+    baseline: float | None
+    min_delta: float
+    stats: VerdictEntry
+    threshold: float
+    not_applicable: str
+
+
 @dataclass
 class GateResult:
     """The baseline gate's verdict on a run (see `gate.py`), as recorded in its metrics.json."""
 
     baseline: str
     failures: list[str] = field(default_factory=list)
-    checked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checked: dict[str, GateCheck] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
@@ -62,7 +76,7 @@ class GateResult:
         return not self.failures
 
     @property
-    def statistics(self) -> dict[str, dict[str, Any]]:
+    def statistics(self) -> dict[str, VerdictEntry]:
         """Per metric the paired statistics (the same object `axiom compare` reports)."""
         return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
 

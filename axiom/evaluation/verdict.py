@@ -61,6 +61,7 @@ import numpy as np
 
 from axiom.evaluation import family, outcomes, sensitivity, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
 VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
@@ -112,7 +113,7 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
 
 
 def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters,
-                family_bound: int = 1) -> dict[str, Any]:
+                family_bound: int = 1) -> VerdictEntry:
     """The statistics of one metric that do not depend on the family; `family_bound` (how many metrics are
     compared together) sets the Holm thresholds the Monte Carlo p must settle
     (stats.paired_randomisation_test). `untied`: the units (groups when grouped) whose difference is not a
@@ -140,7 +141,7 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
             "smallest_p": sensitivity.smallest_p(untied)}
 
 
-def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
+def set_sensitivity(entry: VerdictEntry, xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
                     config: StatsConfig, level: float, run_variance: float = 0.0) -> None:
     """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level`
     when questions lose their value: sensitivity.detectable_change, with the run-level variance of repeated
@@ -155,7 +156,7 @@ def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clust
     entry["mde_spread"] = _num(found.spread)
 
 
-def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
+def verdict_of(entry: VerdictEntry, name: str, *, alpha: float, family: int) -> str:
     units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
         return TOO_FEW
@@ -172,7 +173,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
                     config: StatsConfig, metrics: Iterable[str] | None = None,
                     spread: Mapping[str, float] | None = None, groups: Mapping[str, str] | None = None,
                     primaries: Sequence[str] | None = None, margins: Mapping[str, float] | None = None
-                    ) -> dict[str, dict[str, Any]]:
+                    ) -> dict[str, VerdictEntry]:
     """Per metric the paired statistics and the verdict of B against A (see the module docstring).
 
     `per_a` / `per_b`: {metric: {question id: value}}; `metrics`: which to compare (default: those in both, in
@@ -184,7 +185,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
     paired = paired_all(per_a, per_b, names)
     chosen = family.default_primaries(names) if primaries is None else [m for m in primaries if m in names]
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, VerdictEntry] = {}
     for name in names:
         ids, xa, xb = paired[name]
         clusters = Clusters.of(ids, groups)
@@ -214,7 +215,7 @@ def paired_all(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Map
     return {name: paired_values(per_a.get(name, {}), per_b.get(name, {})) for name in names}
 
 
-def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: StatsConfig,
+def settle(out: dict[str, VerdictEntry], paired: family.Paired, *, config: StatsConfig,
            groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
            run_terms: Collection[str] | None = None) -> family.Family:
     """The one correction of compare_metrics and repeats.compare_with_repeats: the roles and p_adj over the
@@ -254,13 +255,13 @@ def _p(x: float | None) -> str:
     return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
-def effect_text(name: str, entry: Mapping[str, Any]) -> str:
+def effect_text(name: str, entry: VerdictEntry) -> str:
     low, high = entry["ci"]
     return f"{name}: {_fmt(entry['delta'], sign=True)} [{_fmt(low, sign=True)}, {_fmt(high, sign=True)}], " \
            f"p_adj {_p(entry['p_adj'])}"
 
 
-def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B",
+def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
                  headline: Sequence[str] = HEADLINE_METRICS, alpha: float = 0.05) -> str:
     """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else
     got worse or better, that nothing else changed detectably, the family (what was not counted), and how
@@ -318,7 +319,7 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     return "; ".join(parts)
 
 
-def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _family_note(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     """What the correction counted: the secondaries' correction, and the aliases and constants left out."""
     fam = family.summary(metrics)
     if not any(e.get("role") for e in metrics.values()):
@@ -333,24 +334,24 @@ def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [counted + ("; not counted: " + ", ".join(left) if left else "")]
 
 
-def _clustered(entry: Mapping[str, Any]) -> bool:
+def _clustered(entry: VerdictEntry) -> bool:
     """Whether the questions of this entry were grouped (some group holds more than one question)."""
     return bool(entry.get("groups")) and int(entry["groups"]) < int(entry.get("n") or 0)
 
 
-def _cluster_note(entry: Mapping[str, Any]) -> str:
+def _cluster_note(entry: VerdictEntry) -> str:
     if not _clustered(entry):
         return ""
     deff = entry.get("design_effect")  # None: the differences have no variance to inflate
     return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
 
 
-def _role(entry: Mapping[str, Any]) -> str:
+def _role(entry: VerdictEntry) -> str:
     role = str(entry.get("role") or "")
     return f"= {entry['alias_of']}" if role == family.ALIAS else role
 
 
-def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def metrics_table(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     """The per-metric lines of the text report (n per metric; the role in the family; the groups and design
     effect of grouped questions; a primary's outcome before its verdict)."""
     lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} "

@@ -9,9 +9,11 @@ absolute floor `threshold`; when the baseline run was repeated and the metric va
 run-to-run variance of the baseline enters the test (axiom.evaluation.repeats). `measured.noise_sources` says
 what made the baseline run stochastic.
 
-`gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
-`axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
-questions grouped by the run's `group` column (the golden items' groups) when it has one. The gate fails when
+`gate_record` gates a run record (`run_evaluation`'s run before its folder is written, or a saved run read
+back: the same function for both) through `gate_run`, which compares a run with its baseline through
+`verdict.compare_metrics`, the same function as `axiom compare` (so the statistics are identical), over the
+metrics both have, corrected together, with the questions grouped by the run's `group` column (the golden
+items' groups) when it has one. The gate fails when
 
 - a primary metric's outcome is `regression` (outcomes.py: the one-sided test, Holm over the primaries,
   rejects "no drop" and the drop is at least its `min_delta`, default `DEFAULT_MIN_DELTA`; with repeated runs,

@@ -13,7 +13,8 @@
 
 The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
 `RunRecord` is a run in memory (`load_run` reads one back), `GateResult` the baseline gate's verdict it holds
-(computed by `gate.gate_run`), `list_runs` the complete run folders under a runs folder.
+(computed by `gate.gate_record`), `list_runs` the complete run folders under a runs folder; `per_question`
+reads one metric's per-question values from a results table.
 """
 
 from __future__ import annotations

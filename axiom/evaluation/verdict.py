@@ -47,7 +47,8 @@ differ but the smallest p the test can reach with them exceeds the corrected lev
 k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (the sign of delta: every metric is
 higher-is-better); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
 verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
-Intervals are unadjusted, and labelled so next to p_adj.
+Intervals are unadjusted, and labelled so next to p_adj. Each metric's entry is a `VerdictEntry` (a TypedDict:
+verdict_entry.py), so every key read or written is checked.
 """
 
 from __future__ import annotations

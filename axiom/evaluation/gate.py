@@ -51,7 +51,7 @@ from axiom.evaluation.repeats import (
     repetitions,
 )
 from axiom.evaluation.run_folder import GateCheck, GateResult, RunRecord, load_run, per_question
-from axiom.evaluation.summary import not_applicable_reason
+from axiom.evaluation.summary import MetricSummary, not_applicable_reason
 from axiom.evaluation.verdict import (
     WORSE,
     StatsConfig,
@@ -191,7 +191,7 @@ def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsCon
                     noise=noise_sources(record.manifest))
 
 
-def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any], *,
+def gate_run(results: pd.DataFrame, summary: Mapping[str, MetricSummary], baseline: Mapping[str, Any], *,
              config: StatsConfig | None = None, spread: Mapping[str, float] | None = None,
              repeats: Mapping[str, RepeatValues] | None = None, noise: Sequence[str] = ()) -> GateResult:
     """Check a run (its per-question results and metric summary) against a baseline (see the module doc).

@@ -29,7 +29,7 @@ from axiom.evaluation.datasets import EvalItem, file_sha256
 from axiom.evaluation.provenance import git_state, package_versions, platform_info
 from axiom.evaluation.retrieval_metrics import latency_summary
 from axiom.evaluation.run_folder import iso, utc_now
-from axiom.evaluation.summary import repeat_summary, summarise_metric
+from axiom.evaluation.summary import MetricSummary, repeat_summary, summarise_metric
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,7 +116,7 @@ def repeats_frame(items: list[EvalItem], scored: Scored) -> pd.DataFrame | None:
     return pd.DataFrame.from_records(records)
 
 
-def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scored: Scored, samples: int,
+def _repeated_intervals(summary: dict[str, MetricSummary], ids: list[str], scored: Scored, samples: int,
                         seed: int) -> dict[str, float]:
     """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes
     the two-level bootstrap one (questions resampled, plus the run level)."""
@@ -133,7 +133,8 @@ def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scor
         if variance[m] > 0 and summary[m].get("mean") is not None:
             low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed,
                                                label=m)
-            summary[m].update(ci_low=round(low, 6), ci_high=round(high, 6), ci_method="two-level bootstrap")
+            summary[m]["ci_low"], summary[m]["ci_high"] = round(low, 6), round(high, 6)
+            summary[m]["ci_method"] = "two-level bootstrap"
     return variance
 
 

@@ -2,9 +2,8 @@
 results.csv), metrics.json and manifest.json (the folder itself: run_folder.py; the steps: runs.py).
 
 Scores arrive as `Scored`: per metric one `MetricScore` (value, status, reason) per question, in question
-order. An item
-its source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
-`failure` and in `notes` (one entry per metric it left unmeasured).
+order. An item its source could not answer is a row like any other, with an empty answer, `answered` False and
+the reason in `failure` and in `notes` (one entry per metric it left unmeasured).
 
 A repeated run (`axiom eval --repeat N`, N > 1) also writes repeats.parquet (`repeats_frame`): one row per
 question and repetition (`id`, `repeat` 1..N, `answer`, every answer metric's value in that repetition). In

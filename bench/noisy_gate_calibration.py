@@ -132,9 +132,7 @@ def gate_facts(record: Any) -> dict[str, Any]:
 
 def mean_drop(base: Any, other: Any, metric: str) -> float:
     """The mean per-question drop of `metric` from run `base` to run `other` (questions measured in both)."""
-    from axiom.evaluation.gate import run_values
-
-    a, b = run_values(base.results, metric), run_values(other.results, metric)
+    a, b = base.per_question(metric), other.per_question(metric)
     both = [q for q in a if q in b and math.isfinite(a[q]) and math.isfinite(b[q])]
     return float(np.mean([a[q] - b[q] for q in both])) if both else float("nan")
 

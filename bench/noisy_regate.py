@@ -12,7 +12,7 @@ was aimed at, now expressed as a multiple of the new MDE (`level_of`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ def faulty_name(level: float, faults: Sequence[str], run: int) -> str:
     return f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in faults)}-{run}"
 
 
+def mde_medians(null: Sequence[dict[str, Any]], targets: Iterable[str]) -> dict[str, float]:
+    """The printed MDE of each target metric: its median over the null pairs' gates (pairs whose gate printed
+    none are left out). The calibration and its re-gating both report this one number."""
+    return {m: float(np.median([p["primaries"][m]["mde"] for p in null
+                                if p["primaries"][m]["mde"] is not None])) for m in targets}
+
+
 def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *, config: Any,
            facts: Callable[[Any], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
     """`saved` (a complete result of the calibration) with every null pair and faulty run gated again by the
@@ -69,8 +76,7 @@ def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *, config
         regated = facts(Regated(run_folder(runs, f"b{i}"), baselines / f"pair-{i}.json", config))
         same_run(pair, regated, f"null pair {i}")
         null.append({"pair": i, **regated})
-    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
-                               if p["primaries"][m]["mde"] is not None])) for m in targets}
+    mde = mde_medians(null, targets)
     log("printed MDE, re-gated (median over the null pairs): "
         + ", ".join(f"{m} {v:.4f} (was {saved['mde'][m]:.4f})" for m, v in mde.items()))
     metric_of = {fault: m for m, fault in targets.items()}

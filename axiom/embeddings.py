@@ -165,10 +165,8 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, text: str) -> int:
@@ -383,12 +381,15 @@ def persistent_cache(settings: Settings) -> PersistentEmbeddingCache | None:
     return shared_cache(settings.embedding_cache_dir / FILE_NAME, int(settings.embeddings.cache_max_mb * MB))
 
 
-def caching_embedder(settings: Settings | None, inner: Embedder, *, max_entries: int = 200_000
-                     ) -> CachingEmbedder:
-    """The one place that puts a model behind the embedding memo (every face, the pipeline and the metrics
-    wrap here): `inner` itself when it is a CachingEmbedder already, else a new memo with the persistent cache
-    of `settings` (memory only when `settings` is None or `embeddings.cache_enabled` is off)."""
+def caching_embedder(settings: Settings | None, inner: Embedder, *, max_entries: int = 200_000,
+                     rebind: bool = False) -> CachingEmbedder:
+    """The one place that puts a model behind the embedding memo and sets its disk level (tests/test_owners.py
+    fails when another module of axiom does either): a bare model gets a new memo with the persistent cache of
+    `settings` (memory only when `settings` is None or `embeddings.cache_enabled` is off); a memo is returned as
+    it is, its disk level kept, unless `rebind` sets it to the one of `settings` (a notebook kernel's memo)."""
     if isinstance(inner, CachingEmbedder):
+        if rebind:
+            inner.persistent = None if settings is None else persistent_cache(settings)
         return inner
     disk = None if settings is None else persistent_cache(settings)
     return CachingEmbedder(inner, max_entries, persistent=disk)

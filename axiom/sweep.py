@@ -8,20 +8,20 @@ and memoised by content hash (`axiom.embeddings.CachingEmbedder`), so a text emb
 embedded again by the next. Combinations with the same chunking (corpus, chunk_size, chunk_overlap, store)
 share one collection, so only the first of them ingests: the others find every file unchanged and embed no
 chunk (`chunks_embedded` = 0 in their manifests, shown in the summary as the cache evidence). When the grid
-varies the chunking, each chunking gets its own collection (`sweep-<corpus>-<hash>-c<size>o<overlap>-<model>`),
-so runs never re-chunk each other's collection.
+varies the chunking, each chunking gets its own collection
+(`sweep-<corpus>-<hash>-c<size>o<overlap>-<model>`), so runs never re-chunk each other's collection.
 
 The first run of each chunking runs alone (it writes the collection); with `workers > 1` the remaining
 combinations then run in parallel, each worker with its own kernel. `axiom.distributed.sweep` runs the same
 plan (`plan_sweep`), per-combination code (`run_combination`) and summary (`finish_sweep`) as Ray tasks.
 
-The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (ranked by one
-metric, 95% CI whiskers, each against the best by a paired test), `sweep.json` (all, wall times), `runs/`."""
+The sweep folder `<out>/<UTC timestamp>-<name>/` holds `summary.csv`, `summary.md`, `summary.png` (ranked by
+one metric, 95% CI whiskers, each against the best by a paired test), `sweep.json` (all, wall times), `runs/`
+(axiom.sweep_summary writes the summary)."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
@@ -44,15 +44,14 @@ log = logging.getLogger(__name__)
 # parameters the sweep sets itself for every run
 CONTROLLED = ("name", "out_dir", "result_json")
 # parameters that decide what a collection holds
-CHUNKING = ("corpus", "chunk_size", "chunk_overlap", "collection", "chroma_path", "chroma_host", "chroma_port")
-SUMMARY_METRICS = ("ndcg@10", "recall@5", "mrr@10", "evidence_recall@5", "evidence_precision@5",
-                   "nonllm_context_recall", "nonllm_context_precision", "semantic_similarity", "chrf", "rouge_l",
-                   "faithfulness", "answer_relevancy")
+CHUNKING = ("corpus", "chunk_size", "chunk_overlap", "collection", "chroma_path", "chroma_host",
+            "chroma_port")
 DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """["retriever=dense,hybrid", "top_k=3,5,10"] -> {"retriever": ["dense", "hybrid"], "top_k": [3, 5, 10]}."""
+    """["retriever=dense,hybrid", "top_k=3,5,10"] -> {"retriever": ["dense", "hybrid"],
+    "top_k": [3, 5, 10]}."""
     from axiom.notebook.parameters import parse_value
 
     grid: dict[str, list[Any]] = {}
@@ -72,10 +71,6 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def label(combo: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in combo.items())
-
-
 @dataclass
 class SweepRun:
     index: int
@@ -93,20 +88,26 @@ class SweepRun:
 
     @property
     def label(self) -> str:
-        return label(self.combination)
+        from axiom.evaluation.naming import combination_label
+
+        return combination_label(self.combination)
 
     def record(self, outcome: RunOutcome) -> None:
         """Take what executing this combination produced (here or on a Ray worker)."""
-        for name in ("seconds", "run_path", "chunks_embedded", "files_unchanged", "embedding", "metrics", "error"):
+        for name in ("seconds", "run_path", "chunks_embedded", "files_unchanged", "embedding", "metrics",
+                     "error"):
             setattr(self, name, getattr(outcome, name))
         if self.error:
             log.error("sweep: %s failed: %s", self.label, self.error)
         else:
-            log.info("sweep: %s in %.1fs (chunks embedded %s)", self.label, self.seconds, self.chunks_embedded)
+            log.info("sweep: %s in %.1fs (chunks embedded %s)", self.label, self.seconds,
+                     self.chunks_embedded)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"combination": self.combination, "label": self.label, "run": str(self.run_path) if self.run_path else None,
-                "seconds": round(self.seconds, 3), "worker": self.worker, "chunks_embedded": self.chunks_embedded,
+        return {"combination": self.combination, "label": self.label,
+                "run": str(self.run_path) if self.run_path else None,
+                "seconds": round(self.seconds, 3), "worker": self.worker,
+                "chunks_embedded": self.chunks_embedded,
                 "files_unchanged": self.files_unchanged, "embedding": self.embedding, "error": self.error,
                 "collection": self.params.get("collection") or None, "node": self.node}
 
@@ -146,17 +147,20 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "metric": self.metric, "combinations": len(self.runs),
-                "workers": self.workers, "executor": self.executor, "wall_seconds": round(self.wall_seconds, 3),
+                "workers": self.workers, "executor": self.executor,
+                "wall_seconds": round(self.wall_seconds, 3),
                 "kernel_start_seconds": round(self.kernel_start_seconds, 3),
                 "first_run_seconds": round(self.first_run_seconds, 3),
                 "ratio_to_first_run": round(self.ratio, 3) if self.ratio else None,
                 "runs": [r.to_dict() for r in self.runs],
-                "ranking": self.summary.astype(object).where(self.summary.notna(), None).to_dict(orient="records")}
+                "ranking": self.summary.astype(object).where(self.summary.notna(), None)
+                .to_dict(orient="records")}
 
     def text(self) -> str:
         from axiom.reporting import markdown_table
 
-        show = [c for c in self.summary.columns if c not in ("run",) and not c.endswith(("ci_low", "ci_high"))]
+        show = [c for c in self.summary.columns
+                if c not in ("run",) and not c.endswith(("ci_low", "ci_high"))]
         lines = [markdown_table(self.summary[show]), ""]
         lines.append(f"{len(self.runs)} combinations in {self.wall_seconds:.1f}s wall "
                      f"({self.workers} worker{'s' if self.workers != 1 else ''}"
@@ -214,7 +218,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
                out_dir: str | Path | None = None, name: str = "sweep", root: Path | None = None) -> SweepPlan:
     """Check the grid against the evaluation notebook's parameters, create the sweep folder and fix every
     combination's parameters (collections included), on the driver, for every executor."""
-    from axiom.evaluation.naming import stamped_name, unique_path
+    from axiom.evaluation.naming import stamped_name, sweep_run_name, unique_path
     from axiom.notebook.engine import notebook_parameters
     from axiom.notebook.parameters import RESULT_PARAMETER
     from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook
@@ -241,7 +245,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     collections = _chunking_collections(settings, grid, combos, base, root)
     runs: list[SweepRun] = []
     for i, (combo, collection) in enumerate(zip(combos, collections, strict=True)):
-        p = {**base, **combo, "name": f"{name}-{label(combo)}"}
+        p = {**base, **combo, "name": sweep_run_name(name, combo)}
         if collection:
             p["collection"] = collection
         runs.append(SweepRun(index=i, combination=combo, params=p))
@@ -250,15 +254,14 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     for r in runs:
         groups.setdefault(tuple(repr(r.params.get(k)) for k in CHUNKING), []).append(r)
     return SweepPlan(folder=folder, notebook=notebook, root=root, keys=list(grid), runs=runs,
-                     leaders=[g[0] for g in groups.values()], rest=[r for g in groups.values() for r in g[1:]],
-                     t_start=t_start)
+                     leaders=[g[0] for g in groups.values()],
+                     rest=[r for g in groups.values() for r in g[1:]], t_start=t_start)
 
 
 def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any], *, runs_dir: Path,
                     kernel: WarmKernel, root: Path, html: bool = False) -> RunOutcome:
     """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`. The same code
     runs in the local sweep's threads and in a Ray task on a worker (`axiom.distributed.sweep`)."""
-    from axiom.evaluation.run_folder import load_run
     from axiom.notebook.runner import run_notebooks
 
     t0 = time.perf_counter()
@@ -274,29 +277,34 @@ def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any
     return RunOutcome(seconds=seconds, run_path=result.run_path, embedding=handoff.get("embedding", {}),
                       chunks_embedded=ingest.get("chunks_embedded"),
                       files_unchanged=len(ingest.get("files_unchanged", [])) if ingest else None,
-                      metrics=load_run(result.run_path).metrics.get("metrics", {}) if result.run_path else {})
+                      metrics=handoff.get("metrics", {}))
 
 
 def finish_sweep(plan: SweepPlan, *, metric: str | None, kernel_start: float, workers: int,
                  executor: str = "local") -> SweepResult:
     """Rank the runs, write the summary files; raise when a combination failed (after writing them)."""
+    from axiom.sweep_summary import summary_table, write_summary
+
     runs = plan.runs
     metric = metric or next((m for m in DEFAULT_METRICS if any(r.metrics.get(m, {}).get("mean") is not None
                                                                for r in runs)), "ndcg@10")
-    result = SweepResult(folder=plan.folder, runs=runs, metric=metric, summary=summary_table(runs, metric, plan.keys),
+    result = SweepResult(folder=plan.folder, runs=runs, metric=metric,
+                         summary=summary_table(runs, metric, plan.keys),
                          wall_seconds=time.perf_counter() - plan.t_start, kernel_start_seconds=kernel_start,
                          workers=workers, executor=executor)
     write_summary(result)
     failed = [r for r in runs if r.error]
     if failed:
-        raise AxiomError(f"{len(failed)} of {len(runs)} sweep combination(s) failed; first: {failed[0].label}: "
-                         f"{failed[0].error}", hint=f"summary of the others in {plan.folder}")
+        raise AxiomError(f"{len(failed)} of {len(runs)} sweep combination(s) failed; first: "
+                         f"{failed[0].label}: {failed[0].error}",
+                         hint=f"summary of the others in {plan.folder}")
     return result
 
 
 def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
-              out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1, metric: str | None = None,
-              html: bool = False, root: Path | None = None, config: str | Path | None = None) -> SweepResult:
+              out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1,
+              metric: str | None = None, html: bool = False, root: Path | None = None,
+              config: str | Path | None = None) -> SweepResult:
     """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
     from axiom.notebook.kernel import WarmKernel, kernel_env
 
@@ -318,8 +326,8 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
     todo = deque(plan.rest)  # popleft is atomic: the workers' threads share it
 
     def worker_loop(worker: int) -> None:
-        kernel = first if worker == 0 else WarmKernel(plan.root, log_path=kernel_logs / f"worker-{worker}.log",
-                                                      env=env).start()
+        kernel = first if worker == 0 else WarmKernel(
+            plan.root, log_path=kernel_logs / f"worker-{worker}.log", env=env).start()
         try:
             while True:
                 try:
@@ -346,53 +354,3 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
     finally:
         first.shutdown()
     return finish_sweep(plan, metric=metric, kernel_start=kernel_start, workers=workers)
-
-
-def summary_table(runs: Sequence[SweepRun], metric: str, keys: Sequence[str]) -> pd.DataFrame:
-    """One row per combination, best first on `metric` as shown (4 decimals), ties in grid order (two sweeps of a
-    grid rank alike, local or on Ray), each tested against the best (evaluation/versus_best.py)."""
-    import pandas as pd
-
-    rows = []
-    for r in sorted(runs, key=lambda run: run.index):
-        m = r.metrics.get(metric, {})
-        row: dict[str, Any] = {"combination": r.label, **{k: r.combination.get(k) for k in keys},
-                               metric: m.get("mean"), f"{metric} ci_low": m.get("ci_low"),
-                               f"{metric} ci_high": m.get("ci_high")}
-        for other in SUMMARY_METRICS:
-            if other != metric and other in r.metrics and r.metrics[other].get("mean") is not None:
-                row[other] = r.metrics[other]["mean"]
-        row.update({"seconds": round(r.seconds, 2), "chunks embedded": r.chunks_embedded,
-                    "texts embedded": r.embedding.get("texts_embedded"),
-                    "embedding cache hits": r.embedding.get("cache_hits"),
-                    "run": r.run_path.name if r.run_path else f"FAILED: {r.error}"})
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    for col in table.columns:
-        if table[col].dtype.kind == "f" and col != "seconds":
-            table[col] = table[col].round(4)
-    table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
-    table.insert(0, "rank", range(1, len(table) + 1))
-    from axiom.evaluation.versus_best import with_tests_against_best  # paired tests, Holm
-    return with_tests_against_best(table.reset_index(drop=True), {r.label: r.run_path for r in runs}, metric)
-
-
-def write_summary(result: SweepResult) -> None:
-    from axiom.reporting import markdown_table, sweep_chart
-
-    folder = result.folder
-    result.summary.to_csv(folder / "summary.csv", index=False)
-    show = [c for c in result.summary.columns if not c.endswith(("ci_low", "ci_high"))]
-    head = [f"# Sweep {folder.name}", "",
-            f"Ranked by **{result.metric}** (mean over questions; 95% CI in summary.csv). "
-            f"{len(result.runs)} combinations in {result.wall_seconds:.1f} s wall with {result.workers} worker(s); "
-            f"the first run alone (kernel start + ingest + evaluation) took {result.first_run_seconds:.1f} s, "
-            f"so the sweep cost {result.ratio:.2f} x one run." if result.ratio else "No run finished.", "",
-            "`chunks embedded` comes from each run's ingest report: 0 means the run's collection already held "
-            "every chunk. `texts embedded` / `embedding cache hits` count all embedding requests of the run "
-            "(questions, chunks, answer sentences, metric inputs) computed vs served from the shared cache.", ""]
-    (folder / "summary.md").write_text("\n".join(head) + markdown_table(result.summary[show]) + "\n",
-                                       encoding="utf-8")
-    fig = sweep_chart(result.summary, result.metric)
-    fig.savefig(folder / "summary.png", dpi=110)
-    (folder / "sweep.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")

@@ -57,7 +57,7 @@ from bench.common import REPO
 from bench.gate_draws import clopper_pearson
 from bench.gate_variants import calibration_settings, read_lines, write_quick_set
 from bench.noisy_faults import Selection, faults, partners
-from bench.noisy_regate import faulty_name, regate, stale_fault_sets
+from bench.noisy_regate import faulty_name, mde_medians, regate, stale_fault_sets
 
 DEFAULT_DATASET = REPO / "evaluation" / "datasets" / "pubmedqa"
 DEFAULT_WORK = REPO / "bench" / "cache" / "noisy-gate"
@@ -133,9 +133,7 @@ def gate_facts(record: Any) -> dict[str, Any]:
 
 def mean_drop(base: Any, other: Any, metric: str) -> float:
     """The mean per-question drop of `metric` from run `base` to run `other` (questions measured in both)."""
-    from axiom.evaluation.gate import run_values
-
-    a, b = run_values(base.results, metric), run_values(other.results, metric)
+    a, b = base.per_question(metric), other.per_question(metric)
     both = [q for q in a if q in b and math.isfinite(a[q]) and math.isfinite(b[q])]
     return float(np.mean([a[q] - b[q] for q in both])) if both else float("nan")
 
@@ -174,9 +172,7 @@ def _null_and_pilots(runner: Runner, pairs: int, log: Callable[[str], None]
         baselines.append(path)
         b = runner.run(f"b{i + 1}", SEED_B + i, baseline=path)
         null.append({"pair": i + 1, **gate_facts(b)})
-    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
-                               if p["primaries"][m]["mde"] is not None]))
-           for m in TARGETS}
+    mde = mde_medians(null, TARGETS)
     log("printed MDE (median over the null pairs): " + ", ".join(f"{m} {v:.4f}" for m, v in mde.items()))
     log("pilots: every question faulted, one fault at a time")
     full_drop = {}

@@ -2,17 +2,17 @@
 
 A run's answers and per-question values do not depend on the test that gates it, so when the test changes
 (here: the sign-flip test's mid-p, issue 27) the calibration's null pairs and faulty runs are checked again
-from their run folders, without re-running the pipeline: `gate.gate_run` on each saved run against its pair's
-baseline, exactly as `run_evaluation` gates it. What the change does move is the MDE a gate prints; a fault
-set aimed at a metric whose MDE moved must be run again at the new MDE (the calibration does that:
-`stale_fault_sets`), the others keep their runs, re-gated. Each re-gated faulty run keeps the drop it was
-aimed at, now expressed as a multiple of the new MDE (`level_of`).
+from their run folders, without re-running the pipeline: `gate.gate_record` on each saved run against its
+pair's baseline, the function `run_evaluation` gates it with. What the change does move is the MDE a gate
+prints; a fault set aimed at a metric whose MDE moved must be run again at the new MDE (the calibration does
+that: `stale_fault_sets`), the others keep their runs, re-gated. Each re-gated faulty run keeps the drop it
+was aimed at, now expressed as a multiple of the new MDE (`level_of`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +35,11 @@ class Regated:
     """A saved run with the gate the current code gives it (what gate_facts reads: `.gate`)."""
 
     def __init__(self, folder: Path, baseline: Path, config: Any) -> None:
-        from axiom.evaluation.gate import gate_run, load_baseline
-        from axiom.evaluation.repeats import noise_sources
+        from axiom.evaluation.gate import gate_record, load_baseline
         from axiom.evaluation.run_folder import load_run
 
-        record = load_run(folder)
-        base = load_baseline(baseline)
-        names = list(base["metrics"])
-        repeats = {m: values for m in names if (values := record.per_repetition(m))}
         self.folder = folder
-        self.gate = gate_run(record.results, record.metrics["metrics"], base, config=config,
-                             spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
-                             noise=noise_sources(record.manifest))
+        self.gate = gate_record(load_run(folder), load_baseline(baseline), config)
 
 
 def same_run(saved: dict[str, Any], regated: dict[str, Any], what: str) -> None:
@@ -63,6 +56,13 @@ def faulty_name(level: float, faults: Sequence[str], run: int) -> str:
     return f"faulty-{level:g}-{'+'.join(f.split()[-1] for f in faults)}-{run}"
 
 
+def mde_medians(null: Sequence[dict[str, Any]], targets: Iterable[str]) -> dict[str, float]:
+    """The printed MDE of each target metric: its median over the null pairs' gates (pairs whose gate printed
+    none are left out). The calibration and its re-gating both report this one number."""
+    return {m: float(np.median([p["primaries"][m]["mde"] for p in null
+                                if p["primaries"][m]["mde"] is not None])) for m in targets}
+
+
 def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *, config: Any,
            facts: Callable[[Any], dict[str, Any]], log: Callable[[str], None]) -> dict[str, Any]:
     """`saved` (a complete result of the calibration) with every null pair and faulty run gated again by the
@@ -76,8 +76,7 @@ def regate(saved: dict[str, Any], work: Path, targets: dict[str, str], *, config
         regated = facts(Regated(run_folder(runs, f"b{i}"), baselines / f"pair-{i}.json", config))
         same_run(pair, regated, f"null pair {i}")
         null.append({"pair": i, **regated})
-    mde = {m: float(np.median([p["primaries"][m]["mde"] for p in null
-                               if p["primaries"][m]["mde"] is not None])) for m in targets}
+    mde = mde_medians(null, targets)
     log("printed MDE, re-gated (median over the null pairs): "
         + ", ".join(f"{m} {v:.4f} (was {saved['mde'][m]:.4f})" for m, v in mde.items()))
     metric_of = {fault: m for m, fault in targets.items()}

@@ -42,13 +42,14 @@ The correction (`correct_family`, the one used by `verdict.compare_metrics` and
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from axiom.evaluation import stats
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 PRIMARY, SECONDARY, ALIAS, CONSTANT = "primary", "secondary", "alias", "constant"
 ROLES = (PRIMARY, SECONDARY, ALIAS, CONSTANT)
@@ -173,43 +174,42 @@ def max_t_adjust(units: np.ndarray, *, permutations: int, seed: int, label: str 
     return adjusted, raw
 
 
-def drop_p(p: float | None, delta: float | None, *, lower_is_better: bool) -> float | None:
+def drop_p(p: float | None, delta: float | None) -> float | None:
     """The one-sided p of "no drop" against a drop, from a two-sided p of a symmetric null distribution: half
-    of it when the change is a drop, 1 minus half of it when it is a gain, 1 for no change."""
+    of it when the change is a drop (delta < 0: every metric is higher-is-better), 1 minus half of it when it
+    is a gain, 1 for no change."""
     if p is None or delta is None or math.isnan(p):
         return None
     if abs(delta) <= stats.ZERO:
         return 1.0
     half = min(1.0, p / 2.0)
-    dropped = delta > 0 if lower_is_better else delta < 0
-    return half if dropped else 1.0 - half
+    return half if delta < 0 else 1.0 - half
 
 
-def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction: str, permutations: int,
-                   seed: int, groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
-                   lower_is_better: Collection[str] = ()) -> Family:
+def correct_family(out: dict[str, VerdictEntry], paired: Paired, *, correction: str, permutations: int,
+                   seed: int, groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None
+                   ) -> Family:
     """Roles, `p_adj` of every entry of `out`, and `p_drop` / `p_drop_adj` of the primaries (see the module
     docstring)."""
     family = find_family(paired, primaries)
-    tested = [m for m in family.counted_primaries if out[m].get("p") is not None]
-    two_sided = stats.holm({m: float(out[m]["p"]) for m in tested})
+    tested = {m: float(p) for m in family.counted_primaries if (p := out[m].get("p")) is not None}
+    two_sided = stats.holm(tested)
+    p_drops = {m: drop_p(p, out[m].get("delta")) for m, p in tested.items()}  # a p always comes with a delta
+    drops = stats.holm({m: float(p) for m, p in p_drops.items() if p is not None})
     for name in tested:
-        entry = out[name]
-        entry["p_adj"] = two_sided[name]
-        entry["p_drop"] = drop_p(entry["p"], entry.get("delta"), lower_is_better=name in lower_is_better)
-    drops = stats.holm({m: float(out[m]["p_drop"]) for m in tested})
-    for name in tested:
-        out[name]["p_drop_adj"] = drops[name]
-    counted = [m for m in family.secondaries if out[m].get("p") is not None]
+        out[name]["p_adj"], out[name]["p_drop"], out[name]["p_drop_adj"] = (two_sided[name], p_drops[name],
+                                                                            drops.get(name))
+    counted = {m: float(p) for m in family.secondaries if (p := out[m].get("p")) is not None}
     method = correction
     if correction == MAX_T and any(float(out[m].get("run_variance") or 0.0) > 0 for m in counted):
         method = "holm"  # the flips cannot reproduce the run-level term: Holm, valid under any dependence
     if counted and method == MAX_T:
-        adjusted, _ = max_t_adjust(unit_matrix(paired, counted, groups), permutations=permutations, seed=seed)
+        adjusted, _ = max_t_adjust(unit_matrix(paired, list(counted), groups), permutations=permutations,
+                                   seed=seed)
         for name, p_adj in zip(counted, adjusted, strict=True):
-            out[name]["p_adj"] = max(float(p_adj), float(out[name]["p"]))
+            out[name]["p_adj"] = max(float(p_adj), counted[name])
     elif counted:
-        adjusted_map = stats.CORRECTIONS[method]({m: float(out[m]["p"]) for m in counted})
+        adjusted_map = stats.CORRECTIONS[method](counted)
         for name in counted:
             out[name]["p_adj"] = float(adjusted_map[name])
     for name, entry in out.items():
@@ -231,7 +231,7 @@ def correct_family(out: dict[str, dict[str, Any]], paired: Paired, *, correction
     return family
 
 
-def summary(out: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def summary(out: Mapping[str, VerdictEntry]) -> dict[str, Any]:
     """The family of a comparison from its entries: primaries (with their outcomes and design effects: 1
     without groups, None when the differences have no variance), counted secondaries (tested: measured in both
     runs), aliases and constants, and the correction of the secondaries."""

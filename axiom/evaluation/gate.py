@@ -9,9 +9,11 @@ absolute floor `threshold`; when the baseline run was repeated and the metric va
 run-to-run variance of the baseline enters the test (axiom.evaluation.repeats). `measured.noise_sources` says
 what made the baseline run stochastic.
 
-`gate_run` compares a run with its baseline through `verdict.compare_metrics`, the same function as
-`axiom compare` (so the statistics are identical), over the metrics both have, corrected together, with the
-questions grouped by the run's `group` column (the golden items' groups) when it has one. The gate fails when
+`gate_record` gates a run record (`run_evaluation`'s run before its folder is written, or a saved run read
+back: the same function for both) through `gate_run`, which compares a run with its baseline through
+`verdict.compare_metrics`, the same function as `axiom compare` (so the statistics are identical), over the
+metrics both have, corrected together, with the questions grouped by the run's `group` column (the golden
+items' groups) when it has one. The gate fails when
 
 - a primary metric's outcome is `regression` (outcomes.py: the one-sided test, Holm over the primaries,
   rejects "no drop" and the drop is at least its `min_delta`, default `DEFAULT_MIN_DELTA`; with repeated runs,
@@ -48,10 +50,9 @@ from axiom.evaluation.repeats import (
     noise_sources,
     repetitions,
 )
-from axiom.evaluation.run_folder import GateResult, RunRecord, load_run
-from axiom.evaluation.summary import not_applicable_reason
+from axiom.evaluation.run_folder import GateCheck, GateResult, RunRecord, load_run, per_question
+from axiom.evaluation.summary import MetricSummary, not_applicable_reason
 from axiom.evaluation.verdict import (
-    LOWER_IS_BETTER,
     WORSE,
     StatsConfig,
     is_finite,
@@ -63,8 +64,8 @@ if TYPE_CHECKING:
 
 BASELINE_FORMAT = 3  # 3: the `primary` list; 2: full-precision per-question values
 
-__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_run", "load_baseline", "make_baseline",
-           "run_values", "write_baseline"]
+__all__ = ["BASELINE_FORMAT", "DEFAULT_MIN_DELTA", "gate_record", "gate_run", "load_baseline",
+           "make_baseline", "write_baseline"]
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
             entry["spread"] = spread[name]
             entry["per_repetition"] = {k: [None if not is_finite(x) else x for x in v]
                                        for k, v in record.per_repetition(name).items()}
-        if floor_margin is not None and name not in LOWER_IS_BETTER and summary.get("n"):
+        if floor_margin is not None and summary.get("n"):
             floor = min(mean - floor_margin, mean - 1.0 / summary["n"])
             entry["threshold"] = max(0.0, math.floor(floor * 100 + 1e-9) / 100)
         entry["per_question"] = {k: v for k, v in record.per_question(name).items() if is_finite(v)}
@@ -170,13 +171,6 @@ def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
     return target
 
 
-def run_values(results: pd.DataFrame, metric: str) -> dict[str, float]:
-    """{question id: value} of one metric column of a run's results."""
-    if metric not in results.columns:
-        return {}
-    return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
-
-
 def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
     """What made the baseline run stochastic (older baselines: from their generator and judge)."""
     measured = baseline.get("measured") or {}
@@ -185,7 +179,19 @@ def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
     return noise_sources({"generator": measured.get("generator"), "judge": measured.get("judge")})
 
 
-def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any], *,
+def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsConfig | None = None
+                ) -> GateResult:
+    """Check a run record against a baseline: `gate_run` of its results and metric summaries, with its repeat
+    spread, every repetition's values (a repeated run's repeats table) and what makes it stochastic (its
+    manifest). The one owner of gating a run: `run_evaluation` (before the folder is written) and a saved run
+    read back with `load_run` are gated alike."""
+    repeats = {m: values for m in record.metric_names if (values := record.per_repetition(m))}
+    return gate_run(record.results, record.metrics["metrics"], baseline, config=config,
+                    spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
+                    noise=noise_sources(record.manifest))
+
+
+def gate_run(results: pd.DataFrame, summary: Mapping[str, MetricSummary], baseline: Mapping[str, Any], *,
              config: StatsConfig | None = None, spread: Mapping[str, float] | None = None,
              repeats: Mapping[str, RepeatValues] | None = None, noise: Sequence[str] = ()) -> GateResult:
     """Check a run (its per-question results and metric summary) against a baseline (see the module doc).
@@ -201,7 +207,7 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
     gate.skipped = [m for m in entries if m not in summary]
     per_base = {m: {str(k): float(v) for k, v in (entries[m].get("per_question") or {}).items()}
                 for m in names}
-    per_run = {m: run_values(results, m) for m in names}
+    per_run = {m: per_question(results, m) for m in names}
     both_spread = {m: max(float(entries[m].get("spread") or 0.0), float((spread or {}).get(m) or 0.0))
                    for m in names}
     # the run's golden items name the groups (none for an older run's table)
@@ -228,7 +234,7 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         entry, st, mean = entries[name], statistics[name], summary[name].get("mean")
         base_mean = entry.get("mean")
         min_delta = float(entry.get("min_delta", default_min_delta))
-        check: dict[str, Any] = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
+        check: GateCheck = {"value": mean, "baseline": base_mean, "min_delta": min_delta, "stats": st}
         gate.checked[name] = check
         why_not = not_applicable_reason(summary[name])
         if mean is None and why_not is not None:  # n/a for the whole set (what it needs, no item has)
@@ -243,22 +249,19 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, Mapping[str, Any]], ba
         if mean is None:
             gate.failures.append(f"{name}: no question measured in this run (baseline {base_mean})")
             continue
-        lower_better = name in LOWER_IS_BETTER
         threshold = entry.get("threshold")
         if threshold is not None:
             effective = threshold
             if base_mean is not None and entry.get("n"):  # never tighter than one question's weight
-                weight = 1.0 / float(entry["n"])
-                loosest = base_mean + weight if lower_better else base_mean - weight
-                effective = max(threshold, loosest) if lower_better else min(threshold, loosest)
+                effective = min(threshold, base_mean - 1.0 / float(entry["n"]))
             if effective != threshold:
                 gate.notes.append(f"{name}: floor {threshold:.4f} is tighter than one question's weight; "
                                   f"using {effective:.4f}")
             check["threshold"] = effective
-            if (mean > effective) if lower_better else (mean < effective):
+            if mean < effective:
                 base = "?" if base_mean is None else f"{base_mean:.4f}"
-                gate.failures.append(f"{name}: {mean:.4f} is {'above' if lower_better else 'below'} its "
-                                     f"floor {effective:.4f} (baseline {base})")
+                gate.failures.append(f"{name}: {mean:.4f} is below its floor {effective:.4f} "
+                                     f"(baseline {base})")
         if st.get("outcome") == REGRESSION:
             low, high = st["ci"]
             gate.failures.append(f"{name}: regression against the baseline (primary), {st['b']:.4f} vs "

@@ -14,6 +14,9 @@ listing is in time order:
 - `stamped_name(name, suffix)` + `unique_path`: a sweep's folder (`<stamp>-<name>`), the runner's notebook
   folder (`<stamp>-<name>-notebooks`) or kept failure (`<stamp>-<name>-failed`); `-2`, `-3`... when it exists;
 - `work_folder_name(kind, name)`: a hidden folder a run is built in before it is renamed into place.
+
+Runs of a sweep: `sweep_run_name(sweep, combination)` is `<sweep name>-<k=v,k=v>` (`combination_label`), the
+name its run folder ends with (made file-name-safe there: `sweep-top_k-3`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +72,16 @@ def sweep_collection(corpus: str | os.PathLike[str], chunk_size: object, chunk_o
 
 def beir_collection(folder: str | os.PathLike[str], model_id: str) -> str:
     return collection_name("beir", Path(folder).resolve().name, model_id)
+
+
+def combination_label(combination: Mapping[str, object]) -> str:
+    """A sweep combination as `k=v,k=v` (in the grid's order): how a sweep's tables and log lines name it."""
+    return ",".join(f"{k}={v}" for k, v in combination.items())
+
+
+def sweep_run_name(sweep: str, combination: Mapping[str, object]) -> str:
+    """The name of a sweep's run of `combination`: `<sweep name>-<k=v,k=v>`."""
+    return f"{sweep}-{combination_label(combination)}"
 
 
 def utc_stamp(when: datetime | None = None) -> str:

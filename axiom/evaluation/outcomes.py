@@ -2,7 +2,7 @@
 on.
 
 Per primary metric, with its practical margin (`min_delta` of the baseline, default `DEFAULT_MIN_DELTA`) and
-`drop` = the mean paired change in the bad direction (A - B for a metric where higher is better):
+`drop` = the mean paired change in the bad direction (A - B: every metric is higher-is-better):
 
 - `regression`: the one-sided test rejects "no drop" (the primary's `p_drop_adj`, Holm over the primaries,
   below alpha; family.py) **and** the estimated drop is at least the margin;
@@ -24,32 +24,32 @@ never compared with the point estimate alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from axiom.evaluation import stats
 from axiom.evaluation.clusters import Clusters
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 REGRESSION, NON_INFERIOR, INCONCLUSIVE = "regression", "non-inferior", "inconclusive"
 OUTCOMES = (REGRESSION, NON_INFERIOR, INCONCLUSIVE)
 DEFAULT_MIN_DELTA = 0.01
 
 
-def drop(delta: float, *, lower_is_better: bool) -> float:
-    """The change in the bad direction (positive: worse)."""
-    return delta if lower_is_better else -delta
+def drop(delta: float) -> float:
+    """The change in the bad direction (positive: worse; every metric is higher-is-better)."""
+    return -delta
 
 
-def drop_bound(low: float, high: float, *, lower_is_better: bool) -> float | None:
-    """The upper bound of the drop from the (1 - 2 alpha) two-sided interval [low, high] of B - A."""
-    bound = high if lower_is_better else -low
+def drop_bound(low: float, high: float) -> float | None:
+    """The upper bound of the drop from the (1 - 2 alpha) two-sided interval [low, high] of B - A: -low (the
+    upper end `high` is the bound of a gain, not used)."""
+    bound = -low
     return None if bound is None or math.isnan(bound) else float(bound)
 
 
 def one_sided_drop_bound(xa: np.ndarray, xb: np.ndarray, *, alpha: float, samples: int, seed: int, label: str,
-                         clusters: Clusters, lower_is_better: bool) -> float | None:
+                         clusters: Clusters) -> float | None:
     """The one-sided (1 - alpha) upper bound of the drop, by the method of the reported interval (the same
     bootstrap draws: seed and label as the 95% interval's)."""
     if xa.size == 0:
@@ -57,17 +57,16 @@ def one_sided_drop_bound(xa: np.ndarray, xb: np.ndarray, *, alpha: float, sample
     low, high, _ = stats.paired_difference_ci(xa, xb, samples=samples, seed=seed, label=label,
                                               clusters=clusters,
                                               level=1.0 - 2.0 * alpha)
-    return drop_bound(low, high, lower_is_better=lower_is_better)
+    return drop_bound(low, high)
 
 
 def enough_units(units: int, *, alpha: float, primaries: int) -> bool:
-    """Whether a unanimous drop over `units` can reach alpha / primaries one-sided: its mid-p
-    1 / 2**(units + 1) <= that."""
-    return units >= math.ceil(math.log2(max(1, primaries) / alpha) - 1.0 - 1e-12)
+    """Whether a unanimous drop over `units` can reach alpha / primaries one-sided: its one-sided mid-p,
+    1 / 2**(units + 1), is half the two-sided one, so it is `stats.min_untied` at twice the level."""
+    return units >= stats.min_untied(2 * alpha / max(1, primaries))
 
 
-def outcome_of(entry: Mapping[str, Any], *, alpha: float, margin: float, lower_is_better: bool,
-               primaries: int) -> str:
+def outcome_of(entry: VerdictEntry, *, alpha: float, margin: float, primaries: int) -> str:
     """The outcome of one primary entry of verdict.compare_metrics (see the module docstring)."""
     delta, bound = entry.get("delta"), entry.get("drop_bound")
     if not entry.get("n") or delta is None:
@@ -75,14 +74,14 @@ def outcome_of(entry: Mapping[str, Any], *, alpha: float, margin: float, lower_i
     if not enough_units(int(entry.get("groups") or entry["n"]), alpha=alpha, primaries=primaries):
         return INCONCLUSIVE
     p_adj = entry.get("p_drop_adj")
-    if p_adj is not None and p_adj < alpha and drop(delta, lower_is_better=lower_is_better) >= margin - 1e-12:
+    if p_adj is not None and p_adj < alpha and drop(delta) >= margin - 1e-12:
         return REGRESSION
     if bound is not None and bound < margin:
         return NON_INFERIOR
     return INCONCLUSIVE
 
 
-def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str = "") -> str:
+def outcome_text(name: str, entry: VerdictEntry, *, alpha: float, note: str = "") -> str:
     """One primary's outcome for the verdict line, e.g. 'ndcg@10 non-inferior (-0.002; drop at most 0.004 at
     one-sided 95% (unadjusted), within margin 0.01)'; `note`: the groups and design effect when grouped."""
     outcome, margin, bound = entry.get("outcome"), entry.get("margin"), entry.get("drop_bound")
@@ -91,7 +90,7 @@ def outcome_text(name: str, entry: Mapping[str, Any], *, alpha: float, note: str
     parts = [f"{entry['delta']:+.3f}{note}"]
     if outcome == REGRESSION:
         parts.append(f"one-sided p_adj {entry['p_drop_adj']:.2g}, a drop of at least the margin {margin:g}")
-    elif bound is not None:
+    elif bound is not None and margin is not None:
         where = "within" if bound < margin else "not within"
         parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), "
                      f"{where} margin {margin:g}")

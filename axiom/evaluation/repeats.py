@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -53,13 +54,16 @@ from scipy import stats as scipy_stats
 from axiom.evaluation import outcomes, stats
 from axiom.evaluation.clusters import Clusters
 from axiom.evaluation.verdict import (
-    LOWER_IS_BETTER,
     StatsConfig,
     compare_metrics,
     paired_all,
     paired_values,
     settle,
 )
+from axiom.evaluation.verdict_entry import VerdictEntry
+
+if TYPE_CHECKING:
+    from axiom.evaluation.answer_metrics import MetricScore
 
 RUN_TERM = 1e-12  # a run variance at or below this is float noise (identical repetitions)
 RepeatValues = Mapping[str, Sequence[float]]  # question id -> one value per repetition
@@ -88,26 +92,20 @@ def repeat_matrix(per_repetition: RepeatValues, ids: Sequence[str], means: np.nd
     return rows
 
 
-def mean_over_repetitions(first: tuple[list[float], list[str], list[str | None]],
-                          per_repetition: list[list[float]]
-                          ) -> tuple[list[float], list[str], list[str | None]]:
-    """An answer metric's per-question value over the repetitions: the mean of those that measured it (ok when
-    one did; else the first repetition's status and reason)."""
-    values: list[float] = []
-    statuses: list[str] = []
-    reasons: list[str | None] = []
-    for q, (value, status, reason) in enumerate(zip(*first, strict=True)):
+def mean_over_repetitions(first: Sequence[MetricScore], per_repetition: list[list[float]]
+                          ) -> list[MetricScore]:
+    """An answer metric's per-question score over the repetitions: the mean of those that measured it (ok when
+    one did; else the first repetition's score, its status and reason)."""
+    out: list[MetricScore] = []
+    for q, score in enumerate(first):
         measured = [rep[q] for rep in per_repetition if not math.isnan(rep[q])]
         if measured:
             same = all(v == measured[0] for v in measured)  # identical repetitions: the value itself, exactly
-            values.append(float(measured[0] if same else sum(measured) / len(measured)))
-            statuses.append("ok")
-            reasons.append(None)
+            mean = float(measured[0] if same else sum(measured) / len(measured))
+            out.append(replace(score, value=mean, status="ok", reason=None))
         else:
-            values.append(value)
-            statuses.append(status)
-            reasons.append(reason)
-    return values, statuses, reasons
+            out.append(score)
+    return out
 
 
 def run_variance(matrix: np.ndarray) -> tuple[float, int]:
@@ -226,7 +224,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
                          reps_b: Mapping[str, RepeatValues],
                          metrics: Iterable[str] | None = None, spread: Mapping[str, float] | None = None,
                          groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
-                         margins: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                         margins: Mapping[str, float] | None = None) -> dict[str, VerdictEntry]:
     """`verdict.compare_metrics` of the per-question means, with the run-to-run variance of repeated runs in
     the test, the interval and the MDE (see the module docstring). Each entry also says how many repetitions
     each side had (`repeats`: [N_A, N_B]) and the run term's variance (`run_variance`, 0 when not measured).
@@ -262,7 +260,7 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
             low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples,
                                                seed=config.seed, label=name, groups=index,
                                                level=1.0 - 2.0 * config.alpha)
-            entry["drop_bound"] = outcomes.drop_bound(low, high, lower_is_better=name in LOWER_IS_BETTER)
+            entry["drop_bound"] = outcomes.drop_bound(low, high)
         with_run_term.append(name)
     if with_run_term:  # the correction, the MDEs (with the run term) and the outcomes again
         names = list(out)

@@ -1,9 +1,9 @@
 """What an evaluation run writes, whatever answered its questions: the per-question table (results.parquet /
 results.csv), metrics.json and manifest.json (the folder itself: run_folder.py; the steps: runs.py).
 
-Scores arrive as `Scored`: per metric one value, status and reason per question, in question order. An item
-its source could not answer is a row like any other, with an empty answer, `answered` False and the reason in
-`failure` and in `notes` (one entry per metric it left unmeasured).
+Scores arrive as `Scored`: per metric one `MetricScore` (value, status, reason) per question, in question
+order. An item its source could not answer is a row like any other, with an empty answer, `answered` False and
+the reason in `failure` and in `notes` (one entry per metric it left unmeasured).
 
 A repeated run (`axiom eval --repeat N`, N > 1) also writes repeats.parquet (`repeats_frame`): one row per
 question and repetition (`id`, `repeat` 1..N, `answer`, every answer metric's value in that repetition). In
@@ -28,14 +28,14 @@ from axiom.evaluation.datasets import EvalItem, file_sha256
 from axiom.evaluation.provenance import git_state, package_versions, platform_info
 from axiom.evaluation.retrieval_metrics import latency_summary
 from axiom.evaluation.run_folder import iso, utc_now
-from axiom.evaluation.summary import repeat_summary, summarise_metric
+from axiom.evaluation.summary import MetricSummary, repeat_summary, summarise_metric
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
 
-    from axiom.evaluation.answer_metrics import AnswerScores
+    from axiom.evaluation.answer_metrics import AnswerScores, MetricScore
 
 CONVENTIONS = {
     "relevance": "source level: a chunk is relevant when its source is in relevant_sources; repeated "
@@ -47,12 +47,9 @@ CONVENTIONS = {
 
 @dataclass
 class Scored:
-    """Per metric one value, status and reason per question, in question order."""
+    """Per metric (in the order added) one `MetricScore` per question, in question order."""
 
-    order: list[str] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=dict)
-    statuses: dict[str, list[str]] = field(default_factory=dict)
-    reasons: dict[str, list[str | None]] = field(default_factory=dict)
+    scores: dict[str, list[MetricScore]] = field(default_factory=dict)
     answers: AnswerScores | None = None
     repeat_means: dict[str, list[float | None]] = field(default_factory=dict)
     # a repeated run: per answer metric, per repetition, one value per question; and each repetition's answers
@@ -61,9 +58,12 @@ class Scored:
     evidence_labels: dict[str, Any] = field(default_factory=dict)
     details: dict[str, list[Any]] = field(default_factory=dict)  # name -> one JSON value per question
 
-    def add(self, metric: str, values: list[float], statuses: list[str], reasons: list[str | None]) -> None:
-        self.order.append(metric)
-        self.values[metric], self.statuses[metric], self.reasons[metric] = values, statuses, reasons
+    def add(self, metric: str, scores: list[MetricScore]) -> None:
+        self.scores[metric] = scores
+
+    def values(self, metric: str) -> list[float]:
+        """One metric's per-question values (NaN: unmeasured or not applicable)."""
+        return [s.value for s in self.scores[metric]]
 
     def repetition_values(self, ids: list[str]) -> dict[str, dict[str, list[float]]]:
         """{metric: {question id: its value in each repetition}} of a repeated run; empty otherwise."""
@@ -77,8 +77,8 @@ def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> 
 
     records = []
     for idx, (item, a) in enumerate(zip(items, answered.answers, strict=True)):
-        notes = {m: f"{scored.statuses[m][idx]}: {scored.reasons[m][idx]}" for m in scored.order
-                 if scored.statuses[m][idx] != "ok"}
+        notes = {m: f"{scores[idx].status}: {scores[idx].reason}" for m, scores in scored.scores.items()
+                 if scores[idx].status != "ok"}
         row: dict[str, Any] = {
             "id": item.id, "question": item.question, "reference": item.reference, "answer": a.answer,
             "contexts": list(a.contexts), "sources": list(a.context_sources),
@@ -90,8 +90,8 @@ def results_frame(items: list[EvalItem], answered: Answered, scored: Scored) -> 
             "prompt_tokens": int(a.usage.get("prompt_tokens", 0)),
             "completion_tokens": int(a.usage.get("completion_tokens", 0)),
         }
-        for m in scored.order:
-            row[m] = float(scored.values[m][idx])
+        for m, scores in scored.scores.items():
+            row[m] = float(scores[idx].value)
         for name, per_question in scored.details.items():  # JSON text, the same in the parquet and the CSV
             row[name] = json.dumps(per_question[idx], ensure_ascii=False)
         row["notes"] = json.dumps(notes, ensure_ascii=False) if notes else ""
@@ -115,7 +115,7 @@ def repeats_frame(items: list[EvalItem], scored: Scored) -> pd.DataFrame | None:
     return pd.DataFrame.from_records(records)
 
 
-def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scored: Scored, samples: int,
+def _repeated_intervals(summary: dict[str, MetricSummary], ids: list[str], scored: Scored, samples: int,
                         seed: int) -> dict[str, float]:
     """Per repeated metric the run variance of its mean; where it is above 0, the metric's interval becomes
     the two-level bootstrap one (questions resampled, plus the run level)."""
@@ -125,14 +125,15 @@ def _repeated_intervals(summary: dict[str, dict[str, Any]], ids: list[str], scor
 
     variance: dict[str, float] = {}
     for m, per_question in scored.repetition_values(ids).items():
-        means = np.asarray(scored.values[m], dtype=float)
+        means = np.asarray(scored.values(m), dtype=float)
         matrix = repeat_matrix(per_question, ids, means)[~np.isnan(means)]
         term = run_variance(matrix)
         variance[m] = term[0]
         if variance[m] > 0 and summary[m].get("mean") is not None:
             low, high = two_level_bootstrap_ci(means[~np.isnan(means)], [term], samples=samples, seed=seed,
                                                label=m)
-            summary[m].update(ci_low=round(low, 6), ci_high=round(high, 6), ci_method="two-level bootstrap")
+            summary[m]["ci_low"], summary[m]["ci_high"] = round(low, 6), round(high, 6)
+            summary[m]["ci_method"] = "two-level bootstrap"
     return variance
 
 
@@ -154,8 +155,8 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
                 settings: Settings, repeat: int) -> dict[str, Any]:
     """metrics.json: per-metric summaries with intervals, latency, usage, degraded answers, repeats."""
     ev = settings.evaluation
-    summary = {m: summarise_metric(scored.values[m], scored.statuses[m], scored.reasons[m],
-                                   samples=ev.bootstrap_samples, seed=ev.seed, label=m) for m in scored.order}
+    summary = {m: summarise_metric(scores, samples=ev.bootstrap_samples, seed=ev.seed, label=m)
+               for m, scores in scored.scores.items()}
     run_var = _repeated_intervals(summary, [str(i) for i in results["id"]], scored, ev.bootstrap_samples,
                                   ev.seed)
     judge_stats = scored.answers.judge if scored.answers is not None else None

@@ -13,7 +13,8 @@
 
 The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
 `RunRecord` is a run in memory (`load_run` reads one back), `GateResult` the baseline gate's verdict it holds
-(computed by `gate.gate_run`), `list_runs` the complete run folders under a runs folder.
+(computed by `gate.gate_record`), `list_runs` the complete run folders under a runs folder; `per_question`
+reads one metric's per-question values from a results table.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
 from axiom.evaluation.naming import run_folder_name, work_folder_name
@@ -34,6 +35,8 @@ from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from axiom.evaluation.verdict_entry import VerdictEntry
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -44,13 +47,25 @@ RUN_FILES = (MANIFEST, METRICS, RESULTS_PARQUET)  # what a complete run folder h
 LIST_COLUMNS = ("contexts", "sources", "retrieved_sources", "retrieved_chunk_ids", "relevant_sources")
 
 
+class GateCheck(TypedDict, total=False):
+    """One metric's check in `GateResult.checked` (gate.gate_run): this run's mean, the baseline's, the
+    margin, the paired statistics; the floor used, or why the metric applies to no question of this run."""
+
+    value: float | None
+    baseline: float | None
+    min_delta: float
+    stats: VerdictEntry
+    threshold: float
+    not_applicable: str
+
+
 @dataclass
 class GateResult:
     """The baseline gate's verdict on a run (see `gate.py`), as recorded in its metrics.json."""
 
     baseline: str
     failures: list[str] = field(default_factory=list)
-    checked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checked: dict[str, GateCheck] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
@@ -62,7 +77,7 @@ class GateResult:
         return not self.failures
 
     @property
-    def statistics(self) -> dict[str, dict[str, Any]]:
+    def statistics(self) -> dict[str, VerdictEntry]:
         """Per metric the paired statistics (the same object `axiom compare` reports)."""
         return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
 
@@ -99,6 +114,15 @@ class GateResult:
         return "\n".join(lines)
 
 
+def per_question(results: pd.DataFrame, metric: str) -> dict[str, float]:
+    """{question id: value} of one metric column of a run's results table (NaN: not measured); empty when
+    the run has no such column. The one reader of per-question values (`RunRecord.per_question`, the gate,
+    compare, the sweep's tests against the best)."""
+    if metric not in results.columns:
+        return {}
+    return {str(i): float(v) for i, v in zip(results["id"], results[metric], strict=True)}
+
+
 @dataclass
 class RunRecord:
     """A finished run: where it is and what it holds."""
@@ -119,9 +143,8 @@ class RunRecord:
         return list(self.metrics.get("metrics", {}))
 
     def per_question(self, metric: str) -> dict[str, float]:
-        if metric not in self.results.columns:
-            return {}
-        return {str(i): float(v) for i, v in zip(self.results["id"], self.results[metric], strict=True)}
+        """{question id: value} of one metric of this run (`per_question` of its results)."""
+        return per_question(self.results, metric)
 
     def per_repetition(self, metric: str) -> dict[str, list[float]]:
         """{question id: its value in each repetition} of a repeated run (empty when not repeated)."""

@@ -39,9 +39,9 @@ from axiom.config import Settings
 from axiom.evaluation.answered import Answered, AnswerSource, ItemAnswer
 from axiom.evaluation.datasets import EvalItem
 from axiom.evaluation.evidence import evidence_scores
-from axiom.evaluation.gate import gate_run
+from axiom.evaluation.gate import gate_record
 from axiom.evaluation.provenance import collection_fingerprint
-from axiom.evaluation.repeats import mean_over_repetitions, noise_sources
+from axiom.evaluation.repeats import mean_over_repetitions
 from axiom.evaluation.responses import write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
 from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
@@ -61,7 +61,7 @@ from axiom.progress import Progress
 
 if TYPE_CHECKING:
     from axiom.embeddings import Embedder
-    from axiom.evaluation.answer_metrics import AnswerScores, ScoreInput
+    from axiom.evaluation.answer_metrics import AnswerScores, MetricScore, ScoreInput
     from axiom.evaluation.endpoint_config import EndpointConfig
     from axiom.pipeline import RAGPipeline
     from axiom.types import Answer, Hit
@@ -142,35 +142,35 @@ def _score_inputs(items: list[EvalItem], answers: list[ItemAnswer]) -> list[Scor
 
 
 def _per_item(items: list[EvalItem], answers: list[ItemAnswer], per: dict[str, float], why_not: str,
-              *, ranked: bool = False, evidence: bool = False) -> tuple[list[float], list[str], list[str | None]]:
+              *, ranked: bool = False, evidence: bool = False) -> list[MetricScore]:
     """A metric computed for some items: the unanswered ones are unmeasured (their failure), the others without
     a value not applicable (why: what the item lacks first, else `why_not`)."""
-    values, statuses, reasons = [], [], []
+    from axiom.evaluation.answer_metrics import MetricScore  # ragas: slow to import (loaded by the scoring)
+
+    scores = []
     for it, a in zip(items, answers, strict=True):
         if not a.answered:
-            state, reason = "unmeasured", a.failure
+            scores.append(MetricScore(math.nan, "unmeasured", a.failure))
         elif it.id in per:
-            state, reason = "ok", None
+            scores.append(MetricScore(per[it.id]))
         elif evidence and not it.reference_contexts:
-            state, reason = "not_applicable", NO_REFERENCE_CONTEXTS
+            scores.append(MetricScore(math.nan, "not_applicable", NO_REFERENCE_CONTEXTS))
         else:
-            state, reason = "not_applicable", NO_RANKING if ranked and a.retrieved is None else why_not
-        values.append(per.get(it.id, float("nan")) if state == "ok" else float("nan"))
-        statuses.append(state)
-        reasons.append(reason)
-    return values, statuses, reasons
+            scores.append(MetricScore(math.nan, "not_applicable",
+                                      NO_RANKING if ranked and a.retrieved is None else why_not))
+    return scores
 
 
-def _expand(answers: list[ItemAnswer], scores: list[Any]) -> tuple[list[float], list[str], list[str | None]]:
+def _expand(answers: list[ItemAnswer], scores: list[MetricScore]) -> list[MetricScore]:
     """Answer-metric scores of the answered items spread back over every item (the others unmeasured)."""
+    from axiom.evaluation.answer_metrics import MetricScore  # ragas: slow to import (loaded by the scoring)
+
     measured = iter(scores)
-    values, statuses, reasons = [], [], []
-    for a in answers:
-        score = next(measured) if a.answered else None
-        values.append(score.value if score is not None else math.nan)
-        statuses.append(score.status if score is not None else "unmeasured")
-        reasons.append(score.reason if score is not None else a.failure)
-    return values, statuses, reasons
+    return [next(measured) if a.answered else MetricScore(math.nan, "unmeasured", a.failure) for a in answers]
+
+
+def _values(scores: list[MetricScore]) -> list[float]:
+    return [s.value for s in scores]
 
 
 def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_settings: Settings, embedder: Embedder,
@@ -194,7 +194,7 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
                                              {it.id: list(a.retrieved or ()) for it, a in ranked})
         scored = _score_answers(items, answers, run_settings, embedder, judge=judge)
     repeat_means: dict[str, list[float | None]] = {m: [mean_ok(scored.scores[m])] for m in scored.metric_names}
-    per_repetition = {m: [_expand(answers, scored.scores[m])[0]] for m in scored.metric_names}
+    per_repetition = {m: [_values(_expand(answers, scored.scores[m]))] for m in scored.metric_names}
     repeat_answers = [[a.answer for a in answers]]
     for r in range(2, repeat + 1):  # run-to-run variance of the generator and the judge
         with shown.stage("repeat", f"repeat {r}/{repeat}: answering and scoring again{judged}"):
@@ -202,7 +202,7 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
             rescored = _score_answers(items, again, run_settings, embedder, judge=judge, use_cache=False)
         for m in scored.metric_names:
             repeat_means[m].append(mean_ok(rescored.scores.get(m, [])))
-            per_repetition[m].append(_expand(again, rescored.scores[m])[0] if m in rescored.scores
+            per_repetition[m].append(_values(_expand(again, rescored.scores[m])) if m in rescored.scores
                                      else [math.nan] * len(items))
         repeat_answers.append([a.answer for a in again])
     with shown.stage("evidence", "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"):
@@ -212,12 +212,12 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
         out.per_repetition, out.repeat_answers = per_repetition, repeat_answers
     if answered.gives_rankings:  # a system that ranks nothing has no retrieval metrics (the gate skips them)
         for m in RETRIEVAL_METRICS:
-            out.add(m, *_per_item(items, answers, retrieval.get(m, {}), NO_RELEVANT, ranked=True))
+            out.add(m, _per_item(items, answers, retrieval.get(m, {}), NO_RELEVANT, ranked=True))
     for m in EVIDENCE_METRICS:
-        out.add(m, *_per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"], evidence=True))
+        out.add(m, _per_item(items, answers, evidence.get(m, {}), evidence_labels["why_not"], evidence=True))
     for m in scored.metric_names:
         first = _expand(answers, scored.scores[m])
-        out.add(m, *(mean_over_repetitions(first, per_repetition[m]) if repeat > 1 else first))
+        out.add(m, mean_over_repetitions(first, per_repetition[m]) if repeat > 1 else first)
     for name, per_row in scored.details.items():  # per answered row, spread back over every question
         measured = iter(per_row)
         out.details[name] = [next(measured) if a.answered else [] for a in answers]
@@ -304,11 +304,10 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
         prepared = _Run(started, t_start, settings, run_settings, embedder.model_id, pipeline)
         manifest = _describe(options, prepared, inputs, answered, scored)
         gate = None
-        if inputs.baseline is not None:
-            gate = gate_run(results, doc["metrics"], inputs.baseline,
-                            config=StatsConfig.from_settings(settings.evaluation), spread=doc["repeats"]["spread"],
-                            repeats=scored.repetition_values([it.id for it in inputs.items]),
-                            noise=noise_sources(manifest))
+        repeats_table = repeats_frame(inputs.items, scored)
+        if inputs.baseline is not None:  # gated as its saved folder would be (the folder is written below)
+            unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results, repeats=repeats_table)
+            gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(settings.evaluation))
             doc["gate"] = gate.to_dict()
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
         if dataset is None:  # the items are the responses' own questions (no reference answers)
@@ -318,7 +317,6 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
                                       if key != "cached_vectors"}
         runs_dir = Path(options.out_dir if options.out_dir is not None else settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
-            repeats_table = repeats_frame(inputs.items, scored)
             path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,
                                     repeats=repeats_table)
             if options.save_responses is not None:

@@ -156,11 +156,6 @@ def binary_normal_mde(n: int, discordance: float, level: float, power: float) ->
 
 # ---- other metrics: the sign-flip test, simulated ---------------------------------------------------------
 
-def min_untied(level: float) -> int:
-    """The fewest non-tied units with which the sign-flip test can reach `level` (1 / 2**k <= level)."""
-    return max(1, math.ceil(math.log2(1.0 / level) - 1e-12))
-
-
 def quantiles(values: np.ndarray, count: int = SHAPE) -> tuple[float, ...]:
     """`values` sorted, thinned to at most `count` by quantile (a bounded, order-free key for the cache)."""
     ordered = np.sort(np.asarray(values, dtype=float))
@@ -200,7 +195,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     s1, s2, k0 = drop.sum(axis=1), (drop ** 2).sum(axis=1), (np.abs(drop) > stats.ZERO).sum(axis=1)
     z, spread = _normal.inv_cdf(1.0 - level / 2.0), float("nan")
     # every unit moves by c: (s1 + n c) / sqrt(s2 + 2 c s1 + n c^2)
-    if units > z * z and units >= min_untied(level):
+    if units > z * z and units >= stats.min_untied(level):
         s2_run = s2 + run_term
         critical = (-s1 + z * np.sqrt(np.maximum(units * s2_run - s1 * s1, 0.0) / (units - z * z))) / units
         spread = max(0.0, float(np.quantile(critical, power, method="higher")))
@@ -212,7 +207,7 @@ def drop_mde(units: int, differences: tuple[float, ...], rate: float, values: tu
     changed = (np.abs(drop + lost) > stats.ZERO).astype(float) - (np.abs(drop) > stats.ZERO)
     ck = _running_sum(changed)
     del drop, lost, changed
-    k_min, rows = min_untied(level), np.arange(sims)
+    k_min, rows = stats.min_untied(level), np.arange(sims)
 
     def power_at(share: float) -> float:
         m = np.sum(when < share, axis=1)

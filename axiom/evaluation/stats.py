@@ -269,7 +269,13 @@ def minimum_detectable_effect(sd: float, n: int, *, alpha: float, family: int, p
     return z * sd / math.sqrt(n)
 
 
+def min_untied(level: float) -> int:
+    """The fewest non-tied units with which a unanimous change reaches `level` with the sign-flip test: its
+    two-sided mid-p is then 1 / 2**k, so the smallest k with 1 / 2**k <= level. The one owner of this rule
+    (`min_questions`, `outcomes.enough_units` and the MDE of `sensitivity` ask it)."""
+    return max(1, math.ceil(math.log2(1.0 / level) - 1e-12))
+
+
 def min_questions(*, alpha: float, family: int) -> int:
-    """Fewest pairs for which a unanimous change reaches p <= alpha / family with the sign-flip test (its
-    mid-p: 1 / 2**n)."""
-    return max(1, math.ceil(math.log2(max(1, family) / alpha) - 1e-12))
+    """Fewest pairs for which a unanimous change reaches p <= alpha / family with the sign-flip test."""
+    return min_untied(alpha / max(1, family))

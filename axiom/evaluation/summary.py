@@ -6,27 +6,48 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from axiom.evaluation.stats import bootstrap_ci
 
+if TYPE_CHECKING:
+    from axiom.evaluation.answer_metrics import MetricScore
 
-def summarise_metric(values: list[float], statuses: list[str], reasons: list[str | None], *, samples: int,
-                     seed: int, label: str) -> dict[str, Any]:
-    measured = [v for v, s in zip(values, statuses, strict=True) if s == "ok" and not math.isnan(v)]
-    unmeasured = Counter(r or "unmeasured" for s, r in zip(statuses, reasons, strict=True)
-                         if s == "unmeasured")
-    why_not = Counter(r or "not applicable" for s, r in zip(statuses, reasons, strict=True)
-                      if s == "not_applicable")
+
+class _SummaryCore(TypedDict):
+    mean: float | None  # None: no question measured
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    unmeasured: int
+    not_applicable: int
+
+
+class MetricSummary(_SummaryCore, total=False):
+    """One metric in metrics.json's `metrics`: its mean over the measured questions, the 95% interval
+    (`ci_method` "two-level bootstrap" for a repeated metric that varied: run_docs), n, the unmeasured and
+    not-applicable counts and their commonest reasons."""
+
+    unmeasured_reasons: dict[str, int]
+    not_applicable_reasons: dict[str, int]
+    ci_method: str
+
+
+def summarise_metric(scores: Sequence[MetricScore], *, samples: int, seed: int, label: str) -> MetricSummary:
+    """One metric's summary in metrics.json from its per-question scores (see the module docstring)."""
+    measured = [s.value for s in scores if s.status == "ok" and not math.isnan(s.value)]
+    unmeasured = Counter(s.reason or "unmeasured" for s in scores if s.status == "unmeasured")
+    why_not = Counter(s.reason or "not applicable" for s in scores if s.status == "not_applicable")
     not_applicable = sum(why_not.values())
-    out: dict[str, Any] = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
-                           "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}
+    out: MetricSummary = {"mean": None, "ci_low": None, "ci_high": None, "n": len(measured),
+                          "unmeasured": sum(unmeasured.values()), "not_applicable": not_applicable}
     if measured:
         low, high = bootstrap_ci(measured, samples=samples, seed=seed, label=label)
-        out.update(mean=round(float(np.mean(measured)), 6), ci_low=round(low, 6), ci_high=round(high, 6))
+        out["mean"] = round(float(np.mean(measured)), 6)
+        out["ci_low"], out["ci_high"] = round(low, 6), round(high, 6)
     if unmeasured:
         out["unmeasured_reasons"] = dict(unmeasured.most_common(5))
     if why_not:
@@ -34,7 +55,7 @@ def summarise_metric(values: list[float], statuses: list[str], reasons: list[str
     return out
 
 
-def not_applicable_reason(summary: Mapping[str, Any]) -> str | None:
+def not_applicable_reason(summary: MetricSummary) -> str | None:
     """Why a metric measured no question of a run: its commonest not-applicable reason (None when it measured
     some, or when questions were unmeasured rather than not applicable)."""
     if summary.get("n") or summary.get("unmeasured") or not summary.get("not_applicable"):

@@ -44,10 +44,11 @@ Per metric, over the questions both sides measured (n is counted per metric):
 The verdict: "too few questions to tell" when n (the number of groups, when grouped) is below
 `stats.min_questions` (even a unanimous change could not be significant after correction), or when some units
 differ but the smallest p the test can reach with them exceeds the corrected level (sensitivity.too_few: with
-k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (direction from the metric's
-orientation); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
+k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (the sign of delta: every metric is
+higher-is-better); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
 verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
-Intervals are unadjusted, and labelled so next to p_adj.
+Intervals are unadjusted, and labelled so next to p_adj. Each metric's entry is a `VerdictEntry` (a TypedDict:
+verdict_entry.py), so every key read or written is checked.
 """
 
 from __future__ import annotations
@@ -61,11 +62,10 @@ import numpy as np
 
 from axiom.evaluation import family, outcomes, sensitivity, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
+from axiom.evaluation.verdict_entry import VerdictEntry
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
 VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
-# metrics where a lower value is better (none among the quality metrics today)
-LOWER_IS_BETTER: frozenset[str] = frozenset()
 # the metrics named in the "cannot detect changes below" part of the verdict line, first present wins
 HEADLINE_METRICS = ("ndcg@10", "evidence_recall@10", "mrr@10", "semantic_similarity", "rouge_l", "chrf")
 
@@ -114,7 +114,7 @@ def paired_values(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[
 
 
 def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, clusters: Clusters,
-                family_bound: int = 1) -> dict[str, Any]:
+                family_bound: int = 1) -> VerdictEntry:
     """The statistics of one metric that do not depend on the family; `family_bound` (how many metrics are
     compared together) sets the Holm thresholds the Monte Carlo p must settle
     (stats.paired_randomisation_test). `untied`: the units (groups when grouped) whose difference is not a
@@ -142,7 +142,7 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
             "smallest_p": sensitivity.smallest_p(untied)}
 
 
-def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
+def set_sensitivity(entry: VerdictEntry, xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
                     config: StatsConfig, level: float, run_variance: float = 0.0) -> None:
     """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level`
     when questions lose their value: sensitivity.detectable_change, with the run-level variance of repeated
@@ -157,7 +157,7 @@ def set_sensitivity(entry: dict[str, Any], xa: np.ndarray, xb: np.ndarray, clust
     entry["mde_spread"] = _num(found.spread)
 
 
-def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int) -> str:
+def verdict_of(entry: VerdictEntry, name: str, *, alpha: float, family: int) -> str:
     units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
         return TOO_FEW
@@ -167,15 +167,14 @@ def verdict_of(entry: Mapping[str, Any], name: str, *, alpha: float, family: int
     p_adj, delta = entry.get("p_adj"), entry.get("delta")
     if p_adj is None or delta is None or p_adj >= alpha:
         return NO_CHANGE
-    improved = delta < 0 if name in LOWER_IS_BETTER else delta > 0
-    return BETTER if improved else WORSE
+    return BETTER if delta > 0 else WORSE  # every metric is higher-is-better
 
 
 def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Mapping[str, float]], *,
                     config: StatsConfig, metrics: Iterable[str] | None = None,
                     spread: Mapping[str, float] | None = None, groups: Mapping[str, str] | None = None,
                     primaries: Sequence[str] | None = None, margins: Mapping[str, float] | None = None
-                    ) -> dict[str, dict[str, Any]]:
+                    ) -> dict[str, VerdictEntry]:
     """Per metric the paired statistics and the verdict of B against A (see the module docstring).
 
     `per_a` / `per_b`: {metric: {question id: value}}; `metrics`: which to compare (default: those in both, in
@@ -187,7 +186,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     names = list(metrics) if metrics is not None else [m for m in per_a if m in per_b]
     paired = paired_all(per_a, per_b, names)
     chosen = family.default_primaries(names) if primaries is None else [m for m in primaries if m in names]
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, VerdictEntry] = {}
     for name in names:
         ids, xa, xb = paired[name]
         clusters = Clusters.of(ids, groups)
@@ -198,7 +197,7 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
             out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
             out[name]["drop_bound"] = outcomes.one_sided_drop_bound(
                 xa, xb, alpha=config.alpha, samples=config.bootstrap_samples, seed=config.seed, label=name,
-                clusters=clusters, lower_is_better=name in LOWER_IS_BETTER)
+                clusters=clusters)
     settle(out, paired, config=config, groups=groups, primaries=chosen)
     return out
 
@@ -217,7 +216,7 @@ def paired_all(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str, Map
     return {name: paired_values(per_a.get(name, {}), per_b.get(name, {})) for name in names}
 
 
-def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: StatsConfig,
+def settle(out: dict[str, VerdictEntry], paired: family.Paired, *, config: StatsConfig,
            groups: Mapping[str, str] | None = None, primaries: Sequence[str] | None = None,
            run_terms: Collection[str] | None = None) -> family.Family:
     """The one correction of compare_metrics and repeats.compare_with_repeats: the roles and p_adj over the
@@ -226,8 +225,7 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
     max-T), the verdict, and the outcome of each primary (outcomes.py). `run_terms`: the metrics of repeated
     runs whose test carries a run term (their entry's `run_variance`); only those get a new MDE."""
     fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
-                                seed=config.seed, groups=groups, primaries=primaries,
-                                lower_is_better=LOWER_IS_BETTER)
+                                seed=config.seed, groups=groups, primaries=primaries)
     k, m = max(1, len(fam.counted_primaries)), max(1, len(fam.secondaries))
     for name, entry in out.items():
         primary = name in fam.primaries
@@ -242,7 +240,7 @@ def settle(out: dict[str, dict[str, Any]], paired: family.Paired, *, config: Sta
         entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
         if primary:
             entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],
-                                                   lower_is_better=name in LOWER_IS_BETTER, primaries=k)
+                                                   primaries=k)
     return fam
 
 
@@ -258,13 +256,13 @@ def _p(x: float | None) -> str:
     return f"{x:.2g}" if x < 0.001 else f"{x:.3f}"
 
 
-def effect_text(name: str, entry: Mapping[str, Any]) -> str:
+def effect_text(name: str, entry: VerdictEntry) -> str:
     low, high = entry["ci"]
     return f"{name}: {_fmt(entry['delta'], sign=True)} [{_fmt(low, sign=True)}, {_fmt(high, sign=True)}], " \
            f"p_adj {_p(entry['p_adj'])}"
 
 
-def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B",
+def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
                  headline: Sequence[str] = HEADLINE_METRICS, alpha: float = 0.05) -> str:
     """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else
     got worse or better, that nothing else changed detectably, the family (what was not counted), and how
@@ -322,7 +320,7 @@ def verdict_line(metrics: Mapping[str, Mapping[str, Any]], *, subject: str = "B"
     return "; ".join(parts)
 
 
-def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _family_note(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     """What the correction counted: the secondaries' correction, and the aliases and constants left out."""
     fam = family.summary(metrics)
     if not any(e.get("role") for e in metrics.values()):
@@ -337,24 +335,24 @@ def _family_note(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [counted + ("; not counted: " + ", ".join(left) if left else "")]
 
 
-def _clustered(entry: Mapping[str, Any]) -> bool:
+def _clustered(entry: VerdictEntry) -> bool:
     """Whether the questions of this entry were grouped (some group holds more than one question)."""
     return bool(entry.get("groups")) and int(entry["groups"]) < int(entry.get("n") or 0)
 
 
-def _cluster_note(entry: Mapping[str, Any]) -> str:
+def _cluster_note(entry: VerdictEntry) -> str:
     if not _clustered(entry):
         return ""
     deff = entry.get("design_effect")  # None: the differences have no variance to inflate
     return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
 
 
-def _role(entry: Mapping[str, Any]) -> str:
+def _role(entry: VerdictEntry) -> str:
     role = str(entry.get("role") or "")
     return f"= {entry['alias_of']}" if role == family.ALIAS else role
 
 
-def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def metrics_table(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     """The per-metric lines of the text report (n per metric; the role in the family; the groups and design
     effect of grouped questions; a primary's outcome before its verdict)."""
     lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} "

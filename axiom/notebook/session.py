@@ -90,7 +90,7 @@ _SHARED_LOCK = threading.Lock()
 def shared_embedder(settings: Settings) -> CachingEmbedder:
     """One embedding model per kernel (per distinct embedding settings), memoised by content hash in memory
     and in the persistent embedding cache of the settings."""
-    from axiom.embeddings import caching_embedder, make_embedder, persistent_cache
+    from axiom.embeddings import caching_embedder, make_embedder
 
     e = settings.embeddings
     key = (e.provider, e.model, e.batch_size, e.device, settings.generation.base_url)
@@ -99,7 +99,7 @@ def shared_embedder(settings: Settings) -> CachingEmbedder:
             _SHARED[key] = caching_embedder(settings, make_embedder(e, settings.generation))
         else:
             # the same model and memory memo; the disk level of these settings (a kernel runs one at a time)
-            _SHARED[key].persistent = persistent_cache(settings)
+            caching_embedder(settings, _SHARED[key], rebind=True)
         return _SHARED[key]
 
 
@@ -154,8 +154,9 @@ class NotebookSession:
         if not self.result_json:
             return None
         data: dict[str, Any] = {"embedding": self.embedding_stats(), **extra}
-        if record is not None:
+        if record is not None:  # the run as run_evaluation returned it: the sweep reads its metrics from here
             data["run_path"] = str(Path(record.path).resolve())
+            data["metrics"] = record.metrics.get("metrics", {})
         target = Path(self.result_json)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

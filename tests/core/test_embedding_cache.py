@@ -247,6 +247,14 @@ def test_settings_place_the_cache_beside_the_store_and_the_faces_share_it(
     # another memo (the metrics'): the same cache
     assert caching_embedder(settings, embedder).persistent is disk
     assert caching_embedder(settings, pipeline.query_embedder) is pipeline.query_embedder
+    # a memo keeps its disk level whatever the settings, unless rebound to theirs (a notebook kernel's memo)
+    elsewhere = make_settings(embeddings={"cache_dir": str(tmp_path / "elsewhere")})
+    memo = pipeline.query_embedder
+    assert caching_embedder(elsewhere, memo) is memo and memo.persistent is disk
+    assert caching_embedder(elsewhere, memo, rebind=True) is memo and memo.persistent is not disk
+    assert memo.persistent is not None and memo.persistent.path == tmp_path / "elsewhere" / FILE_NAME
+    assert caching_embedder(None, memo, rebind=True).persistent is None
+    assert caching_embedder(settings, memo, rebind=True).persistent is disk  # the process's one object
     off = make_settings(embeddings={"cache_enabled": False})
     assert RAGPipeline(off, KeyedFake(), ChromaStore(off.store)).query_embedder.persistent is None
     assert caching_embedder(None, embedder).persistent is None  # no settings (ragas, a bare model): memory

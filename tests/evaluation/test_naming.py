@@ -11,10 +11,12 @@ from pathlib import Path
 
 from axiom.evaluation.naming import (
     beir_collection,
+    combination_label,
     eval_collection,
     run_folder_name,
     stamped_name,
     sweep_collection,
+    sweep_run_name,
     unique_path,
     utc_stamp,
     work_folder_name,
@@ -49,3 +51,12 @@ def test_folder_names(tmp_path: Path) -> None:
     assert first == tmp_path / "out"
     first.mkdir()
     assert unique_path(tmp_path / "out") == tmp_path / "out-2"
+
+
+def test_sweep_run_names() -> None:
+    combination = {"top_k": 3, "retriever": "bm25", "chunk_size": 400}
+    assert combination_label(combination) == "top_k=3,retriever=bm25,chunk_size=400"  # the grid's order
+    assert sweep_run_name("sweep", combination) == "sweep-top_k=3,retriever=bm25,chunk_size=400"
+    started = datetime(2026, 12, 7, 9, 5, 3, tzinfo=UTC)
+    assert (run_folder_name(started, sweep_run_name("grid", {"top_k": 3}))
+            == "20261207T090503Z-grid-top_k-3")  # the folder of that run: its name made file-name-safe

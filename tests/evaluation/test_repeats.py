@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from axiom.evaluation import stats
+from axiom.evaluation.answer_metrics.scores import MetricScore
 from axiom.evaluation.repeats import (
     compare_with_repeats,
     decision_levels,
@@ -153,14 +154,14 @@ def test_repeat_matrix_and_means_over_repetitions() -> None:
                            np.asarray([0.3, 0.1, 0.7]))
     assert np.allclose(matrix[0], [0.2, 0.4]) and matrix[1][0] == 0.1 and np.isnan(matrix[1][1])
     assert list(matrix[2]) == [0.7, 0.7]
-    values, statuses, reasons = mean_over_repetitions(
-        ([0.2, float("nan"), float("nan")], ["ok", "unmeasured", "unmeasured"],
-         [None, "judge failed", "timeout"]),
+    scores = mean_over_repetitions(
+        [MetricScore.ok(0.2), MetricScore.unmeasured("judge failed"), MetricScore.unmeasured("timeout")],
         [[0.2, float("nan"), float("nan")], [0.4, 0.6, float("nan")]])
-    assert values[0] == pytest.approx(0.3) and values[1] == 0.6 and np.isnan(values[2])
-    assert statuses == ["ok", "ok", "unmeasured"] and reasons == [None, None, "timeout"]
-    same = mean_over_repetitions(([0.1], ["ok"], [None]), [[0.1], [0.1], [0.1]])
-    assert same[0] == [0.1]  # exactly, not 0.30000000000000004 / 3
+    assert scores[0].value == pytest.approx(0.3) and scores[1].value == 0.6 and np.isnan(scores[2].value)
+    assert [s.status for s in scores] == ["ok", "ok", "unmeasured"]
+    assert [s.reason for s in scores] == [None, None, "timeout"]
+    same = mean_over_repetitions([MetricScore.ok(0.1)], [[0.1], [0.1], [0.1]])
+    assert same == [MetricScore.ok(0.1)]  # exactly, not 0.30000000000000004 / 3
 
 
 def test_noise_sources_and_the_note() -> None:

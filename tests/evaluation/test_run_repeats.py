@@ -12,7 +12,7 @@ import pytest
 
 from axiom.errors import DatasetError
 from axiom.evaluation.compare import compare_runs
-from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
+from axiom.evaluation.gate import gate_record, gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.repeats import noise_sources
 from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
@@ -103,6 +103,19 @@ def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> Non
                       noise=noise_sources(once.manifest))
     assert "run-to-run noise is not measured: this run (extractive sampling" in single.verdict
     assert any(n.startswith("run-to-run noise is not measured") for n in single.notes)
+
+
+def test_a_saved_run_is_gated_again_exactly_as_run_evaluation_gated_it(runs: dict, embedder) -> None:  # noqa: ANN001
+    settings = build_settings(runs["root"], generation={"temperature": 1.0, "seed": 7})
+    gated = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(TINY_CORPUS),
+                           EvaluationOptions(name="gated", repeat=3, baseline=runs["three"].path,
+                                             embedder=embedder, judge=False))
+    assert gated.gate is not None and gated.gate.checked
+    assert all(gated.gate.statistics[m]["repeats"] == [3, 3] for m in ANSWER_METRICS)
+    saved = json.loads((gated.path / "metrics.json").read_text())["gate"]
+    regated = gate_record(load_run(gated.path), load_baseline(runs["three"].path),
+                          StatsConfig.from_settings(settings.evaluation))
+    assert json.loads(json.dumps(regated.to_dict())) == saved == json.loads(json.dumps(gated.gate.to_dict()))
 
 
 def test_a_baseline_with_malformed_repetitions_is_refused(runs: dict) -> None:

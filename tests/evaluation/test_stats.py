@@ -81,6 +81,26 @@ def test_minimum_detectable_effect_and_minimum_questions() -> None:
     assert stats.min_questions(alpha=0.05, family=1) == 5
 
 
+def test_the_fewest_units_rule_is_the_real_tests_unanimous_p() -> None:
+    """`min_untied` is where the core's own p of a unanimous change first reaches the level; the two rules
+    that ask it (the family's `min_questions`, the one-sided `enough_units`) follow the real test too."""
+    from axiom.evaluation.outcomes import enough_units
+
+    for level in (0.5, 0.1, 0.05, 0.05 / 3, 0.01, 0.05 / 18, 1e-4):
+        k = stats.min_untied(level)
+        unanimous = [paired_randomisation_test(np.ones(n), np.zeros(n), seed=0, label="unanimous")
+                     for n in (k - 1, k) if n > 0]
+        assert unanimous[-1] <= level + 1e-12, (level, k, unanimous)
+        if k > 1:
+            assert unanimous[0] > level, (level, k, unanimous)
+    for family in (1, 4, 18):
+        assert stats.min_questions(alpha=0.05, family=family) == stats.min_untied(0.05 / family)
+    for primaries in (1, 2, 5):  # one-sided: the mid-p of a unanimous drop is 1 / 2**(units + 1)
+        first = next(u for u in range(1, 40) if 0.5 ** (u + 1) <= 0.05 / primaries + 1e-12)
+        assert enough_units(first, alpha=0.05, primaries=primaries)
+        assert not enough_units(first - 1, alpha=0.05, primaries=primaries)
+
+
 def _values(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(rng.normal(0.6, 0.2, n), 0, 1)
 

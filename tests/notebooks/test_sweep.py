@@ -45,6 +45,12 @@ def test_sweep_over_top_k(clean_kernel_env: None, tmp_path: Path) -> None:
         assert manifest["store"] == f"embedded ChromaDB at {tmp_path / 'chroma'}"
     summary = pd.read_csv(folder / "summary.csv")
     assert list(summary["rank"]) == [1, 2] and set(summary["top_k"]) == {1, 2}
+    # the metrics came back with each run (run_evaluation's record, handed off by the notebook) and are the
+    # ones its run folder's metrics.json holds
+    for _, row in summary.iterrows():
+        written = json.loads((folder / "runs" / row["run"] / "metrics.json").read_text())["metrics"]
+        for metric in ("semantic_similarity", "ndcg@10"):
+            assert row[metric] == pytest.approx(round(written[metric]["mean"], 4), abs=1e-9), row["run"]
     assert summary["semantic_similarity"].is_monotonic_decreasing
     # the runner-up against the best, on the same questions of their run folders (evaluation/versus_best.py)
     best, second = summary.iloc[0], summary.iloc[1]

@@ -20,7 +20,8 @@ from axiom.notebook.parameters import absolute_paths, load_params_file, parse_va
 from axiom.notebook.runner import resolve_notebook
 from axiom.notebook.session import PROJECT_ROOT_ENV, notebook_settings, shared_embedder
 from axiom.observability import PROCESS_ENV_DEFAULTS
-from axiom.sweep import SweepRun, parse_grid, summary_table
+from axiom.sweep import SweepRun, parse_grid
+from axiom.sweep_summary import summary_table
 from tests.notebooks.conftest import NOTEBOOKS
 
 
@@ -56,6 +57,15 @@ def test_shared_embedder_is_one_caching_embedder_per_model(project: Path) -> Non
     settings = notebook_settings()
     first = shared_embedder(settings)  # the model loads on first use, not here
     assert isinstance(first, CachingEmbedder) and shared_embedder(settings) is first
+    disk = first.persistent
+    assert disk is not None and disk.path == project / ".axiom" / "embedding-cache" / "embeddings.sqlite3"
+    # the same memo, with the disk level of the settings it is asked for now (one run at a time in a kernel)
+    moved = settings.with_overrides({"embeddings.cache_dir": str(project / "elsewhere")}, origin="test")
+    assert shared_embedder(moved) is first and first.persistent is not None
+    assert first.persistent.path == project / "elsewhere" / "embeddings.sqlite3"
+    off = settings.with_overrides({"embeddings.cache_enabled": False}, origin="test")
+    assert shared_embedder(off) is first and first.persistent is None
+    assert shared_embedder(settings) is first and first.persistent is disk
     other = settings.with_overrides({"embeddings.model": "another-model"}, origin="test")
     assert shared_embedder(other) is not first and shared_embedder(other).model_id == "another-model"
 

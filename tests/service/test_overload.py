@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from tests.service.conftest import OPENAI_SECRET, AxiomServer, client, metric, m
 from tests.support.chroma_server import ChromaServer
 from tests.support.clock import FakeClock
 from tests.support.fake_openai import FakeOpenAIServer, Reply, chat_completion
+from tests.support.waiting import poll_until
 
 STUB = "Stub answer citing the first source [1]."
 HANG_SECONDS = 120.0  # a hung endpoint: longer than any test waits
@@ -47,12 +48,6 @@ class Script:
         return Reply(body=chat_completion(STUB))
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _start(chroma: ChromaServer, fake: FakeOpenAIServer, workdir: Any, name: str,
@@ -194,7 +189,8 @@ def test_ingest_counts_against_the_cap_and_slots_are_released(
         threads.append(threading.Thread(target=one))
         threads[-1].start()
     # they stay in flight until their deadline: leave time to send the ingest while they are
-    _wait_for(lambda: limits_llm.calls() >= before + CAP, DEADLINE - 1.5, f"{CAP} queries to reach the LLM")
+    poll_until(lambda: limits_llm.calls() >= before + CAP, timeout=DEADLINE - 1.5,
+               message=f"{CAP} queries to reach the LLM")
     with client(base_url=limits_server.api) as api:
         r = api.post("/ingest", json={"paths": ["."]})
         assert r.status_code == 503 and r.headers["retry-after"] == str(RETRY_AFTER), r.text

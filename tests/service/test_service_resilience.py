@@ -18,6 +18,7 @@ import pytest
 from tests.service.conftest import OPENAI_SECRET, AxiomServer, client, metric_samples
 from tests.support.chroma_server import ChromaServer
 from tests.support.fake_openai import FakeOpenAIServer, Reply, chat_completion
+from tests.support.waiting import poll_until
 
 HEALTH_TIMEOUT = 1.5
 STUB_ANSWER = "Stub answer citing the first source [1]."
@@ -168,13 +169,16 @@ def test_chroma_outage_gives_503_and_recovers_without_a_restart(
                    and ("kind", "StoreUnavailableError") in labels) >= 2
     finally:
         own_chroma.start()  # same port, same data folder
-    deadline = time.monotonic() + 30
-    while True:
-        r = api.post("/query", json=question)
-        if r.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert r.status_code == 200, r.text
+    replies: list[httpx.Response] = []
+
+    def answered() -> bool:
+        replies.append(api.post("/query", json=question))
+        return replies[-1].status_code == 200
+
+    poll_until(answered, timeout=30, interval=0.5,
+               message=lambda: f"a 200 after ChromaDB came back (last: {replies[-1].status_code} "
+                               f"{replies[-1].text})")
+    r = replies[-1]
     with client(base_url=server.sidecar) as c:
         health = c.get("/health")
     assert health.status_code == 200 and health.json()["collection"]["chunks"] > 0
@@ -192,9 +196,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(server: AxiomServer,
 
     thread = threading.Thread(target=slow_query)
     thread.start()
-    deadline = time.monotonic() + 30
-    while fake_llm_server.calls() == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll_until(lambda: fake_llm_server.calls() != before, timeout=30, message="the request to reach the LLM")
     assert fake_llm_server.calls() == before + 1, "the request never reached the LLM"
     t0 = time.perf_counter()
     code = server.terminate(timeout=30)

@@ -1,6 +1,6 @@
-"""Evaluation runs: answer a golden set, score it, and record everything in a run folder (its layout, `RunRecord`
-and `load_run`: run_folder.py; what the folder holds: run_docs.py; what produced it: provenance.py; the per-metric
-summaries of metrics.json: summary.py).
+"""Evaluation runs: answer a golden set, score it, and record everything in a run folder (its layout,
+`RunRecord` and `load_run`: run_folder.py; what the folder holds: run_docs.py; what produced it:
+provenance.py; the per-metric summaries of metrics.json: summary.py).
 
 The answers come from one source (`AnswerSource`, answered.py): Axiom's own pipeline (the default), a
 responses file written by any system (`AnswerSource.from_responses`, responses.py) or a deployed system asked
@@ -11,11 +11,12 @@ answer is unmeasured on every metric, with the reason.
 
 The dataset (and its sources, and a responses file) are validated before anything is ingested or written.
 
-Pipeline retrieval is batched (one embedding call for all questions) and goes `RETRIEVAL_DEPTH` (10) deep whatever
-top_k is, so the retrieval metrics are a property of the retriever and runs with different top_k compare; the
-first top_k hits are the generator's contexts. Because retrieval is one batch, a question's `retrieval_seconds` is
-its share of the batch (batch time / questions); generation is timed per question. Another system's ranking is as
-deep as it says (`retrieved`); its retrieval metrics are computed only when it gives one.
+Pipeline retrieval is batched (one embedding call for all questions) and goes `RETRIEVAL_DEPTH` (10) deep
+whatever top_k is, so the retrieval metrics are a property of the retriever and runs with different top_k
+compare; the first top_k hits are the generator's contexts. Because retrieval is one batch, a question's
+`retrieval_seconds` is its share of the batch (batch time / questions); generation is timed per question.
+Another system's ranking is as deep as it says (`retrieved`); its retrieval metrics are computed only when it
+gives one.
 
 `run_evaluation` runs these steps in order: validate, prepare (settings, pipeline, the model loaded before any
 clock), answer (pipeline: retrieve and answer; or read the responses, or ask the endpoint), score (retrieval,
@@ -119,7 +120,8 @@ def _retrieve_and_answer(pipeline: RAGPipeline, inputs: _Inputs, shown: Progress
                     retrieval_batch=retrieval_batch, ingest=ingest_report, index=index_info)
 
 
-def _external_answers(inputs: _Inputs, endpoint: EndpointConfig | None, top_k: int, shown: Progress) -> Answered:
+def _external_answers(inputs: _Inputs, endpoint: EndpointConfig | None, top_k: int,
+                      shown: Progress) -> Answered:
     """The answers of another system: the responses file read at validation, or the endpoint asked now."""
     if inputs.responses is not None:
         return inputs.responses
@@ -143,8 +145,8 @@ def _score_inputs(items: list[EvalItem], answers: list[ItemAnswer]) -> list[Scor
 
 def _per_item(items: list[EvalItem], answers: list[ItemAnswer], per: dict[str, float], why_not: str,
               *, ranked: bool = False, evidence: bool = False) -> list[MetricScore]:
-    """A metric computed for some items: the unanswered ones are unmeasured (their failure), the others without
-    a value not applicable (why: what the item lacks first, else `why_not`)."""
+    """A metric computed for some items: the unanswered ones are unmeasured (their failure), the others
+    without a value not applicable (why: what the item lacks first, else `why_not`)."""
     from axiom.evaluation.answer_metrics import MetricScore  # ragas: slow to import (loaded by the scoring)
 
     scores = []
@@ -173,15 +175,16 @@ def _values(scores: list[MetricScore]) -> list[float]:
     return [s.value for s in scores]
 
 
-def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_settings: Settings, embedder: Embedder,
-                   *, judge: bool, use_cache: bool = True) -> AnswerScores:
+def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_settings: Settings,
+                   embedder: Embedder, *, judge: bool, use_cache: bool = True) -> AnswerScores:
     from axiom.evaluation.answer_metrics import score_answers  # ragas: slow to import
 
-    return score_answers(_score_inputs(items, answers), run_settings, embedder, judge=judge, use_cache=use_cache)
+    return score_answers(_score_inputs(items, answers), run_settings, embedder, judge=judge,
+                         use_cache=use_cache)
 
 
-def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings: Settings, embedder: Embedder,
-           *, judge: bool, repeat: int, shown: Progress, store: Any) -> Scored:
+def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings: Settings,
+           embedder: Embedder, *, judge: bool, repeat: int, shown: Progress, store: Any) -> Scored:
     """Retrieval metrics, answer metrics (answered and scored `repeat` times: every repetition's per-question
     values kept, the run's value of a question its mean over them) and evidence metrics, per question."""
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import
@@ -189,11 +192,13 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
     items, answers = inputs.items, answered.answers
     judged = ", then the LLM judge" if judge and judge_config(run_settings) is not None else ""
     with shown.stage("score", f"scoring answers (offline metrics{judged})"):
-        ranked = [(it, a) for it, a in zip(items, answers, strict=True) if a.answered and a.retrieved is not None]
+        ranked = [(it, a) for it, a in zip(items, answers, strict=True)
+                  if a.answered and a.retrieved is not None]
         retrieval = golden_retrieval_metrics({it.id: it.relevant_sources for it, _ in ranked},
                                              {it.id: list(a.retrieved or ()) for it, a in ranked})
         scored = _score_answers(items, answers, run_settings, embedder, judge=judge)
-    repeat_means: dict[str, list[float | None]] = {m: [mean_ok(scored.scores[m])] for m in scored.metric_names}
+    repeat_means: dict[str, list[float | None]] = {m: [mean_ok(scored.scores[m])]
+                                                   for m in scored.metric_names}
     per_repetition = {m: [_values(_expand(answers, scored.scores[m]))] for m in scored.metric_names}
     repeat_answers = [[a.answer for a in answers]]
     for r in range(2, repeat + 1):  # run-to-run variance of the generator and the judge
@@ -205,7 +210,8 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
             per_repetition[m].append(_values(_expand(again, rescored.scores[m])) if m in rescored.scores
                                      else [math.nan] * len(items))
         repeat_answers.append([a.answer for a in again])
-    with shown.stage("evidence", "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"):
+    evidence_stage = "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"
+    with shown.stage("evidence", evidence_stage):
         evidence, evidence_labels = evidence_scores(items, answered, inputs.corpus, settings, store)
     out = Scored(answers=scored, repeat_means=repeat_means, evidence_labels=evidence_labels)
     if repeat > 1:
@@ -273,7 +279,8 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
     inputs = _validate(settings, dataset, source, options)
 
     # one memo (and the on-disk embedding cache) for every text of the run: questions, sentences, answers
-    embedder = caching_embedder(settings, options.embedder or make_embedder(settings.embeddings, settings.generation))
+    embedder = caching_embedder(settings,
+                                options.embedder or make_embedder(settings.embeddings, settings.generation))
     work_before = embedder.stats()  # a shared memo (notebooks) counts earlier runs too
     run_settings = (prepare_settings(settings, corpus_path=inputs.corpus, model_id=embedder.model_id)
                     if source.own_collection and not external and inputs.corpus is not None else settings)
@@ -287,7 +294,8 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
                                cache_chunk_vectors=True)
         if inputs.corpus is None:
             _check_sources_in_collection(pipeline, inputs)
-        pipeline.store.get_collection()  # connect first: a store that cannot be reached fails before the model loads
+        # connect first: a store that cannot be reached fails before the model loads
+        pipeline.store.get_collection()
     with Progress("eval", unit="question", verb="answered", enabled=options.progress) as shown:
         with shown.stage("model_load", "loading the embedding model"):
             if pipeline is not None:
@@ -306,15 +314,16 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
         gate = None
         repeats_table = repeats_frame(inputs.items, scored)
         if inputs.baseline is not None:  # gated as its saved folder would be (the folder is written below)
-            unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results, repeats=repeats_table)
+            unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results,
+                                repeats=repeats_table)
             gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(settings.evaluation))
             doc["gate"] = gate.to_dict()
         manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
         if dataset is None:  # the items are the responses' own questions (no reference answers)
             manifest["dataset"]["from_responses"] = True
         # texts the model embedded in this run, and those the memo and the on-disk cache answered
-        manifest["embedding_work"] = {key: value - work_before.get(key, 0) for key, value in embedder.stats().items()
-                                      if key != "cached_vectors"}
+        manifest["embedding_work"] = {key: value - work_before.get(key, 0)
+                                      for key, value in embedder.stats().items() if key != "cached_vectors"}
         runs_dir = Path(options.out_dir if options.out_dir is not None else settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
             path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,
@@ -348,6 +357,7 @@ def _describe(options: EvaluationOptions, run: _Run, inputs: _Inputs, answered: 
                         settings=run.settings, run_settings=run.run_settings, dataset=inputs.dataset,
                         items=inputs.items, corpus_info=inputs.corpus_info, answered=answered, scored=scored,
                         model_id=run.model_id,
-                        judge={"model": judge_cfg.model, "base_url": judge_cfg.base_url} if judge_cfg else None,
+                        judge=({"model": judge_cfg.model, "base_url": judge_cfg.base_url}
+                               if judge_cfg else None),
                         store_where=run.pipeline.store.where if run.pipeline is not None else None,
                         baseline=options.baseline)

@@ -202,4 +202,8 @@ def test_the_jupyter_image_serves_the_same_settings() -> None:
     copies = re.findall(r"^COPY (\S+) (\S+)$", stage.group(1), re.M)
     assert ("jupyter-lab-settings/overrides.json",
             "/opt/venv/share/jupyter/lab/settings/overrides.json") in copies
-    assert "ENV PATH=/opt/venv/bin:$PATH" in dockerfile  # the image's environment is /opt/venv
+    # the image's environment is /opt/venv: the builder puts it first on PATH, and the runtime stages (jupyter
+    # FROM backend FROM builder) inherit it
+    venv_first = r"^ENV [^\n]*(\\\n[^\n]*)*PATH=/opt/venv/bin:\$PATH"  # an ENV, continuation lines included
+    assert re.search(venv_first, dockerfile, re.M), "no ENV puts /opt/venv/bin first on PATH"
+    assert re.search(r"^FROM builder AS backend$", dockerfile, re.M), "the backend is not FROM builder"

@@ -57,8 +57,9 @@ PARAMETERS: tuple[NotebookParameter, ...] = (
     NotebookParameter("endpoint"),
     NotebookParameter("endpoint_config", path=True),
     NotebookParameter("save_responses", path=True),
-    # agreement with people (05_metric_agreement)
+    # comparing runs (04_compare_runs) and agreement with people (05_metric_agreement)
     NotebookParameter("runs", path=True),
+    NotebookParameter("top"),
     NotebookParameter("labels", path=True),
     NotebookParameter("label"),
     NotebookParameter("systems"),

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import AxiomError, UsageError
+from axiom.notebook.parameter_table import CHUNKING_PARAMETERS, CONTROLLED_PARAMETERS, RESULT_PARAMETER
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,11 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# parameters the sweep sets itself for every run
-CONTROLLED = ("name", "out_dir", "result_json")
-# parameters that decide what a collection holds
-CHUNKING = ("corpus", "chunk_size", "chunk_overlap", "collection", "chroma_path", "chroma_host",
-            "chroma_port")
 DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
 
 
@@ -220,7 +216,6 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     combination's parameters (collections included), on the driver, for every executor."""
     from axiom.evaluation.naming import stamped_name, sweep_run_name, unique_path
     from axiom.notebook.engine import notebook_parameters
-    from axiom.notebook.parameters import RESULT_PARAMETER
     from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook
     from axiom.notebook.session import project_root
 
@@ -230,7 +225,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     declared = set(notebook_parameters(notebook)) - {RESULT_PARAMETER}
     base = dict(params or {})
     for key in list(grid) + list(base):
-        if key in CONTROLLED and key in grid:
+        if key in CONTROLLED_PARAMETERS and key in grid:
             raise UsageError(f"{key} cannot be swept: the sweep sets it for every run")
         if key not in declared:
             raise UsageError(f"unknown parameter {key!r} of {notebook.name}",
@@ -252,7 +247,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     # the first combination of each chunking runs alone and first: it writes the collection
     groups: dict[tuple[str, ...], list[SweepRun]] = {}
     for r in runs:
-        groups.setdefault(tuple(repr(r.params.get(k)) for k in CHUNKING), []).append(r)
+        groups.setdefault(tuple(repr(r.params.get(k)) for k in CHUNKING_PARAMETERS), []).append(r)
     return SweepPlan(folder=folder, notebook=notebook, root=root, keys=list(grid), runs=runs,
                      leaders=[g[0] for g in groups.values()],
                      rest=[r for g in groups.values() for r in g[1:]], t_start=t_start)

@@ -12,8 +12,12 @@ markup: what the notebooks show as Markdown, with outside text escaped: `markdow
 text in a Markdown paragraph) and `answer_markdown` (02_query's answer view). Tables are DataFrames, whose
 HTML escapes.
 
+parameter_table: every notebook parameter, declared once (`PARAMETERS`): the settings field it overrides,
+whether it names a path, decides a collection's content or is set by the runner; the notebooks' parameters
+cells and the session's keywords are checked against it, the session, the runner and the sweep read it.
+
 parameters: notebook parameters as the commands take them: `parse_value` (`-p KEY VALUE`), `load_params_file`
-(`--params`), `absolute_paths` (path parameters against the working directory), `RESULT_PARAMETER`.
+(`--params`), `absolute_paths` (the table's path parameters against the working directory).
 
 kernel: `WarmKernel`, one `python3` kernel kept alive across notebooks (preloading what they import), and
 `kernel_env`, what a kernel needs to build the same settings as the command that runs it.

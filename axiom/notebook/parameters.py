@@ -1,5 +1,6 @@
 """Notebook parameters as the commands take them: `-p KEY VALUE` values, `--params FILE.yaml`, and the
-parameters that name files or folders (made absolute against the caller's working directory).
+parameters that name files or folders (made absolute against the caller's working directory; which ones:
+parameter_table.py).
 
 What a notebook declares is read by papermill (`axiom.notebook.engine.notebook_parameters`).
 """
@@ -11,14 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from axiom.errors import UsageError
+from axiom.notebook.parameter_table import PATH_PARAMETERS
 from axiom.yaml_mapping import load_yaml_mapping, parse_yaml_value
-
-# the parameter through which the runner learns what a notebook produced (NotebookSession.report writes it)
-RESULT_PARAMETER = "result_json"
-# parameters that name files or folders: the CLI resolves them against its working directory
-PATH_PARAMETERS = ("corpus", "dataset", "chroma_path", "out_dir", "runs", "baseline", "responses",
-                   "endpoint_config",
-                   "save_responses", "labels")
 
 
 def parse_value(text: str) -> Any:

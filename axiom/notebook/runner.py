@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from axiom.errors import UsageError
 from axiom.notebook.kernel import WarmKernel, kernel_env
-from axiom.notebook.parameters import RESULT_PARAMETER
+from axiom.notebook.parameter_table import RESULT_PARAMETER
 from axiom.notebook.report_html import REPORT_HTML, render_html
 from axiom.notebook.session import NOTEBOOKS_DIR, project_root
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import UsageError
+from axiom.notebook.parameter_table import SETTING_OF
 
 if TYPE_CHECKING:
     from axiom.config import Settings
@@ -70,17 +71,13 @@ def notebook_settings(*, collection: str | None = None, retriever: str | None = 
 
     apply_process_defaults()
     os.chdir(project_root())
-    path = _given(chroma_path)
-    return load_settings(config or None).with_overrides({
-        "store.collection": _given(collection),
-        "store.path": str(path) if path is not None else None,
-        "store.host": _given(chroma_host),
-        "store.port": _given(chroma_port),
-        "retrieval.retriever": _given(retriever),
-        "retrieval.top_k": _given(top_k),
-        "chunking.chunk_size": _given(chunk_size),
-        "chunking.chunk_overlap": _given(chunk_overlap),
-    }, origin="notebook parameters")
+    given = {"collection": collection, "chroma_path": chroma_path, "chroma_host": chroma_host,
+             "chroma_port": chroma_port, "retriever": retriever, "top_k": top_k, "chunk_size": chunk_size,
+             "chunk_overlap": chunk_overlap}
+    overrides = {SETTING_OF[name]: _given(value) for name, value in given.items()}  # the table's fields
+    if overrides["store.path"] is not None:
+        overrides["store.path"] = str(overrides["store.path"])
+    return load_settings(config or None).with_overrides(overrides, origin="notebook parameters")
 
 
 _SHARED: dict[tuple[Any, ...], CachingEmbedder] = {}

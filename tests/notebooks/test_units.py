@@ -176,3 +176,46 @@ def test_list_runs_and_latest(tmp_path: Path) -> None:
     assert [p.name for p in comparison_report.latest_runs(tmp_path, 2)] == ["b", "a"]
     with pytest.raises(UsageError, match="3 complete run folder"):
         comparison_report.latest_runs(tmp_path, 4)
+
+
+def test_every_notebook_parameter_is_in_the_one_table() -> None:
+    """The parameters cells, the session's keywords and the table agree: nothing a notebook declares or the
+    session takes is missing from axiom/notebook/parameter_table.py, and nothing there is declared nowhere."""
+    import inspect
+
+    from axiom.notebook import parameter_table, session
+
+    table = set(parameter_table.BY_NAME)
+    declared: set[str] = set()
+    for notebook in sorted(NOTEBOOKS.glob("0*.ipynb")):
+        names = set(notebook_parameters(notebook))
+        assert names <= table, (notebook.name, sorted(names - table))
+        declared |= names
+    assert declared == table, f"in the table but in no notebook: {sorted(table - declared)}"
+    for function in (session.open_session, session.notebook_settings):
+        keywords = set(inspect.signature(function).parameters) - {"load_model", "config"}
+        assert keywords <= table, (function.__name__, sorted(keywords - table))
+    # notebook_settings takes exactly the parameters that are settings, and applies each to its field
+    settings_keywords = set(inspect.signature(session.notebook_settings).parameters) - {"config"}
+    assert settings_keywords == set(parameter_table.SETTING_OF)
+    assert set(parameter_table.PATH_PARAMETERS) >= {"corpus", "dataset", "chroma_path", "out_dir"}
+    assert set(parameter_table.CONTROLLED_PARAMETERS) == {"name", "out_dir", parameter_table.RESULT_PARAMETER}
+
+
+def test_notebook_settings_apply_each_setting_parameter_to_its_field(tmp_path: Path) -> None:
+    from axiom.notebook import parameter_table
+
+    values = {"collection": "table-check", "chroma_path": str(tmp_path / "store"), "chroma_host": "",
+              "chroma_port": None, "retriever": "bm25", "top_k": 7, "chunk_size": 300, "chunk_overlap": 30}
+    assert set(values) == set(parameter_table.SETTING_OF)
+    cwd = os.getcwd()
+    try:
+        settings = notebook_settings(**values)  # type: ignore[arg-type]
+    finally:
+        os.chdir(cwd)
+    for name, field in parameter_table.SETTING_OF.items():
+        section, key = field.split(".")
+        got = getattr(getattr(settings, section), key)
+        if values[name] in (None, ""):
+            continue  # not given: the setting stays as configured
+        assert str(got) == str(values[name]), (name, field, got)

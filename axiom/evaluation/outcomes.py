@@ -44,8 +44,7 @@ def drop(delta: float) -> float:
 def drop_bound(low: float, high: float) -> float | None:
     """The upper bound of the drop from the (1 - 2 alpha) two-sided interval [low, high] of B - A: -low (the
     upper end `high` is the bound of a gain, not used)."""
-    bound = -low
-    return None if bound is None or math.isnan(bound) else float(bound)
+    return None if math.isnan(low) else -float(low)
 
 
 def one_sided_drop_bound(xa: np.ndarray, xb: np.ndarray, *, alpha: float, samples: int, seed: int, label: str,

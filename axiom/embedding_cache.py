@@ -1,21 +1,26 @@
-"""The persistent embedding cache: float32 vectors in one SQLite file, keyed by (model key, sha256 of the text).
+"""The persistent embedding cache: float32 vectors in one SQLite file, keyed by (model key, sha256 of the
+text).
 
 The second level of `axiom.embeddings.CachingEmbedder` (memory miss -> this file -> the model): a question,
-reference, answer or sentence embedded by one process is not embedded again by the next. The only module that
-opens the file. Texts are never stored, only their sha256.
+reference, answer or sentence embedded by one process is not embedded again by the next. With
+`axiom.embedding_cache_file` (which opens and checks the file) the only module that touches the file. Texts
+are never stored, only their sha256.
 
-- Model key: names what produced the vectors (provider, model, backend, a fingerprint of the weights, dimension;
-  built by `axiom.embeddings`). A vector is only returned for its key, and only if it has the dimension asked for.
-- Bounded: when the file's live pages exceed `max_bytes`, least recently used rows go (down to 90%). `last_used`
-  is written with the rows and, for hits, in batches (`TOUCH_BATCH`, at the next write, at close).
-- Concurrent: WAL journal, busy timeout, short transactions; one connection per process (a new one after a fork),
-  shared by its threads under a lock. Writers of several processes wait for each other: nothing is lost.
-- Robust: an error never reaches the caller. A file that is not a database is moved aside (`*.corrupt-<time>`,
-  one warning) and a new one made; any other failure (locked too long, disk full, permissions) logs one warning
-  and the call goes on without the cache. The folder and file are checked by descriptor before SQLite opens them
-  (`axiom.private_files`): a folder that is a symlink, or that others could change (writable by others, another
-  user's, under a parent others may write to), is refused, as is a file that is a symlink or not this user's;
-  folders are made 0700, the file 0600; the descriptor SQLite then holds is checked to be that same file.
+- Model key: names what produced the vectors (provider, model, backend, a fingerprint of the weights,
+  dimension; `axiom.embedding_keys`). A vector is only returned for its key, and only if it has the dimension
+  asked for.
+- Bounded: when the file's live pages exceed `max_bytes`, least recently used rows go (down to 90%).
+  `last_used` is written with the rows and, for hits, in batches (`TOUCH_BATCH`, at the next write, at close).
+- Concurrent: WAL journal, busy timeout, short transactions; one connection per process (a new one after a
+  fork), shared by its threads under a lock. Writers of several processes wait for each other: nothing is
+  lost.
+- Robust: an error never reaches the caller. A file that is not a database is moved aside
+  (`*.corrupt-<time>`, one warning) and a new one made; any other failure (locked too long, disk full,
+  permissions) logs one warning and the call goes on without the cache. The folder and file are checked by
+  descriptor before SQLite opens them (`axiom.private_files`): a folder that is a symlink, or that others
+  could change (writable by others, another user's, under a parent others may write to), is refused, as is a
+  file that is a symlink or not this user's; folders are made 0700, the file 0600; the descriptor SQLite then
+  holds is checked to be that same file.
 """
 
 from __future__ import annotations
@@ -33,37 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from axiom.private_files import (
-    PrivacyError,
-    open_descriptors,
-    opened_by_this_process,
-    private_file,
-    refuse_links_beside,
-    secure_folder,
-)
+from axiom.embedding_cache_file import CacheUnusable, open_cache_file
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "embeddings.sqlite3"
-SCHEMA_VERSION = 1
 MB = 1024 * 1024
 DEFAULT_MAX_BYTES = 1024 * MB
-BUSY_TIMEOUT_SECONDS = 30.0
 TOUCH_BATCH = 512  # hits whose last_used waits in memory before it is written
 SQL_VARIABLES = 900  # hashes per SELECT (SQLite's variable limit is 999 on old builds)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,
-                                   label TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vectors (
-    model INTEGER NOT NULL, hash BLOB NOT NULL, vector BLOB NOT NULL, last_used INTEGER NOT NULL,
-    PRIMARY KEY (model, hash));
-CREATE INDEX IF NOT EXISTS vectors_last_used ON vectors (last_used);
-"""
-
-
-class _Unusable(Exception):
-    """The cache cannot be used (the reason is logged once)."""
 
 
 def _now() -> int:
@@ -71,8 +54,9 @@ def _now() -> int:
 
 
 class PersistentEmbeddingCache:
-    """The cache file `path` (opened lazily, on first use). Every method returns normally whatever happens to the
-    file: `get_many` finds nothing and `put_many` stores nothing while it is unusable (`available` is False)."""
+    """The cache file `path` (opened lazily, on first use). Every method returns normally whatever happens to
+    the file: `get_many` finds nothing and `put_many` stores nothing while it is unusable (`available` is
+    False)."""
 
     def __init__(self, path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 1:
@@ -98,7 +82,8 @@ class PersistentEmbeddingCache:
     def _warn(self, what: str, detail: object) -> None:
         if what not in self._warned:
             self._warned.add(what)
-            log.warning("embedding cache %s: %s: %s; continuing without it where needed", self.path, what, detail)
+            log.warning("embedding cache %s: %s: %s; continuing without it where needed",
+                        self.path, what, detail)
 
     def _disable(self, reason: str) -> None:
         self._disabled = reason
@@ -122,80 +107,12 @@ class PersistentEmbeddingCache:
             _INHERITED.append(self._conn)
             self._conn, self._models, self._touched = None, {}, {}
         try:
-            self._conn = self._open_checked()
-        except _Unusable as exc:
+            self._conn = open_cache_file(self.path)
+        except CacheUnusable as exc:
             self._disable(str(exc))
             return None
         self._pid = os.getpid()
         return self._conn
-
-    def _open_checked(self) -> sqlite3.Connection:
-        try:
-            return self._open(self._prepare_file())
-        except sqlite3.OperationalError as exc:  # locked, read-only, I/O: the file may be fine, leave it
-            raise _Unusable(f"cannot open it ({exc})") from None
-        except sqlite3.DatabaseError as exc:  # not a database / malformed: move it aside, start afresh
-            aside = self._move_aside()
-            log.warning("embedding cache %s is unreadable (%s); moved aside to %s, starting a new one",
-                        self.path, exc, aside)
-        except OSError as exc:
-            raise _Unusable(f"cannot create it ({exc.strerror or exc})") from None
-        try:
-            return self._open(self._prepare_file())
-        except (sqlite3.Error, OSError) as exc:
-            raise _Unusable(f"cannot create a new one ({exc})") from None
-
-    def _prepare_file(self) -> tuple[int, int]:
-        """The folder and the file checked by descriptor (`axiom.private_files`: a private folder on a path only
-        this user or root can change, the file opened without following links, regular, ours, 0600); returns
-        the file's (st_dev, st_ino) for `_open`."""
-        folder = self.path.parent
-        try:
-            folder_fd = secure_folder(folder)
-            try:
-                refuse_links_beside(folder_fd, (f"{self.path.name}-wal", f"{self.path.name}-shm"), folder)
-                fd = private_file(folder_fd, self.path.name, self.path)
-            finally:
-                os.close(folder_fd)
-        except PrivacyError as exc:
-            raise _Unusable(str(exc)) from None
-        info = os.fstat(fd)
-        os.close(fd)
-        return info.st_dev, info.st_ino
-
-    def _open(self, identity: tuple[int, int]) -> sqlite3.Connection:
-        before = open_descriptors()
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-                               check_same_thread=False)
-        try:
-            if not opened_by_this_process(identity, os.path.realpath(self.path), before):
-                raise _Unusable("the file was replaced while it was being opened; not used")
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")  # (where WAL is impossible SQLite keeps its locking journal)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise _Unusable(f"written by another version of Axiom (schema {version}, this one reads "
-                                f"{SCHEMA_VERSION}); delete the file to start a new one")
-            if version == 0:  # new: the schema, in one transaction (another process may be making it too)
-                conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _move_aside(self) -> Path | None:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        moved = None
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{self.path}{suffix}")
-            try:
-                if os.path.lexists(source):
-                    os.replace(source, Path(f"{aside}{suffix}"))
-                    moved = moved or Path(f"{aside}{suffix}")
-            except OSError as exc:
-                raise _Unusable(f"unreadable, and it cannot be moved aside ({exc.strerror or exc})") from None
-        return moved
 
     def _run(self, what: str, work: Any, default: Any) -> Any:
         """`work(conn)` under the lock; any failure is logged once and gives `default`."""
@@ -205,8 +122,8 @@ class PersistentEmbeddingCache:
                 return default
             try:
                 return work(conn)
-            except (sqlite3.OperationalError, OSError, ValueError, MemoryError) as exc:  # locked too long, disk
-                self._rollback(conn)  # full, I/O: this call goes without the cache
+            except (sqlite3.OperationalError, OSError, ValueError, MemoryError) as exc:
+                self._rollback(conn)  # locked too long, disk full, I/O: this call goes without the cache
                 self._warn(what, exc)
             except sqlite3.DatabaseError as exc:  # the file went bad under us: stop using it in this process
                 self._rollback(conn)
@@ -231,7 +148,8 @@ class PersistentEmbeddingCache:
             self._rollback(conn)
             raise
 
-    def _model_id(self, conn: sqlite3.Connection, model_key: str, label: str | None, *, create: bool) -> int | None:
+    def _model_id(self, conn: sqlite3.Connection, model_key: str, label: str | None, *,
+                  create: bool) -> int | None:
         """The model's row id (ids are never reused, so one remembered after another process cleared the file
         only ever finds this model's own vectors); `create` (in a write transaction) looks it up afresh."""
         found = self._models.get(model_key)
@@ -239,7 +157,8 @@ class PersistentEmbeddingCache:
             return found
         row = conn.execute("SELECT id FROM models WHERE key = ?", (model_key,)).fetchone()
         if row is None and create:
-            conn.execute("INSERT OR IGNORE INTO models (key, label) VALUES (?, ?)", (model_key, label or model_key))
+            conn.execute("INSERT OR IGNORE INTO models (key, label) VALUES (?, ?)",
+                         (model_key, label or model_key))
             row = conn.execute("SELECT id FROM models WHERE key = ?", (model_key,)).fetchone()
         if row is None:
             return None
@@ -277,7 +196,8 @@ class PersistentEmbeddingCache:
 
     def put_many(self, model_key: str, items: Iterable[tuple[bytes, np.ndarray]] | Mapping[bytes, np.ndarray],
                  *, label: str | None = None) -> int:
-        """Store vectors by text hash for this model (one short transaction); returns how many were written."""
+        """Store vectors by text hash for this model (one short transaction); returns how many were
+        written."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         if not pairs:
             return 0
@@ -297,7 +217,8 @@ class PersistentEmbeddingCache:
         with self._transaction(conn):
             if rows:
                 conn.executemany("INSERT INTO vectors (model, hash, vector, last_used) VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT (model, hash) DO UPDATE SET last_used = excluded.last_used", rows)
+                                 "ON CONFLICT (model, hash) DO UPDATE SET last_used = excluded.last_used",
+                                 rows)
             if self._touched:
                 now = _now()
                 conn.executemany("UPDATE vectors SET last_used = ? WHERE model = ? AND hash = ?",
@@ -306,7 +227,8 @@ class PersistentEmbeddingCache:
         self._evict(conn)
 
     def _live_bytes(self, conn: sqlite3.Connection) -> int:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = (conn.execute("PRAGMA page_count").fetchone()[0]
+                 - conn.execute("PRAGMA freelist_count").fetchone()[0])
         return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
 
     def _evict(self, conn: sqlite3.Connection) -> None:
@@ -334,9 +256,11 @@ class PersistentEmbeddingCache:
     def stats(self) -> dict[str, Any]:
         """What the file holds (vectors and bytes, in all and per model) and this object's hits / misses."""
         files = [p for p in (self.path, Path(f"{self.path}-wal")) if os.path.lexists(p)]
-        out: dict[str, Any] = {"path": str(self.path), "exists": os.path.lexists(self.path), "max_bytes": self.max_bytes,
-                               "file_bytes": sum(os.lstat(p).st_size for p in files), "vectors": 0, "live_bytes": 0,
-                               "models": [], "hits": self.hits, "misses": self.misses, "writes": self.writes}
+        out: dict[str, Any] = {"path": str(self.path), "exists": os.path.lexists(self.path),
+                               "max_bytes": self.max_bytes,
+                               "file_bytes": sum(os.lstat(p).st_size for p in files), "vectors": 0,
+                               "live_bytes": 0, "models": [], "hits": self.hits, "misses": self.misses,
+                               "writes": self.writes}
 
         def work(conn: sqlite3.Connection) -> dict[str, Any]:
             models = conn.execute("SELECT m.label, COUNT(*) FROM vectors v JOIN models m ON v.model = m.id "
@@ -351,7 +275,8 @@ class PersistentEmbeddingCache:
             return {**result, "available": self._disabled is None}
 
     def clear(self, model_key: str | None = None) -> int:
-        """Delete the vectors of one model, or of every model (then the file is compacted). Returns how many."""
+        """Delete the vectors of one model, or of every model (then the file is compacted). Returns how
+        many."""
         if not os.path.lexists(self.path):
             return 0
 
@@ -361,12 +286,13 @@ class PersistentEmbeddingCache:
                     gone = conn.execute("DELETE FROM vectors").rowcount
                     conn.execute("DELETE FROM models")
                 else:
-                    gone = conn.execute("DELETE FROM vectors WHERE model = (SELECT id FROM models WHERE key = ?)",
-                                        (model_key,)).rowcount
+                    gone = conn.execute("DELETE FROM vectors WHERE model = "
+                                        "(SELECT id FROM models WHERE key = ?)", (model_key,)).rowcount
             self._models.clear()
             self._touched.clear()
             if model_key is None:
-                with contextlib.suppress(sqlite3.OperationalError):  # another process reading: compacted later
+                # another process reading: compacted later
+                with contextlib.suppress(sqlite3.OperationalError):
                     conn.execute("VACUUM")
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return int(gone)
@@ -386,8 +312,10 @@ _SHARED: dict[Path, PersistentEmbeddingCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_cache(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> PersistentEmbeddingCache:
-    """The process's one object for the file `path` (its memos share one connection); the latest `max_bytes` applies."""
+def shared_cache(path: str | os.PathLike[str],
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> PersistentEmbeddingCache:
+    """The process's one object for the file `path` (its memos share one connection); the latest `max_bytes`
+    applies."""
     key = Path(os.path.abspath(path))
     with _SHARED_LOCK:
         cache = _SHARED.get(key)

@@ -47,7 +47,6 @@ from axiom.documents import SourceFile, find_sources, parse, read_bytes, sha256_
 from axiom.embeddings import (
     CachingEmbedder,
     Embedder,
-    OpenAIEmbedder,
     caching_embedder,
     make_embedder,
     uncached,
@@ -55,6 +54,7 @@ from axiom.embeddings import (
 from axiom.errors import DocumentError, UsageError
 from axiom.generation import Generator, fit_contexts, make_generator
 from axiom.observability import stage
+from axiom.openai_embedder import OpenAIEmbedder
 from axiom.progress import Progress
 from axiom.retrieval import RETRIEVERS, Retriever
 from axiom.source_tree import RootDir

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from axiom.embeddings import LocalEmbedder, set_torch_threads
 from axiom.evaluation.answer_metrics import groundedness_features as gf
 from axiom.evaluation.answer_metrics.groundedness import (
     CLAIM_FEATURE_NAMES,
@@ -45,6 +44,7 @@ from axiom.evaluation.answer_metrics.groundedness import (
     score_measures,
     stacked_features,
 )
+from axiom.local_embedder import LocalEmbedder, set_torch_threads
 from bench.common import REPO, write_result
 
 DATASET = REPO.parent / "shared" / "datasets" / "ragtruth-qa-train"

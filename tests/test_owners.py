@@ -19,9 +19,9 @@ WRAPPER = "axiom/embeddings.py"
 # opening the cache file itself (not wrapping a model): the cache's own module and `axiom cache` stats/clear
 CACHE_FILE_OPENERS = {WRAPPER, "axiom/embedding_cache.py", "axiom/cli/cache.py"}
 NAMING = "axiom/evaluation/naming.py"
-# the stamp of a quarantined corrupt cache file: not a run's or collection's name, and embedding_cache.py
-# (floor 2) cannot import naming.py (floor 4)
-STAMP_ELSEWHERE = {"axiom/embedding_cache.py"}
+# the stamp of a quarantined corrupt cache file: not a run's or collection's name, and embedding_cache_file.py
+# (below the stages) cannot import naming.py (floor 4)
+STAMP_ELSEWHERE = {"axiom/embedding_cache_file.py"}
 
 
 def _callee(node: ast.Call) -> str | None:

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # logging.format `auto`: text on a terminal, else JSON; a command may set another default (serve: JSON)
     configure_logging(settings.logging, auto=getattr(args, "auto_log_format", None))
     if settings.embeddings.torch_threads:  # batch work's share of the cores (serve sets its own)
-        from axiom.embeddings import set_torch_threads
+        from axiom.local_embedder import set_torch_threads
 
         set_torch_threads(settings.embeddings.torch_threads)
     try:

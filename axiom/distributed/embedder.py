@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from axiom.config import EmbeddingSettings, IngestSettings
-from axiom.embeddings import LocalEmbedder, set_torch_threads
 from axiom.errors import ClusterError
+from axiom.local_embedder import LocalEmbedder, set_torch_threads
 from axiom.observability import apply_process_defaults
 
 log = logging.getLogger(__name__)

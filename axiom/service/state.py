@@ -32,9 +32,11 @@ import numpy as np
 from axiom import __version__
 from axiom.breaker import CircuitBreaker
 from axiom.config import Settings
-from axiom.embeddings import Embedder, ModelKey, make_embedder, model_key, set_torch_threads
+from axiom.embedding_keys import ModelKey, model_key
+from axiom.embeddings import Embedder, make_embedder
 from axiom.errors import StoreError
 from axiom.llm import LLMClient
+from axiom.local_embedder import set_torch_threads
 from axiom.observability import IN_FLIGHT, LLM_CIRCUIT_OPEN, stage
 from axiom.pipeline import RAGPipeline
 from axiom.retrieval import RETRIEVERS

@@ -21,14 +21,8 @@ import pytest
 from axiom.cli import main
 from axiom.config import Settings
 from axiom.embedding_cache import FILE_NAME, PersistentEmbeddingCache
-from axiom.embeddings import (
-    CachingEmbedder,
-    LocalEmbedder,
-    ModelKey,
-    caching_embedder,
-    folder_fingerprint,
-    model_key,
-)
+from axiom.embedding_keys import ModelKey, folder_fingerprint, model_key
+from axiom.embeddings import CachingEmbedder, LocalEmbedder, caching_embedder
 from axiom.pipeline import RAGPipeline
 from axiom.store import ChromaStore
 

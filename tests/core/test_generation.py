@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from axiom.config import Settings
-from axiom.embeddings import OpenAIEmbedder
 from axiom.generation import (
     EXTRACTIVE_PREFIX,
     SYSTEM_PROMPT,
@@ -22,6 +21,7 @@ from axiom.generation import (
     fit_contexts,
     make_generator,
 )
+from axiom.openai_embedder import OpenAIEmbedder
 from axiom.types import Answer, Hit
 from tests.support.fake_openai import FakeOpenAIServer, Reply, chat_completion, embeddings_response
 

@@ -28,8 +28,9 @@ from typing import Any, NamedTuple, Protocol, SupportsFloat, cast
 
 import numpy as np
 
-from axiom.embeddings import Embedder, TokenVectors
+from axiom.embeddings import Embedder
 from axiom.errors import EvaluationError
+from axiom.local_embedder import TokenVectors
 
 MEASURES_VERSION = 2
 

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from axiom.embeddings import PACKAGED_MODELS, Embedder, LocalEmbedder
+from axiom.embeddings import Embedder
 from axiom.evaluation.answer_metrics.groundedness import score_groundedness
 from axiom.evaluation.answer_metrics.scores import MetricScore, ScoreInput
 from axiom.generation import EXTRACTIVE_PREFIX
+from axiom.local_embedder import PACKAGED_MODELS, LocalEmbedder
 
 GROUNDEDNESS_METRICS = ("groundedness", "supported_claims")
 UNSUPPORTED_CLAIMS = "unsupported_claims"  # the results column: JSON list of {text, start, end, risk}

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import ParamSpec, TypedDict, TypeVar, cast
 
 import httpx
 import openai
@@ -55,6 +55,7 @@ MIN_ATTEMPT_SECONDS = 0.05  # an attempt is not started with less time than this
 REQUEST_SPECIFIC_STATUSES = frozenset({400, 413, 422})
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _RetryOptions(TypedDict):
+    """The keyword arguments of tenacity's Retrying / AsyncRetrying that make a RetryPolicy."""
+
+    retry: retry_if_exception
+    stop: Callable[[RetryCallState], bool]
+    wait: _Wait
+    before_sleep: Callable[[RetryCallState], None]
+    reraise: bool
+
+
 class RetryPolicy:
     """The one retry policy of every OpenAI-compatible call: up to `max_retries` retries of the errors
     `is_retryable` accepts, waiting Retry-After or exponential backoff with jitter, and (with a deadline) no
@@ -151,7 +162,7 @@ class RetryPolicy:
         self.sleep: Callable[[float], None] = time.sleep
         self.async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
-    def _options(self, deadline: Deadline | None, cut: dict[str, bool] | None) -> dict[str, Any]:
+    def _options(self, deadline: Deadline | None, cut: dict[str, bool] | None) -> _RetryOptions:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning("LLM call failed (%s); retry %d of %d", describe(exc) if exc else "?",
@@ -177,11 +188,11 @@ class RetryPolicy:
         """For one sync call; `cut["deadline"]` is set when it stops for the deadline."""
         return Retrying(sleep=self.sleep, **self._options(deadline, cut))
 
-    def wrap_async(self, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    def wrap_async(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         """`fn` (an async call to the endpoint) under this policy; the last error is raised as it is."""
 
         @functools.wraps(fn)
-        async def call(*args: Any, **kwargs: Any) -> T:
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
             async for attempt in AsyncRetrying(sleep=self.async_sleep, **self._options(None, None)):
                 with attempt:
                     return await fn(*args, **kwargs)

@@ -29,19 +29,19 @@ EVERY_SECONDS = 10.0  # plain lines: at least this often while the count moves (
 BAR_REFRESH_SECONDS = 0.2  # a bar whose total grows is redrawn at most this often
 
 
-def _in_kernel(stream: Any) -> bool:
+def _in_kernel(stream: TextIO) -> bool:
     """Is `stream` a Jupyter kernel's output stream (ipykernel.iostream.OutStream)?"""
     return type(stream).__module__.split(".")[0] == "ipykernel"
 
 
-def _is_terminal(stream: Any) -> bool:
+def _is_terminal(stream: TextIO) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, OSError, ValueError):  # no isatty, or a closed stream
         return False
 
 
-def progress_mode(progress: bool | None, stream: Any) -> Mode:
+def progress_mode(progress: bool | None, stream: TextIO) -> Mode:
     """How progress is shown on `stream`: "bar", "lines" or None (not at all). See the module docstring."""
     if progress is False:
         return None
@@ -70,7 +70,7 @@ class Progress:
         self._clock = clock
         self._every = every_seconds
         self._text: str | None = None
-        self._bar: Any = None
+        self._bar: Any = None  # boundary: tqdm (untyped)
         self._printed_n: int | None = None
         self._printed_tenth = 0
         self._printed_at = self._redrawn_at = clock()
@@ -144,7 +144,7 @@ class Progress:
         print(f"{self.label}: {self.n}/{self.total} {self.unit}s {self.verb}", file=self.stream, flush=True)
         self._printed_n, self._printed_tenth, self._printed_at = self.n, tenth, now
 
-    def _ensure_bar(self) -> Any:
+    def _ensure_bar(self) -> Any:  # boundary: tqdm (untyped)
         if self._bar is None:
             from tqdm.auto import tqdm
 

@@ -139,7 +139,7 @@ def redact_urls(text: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)) or "", text)
 
 
-def redact_urls_in(value: Any) -> Any:
+def redact_urls_in(value: Any) -> Any:  # boundary: JSON values
     """`value` with `redact_urls` applied to every string in it, also inside dicts, lists and tuples (tuples
     come back as lists, as JSON would write them)."""
     if isinstance(value, str):

@@ -66,6 +66,10 @@ def bm25_index_dir(store: StoreSettings) -> Path:
     return Path(store.bm25_dir) / f"{store.host}_{store.port}" / store.collection
 
 
+# one row of the BM25 index: chunk id, source, page, text
+_Row = tuple[str, str, int | None, str]
+
+
 class BM25Retriever:
     name = "bm25"
 
@@ -79,7 +83,7 @@ class BM25Retriever:
         self._version: int | None = None
         # (bm25s model, rows: id, source, page, text), replaced as one object so that a reader never pairs a
         # new model with old rows while another thread rebuilds
-        self._index: tuple[Any, list[tuple[str, str, int | None, str]]] = (None, [])
+        self._index: tuple[Any, list[_Row]] = (None, [])  # boundary: the bm25s model (untyped)
         self._stemmer = None
         if stemmer:
             import Stemmer

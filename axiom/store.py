@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
 from axiom.config import StoreSettings
 from axiom.errors import EmbeddingMismatchError, StoreError, StoreUnavailableError
 from axiom.types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,7 @@ log = logging.getLogger(__name__)
 HNSW_CONFIGURATION = {"space": "cosine", "ef_search": 500, "ef_construction": 200}
 
 
-def import_chromadb() -> Any:
+def import_chromadb() -> ModuleType:
     """`import chromadb`, without the 3 s of grammar building it does not need.
 
     chromadb imports jsonschema (for its embedding functions' config schemas); jsonschema imports the optional
@@ -62,7 +69,14 @@ class StoredChunk:
     text: str | None = None
 
 
-def _hit(chunk_id: str, text: str | None, meta: dict[str, Any] | None, score: float) -> Hit:
+def _included(column: list[T] | None) -> list[T]:
+    """A column of a chromadb result that the call's `include` named: chromadb types every column optional,
+    but an included one is always there (not checked: a missing one fails in `zip` as before)."""
+    return cast("list[T]", column)
+
+
+def _hit(chunk_id: str, text: str | None, meta: Mapping[str, Any] | None,  # boundary: chromadb metadata
+         score: float) -> Hit:
     meta = meta or {}
     page = meta.get("page")
     return Hit(chunk_id=chunk_id, source=str(meta.get("source", "")),
@@ -78,7 +92,7 @@ def chunk_metadata(chunk: Chunk, extra: dict[str, Any] | None = None) -> dict[st
     return meta
 
 
-def bound_chromadb_http_timeouts(client: Any, *, connect: float, read: float) -> bool:
+def bound_chromadb_http_timeouts(client: object, *, connect: float, read: float) -> bool:
     """Set connect and read timeouts on a `chromadb.HttpClient`; False when it cannot (nothing was changed).
 
     Why private internals: chromadb (1.5.x) builds the HttpClient's `httpx.Client` with `timeout=None` (wait
@@ -101,8 +115,8 @@ class ChromaStore:
 
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
-        self._client: Any = None
-        self._collection: Any = None
+        self._client: ClientAPI | None = None
+        self._collection: Collection | None = None
         self._max_batch: int | None = None
 
     # -- connection -------------------------------------------------------------------------------
@@ -113,7 +127,7 @@ class ChromaStore:
         return f"embedded ChromaDB at {self.settings.path}"
 
     @property
-    def client(self) -> Any:
+    def client(self) -> ClientAPI:
         if self._client is None:
             chromadb = import_chromadb()
             from chromadb.config import Settings as ChromaSettings
@@ -153,7 +167,7 @@ class ChromaStore:
                 hint="check CHROMA_HOST/CHROMA_PORT and that the server runs",
             ) from exc
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run one ChromaDB call, turning its errors into StoreErrors that name the store."""
         try:
             return fn(*args, **kwargs)
@@ -174,12 +188,12 @@ class ChromaStore:
         return int(self._call("heartbeat", lambda: self.client.heartbeat()))
 
     # -- collection -------------------------------------------------------------------------------
-    def get_collection(self) -> Any | None:
+    def get_collection(self) -> Collection | None:
         """The collection, or None when it does not exist yet (never creates it)."""
         if self._collection is not None:
             return self._collection
 
-        def fetch() -> Any | None:
+        def fetch() -> Collection | None:
             try:
                 return self.client.get_collection(self.settings.collection)
             except Exception as exc:
@@ -193,7 +207,7 @@ class ChromaStore:
         self._collection = self._call("get_collection", fetch)
         return self._collection
 
-    def open(self, model_id: str, dimension: int | None) -> Any:
+    def open(self, model_id: str, dimension: int | None) -> Collection:
         """Get or create the collection for `model_id`; refuse one built with another model."""
         collection = self.get_collection()
         if collection is not None:
@@ -222,7 +236,7 @@ class ChromaStore:
         )
         return self._collection
 
-    def require(self) -> Any:
+    def require(self) -> Collection:
         collection = self.get_collection()
         if collection is None:
             raise self.missing_collection_error()
@@ -324,8 +338,8 @@ class ChromaStore:
         while True:
             page = self._call("get", collection.get, include=include, limit=_PAGE_SIZE, offset=offset)
             ids = page["ids"]
-            docs = page.get("documents") or [None] * len(ids)
-            for cid, meta, text in zip(ids, page["metadatas"], docs, strict=True):
+            docs: Sequence[str | None] = page.get("documents") or [None] * len(ids)
+            for cid, meta, text in zip(ids, _included(page["metadatas"]), docs, strict=True):
                 yield StoredChunk(cid, dict(meta or {}), text)
             if len(ids) < _PAGE_SIZE:
                 return
@@ -343,8 +357,9 @@ class ChromaStore:
         for i in range(0, len(vectors), group):
             result = self._call("query", collection.query, query_embeddings=vectors[i:i + group], n_results=k,
                                 include=["metadatas", "documents", "distances"])
-            for ids, docs, metas, dists in zip(result["ids"], result["documents"], result["metadatas"],
-                                               result["distances"], strict=True):
+            for ids, docs, metas, dists in zip(result["ids"], _included(result["documents"]),
+                                               _included(result["metadatas"]), _included(result["distances"]),
+                                               strict=True):
                 out.append([_hit(cid, doc, meta, 1.0 - float(dist))
                             for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True)])
         return out
@@ -367,7 +382,8 @@ class ChromaStore:
             return {}
         page = self._call("get", collection.get, ids=list(ids), include=["metadatas", "documents"])
         return {cid: StoredChunk(cid, dict(meta or {}), text)
-                for cid, meta, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True)}
+                for cid, meta, text in zip(page["ids"], _included(page["metadatas"]),
+                                            _included(page["documents"]), strict=True)}
 
     def drop(self) -> None:
         """Delete the whole collection (used by benchmarks and tests)."""

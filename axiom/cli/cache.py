@@ -6,21 +6,25 @@ runs embed again."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 from axiom.errors import AxiomError
 
+if TYPE_CHECKING:
+    from axiom.embedding_cache import PersistentEmbeddingCache
 
-def _open(settings: Settings) -> Any:
+
+def _open(settings: Settings) -> PersistentEmbeddingCache:
     from axiom.embedding_cache import FILE_NAME, MB, PersistentEmbeddingCache  # lazy: `axiom --help` is fast
 
     path = settings.embedding_cache_dir / FILE_NAME
     return PersistentEmbeddingCache(path, int(settings.embeddings.cache_max_mb * MB))
 
 
-def _unusable(cache: Any) -> AxiomError:
+def _unusable(cache: PersistentEmbeddingCache) -> AxiomError:
     return AxiomError(f"the embedding cache {cache.path} cannot be used: {cache.problem}",
                       hint="fix or delete the file (evaluations run without it meanwhile)")
 
@@ -62,7 +66,7 @@ def cmd_clear(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("cache", help="the persistent embedding cache: what it holds, or empty it")
     sub = p.add_subparsers(dest="cache_command", required=True, parser_class=type(p))
     s = sub.add_parser("stats",

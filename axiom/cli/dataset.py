@@ -12,8 +12,8 @@ dataset is malformed, or bad usage), 1 anything else.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 
@@ -27,7 +27,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.usable else 2
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("dataset", help="work with golden datasets")
     sub = p.add_subparsers(dest="dataset_command", required=True, parser_class=type(p))
     a = sub.add_parser("audit", help="check a golden set: unusable items, duplicates, leakage, coverage, "

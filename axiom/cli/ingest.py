@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 
@@ -51,7 +52,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("ingest", help="ingest files or folders (txt, md, pdf) into the store")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="files or folders to ingest (folders recursively); each must exist")

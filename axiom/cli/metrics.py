@@ -11,8 +11,8 @@ numbers with --label: graded). See `axiom.evaluation.agreement`.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 from axiom.errors import UsageError
@@ -32,7 +32,7 @@ def cmd_agreement(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("metrics", help="how well metrics agree with human labels")
     sub = p.add_subparsers(dest="metrics_command", required=True)
     a = sub.add_parser("agreement",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from axiom.cli.output import error
 from axiom.errors import UsageError
@@ -18,10 +18,10 @@ from axiom.errors import UsageError
 class LazyChoices:
     """`choices=LazyChoices(load)`: `load()` is called the first time the parser parses or prints help."""
 
-    def __init__(self, load: Callable[[], Sequence[Any]]) -> None:
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
         self.load = load
 
-    def __iter__(self) -> Iterator[Any]:  # what argparse's `choices` is typed as; the parser loads it first
+    def __iter__(self) -> Iterator[str]:  # what argparse's `choices` reads; the parser loads it first
         return iter(self.load())
 
 
@@ -38,11 +38,11 @@ class Parser(argparse.ArgumentParser):
     """argparse with our error wording (`axiom: error: ...` after the usage line, exit 2 as argparse does) and
     LazyChoices."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # boundary: argparse's parameters, passed on
         super().__init__(*args, **kwargs)
         self._lazy_choices: list[tuple[argparse.Action, LazyChoices]] = []
 
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # boundary: argparse's, passed on
         lazy = kwargs.get("choices")
         if not isinstance(lazy, LazyChoices):
             return super().add_argument(*args, **kwargs)
@@ -55,7 +55,8 @@ class Parser(argparse.ArgumentParser):
             action, lazy = self._lazy_choices.pop()
             action.choices = list(lazy.load())
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # also a subcommand's parse
+    # also a subcommand's parse; boundary: argparse's overloaded signature, passed on
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # boundary: argparse
         self._resolve_choices()
         return super().parse_known_args(args, namespace)
 
@@ -73,13 +74,17 @@ class Parser(argparse.ArgumentParser):
         raise UsageExit(message)
 
 
+# what a command module's `register(subparsers)` receives: `add_subparsers(parser_class=Parser)`'s value
+Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
 def retriever_names() -> list[str]:
     from axiom.retrieval import RETRIEVERS  # lazy: imports numpy and the store
 
     return sorted(RETRIEVERS)
 
 
-def add_retriever(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
+def add_retriever(parser: argparse.ArgumentParser, **kwargs: Any) -> None:  # boundary: argparse keywords
     """--retriever: one of the registered retrievers (axiom.retrieval.RETRIEVERS)."""
     kwargs.setdefault("help", "how to retrieve, e.g. dense (vectors), bm25 (words) or hybrid (both fused) "
                               "(default: retrieval.retriever)")

@@ -15,6 +15,7 @@ import argparse
 import math
 from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 from axiom.errors import UsageError
@@ -113,7 +114,7 @@ def _text(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("plan", help="how many questions (and repeats) a comparison needs to detect a "
                                            "given drop of a metric, from a run as the pilot")
     p.add_argument("--metric", required=True, help="the metric, as in the run's results (e.g. ndcg@10)")

@@ -6,9 +6,8 @@ store's first connection, which imports chromadb: seconds)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from axiom.cli.options import add_retriever
+from axiom.cli.options import Subparsers, add_retriever
 from axiom.cli.output import emit
 from axiom.config import TOP_K_RANGE, Settings, log_generator_choice
 
@@ -29,7 +28,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("query", help="answer a question with numbered citations")
     p.add_argument("question", help="the question to answer (quote it)")
     p.add_argument("--top-k", type=int, dest="top_k", metavar="K",

@@ -11,9 +11,8 @@ Exit codes: 0 success, 2 bad usage or a malformed BEIR folder, 1 anything else.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from axiom.cli.options import add_retriever
+from axiom.cli.options import Subparsers, add_retriever
 from axiom.cli.output import emit, note
 from axiom.config import Settings
 
@@ -53,7 +52,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(COMMAND,
                               help="retrieval quality on a BEIR folder (nDCG, recall, MRR; retrievers "
                                    "compared with paired tests)")

@@ -12,8 +12,8 @@ import ipaddress
 import logging
 import os
 import sys
-from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.config import Settings
 from axiom.config_service import ServiceSettings
 from axiom.errors import UsageError
@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     os._exit(code)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "serve", help="run the API (POST /query, /ingest) and the health + metrics sidecar",
         description="Serve the query API (default port 8000: POST /query, POST /ingest, GET /health, /docs) "

@@ -5,8 +5,8 @@ into collections of their own)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 
@@ -24,7 +24,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("status", help="what the store holds")
     p.add_argument("--collection", help="collection name (default: AXIOM_COLLECTION / config)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -132,7 +132,7 @@ class RayEmbedder:
         self.batch_size = ingest.ray_batch_size
         self.actors_wanted = ingest.ray_actors
         self.cpus_per_actor = ingest.ray_cpus_per_actor
-        self._actors: list[Any] = []
+        self._actors: list[Any] = []  # boundary: Ray actor handles (remote methods by attribute)
         self._dimension: int | None = None
         self._local: LocalEmbedder | None = None  # count_tokens only (no ingest path calls it)
         self.stats = RayStats()
@@ -210,7 +210,7 @@ class RayEmbedder:
         out: list[np.ndarray | None] = [None] * len(batches)
         # interleaved: a, b, a, b
         free = [actor for _ in range(IN_FLIGHT_PER_ACTOR) for actor in self._actors]
-        pending: dict[Any, tuple[int, Any]] = {}
+        pending: dict[Any, tuple[int, Any]] = {}  # boundary: Ray object refs -> (batch, actor handle)
         queued = 0
         while queued < len(batches) or pending:
             while free and queued < len(batches):

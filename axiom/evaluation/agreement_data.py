@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ class Labels:
     path: str
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float) and math.isfinite(float(value)):
@@ -97,7 +97,7 @@ def load_labels(path: str | Path, fields: Sequence[str] = ()) -> Labels:
     return Labels(frame, chosen, binary, bool((frame["system"] != "").any()), str(path))
 
 
-def _is_binary(values: Any) -> bool:
+def _is_binary(values: Iterable[object]) -> bool:
     present = {v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))}
     return bool(present) and present <= {0.0, 1.0}
 

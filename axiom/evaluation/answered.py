@@ -149,7 +149,7 @@ class Answered:
         return self.kind == "pipeline" or bool(self.source.get("gives_retrieved"))
 
 
-def finite_or_nan(value: Any) -> float:
+def finite_or_nan(value: Any) -> float:  # boundary: a JSON or pandas value; float() decides
     try:
         out = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond the float range

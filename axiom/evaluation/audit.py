@@ -32,6 +32,7 @@ from axiom.evaluation.spans import locate_passages
 
 if TYPE_CHECKING:
     from axiom.embeddings import Embedder
+    from axiom.evaluation.span_metrics import LocatedPassage
 
 CEILING = 1.0
 SATURATED_MEAN = 0.99
@@ -136,7 +137,8 @@ def _pair(a: EvalItem, b: EvalItem, cosine: float | None = None) -> dict[str, An
 
 
 # -- the parts ------------------------------------------------------------------------------------
-def _check_items(items: list[EvalItem], known: set[str] | None, located: dict[str, list[Any]] | None
+def _check_items(items: list[EvalItem], known: set[str] | None,
+                 located: dict[str, list[LocatedPassage]] | None
                  ) -> tuple[list[dict[str, Any]], list[Unusable], dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     unusable: list[Unusable] = []

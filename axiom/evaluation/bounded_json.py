@@ -76,7 +76,7 @@ def _float(text: str) -> float:
     return float(text)
 
 
-def loads_bounded(data: bytes | str, *, max_bytes: int | None = None) -> Any:
+def loads_bounded(data: bytes | str, *, max_bytes: int | None = None) -> Any:  # boundary: JSON
     """The parsed JSON document. Raises JSONBoundError beyond a bound, json.JSONDecodeError (a ValueError) for
     text that is not JSON, UnicodeDecodeError (a ValueError) for bytes that are not UTF-8."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
@@ -90,7 +90,7 @@ def loads_bounded(data: bytes | str, *, max_bytes: int | None = None) -> Any:
         raise JSONBoundError(f"nested deeper than {MAX_DEPTH} levels") from None
 
 
-def finite_json(value: Any) -> Any:
+def finite_json(value: Any) -> Any:  # boundary: JSON values
     """`value` with every NaN or infinite float replaced by None (lists, tuples and dicts walked)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -101,6 +101,6 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def dumps_finite(value: Any, **kwargs: Any) -> str:
+def dumps_finite(value: Any, **kwargs: Any) -> str:  # boundary: JSON values; json.dumps's keywords
     """Standard JSON (no NaN / Infinity: such numbers become null)."""
     return json.dumps(finite_json(value), allow_nan=False, **kwargs)

@@ -24,9 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FEW_GROUPS = 10  # below this many groups the verdict warns: cluster-level inference rests on few units
 
@@ -65,7 +68,7 @@ class Clusters:
         return np.bincount(self.index, minlength=self.count).astype(float)
 
 
-def question_groups(results: Any) -> dict[str, str]:
+def question_groups(results: pd.DataFrame | None) -> dict[str, str]:
     """{question id: group} from a run's per-question table (its `group` column, written since golden items
     have groups); empty for a table without one (older runs: every question its own group)."""
     if results is None or "group" not in getattr(results, "columns", ()):

@@ -107,7 +107,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _check_string(value: Any, name: str, where: str, problems: list[str]) -> str | None:
+def _check_string(value: object, name: str, where: str, problems: list[str]) -> str | None:
     if not isinstance(value, str):
         problems.append(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
         return None
@@ -117,7 +117,7 @@ def _check_string(value: Any, name: str, where: str, problems: list[str]) -> str
     return value
 
 
-def _check_string_list(value: Any, name: str, where: str, problems: list[str]) -> tuple[str, ...] | None:
+def _check_string_list(value: object, name: str, where: str, problems: list[str]) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         problems.append(f"{where}: field {name!r} must be a list of strings, got {type(value).__name__}")
         return None

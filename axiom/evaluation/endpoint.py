@@ -115,7 +115,7 @@ def _decoder(encoding: str) -> Callable[[bytes, int], tuple[bytes, bytes]]:
     return decode
 
 
-def _strings(value: Any, name: str, shown: str, *, ids: bool = False) -> tuple[str, ...]:
+def _strings(value: object, name: str, shown: str, *, ids: bool = False) -> tuple[str, ...]:
     """A list of strings (ids: also integers); passages may be objects holding a `text` string."""
     if not isinstance(value, list):
         raise _BadReply(f"the endpoint's reply: {name} at {shown!r} is {type(value).__name__}, not a list")
@@ -160,7 +160,7 @@ class EndpointClient:
             return min(exc.retry_after, RETRY_AFTER_CAP_SECONDS)
         return float(self._backoff(state))
 
-    def _send(self, payload: Any) -> tuple[_Reply, float]:
+    def _send(self, payload: Any) -> tuple[_Reply, float]:  # boundary: the JSON body (GET: params)
         cfg = self.config
         t0 = time.perf_counter()
         deadline = self.clock() + cfg.timeout_seconds

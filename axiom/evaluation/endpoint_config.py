@@ -98,7 +98,7 @@ def parse_path(path: str) -> list[Segment]:
     return out
 
 
-def extract(doc: Any, segments: list[Segment], shown: str) -> Any:
+def extract(doc: Any, segments: list[Segment], shown: str) -> Any:  # boundary: JSON values
     """The value at `segments` in a parsed JSON reply; WILDCARD maps the rest over a list. MissingField names
     the path when something is not there."""
     value = doc
@@ -119,7 +119,8 @@ def extract(doc: Any, segments: list[Segment], shown: str) -> Any:
     return value
 
 
-def render(template: Any, *, question: str, item_id: str, top_k: int | None) -> Any:
+def render(template: Any, *, question: str, item_id: str,  # boundary: a JSON template
+           top_k: int | None) -> Any:  # boundary: the JSON body it makes
     """The request body (or query parameters) for one question. `{question}`, `{id}`, `{top_k}` are replaced
     in strings by plain substitution (other braces are left alone); a value that is exactly "{top_k}" becomes
     the number, and its key is left out when there is no top_k."""
@@ -140,7 +141,7 @@ def render(template: Any, *, question: str, item_id: str, top_k: int | None) -> 
 class EndpointConfig:
     url: str
     method: str = "POST"
-    body: Any = field(default_factory=lambda: {"question": "{question}"})
+    body: Any = field(default_factory=lambda: {"question": "{question}"})  # boundary: a JSON template
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # resolved values: secrets
     response: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RESPONSE))
     concurrency: int = 4
@@ -189,12 +190,12 @@ def header_problems(headers: Mapping[str, str], origins: Mapping[str, str] | Non
     return problems
 
 
-def _origin(value: Any) -> str | None:
+def _origin(value: object) -> str | None:
     names = [m.group(1) for m in _ENV.finditer(str(value))]
     return f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else None
 
 
-def _resolve_header(name: str, value: Any, environ: Mapping[str, str], problems: list[str]) -> str:
+def _resolve_header(name: str, value: object, environ: Mapping[str, str], problems: list[str]) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         problems.append(f"headers.{name}: expected a string, got {type(value).__name__}")
         return ""
@@ -211,8 +212,9 @@ def _resolve_header(name: str, value: Any, environ: Mapping[str, str], problems:
     return _ENV.sub(sub, str(value)).strip()
 
 
-def _number(data: Mapping[str, Any], key: str, default: float, problems: list[str], *, integer: bool,
-            minimum: float, strict: bool = False) -> Any:
+def _number(data: Mapping[str, Any],  # boundary: the YAML mapping
+            key: str, default: float, problems: list[str], *, integer: bool,
+            minimum: float, strict: bool = False) -> Any:  # boundary: the YAML number (int or float)
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value,
                                                  (int, float)) or (integer and not isinstance(value, int)):

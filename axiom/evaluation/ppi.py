@@ -34,6 +34,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from axiom.errors import EvaluationError
 
@@ -63,8 +64,8 @@ class Estimate:
                 f"{self.lam:.2f}; {self.labelled} labelled of {self.scored})")
 
 
-def _arrays(labels: Any, predicted: Any,
-            predicted_unlabelled: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _arrays(labels: ArrayLike, predicted: ArrayLike,
+            predicted_unlabelled: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=float).ravel()
     yhat = np.asarray(predicted, dtype=float).ravel()
     yhat_u = np.asarray(predicted_unlabelled, dtype=float).ravel()
@@ -97,8 +98,8 @@ def _slope(y: np.ndarray, yhat: np.ndarray) -> float:
     return 0.0 if var <= 0.0 else float(np.clip(np.cov(y, yhat, ddof=1)[0, 1] / var, 0.0, 1.0))
 
 
-def ppi_mean(labels: Any, predicted: Any, predicted_unlabelled: Any, *, lam: float | None = 1.0,
-             level: float = 0.95, finite: bool = False) -> Estimate:
+def ppi_mean(labels: ArrayLike, predicted: ArrayLike, predicted_unlabelled: ArrayLike, *,
+             lam: float | None = 1.0, level: float = 0.95, finite: bool = False) -> Estimate:
     """Prediction-powered estimate of the mean label: `labels` and `predicted` (the metric) on the labelled
     items, `predicted_unlabelled` the metric on the set whose mean is wanted (ppi_py's `Yhat_unlabeled`).
     lam=1: PPI; lam=None: power-tuned (PPI++). finite=True: the mean of exactly the set `predicted_unlabelled`
@@ -123,7 +124,7 @@ def ppi_mean(labels: Any, predicted: Any, predicted_unlabelled: Any, *, lam: flo
                     level)
 
 
-def classical_mean(labels: Any, *, level: float = 0.95) -> Estimate:
+def classical_mean(labels: ArrayLike, *, level: float = 0.95) -> Estimate:
     """The normal interval of the mean of the human labels alone (what PPI is measured against)."""
     y = np.asarray(labels, dtype=float).ravel()
     if y.size < 2 or not np.all(np.isfinite(y)):

@@ -42,7 +42,7 @@ KNOWN = set(REQUIRED) | {"retrieved", "retrieved_contexts", "latency_ms", "usage
 MISSING_LISTED = 50  # ids of items without a response named in the manifest (the count is always there)
 
 
-def _strings(value: Any, name: str, where: str, problems: list[str]) -> tuple[str, ...] | None:
+def _strings(value: object, name: str, where: str, problems: list[str]) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         problems.append(f"{where}: field {name!r} must be a list of strings, got {type(value).__name__}")
         return None
@@ -56,7 +56,7 @@ def _strings(value: Any, name: str, where: str, problems: list[str]) -> tuple[st
     return tuple(value)
 
 
-def _usage(value: Any, where: str, problems: list[str]) -> dict[str, int] | None:
+def _usage(value: object, where: str, problems: list[str]) -> dict[str, int] | None:
     if not isinstance(value, dict):
         problems.append(f"{where}: field 'usage' must be an object, got {type(value).__name__}")
         return None

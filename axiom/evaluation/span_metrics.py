@@ -52,7 +52,7 @@ class LocatedPassage:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LocatedPassage:
+    def from_dict(cls, data: Mapping[str, Any]) -> LocatedPassage:  # boundary: a JSON object
         page = data["page"]
         return cls(item_id=str(data["item_id"]), index=int(data["index"]),
                    source=None if data["source"] is None else str(data["source"]),

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from axiom.evaluation.clusters import Clusters, question_groups
 from axiom.evaluation.run_folder import RESULTS_PARQUET, load_run
@@ -78,7 +81,8 @@ def sweep_values(run_paths: Mapping[str, Path | None], metric: str) -> tuple[dic
     return values, groups
 
 
-def with_tests_against_best(table: Any, run_paths: Mapping[str, Path | None], metric: str) -> Any:
+def with_tests_against_best(table: pd.DataFrame, run_paths: Mapping[str, Path | None],
+                            metric: str) -> pd.DataFrame:
     """The sweep's ranked summary (best first, a `combination` column) with the comparison columns added:
     empty for the best row and for combinations without per-question values."""
     values, groups = sweep_values(run_paths, metric)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import SecretStr
+from starlette.routing import BaseRoute
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,15 @@ class ApiKeyAuth:
             raise Unauthorized()
 
 
-def _auths_of(dependant: Any) -> Iterator[ApiKeyAuth]:
-    if isinstance(getattr(dependant, "call", None), ApiKeyAuth):
-        yield dependant.call
+def _auths_of(dependant: object) -> Iterator[ApiKeyAuth]:  # a FastAPI Dependant, read by getattr
+    call = getattr(dependant, "call", None)
+    if isinstance(call, ApiKeyAuth):
+        yield call
     for sub in getattr(dependant, "dependencies", None) or ():
         yield from _auths_of(sub)
 
 
-def guarded_routes(app: Any) -> list[tuple[Any, ApiKeyAuth]]:
+def guarded_routes(app: object) -> list[tuple[BaseRoute, ApiKeyAuth]]:
     """(route, its ApiKeyAuth) for every route of `app` that depends on an ApiKeyAuth, at any depth."""
     out = []
     for route in getattr(app, "routes", None) or ():

@@ -13,11 +13,12 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Generic, TypeVar
 
 from axiom.observability import CACHE_HITS, CACHE_MISSES
 
 CacheKey = tuple[str, str, int, str, int]
+V = TypeVar("V")  # what is cached (the service: an answer's JSON payload)
 
 
 def normalise_question(question: str) -> str:
@@ -29,14 +30,22 @@ def cache_key(question: str, retriever: str, top_k: int, collection: str, data_v
     return (normalise_question(question), retriever, top_k, collection, data_version)
 
 
-class QueryCache:
+class _Flight:
+    """One key being computed: the lock its callers take turns on and how many threads use it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+class QueryCache(Generic[V]):
     def __init__(self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.ttl = ttl_seconds
         self._clock = clock
-        self._data: OrderedDict[CacheKey, tuple[float, Any]] = OrderedDict()
+        self._data: OrderedDict[CacheKey, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
-        self._flights: dict[CacheKey, list[Any]] = {}  # key -> [lock, number of threads using it]
+        self._flights: dict[CacheKey, _Flight] = {}
 
     @property
     def enabled(self) -> bool:
@@ -46,7 +55,7 @@ class QueryCache:
         with self._lock:
             return len(self._data)
 
-    def _lookup(self, key: CacheKey) -> Any | None:
+    def _lookup(self, key: CacheKey) -> V | None:
         now = self._clock()
         with self._lock:
             item = self._data.get(key)
@@ -57,7 +66,7 @@ class QueryCache:
                 self._data.move_to_end(key)
         return None if item is None else item[1]
 
-    def get(self, key: CacheKey) -> Any | None:
+    def get(self, key: CacheKey) -> V | None:
         """The cached value, or None (counted as a hit or a miss in /metrics)."""
         if not self.enabled:
             return None
@@ -68,18 +77,18 @@ class QueryCache:
     @contextmanager
     def _single_flight(self, key: CacheKey) -> Iterator[None]:
         with self._lock:
-            entry = self._flights.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
+            entry = self._flights.setdefault(key, _Flight())
+            entry.users += 1
         try:
-            with entry[0]:
+            with entry.lock:
                 yield
         finally:
             with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
+                entry.users -= 1
+                if entry.users == 0:
                     del self._flights[key]
 
-    def get_or_compute(self, key: CacheKey, compute: Callable[[], tuple[Any, bool]]) -> tuple[Any, bool]:
+    def get_or_compute(self, key: CacheKey, compute: Callable[[], tuple[V, bool]]) -> tuple[V, bool]:
         """(value, was_cached). `compute` returns (value, cacheable); concurrent callers with the same key
         wait for the first one and share its value when it is cacheable."""
         if not self.enabled:
@@ -97,7 +106,7 @@ class QueryCache:
         CACHE_HITS.inc()
         return value, True
 
-    def put(self, key: CacheKey, value: Any) -> None:
+    def put(self, key: CacheKey, value: V) -> None:
         if not self.enabled:
             return
         expires = self._clock() + self.ttl

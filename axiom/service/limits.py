@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -29,6 +29,7 @@ from axiom.observability import REJECTED
 log = logging.getLogger("axiom.service")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # worker threads beyond the cap, for the sync dependencies (API key check) of other requests
 THREAD_HEADROOM = 8
@@ -74,7 +75,7 @@ class ConcurrencyLimit:
         with self._lock:
             self._in_flight -= 1
 
-    async def run(self, endpoint: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, endpoint: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` in the thread pool, or OverloadedError when the cap is reached. The slot is
         released when `fn` returns (the wait for the thread is not abandoned on cancellation)."""
         if not self.try_acquire():

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from axiom.observability import REQUESTS, accept_request_id, count_error, request_id_var
@@ -43,7 +43,7 @@ class BodyTooLarge(HTTPException):
                                                  "(service.max_body_bytes)")
 
 
-def error_body(kind: str, message: str, request_id: str | None, **extra: Any) -> dict[str, Any]:
+def error_body(kind: str, message: str, request_id: str | None, **extra: object) -> dict[str, Any]:
     return {"error": kind, "message": message, **extra, "request_id": request_id}
 
 
@@ -60,7 +60,7 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self._guards: list[tuple[Any, ApiKeyAuth]] = []
+        self._guards: list[tuple[BaseRoute, ApiKeyAuth]] = []
         self._guards_of: tuple[int, int] | None = None  # (id, length) of the routes list they were read from
 
     def _auth_for(self, scope: Scope) -> ApiKeyAuth | None:

@@ -185,7 +185,7 @@ class HealthChecker:
 class ServiceState:
     settings: Settings
     pipeline: RAGPipeline
-    cache: QueryCache
+    cache: QueryCache[dict[str, Any]]  # answers' JSON payloads
     health: HealthChecker
     data_root: Path
     limit: ConcurrencyLimit
@@ -242,7 +242,8 @@ def build_state(settings: Settings, *, warm_up: bool = True) -> ServiceState:
         t0 = time.perf_counter()
         embedder.warm_up()
         log.info("embedding model %s loaded in %.1fs", embedder.model_id, time.perf_counter() - t0)
-    cache = QueryCache(settings.service.cache_size, settings.service.cache_ttl_seconds)
+    cache: QueryCache[dict[str, Any]] = QueryCache(settings.service.cache_size,
+                                                   settings.service.cache_ttl_seconds)
     health = HealthChecker(settings, generator_name=settings.generation.resolved_provider, breaker=breaker)
     limit = ConcurrencyLimit.from_settings(settings.service)
     IN_FLIGHT.set_function(lambda: limit.in_flight)

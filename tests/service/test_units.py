@@ -157,7 +157,7 @@ def test_cache_is_single_flight() -> None:
     def all_six_in_the_flight() -> bool:  # one computes, five wait for it (not yet answered from the cache)
         with cache._lock:
             entry = cache._flights.get(key)
-            return entry is not None and entry[1] == 6
+            return entry is not None and entry.users == 6
 
     poll_until(all_six_in_the_flight, timeout=10, interval=0.01,
                message="all six callers in one single flight")

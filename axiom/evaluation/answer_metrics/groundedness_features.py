@@ -161,7 +161,7 @@ def _pooled(tokens: _Segment) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer() -> Any:  # PyStemmer (untyped): the stemmer the BM25 index uses too
+def _stemmer() -> Any:  # boundary: PyStemmer (untyped), the stemmer the BM25 index uses too
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -241,9 +241,9 @@ class TokenVectorMemo:
     vectors are kept, the least recently used dropped first. Vectors do not depend on the batch a text is
     encoded in (attention masks). `token_vector_memo` gives the one that lives as long as an embedder."""
 
-    def __init__(self, model: Any, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, model: TokenModel, max_bytes: int = 256 << 20) -> None:
         self.model, self.max_bytes, self.bytes = model, max_bytes, 0
-        self._by_text: OrderedDict[str, Any] = OrderedDict()
+        self._by_text: OrderedDict[str, TokenVectors] = OrderedDict()
         self._lock = threading.RLock()  # evaluations in threads may share one (`token_vector_memo`)
 
     def prime(self, texts: Sequence[str]) -> None:
@@ -258,7 +258,7 @@ class TokenVectorMemo:
             while self.bytes > self.max_bytes and len(self._by_text) > len(missing):
                 self.bytes -= self._by_text.popitem(last=False)[1].vectors.nbytes
 
-    def token_vectors(self, texts: Sequence[str]) -> list[Any]:
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
         with self._lock:
             self.prime(texts)
             return [self._by_text[t] for t in texts]
@@ -266,7 +266,7 @@ class TokenVectorMemo:
 
 # embedder -> its memo: an evaluation's repetitions, and the runs of one process that share an embedder (a
 # notebook kernel, a sweep, a benchmark), encode each context once. Dropped with the embedder.
-_MEMOS: weakref.WeakKeyDictionary[Any, TokenVectorMemo] = weakref.WeakKeyDictionary()
+_MEMOS: weakref.WeakKeyDictionary[Embedder, TokenVectorMemo] = weakref.WeakKeyDictionary()
 _MEMOS_LOCK = threading.Lock()
 
 

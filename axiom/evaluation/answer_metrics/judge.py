@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pydantic
 
 from axiom.config import Settings
 from axiom.embeddings import Embedder
-from axiom.evaluation.answer_metrics.judge_cache import JudgeCache
+from axiom.evaluation.answer_metrics.judge_cache import JudgeCache, JudgeInputs
 from axiom.evaluation.answer_metrics.normalise import clean_answer
 from axiom.evaluation.answer_metrics.prices import cost_usd, price_for
 from axiom.evaluation.answer_metrics.ragas_adapter import (
@@ -68,7 +67,7 @@ def judge_config(settings: Settings) -> JudgeConfig | None:
 # -- what each judged metric is asked ---------------------------------------------------------------
 @dataclass(frozen=True)
 class JudgeSpec:
-    inputs: Callable[[ScoreInput], dict[str, Any]]  # ragas's ascore keyword arguments (also the cache key)
+    inputs: Callable[[ScoreInput], JudgeInputs]  # ragas's ascore keyword arguments (also the cache key)
     needs: tuple[str, ...]  # which of answer / contexts / reference must be non-empty
 
 
@@ -150,7 +149,7 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
     embedding_id = getattr(embedder, "model_id", "?")
     out: dict[str, list[MetricScore]] = {name: [MetricScore.unmeasured("not run")] * len(rows)
                                          for name in metrics}
-    todo: list[tuple[str, int, str, dict[str, Any]]] = []  # metric, row index, cache key, inputs
+    todo: list[tuple[str, int, str, JudgeInputs]] = []  # metric, row index, cache key, inputs
     for name in metrics:
         spec = JUDGE_SPECS[name]
         identity = f"{name}@ragas-{RAGAS_VERSION}" + (f"+{embedding_id}" if name == "answer_relevancy"
@@ -181,7 +180,7 @@ def score_judged(rows: Sequence[ScoreInput], config: JudgeConfig, embedder: Embe
         llm = make_judge_llm(config.model, client, asyncio.Semaphore(config.concurrency), deadline, stats)
         built = {name: JUDGE_FACTORIES[name](llm, embeddings) for name in metrics}
 
-        async def one(name: str, i: int, key: str, inputs: dict[str, Any]) -> None:
+        async def one(name: str, i: int, key: str, inputs: JudgeInputs) -> None:
             usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
             judge_usage.set(usage)
             try:

@@ -14,6 +14,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+
+# one judgement's inputs: ragas's `ascore` keyword arguments (question, answer, contexts, reference), which
+# also make its cache key
+JudgeInputs = dict[str, str | list[str] | None]
+
 _CACHE_FOLDER = re.compile(r"[0-9a-f]{2}")
 
 
@@ -40,7 +45,7 @@ class JudgeCache:
                 log.warning("judge cache folder %s is not private and cannot be made so (%s)", path, exc)
 
     @staticmethod
-    def key(metric: str, model: str, inputs: dict[str, Any]) -> str:
+    def key(metric: str, model: str, inputs: JudgeInputs) -> str:
         blob = json.dumps({"format": CACHE_FORMAT, "metric": metric, "model": model, "inputs": inputs},
                           sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()

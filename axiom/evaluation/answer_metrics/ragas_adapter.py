@@ -17,8 +17,9 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
+from pydantic import BaseModel
 from ragas import __version__ as RAGAS_VERSION  # noqa: N812 (a constant of this module)
 from ragas.embeddings.base import BaseRagasEmbedding
 from ragas.llms.base import InstructorBaseRagasLLM
@@ -26,13 +27,17 @@ from ragas.llms.base import InstructorBaseRagasLLM
 from axiom.embeddings import CachingEmbedder, Embedder, caching_embedder
 from axiom.evaluation.answer_metrics.scores import JudgeStats
 
+if TYPE_CHECKING:
+    from ragas.metrics.collections.base import BaseMetric
+
 __all__ = ["JUDGE_FACTORIES", "RAGAS_VERSION", "EmbedderAdapter", "JudgeLLM", "RagasOffline", "judge_usage",
            "make_judge_llm", "run_sync"]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)  # the structured reply a ragas metric asks the judge for
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[object, object, T]) -> T:
     """Run a coroutine to completion, also when the caller already runs an event loop (notebooks)."""
     try:
         asyncio.get_running_loop()
@@ -70,18 +75,18 @@ class EmbedderAdapter(BaseRagasEmbedding):
         if texts:
             self.embedder.embed(list(texts))
 
-    def embed_text(self, text: str, **kwargs: Any) -> list[float]:
+    def embed_text(self, text: str, **kwargs: object) -> list[float]:
         return [float(x) for x in self.embedder.embed([text])[0]]
 
-    async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
+    async def aembed_text(self, text: str, **kwargs: object) -> list[float]:
         return self.embed_text(text)
 
-    def embed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+    def embed_texts(self, texts: list[str], **kwargs: object) -> list[list[float]]:
         if not texts:
             return []
         return [[float(x) for x in vector] for vector in self.embedder.embed(texts)]
 
-    async def aembed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+    async def aembed_texts(self, texts: list[str], **kwargs: object) -> list[list[float]]:
         return self.embed_texts(texts)
 
 
@@ -146,7 +151,8 @@ class JudgeLLM(InstructorBaseRagasLLM):
     """The ragas LLM with Axiom's policy around it: a semaphore bounding concurrent calls, a deadline per
     call, and usage accounting (per judgement, through `judge_usage`, and per run)."""
 
-    def __init__(self, inner: Any, semaphore: asyncio.Semaphore, deadline: float, stats: JudgeStats) -> None:
+    def __init__(self, inner: InstructorBaseRagasLLM, semaphore: asyncio.Semaphore, deadline: float,
+                 stats: JudgeStats) -> None:
         self.inner = inner
         self.semaphore = semaphore
         self.deadline = deadline
@@ -156,7 +162,7 @@ class JudgeLLM(InstructorBaseRagasLLM):
             hooks.on("completion:response", self._on_response)
             hooks.on("completion:error", self._on_error)
 
-    def _on_response(self, response: Any) -> None:
+    def _on_response(self, response: object) -> None:
         self.stats.calls += 1
         usage = getattr(response, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -169,22 +175,22 @@ class JudgeLLM(InstructorBaseRagasLLM):
             row["prompt_tokens"] += prompt
             row["completion_tokens"] += completion
 
-    def _on_error(self, error: Any) -> None:
+    def _on_error(self, error: object) -> None:
         self.stats.calls += 1
         self.stats.failed_calls += 1
         row = judge_usage.get()
         if row is not None:
             row["calls"] += 1
 
-    def generate(self, prompt: str, response_model: Any) -> Any:  # ragas collections only use agenerate
+    def generate(self, prompt: str, response_model: type[M]) -> M:  # ragas collections only use agenerate
         return run_sync(self.agenerate(prompt, response_model))
 
-    async def agenerate(self, prompt: str, response_model: Any) -> Any:
+    async def agenerate(self, prompt: str, response_model: type[M]) -> M:
         async with self.semaphore:
             return await asyncio.wait_for(self.inner.agenerate(prompt, response_model), timeout=self.deadline)
 
 
-def make_judge_llm(model: str, client: Any, semaphore: asyncio.Semaphore, deadline: float,
+def make_judge_llm(model: str, client: object, semaphore: asyncio.Semaphore, deadline: float,
                    stats: JudgeStats) -> JudgeLLM:
     """A JudgeLLM over an AsyncOpenAI `client`; an unparsable reply is re-asked once (instructor's
     max_retries counts attempts)."""
@@ -194,31 +200,31 @@ def make_judge_llm(model: str, client: Any, semaphore: asyncio.Semaphore, deadli
                     stats)
 
 
-def _faithfulness(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
+def _faithfulness(llm: JudgeLLM, emb: EmbedderAdapter) -> BaseMetric:
     from ragas.metrics.collections import Faithfulness
 
     return Faithfulness(llm=llm)
 
 
-def _answer_relevancy(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
+def _answer_relevancy(llm: JudgeLLM, emb: EmbedderAdapter) -> BaseMetric:
     from ragas.metrics.collections import AnswerRelevancy
 
     return AnswerRelevancy(llm=llm, embeddings=emb, strictness=3)
 
 
-def _context_precision(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
+def _context_precision(llm: JudgeLLM, emb: EmbedderAdapter) -> BaseMetric:
     from ragas.metrics.collections import ContextPrecisionWithReference
 
     return ContextPrecisionWithReference(llm=llm)
 
 
-def _context_recall(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
+def _context_recall(llm: JudgeLLM, emb: EmbedderAdapter) -> BaseMetric:
     from ragas.metrics.collections import ContextRecall
 
     return ContextRecall(llm=llm)
 
 
-def _factual_correctness(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
+def _factual_correctness(llm: JudgeLLM, emb: EmbedderAdapter) -> BaseMetric:
     from ragas.metrics.collections import FactualCorrectness
 
     return FactualCorrectness(llm=llm, mode="f1")
@@ -226,7 +232,7 @@ def _factual_correctness(llm: JudgeLLM, emb: EmbedderAdapter) -> Any:
 
 # Axiom's judged metric name -> the ragas collections metric over the judge LLM (and the embeddings);
 # each is scored with `await metric.ascore(**inputs)`, the inputs as judge.py builds them
-JUDGE_FACTORIES: dict[str, Callable[[JudgeLLM, EmbedderAdapter], Any]] = {
+JUDGE_FACTORIES: dict[str, Callable[[JudgeLLM, EmbedderAdapter], BaseMetric]] = {
     "faithfulness": _faithfulness,
     "answer_relevancy": _answer_relevancy,
     "llm_context_precision": _context_precision,

@@ -67,4 +67,4 @@ class AnswerScores:
     judge: JudgeStats | None = None
     metric_names: list[str] = field(default_factory=list)
     # name -> one JSON value per row (unsupported claims)
-    details: dict[str, list[Any]] = field(default_factory=dict)
+    details: dict[str, list[Any]] = field(default_factory=dict)  # boundary: JSON values

@@ -5,8 +5,6 @@ Split from `axiom.config` (which re-exports it) to keep that module short; part 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
@@ -47,7 +45,7 @@ class ServiceSettings(BaseModel):
 
     @field_validator("api_keys", mode="before")
     @classmethod
-    def _split_keys(cls, value: Any) -> Any:
+    def _split_keys(cls, value: object) -> list[str]:
         # AXIOM_API_KEYS is comma-separated; blanks are dropped. The value is never echoed in an error.
         if value is None:
             return []
@@ -62,7 +60,7 @@ class ServiceSettings(BaseModel):
 
     @field_validator("cors_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value or []

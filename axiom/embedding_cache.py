@@ -32,15 +32,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from axiom.embedding_cache_file import CacheUnusable, open_cache_file
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FILE_NAME = "embeddings.sqlite3"
 MB = 1024 * 1024
@@ -114,7 +115,7 @@ class PersistentEmbeddingCache:
         self._pid = os.getpid()
         return self._conn
 
-    def _run(self, what: str, work: Any, default: Any) -> Any:
+    def _run(self, what: str, work: Callable[[sqlite3.Connection], T], default: T) -> T:
         """`work(conn)` under the lock; any failure is logged once and gives `default`."""
         with self._lock:
             conn = self._connection()
@@ -189,7 +190,8 @@ class PersistentEmbeddingCache:
             self.misses += len(hashes) - len(found)
             return found
 
-        found = self._run("reading", work, {})
+        empty: dict[bytes, np.ndarray] = {}
+        found = self._run("reading", work, empty)
         if sum(len(t) for t in self._touched.values()) >= TOUCH_BATCH:
             self.flush()
         return found
@@ -212,7 +214,7 @@ class PersistentEmbeddingCache:
 
         return self._run("writing", work, 0)
 
-    def _write(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
         """New rows plus the pending last_used of hits, in one transaction; then the size bound."""
         with self._transaction(conn):
             if rows:

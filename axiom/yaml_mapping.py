@@ -90,7 +90,7 @@ def load_yaml_mapping(path: str | os.PathLike[str], *, what: str, expected: str 
     return raw
 
 
-def parse_yaml_value(text: str) -> Any:
+def parse_yaml_value(text: str) -> Any:  # boundary: a YAML value (int, float, str, None, list, dict)
     """A YAML scalar or flow value (3 -> int, null -> None, [a, b] -> list), else `text` itself."""
     try:
         return yaml.safe_load(text)

@@ -38,8 +38,13 @@ CONVERTED = {
     "axiom/cli/retrieval_eval.py",
     "axiom/cli/serve.py",
     "axiom/cli/status.py",
+    "axiom/config_service.py",
     "axiom/distributed/embedder.py",
     "axiom/distributed/ingest.py",
+    "axiom/embedding_cache.py",
+    "axiom/embedding_cache_file.py",
+    "axiom/embedding_keys.py",
+    "axiom/embeddings.py",
     "axiom/evaluation/agreement.py",
     "axiom/evaluation/agreement_data.py",
     "axiom/evaluation/answer_metrics/__init__.py",
@@ -80,7 +85,9 @@ CONVERTED = {
     "axiom/evaluation/versus_best.py",
     "axiom/generation.py",
     "axiom/llm.py",
+    "axiom/local_embedder.py",
     "axiom/observability.py",
+    "axiom/openai_embedder.py",
     "axiom/pipeline.py",
     "axiom/progress.py",
     "axiom/redaction.py",
@@ -95,6 +102,7 @@ CONVERTED = {
     "axiom/service/state.py",
     "axiom/store.py",
     "axiom/types.py",
+    "axiom/yaml_mapping.py",
 }
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from axiom.config import Settings
+    from axiom.evaluation.run_documents import Comparison
     from axiom.evaluation.run_folder import RunRecord
 
 
@@ -41,17 +42,18 @@ def runs_overview(records: Sequence[RunRecord]) -> pd.DataFrame:
     for i, r in enumerate(records):
         m = r.manifest
         rows.append({"": "reference" if i == 0 else f"run {i}", "run": r.path.name,
-                     "started": m.get("started"),
-                     "retriever": m.get("retriever"), "top_k": m.get("top_k"),
-                     "chunking": "{chunk_size}/{chunk_overlap}".format(**(m.get("settings") or {}).get(
+                     "started": m.started,
+                     "retriever": m.retriever, "top_k": m.top_k,
+                     "chunking": "{chunk_size}/{chunk_overlap}".format(**m.settings.get(
                          "chunking", {"chunk_size": "?", "chunk_overlap": "?"})),
-                     "generator": (m.get("generator") or {}).get("name"), "questions": len(r.results),
-                     "git": ((m.get("git") or {}).get("commit") or "")[:10]})
+                     "generator": m.generator.name if m.generator is not None else None,
+                     "questions": len(r.results),
+                     "git": ((m.git.commit if m.git is not None else None) or "")[:10]})
     return pd.DataFrame(rows)
 
 
 def compare_all(records: Sequence[RunRecord], *, settings: Settings | None = None, top: int = 5
-                ) -> list[dict[str, Any]]:
+                ) -> list[Comparison]:
     """`compare_runs(reference, other)` for every run after the first, tested as `settings.evaluation` says
     (the same configuration `axiom compare` and the gate use)."""
     from axiom.evaluation.compare import compare_runs
@@ -65,19 +67,19 @@ def compare_all(records: Sequence[RunRecord], *, settings: Settings | None = Non
     return [compare_runs(records[0], other, config=config, top=top) for other in records[1:]]
 
 
-def verdicts(comparisons: Sequence[Mapping[str, Any]]) -> str:
+def verdicts(comparisons: Sequence[Comparison]) -> str:
     """The verdict line of each comparison, first thing a reader sees (printed text)."""
-    return "\n".join(f"{Path(c['b']).name} vs {Path(c['a']).name}: {c['verdict']}" for c in comparisons)
+    return "\n".join(f"{Path(c.b).name} vs {Path(c.a).name}: {c.verdict}" for c in comparisons)
 
 
-def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """Per metric: the reference mean, then for each compared run its role in the family (primary, secondary,
     = the metric it is an alias of, constant), mean, delta with its 95% CI (unadjusted), p, corrected p, MDE,
     n (questions both measured, per metric), W/L/T, the verdict and, for a primary, its outcome."""
     rows: dict[str, dict[Any, Any]] = {}
     for i, comp in enumerate(comparisons, start=1):
         label = f"run {i}" if len(comparisons) > 1 else "B"
-        for metric, r in comp["metrics"].items():
+        for metric, r in comp.metrics.items():
             row = rows.setdefault(metric,
                                   {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
             low, high = r["ci"]
@@ -100,10 +102,10 @@ def comparison_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return blank_missing(table, {c: 4 for c in table.columns if c[1] in ("p", "p_adj")})
 
 
-def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
+def delta_chart(comparisons: Sequence[Comparison]) -> Figure:
     """Mean paired difference per metric against the reference run with its 95% CI; * marks a metric whose
     verdict is better or worse after correction."""
-    metrics = list(dict.fromkeys(m for c in comparisons for m, r in c["metrics"].items()
+    metrics = list(dict.fromkeys(m for c in comparisons for m, r in c.metrics.items()
                                  if r["delta"] is not None))
     n = max(1, len(comparisons))
     fig, ax = new_figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
@@ -111,7 +113,7 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     height = 0.75 / n
     lim = 0.01
     for i, comp in enumerate(comparisons):
-        entries = [comp["metrics"].get(m, {}) for m in metrics]
+        entries: list[Mapping[str, Any]] = [comp.metrics.get(m, {}) for m in metrics]
         deltas = [e.get("delta") or 0.0 for e in entries]
         # whiskers from the delta to its interval's ends, never negative (an interval that does not hold the
         # delta, as a bootstrap of a few questions can give, draws no whisker on that side)
@@ -122,7 +124,7 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
                  for d, e in zip(deltas, entries, strict=True)]
         offs = y - 0.375 + height * (i + 0.5)
         ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)],
-                label=Path(comp["b"]).name,
+                label=Path(comp.b).name,
                 xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
         lim = max([lim] + [abs(d) + max(lo, hi) for d, lo, hi in zip(deltas, lows, highs, strict=True)])
         for yy, e, d in zip(offs, entries, deltas, strict=True):
@@ -133,8 +135,8 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     ax.set_yticks(y, metrics)
     ax.invert_yaxis()
     ax.set_xlim(-lim * 1.15, lim * 1.15)
-    alpha = (comparisons[0].get("config") or {}).get("alpha", 0.05) if comparisons else 0.05
-    ax.set_title(f"Metric deltas against {Path(comparisons[0]['a']).name if comparisons else 'reference'}"
+    alpha = comparisons[0].config.get("alpha", 0.05) if comparisons else 0.05
+    ax.set_title(f"Metric deltas against {Path(comparisons[0].a).name if comparisons else 'reference'}"
                  f" (95% CI; * p_adj < {alpha})")
     ax.set_xlabel("mean paired difference (run − reference)")
     ax.set_ylabel("metric")
@@ -142,25 +144,25 @@ def delta_chart(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def changed_questions(comparison: Mapping[str, Any], a: RunRecord, b: RunRecord, *,
+def changed_questions(comparison: Comparison, a: RunRecord, b: RunRecord, *,
                       text_limit: int = 260) -> pd.DataFrame:
     """The questions that changed most between two runs, with both answers side by side."""
     answers_a = dict(zip(a.results["id"].astype(str), a.results["answer"], strict=True))
     answers_b = dict(zip(b.results["id"].astype(str), b.results["answer"], strict=True))
     rows = []
-    for c in comparison["changed_most"]:
-        top = sorted(c["changes"].items(), key=lambda kv: -abs(kv[1]["delta"]))[:3]
-        rows.append({"id": c["id"], "question": clip(c["question"], 160),
-                     "largest changes": "; ".join(f"{m} {d['a']:.2f}→{d['b']:.2f}" for m, d in top),
-                     "sum |change|": rounded(c["total_abs_change"]),
-                     "answer (reference)": clip(answer_text(answers_a.get(c["id"], "")), text_limit),
-                     "answer (run)": clip(answer_text(answers_b.get(c["id"], "")), text_limit)})
+    for c in comparison.changed_most:
+        top = sorted(c.changes.items(), key=lambda kv: -abs(kv[1].delta))[:3]
+        rows.append({"id": c.id, "question": clip(c.question, 160),
+                     "largest changes": "; ".join(f"{m} {d.a:.2f}→{d.b:.2f}" for m, d in top),
+                     "sum |change|": rounded(c.total_abs_change),
+                     "answer (reference)": clip(answer_text(answers_a.get(c.id, "")), text_limit),
+                     "answer (run)": clip(answer_text(answers_b.get(c.id, "")), text_limit)})
     return pd.DataFrame(rows, columns=["id", "question", "largest changes", "sum |change|",
                                        "answer (reference)",
                                        "answer (run)"])
 
 
-def changed_questions_all(comparisons: Sequence[Mapping[str, Any]],
+def changed_questions_all(comparisons: Sequence[Comparison],
                           records: Sequence[RunRecord]) -> pd.DataFrame:
     """`changed_questions` for every run against the reference, in one table (a `run` column first)."""
     parts = []
@@ -174,13 +176,13 @@ def changed_questions_all(comparisons: Sequence[Mapping[str, Any]],
     return pd.concat(parts, ignore_index=True)
 
 
-def differences_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def differences_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """What differs between the reference and each run: settings, dataset/corpus hashes, commit."""
     rows = []
     for comp in comparisons:
-        for line in comp.get("differences", []):
+        for line in comp.differences:
             key, _, change = line.partition(": ")
-            rows.append({"run": Path(comp["b"]).name, "what": key, "reference → run": change})
+            rows.append({"run": Path(comp.b).name, "what": key, "reference → run": change})
     if not rows:
         return pd.DataFrame([{"run": "", "what": "nothing", "reference → run": "same settings and inputs"}])
     return pd.DataFrame(rows)

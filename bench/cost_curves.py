@@ -105,6 +105,7 @@ def fit(points: Sequence[tuple[float, float]]) -> dict[str, float] | None:
 def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], work: Path,
                progress: bool = True) -> dict[str, Any]:
     from axiom.evaluation.datasets import load_beir
+    from axiom.evaluation.run_folder import read_manifest
 
     beir = load_beir(dataset, "test")
     corpus = {d: (v.get("title", "") + " " + v.get("text", "")).strip() for d, v in beir.corpus.items()}
@@ -141,9 +142,9 @@ def run_curves(dataset: Path, docs: Sequence[int], questions: Sequence[int], wor
             got = measure([str(AXIOM), "--config", str(config), "eval", "--dataset", str(golden[q]),
                            "--corpus",
                            str(folder), "--collection", "curve", "--name", f"curve-{size}-{q}", "--json"])
-            manifest = json.loads((Path(json.loads(got.pop("stdout"))["run"]) / "manifest.json").read_text())
-            evals.append({"documents": size, "questions": q, "timings": manifest.get("timings"),
-                          "ingest": manifest.get("ingest"), **got})
+            manifest = read_manifest(json.loads(got.pop("stdout"))["run"])
+            evals.append({"documents": size, "questions": q, "timings": manifest.timings,
+                          "ingest": manifest.ingest, **got})
             say(f"eval {size} docs x {q} questions: {got['wall_s']:.1f} s, {got['peak_rss_mb']:.0f} MB")
     return {"ingest": ingests, "evaluation": evals, "fits": fits(ingests, evals, docs, questions)}
 

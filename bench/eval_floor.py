@@ -23,9 +23,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import REPO, Figure
+
+if TYPE_CHECKING:
+    from axiom.evaluation.run_documents import Manifest
 
 SAMPLE_DATASET = REPO / "evaluation" / "datasets" / "sample" / "golden.jsonl"
 SAMPLE_CORPUS = REPO / "data"
@@ -63,10 +66,11 @@ def eval_args(config: Path, dataset: Path, corpus: Path, name: str, *extra: str)
             "--json", *extra]
 
 
-def last_run(stdout: str) -> dict[str, Any]:
+def last_run(stdout: str) -> Manifest:
     """The run folder's manifest of an `axiom eval --json` run."""
-    folder = Path(json.loads(stdout)["run"])
-    return json.loads((folder / "manifest.json").read_text())
+    from axiom.evaluation.run_folder import read_manifest
+
+    return read_manifest(json.loads(stdout)["run"])
 
 
 def record(config: Path, dataset: Path, corpus: Path, out: Path, *extra: str) -> dict[str, Any]:
@@ -75,10 +79,10 @@ def record(config: Path, dataset: Path, corpus: Path, out: Path, *extra: str) ->
     return json.loads(out.read_text())
 
 
-def floor_cmd(texts: Path, manifest: dict[str, Any], store: Path, dataset: Path, *extra: str) -> list[str]:
+def floor_cmd(texts: Path, manifest: Manifest, store: Path, dataset: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bench.eval_floor_worker", str(texts), "--store", str(store),
             "--collection",
-            manifest["collection"], "--dataset", str(dataset), "--depth", str(manifest["retrieval_depth"]),
+            str(manifest.collection), "--dataset", str(dataset), "--depth", str(manifest.retrieval_depth),
             *extra]
 
 
@@ -98,7 +102,7 @@ def eval_against_floor(dataset: Path, corpus: Path, home: Path, repeat: int) -> 
         for side in (("axiom", "floor") if i % 2 == 0 else ("floor", "axiom")):
             if side == "axiom":
                 walls[side], out = run([str(AXIOM), *eval_args(config, dataset, corpus, "timed")])
-                timings.append(last_run(out)["timings"])
+                timings.append(last_run(out).timings or {})
             else:
                 walls[side], out = run(floor_cmd(home / "texts.json", manifest, store, dataset))
                 floors.append(json.loads(out.strip().splitlines()[-1]))
@@ -106,7 +110,8 @@ def eval_against_floor(dataset: Path, corpus: Path, home: Path, repeat: int) -> 
         floor_s.values.append(walls["floor"])
         ratio.values.append(walls["axiom"] / walls["floor"])
     shutil.rmtree(runs, ignore_errors=True)
-    return {"questions": manifest["dataset"]["items"], "texts_embedded": len(recorded["texts"]),
+    return {"questions": manifest.dataset.items if manifest.dataset is not None else None,
+            "texts_embedded": len(recorded["texts"]),
             "encode_calls": len(recorded["calls"]), "prepare_s": prepare_s, "axiom_s": axiom_s.to_dict(),
             "floor_s": floor_s.to_dict(), "axiom_over_floor": ratio.to_dict(), "axiom_timings": timings,
             "floor_timings": floors}

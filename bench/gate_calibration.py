@@ -133,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration_seconds = time.perf_counter() - t0
     git = git_state()
     command = " ".join(["python -m bench.gate_calibration", *(sys.argv[1:] if argv is None else argv)])
-    meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "git_commit": git.get("commit"),
-            "git_dirty": git.get("dirty"), "cores": machine.get("cores"), "cpu": machine.get("cpu"),
+    meta = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "git_commit": git.commit,
+            "git_dirty": git.dirty, "cores": machine.get("cores"), "cpu": machine.get("cpu"),
             "load_average": [round(x, 2) for x in machine.get("load_average", ())],
             "command": command, "dataset": str(args.dataset),
             "dataset_label": ("PubMedQA, quick subset" if args.quick else args.dataset.name),

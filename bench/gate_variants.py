@@ -190,8 +190,8 @@ class Configuration:
 def stage_seconds(record: RunRecord) -> dict[str, float]:
     """Where a run's time went: ingest, the retrieval batch, generation (sum over questions), and the rest
     (scoring, writing the folder)."""
-    total = float(record.manifest.get("seconds") or 0.0)
-    ingest = float((record.manifest.get("ingest") or {}).get("seconds") or 0.0)
+    total = float(record.manifest.seconds or 0.0)
+    ingest = float((record.manifest.ingest or {}).get("seconds") or 0.0)
     retrieval = float((record.metrics.get("latency") or {}).get("retrieval_batch_seconds") or 0.0)
     generation = float(np.nansum(record.results["generation_seconds"])) if len(record.results) else 0.0
     return {"ingest": round(ingest, 1), "retrieval": round(retrieval, 1), "generation": round(generation, 1),
@@ -244,12 +244,12 @@ def evaluate_configurations(golden: Path, corpus: Path, work: Path, embedder: Em
         t0 = time.perf_counter()
         record = conf.run()
         seconds = time.perf_counter() - t0
-        ingest = record.manifest.get("ingest") or {}
-        index = record.manifest.get("index") or {}
+        ingest = record.manifest.ingest or {}
+        index = record.manifest.index or {}
         timing[conf.key] = {"label": conf.label, "seconds": round(seconds, 1),
                             "ingest_seconds": ingest.get("seconds"),
                             "chunks_embedded": ingest.get("chunks_embedded"),
-                            "chunks": index.get("chunks"), "collection": record.manifest.get("collection"),
+                            "chunks": index.get("chunks"), "collection": record.manifest.collection,
                             "run": str(record.path), "questions": int(len(record.results)),
                             "stages": stage_seconds(record)}
         log(f"  {conf.label}: {seconds:.1f} s (ingest {ingest.get('seconds')} s, "

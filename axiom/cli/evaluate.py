@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 from axiom.cli.options import add_retriever
@@ -94,10 +95,10 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         names = system_names(args.system)
         systems = load_systems([args.run_a, args.run_b], names)
         (name_a, scores_a), (name_b, scores_b) = systems.items()
-        metrics = [m for m in result["metrics"] if m in scores_a.columns and m in scores_b.columns]
-        result["prediction_powered"] = finite_json(paired_estimates(
-            name_a, scores_a, name_b, scores_b, load_labels(args.labels, args.label or ()), metrics))
-    emit(args, result, comparison_text(result))
+        metrics = [m for m in result.metrics if m in scores_a.columns and m in scores_b.columns]
+        result = replace(result, prediction_powered=finite_json(paired_estimates(
+            name_a, scores_a, name_b, scores_b, load_labels(args.labels, args.label or ()), metrics)))
+    emit(args, result.to_dict(), comparison_text(result))
     return 0
 
 

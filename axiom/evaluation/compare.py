@@ -21,11 +21,13 @@ from axiom.errors import UsageError
 from axiom.evaluation.clusters import question_groups
 from axiom.evaluation.family import summary as family_summary
 from axiom.evaluation.repeats import compare_with_repeats, noise_note, noise_sources
+from axiom.evaluation.run_documents import Change, Comparison, QuestionChange
 from axiom.evaluation.stats import ZERO
 from axiom.evaluation.summary import not_applicable_reason
 from axiom.evaluation.verdict import StatsConfig, is_finite, metrics_table, verdict_line
 
 if TYPE_CHECKING:
+    from axiom.evaluation.run_documents import Manifest
     from axiom.evaluation.run_folder import RunRecord
 
 # Settings that never change a result (where runs and caches are kept), left out of a comparison's
@@ -46,6 +48,18 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _inputs(manifest: Manifest) -> dict[str, Any]:
+    """What a run read and which code ran, beside its settings: the keys a comparison reports when they
+    differ (None where the manifest has no such part)."""
+    dataset, git = manifest.dataset, manifest.git
+    return {"dataset.sha256": dataset.sha256 if dataset is not None else None,
+            "corpus.sha256": (manifest.corpus or {}).get("sha256"),
+            "git.commit": git.commit if git is not None else None,
+            "git.dirty": git.dirty if git is not None else None,
+            "embedding_model": manifest.embedding_model, "collection": manifest.collection,
+            "index.sha256": (manifest.index or {}).get("sha256")}
+
+
 def run_spread(record: RunRecord) -> dict[str, float]:
     """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`; reported only); empty for a
     single run."""
@@ -57,7 +71,7 @@ def _repeats_of(record: RunRecord) -> int:
 
 
 def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = None, top: int = 5,
-                 primaries: Sequence[str] | None = None) -> dict[str, Any]:
+                 primaries: Sequence[str] | None = None) -> Comparison:
     """Per-metric paired statistics and verdicts of run B against run A, the verdict line, the family (the
     primaries and their outcomes: `primaries`, default family.DEFAULT_PRIMARIES), plus the questions that
     changed most and the settings that differ."""
@@ -96,63 +110,63 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
         for m in metrics:
             va, vb = per_a[m].get(qid), per_b[m].get(qid)
             if is_finite(va) and is_finite(vb) and abs(vb - va) > ZERO:
-                deltas[m] = {"a": round(va, 6), "b": round(vb, 6), "delta": round(vb - va, 6)}
-        total = sum(abs(d["delta"]) for d in deltas.values())
-        changes.append({"id": qid, "question": questions.get(qid, ""), "total_abs_change": round(total, 6),
-                        "answer_changed": answers_a.get(qid) != answers_b.get(qid), "changes": deltas})
-    changes.sort(key=lambda c: (-c["total_abs_change"], c["id"]))
+                deltas[m] = Change(a=round(va, 6), b=round(vb, 6), delta=round(vb - va, 6))
+        total = sum(abs(d.delta) for d in deltas.values())
+        changes.append(QuestionChange(id=qid, question=questions.get(qid, ""),
+                                      total_abs_change=round(total, 6),
+                                      answer_changed=answers_a.get(qid) != answers_b.get(qid),
+                                      changes=deltas))
+    changes.sort(key=lambda c: (-c.total_abs_change, c.id))
 
-    fa, fb = _flatten(a.manifest.get("settings", {})), _flatten(b.manifest.get("settings", {}))
+    fa, fb = _flatten(a.manifest.settings), _flatten(b.manifest.settings)
     differences = [f"{key}: {fa.get(key)!r} -> {fb.get(key)!r}" for key in sorted(set(fa) | set(fb))
                    if fa.get(key) != fb.get(key) and not key.endswith(NOT_A_DIFFERENCE)]
-    for key in ("dataset.sha256", "corpus.sha256", "git.commit", "git.dirty", "embedding_model", "collection",
-                "index.sha256"):
-        va, vb = _flatten(a.manifest).get(key), _flatten(b.manifest).get(key)
-        if va != vb:
-            differences.append(f"{key}: {va!r} -> {vb!r}")
+    inputs_a, inputs_b = _inputs(a.manifest), _inputs(b.manifest)
+    differences += [f"{key}: {inputs_a[key]!r} -> {inputs_b[key]!r}" for key in inputs_a
+                    if inputs_a[key] != inputs_b[key]]
     not_applicable = {m: not_applicable_reason(a.metrics["metrics"][m]) or not_applicable_reason(
                           b.metrics["metrics"][m]) or "unmeasured"
                       for m in a.metric_names if m in b.metric_names and m not in metrics
                       and m in a.metrics.get("metrics", {}) and m in b.metrics.get("metrics", {})
                       and m not in measured_a and m not in measured_b}
-    return {
-        "a": str(a.path), "b": str(b.path), "questions_a": len(ids_a), "questions_b": len(ids_b),
-        "common_questions": len(common),
-        "verdict": verdict_line(out_metrics, alpha=config.alpha) + (f"; {note}" if note else ""),
-        "noise_note": note, "family": family_summary(out_metrics),
-        "test": config.describe(), "config": config.to_dict(), "metrics": out_metrics,
-        "changed_most": [c for c in changes if c["total_abs_change"] > 0][:top],
-        "unchanged_questions": sum(1 for c in changes if c["total_abs_change"] == 0),
-        "differences": sorted(dict.fromkeys(differences)),
-        "not_applicable": not_applicable,
-    }
+    return Comparison(
+        a=str(a.path), b=str(b.path), questions_a=len(ids_a), questions_b=len(ids_b),
+        common_questions=len(common),
+        verdict=verdict_line(out_metrics, alpha=config.alpha) + (f"; {note}" if note else ""),
+        noise_note=note, family=family_summary(out_metrics),
+        test=config.describe(), config=config.to_dict(), metrics=out_metrics,
+        changed_most=[c for c in changes if c.total_abs_change > 0][:top],
+        unchanged_questions=sum(1 for c in changes if c.total_abs_change == 0),
+        differences=sorted(dict.fromkeys(differences)),
+        not_applicable=not_applicable,
+    )
 
 
-
-def comparison_text(result: Mapping[str, Any]) -> str:
-    lines = [f"verdict: {result['verdict']}", f"A: {result['a']}", f"B: {result['b']}",
-             f"questions: A {result['questions_a']}, B {result['questions_b']}, {result['common_questions']} "
-             f"in both (n per metric: the questions both measured); {result['test']}"]
-    if result.get("differences"):
-        lines.append("differences: " + "; ".join(result["differences"][:12]))
-    lines += metrics_table(result["metrics"])
+def comparison_text(result: Comparison) -> str:
+    """The comparison as `axiom compare` prints it."""
+    lines = [f"verdict: {result.verdict}", f"A: {result.a}", f"B: {result.b}",
+             f"questions: A {result.questions_a}, B {result.questions_b}, {result.common_questions} "
+             f"in both (n per metric: the questions both measured); {result.test}"]
+    if result.differences:
+        lines.append("differences: " + "; ".join(result.differences[:12]))
+    lines += metrics_table(result.metrics)
     not_compared: dict[str, list[str]] = {}  # why -> the metrics no question measured in either run
-    for name, reason in (result.get("not_applicable") or {}).items():
+    for name, reason in result.not_applicable.items():
         not_compared.setdefault(reason, []).append(name)
     lines += [f"not compared, unmeasured in both runs: {', '.join(names)}" if reason == "unmeasured" else
               f"not compared, n/a in both runs ({reason}): {', '.join(names)}"
               for reason, names in not_compared.items()]
-    if result["changed_most"]:
+    if result.changed_most:
         lines.append("questions that changed most (B - A):")
-        for c in result["changed_most"]:
-            detail = ", ".join(f"{m} {d['a']:.2f}->{d['b']:.2f}" for m, d in
-                               sorted(c["changes"].items(), key=lambda kv: -abs(kv[1]["delta"]))[:4])
-            lines.append(f"  {c['id']} (sum |change| {c['total_abs_change']:.2f}"
-                         f"{', answer changed' if c['answer_changed'] else ''}): {detail}")
-            lines.append(f"      {c['question']}")
-    lines.append(f"{result['unchanged_questions']} question(s) unchanged on every metric")
-    if "prediction_powered" in result:  # `axiom compare --labels`: see axiom.evaluation.labelled
+        for c in result.changed_most:
+            detail = ", ".join(f"{m} {d.a:.2f}->{d.b:.2f}" for m, d in
+                               sorted(c.changes.items(), key=lambda kv: -abs(kv[1].delta))[:4])
+            lines.append(f"  {c.id} (sum |change| {c.total_abs_change:.2f}"
+                         f"{', answer changed' if c.answer_changed else ''}): {detail}")
+            lines.append(f"      {c.question}")
+    lines.append(f"{result.unchanged_questions} question(s) unchanged on every metric")
+    if result.prediction_powered is not None:  # `axiom compare --labels`: see axiom.evaluation.labelled
         lines.append("human-judged difference B - A (prediction-powered, 95% CI):")
         lines += [f"  {e['label']} from {e['metric']}: {e.get('text') or e.get('note')}"
-                  for e in result["prediction_powered"]]
+                  for e in result.prediction_powered]
     return "\n".join(lines)

@@ -50,6 +50,7 @@ from axiom.evaluation.repeats import (
     noise_sources,
     repetitions,
 )
+from axiom.evaluation.run_documents import Manifest
 from axiom.evaluation.run_folder import GateCheck, GateResult, RunRecord, load_run, per_question
 from axiom.evaluation.summary import MetricSummary, not_applicable_reason
 from axiom.evaluation.verdict import (
@@ -61,6 +62,8 @@ from axiom.evaluation.verdict import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, GitState
 
 BASELINE_FORMAT = 3  # 3: the `primary` list; 2: full-precision per-question values
 
@@ -144,23 +147,28 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                          hint="measured: " + ", ".join(metrics))
     return {
         "format": BASELINE_FORMAT,
-        "description": (f"Measured by `axiom eval` ({manifest.get('name')}); the gate fails a primary metric "
+        "description": (f"Measured by `axiom eval` ({manifest.name}); the gate fails a primary metric "
                         "whose one-sided test shows a drop of at least its min_delta (a regression)"
                         + (f", or a metric below its floor ({floor_margin} below the mean)"
                            if floor_margin is not None
                            else "")),
         "primary": list(primaries) if primaries else default_primaries(list(metrics)),
-        "dataset": manifest.get("dataset"), "corpus": {k: (manifest.get("corpus") or {}).get(k)
-                                                       for k in ("path", "sha256", "files")},
-        "measured": {"run_id": record.path.name, "started": manifest.get("started"),
-                     "git": manifest.get("git"), "embedding_model": manifest.get("embedding_model"),
-                     "index": manifest.get("index"), "retriever": manifest.get("retriever"),
-                     "top_k": manifest.get("top_k"),
+        "dataset": _as_dict(manifest.dataset), "corpus": {k: (manifest.corpus or {}).get(k)
+                                                          for k in ("path", "sha256", "files")},
+        "measured": {"run_id": record.path.name, "started": manifest.started,
+                     "git": _as_dict(manifest.git), "embedding_model": manifest.embedding_model,
+                     "index": manifest.index, "retriever": manifest.retriever,
+                     "top_k": manifest.top_k,
                      "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
-                     "generator": manifest.get("generator"), "judge": manifest.get("judge"),
+                     "generator": _as_dict(manifest.generator), "judge": manifest.judge,
                      "noise_sources": noise_sources(manifest)},
         "min_delta": min_delta, "metrics": metrics,
     }
+
+
+def _as_dict(part: DatasetInfo | GeneratorInfo | GitState | None) -> dict[str, Any] | None:
+    """A manifest's part as its JSON object in the baseline file (None when the manifest has none)."""
+    return part.to_dict() if part is not None else None
 
 
 def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
@@ -176,7 +184,8 @@ def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
     measured = baseline.get("measured") or {}
     if "noise_sources" in measured:
         return [str(s) for s in measured["noise_sources"] or []]
-    return noise_sources({"generator": measured.get("generator"), "judge": measured.get("judge")})
+    return noise_sources(Manifest.from_dict({"generator": measured.get("generator"),
+                                             "judge": measured.get("judge")}))
 
 
 def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsConfig | None = None

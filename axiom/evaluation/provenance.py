@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from axiom.config import Settings
 from axiom.documents import discover
 from axiom.evaluation.datasets import file_sha256
+from axiom.evaluation.run_documents import GitState
 
 if TYPE_CHECKING:
     from axiom.pipeline import RAGPipeline
@@ -37,7 +38,7 @@ def platform_info() -> dict[str, str]:
     return {"system": platform.system(), "machine": platform.machine()}
 
 
-def git_state(start: Path | None = None) -> dict[str, Any]:
+def git_state(start: Path | None = None) -> GitState:
     """Commit and dirty flag of the checkout holding the package (None when not a git checkout)."""
     root = start or Path(__file__).resolve().parents[2]
     try:
@@ -46,8 +47,8 @@ def git_state(start: Path | None = None) -> dict[str, Any]:
         status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(status.strip())}
+        return GitState(commit=None, dirty=None)
+    return GitState(commit=commit or None, dirty=bool(status.strip()))
 
 
 def corpus_fingerprint(corpus: Path, settings: Settings) -> tuple[dict[str, Any], set[str]]:

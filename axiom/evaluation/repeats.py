@@ -64,6 +64,7 @@ from axiom.evaluation.verdict_entry import VerdictEntry
 
 if TYPE_CHECKING:
     from axiom.evaluation.answer_metrics import MetricScore
+    from axiom.evaluation.run_documents import Manifest
 
 RUN_TERM = 1e-12  # a run variance at or below this is float noise (identical repetitions)
 RepeatValues = Mapping[str, Sequence[float]]  # question id -> one value per repetition
@@ -269,19 +270,19 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
     return out
 
 
-def noise_sources(manifest: Mapping[str, Any]) -> list[str]:
+def noise_sources(manifest: Manifest) -> list[str]:
     """What makes a run's answers or scores vary from run to run, from its manifest (empty: deterministic)."""
     found = []
-    kind = (manifest.get("source") or {}).get("kind", "pipeline")
-    generator = (manifest.get("generator") or {}).get("name")
-    temperature = ((manifest.get("settings") or {}).get("generation") or {}).get("temperature") or 0.0
+    kind = manifest.source_kind
+    generator = manifest.generator.name if manifest.generator is not None else None
+    temperature = (manifest.settings.get("generation") or {}).get("temperature") or 0.0
     if kind == "endpoint":
         found.append("answers from an endpoint")
     elif kind == "pipeline" and generator == "openai":
         found.append("an LLM generator")
     elif kind == "pipeline" and generator == "extractive" and float(temperature) > 0:
         found.append(f"extractive sampling at temperature {float(temperature):g}")
-    if manifest.get("judge"):
+    if manifest.judge:
         found.append("an LLM judge")
     return found
 

@@ -27,6 +27,7 @@ from axiom.evaluation.answered import Answered
 from axiom.evaluation.datasets import EvalItem, file_sha256
 from axiom.evaluation.provenance import git_state, package_versions, platform_info
 from axiom.evaluation.retrieval_metrics import latency_summary
+from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, Manifest
 from axiom.evaluation.run_folder import iso, utc_now
 from axiom.evaluation.summary import MetricSummary, repeat_summary, summarise_metric
 
@@ -195,37 +196,34 @@ def _top_reasons(reasons: Any) -> dict[str, int]:
 def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Settings, run_settings: Settings,
                  dataset: Path, items: list[EvalItem], corpus_info: dict[str, Any] | None, answered: Answered,
                  scored: Scored, model_id: str, judge: dict[str, Any] | None, store_where: str | None,
-                 baseline: str | Path | None) -> dict[str, Any]:
+                 baseline: str | Path | None) -> Manifest:
     """manifest.json: everything that produced the run. For a responses file or an endpoint, `source` says
     which (file hash, or URL without credentials, mapping and timing) and the pipeline's own fields are
     empty."""
     own = answered.kind == "pipeline"
     generator = answered.generator
-    manifest = {
-        "name": name,
-        "started": iso(started), "ended": iso(utc_now()), "seconds": round(seconds, 3),
-        "seed": settings.evaluation.seed,
-        "source": answered.source,
-        "dataset": {"path": str(dataset), "sha256": file_sha256(dataset), "items": len(items)},
-        "corpus": corpus_info,
-        "ingest": answered.ingest.to_dict() if answered.ingest else None,
-        "collection": run_settings.store.collection if own else None, "store": store_where if own else None,
-        "index": answered.index,
-        "evidence_labels": {k: v for k, v in scored.evidence_labels.items() if k != "why_not"},
-        "embedding_model": model_id,
-        "retriever": run_settings.retrieval.retriever if own else None,
-        "top_k": run_settings.retrieval.top_k if own else answered.source.get("top_k"),
-        "retrieval_depth": answered.depth,
-        "generator": {"name": generator,
-                      "model": run_settings.generation.model if generator == "openai" else None},
-        "judge": judge,
-        "conventions": dict(CONVENTIONS),
-        "settings": run_settings.redacted(),
-        "versions": package_versions(),
-        "git": git_state(),
-        "platform": platform_info(),
-    }
-    if baseline is not None:
-        manifest["baseline"] = str(baseline)
-    return manifest
-
+    return Manifest(
+        name=name,
+        started=iso(started), ended=iso(utc_now()), seconds=round(seconds, 3),
+        seed=settings.evaluation.seed,
+        source=answered.source,
+        dataset=DatasetInfo(path=str(dataset), sha256=file_sha256(dataset), items=len(items)),
+        corpus=corpus_info,
+        ingest=answered.ingest.to_dict() if answered.ingest else None,
+        collection=run_settings.store.collection if own else None, store=store_where if own else None,
+        index=answered.index,
+        evidence_labels={k: v for k, v in scored.evidence_labels.items() if k != "why_not"},
+        embedding_model=model_id,
+        retriever=run_settings.retrieval.retriever if own else None,
+        top_k=run_settings.retrieval.top_k if own else answered.source.get("top_k"),
+        retrieval_depth=answered.depth,
+        generator=GeneratorInfo(name=generator,
+                                model=run_settings.generation.model if generator == "openai" else None),
+        judge=judge,
+        conventions=dict(CONVENTIONS),
+        settings=run_settings.redacted(),
+        versions=package_versions(),
+        git=git_state(),
+        platform=platform_info(),
+        baseline=str(baseline) if baseline is not None else None,
+    )

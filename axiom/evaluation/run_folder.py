@@ -12,7 +12,8 @@
                           every answer metric): results.parquet's answer metrics are their means over these
 
 The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
-`RunRecord` is a run in memory (`load_run` reads one back), `GateResult` the baseline gate's verdict it holds
+`RunRecord` is a run in memory, its manifest a `run_documents.Manifest` (`load_run` reads one back,
+`read_manifest` only its manifest), `GateResult` the baseline gate's verdict it holds
 (computed by `gate.gate_record`), `list_runs` the complete run folders under a runs folder; `per_question`
 reads one metric's per-question values from a results table.
 """
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
 from axiom.evaluation.naming import run_folder_name, work_folder_name
+from axiom.evaluation.run_documents import Manifest
 from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
@@ -128,7 +130,7 @@ class RunRecord:
     """A finished run: where it is and what it holds."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     metrics: dict[str, Any]
     results: pd.DataFrame
     gate: GateResult | None = field(default=None)
@@ -136,7 +138,7 @@ class RunRecord:
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("name", self.path.name))
+        return str(self.manifest.name) if self.manifest.name is not None else self.path.name
 
     @property
     def metric_names(self) -> list[str]:
@@ -242,7 +244,7 @@ def _json_clean(value: Any) -> Any:
     return value
 
 
-def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dict[str, Any],
+def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: Manifest,
                      metrics_doc: dict[str, Any], results: pd.DataFrame, *,
                      repeats: pd.DataFrame | None = None
                      ) -> Path:
@@ -261,7 +263,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: dic
     except OSError as exc:
         raise _write_error(runs_dir, exc) from exc
     try:
-        _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest)))
+        _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest.to_dict())))
         _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc)))
         results.to_parquet(tmp / RESULTS_PARQUET, index=False)
         flat = results.copy()
@@ -307,7 +309,7 @@ def load_run(path: str | Path) -> RunRecord:
     if not path.is_dir():
         raise UsageError(f"run folder {path} does not exist")
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        manifest = read_manifest(path)
         metrics_doc = json.loads((path / METRICS).read_text(encoding="utf-8"))
         results = pd.read_parquet(path / RESULTS_PARQUET)
         repeats = pd.read_parquet(path / REPEATS_PARQUET) if (path / REPEATS_PARQUET).is_file() else None
@@ -322,10 +324,20 @@ def load_run(path: str | Path) -> RunRecord:
                      repeats=repeats)
 
 
+def read_manifest(folder: str | Path) -> Manifest:
+    """A run folder's manifest.json as a `Manifest` (tolerant of older folders: run_documents.py). Raises
+    FileNotFoundError when it is missing, ValueError when it is not a JSON object."""
+    data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{MANIFEST} is not a JSON object")
+    return Manifest.from_dict(data)
+
+
 def run_manifests(runs_dir: str | Path, *,
                   required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:
     """(folder, parsed manifest.json) of the folders directly under `runs_dir` that hold every `required`
-    file; hidden folders (`.tmp-*` being written) and unreadable manifests are skipped."""
+    file; hidden folders (`.tmp-*` being written) and unreadable manifests are skipped. The JSON as read (any
+    value, not a `Manifest`): a listing looks at one or two keys and tolerates anything else."""
     root = Path(runs_dir)
     if not root.is_dir():
         return

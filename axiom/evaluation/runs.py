@@ -31,7 +31,7 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ from axiom.evaluation.repeats import mean_over_repetitions
 from axiom.evaluation.responses import write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
 from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
+from axiom.evaluation.run_documents import Manifest
 from axiom.evaluation.run_folder import RunRecord, _json_clean, utc_now, write_run_folder
 from axiom.evaluation.run_inputs import (  # re-exported: moved there
     NO_DATASET,
@@ -318,12 +319,13 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
                                 repeats=repeats_table)
             gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(settings.evaluation))
             doc["gate"] = gate.to_dict()
-        manifest["timings"] = {key: round(seconds, 3) for key, seconds in shown.timings.items()}
-        if dataset is None:  # the items are the responses' own questions (no reference answers)
-            manifest["dataset"]["from_responses"] = True
-        # texts the model embedded in this run, and those the memo and the on-disk cache answered
-        manifest["embedding_work"] = {key: value - work_before.get(key, 0)
-                                      for key, value in embedder.stats().items() if key != "cached_vectors"}
+        if dataset is None and manifest.dataset is not None:  # the responses' own questions (no references)
+            manifest = replace(manifest, dataset=replace(manifest.dataset, from_responses=True))
+        manifest = replace(
+            manifest, timings={key: round(seconds, 3) for key, seconds in shown.timings.items()},
+            # texts the model embedded in this run, and those the memo and the on-disk cache answered
+            embedding_work={key: value - work_before.get(key, 0)
+                            for key, value in embedder.stats().items() if key != "cached_vectors"})
         runs_dir = Path(options.out_dir if options.out_dir is not None else settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
             path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,
@@ -349,7 +351,7 @@ class _Run:
 
 
 def _describe(options: EvaluationOptions, run: _Run, inputs: _Inputs, answered: Answered,
-              scored: Scored) -> dict[str, Any]:
+              scored: Scored) -> Manifest:
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import
 
     judge_cfg = judge_config(run.run_settings) if options.judge else None

@@ -13,6 +13,7 @@ import pytest
 
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.gate import make_baseline
+from axiom.evaluation.run_documents import DatasetInfo, Manifest
 from axiom.evaluation.run_folder import RunRecord
 from axiom.evaluation.verdict import StatsConfig
 from axiom.pipeline import RAGPipeline
@@ -40,7 +41,8 @@ def synthetic_record(n: int, shift: float = 0.0, seed: int = 0) -> RunRecord:
     results = pd.DataFrame({"id": ids, "score": score, "other": other})
     metrics = {"metrics": {m: {"mean": float(np.nanmean(results[m])), "ci_low": None, "ci_high": None,
                                "n": int(results[m].notna().sum())} for m in ("score", "other")}}
-    return RunRecord(path=Path("synthetic"), manifest={"name": "synthetic", "dataset": {"items": n}},
+    return RunRecord(path=Path("synthetic"),
+                     manifest=Manifest(name="synthetic", dataset=DatasetInfo(items=n)),
                      metrics=metrics, results=results)
 
 

@@ -197,11 +197,12 @@ def mode(path: Path) -> int:
 
 
 def test_run_folder_is_private(tmp_path: Path, loose_umask: None) -> None:
+    from axiom.evaluation.run_documents import Manifest
     from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     runs = tmp_path / "runs"
     results = pd.DataFrame({"id": ["q1"], "question": ["private question?"], "contexts": [["a", "b"]]})
-    path = write_run_folder(runs, "private", utc_now(), {"name": "private"}, {"metrics": {}}, results)
+    path = write_run_folder(runs, "private", utc_now(), Manifest(name="private"), {"metrics": {}}, results)
     assert mode(runs) == 0o700 and mode(path) == 0o700
     files = sorted(p.name for p in path.iterdir())
     assert files == ["manifest.json", "metrics.json", "results.csv", "results.parquet"]
@@ -210,7 +211,7 @@ def test_run_folder_is_private(tmp_path: Path, loose_umask: None) -> None:
     # an existing runs folder is left as its owner made it; the run folder inside is private
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
-    path = write_run_folder(shared, "again", utc_now(), {"name": "again"}, {"metrics": {}}, results)
+    path = write_run_folder(shared, "again", utc_now(), Manifest(name="again"), {"metrics": {}}, results)
     assert mode(shared) == 0o755 and mode(path) == 0o700
 
 
@@ -270,11 +271,12 @@ def test_make_lab_passes_the_token_in_the_environment(tmp_path: Path, given: str
 
 
 def test_runs_started_in_the_same_second_get_distinct_folders_ending_with_their_name(tmp_path: Path) -> None:
+    from axiom.evaluation.run_documents import Manifest
     from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     results = pd.DataFrame({"id": ["q1"], "question": ["q?"], "contexts": [["a"]]})
     started = utc_now()
-    paths = [write_run_folder(tmp_path, "same", started, {"name": "same"}, {"metrics": {}}, results)
+    paths = [write_run_folder(tmp_path, "same", started, Manifest(name="same"), {"metrics": {}}, results)
              for _ in range(3)]
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     assert [p.name for p in paths] == [f"{stamp}-same", f"{stamp}-2-same", f"{stamp}-3-same"]

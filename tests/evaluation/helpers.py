@@ -20,3 +20,12 @@ TINY_GOLDEN = REPO / "tests" / "fixtures" / "tiny_golden.jsonl"
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(ENV_VARS) + ["AXIOM_CONFIG"]:
         monkeypatch.delenv(name, raising=False)
+
+
+def keys_in_order(value: object) -> object:
+    """Every mapping's keys in order, nested: two JSON values with the same result serialise alike."""
+    if isinstance(value, dict):
+        return [(k, keys_in_order(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [keys_in_order(v) for v in value]
+    return value

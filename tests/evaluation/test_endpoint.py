@@ -98,11 +98,11 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
     for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *GROUNDEDNESS_METRICS, *EVIDENCE_METRICS):
         assert remote.metrics["metrics"][metric]["n"] == local.metrics["metrics"][metric]["n"], metric
     manifest = remote.manifest
-    source = manifest["source"]
+    source = manifest.source or {}
     assert source["kind"] == "endpoint" and source["url"] == f"{server.api}/query"
     assert source["headers"] == ["X-API-Key"] and source["top_k"] == 10 and source["unanswered"] == 0
     assert source["config_sha256"] and source["response"]["contexts"] == "contexts[].text"
-    assert manifest["top_k"] == 10 and manifest["collection"] is None and manifest["retriever"] is None
+    assert manifest.top_k == 10 and manifest.collection is None and manifest.retriever is None
     assert remote.metrics["latency"]["question"]["n"] == 6
     assert "latency per question: p50 " in remote.summary_table() and "None ms" not in remote.summary_table()
     assert API_KEY not in folder_text(remote.path)
@@ -231,7 +231,7 @@ def test_failing_endpoint_gives_unmeasured_items_with_reasons(tmp_path: Path, mo
         assert metrics[metric]["n"] == 2 and metrics[metric]["unmeasured"] == 4, metric
         assert metrics[metric]["unmeasured_reasons"] == dict.fromkeys(reasons.values(), 1), metric
     assert run.metrics["unanswered"]["n"] == 4
-    source = run.manifest["source"]
+    source = run.manifest.source or {}
     assert source["url"] == f"http://***@127.0.0.1:{server.port}/ask?***" and source["headers"] == ["X-Token"]
     assert source["unanswered"] == 4
     text = folder_text(run.path) + out + err
@@ -329,7 +329,7 @@ def test_the_evaluation_notebook_asks_an_endpoint(tmp_path: Path, monkeypatch: p
                                   "-p", "judge", "false", "--out", tmp_path / "runs", "--name", "nb-endpoint")
     assert code == 0, err
     run = load_run(out.strip().splitlines()[-1].removeprefix("run folder: "))
-    assert run.manifest["source"]["kind"] == "endpoint" and run.metrics["unanswered"]["n"] == 1
+    assert run.manifest.source_kind == "endpoint" and run.metrics["unanswered"]["n"] == 1
     assert (
         run.metrics["metrics"]["rouge_l"]["n"] == 5 and run.metrics["metrics"]["evidence_recall@5"]["n"] == 5
     )

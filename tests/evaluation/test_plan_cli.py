@@ -15,6 +15,7 @@ import pytest
 
 from axiom.cli import main
 from axiom.evaluation import sensitivity
+from axiom.evaluation.run_documents import Manifest
 from axiom.evaluation.run_folder import utc_now, write_run_folder
 from tests.evaluation.helpers import clean_env, write_config
 
@@ -27,7 +28,7 @@ def _run(root: Path, name: str, columns: dict[str, np.ndarray], repeats: pd.Data
                             **columns})
     doc = {"metrics": {m: {"mean": float(np.mean(v)), "n": N, "ci_low": 0.0, "ci_high": 1.0}
                        for m, v in columns.items() if m != "group"}}
-    return write_run_folder(root / "runs", name, utc_now(), {"name": name, "settings": {}}, doc, results,
+    return write_run_folder(root / "runs", name, utc_now(), Manifest(name=name), doc, results,
                             repeats=repeats)
 
 

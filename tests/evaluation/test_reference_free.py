@@ -20,6 +20,7 @@ from axiom.errors import DatasetError
 from axiom.evaluation.datasets import (
     MAX_REPORTED_PROBLEMS,
     EvalItem,
+    file_sha256,
     golden_from_responses,
     load_golden,
     parse_golden_lines,
@@ -27,6 +28,7 @@ from axiom.evaluation.datasets import (
 )
 from axiom.evaluation.metric_support import FAMILIES, metric_support
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_METRICS
+from axiom.evaluation.run_documents import DatasetInfo
 from axiom.evaluation.run_folder import load_run
 from axiom.evaluation.spans import EVIDENCE_METRICS
 from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, clean_env, write_config
@@ -236,10 +238,9 @@ def test_questions_only_set_is_evaluated(runs: dict[str, Any]) -> None:
 def test_responses_without_a_dataset(runs: dict[str, Any], files: dict[str, Path]) -> None:
     assert runs["without_dataset"] == 0
     run = load_run(runs["folders"]["from-responses"])
-    assert run.manifest["dataset"]["from_responses"] is True
-    assert (
-        run.manifest["dataset"]["path"] == str(files["responses"]) and run.manifest["dataset"]["items"] == 6
-    )
+    responses = files["responses"]
+    assert run.manifest.dataset == DatasetInfo(path=str(responses), sha256=file_sha256(responses), items=6,
+                                               from_responses=True)
     assert list(run.results["id"]) == [g["id"] for g in _tiny_lines()]
     assert run.metrics["metrics"]["rouge_l"]["not_applicable_reasons"] == {NO_REFERENCE: 6}
     assert run.metrics["unanswered"]["n"] == 0

@@ -3,6 +3,8 @@ runs with known variance components (question, run, residual), and the real verd
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,7 @@ from axiom.evaluation.repeats import (
     satterthwaite,
     two_level_bootstrap_ci,
 )
+from axiom.evaluation.run_documents import GeneratorInfo, Manifest
 from axiom.evaluation.verdict import NO_CHANGE, WORSE, StatsConfig, compare_metrics
 
 FAST = StatsConfig(bootstrap_samples=400, permutations=2000)
@@ -165,13 +168,14 @@ def test_repeat_matrix_and_means_over_repetitions() -> None:
 
 
 def test_noise_sources_and_the_note() -> None:
-    sampled = {"source": {"kind": "pipeline"}, "generator": {"name": "extractive"},
-               "settings": {"generation": {"temperature": 0.3}}, "judge": None}
+    sampled = Manifest(source={"kind": "pipeline"}, generator=GeneratorInfo(name="extractive"),
+                       settings={"generation": {"temperature": 0.3}}, judge=None)
     assert noise_sources(sampled) == ["extractive sampling at temperature 0.3"]
-    assert noise_sources({**sampled, "settings": {"generation": {"temperature": 0.0}}}) == []
-    assert noise_sources({"source": {"kind": "endpoint"}, "judge": {"model": "m"}}) == [
+    assert noise_sources(replace(sampled, settings={"generation": {"temperature": 0.0}})) == []
+    assert noise_sources(Manifest(source={"kind": "endpoint"}, judge={"model": "m"})) == [
         "answers from an endpoint", "an LLM judge"]
-    assert noise_sources({"generator": {"name": "openai"}}) == ["an LLM generator"]
+    # an older manifest without `source`: Axiom's own pipeline
+    assert noise_sources(Manifest.from_dict({"generator": {"name": "openai"}})) == ["an LLM generator"]
     note = noise_note([("A", [], 1), ("B", ["an LLM generator"], 1)])
     assert note is not None and note.startswith("run-to-run noise is not measured: B (an "
                                                 "LLM generator) was run once")

@@ -111,12 +111,10 @@ def test_rescoring_saved_responses_with_the_cli(saved: dict[str, Any], tmp_path:
     assert set(EVIDENCE_METRICS) <= set(rescored.metric_names)  # located from the saved passages' texts
     assert rescored.metrics["metrics"]["evidence_recall@5"]["n"] == 6
     manifest = rescored.manifest
-    assert manifest["source"]["kind"] == "responses"
-    assert manifest["source"]["sha256"] == file_sha256(saved["file"])
-    assert (
-        manifest["source"]["missing"] == 0 and manifest["collection"] is None and manifest["ingest"] is None
-    )
-    located = manifest["evidence_labels"]["ranked_passages"]
+    assert manifest.source_kind == "responses" and manifest.source is not None
+    assert manifest.source["sha256"] == file_sha256(saved["file"])
+    assert manifest.source["missing"] == 0 and manifest.collection is None and manifest.ingest is None
+    located = manifest.evidence_labels["ranked_passages"]
     assert located["exact"] == located["passages"] == 36  # six chunks ranked for each of six questions
     assert not (tmp_path / "chroma").exists()  # nothing was ingested
 
@@ -180,7 +178,7 @@ def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path
     row = run.results.set_index("id").loc["t02"]
     assert not row["answered"] and row["failure"] == reason and math.isnan(row["rouge_l"])
     assert json.loads(row["notes"])["rouge_l"] == f"unmeasured: {reason}"
-    assert run.manifest["source"]["missing_ids"] == ["t02", "t05"]
+    assert (run.manifest.source or {})["missing_ids"] == ["t02", "t05"]
     assert run.metrics["unanswered"] == {"n": 2, "reasons": {reason: 2}}
     per_pipeline = saved["run"].per_question("rouge_l")
     assert all(v == per_pipeline[k] for k, v in run.per_question("rouge_l").items() if not math.isnan(v))
@@ -247,7 +245,7 @@ def test_the_evaluation_notebook_scores_a_responses_file(saved: dict[str, Any], 
                          "--name", "nb-responses")
     assert code == 0, err
     run = load_run(out.strip().splitlines()[-1].removeprefix("run folder: "))
-    assert run.manifest["source"]["kind"] == "responses" and (run.path / "03_evaluate.ipynb").is_file()
+    assert run.manifest.source_kind == "responses" and (run.path / "03_evaluate.ipynb").is_file()
     assert assert_identical(saved["run"], run, tolerance={"semantic_similarity": 1e-6})
     assert [json.loads(line)["answer"]
             for line in again.read_text().splitlines()] == list(run.results["answer"])

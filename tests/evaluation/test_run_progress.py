@@ -48,8 +48,9 @@ def test_eval_progress_on_stderr_names_each_stage_and_counts_questions(
     positions = [next((i for i, ln in enumerate(ours) if ln.startswith(step)), -1) for step in expected_order]
     assert -1 not in positions and positions == sorted(positions), ours
     assert any(ln.startswith("ingest: ") and "chunks embedded" in ln for ln in err), err
-    assert record.manifest["timings"].keys() >= {"model_load", "ingest", "retrieve", "answer", "score",
-                                                 "evidence"}
+    assert record.manifest.timings is not None
+    assert record.manifest.timings.keys() >= {"model_load", "ingest", "retrieve", "answer", "score",
+                                              "evidence"}
 
 
 def test_eval_progress_off_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,7 +79,8 @@ def test_eval_retrieval_timing_does_not_include_the_model_load(tmp_path: Path) -
     record = run_evaluation(settings, TINY_GOLDEN, AnswerSource.pipeline(),
                             EvaluationOptions(name="cold", judge=False, embedder=SlowLoadingEmbedder(LOAD),
                                               progress=False))
-    timings = record.manifest["timings"]
+    timings = record.manifest.timings
+    assert timings is not None
     assert timings["model_load"] >= 0.9 * LOAD, timings
     batch = record.metrics["latency"]["retrieval_batch_seconds"]
     assert batch < timings["model_load"] and timings["retrieve"] < timings["model_load"], (batch, timings)

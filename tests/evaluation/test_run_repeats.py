@@ -75,13 +75,14 @@ def test_a_seeded_repeated_run_is_reproducible_and_its_first_repetition_is_a_sin
 def test_compare_uses_the_repetitions_and_says_when_noise_is_not_measured(runs: dict) -> None:
     config = StatsConfig(bootstrap_samples=200, permutations=500)
     both = compare_runs(runs["three"], runs["again"], config=config)
-    assert both["noise_note"] is None and "run-to-run noise" not in both["verdict"]
-    assert both["metrics"]["chrf"]["repeats"] == [3, 3] and both["metrics"]["chrf"]["delta"] == 0.0
-    assert both["metrics"]["ndcg@10"]["repeats"] == [1, 1]
+    assert both.noise_note is None and "run-to-run noise" not in both.verdict
+    assert both.metrics["chrf"]["repeats"] == [3, 3] and both.metrics["chrf"]["delta"] == 0.0
+    assert both.metrics["ndcg@10"]["repeats"] == [1, 1]
     single = compare_runs(runs["once"], runs["three"], config=config)
-    assert single["noise_note"].startswith(f"run-to-run noise is not measured: A ({SAMPLED}) was run once")
-    assert single["verdict"].endswith(single["noise_note"])
-    assert single["metrics"]["chrf"]["repeats"] == [1, 3]
+    assert single.noise_note is not None
+    assert single.noise_note.startswith(f"run-to-run noise is not measured: A ({SAMPLED}) was run once")
+    assert single.verdict.endswith(single.noise_note)
+    assert single.metrics["chrf"]["repeats"] == [1, 3]
 
 
 def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> None:

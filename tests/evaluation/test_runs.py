@@ -15,10 +15,18 @@ from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import file_sha256
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
-from axiom.evaluation.run_folder import RunRecord, load_run
+from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, Manifest
+from axiom.evaluation.run_folder import RunRecord, load_run, read_manifest
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.verdict import TOO_FEW, StatsConfig
-from tests.evaluation.helpers import TINY_CORPUS, TINY_GOLDEN, build_settings, clean_env, write_config
+from tests.evaluation.helpers import (
+    TINY_CORPUS,
+    TINY_GOLDEN,
+    build_settings,
+    clean_env,
+    keys_in_order,
+    write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,26 +91,46 @@ def test_same_inputs_give_same_metrics(runs: dict) -> None:
     assert loaded.metrics["metrics"] == a.metrics["metrics"]
 
 
+def test_manifest_round_trips(runs: dict) -> None:
+    """A real run folder's manifest.json through the `Manifest` dataclass and back: the same dict, its keys
+    (nested ones too) in the same order, and the same bytes when written as the run folder writes it."""
+    run: RunRecord = runs["first"]
+    text = (run.path / "manifest.json").read_text(encoding="utf-8")
+    written = json.loads(text)
+    manifest = Manifest.from_dict(written)
+    assert manifest == read_manifest(run.path) == load_run(run.path).manifest and not manifest.extra
+    again = manifest.to_dict()
+    assert again == written and keys_in_order(again) == keys_in_order(written)
+    assert json.dumps(again, indent=2, ensure_ascii=False, allow_nan=False) + "\n" == text
+    # the record in memory is what was written (the file's strings lose URL credentials; there are none)
+    assert run.manifest.to_dict() == written and isinstance(run.manifest.dataset, DatasetInfo)
+    # read by attribute: what the gate, compare and the notebooks read
+    assert run.manifest.dataset.sha256 == written["dataset"]["sha256"] == file_sha256(TINY_GOLDEN)
+    assert run.manifest.generator == GeneratorInfo(name="extractive", model=None)
+    assert run.manifest.source_kind == "pipeline" and run.manifest.timings == written["timings"]
+    assert list(written)[-2:] == ["timings", "embedding_work"] and "baseline" not in written
+
+
 def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixture[str]) -> None:
     result = compare_runs(runs["first"], runs["top1"])
-    assert "retrieval.top_k: 5 -> 1" in result["differences"]
-    ndcg = result["metrics"]["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
+    assert "retrieval.top_k: 5 -> 1" in result.differences
+    ndcg = result.metrics["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
     assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6
     # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's
     # [0, 0])
     assert ndcg["interval"] == "tango score" and ndcg["ci"][0] < -0.2
     assert ndcg["ci"][0] == pytest.approx(-ndcg["ci"][1], abs=1e-12)  # six ties: symmetric around 0
     assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
-    changed = result["metrics"]["groundedness"]  # answered from one context instead of five; a primary
+    changed = result.metrics["groundedness"]  # answered from one context instead of five; a primary
     assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]
     # a metric at one value on every question in both runs is reported, not tested (no p_adj) nor counted
-    assert all((r["p_adj"] is None) == (r["role"] == "constant") for r in result["metrics"].values())
-    assert result["family"]["primaries"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
-    assert set(result["family"]["outcomes"].values()) == {"inconclusive"}  # six questions prove nothing
+    assert all((r["p_adj"] is None) == (r["role"] == "constant") for r in result.metrics.values())
+    assert result.family["primaries"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
+    assert set(result.family["outcomes"].values()) == {"inconclusive"}  # six questions prove nothing
     # six questions: even a unanimous change cannot survive the correction over the metrics
-    assert {r["verdict"] for r in result["metrics"].values()} == {TOO_FEW}
-    assert "exact_match" not in result["metrics"]  # no question has a short answer: measured in neither run
-    assert result["changed_most"] and result["changed_most"][0]["changes"]
+    assert {r["verdict"] for r in result.metrics.values()} == {TOO_FEW}
+    assert "exact_match" not in result.metrics  # no question has a short answer: measured in neither run
+    assert result.changed_most and result.changed_most[0].changes
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("verdict: B: primary ndcg@10 inconclusive (")
@@ -110,7 +138,8 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     assert "p_adj" in out and "MDE" in out and "questions that changed most" in out
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["verdict"] == result["verdict"]
+    assert payload == json.loads(json.dumps(result.to_dict()))  # the JSON is the comparison's dict
+    assert payload["verdict"] == result.verdict
     for entry in payload["metrics"].values():
         assert {"a", "b", "delta", "ci", "p", "p_adj", "mde", "n", "verdict"} <= set(entry)
     rouge = payload["metrics"]["rouge_l"]
@@ -123,10 +152,10 @@ def test_gate_compare_and_notebook_statistics_are_identical(runs: dict, tmp_path
     first, top1 = runs["first"], runs["top1"]
     settings = build_settings(tmp_path)
     config = StatsConfig.from_settings(settings.evaluation)
-    compared = compare_runs(first, top1, config=config)["metrics"]
+    compared = compare_runs(first, top1, config=config).metrics
     baseline = load_baseline(write_baseline(make_baseline(first), tmp_path / "baseline.json"))
     gated = gate_run(top1.results, top1.metrics["metrics"], baseline, config=config).statistics
-    notebook = compare_all([first, top1], settings=settings)[0]["metrics"]
+    notebook = compare_all([first, top1], settings=settings)[0].metrics
     as_bytes = [json.dumps(x, sort_keys=True).encode() for x in (compared, gated, notebook)]
     assert as_bytes[0] == as_bytes[1] == as_bytes[2]
     measured = [m for m, s in first.metrics["metrics"].items() if s["n"]]

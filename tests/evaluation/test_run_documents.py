@@ -1,0 +1,96 @@
+"""The typed run documents (axiom/evaluation/run_documents.py): a manifest and a comparison read back from
+their JSON give the same dict, key order included; older or partial manifests are read tolerantly (a missing
+key reads as None or an empty mapping, an unknown one is kept); the readers use attributes.
+(A real run folder's manifest round-trips in tests/evaluation/test_runs.py::test_manifest_round_trips.)"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from axiom.errors import EvaluationError
+from axiom.evaluation.run_documents import (
+    Change,
+    Comparison,
+    DatasetInfo,
+    GeneratorInfo,
+    GitState,
+    Manifest,
+    QuestionChange,
+)
+from axiom.evaluation.run_folder import load_run, read_manifest
+from tests.evaluation.helpers import keys_in_order
+
+
+def test_an_older_manifest_reads_with_defaults_and_keeps_unknown_keys() -> None:
+    old = {"name": "old", "started": "2025-01-01T00:00:00.000000Z",
+           "dataset": {"path": "g.jsonl", "sha256": "ab", "items": 3, "origin": "hand-made"},
+           "generator": {"name": "extractive"}, "git": {"commit": "c0ffee"}, "retired_key": [1, 2]}
+    manifest = Manifest.from_dict(old)
+    assert manifest.name == "old" and manifest.dataset == DatasetInfo(path="g.jsonl", sha256="ab", items=3,
+                                                                      extra={"origin": "hand-made"})
+    assert manifest.generator == GeneratorInfo(name="extractive")
+    assert manifest.git == GitState(commit="c0ffee")
+    assert manifest.source is None and manifest.source_kind == "pipeline"  # before `source`: the pipeline
+    assert manifest.settings == {} and manifest.index is None and manifest.extra == {"retired_key": [1, 2]}
+    out = manifest.to_dict()
+    # what was there comes back unchanged; a missing key is written with its default; the unknown one last
+    kept = {k: v for k, v in old.items() if k not in ("generator", "git")}
+    assert {k: out[k] for k in kept} == kept
+    assert out["generator"] == {"name": "extractive", "model": None}
+    assert out["git"] == {"commit": "c0ffee", "dirty": None}
+    assert list(out)[-1] == "retired_key" and "baseline" not in out and "timings" not in out
+    assert Manifest.from_dict(out) == manifest  # stable from then on
+
+
+def test_the_dict_view_and_frozenness() -> None:
+    manifest = Manifest.from_dict({"name": "n", "source": {"kind": "endpoint", "url": "http://x"},
+                                   "ingest": {"seconds": 1.5}})
+    assert manifest["source"]["kind"] == "endpoint" and manifest.get("ingest") == {"seconds": 1.5}
+    assert manifest.get("nothing", "default") == "default"
+    with pytest.raises(KeyError):
+        manifest["nothing"]
+    with pytest.raises(FrozenInstanceError):
+        manifest.name = "other"  # type: ignore[misc]
+
+
+def test_read_manifest_and_a_manifest_that_is_not_an_object(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"name": "x", "started": "2025"}')
+    assert read_manifest(folder) == Manifest(name="x", started="2025")
+    (folder / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        read_manifest(folder)
+    for name in ("metrics.json", "results.parquet"):
+        (folder / name).write_text("{}")
+    with pytest.raises(EvaluationError, match="not a JSON object"):
+        load_run(folder)
+
+
+def _comparison(**extra: object) -> Comparison:
+    data = {"a": "runs/a", "b": "runs/b", "questions_a": 3, "questions_b": 3, "common_questions": 3,
+            "verdict": "B: no change", "noise_note": None, "family": {"primaries": ["ndcg@10"]},
+            "test": "paired sign-flip test", "config": {"alpha": 0.05},
+            "metrics": {"ndcg@10": {"n": 3, "a": 0.5, "b": 0.6, "delta": 0.1}},
+            "changed_most": [{"id": "q1", "question": "why?", "total_abs_change": 0.5, "answer_changed": True,
+                              "changes": {"ndcg@10": {"a": 0.5, "b": 1.0, "delta": 0.5}}}],
+            "unchanged_questions": 2, "differences": ["retrieval.top_k: 5 -> 1"], "not_applicable": {}}
+    return Comparison.from_dict(data | extra)
+
+
+def test_a_comparison_round_trips() -> None:
+    comparison = _comparison()
+    assert comparison.changed_most == [QuestionChange(id="q1", question="why?", total_abs_change=0.5,
+                                                      answer_changed=True,
+                                                      changes={"ndcg@10": Change(a=0.5, b=1.0, delta=0.5)})]
+    data = comparison.to_dict()
+    assert "prediction_powered" not in data  # only with `axiom compare --labels`
+    assert Comparison.from_dict(json.loads(json.dumps(data))) == comparison
+    labelled = _comparison(prediction_powered=[{"label": "good", "metric": "ndcg@10", "text": "+0.1"}])
+    again = labelled.to_dict()
+    assert list(again)[-1] == "prediction_powered" and Comparison.from_dict(again) == labelled
+    assert keys_in_order(Comparison.from_dict(again).to_dict()) == keys_in_order(again)

@@ -233,6 +233,25 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
 
+    def anchored(self, root: str | os.PathLike[str]) -> Settings:
+        """A copy whose relative paths (the fields in `PATH_FIELDS`) are made absolute against `root`, the
+        project folder; absolute and unset ones stay. A face that does not run from the project folder (a
+        notebook kernel) anchors its settings with this instead of changing its working directory.
+
+        An empty `embeddings.cache_dir` stays empty (the cache lives beside the anchored store path) except
+        with a ChromaDB server, where the folder it stands for, `.axiom/embedding-cache`, is relative and is
+        named here, anchored."""
+        base = Path(root)
+        overrides: dict[str, Any] = {}
+        for name in PATH_FIELDS:
+            section, _, key = name.partition(".")
+            value = getattr(getattr(self, section), key)
+            if value and not Path(value).is_absolute():
+                overrides[name] = str(base / value)
+        if not self.embeddings.cache_dir and self.store.mode == "server":
+            overrides["embeddings.cache_dir"] = str(base / self.embedding_cache_dir)
+        return self.with_overrides(overrides, origin=f"the project folder {base}")
+
     @property
     def embedding_cache_dir(self) -> Path:
         """The persistent embedding cache's folder: `embeddings.cache_dir`, or when empty `embedding-cache`
@@ -256,6 +275,12 @@ class Settings(BaseModel):
         data["evaluation"]["judge_base_url"] = redact_url(data["evaluation"].get("judge_base_url"))
         return data
 
+
+# The settings that name a file or folder (`section.key`): relative ones are relative to the working folder,
+# or to the project folder for settings a face anchored there (`Settings.anchored`).
+PATH_FIELDS: tuple[str, ...] = ("store.path", "store.bm25_dir", "embeddings.cache_dir", "evaluation.runs_dir",
+                                "evaluation.judge_cache_dir", "evaluation.span_cache_dir", "logging.file",
+                                "service.data_root")
 
 # Environment variable -> (section, key). Names follow env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {

@@ -234,17 +234,14 @@ class Settings(BaseModel):
             raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
 
     def anchored(self, root: str | os.PathLike[str]) -> Settings:
-        """A copy whose relative paths (the fields in `PATH_FIELDS`) are made absolute against `root`, the
-        project folder; absolute and unset ones stay. A face that does not run from the project folder (a
-        notebook kernel) anchors its settings with this instead of changing its working directory.
-
-        An empty `embeddings.cache_dir` stays empty (the cache lives beside the anchored store path) except
-        with a ChromaDB server, where the folder it stands for, `.axiom/embedding-cache`, is relative and is
-        named here, anchored."""
+        """A copy whose relative `PATH_FIELDS` are absolute against the project folder `root` (a notebook
+        kernel's settings: it does not change its working directory). An empty `embeddings.cache_dir` stays
+        empty (beside the anchored store) except with a ChromaDB server, whose `.axiom/embedding-cache` is
+        named, anchored."""
         base = Path(root)
         overrides: dict[str, Any] = {}
         for name in PATH_FIELDS:
-            section, _, key = name.partition(".")
+            section, key = name.split(".")
             value = getattr(getattr(self, section), key)
             if value and not Path(value).is_absolute():
                 overrides[name] = str(base / value)
@@ -276,8 +273,7 @@ class Settings(BaseModel):
         return data
 
 
-# The settings that name a file or folder (`section.key`): relative ones are relative to the working folder,
-# or to the project folder for settings a face anchored there (`Settings.anchored`).
+# The settings that name a file or folder: relative to the working folder, or anchored (`Settings.anchored`).
 PATH_FIELDS: tuple[str, ...] = ("store.path", "store.bm25_dir", "embeddings.cache_dir", "evaluation.runs_dir",
                                 "evaluation.judge_cache_dir", "evaluation.span_cache_dir", "logging.file",
                                 "service.data_root")

@@ -100,9 +100,9 @@ def _as_path(value: str | None) -> Path | None:
 
 def notebook_settings(*, project_root: str | None = None, config: str | None = None,
                       **parameters: Any) -> Settings:
-    """Settings from the settings file + environment + the notebook's setting parameters (the table's
-    `SETTING_OF`: collection, retriever, top_k, chunk_size, chunk_overlap, chroma_path, chroma_host,
-    chroma_port; None or "" leaves a setting alone), their relative paths anchored to the project folder.
+    """Settings from the settings file + environment + the notebook's setting parameters (keywords: the
+    parameters that have a settings field in parameter_table.py, `SETTING_OF`; None or "" leaves a setting
+    alone), their relative paths anchored to the project folder.
 
     `project_root` and `config`: the notebook's parameters of those names ("": found, see
     `find_project_root` and `settings_file`). The working directory is left alone. Sets the process

@@ -234,17 +234,11 @@ class Settings(BaseModel):
             raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
 
     def anchored(self, root: str | os.PathLike[str]) -> Settings:
-        """A copy whose relative `PATH_FIELDS` are absolute against the project folder `root` (a notebook
-        kernel's settings: it does not change its working directory). An empty `embeddings.cache_dir` stays
-        empty (beside the anchored store) except with a ChromaDB server, whose `.axiom/embedding-cache` is
-        named, anchored."""
-        base = Path(root)
-        overrides: dict[str, Any] = {}
-        for name in PATH_FIELDS:
-            section, key = name.split(".")
-            value = getattr(getattr(self, section), key)
-            if value and not Path(value).is_absolute():
-                overrides[name] = str(base / value)
+        """A copy with the relative `PATH_FIELDS` absolute against the project folder `root` (with a ChromaDB
+        server, the embedding cache's `.axiom/embedding-cache` named too): no working directory needed."""
+        base, data = Path(root), self.model_dump()
+        values = {name: data[name.split(".")[0]][name.split(".")[1]] for name in PATH_FIELDS}
+        overrides = {name: str(base / v) for name, v in values.items() if v and not Path(v).is_absolute()}
         if not self.embeddings.cache_dir and self.store.mode == "server":
             overrides["embeddings.cache_dir"] = str(base / self.embedding_cache_dir)
         return self.with_overrides(overrides, origin=f"the project folder {base}")
@@ -273,10 +267,9 @@ class Settings(BaseModel):
         return data
 
 
-# The settings that name a file or folder: relative to the working folder, or anchored (`Settings.anchored`).
-PATH_FIELDS: tuple[str, ...] = ("store.path", "store.bm25_dir", "embeddings.cache_dir", "evaluation.runs_dir",
-                                "evaluation.judge_cache_dir", "evaluation.span_cache_dir", "logging.file",
-                                "service.data_root")
+# the settings that name a file or folder: relative to the working folder, or anchored (`Settings.anchored`)
+PATH_FIELDS = ("store.path", "store.bm25_dir", "embeddings.cache_dir", "evaluation.runs_dir",
+               "evaluation.judge_cache_dir", "evaluation.span_cache_dir", "logging.file", "service.data_root")
 
 # Environment variable -> (section, key). Names follow env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {

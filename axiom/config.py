@@ -233,6 +233,16 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError("; ".join(_describe(e, where) for e in exc.errors())) from None
 
+    def anchored(self, root: str | os.PathLike[str]) -> Settings:
+        """A copy with the relative `PATH_FIELDS` absolute against the project folder `root` (with a ChromaDB
+        server, the embedding cache's `.axiom/embedding-cache` named too): no working directory needed."""
+        base, data = Path(root), self.model_dump()
+        values = {name: data[name.split(".")[0]][name.split(".")[1]] for name in PATH_FIELDS}
+        overrides = {name: str(base / v) for name, v in values.items() if v and not Path(v).is_absolute()}
+        if not self.embeddings.cache_dir and self.store.mode == "server":
+            overrides["embeddings.cache_dir"] = str(base / self.embedding_cache_dir)
+        return self.with_overrides(overrides, origin=f"the project folder {base}")
+
     @property
     def embedding_cache_dir(self) -> Path:
         """The persistent embedding cache's folder: `embeddings.cache_dir`, or when empty `embedding-cache`
@@ -256,6 +266,10 @@ class Settings(BaseModel):
         data["evaluation"]["judge_base_url"] = redact_url(data["evaluation"].get("judge_base_url"))
         return data
 
+
+# the settings that name a file or folder: relative to the working folder, or anchored (`Settings.anchored`)
+PATH_FIELDS = ("store.path", "store.bm25_dir", "embeddings.cache_dir", "evaluation.runs_dir",
+               "evaluation.judge_cache_dir", "evaluation.span_cache_dir", "logging.file", "service.data_root")
 
 # Environment variable -> (section, key). Names follow env.example.
 ENV_VARS: dict[str, tuple[str, str]] = {

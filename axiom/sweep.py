@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import AxiomError, UsageError
-from axiom.notebook.parameter_table import CHUNKING_PARAMETERS, CONTROLLED_PARAMETERS, RESULT_PARAMETER
+from axiom.notebook.parameter_table import (
+    CHUNKING_PARAMETERS,
+    CONFIG_PARAMETER,
+    CONTROLLED_PARAMETERS,
+    RECHUNKING_PARAMETERS,
+    RESULT_PARAMETER,
+    ROOT_PARAMETER,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,11 +179,12 @@ class SweepResult:
 
 def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], combos: list[dict[str, Any]],
                           base: Mapping[str, Any], root: Path) -> list[str | None]:
-    """The collection of each combination: explicit when the grid varies the chunking, else None (the
-    corpus's evaluation collection, as `axiom eval --corpus` uses)."""
+    """The collection of each combination: explicit when the grid varies a parameter that changes the chunks
+    (the table's `rechunks`), else None (the corpus's evaluation collection, as `axiom eval --corpus` uses).
+    A relative corpus is relative to the project folder `root`, as the notebook reads it."""
     from axiom.evaluation.naming import sweep_collection
 
-    varies = any(k in grid for k in ("corpus", "chunk_size", "chunk_overlap"))
+    varies = any(k in grid for k in RECHUNKING_PARAMETERS)
     out: list[str | None] = []
     for combo in combos:
         p = {**base, **combo}
@@ -217,16 +225,16 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     from axiom.evaluation.naming import stamped_name, sweep_run_name, unique_path
     from axiom.notebook.engine import notebook_parameters
     from axiom.notebook.runner import EVALUATION_NOTEBOOK, resolve_notebook
-    from axiom.notebook.session import project_root
+    from axiom.notebook.session import find_project_root
 
     t_start = time.perf_counter()
-    root = (root or project_root()).resolve()
+    root = (root or find_project_root()).resolve()
     notebook = resolve_notebook(EVALUATION_NOTEBOOK, root / "notebooks")
     declared = set(notebook_parameters(notebook)) - {RESULT_PARAMETER}
     base = dict(params or {})
     for key in list(grid) + list(base):
-        if key in CONTROLLED_PARAMETERS and key in grid:
-            raise UsageError(f"{key} cannot be swept: the sweep sets it for every run")
+        if key in CONTROLLED_PARAMETERS and (key in grid or key in (ROOT_PARAMETER, CONFIG_PARAMETER)):
+            raise UsageError(f"{key} cannot be swept or given: the sweep sets it for every run")
         if key not in declared:
             raise UsageError(f"unknown parameter {key!r} of {notebook.name}",
                              hint="its parameters: " + ", ".join(sorted(declared)))
@@ -254,16 +262,18 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
 
 
 def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any], *, runs_dir: Path,
-                    kernel: WarmKernel, root: Path, html: bool = False) -> RunOutcome:
-    """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`. The same code
-    runs in the local sweep's threads and in a Ray task on a worker (`axiom.distributed.sweep`)."""
+                    kernel: WarmKernel, root: Path, html: bool = False,
+                    config: str | Path | None = None) -> RunOutcome:
+    """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`; `root` and
+    `config` (the settings file) reach the notebook as its `project_root` and `config` parameters. The same
+    code runs in the local sweep's threads and in a Ray task on a worker (`axiom.distributed.sweep`)."""
     from axiom.notebook.runner import run_notebooks
 
     t0 = time.perf_counter()
     try:
         kernel.ensure_alive()
         result = run_notebooks(settings, [str(notebook)], params, out_dir=runs_dir, name=params["name"],
-                               html=html, kernel=kernel, root=root)
+                               html=html, kernel=kernel, root=root, config=config)
     except AxiomError as exc:
         return RunOutcome(seconds=time.perf_counter() - t0, error=str(exc))
     seconds = time.perf_counter() - t0
@@ -301,7 +311,7 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
               metric: str | None = None, html: bool = False, root: Path | None = None,
               config: str | Path | None = None) -> SweepResult:
     """Run the evaluation notebook for every combination of `grid` (see the module docstring)."""
-    from axiom.notebook.kernel import WarmKernel, kernel_env
+    from axiom.notebook.kernel import WarmKernel
 
     if workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -312,17 +322,16 @@ def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping
     def execute(run: SweepRun, kernel: WarmKernel, worker: int) -> None:
         run.worker = worker
         run.record(run_combination(settings, plan.notebook, run.params, runs_dir=plan.runs_dir, kernel=kernel,
-                                   root=plan.root, html=html))
+                                   root=plan.root, html=html, config=config))
 
     kernel_logs = plan.folder / "kernels"
-    env = kernel_env(plan.root, config)
-    first = WarmKernel(plan.root, log_path=kernel_logs / "worker-0.log", env=env).start()
+    first = WarmKernel(plan.root, log_path=kernel_logs / "worker-0.log").start()
     kernel_start = first.start_seconds
     todo = deque(plan.rest)  # popleft is atomic: the workers' threads share it
 
     def worker_loop(worker: int) -> None:
         kernel = first if worker == 0 else WarmKernel(
-            plan.root, log_path=kernel_logs / f"worker-{worker}.log", env=env).start()
+            plan.root, log_path=kernel_logs / f"worker-{worker}.log").start()
         try:
             while True:
                 try:

@@ -114,13 +114,14 @@ def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool
     """What every task of the sweep is given: paths as the driver sees them, the settings file's text and the
     driver's non-secret settings variables (unset ones as "", which the settings ignore)."""
     from axiom.config import ENV_VARS
+    from axiom.notebook.session import settings_file
 
-    path = Path(config) if config else Path(os.environ.get("AXIOM_CONFIG") or plan.root / "config.yaml")
-    path = path if path.is_absolute() else Path.cwd() / path
+    path = settings_file(config, plan.root, relative_to=Path.cwd())  # as a local sweep's notebooks get it
+    found = path is not None and path.is_file()
     return {"root": str(plan.root), "notebook": str(plan.notebook), "folder": str(plan.folder),
             "token": uuid.uuid4().hex, "html": html, "copy_back": copy_back,
-            "config": str(path) if path.is_file() else None,
-            "config_text": path.read_text(encoding="utf-8") if path.is_file() else None,
+            "config": str(path) if found else None,
+            "config_text": path.read_text(encoding="utf-8") if path is not None and found else None,
             "env": {k: os.environ.get(k, "") for k in ENV_VARS if k not in SECRET_ENV}}
 
 
@@ -153,14 +154,14 @@ def sweep_task(job: Mapping[str, Any], index: int, params: dict[str, Any]) -> Ta
     import ray
 
     from axiom.config import load_settings
-    from axiom.notebook.kernel import WarmKernel, kernel_env
+    from axiom.notebook.kernel import WarmKernel
     from axiom.notebook.runner import resolve_notebook
-    from axiom.notebook.session import project_root
+    from axiom.notebook.session import find_project_root
     from axiom.sweep import RunOutcome, run_combination
 
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()}"
     root = Path(job["root"])
-    root = root if (root / "notebooks").is_dir() else project_root()
+    root = root if (root / "notebooks").is_dir() else find_project_root()
     notebook = Path(job["notebook"])
     notebook = notebook if notebook.is_file() else resolve_notebook(notebook.stem, root / "notebooks")
     folder = Path(job["folder"])
@@ -178,12 +179,12 @@ def sweep_task(job: Mapping[str, Any], index: int, params: dict[str, Any]) -> Ta
             config = str(tmp / "config.yaml")  # the driver's settings file, which this worker does not have
             Path(config).write_text(job["config_text"], encoding="utf-8")
         settings = load_settings(config, environ={**os.environ, **job["env"]})
-        kernel = WarmKernel(root, log_path=base / "kernels" / f"run-{index}.log",
-                            env={**kernel_env(root, config), **job["env"]}).start()
+        # the driver's settings variables replace the worker's in the kernel; the project folder and the
+        # settings file reach the notebook as its parameters (run_combination)
+        kernel = WarmKernel(root, log_path=base / "kernels" / f"run-{index}.log", env=job["env"]).start()
         try:
             outcome = run_combination(settings, notebook, params, runs_dir=base / "runs", kernel=kernel,
-                                      root=root,
-                                      html=job["html"])
+                                      root=root, html=job["html"], config=config)
         finally:
             kernel.shutdown()
         archive = None

@@ -3,6 +3,10 @@
 It is started once per run (or per sweep worker) and imports what every notebook imports right away, in the
 background; the papermill engine (`axiom.notebook.engine`) resets its user namespace before each notebook, so
 a notebook never sees another's variables while imported modules and the loaded embedding model stay.
+
+A kernel inherits the environment of the process that starts it (plus `env`: a Ray worker's, the driver's
+settings variables) and starts in `cwd`; what a notebook needs to know of the project (its folder and
+settings file) reaches it as the `project_root` and `config` parameters, not through either.
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from axiom.notebook.session import PROJECT_ROOT_ENV
-
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
@@ -28,7 +30,10 @@ PRELOAD = "\n".join(f"try:\n    import {m}\nexcept Exception:\n    pass" for m i
 
 
 class WarmKernel:
-    """One `python3` kernel kept alive across notebook executions (the namespace is reset before each)."""
+    """One `python3` kernel kept alive across notebook executions (the namespace is reset before each).
+
+    `cwd`: where the kernel process starts (the runner's choice: the project folder; nothing in a session
+    depends on it). `env`: variables set in the kernel on top of the inherited environment."""
 
     def __init__(self, cwd: Path, *, kernel_name: str = KERNEL_NAME, log_path: Path | None = None,
                  env: Mapping[str, str] | None = None) -> None:
@@ -112,11 +117,3 @@ class WarmKernel:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
-
-def kernel_env(root: Path, config: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """What a kernel needs besides the inherited environment to build the same settings as the command that
-    runs it: the project root, and the settings file the command was given (--config)."""
-    env = {PROJECT_ROOT_ENV: str(root)}
-    if config:
-        env["AXIOM_CONFIG"] = str(Path(config).resolve())
-    return env

@@ -12,8 +12,10 @@ manifest.json / metrics.json / results.parquet. Otherwise they go to `<out>/<UTC
 A failing cell stops the run with a NotebookError naming the notebook, the cell and the error; the partially
 executed notebook is kept (in the run folder if there is one, else in `<out>/<timestamp>-<name>-failed`).
 Run folders are 0700 and their files 0600, as `axiom eval`'s (they hold the questions and answers).
-Kernels get the command's environment plus AXIOM_PROJECT_ROOT and, when the command was given `--config`,
-AXIOM_CONFIG, so a notebook builds the same settings as the command that runs it.
+Every notebook is given the project folder and the command's settings file as its `project_root` and `config`
+parameters (`--config`, else $AXIOM_CONFIG, as the command read it; else the project's config.yaml), so a
+notebook builds the same settings as the command that runs it and anchors relative paths to the project;
+kernels inherit the command's environment and nothing is added to it.
 
 How the runner learns the run folder: a notebook that declares a `result_json` parameter gets a path in the
 working folder and writes `{"run_path": ..., ...}` there (`NotebookSession.report`); nothing is parsed out of
@@ -30,17 +32,16 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axiom.errors import UsageError
-from axiom.notebook.kernel import WarmKernel, kernel_env
-from axiom.notebook.parameter_table import RESULT_PARAMETER
+from axiom.notebook.kernel import WarmKernel
+from axiom.notebook.parameter_table import CONFIG_PARAMETER, RESULT_PARAMETER, ROOT_PARAMETER
 from axiom.notebook.report_html import REPORT_HTML, render_html
-from axiom.notebook.session import NOTEBOOKS_DIR, project_root
+from axiom.notebook.session import NOTEBOOKS_DIR, find_project_root, settings_file
 
 if TYPE_CHECKING:
     from axiom.config import Settings
@@ -50,7 +51,7 @@ EVALUATION_NOTEBOOK = "03_evaluate"
 
 
 def notebooks_dir(root: Path | None = None) -> Path:
-    return (root or project_root()) / NOTEBOOKS_DIR
+    return (root or find_project_root()) / NOTEBOOKS_DIR
 
 
 def resolve_notebook(name: str, folder: Path | None = None) -> Path:
@@ -116,15 +117,24 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     `params` go to every notebook that declares them (a key no notebook declares is a UsageError). `out_dir`
     (default: `params["out_dir"]`, else evaluation.runs_dir) is where run folders are written; `name` names
     the run (default: `params["name"]`, else "eval", as for `axiom eval`). `kernel` reuses a caller's warm
-    kernel (sweeps).
-    `config` is the settings file the caller was given (the kernels read it, as AXIOM_CONFIG).
+    kernel (sweeps); `root`: the project folder (default: `find_project_root()`).
+    `config` is the settings file the caller was given (relative: to the working folder); the notebooks get
+    it, or $AXIOM_CONFIG, or the project's config.yaml, as their `config` parameter, and `root` as
+    `project_root`.
     """
     from axiom.evaluation.naming import stamped_name, unique_path, work_folder_name
 
     t_start = time.perf_counter()
-    root = (root or project_root()).resolve()
+    root = (root or find_project_root()).resolve()
     paths = [resolve_notebook(n, folder or notebooks_dir(root)) for n in (notebooks or DEFAULT_NOTEBOOKS)]
     given = dict(params or {})
+    for key in (ROOT_PARAMETER, CONFIG_PARAMETER):
+        if key in given:
+            raise UsageError(f"the notebook parameter {key} is set by the runner",
+                             hint="--config names the settings file; the project is the one of the notebooks")
+    config_file = settings_file(config, root, relative_to=Path.cwd())
+    given[ROOT_PARAMETER] = str(root)
+    given[CONFIG_PARAMETER] = str(config_file) if config_file is not None else ""
     out = Path(out_dir or given.get("out_dir") or settings.evaluation.runs_dir)
     out = (out if out.is_absolute() else root / out).resolve()  # relative: as the notebooks see it
     run_name = str(name or given.get("name") or "eval")
@@ -138,7 +148,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     try:
         # started first: its imports overlap the reading of the notebooks
         if not fresh_kernels and kernel is None:
-            own_kernel = WarmKernel(root, log_path=work / "kernel.log", env=kernel_env(root, config)).start()
+            own_kernel = WarmKernel(root, log_path=work / "kernel.log").start()
             kernel = own_kernel
         from axiom.notebook.engine import execute_notebook, notebook_parameters  # papermill: after the kernel
 
@@ -148,7 +158,8 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
         if unknown:
             raise UsageError(f"unknown notebook parameter(s): {', '.join(unknown)}",
                              hint="parameters of these notebooks: "
-                             + ", ".join(sorted(everything - {RESULT_PARAMETER})))
+                             + ", ".join(sorted(everything - {RESULT_PARAMETER, ROOT_PARAMETER,
+                                                             CONFIG_PARAMETER})))
     except BaseException:
         if own_kernel is not None:
             own_kernel.shutdown()
@@ -167,11 +178,9 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
             t0 = time.perf_counter()
             if kernel is not None and not fresh_kernels:
                 kernel.ensure_alive()
-            with _environ(kernel_env(root, config) if fresh_kernels else {}):
-                execute_notebook(path, executed, nb_params, kernel=None if fresh_kernels else kernel,
-                                 cwd=root,
-                                 progress=progress, log_output=log_output, cell_timeout=cell_timeout,
-                                 on_fail=functools.partial(_keep_failed, work, out, run_name, run_path))
+            execute_notebook(path, executed, nb_params, kernel=None if fresh_kernels else kernel, cwd=root,
+                             progress=progress, log_output=log_output, cell_timeout=cell_timeout,
+                             on_fail=functools.partial(_keep_failed, work, out, run_name, run_path))
             result = json.loads(handoff.read_text(encoding="utf-8")) if handoff.is_file() else {}
             handoff.unlink(missing_ok=True)
             nr = NotebookResult(path.stem, executed, time.perf_counter() - t0, result)
@@ -238,17 +247,3 @@ def _private_files(folder: Path) -> None:
         if item.is_file() and not item.is_symlink():
             item.chmod(0o600)
 
-
-@contextmanager
-def _environ(extra: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for kernels papermill starts itself (--fresh-kernels), then restore them."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

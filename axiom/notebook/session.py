@@ -1,10 +1,15 @@
 """What the notebooks import: `open_session(...)`, or `notebook_settings()` for a notebook without a pipeline.
 
-A session builds the settings from config.yaml + environment + the notebook's parameters (through
-`Settings.with_overrides`, the one override path of every face), works from the project root like the CLI,
-and shares one embedding model per kernel (`shared_embedder`): an `axiom.embeddings.CachingEmbedder`, memoised
-by the sha256 of each text, so that runs in the same kernel never embed the same text twice (and, through the
-persistent embedding cache, later kernels neither).
+A session builds the settings from the settings file + environment + the notebook's parameters (through
+`Settings.with_overrides`, the one override path of every face) and anchors their relative paths (data/,
+.axiom/, evaluation/runs) to the project folder (`Settings.anchored`), as do the session's own path parameters
+(`in_project`): relative paths mean what they mean for the CLI run from the project folder, whatever the
+kernel's working folder, which the session never changes. The runner gives every notebook the project folder
+and the command's settings file as the `project_root` and `config` parameters; run by hand (both ""), the
+session finds them itself (`find_project_root`, `settings_file`).
+A session shares one embedding model per kernel (`shared_embedder`): an `axiom.embeddings.CachingEmbedder`,
+memoised by the sha256 of each text, so that runs in the same kernel never embed the same text twice (and,
+through the persistent embedding cache, later kernels neither).
 `NotebookSession.report` is the notebook's side of the runner hand-off (the `result_json` parameter).
 
 Cheap to import: nothing heavy (no papermill, no model) is loaded before a session is opened.
@@ -18,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from axiom.errors import UsageError
 from axiom.notebook.parameter_table import SETTING_OF
@@ -30,13 +35,18 @@ if TYPE_CHECKING:
     from axiom.pipeline import RAGPipeline
     from axiom.types import IngestReport
 
+# set by the user or `make lab` for notebooks run by hand; the runner passes the `project_root` parameter
 PROJECT_ROOT_ENV = "AXIOM_PROJECT_ROOT"
 NOTEBOOKS_DIR = "notebooks"
 
 
-def project_root() -> Path:
-    """The project folder (holding config.yaml): $AXIOM_PROJECT_ROOT, else the first parent of the working
-    folder with config.yaml and notebooks/, else the checkout this package was installed from, else cwd."""
+def find_project_root(given: str | os.PathLike[str] | None = None) -> Path:
+    """The project folder (holding config.yaml): `given` (the runner's `project_root` parameter) when not
+    empty; else $AXIOM_PROJECT_ROOT; else the first parent of the working folder with config.yaml and
+    notebooks/ (JupyterLab serving the project: a notebook's kernel starts in notebooks/); else the checkout
+    this package was installed from; else the working folder."""
+    if given:
+        return Path(given).resolve()
     env = os.environ.get(PROJECT_ROOT_ENV)
     if env:
         return Path(env).resolve()
@@ -50,34 +60,66 @@ def project_root() -> Path:
     return here
 
 
+def settings_file(given: str | os.PathLike[str] | None, root: Path, *,
+                  relative_to: Path | None = None) -> Path | None:
+    """The settings file of a notebook or of the command that runs it: `given` (--config, or the `config`
+    parameter), else $AXIOM_CONFIG, a relative one against `relative_to` (default: the project folder `root`);
+    else the project's config.yaml when there is one; else None (the defaults)."""
+    named = given or os.environ.get("AXIOM_CONFIG")
+    if named:
+        return ((relative_to or root) / named).resolve()  # an absolute path stays where it is
+    default = root / "config.yaml"
+    return default if default.is_file() else None
+
+
+@overload
+def in_project(value: list[Any], root: str | os.PathLike[str] | None) -> list[str]: ...
+@overload
+def in_project(value: str | os.PathLike[str] | None, root: str | os.PathLike[str] | None) -> str | None: ...
+def in_project(value: Any, root: str | os.PathLike[str] | None) -> str | list[str] | None:
+    """A path parameter's value (or a list of them) against the project folder `root` ("": found, see
+    `find_project_root`): relative paths made absolute against it (as text, what the package's functions
+    take), None for a value not given (None, "")."""
+    base = find_project_root(root)
+    if isinstance(value, list):
+        return [str((base / str(v)).resolve()) for v in value]
+    given = _given(value)
+    return None if given is None else str((base / given).resolve())
+
+
 def _given(value: Any) -> Any:
-    """A notebook parameter's value, or None when it was not given (None or "")."""
+    """A notebook parameter's value, or None when it was not given (None or ""); a path as its text."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return None if value is None or value == "" else value
 
 
-def notebook_settings(*, collection: str | None = None, retriever: str | None = None,
-                      top_k: int | None = None,
-                      chunk_size: int | None = None, chunk_overlap: int | None = None,
-                      chroma_path: str | None = None, chroma_host: str | None = None,
-                      chroma_port: int | None = None, config: str | None = None) -> Settings:
-    """Settings from config.yaml + environment + notebook parameters (None or "" leaves a setting alone).
+def _as_path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
 
-    Changes the working directory to the project root, so relative paths (data/, .axiom/, evaluation/runs)
-    mean what they mean for the CLI wherever Jupyter was started. Sets the process environment defaults
-    (`axiom.observability.apply_process_defaults`), as the other faces do.
+
+def notebook_settings(*, project_root: str | None = None, config: str | None = None,
+                      **parameters: Any) -> Settings:
+    """Settings from the settings file + environment + the notebook's setting parameters (keywords: the
+    parameters that have a settings field in parameter_table.py, `SETTING_OF`; None or "" leaves a setting
+    alone), their relative paths anchored to the project folder.
+
+    `project_root` and `config`: the notebook's parameters of those names ("": found, see
+    `find_project_root` and `settings_file`). The working directory is left alone. Sets the process
+    environment defaults (`axiom.observability.apply_process_defaults`), as the other faces do.
     """
     from axiom.config import load_settings
     from axiom.observability import apply_process_defaults
 
+    unknown = sorted(set(parameters) - set(SETTING_OF))
+    if unknown:
+        raise UsageError(f"not a setting parameter: {', '.join(unknown)}",
+                         hint="setting parameters: " + ", ".join(SETTING_OF))
     apply_process_defaults()
-    os.chdir(project_root())
-    given = {"collection": collection, "chroma_path": chroma_path, "chroma_host": chroma_host,
-             "chroma_port": chroma_port, "retriever": retriever, "top_k": top_k, "chunk_size": chunk_size,
-             "chunk_overlap": chunk_overlap}
-    overrides = {SETTING_OF[name]: _given(value) for name, value in given.items()}  # the table's fields
-    if overrides["store.path"] is not None:
-        overrides["store.path"] = str(overrides["store.path"])
-    return load_settings(config or None).with_overrides(overrides, origin="notebook parameters")
+    root = find_project_root(project_root)
+    overrides = {SETTING_OF[name]: _given(value) for name, value in parameters.items()}
+    settings = load_settings(settings_file(config, root))
+    return settings.with_overrides(overrides, origin="notebook parameters").anchored(root)
 
 
 _SHARED: dict[tuple[Any, ...], CachingEmbedder] = {}
@@ -102,14 +144,20 @@ def shared_embedder(settings: Settings) -> CachingEmbedder:
 
 @dataclass
 class NotebookSession:
-    """What a notebook works with: settings, the shared embedder, the pipeline, and the runner hand-off."""
+    """What a notebook works with: settings, the shared embedder, the pipeline, the project folder (`root`:
+    `path` resolves a path parameter against it), and the runner hand-off."""
 
     settings: Settings
     embedder: CachingEmbedder
+    root: Path
     corpus: Path | None = None
     dataset: Path | None = None
     result_json: str | None = None
     _start_stats: dict[str, int] = field(default_factory=dict)
+
+    def path(self, value: str | os.PathLike[str] | None) -> str | None:
+        """A path parameter against the project folder (None when not given: None or "")."""
+        return in_project(value, self.root)
 
     @cached_property
     def pipeline(self) -> RAGPipeline:
@@ -154,19 +202,18 @@ class NotebookSession:
         if record is not None:  # the run as run_evaluation returned it: the sweep reads its metrics from here
             data["run_path"] = str(Path(record.path).resolve())
             data["metrics"] = record.metrics.get("metrics", {})
-        target = Path(self.result_json)
+        target = self.root / self.result_json  # the runner's is absolute
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
         return target
 
 
-def open_session(*, corpus: str | None = None, dataset: str | None = None, collection: str | None = None,
-                 retriever: str | None = None, top_k: int | None = None, chunk_size: int | None = None,
-                 chunk_overlap: int | None = None, chroma_path: str | None = None,
-                 chroma_host: str | None = None,
-                 chroma_port: int | None = None, result_json: str | None = None,
-                 load_model: bool = True) -> NotebookSession:
-    """Settings, shared embedder and pipeline for a notebook, from its parameters.
+def open_session(*, corpus: str | None = None, dataset: str | None = None, result_json: str | None = None,
+                 project_root: str | None = None, config: str | None = None, load_model: bool = True,
+                 **settings_parameters: Any) -> NotebookSession:
+    """Settings, shared embedder and pipeline for a notebook, from its parameters: `corpus`, `dataset` and
+    `result_json` are the session's, `project_root` and `config` say where the project and its settings file
+    are ("": found), the others are setting parameters (`notebook_settings`).
 
     The embedding model is loaded here (so no later cell's timing includes it) unless `load_model` is False
     (BM25-only work on an existing collection needs no model).
@@ -174,19 +221,16 @@ def open_session(*, corpus: str | None = None, dataset: str | None = None, colle
     With no `collection`, a notebook that names a corpus uses that corpus's evaluation collection (the one
     `axiom eval --corpus` and 03_evaluate use), so 01 -> 02 -> 03 share one collection and ingest once.
     """
-    settings = notebook_settings(collection=collection, retriever=retriever, top_k=top_k,
-                                 chunk_size=chunk_size,
-                                 chunk_overlap=chunk_overlap, chroma_path=chroma_path,
-                                 chroma_host=chroma_host,
-                                 chroma_port=chroma_port)
+    root = find_project_root(project_root)
+    settings = notebook_settings(project_root=str(root), config=config, **settings_parameters)
     embedder = shared_embedder(settings)
     if load_model:
         embedder.warm_up()
-    corpus_path = Path(corpus).resolve() if corpus else None  # given: neither None nor ""
-    if corpus_path is not None and _given(collection) is None:
+    corpus_path = _as_path(in_project(corpus, root))
+    if corpus_path is not None and _given(settings_parameters.get("collection")) is None:
         from axiom.evaluation.runs import prepare_settings
 
         settings = prepare_settings(settings, corpus_path=corpus_path, model_id=embedder.model_id)
-    return NotebookSession(settings=settings, embedder=embedder, corpus=corpus_path,
-                           dataset=Path(dataset).resolve() if dataset else None,
-                           result_json=result_json or None, _start_stats=embedder.stats())
+    return NotebookSession(settings=settings, embedder=embedder, root=root, corpus=corpus_path,
+                           dataset=_as_path(in_project(dataset, root)), result_json=result_json or None,
+                           _start_stats=embedder.stats())

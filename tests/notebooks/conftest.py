@@ -27,12 +27,12 @@ KEY_CANARY = "sk-notebook-canary-7f3a9c2e41d8"
 
 @pytest.fixture(scope="session")
 def clean_kernel_env() -> Iterator[None]:
-    """Kernels inherit the test process's environment: no store, LLM or config variables from outside, and
-    the project root for the notebooks' settings."""
+    """Kernels inherit the test process's environment: no store, LLM or config variables from outside, and no
+    AXIOM_PROJECT_ROOT: the runner gives the notebooks the project folder and settings file as parameters (and
+    `make lab` sets the variable itself)."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in [*ENV_VARS, "AXIOM_CONFIG"]:
+        for name in [*ENV_VARS, "AXIOM_CONFIG", "AXIOM_PROJECT_ROOT"]:
             mp.delenv(name, raising=False)
-        mp.setenv("AXIOM_PROJECT_ROOT", str(REPO))
         for name, value in {"RAGAS_DO_NOT_TRACK": "true", "ANONYMIZED_TELEMETRY": "False",
                             "HF_HUB_OFFLINE": "1",
                             "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",

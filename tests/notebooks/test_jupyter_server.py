@@ -132,7 +132,8 @@ def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dic
     nb = lab.api("GET", "/api/contents/03_evaluate.ipynb").json()
     assert nb["type"] == "notebook" and nb["content"]["metadata"]["kernelspec"]["name"] == "python3"
 
-    kernel = lab.api("POST", "/api/kernels", json={"name": "python3"}).json()
+    # as JupyterLab starts a notebook's kernel: in the notebook's folder (here notebooks/, the server's root)
+    kernel = lab.api("POST", "/api/kernels", json={"name": "python3", "path": ""}).json()
     try:
         # a BM25 query on the store the end-to-end run filled (no embedding model to load: a tiny query)
         code = (
@@ -144,12 +145,16 @@ def test_jupyter_lab_serves_the_notebooks_and_runs_axiom(lab: Lab, executed: dic
             "top_k=2,\n"
             "                                 retriever='bm25')\n"
             "print(json.dumps({'version': axiom.__version__, 'sources': [h.source for h in hits],\n"
-            "                  'text': hits[0].text, 'cwd': os.getcwd()}))\n")
+            "                  'text': hits[0].text, 'cwd': os.getcwd(), 'root': str(session.root),\n"
+            "                  'runs_dir': session.settings.evaluation.runs_dir}))\n")
         out, reply = _execute(lab, kernel["id"], code)
         assert reply["status"] == "ok", reply
         result = json.loads(out.strip().splitlines()[-1])
         assert result["sources"][0] == "b.txt" and "Mauna Loa" in result["text"]
-        assert Path(result["cwd"]) == REPO  # the session works from the project root, like the CLI
+        # run by hand (no project_root parameter): the session finds the project through AXIOM_PROJECT_ROOT,
+        # which `make lab` sets, anchors relative settings there, and leaves the kernel's working folder alone
+        assert Path(result["root"]) == REPO and Path(result["runs_dir"]) == REPO / "evaluation" / "runs"
+        assert Path(result["cwd"]) == REPO / "notebooks"
     finally:
         assert lab.api("DELETE", f"/api/kernels/{kernel['id']}").status_code == 204
     assert lab.api("GET", "/api/kernels").json() == []

@@ -116,7 +116,11 @@ def test_executed_notebooks(executed: dict[str, Any]) -> None:
     folder: Path = executed["folder"]
     for name in ALL_NOTEBOOKS:
         nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
-        assert nb.metadata["papermill"]["parameters"].get("name", "tiny") == "tiny"
+        params = nb.metadata["papermill"]["parameters"]
+        assert params.get("name", "tiny") == "tiny"
+        # where the notebook works comes from the runner, as parameters: the project and the --config file
+        assert params["project_root"] == str(REPO)
+        assert Path(params["config"]) == Path(executed["config"]).resolve()
         for cell in _code_cells(nb):
             assert cell.execution_count is not None, f"{name}: a cell did not run"
             assert not [o for o in cell.outputs if o.output_type == "error"], f"{name}: {cell.source}"
@@ -240,7 +244,8 @@ def test_nbval_over_the_four_notebooks(executed: dict[str, Any], tmp_path: Path)
     tampered_index = _code_cells(nb).index(tampered)  # nbval numbers code cells
 
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    env = {**os.environ, "AXIOM_PROJECT_ROOT": str(REPO)}
+    # kernels in another folder, no AXIOM_PROJECT_ROOT: the notebooks work from their project_root parameter
+    env = {k: v for k, v in os.environ.items() if k != "AXIOM_PROJECT_ROOT"}
     done = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
                            "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path),
                            "-q", "-rf", *map(str, copies)],

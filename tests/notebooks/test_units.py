@@ -1,24 +1,36 @@
-"""Fast tests of the notebook face's logic: session settings and shared embedder, parameters, grids, tables
-and charts. (CachingEmbedder itself is tested in tests/core/test_overrides_and_caching_embedder.py.)"""
+"""Fast tests of the notebook face's logic: session settings and shared embedder, where a notebook works (the
+project folder and settings file, relative paths anchored to it), parameters, grids, tables and charts.
+(CachingEmbedder itself is tested in tests/core/test_overrides_and_caching_embedder.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 from axiom import comparison_report, reporting
-from axiom.config import ENV_VARS
+from axiom.config import ENV_VARS, PATH_FIELDS, Settings, load_settings
 from axiom.embeddings import CachingEmbedder
 from axiom.errors import ConfigError, UsageError
 from axiom.evaluation.run_folder import list_runs
 from axiom.notebook.engine import notebook_parameters
 from axiom.notebook.parameters import absolute_paths, load_params_file, parse_value
 from axiom.notebook.runner import resolve_notebook
-from axiom.notebook.session import PROJECT_ROOT_ENV, notebook_settings, shared_embedder
+from axiom.notebook.session import (
+    PROJECT_ROOT_ENV,
+    find_project_root,
+    in_project,
+    notebook_settings,
+    open_session,
+    settings_file,
+    shared_embedder,
+)
 from axiom.observability import PROCESS_ENV_DEFAULTS
 from axiom.sweep import SweepRun, parse_grid
 from axiom.sweep_summary import summary_table
@@ -27,30 +39,36 @@ from tests.notebooks.conftest import NOTEBOOKS
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder (default settings), no settings from the environment; the working directory
-    and the environment are restored afterwards."""
+    """An empty project folder (default settings) found through AXIOM_PROJECT_ROOT, no settings from the
+    environment, the working directory another folder (the session must not need it to be the project);
+    the working directory and the environment are restored afterwards."""
     for name in [*ENV_VARS, "AXIOM_CONFIG", *PROCESS_ENV_DEFAULTS]:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(PROJECT_ROOT_ENV, str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    project = tmp_path / "project"
+    (tmp_path / "elsewhere").mkdir()
+    project.mkdir()
+    monkeypatch.setenv(PROJECT_ROOT_ENV, str(project))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return project
 
 
 def test_notebook_settings_apply_the_given_parameters(project: Path) -> None:
     defaults = notebook_settings()
     settings = notebook_settings(collection="nb-test", top_k=3, retriever="", chunk_size=None,
                                  chroma_path="store")
-    assert Path.cwd() == project.resolve()
+    assert Path.cwd() == project.parent / "elsewhere"  # left alone
     assert (
         settings.store.collection == "nb-test"
         and settings.retrieval.top_k == 3
-        and settings.store.path == "store"
+        and settings.store.path == str(project / "store")  # relative: to the project folder
     )
     assert settings.retrieval.retriever == defaults.retrieval.retriever  # "" is not given
     assert settings.chunking.chunk_size == defaults.chunking.chunk_size
     assert all(os.environ.get(k) == v for k, v in PROCESS_ENV_DEFAULTS.items())
     with pytest.raises(ConfigError, match="notebook parameters"):
         notebook_settings(top_k=0)
+    with pytest.raises(UsageError, match="not a setting parameter: corpus"):
+        notebook_settings(corpus="data")
 
 
 def test_shared_embedder_is_one_caching_embedder_per_model(project: Path) -> None:
@@ -193,13 +211,21 @@ def test_every_notebook_parameter_is_in_the_one_table() -> None:
         declared |= names
     assert declared == table, f"in the table but in no notebook: {sorted(table - declared)}"
     for function in (session.open_session, session.notebook_settings):
-        keywords = set(inspect.signature(function).parameters) - {"load_model", "config"}
-        assert keywords <= table, (function.__name__, sorted(keywords - table))
-    # notebook_settings takes exactly the parameters that are settings, and applies each to its field
-    settings_keywords = set(inspect.signature(session.notebook_settings).parameters) - {"config"}
-    assert settings_keywords == set(parameter_table.SETTING_OF)
-    assert set(parameter_table.PATH_PARAMETERS) >= {"corpus", "dataset", "chroma_path", "out_dir"}
-    assert set(parameter_table.CONTROLLED_PARAMETERS) == {"name", "out_dir", parameter_table.RESULT_PARAMETER}
+        named = {name for name, p in inspect.signature(function).parameters.items()
+                 if p.kind is not inspect.Parameter.VAR_KEYWORD} - {"load_model"}
+        assert named <= table, (function.__name__, sorted(named - table))
+    # notebook_settings names no setting itself: the setting parameters are the table's (applied to their
+    # fields: the test below)
+    assert set(inspect.signature(session.notebook_settings).parameters) == {"project_root", "config",
+                                                                             "parameters"}
+    assert set(parameter_table.PATH_PARAMETERS) >= {"corpus", "dataset", "chroma_path", "out_dir",
+                                                    "project_root", "config"}
+    assert set(parameter_table.CONTROLLED_PARAMETERS) == {
+        "name", "out_dir", parameter_table.RESULT_PARAMETER, parameter_table.ROOT_PARAMETER,
+        parameter_table.CONFIG_PARAMETER}
+    # the parameters whose values change the chunks: a sweep over them gives each its own collection
+    assert parameter_table.RECHUNKING_PARAMETERS == ("corpus", "chunk_size", "chunk_overlap")
+    assert set(parameter_table.RECHUNKING_PARAMETERS) <= set(parameter_table.CHUNKING_PARAMETERS)
 
 
 def test_notebook_settings_apply_each_setting_parameter_to_its_field(tmp_path: Path) -> None:
@@ -208,14 +234,135 @@ def test_notebook_settings_apply_each_setting_parameter_to_its_field(tmp_path: P
     values = {"collection": "table-check", "chroma_path": str(tmp_path / "store"), "chroma_host": "",
               "chroma_port": None, "retriever": "bm25", "top_k": 7, "chunk_size": 300, "chunk_overlap": 30}
     assert set(values) == set(parameter_table.SETTING_OF)
-    cwd = os.getcwd()
-    try:
-        settings = notebook_settings(**values)  # type: ignore[arg-type]
-    finally:
-        os.chdir(cwd)
+    settings = notebook_settings(**values)
     for name, field in parameter_table.SETTING_OF.items():
         section, key = field.split(".")
         got = getattr(getattr(settings, section), key)
         if values[name] in (None, ""):
             continue  # not given: the setting stays as configured
         assert str(got) == str(values[name]), (name, field, got)
+
+
+@pytest.fixture
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A project (config.yaml, notebooks/) and another folder, the working directory; no settings or project
+    from the environment."""
+    for name in [*ENV_VARS, "AXIOM_CONFIG", PROJECT_ROOT_ENV, *PROCESS_ENV_DEFAULTS]:
+        monkeypatch.delenv(name, raising=False)
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "config.yaml").write_text("retrieval:\n  top_k: 4\n")
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    return {"project": project.resolve(), "elsewhere": elsewhere.resolve()}
+
+
+def _path_like_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            out |= _path_like_fields(info.annotation, f"{name}.")
+        elif name.endswith(("path", "dir", "file", "root")):
+            out.add(prefix + name)
+    return out
+
+
+def test_anchored_makes_every_relative_path_setting_absolute(tmp_path: Path) -> None:
+    # PATH_FIELDS are all the settings that name a file or folder (by their names: *path, *dir, *file, *root)
+    assert set(PATH_FIELDS) == _path_like_fields(Settings)
+    given = {"logging.file": "logs/axiom.log", "evaluation.judge_cache_dir": str(tmp_path / "judge")}
+    settings = Settings().with_overrides(given, origin="test")
+    anchored = settings.anchored(tmp_path / "root")
+    assert settings.store.path == ".axiom/chroma"  # the original is left as it is
+    for name in PATH_FIELDS:
+        section, key = name.split(".")
+        before, after = getattr(getattr(settings, section), key), getattr(getattr(anchored, section), key)
+        if not before:
+            assert after == before, name  # unset: stays unset
+        elif Path(before).is_absolute():
+            assert after == before, name
+        else:
+            assert after == str(tmp_path / "root" / before), name
+    assert anchored.evaluation.runs_dir == str(tmp_path / "root" / "evaluation" / "runs")
+    assert anchored.embeddings.cache_dir == ""  # beside the anchored store
+    assert anchored.embedding_cache_dir == tmp_path / "root" / ".axiom" / "embedding-cache"
+    assert anchored.anchored(tmp_path / "other") == anchored  # nothing relative is left
+    # with a ChromaDB server the cache's folder does not follow the store path: it is named, anchored
+    server = Settings().with_overrides({"store.host": "chroma"}, origin="test").anchored(tmp_path)
+    assert server.embedding_cache_dir == tmp_path / ".axiom" / "embedding-cache"
+
+
+def test_the_project_folder_is_given_else_found(folders: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    project, elsewhere = folders["project"], folders["elsewhere"]
+    assert find_project_root(str(project)) == project  # the runner's parameter
+    monkeypatch.setenv(PROJECT_ROOT_ENV, str(elsewhere))
+    assert find_project_root(str(project)) == project  # wins over the variable
+    assert find_project_root("") == elsewhere  # run by hand: AXIOM_PROJECT_ROOT (make lab sets it)
+    monkeypatch.delenv(PROJECT_ROOT_ENV)
+    # JupyterLab in the container: no variable, the kernel starts in the notebook's folder /app/notebooks
+    monkeypatch.chdir(project / "notebooks")
+    assert find_project_root("") == project and find_project_root(None) == project
+
+
+def test_settings_file_is_given_else_axiom_config_else_the_projects(folders: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    project, elsewhere = folders["project"], folders["elsewhere"]
+    assert settings_file("", project) == project / "config.yaml"
+    assert settings_file("other.yaml", project) == project / "other.yaml"  # a parameter: in the project
+    assert settings_file("other.yaml", project, relative_to=elsewhere) == elsewhere / "other.yaml"  # --config
+    assert settings_file(str(elsewhere / "x.yaml"), project) == elsewhere / "x.yaml"
+    monkeypatch.setenv("AXIOM_CONFIG", "env.yaml")
+    assert settings_file("", project) == project / "env.yaml"
+    assert settings_file("given.yaml", project) == project / "given.yaml"
+    monkeypatch.delenv("AXIOM_CONFIG")
+    assert settings_file("", elsewhere) is None  # no file at all: the defaults
+
+
+def test_notebook_settings_read_the_projects_file_wherever_the_kernel_runs(folders: dict[str, Path]) -> None:
+    project, elsewhere = folders["project"], folders["elsewhere"]
+    settings = notebook_settings(project_root=str(project), top_k="")
+    assert settings.retrieval.top_k == 4  # the project's config.yaml, not one of the working folder
+    assert settings.store.path == str(project / ".axiom" / "chroma")
+    assert Path.cwd() == elsewhere
+    (elsewhere / "mine.yaml").write_text("retrieval:\n  top_k: 9\n")
+    given = notebook_settings(project_root=str(project), config=str(elsewhere / "mine.yaml"))
+    assert given.retrieval.top_k == 9 and given.evaluation.runs_dir == str(project / "evaluation" / "runs")
+    as_path = notebook_settings(project_root=str(project), chroma_path=Path("s"))  # a Path: its text
+    assert as_path.store.path == str(project / "s")
+
+
+def test_in_project_resolves_path_parameters(folders: dict[str, Path]) -> None:
+    project = folders["project"]
+    assert in_project("data", project) == str(project / "data")
+    assert in_project("", project) is None and in_project(None, project) is None
+    assert in_project("/abs/x.jsonl", project) == "/abs/x.jsonl"
+    assert in_project(["a", "/b"], str(project)) == [str(project / "a"), "/b"]
+    assert in_project([], project) == []
+
+
+def test_open_session_anchors_its_paths_and_hand_off(folders: dict[str, Path]) -> None:
+    project, elsewhere = folders["project"], folders["elsewhere"]
+    session = open_session(corpus="data", dataset="golden.jsonl", collection="nb-paths", result_json="r.json",
+                           project_root=str(project), load_model=False)
+    assert session.root == project and Path.cwd() == elsewhere
+    assert session.corpus == project / "data" and session.dataset == project / "golden.jsonl"
+    assert session.settings.store.collection == "nb-paths"
+    assert session.path("baseline.json") == str(project / "baseline.json") and session.path("") is None
+    written = session.report(extra="yes")
+    assert written == project / "r.json"
+    data: dict[str, Any] = json.loads(written.read_text())
+    assert data["extra"] == "yes" and "embedding" in data
+
+
+def test_the_runner_sets_project_root_and_config_itself(tmp_path: Path) -> None:
+    from axiom.notebook.runner import run_notebooks
+    from axiom.sweep import plan_sweep
+
+    settings = load_settings(environ={})
+    for key in ("project_root", "config"):
+        with pytest.raises(UsageError, match=f"{key} is set by the runner"):
+            run_notebooks(settings, ["01"], {key: "x"}, out_dir=tmp_path)
+        with pytest.raises(UsageError, match=f"{key} cannot be swept or given"):
+            plan_sweep(settings, {"top_k": [1, 2]}, {key: "x"}, out_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created

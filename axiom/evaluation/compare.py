@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from axiom.evaluation.run_documents import Manifest
     from axiom.evaluation.run_folder import RunRecord
 
-# Settings that never change a result (where runs and caches are kept), left out of a comparison's
-# differences.
+# Settings that never change a result, left out of a comparison's differences: where runs, caches, the
+# store's files, the BM25 index and the log are kept (a notebook run records them absolute, anchored to the
+# project folder, a CLI run as given; what a store holds is compared through the collection and corpus).
 NOT_A_DIFFERENCE = ("runs_dir", "judge_cache_dir", "span_cache_dir", "embeddings.cache_dir",
-                    "embeddings.cache_enabled",
-                    "embeddings.cache_max_mb")
+                    "embeddings.cache_enabled", "embeddings.cache_max_mb",
+                    "store.path", "store.bm25_dir", "logging.file", "service.data_root")
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

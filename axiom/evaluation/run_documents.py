@@ -8,9 +8,6 @@ as an empty mapping for the mappings every manifest has: source's absence aside,
 `conventions`, `platform`, `evidence_labels`), and `to_dict` then writes it with that value; a key this module
 does not know is kept in `extra` and written back after the known ones, so nothing read is lost. Values are
 kept as read (no conversion), so a manifest written by this version round-trips to the identical dict.
-
-`Manifest.get` / `Manifest[key]` are the dict view (`to_dict()`), kept for readers not yet moved to
-attributes: notebooks/03_evaluate.ipynb (`record.manifest.get("ingest")`, `record.manifest['source']`).
 """
 
 from __future__ import annotations
@@ -173,13 +170,6 @@ class Manifest:
             part = parts.get(key)
             out[key] = part.to_dict() if part is not None else value
         return out | self.extra
-
-    # the dict view, for readers not moved to attributes yet (see the module docstring)
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
 
 
 # -- a comparison -----------------------------------------------------------------------------------

@@ -46,13 +46,12 @@ def test_an_older_manifest_reads_with_defaults_and_keeps_unknown_keys() -> None:
     assert Manifest.from_dict(out) == manifest  # stable from then on
 
 
-def test_the_dict_view_and_frozenness() -> None:
+def test_attributes_and_frozenness() -> None:
     manifest = Manifest.from_dict({"name": "n", "source": {"kind": "endpoint", "url": "http://x"},
                                    "ingest": {"seconds": 1.5}})
-    assert manifest["source"]["kind"] == "endpoint" and manifest.get("ingest") == {"seconds": 1.5}
-    assert manifest.get("nothing", "default") == "default"
-    with pytest.raises(KeyError):
-        manifest["nothing"]
+    assert manifest.source_kind == "endpoint" and manifest.ingest == {"seconds": 1.5}
+    assert Manifest.from_dict({"name": "old"}).source_kind == "pipeline"  # runs older than the source key
+    assert not hasattr(manifest, "get") and not hasattr(manifest, "__getitem__")  # no dict view: attributes
     with pytest.raises(FrozenInstanceError):
         manifest.name = "other"  # type: ignore[misc]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,20 @@ def test_manifest_round_trips(runs: dict) -> None:
     assert run.manifest.generator == GeneratorInfo(name="extractive", model=None)
     assert run.manifest.source_kind == "pipeline" and run.manifest.timings == written["timings"]
     assert list(written)[-2:] == ["timings", "embedding_work"] and "baseline" not in written
+
+
+def test_where_files_are_kept_is_no_difference(runs: dict) -> None:
+    """A notebook run records its paths anchored to the project folder, a CLI run as given: the same store
+    and log elsewhere is no difference between two runs; a setting that changes results still is."""
+    first: RunRecord = runs["first"]
+    settings = json.loads(json.dumps(first.manifest.settings))
+    settings["store"]["path"] = "/elsewhere/.axiom/chroma"
+    settings["store"]["bm25_dir"] = "/elsewhere/.axiom/bm25"
+    settings["logging"]["file"] = "/elsewhere/logs/axiom.log"
+    moved = replace(first, manifest=replace(first.manifest, settings=settings))
+    assert compare_runs(first, moved).differences == []
+    settings["retrieval"]["top_k"] = 2
+    assert compare_runs(first, moved).differences == ["retrieval.top_k: 5 -> 2"]
 
 
 def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,9 +153,9 @@ def _generation_usage(results: pd.DataFrame, run_settings: Settings, generator: 
 
 
 def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_settings: Settings,
-                settings: Settings, repeat: int) -> dict[str, Any]:
+                repeat: int) -> dict[str, Any]:
     """metrics.json: per-metric summaries with intervals, latency, usage, degraded answers, repeats."""
-    ev = settings.evaluation
+    ev = run_settings.evaluation
     summary = {m: summarise_metric(scores, samples=ev.bootstrap_samples, seed=ev.seed, label=m)
                for m, scores in scored.scores.items()}
     run_var = _repeated_intervals(summary, [str(i) for i in results["id"]], scored, ev.bootstrap_samples,
@@ -193,7 +193,7 @@ def _top_reasons(reasons: Any) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5])
 
 
-def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Settings, run_settings: Settings,
+def manifest_doc(*, name: str, started: datetime, seconds: float, run_settings: Settings,
                  dataset: Path, items: list[EvalItem], corpus_info: dict[str, Any] | None, answered: Answered,
                  scored: Scored, model_id: str, judge: dict[str, Any] | None, store_where: str | None,
                  baseline: str | Path | None) -> Manifest:
@@ -205,7 +205,7 @@ def manifest_doc(*, name: str, started: datetime, seconds: float, settings: Sett
     return Manifest(
         name=name,
         started=iso(started), ended=iso(utc_now()), seconds=round(seconds, 3),
-        seed=settings.evaluation.seed,
+        seed=run_settings.evaluation.seed,
         source=answered.source,
         dataset=DatasetInfo(path=str(dataset), sha256=file_sha256(dataset), items=len(items)),
         corpus=corpus_info,

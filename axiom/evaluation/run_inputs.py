@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from axiom.config import Settings
+from axiom.config import Settings, StoreSettings
 from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.answered import Answered, AnswerSource
 from axiom.evaluation.datasets import EvalItem, golden_from_responses, load_golden
@@ -57,9 +57,12 @@ def prepare_settings(settings: Settings, *, corpus_path: str | Path, model_id: s
     """The settings of a run over `corpus_path` in its own collection (named from the corpus folder, a hash of
     its absolute path and the embedding model), so that nothing else ingested into the configured collection
     changes the results. Every other setting is the face's, as it resolved them (`Settings.with_overrides`).
-    """
-    return settings.with_overrides({"store.collection": eval_collection(corpus_path, model_id)},
-                                   origin="the corpus's evaluation collection")
+
+    The collection is derived here, not overridden: no input of the user is applied again (the store section
+    is validated with its new name, and the settings copied with it)."""
+    store = StoreSettings.model_validate({**settings.store.model_dump(),
+                                          "collection": eval_collection(corpus_path, model_id)})
+    return settings.model_copy(update={"store": store})
 
 
 @dataclass

@@ -184,8 +184,8 @@ def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_setting
                          use_cache=use_cache)
 
 
-def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings: Settings,
-           embedder: Embedder, *, judge: bool, repeat: int, shown: Progress, store: Any) -> Scored:
+def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, embedder: Embedder, *, judge: bool,
+           repeat: int, shown: Progress, store: Any) -> Scored:
     """Retrieval metrics, answer metrics (answered and scored `repeat` times: every repetition's per-question
     values kept, the run's value of a question its mean over them) and evidence metrics, per question."""
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import
@@ -213,7 +213,7 @@ def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, settings
         repeat_answers.append([a.answer for a in again])
     evidence_stage = "locating reference passages" if inputs.corpus else "evidence (n/a: no corpus)"
     with shown.stage("evidence", evidence_stage):
-        evidence, evidence_labels = evidence_scores(items, answered, inputs.corpus, settings, store)
+        evidence, evidence_labels = evidence_scores(items, answered, inputs.corpus, run_settings, store)
     out = Scored(answers=scored, repeat_means=repeat_means, evidence_labels=evidence_labels)
     if repeat > 1:
         out.per_repetition, out.repeat_answers = per_repetition, repeat_answers
@@ -305,19 +305,19 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
                 _warm(embedder)
         answered = (_retrieve_and_answer(pipeline, inputs, shown) if pipeline is not None
                     else _external_answers(inputs, source.endpoint, run_settings.retrieval.top_k, shown))
-        scored = _score(inputs, answered, run_settings, settings, embedder, judge=options.judge,
+        scored = _score(inputs, answered, run_settings, embedder, judge=options.judge,
                         repeat=options.repeat, shown=shown,
                         store=pipeline.store if pipeline is not None else None)
         results = results_frame(inputs.items, answered, scored)
-        doc = metrics_doc(results, answered, scored, run_settings, settings, options.repeat)
-        prepared = _Run(started, t_start, settings, run_settings, embedder.model_id, pipeline)
+        doc = metrics_doc(results, answered, scored, run_settings, options.repeat)
+        prepared = _Run(started, t_start, run_settings, embedder.model_id, pipeline)
         manifest = _describe(options, prepared, inputs, answered, scored)
         gate = None
         repeats_table = repeats_frame(inputs.items, scored)
         if inputs.baseline is not None:  # gated as its saved folder would be (the folder is written below)
             unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results,
                                 repeats=repeats_table)
-            gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(settings.evaluation))
+            gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(run_settings.evaluation))
             doc["gate"] = gate.to_dict()
         if dataset is None and manifest.dataset is not None:  # the responses' own questions (no references)
             manifest = replace(manifest, dataset=replace(manifest.dataset, from_responses=True))
@@ -326,7 +326,7 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
             # texts the model embedded in this run, and those the memo and the on-disk cache answered
             embedding_work={key: value - work_before.get(key, 0)
                             for key, value in embedder.stats().items() if key != "cached_vectors"})
-        runs_dir = Path(options.out_dir if options.out_dir is not None else settings.evaluation.runs_dir)
+        runs_dir = Path(options.out_dir if options.out_dir is not None else run_settings.evaluation.runs_dir)
         with shown.stage("write", "writing the run folder"):
             path = write_run_folder(runs_dir, options.name, started, manifest, doc, results,
                                     repeats=repeats_table)
@@ -339,12 +339,11 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
 
 @dataclass(frozen=True)
 class _Run:
-    """What `run_evaluation` prepared, for the manifest: its start, the face's and the run's settings, the
-    embedding model and the pipeline (None: another system answered)."""
+    """What `run_evaluation` prepared, for the manifest: its start, the run's settings, the embedding model
+    and the pipeline (None: another system answered)."""
 
     started: datetime
     t_start: float
-    settings: Settings
     run_settings: Settings
     model_id: str
     pipeline: RAGPipeline | None
@@ -356,7 +355,7 @@ def _describe(options: EvaluationOptions, run: _Run, inputs: _Inputs, answered: 
 
     judge_cfg = judge_config(run.run_settings) if options.judge else None
     return manifest_doc(name=options.name, started=run.started, seconds=time.perf_counter() - run.t_start,
-                        settings=run.settings, run_settings=run.run_settings, dataset=inputs.dataset,
+                        run_settings=run.run_settings, dataset=inputs.dataset,
                         items=inputs.items, corpus_info=inputs.corpus_info, answered=answered, scored=scored,
                         model_id=run.model_id,
                         judge=({"model": judge_cfg.model, "base_url": judge_cfg.base_url}

@@ -54,21 +54,19 @@ class AnswerSource:
         if self.responses is not None and self.endpoint is not None:
             raise UsageError(BOTH_SOURCES)
         for name in ("corpus", "responses"):  # paths given as strings (a notebook parameter, a flag)
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
+            object.__setattr__(self, name, _as_path(getattr(self, name)))
 
     @classmethod
     def pipeline(cls, corpus: str | Path | None = None, *, own_collection: bool = True) -> AnswerSource:
-        return cls(corpus=Path(corpus) if corpus is not None else None, own_collection=own_collection)
+        return cls(corpus=_as_path(corpus), own_collection=own_collection)
 
     @classmethod
     def from_responses(cls, path: str | Path, *, corpus: str | Path | None = None) -> AnswerSource:
-        return cls(corpus=Path(corpus) if corpus is not None else None, responses=Path(path))
+        return cls(corpus=_as_path(corpus), responses=Path(path))
 
     @classmethod
     def from_endpoint(cls, config: EndpointConfig, *, corpus: str | Path | None = None) -> AnswerSource:
-        return cls(corpus=Path(corpus) if corpus is not None else None, endpoint=config)
+        return cls(corpus=_as_path(corpus), endpoint=config)
 
     @property
     def kind(self) -> str:
@@ -80,6 +78,11 @@ class AnswerSource:
     def external(self) -> bool:
         """Another system's answers (nothing is ingested, the pipeline is not built)."""
         return self.kind != "pipeline"
+
+
+def _as_path(value: str | Path | None) -> Path | None:
+    """A path given as a string (a flag, a notebook parameter) as a Path; None stays None."""
+    return None if value is None else Path(value)
 
 
 @dataclass

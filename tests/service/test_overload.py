@@ -162,6 +162,7 @@ def test_one_request_over_the_cap_is_refused_at_once_with_retry_after(
     assert not errors and len(results) == CAP + 1, (statuses, errors)
     refused = [(r, s) for r, s in results if r.status_code == 503]
     assert refused, f"no 503 with {CAP + 1} concurrent queries and max_concurrent_requests={CAP}: {statuses}"
+    # two outcomes on purpose: which CAP requests win the slots is a race; how many of each is not (below)
     assert all(r.status_code in (200, 503) for r, _ in results), statuses
     assert statuses.count(200) == CAP, statuses  # every admitted one answered (degraded at its deadline)
     for r, seconds in refused:

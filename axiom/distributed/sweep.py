@@ -69,8 +69,8 @@ class TaskReply:
     archive: bytes | None = None
 
 
-def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None,
-                  *,
+def run_sweep_ray(settings: Settings, grid: Mapping[str, list[object]],
+                  params: Mapping[str, object] | None = None, *,
                   address: str, out_dir: str | Path | None = None, name: str = "sweep",
                   metric: str | None = None,
                   html: bool = False, root: Path | None = None, config: str | Path | None = None,
@@ -125,7 +125,8 @@ def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool
             "env": {k: os.environ.get(k, "") for k in ENV_VARS if k not in SECRET_ENV}}
 
 
-def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun, ref: Any) -> TaskReply | None:
+def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun,
+          ref: Any) -> TaskReply | None:  # boundary: a Ray object ref
     """Wait for one task and record its outcome in `run`, unpacking a returned run folder into the sweep
     folder."""
     from axiom.sweep import RunOutcome
@@ -148,7 +149,8 @@ def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun, ref: Any) -> TaskRepl
     return reply
 
 
-def sweep_task(job: Mapping[str, Any], index: int, params: dict[str, Any]) -> TaskReply:
+def sweep_task(job: Mapping[str, Any], index: int,  # boundary: the job from _job, pickled by Ray
+               params: dict[str, Any]) -> TaskReply:
     """One combination, on a Ray worker: a warm kernel runs the evaluation notebook through the local sweep's
     `run_combination`, into the sweep folder if this worker sees it, else into a scratch folder sent back."""
     import ray

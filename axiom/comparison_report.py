@@ -76,7 +76,7 @@ def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
     """Per metric: the reference mean, then for each compared run its role in the family (primary, secondary,
     = the metric it is an alias of, constant), mean, delta with its 95% CI (unadjusted), p, corrected p, MDE,
     n (questions both measured, per metric), W/L/T, the verdict and, for a primary, its outcome."""
-    rows: dict[str, dict[Any, Any]] = {}
+    rows: dict[str, dict[tuple[str, str], object]] = {}
     for i, comp in enumerate(comparisons, start=1):
         label = f"run {i}" if len(comparisons) > 1 else "B"
         for metric, r in comp.metrics.items():
@@ -113,7 +113,7 @@ def delta_chart(comparisons: Sequence[Comparison]) -> Figure:
     height = 0.75 / n
     lim = 0.01
     for i, comp in enumerate(comparisons):
-        entries: list[Mapping[str, Any]] = [comp.metrics.get(m, {}) for m in metrics]
+        entries: list[Mapping[str, Any]] = [comp.metrics.get(m, {}) for m in metrics]  # boundary: JSON
         deltas = [e.get("delta") or 0.0 for e in entries]
         # whiskers from the delta to its interval's ends, never negative (an interval that does not hold the
         # delta, as a bootstrap of a few questions can give, draws no whisker on that side)

@@ -107,7 +107,7 @@ class RetrievalSettings(_Section):
     bm25_stopwords: str | None = "en"
 
 
-def field_range(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+def field_range(model: type[BaseModel], name: str) -> tuple[Any, Any]:  # boundary: pydantic field metadata
     """The inclusive bounds (`ge`, `le`) of a settings field, None where it has none: help texts and request
     models quote a limit from the field that enforces it instead of restating it."""
     low = high = None
@@ -205,7 +205,7 @@ class Settings(BaseModel):
     service: ServiceSettings = ServiceSettings()
     pii: PIISettings = PIISettings()
 
-    def with_overrides(self, overrides: Mapping[str, Any], *, origin: str) -> Settings:
+    def with_overrides(self, overrides: Mapping[str, object], *, origin: str) -> Settings:
         """A validated copy with `overrides` applied; this object is left as it is.
 
         `overrides` maps `section.key` (or a section to a mapping of its keys) to a value; None leaves a
@@ -297,7 +297,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 }
 
 
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, object]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
@@ -313,7 +313,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _known_keys(section: tuple[str, ...]) -> list[str]:
-    model: Any = Settings
+    model: type[BaseModel] = Settings
     for part in section:
         field = model.model_fields.get(part)
         if field is None or not isinstance(field.annotation,
@@ -350,7 +350,7 @@ def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> Settings:
     """Build the settings from yaml + environment + overrides. Raises ConfigError naming every bad key."""
     env = os.environ if environ is None else environ

@@ -16,7 +16,7 @@ logic is tested like any other module. Conventions:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from axiom.config import Settings
     from axiom.evaluation.run_folder import RunRecord
     from axiom.pipeline import RAGPipeline
@@ -49,13 +51,13 @@ def notebook_display(max_colwidth: int = 240, max_rows: int = 200) -> None:
     pd.set_option("display.html.use_mathjax", False)
 
 
-def clip(text: Any, limit: int = 200) -> str:
+def clip(text: object, limit: int = 200) -> str:
     """One line of at most `limit` characters (whitespace collapsed, an ellipsis when cut)."""
     s = " ".join(str(text if text is not None else "").split())
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
-def rounded(value: Any, digits: int = 3) -> Any:
+def rounded(value: Any, digits: int = 3) -> Any:  # boundary: a JSON or pandas value; float() decides
     if value is None:
         return None
     try:
@@ -69,13 +71,13 @@ def _page(page: int | None) -> str:
     return "" if page is None else str(page)
 
 
-def new_figure(width: float = 7.5, height: float = 4.0) -> tuple[Figure, Any]:
+def new_figure(width: float = 7.5, height: float = 4.0) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     return fig, fig.subplots()
 
 
 # -- settings --------------------------------------------------------------------------------------
-def settings_table(settings: Settings, **extra: Any) -> pd.DataFrame:
+def settings_table(settings: Settings, **extra: object) -> pd.DataFrame:
     """The knobs that decide what a notebook does, as the notebook actually uses them."""
     s = settings
     rows = {
@@ -94,7 +96,8 @@ def settings_table(settings: Settings, **extra: Any) -> pd.DataFrame:
 
 
 # -- 01 ingest -------------------------------------------------------------------------------------
-def ingest_summary(report: IngestReport | Mapping[str, Any] | None) -> pd.DataFrame:
+def ingest_summary(report: IngestReport | Mapping[str, Any] | None,  # boundary: a JSON object
+                   ) -> pd.DataFrame:
     """One row: how many files were ingested, unchanged and skipped, and what happened to the chunks.
     Takes an IngestReport or its dict (as a run manifest's `ingest` holds it)."""
     if report is None:
@@ -155,7 +158,7 @@ def chunk_length_histogram(lengths: pd.Series, chunk_size: int | None = None) ->
     return fig
 
 
-def store_status(status: Mapping[str, Any]) -> pd.DataFrame:
+def store_status(status: Mapping[str, object]) -> pd.DataFrame:
     """What the collection holds (without its location, which a notebook prints on its own)."""
     keys = [("collection", "collection"), ("exists", "exists"), ("chunks", "chunks"),
             ("sources", "source files"),
@@ -194,7 +197,7 @@ def rankings_side_by_side(pipeline: RAGPipeline, question: str, *, k: int = 5,
     Scores are on each retriever's own scale: cosine similarity (dense), BM25 score (bm25), reciprocal-rank
     fusion score (hybrid); compare ranks across columns, scores only within one.
     """
-    columns: dict[tuple[str, str], list[Any]] = {}
+    columns: dict[tuple[str, str], list[object]] = {}
     for name in retrievers:
         hits = pipeline.retrieve(question, top_k=k, retriever=name)
         padded = list(hits) + [None] * (k - len(hits))
@@ -226,7 +229,7 @@ def metrics_table(record: RunRecord) -> pd.DataFrame:
     return blank_missing(table.set_index("metric"))
 
 
-def blank_missing(table: pd.DataFrame, digits: Mapping[Any, int] | None = None) -> pd.DataFrame:
+def blank_missing(table: pd.DataFrame, digits: Mapping[Hashable, int] | None = None) -> pd.DataFrame:
     """Missing numbers shown as an empty cell instead of NaN (such columns become text with fixed decimals:
     `digits` per column, default 3)."""
     out = table.copy()
@@ -237,7 +240,7 @@ def blank_missing(table: pd.DataFrame, digits: Mapping[Any, int] | None = None) 
     return out
 
 
-def _ci_bars(ax: Any, labels: Sequence[str], means: Sequence[float], lows: Sequence[float],
+def _ci_bars(ax: Axes, labels: Sequence[str], means: Sequence[float], lows: Sequence[float],
              highs: Sequence[float], color: str = _BAR) -> None:
     y = np.arange(len(labels))
     err = np.array([[max(0.0, m - lo) for m, lo in zip(means, lows, strict=True)],
@@ -246,7 +249,7 @@ def _ci_bars(ax: Any, labels: Sequence[str], means: Sequence[float], lows: Seque
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     for yi, m, hi in zip(y, means, highs, strict=True):
-        ax.text(max(m, hi), yi, f"  {m:.3f}", va="center", ha="left", fontsize=8)
+        ax.text(max(m, hi), float(yi), f"  {m:.3f}", va="center", ha="left", fontsize=8)
 
 
 def metrics_chart(record: RunRecord, metrics: Iterable[str] | None = None) -> Figure:
@@ -362,7 +365,8 @@ def markdown_table(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False)
 
 
-def roc_chart(curves: Sequence[Mapping[str, Any]], label: str) -> Figure:
+def roc_chart(curves: Sequence[Mapping[str, Any]],  # boundary: JSON objects (agreement.roc_points)
+              label: str) -> Figure:
     """ROC curves of metrics as scores for one binary human label (`agreement.roc_points` of each metric)."""
     fig, ax = new_figure(6.0, 5.0)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC 0.5)")

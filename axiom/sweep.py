@@ -52,12 +52,12 @@ log = logging.getLogger(__name__)
 DEFAULT_METRICS = ("semantic_similarity", "ndcg@10")
 
 
-def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+def parse_grid(items: Sequence[str]) -> dict[str, list[object]]:
     """["retriever=dense,hybrid", "top_k=3,5,10"] -> {"retriever": ["dense", "hybrid"],
     "top_k": [3, 5, 10]}."""
     from axiom.notebook.parameters import parse_value
 
-    grid: dict[str, list[Any]] = {}
+    grid: dict[str, list[object]] = {}
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip()
@@ -177,8 +177,9 @@ class SweepResult:
         return "\n".join(lines)
 
 
-def _chunking_collections(settings: Settings, grid: Mapping[str, list[Any]], combos: list[dict[str, Any]],
-                          base: Mapping[str, Any], root: Path) -> list[str | None]:
+def _chunking_collections(settings: Settings, grid: Mapping[str, list[object]],
+                          combos: list[dict[str, Any]],
+                          base: dict[str, Any], root: Path) -> list[str | None]:
     """The collection of each combination: explicit when the grid varies a parameter that changes the chunks
     (the table's `rechunks`), else None (the corpus's evaluation collection, as `axiom eval --corpus` uses).
     A relative corpus is relative to the project folder `root`, as the notebook reads it."""
@@ -218,7 +219,8 @@ class SweepPlan:
         return self.folder / "runs"
 
 
-def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
+def plan_sweep(settings: Settings, grid: Mapping[str, list[object]],
+               params: Mapping[str, object] | None = None, *,
                out_dir: str | Path | None = None, name: str = "sweep", root: Path | None = None) -> SweepPlan:
     """Check the grid against the evaluation notebook's parameters, create the sweep folder and fix every
     combination's parameters (collections included), on the driver, for every executor."""
@@ -231,7 +233,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
     root = (root or find_project_root()).resolve()
     notebook = resolve_notebook(EVALUATION_NOTEBOOK, root / "notebooks")
     declared = set(notebook_parameters(notebook)) - {RESULT_PARAMETER}
-    base = dict(params or {})
+    base: dict[str, Any] = dict(params or {})
     for key in list(grid) + list(base):
         if key in CONTROLLED_PARAMETERS and (key in grid or key in (ROOT_PARAMETER, CONFIG_PARAMETER)):
             raise UsageError(f"{key} cannot be swept or given: the sweep sets it for every run")
@@ -261,7 +263,7 @@ def plan_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mappin
                      rest=[r for g in groups.values() for r in g[1:]], t_start=t_start)
 
 
-def run_combination(settings: Settings, notebook: Path, params: Mapping[str, Any], *, runs_dir: Path,
+def run_combination(settings: Settings, notebook: Path, params: dict[str, Any], *, runs_dir: Path,
                     kernel: WarmKernel, root: Path, html: bool = False,
                     config: str | Path | None = None) -> RunOutcome:
     """One combination: the evaluation notebook in `kernel`, its run folder under `runs_dir`; `root` and
@@ -306,7 +308,8 @@ def finish_sweep(plan: SweepPlan, *, metric: str | None, kernel_start: float, wo
     return result
 
 
-def run_sweep(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None, *,
+def run_sweep(settings: Settings, grid: Mapping[str, list[object]],
+              params: Mapping[str, object] | None = None, *,
               out_dir: str | Path | None = None, name: str = "sweep", workers: int = 1,
               metric: str | None = None, html: bool = False, root: Path | None = None,
               config: str | Path | None = None) -> SweepResult:

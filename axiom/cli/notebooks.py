@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from axiom.cli.options import Subparsers
 from axiom.cli.output import emit
 from axiom.config import Settings
 
@@ -108,7 +109,7 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("notebooks", help="run the notebooks headlessly (papermill)")
     sub = p.add_subparsers(dest="notebooks_command", required=True, parser_class=type(p))
     r = sub.add_parser("run", help="execute notebooks in order into the run folder, with an HTML report")

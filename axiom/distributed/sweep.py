@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from axiom.distributed.runtime import import_ray, ray_session
 from axiom.errors import UsageError
@@ -58,6 +58,21 @@ SECRET_ENV = ("OPENAI_API_KEY", "AXIOM_API_KEYS")  # taken from each worker's ow
 TOKEN_FILE = ".axiom-sweep-token"  # a worker that reads the driver's token sees the sweep folder
 
 
+class SweepJob(TypedDict):
+    """What every task of a sweep is given (`_job`): paths as the driver sees them, the token a worker that
+    sees the sweep folder finds there, the settings file (its path and text) and settings variables."""
+
+    root: str
+    notebook: str
+    folder: str
+    token: str
+    html: bool
+    copy_back: bool | None
+    config: str | None
+    config_text: str | None
+    env: dict[str, str]
+
+
 @dataclass
 class TaskReply:
     """What a sweep task returns to the driver."""
@@ -69,8 +84,8 @@ class TaskReply:
     archive: bytes | None = None
 
 
-def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Mapping[str, Any] | None = None,
-                  *,
+def run_sweep_ray(settings: Settings, grid: Mapping[str, list[object]],
+                  params: Mapping[str, object] | None = None, *,
                   address: str, out_dir: str | Path | None = None, name: str = "sweep",
                   metric: str | None = None,
                   html: bool = False, root: Path | None = None, config: str | Path | None = None,
@@ -110,7 +125,7 @@ def run_sweep_ray(settings: Settings, grid: Mapping[str, list[Any]], params: Map
                         executor=f"ray {address}")
 
 
-def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool | None) -> dict[str, Any]:
+def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool | None) -> SweepJob:
     """What every task of the sweep is given: paths as the driver sees them, the settings file's text and the
     driver's non-secret settings variables (unset ones as "", which the settings ignore)."""
     from axiom.config import ENV_VARS
@@ -125,7 +140,8 @@ def _job(plan: SweepPlan, config: str | Path | None, html: bool, copy_back: bool
             "env": {k: os.environ.get(k, "") for k in ENV_VARS if k not in SECRET_ENV}}
 
 
-def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun, ref: Any) -> TaskReply | None:
+def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun,
+          ref: Any) -> TaskReply | None:  # boundary: a Ray object ref
     """Wait for one task and record its outcome in `run`, unpacking a returned run folder into the sweep
     folder."""
     from axiom.sweep import RunOutcome
@@ -148,7 +164,7 @@ def _take(ray: ModuleType, plan: SweepPlan, run: SweepRun, ref: Any) -> TaskRepl
     return reply
 
 
-def sweep_task(job: Mapping[str, Any], index: int, params: dict[str, Any]) -> TaskReply:
+def sweep_task(job: SweepJob, index: int, params: dict[str, Any]) -> TaskReply:
     """One combination, on a Ray worker: a warm kernel runs the evaluation notebook through the local sweep's
     `run_combination`, into the sweep folder if this worker sees it, else into a scratch folder sent back."""
     import ray

@@ -66,9 +66,12 @@ class WarmKernelEngine(NBClientEngine):
     """A papermill engine that runs a notebook in an already started kernel (passed as `km`)."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                 stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
-                                 execution_timeout: int | None = None, **kwargs: Any) -> Any:
+    def execute_managed_notebook(cls, nb_man: Any,  # boundary: papermill's NotebookExecutionManager
+                                 kernel_name: str, log_output: bool = False,
+                                 stdout_file: Any = None,  # boundary: papermill's stream (or None)
+                                 stderr_file: Any = None,  # boundary: papermill's stream (or None)
+                                 start_timeout: int = 60, execution_timeout: int | None = None,
+                                 **kwargs: Any) -> Any:  # boundary: papermill's keywords; nbformat notebook
         kwargs = remove_args(["input_path"], **kwargs)
         safe = remove_args(["timeout", "startup_timeout"], **kwargs)
         final = merge_kwargs(safe, timeout=execution_timeout or kwargs.get("timeout"),

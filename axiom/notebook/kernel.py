@@ -17,7 +17,12 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from io import BufferedWriter
+
+    from jupyter_client.manager import AsyncKernelManager
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,8 @@ class WarmKernel:
         self.kernel_name = kernel_name
         self.log_path = log_path
         self.env = dict(env or {})
-        self.km: Any = None
-        self._log_file: Any = None
+        self.km: AsyncKernelManager | None = None
+        self._log_file: BufferedWriter | None = None
         self._preloading: threading.Thread | None = None
         self.start_seconds = 0.0
 
@@ -51,18 +56,18 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
 
         t0 = time.perf_counter()
-        self.km = AsyncKernelManager(kernel_name=self.kernel_name)
+        km = self.km = AsyncKernelManager(kernel_name=self.kernel_name)
         kwargs: dict[str, Any] = {"cwd": str(self.cwd), "env": {**os.environ, **self.env}}
         if self.log_path is not None:  # the kernel's own stderr (its TCP warning, crashes) goes to a file
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 (open for the kernel's lifetime)
             kwargs.update(stdout=self._log_file, stderr=self._log_file)
-        run_sync(self.km.start_kernel)(**kwargs)
+        run_sync(km.start_kernel)(**kwargs)
         self.start_seconds = time.perf_counter() - t0
-        self._preload()
+        self._preload(km)
         return self
 
-    def _preload(self) -> None:
+    def _preload(self, km: AsyncKernelManager) -> None:
         """Import what every notebook imports (torch, sentence-transformers, matplotlib: ~8 s) in the new
         kernel while the runner goes on importing papermill and reading the notebooks. A background thread
         sends the request and waits for its reply; the first notebook's cells queue behind it in the
@@ -70,7 +75,7 @@ class WarmKernel:
         from jupyter_client.blocking import BlockingKernelClient
 
         kc = BlockingKernelClient()
-        kc.load_connection_info(self.km.get_connection_info())
+        kc.load_connection_info(km.get_connection_info())
 
         def send() -> None:
             kc.start_channels()

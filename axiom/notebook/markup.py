@@ -24,6 +24,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import HTML, Markdown
+
     from axiom.types import Answer
 
 # ASCII punctuation that means something to Markdown (emphasis, code, links and images, headings, lists,
@@ -33,14 +36,14 @@ if TYPE_CHECKING:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$=:])")
 
 
-def markdown_text(value: Any) -> str:
+def markdown_text(value: object) -> str:
     """`value` as literal text inside a Markdown paragraph: no tag, link, image, emphasis or math can come of
     it. None is the empty string; line breaks stay line breaks."""
     text = "" if value is None else str(value)
     return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
 
 
-def answer_markdown(answer: Answer) -> Any:
+def answer_markdown(answer: Answer) -> Markdown:
     """02_query's answer view: the question, the answer with its generator, and the numbered citations, as an
     IPython Markdown object with every value from the question, the answer or the documents escaped."""
     from IPython.display import Markdown
@@ -73,7 +76,7 @@ def highlighted_answer_html(answer: str, spans: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def unsupported_claims_view(results: Any, limit: int = 10) -> Any:
+def unsupported_claims_view(results: pd.DataFrame, limit: int = 10) -> HTML:
     """03_evaluate's groundedness view: the `limit` least grounded answers of a run's results table, each with
     its unsupported claims highlighted, as IPython HTML (question, id and answer escaped)."""
     import json

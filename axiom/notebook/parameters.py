@@ -16,22 +16,22 @@ from axiom.notebook.parameter_table import PATH_PARAMETERS
 from axiom.yaml_mapping import load_yaml_mapping, parse_yaml_value
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:  # boundary: a YAML value (int, float, str, None, list, dict)
     """A `-p KEY VALUE` value: YAML scalars (3 -> int, null -> None, [a, b] -> list), else the string."""
     return parse_yaml_value(text)
 
 
-def absolute_paths(params: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]:
+def absolute_paths(params: Mapping[str, object], base: Path | None = None) -> dict[str, Any]:
     """Relative paths among the path parameters made absolute against `base` (default: the working directory),
     as a command line user means them; the notebooks themselves resolve relative paths against the project."""
     base = base or Path.cwd()
 
-    def fix(value: Any) -> Any:
+    def fix(value: object) -> object:
         if isinstance(value, str) and value and not Path(value).is_absolute():
             return str((base / value).resolve())
         return value
 
-    out = dict(params)
+    out: dict[str, Any] = dict(params)
     for key in PATH_PARAMETERS:
         if key in out:
             out[key] = [fix(v) for v in out[key]] if isinstance(out[key], list) else fix(out[key])

@@ -107,7 +107,7 @@ class NotebookRun:
 
 
 def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
-                  params: Mapping[str, Any] | None = None, *, out_dir: str | Path | None = None,
+                  params: Mapping[str, object] | None = None, *, out_dir: str | Path | None = None,
                   name: str | None = None, html: bool = True, kernel: WarmKernel | None = None,
                   fresh_kernels: bool = False, root: Path | None = None, folder: Path | None = None,
                   progress: bool = False, log_output: bool = False, cell_timeout: int | None = None,
@@ -127,7 +127,7 @@ def run_notebooks(settings: Settings, notebooks: Sequence[str] | None = None,
     t_start = time.perf_counter()
     root = (root or find_project_root()).resolve()
     paths = [resolve_notebook(n, folder or notebooks_dir(root)) for n in (notebooks or DEFAULT_NOTEBOOKS)]
-    given = dict(params or {})
+    given: dict[str, Any] = dict(params or {})
     for key in (ROOT_PARAMETER, CONFIG_PARAMETER):
         if key in given:
             raise UsageError(f"the notebook parameter {key} is set by the runner",

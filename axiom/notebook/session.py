@@ -73,10 +73,11 @@ def settings_file(given: str | os.PathLike[str] | None, root: Path, *,
 
 
 @overload
-def in_project(value: list[Any], root: str | os.PathLike[str] | None) -> list[str]: ...
+def in_project(value: list[str] | list[Path], root: str | os.PathLike[str] | None) -> list[str]: ...
 @overload
 def in_project(value: str | os.PathLike[str] | None, root: str | os.PathLike[str] | None) -> str | None: ...
-def in_project(value: Any, root: str | os.PathLike[str] | None) -> str | list[str] | None:
+def in_project(value: str | os.PathLike[str] | list[str] | list[Path] | None,
+               root: str | os.PathLike[str] | None) -> str | list[str] | None:
     """A path parameter's value (or a list of them) against the project folder `root` ("": found, see
     `find_project_root`): relative paths made absolute against it (as text, what the package's functions
     take), None for a value not given (None, "")."""
@@ -87,7 +88,11 @@ def in_project(value: Any, root: str | os.PathLike[str] | None) -> str | list[st
     return None if given is None else str((base / given).resolve())
 
 
-def _given(value: Any) -> Any:
+@overload
+def _given(value: str | os.PathLike[str] | None) -> str | None: ...
+@overload
+def _given(value: object) -> object: ...
+def _given(value: object) -> object:
     """A notebook parameter's value, or None when it was not given (None or ""); a path as its text."""
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -99,7 +104,7 @@ def _as_path(value: str | None) -> Path | None:
 
 
 def notebook_settings(*, project_root: str | None = None, config: str | None = None,
-                      **parameters: Any) -> Settings:
+                      **parameters: object) -> Settings:
     """Settings from the settings file + environment + the notebook's setting parameters (keywords: the
     parameters that have a settings field in parameter_table.py, `SETTING_OF`; None or "" leaves a setting
     alone), their relative paths anchored to the project folder.
@@ -122,7 +127,7 @@ def notebook_settings(*, project_root: str | None = None, config: str | None = N
     return settings.with_overrides(overrides, origin="notebook parameters").anchored(root)
 
 
-_SHARED: dict[tuple[Any, ...], CachingEmbedder] = {}
+_SHARED: dict[tuple[object, ...], CachingEmbedder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -194,7 +199,7 @@ class NotebookSession:
         out["cached_vectors"] = now["cached_vectors"]
         return out
 
-    def report(self, record: RunRecord | None = None, **extra: Any) -> Path | None:
+    def report(self, record: RunRecord | None = None, **extra: object) -> Path | None:
         """Tell the runner what this notebook produced (a no-op when run by hand: result_json is empty)."""
         if not self.result_json:
             return None
@@ -210,7 +215,7 @@ class NotebookSession:
 
 def open_session(*, corpus: str | None = None, dataset: str | None = None, result_json: str | None = None,
                  project_root: str | None = None, config: str | None = None, load_model: bool = True,
-                 **settings_parameters: Any) -> NotebookSession:
+                 **settings_parameters: object) -> NotebookSession:
     """Settings, shared embedder and pipeline for a notebook, from its parameters: `corpus`, `dataset` and
     `result_json` are the session's, `project_root` and `config` say where the project and its settings file
     are ("": found), the others are setting parameters (`notebook_settings`).

@@ -220,7 +220,7 @@ def ranking_overlap(table: pd.DataFrame) -> pd.DataFrame:
 def metrics_table(record: RunRecord) -> pd.DataFrame:
     """Per metric: mean with its 95% bootstrap confidence interval, and how many questions it covers."""
     rows = []
-    for name, m in record.metrics.get("metrics", {}).items():
+    for name, m in record.metrics.metrics.items():
         rows.append({"metric": name, "mean": rounded(m.get("mean")), "95% CI low": rounded(m.get("ci_low")),
                      "95% CI high": rounded(m.get("ci_high")), "n": m.get("n", 0),
                      "unmeasured": m.get("unmeasured", 0), "n/a": m.get("not_applicable", 0)})
@@ -254,7 +254,7 @@ def _ci_bars(ax: Axes, labels: Sequence[str], means: Sequence[float], lows: Sequ
 
 def metrics_chart(record: RunRecord, metrics: Iterable[str] | None = None) -> Figure:
     """Bar chart of metric means with 95% CI whiskers (metrics nothing was measured for are left out)."""
-    summary = record.metrics.get("metrics", {})
+    summary: dict[str, Any] = record.metrics.metrics
     names = [m for m in (metrics or summary) if m in summary and summary[m].get("mean") is not None]
     fig, ax = new_figure(7.5, max(2.5, 0.32 * len(names) + 1.2))
     if names:
@@ -306,7 +306,7 @@ def per_question_table(record: RunRecord, *, sort_by: str | None = None, limit: 
 
 
 def latency_table(record: RunRecord) -> pd.DataFrame:
-    lat = record.metrics.get("latency", {})
+    lat = record.metrics.latency
     rows, labels = [], []
     for key, label in (("retrieval", "retrieval (share of the batch)"), ("generation", "generation"),
                        ("question", "question (retrieval + generation)")):

@@ -192,7 +192,7 @@ def stage_seconds(record: RunRecord) -> dict[str, float]:
     (scoring, writing the folder)."""
     total = float(record.manifest.seconds or 0.0)
     ingest = float((record.manifest.ingest or {}).get("seconds") or 0.0)
-    retrieval = float((record.metrics.get("latency") or {}).get("retrieval_batch_seconds") or 0.0)
+    retrieval = float(record.metrics.latency.get("retrieval_batch_seconds") or 0.0)
     generation = float(np.nansum(record.results["generation_seconds"])) if len(record.results) else 0.0
     return {"ingest": round(ingest, 1), "retrieval": round(retrieval, 1), "generation": round(generation, 1),
             "rest": round(total - ingest - retrieval - generation, 1)}

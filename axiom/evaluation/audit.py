@@ -240,7 +240,7 @@ def saturation(runs_dir: Path, sha256: str) -> dict[str, Any]:
     record = load_run(path)
     saturated: list[str] = []
     others: dict[str, dict[str, Any]] = {}
-    for name, summary in (record.metrics.get("metrics") or {}).items():
+    for name, summary in record.metrics.metrics.items():
         mean = summary.get("mean") if isinstance(summary, dict) else None
         values = [float(v) for v in record.results[name].dropna()] if name in record.results.columns else []
         if mean is None and not values:

@@ -64,11 +64,11 @@ def _inputs(manifest: Manifest) -> dict[str, Any]:
 def run_spread(record: RunRecord) -> dict[str, float]:
     """Run-to-run spread per metric of a repeated run (`axiom eval --repeat`; reported only); empty for a
     single run."""
-    return dict((record.metrics.get("repeats") or {}).get("spread") or {})
+    return record.metrics.spread
 
 
 def _repeats_of(record: RunRecord) -> int:
-    return int((record.metrics.get("repeats") or {}).get("n") or 1)
+    return record.metrics.repeat_count
 
 
 def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = None, top: int = 5,
@@ -77,8 +77,8 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     primaries and their outcomes: `primaries`, default family.DEFAULT_PRIMARIES), plus the questions that
     changed most and the settings that differ."""
     config = config or StatsConfig()
-    measured_a = {m for m, s in a.metrics.get("metrics", {}).items() if s.get("n")}
-    measured_b = {m for m, s in b.metrics.get("metrics", {}).items() if s.get("n")}
+    measured_a = {m for m, s in a.metrics.metrics.items() if s.get("n")}
+    measured_b = {m for m, s in b.metrics.metrics.items() if s.get("n")}
     # metrics both runs compute and at least one measured (n/a for every question in both: nothing to compare)
     metrics = [m for m in a.metric_names if m in b.metric_names and m in a.results and m in b.results
                and (m in measured_a or m in measured_b)]
@@ -125,10 +125,10 @@ def compare_runs(a: RunRecord, b: RunRecord, *, config: StatsConfig | None = Non
     inputs_a, inputs_b = _inputs(a.manifest), _inputs(b.manifest)
     differences += [f"{key}: {inputs_a[key]!r} -> {inputs_b[key]!r}" for key in inputs_a
                     if inputs_a[key] != inputs_b[key]]
-    not_applicable = {m: not_applicable_reason(a.metrics["metrics"][m]) or not_applicable_reason(
-                          b.metrics["metrics"][m]) or "unmeasured"
+    not_applicable = {m: not_applicable_reason(a.metrics.metrics[m]) or not_applicable_reason(
+                          b.metrics.metrics[m]) or "unmeasured"
                       for m in a.metric_names if m in b.metric_names and m not in metrics
-                      and m in a.metrics.get("metrics", {}) and m in b.metrics.get("metrics", {})
+                      and m in a.metrics.metrics and m in b.metrics.metrics
                       and m not in measured_a and m not in measured_b}
     return Comparison(
         a=str(a.path), b=str(b.path), questions_a=len(ids_a), questions_b=len(ids_b),

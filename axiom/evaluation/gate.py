@@ -123,8 +123,8 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
     `min_delta`, the run's repeat spread; a floor `floor_margin` below the mean (and at least one question's
     weight below it) only when a margin is given. UsageError for a primary the run did not measure."""
     metrics: dict[str, Any] = {}
-    spread = (record.metrics.get("repeats") or {}).get("spread") or {}
-    for name, summary in record.metrics.get("metrics", {}).items():
+    spread = record.metrics.spread
+    for name, summary in record.metrics.metrics.items():
         mean = summary.get("mean")
         if mean is None:
             continue
@@ -159,7 +159,7 @@ def make_baseline(record: RunRecord, *, floor_margin: float | None = None,
                      "git": _as_dict(manifest.git), "embedding_model": manifest.embedding_model,
                      "index": manifest.index, "retriever": manifest.retriever,
                      "top_k": manifest.top_k,
-                     "repeats": (record.metrics.get("repeats") or {}).get("n", 1),
+                     "repeats": record.metrics.repeat_count,
                      "generator": _as_dict(manifest.generator), "judge": manifest.judge,
                      "noise_sources": noise_sources(manifest)},
         "min_delta": min_delta, "metrics": metrics,
@@ -195,8 +195,8 @@ def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsCon
     manifest). The one owner of gating a run: `run_evaluation` (before the folder is written) and a saved run
     read back with `load_run` are gated alike."""
     repeats = {m: values for m in record.metric_names if (values := record.per_repetition(m))}
-    return gate_run(record.results, record.metrics["metrics"], baseline, config=config,
-                    spread=(record.metrics.get("repeats") or {}).get("spread"), repeats=repeats,
+    return gate_run(record.results, record.metrics.metrics, baseline, config=config,
+                    spread=record.metrics.spread, repeats=repeats,
                     noise=noise_sources(record.manifest))
 
 

@@ -27,7 +27,7 @@ from axiom.evaluation.answered import Answered
 from axiom.evaluation.datasets import EvalItem, file_sha256
 from axiom.evaluation.provenance import git_state, package_versions, platform_info
 from axiom.evaluation.retrieval_metrics import latency_summary
-from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, Manifest
+from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, Manifest, MetricsDocument, Unanswered
 from axiom.evaluation.run_folder import iso, utc_now
 from axiom.evaluation.summary import MetricSummary, repeat_summary, summarise_metric
 
@@ -153,8 +153,9 @@ def _generation_usage(results: pd.DataFrame, run_settings: Settings, generator: 
 
 
 def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_settings: Settings,
-                repeat: int) -> dict[str, Any]:
-    """metrics.json: per-metric summaries with intervals, latency, usage, degraded answers, repeats."""
+                repeat: int) -> MetricsDocument:
+    """metrics.json: per-metric summaries with intervals, latency, usage, degraded answers, repeats (the gate
+    is added by run_evaluation)."""
     ev = run_settings.evaluation
     summary = {m: summarise_metric(scores, samples=ev.bootstrap_samples, seed=ev.seed, label=m)
                for m, scores in scored.scores.items()}
@@ -172,18 +173,18 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
         latency = {"question": latency_summary(results["latency_seconds"].tolist()),
                    "note": ("the endpoint's reported latency, else the request's wall time (the successful "
                             "attempt)" if answered.kind == "endpoint" else "the responses' latency_ms")}
-    return {
-        "metrics": summary,
-        "confidence": {"level": 0.95, "method": "percentile bootstrap of the mean over questions",
-                       "samples": ev.bootstrap_samples, "seed": ev.seed},
-        "latency": latency,
-        "usage": {"generation": _generation_usage(results, run_settings, answered.generator),
-                  "judge": judge_stats.to_dict() if judge_stats else None},
-        "degraded_answers": int(results["degraded"].sum()) if len(results) else 0,
-        "unanswered": {"n": answered.unanswered,
-                       "reasons": _top_reasons(a.failure for a in answered.answers if a.failure)},
-        "repeats": repeat_summary(scored.repeat_means, repeat, run_var),
-    }
+    return MetricsDocument(
+        metrics=summary,
+        confidence={"level": 0.95, "method": "percentile bootstrap of the mean over questions",
+                    "samples": ev.bootstrap_samples, "seed": ev.seed},
+        latency=latency,
+        usage={"generation": _generation_usage(results, run_settings, answered.generator),
+               "judge": judge_stats.to_dict() if judge_stats else None},
+        degraded_answers=int(results["degraded"].sum()) if len(results) else 0,
+        unanswered=Unanswered(n=answered.unanswered,
+                              reasons=_top_reasons(a.failure for a in answered.answers if a.failure)),
+        repeats=repeat_summary(scored.repeat_means, repeat, run_var),
+    )
 
 
 def _top_reasons(reasons: Any) -> dict[str, int]:

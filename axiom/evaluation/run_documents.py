@@ -1,13 +1,16 @@
 """The typed documents of runs, and their one serialisation: `Manifest` (a run folder's manifest.json, what
-produced the run) and `Comparison` (two runs compared, what `axiom compare --json` prints and 04_compare_runs
-shows). Frozen dataclasses read by attribute; `to_dict` gives the JSON object in the order written (the same
-keys, values and key order as before these classes existed), `from_dict` reads one back.
+produced the run), `MetricsDocument` (its metrics.json, what the run measured) and `Comparison` (two runs
+compared, what `axiom compare --json` prints and 04_compare_runs shows). Frozen dataclasses read by
+attribute; `to_dict` gives the JSON object in the order written (the same keys, values and key order as before
+these classes existed), `from_dict` reads one back.
 
 Reading is tolerant, as the dict readers it replaced were: a key an older run folder lacks reads as None (or
 as an empty mapping for the mappings every manifest has: source's absence aside, `settings`, `versions`,
-`conventions`, `platform`, `evidence_labels`), and `to_dict` then writes it with that value; a key this module
-does not know is kept in `extra` and written back after the known ones, so nothing read is lost. Values are
-kept as read (no conversion), so a manifest written by this version round-trips to the identical dict.
+`conventions`, `platform`, `evidence_labels`; those of metrics.json: `metrics`, `confidence`, `latency`,
+`usage`), and `to_dict` then writes it with that value (metrics.json's `gate` only when set); a key this
+module does not know is kept in `extra` and written back after the known ones, so nothing read is lost. Values
+are kept as read (no conversion), so a manifest or metrics.json written by this version round-trips to the
+identical dict.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from axiom.evaluation.summary import MetricSummary
     from axiom.evaluation.verdict_entry import VerdictEntry
 
 
@@ -169,6 +173,102 @@ class Manifest:
                 continue
             part = parts.get(key)
             out[key] = part.to_dict() if part is not None else value
+        return out | self.extra
+
+
+# -- the metrics document ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Unanswered:
+    """How many questions the run's source did not answer, and the commonest reasons (up to 5, counted)."""
+
+    n: int | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("n", "reasons")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Unanswered:
+        return cls(n=data.get("n"), reasons=_mapping(data.get("reasons")), extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "reasons": self.reasons} | self.extra
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """A run's repetitions (summary.repeat_summary): N, per answer metric the spread and the means of the
+    repetitions and the run variance, the table that holds them (repeats.parquet; None for N = 1), the
+    method."""
+
+    n: int | None = None
+    spread: dict[str, float] = field(default_factory=dict)
+    means: dict[str, list[float | None]] = field(default_factory=dict)
+    run_variance: dict[str, float] = field(default_factory=dict)
+    table: str | None = None
+    method: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("n", "spread", "means", "run_variance", "table", "method")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Repeats:
+        return cls(n=data.get("n"), spread=_mapping(data.get("spread")), means=_mapping(data.get("means")),
+                   run_variance=_mapping(data.get("run_variance")), table=data.get("table"),
+                   method=data.get("method"), extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "spread": self.spread, "means": self.means, "run_variance": self.run_variance,
+                "table": self.table, "method": self.method} | self.extra
+
+
+@dataclass(frozen=True)
+class MetricsDocument:
+    """metrics.json: what a run measured (built by run_docs.metrics_doc; `gate`, the baseline gate's verdict
+    as `GateResult.to_dict`, added by run_evaluation and written only when set): per metric its summary, the
+    intervals' method, latency, token usage, degraded and unanswered questions, the repetitions."""
+
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    confidence: dict[str, Any] = field(default_factory=dict)  # level, method, samples, seed
+    latency: dict[str, Any] = field(default_factory=dict)  # per stage its percentiles (latency_summary), note
+    usage: dict[str, Any] = field(default_factory=dict)  # generation (tokens, model, cost), judge (or None)
+    degraded_answers: int | None = None
+    unanswered: Unanswered | None = None
+    repeats: Repeats | None = None
+    gate: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+
+    KEYS = ("metrics", "confidence", "latency", "usage", "degraded_answers", "unanswered", "repeats", "gate")
+
+    @property
+    def repeat_count(self) -> int:
+        """N of `axiom eval --repeat N` (1 for a single run, and for runs older than `repeats`)."""
+        return int((self.repeats.n if self.repeats is not None else None) or 1)
+
+    @property
+    def spread(self) -> dict[str, float]:
+        """Per answer metric the run-to-run spread of a repeated run (reported only); empty otherwise."""
+        return dict(self.repeats.spread) if self.repeats is not None else {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricsDocument:
+        unanswered, repeats, gate = data.get("unanswered"), data.get("repeats"), data.get("gate")
+        return cls(metrics=_mapping(data.get("metrics")), confidence=_mapping(data.get("confidence")),
+                   latency=_mapping(data.get("latency")), usage=_mapping(data.get("usage")),
+                   degraded_answers=data.get("degraded_answers"),
+                   unanswered=Unanswered.from_dict(unanswered) if isinstance(unanswered, Mapping) else None,
+                   repeats=Repeats.from_dict(repeats) if isinstance(repeats, Mapping) else None,
+                   gate=dict(gate) if isinstance(gate, Mapping) else None, extra=_extra(data, cls.KEYS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of metrics.json, its keys in the order they are written."""
+        out: dict[str, Any] = {
+            "metrics": self.metrics, "confidence": self.confidence, "latency": self.latency,
+            "usage": self.usage, "degraded_answers": self.degraded_answers,
+            "unanswered": self.unanswered.to_dict() if self.unanswered is not None else None,
+            "repeats": self.repeats.to_dict() if self.repeats is not None else None}
+        if self.gate is not None:
+            out["gate"] = self.gate
         return out | self.extra
 
 

@@ -12,7 +12,8 @@
                           every answer metric): results.parquet's answer metrics are their means over these
 
 The folder is built under `<runs_dir>/.tmp-...` and renamed into place, so a run folder is complete or absent.
-`RunRecord` is a run in memory, its manifest a `run_documents.Manifest` (`load_run` reads one back,
+`RunRecord` is a run in memory, its manifest a `run_documents.Manifest` and its metrics.json a
+`run_documents.MetricsDocument` (`load_run` reads one back,
 `read_manifest` only its manifest), `GateResult` the baseline gate's verdict it holds
 (computed by `gate.gate_record`), `list_runs` the complete run folders under a runs folder; `per_question`
 reads one metric's per-question values from a results table.
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
 from axiom.evaluation.naming import run_folder_name, work_folder_name
-from axiom.evaluation.run_documents import Manifest
+from axiom.evaluation.run_documents import Manifest, MetricsDocument
 from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class RunRecord:
 
     path: Path
     manifest: Manifest
-    metrics: dict[str, Any]
+    metrics: MetricsDocument
     results: pd.DataFrame
     gate: GateResult | None = field(default=None)
     repeats: pd.DataFrame | None = field(default=None)  # a repeated run's repeats.parquet
@@ -142,7 +143,7 @@ class RunRecord:
 
     @property
     def metric_names(self) -> list[str]:
-        return list(self.metrics.get("metrics", {}))
+        return list(self.metrics.metrics)
 
     def per_question(self, metric: str) -> dict[str, float]:
         """{question id: value} of one metric of this run (`per_question` of its results)."""
@@ -161,8 +162,7 @@ class RunRecord:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what `axiom eval --json` prints)."""
         out = {"run": str(self.path), "name": self.name, "questions": int(len(self.results)),
-               "metrics": self.metrics.get("metrics", {}), "latency": self.metrics.get("latency", {}),
-               "usage": self.metrics.get("usage", {})}
+               "metrics": self.metrics.metrics, "latency": self.metrics.latency, "usage": self.metrics.usage}
         if self.gate is not None:
             out["gate"] = self.gate.to_dict()
         return out
@@ -171,7 +171,7 @@ class RunRecord:
         # the gate first: its verdict line, PASSED / FAILED and the failing metrics
         lines = [self.gate.text()] if self.gate is not None else []
         lines += [f"{'metric':<26} {'mean':>7}  {'95% CI':<17} {'n':>4} {'unmeasured':>10} {'n/a':>4}"]
-        for name, m in self.metrics.get("metrics", {}).items():
+        for name, m in self.metrics.metrics.items():
             mean = m.get("mean")
             if mean is None:
                 cells = f"{'-':>7}  {'':<17}"
@@ -180,18 +180,18 @@ class RunRecord:
                 cells = f"{mean:>7.3f}  {ci:<17}"
             lines.append(f"{name:<26} {cells} {m.get('n', 0):>4} {m.get('unmeasured', 0):>10} "
                          f"{m.get('not_applicable', 0):>4}")
-        for name, m in self.metrics.get("metrics", {}).items():
+        for name, m in self.metrics.metrics.items():
             for reason, count in (m.get("unmeasured_reasons") or {}).items():
                 lines.append(f"  unmeasured {name}: {count} x {reason}")
         not_measurable: dict[str, list[str]] = {}  # why (the reasons) -> the metrics n/a for every question
-        for name, m in self.metrics.get("metrics", {}).items():
+        for name, m in self.metrics.metrics.items():
             if m.get("mean") is None and m.get("not_applicable") and not m.get("unmeasured"):
                 why = "; ".join(f"{count} x {reason}"
                                 for reason, count in (m.get("not_applicable_reasons") or {}
                                                                              ).items()) or "not applicable"
                 not_measurable.setdefault(why, []).append(name)
         lines += [f"  n/a {', '.join(names)}: {why}" for why, names in not_measurable.items()]
-        lat = self.metrics.get("latency", {})
+        lat = self.metrics.latency
         if "retrieval" in lat:  # Axiom's own pipeline: one retrieval batch, then generation per question
             ret, gen = lat["retrieval"], lat.get("generation", {})
             lines.append(f"latency: retrieval batch {lat.get('retrieval_batch_seconds', 0):.3f}s "
@@ -201,7 +201,7 @@ class RunRecord:
             question = lat["question"]
             lines.append(f"latency per question: p50 {question['p50_ms']} ms, p95 {question['p95_ms']} ms "
                          f"(n {question['n']}; {lat.get('note', '')})")
-        usage = self.metrics.get("usage", {})
+        usage = self.metrics.usage
         judge = usage.get("judge")
         if judge:
             cost = f", ${judge['cost_usd']:.4f}" if judge.get("cost_usd") is not None else ""
@@ -245,7 +245,7 @@ def _json_clean(value: Any) -> Any:
 
 
 def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: Manifest,
-                     metrics_doc: dict[str, Any], results: pd.DataFrame, *,
+                     metrics_doc: MetricsDocument, results: pd.DataFrame, *,
                      repeats: pd.DataFrame | None = None
                      ) -> Path:
     """Write the run under `.tmp-*` and rename it into `<UTC timestamp>-<name>`, or `<UTC
@@ -264,7 +264,7 @@ def write_run_folder(runs_dir: Path, name: str, started: datetime, manifest: Man
         raise _write_error(runs_dir, exc) from exc
     try:
         _write_json(tmp / MANIFEST, redact_urls_in(_json_clean(manifest.to_dict())))
-        _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc)))
+        _write_json(tmp / METRICS, redact_urls_in(_json_clean(metrics_doc.to_dict())))
         results.to_parquet(tmp / RESULTS_PARQUET, index=False)
         flat = results.copy()
         for column in LIST_COLUMNS:
@@ -310,7 +310,7 @@ def load_run(path: str | Path) -> RunRecord:
         raise UsageError(f"run folder {path} does not exist")
     try:
         manifest = read_manifest(path)
-        metrics_doc = json.loads((path / METRICS).read_text(encoding="utf-8"))
+        metrics_doc = read_metrics(path)
         results = pd.read_parquet(path / RESULTS_PARQUET)
         repeats = pd.read_parquet(path / REPEATS_PARQUET) if (path / REPEATS_PARQUET).is_file() else None
     except FileNotFoundError as exc:
@@ -319,7 +319,7 @@ def load_run(path: str | Path) -> RunRecord:
         ) from exc
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"cannot read run folder {path}: {exc}") from exc
-    gate = GateResult.from_dict(metrics_doc["gate"]) if isinstance(metrics_doc.get("gate"), dict) else None
+    gate = GateResult.from_dict(metrics_doc.gate) if metrics_doc.gate is not None else None
     return RunRecord(path=path, manifest=manifest, metrics=metrics_doc, results=results, gate=gate,
                      repeats=repeats)
 
@@ -331,6 +331,15 @@ def read_manifest(folder: str | Path) -> Manifest:
     if not isinstance(data, dict):
         raise ValueError(f"{MANIFEST} is not a JSON object")
     return Manifest.from_dict(data)
+
+
+def read_metrics(folder: str | Path) -> MetricsDocument:
+    """A run folder's metrics.json as a `MetricsDocument` (tolerant of older folders: run_documents.py).
+    Raises FileNotFoundError when it is missing, ValueError when it is not a JSON object."""
+    data = json.loads((Path(folder) / METRICS).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{METRICS} is not a JSON object")
+    return MetricsDocument.from_dict(data)
 
 
 def run_manifests(runs_dir: str | Path, *,

@@ -46,7 +46,7 @@ from axiom.evaluation.repeats import mean_over_repetitions
 from axiom.evaluation.responses import write_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_DEPTH, RETRIEVAL_METRICS, golden_retrieval_metrics
 from axiom.evaluation.run_docs import Scored, manifest_doc, metrics_doc, repeats_frame, results_frame
-from axiom.evaluation.run_documents import Manifest
+from axiom.evaluation.run_documents import Manifest, MetricsDocument
 from axiom.evaluation.run_folder import RunRecord, _json_clean, utc_now, write_run_folder
 from axiom.evaluation.run_inputs import (  # re-exported: moved there
     NO_DATASET,
@@ -318,7 +318,7 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
             unsaved = RunRecord(path=Path(), manifest=manifest, metrics=doc, results=results,
                                 repeats=repeats_table)
             gate = gate_record(unsaved, inputs.baseline, StatsConfig.from_settings(run_settings.evaluation))
-            doc["gate"] = gate.to_dict()
+            doc = replace(doc, gate=gate.to_dict())
         if dataset is None and manifest.dataset is not None:  # the responses' own questions (no references)
             manifest = replace(manifest, dataset=replace(manifest.dataset, from_responses=True))
         manifest = replace(
@@ -333,7 +333,8 @@ def run_evaluation(settings: Settings, dataset: str | Path | None, source: Answe
             if options.save_responses is not None:
                 write_responses(options.save_responses, inputs.items, answered.answers, run=path.name)
     log.info("evaluation run written to %s", path)
-    return RunRecord(path=path, manifest=manifest, metrics=_json_clean(doc), results=results, gate=gate,
+    clean = MetricsDocument.from_dict(_json_clean(doc.to_dict()))  # NaN -> None, as metrics.json holds
+    return RunRecord(path=path, manifest=manifest, metrics=clean, results=results, gate=gate,
                      repeats=repeats_table)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
+from axiom.evaluation.run_documents import Repeats
 from axiom.evaluation.stats import bootstrap_ci
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def mean_ok(scores: list[Any]) -> float | None:
 
 
 def repeat_summary(means: dict[str, list[float | None]], repeat: int,
-                   run_variance: Mapping[str, float] | None = None) -> dict[str, Any]:
+                   run_variance: Mapping[str, float] | None = None) -> Repeats:
     """A repeated run's repetitions per answer metric: the spread (range, max - min, of the metric's mean over
     the repetitions; reported, never a dead band), the means, and the variance run-level noise adds to the
     run's mean (`repeats.run_variance`: 0 when the repetitions agree or N = 1). Retrieval is deterministic and
@@ -79,10 +80,11 @@ def repeat_summary(means: dict[str, list[float | None]], repeat: int,
     for name, values in means.items():
         clean = [v for v in values if v is not None]
         spread[name] = float(max(clean) - min(clean)) if len(clean) > 1 else 0.0
-    return {"n": repeat, "spread": spread, "means": means if repeat > 1 else {},
-            "run_variance": {m: float(v) for m, v in (run_variance or {}).items()},
-            "table": "repeats.parquet" if repeat > 1 else None,
-            "method": "every repetition's per-question values kept (repeats.parquet); a question's value is "
-                      "its mean over the repetitions; spread: range of the metric's mean over repetitions "
-                      "(generator and judge re-run, caches bypassed); run_variance: two-way ANOVA estimate "
-                      "of the run effect's variance / N, which the comparison's test and interval add"}
+    return Repeats(n=repeat, spread=spread, means=means if repeat > 1 else {},
+                   run_variance={m: float(v) for m, v in (run_variance or {}).items()},
+                   table="repeats.parquet" if repeat > 1 else None,
+                   method="every repetition's per-question values kept (repeats.parquet); a question's value "
+                          "is its mean over the repetitions; spread: range of the metric's mean over "
+                          "repetitions (generator and judge re-run, caches bypassed); run_variance: two-way "
+                          "ANOVA estimate of the run effect's variance / N, which the comparison's test and "
+                          "interval add")

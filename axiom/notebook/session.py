@@ -206,7 +206,7 @@ class NotebookSession:
         data: dict[str, Any] = {"embedding": self.embedding_stats(), **extra}
         if record is not None:  # the run as run_evaluation returned it: the sweep reads its metrics from here
             data["run_path"] = str(Path(record.path).resolve())
-            data["metrics"] = record.metrics.get("metrics", {})
+            data["metrics"] = record.metrics.metrics
         target = self.root / self.result_json  # the runner's is absolute
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

@@ -13,7 +13,7 @@ import pytest
 
 from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.gate import make_baseline
-from axiom.evaluation.run_documents import DatasetInfo, Manifest
+from axiom.evaluation.run_documents import DatasetInfo, Manifest, MetricsDocument
 from axiom.evaluation.run_folder import RunRecord
 from axiom.evaluation.verdict import StatsConfig
 from axiom.pipeline import RAGPipeline
@@ -39,8 +39,9 @@ def synthetic_record(n: int, shift: float = 0.0, seed: int = 0) -> RunRecord:
     other = rng.uniform(0.0, 1.0, n)
     other[3] = np.nan  # one unmeasured question
     results = pd.DataFrame({"id": ids, "score": score, "other": other})
-    metrics = {"metrics": {m: {"mean": float(np.nanmean(results[m])), "ci_low": None, "ci_high": None,
-                               "n": int(results[m].notna().sum())} for m in ("score", "other")}}
+    metrics = MetricsDocument(metrics={m: {"mean": float(np.nanmean(results[m])), "ci_low": None,
+                                           "ci_high": None, "n": int(results[m].notna().sum()),
+                                           "unmeasured": 0, "not_applicable": 0} for m in ("score", "other")})
     return RunRecord(path=Path("synthetic"),
                      manifest=Manifest(name="synthetic", dataset=DatasetInfo(items=n)),
                      metrics=metrics, results=results)

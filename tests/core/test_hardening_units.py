@@ -174,7 +174,7 @@ def test_judged_run_folder_and_log_hold_no_url_credentials(tmp_path: Path, embed
         record = run_evaluation(settings, golden, AnswerSource.pipeline(TINY_CORPUS),
                                 EvaluationOptions(name="judged", embedder=embedder))
         assert llm.calls() > 0
-    assert record.metrics["metrics"]["faithfulness"]["n"] == 1  # the judge did answer through that URL
+    assert record.metrics.metrics["faithfulness"]["n"] == 1  # the judge did answer through that URL
     manifest = json.loads((record.path / "manifest.json").read_text())
     assert manifest["judge"]["base_url"] == f"http://***@127.0.0.1:{llm.port}/v1?***"
     for path in record.path.iterdir():
@@ -197,12 +197,12 @@ def mode(path: Path) -> int:
 
 
 def test_run_folder_is_private(tmp_path: Path, loose_umask: None) -> None:
-    from axiom.evaluation.run_documents import Manifest
+    from axiom.evaluation.run_documents import Manifest, MetricsDocument
     from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     runs = tmp_path / "runs"
     results = pd.DataFrame({"id": ["q1"], "question": ["private question?"], "contexts": [["a", "b"]]})
-    path = write_run_folder(runs, "private", utc_now(), Manifest(name="private"), {"metrics": {}}, results)
+    path = write_run_folder(runs, "private", utc_now(), Manifest(name="private"), MetricsDocument(), results)
     assert mode(runs) == 0o700 and mode(path) == 0o700
     files = sorted(p.name for p in path.iterdir())
     assert files == ["manifest.json", "metrics.json", "results.csv", "results.parquet"]
@@ -211,7 +211,7 @@ def test_run_folder_is_private(tmp_path: Path, loose_umask: None) -> None:
     # an existing runs folder is left as its owner made it; the run folder inside is private
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
-    path = write_run_folder(shared, "again", utc_now(), Manifest(name="again"), {"metrics": {}}, results)
+    path = write_run_folder(shared, "again", utc_now(), Manifest(name="again"), MetricsDocument(), results)
     assert mode(shared) == 0o755 and mode(path) == 0o700
 
 
@@ -271,12 +271,12 @@ def test_make_lab_passes_the_token_in_the_environment(tmp_path: Path, given: str
 
 
 def test_runs_started_in_the_same_second_get_distinct_folders_ending_with_their_name(tmp_path: Path) -> None:
-    from axiom.evaluation.run_documents import Manifest
+    from axiom.evaluation.run_documents import Manifest, MetricsDocument
     from axiom.evaluation.run_folder import utc_now, write_run_folder
 
     results = pd.DataFrame({"id": ["q1"], "question": ["q?"], "contexts": [["a"]]})
     started = utc_now()
-    paths = [write_run_folder(tmp_path, "same", started, Manifest(name="same"), {"metrics": {}}, results)
+    paths = [write_run_folder(tmp_path, "same", started, Manifest(name="same"), MetricsDocument(), results)
              for _ in range(3)]
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     assert [p.name for p in paths] == [f"{stamp}-same", f"{stamp}-2-same", f"{stamp}-3-same"]

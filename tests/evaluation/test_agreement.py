@@ -24,7 +24,7 @@ from axiom.evaluation.agreement import (
     system_ranking,
 )
 from axiom.evaluation.agreement_data import load_labels, load_systems, system_names
-from axiom.evaluation.run_documents import Manifest
+from axiom.evaluation.run_documents import Manifest, MetricsDocument
 from axiom.evaluation.run_folder import utc_now, write_run_folder
 from axiom.evaluation.stats import cluster_resamples
 from tests.evaluation.helpers import clean_env, write_config
@@ -173,7 +173,8 @@ def test_agreement_report_on_a_score_table(tmp_path: Path):
 def _run(root: Path, name: str, ids: list[str], metric: np.ndarray) -> Path:
     results = pd.DataFrame({"id": ids, "question": [f"question {i}" for i in ids], "answer": ["a"] * len(ids),
                             "good": metric})
-    doc = {"metrics": {"good": {"mean": float(metric.mean()), "n": len(ids), "ci_low": 0.0, "ci_high": 1.0}}}
+    doc = MetricsDocument(metrics={"good": {"mean": float(metric.mean()), "n": len(ids), "ci_low": 0.0,
+                                            "ci_high": 1.0, "unmeasured": 0, "not_applicable": 0}})
     return write_run_folder(root, name, utc_now(), Manifest(name=name), doc, results)
 
 

@@ -29,6 +29,7 @@ from axiom.evaluation.datasets import load_golden
 from axiom.evaluation.endpoint import EndpointClient, ask_endpoint
 from axiom.evaluation.endpoint_config import WILDCARD, load_endpoint_config, parse_path, render
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_METRICS
+from axiom.evaluation.run_documents import Unanswered
 from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.spans import EVIDENCE_METRICS
@@ -96,14 +97,14 @@ def test_served_axiom_gives_the_in_process_metrics(served: dict[str, Any], tmp_p
               f"answer, {len(EVIDENCE_METRICS)} evidence metrics x 6 questions), {exact} bit-identical, "
               f"largest difference {worst:.2e}")
     for metric in (*RETRIEVAL_METRICS, *OFFLINE_METRICS, *GROUNDEDNESS_METRICS, *EVIDENCE_METRICS):
-        assert remote.metrics["metrics"][metric]["n"] == local.metrics["metrics"][metric]["n"], metric
+        assert remote.metrics.metrics[metric]["n"] == local.metrics.metrics[metric]["n"], metric
     manifest = remote.manifest
     source = manifest.source or {}
     assert source["kind"] == "endpoint" and source["url"] == f"{server.api}/query"
     assert source["headers"] == ["X-API-Key"] and source["top_k"] == 10 and source["unanswered"] == 0
     assert source["config_sha256"] and source["response"]["contexts"] == "contexts[].text"
     assert manifest.top_k == 10 and manifest.collection is None and manifest.retriever is None
-    assert remote.metrics["latency"]["question"]["n"] == 6
+    assert remote.metrics.latency["question"]["n"] == 6
     assert "latency per question: p50 " in remote.summary_table() and "None ms" not in remote.summary_table()
     assert API_KEY not in folder_text(remote.path)
 
@@ -121,9 +122,9 @@ def test_served_axiom_without_the_api_key_is_unmeasured(served: dict[str, Any], 
     assert config.headers == {}
     run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.from_endpoint(config),
                          EvaluationOptions(name="no-key", embedder=embedder, judge=False))
-    assert run.metrics["unanswered"] == {"n": 6, "reasons": {"HTTP 401 from the endpoint (1 attempt)": 6}}
+    assert run.metrics.unanswered == Unanswered(n=6, reasons={"HTTP 401 from the endpoint (1 attempt)": 6})
     assert (
-        run.metrics["metrics"]["rouge_l"]["unmeasured"] == 6 and run.metrics["metrics"]["ndcg@10"]["n"] == 0
+        run.metrics.metrics["rouge_l"]["unmeasured"] == 6 and run.metrics.metrics["ndcg@10"]["n"] == 0
     )
 
 
@@ -226,11 +227,11 @@ def test_failing_endpoint_gives_unmeasured_items_with_reasons(tmp_path: Path, mo
     for qid in ("t05", "t06"):
         assert rows.loc[qid, "answered"] and rows.loc[qid,
                                                       "rouge_l"] == 1.0 and rows.loc[qid, "ndcg@10"] == 1.0
-    metrics = run.metrics["metrics"]
+    metrics = run.metrics.metrics
     for metric in ("rouge_l", "chrf", "semantic_similarity", "nonllm_context_recall", "ndcg@10", "recall@5"):
         assert metrics[metric]["n"] == 2 and metrics[metric]["unmeasured"] == 4, metric
         assert metrics[metric]["unmeasured_reasons"] == dict.fromkeys(reasons.values(), 1), metric
-    assert run.metrics["unanswered"]["n"] == 4
+    assert run.metrics.unanswered.n == 4
     source = run.manifest.source or {}
     assert source["url"] == f"http://***@127.0.0.1:{server.port}/ask?***" and source["headers"] == ["X-Token"]
     assert source["unanswered"] == 4
@@ -329,7 +330,7 @@ def test_the_evaluation_notebook_asks_an_endpoint(tmp_path: Path, monkeypatch: p
                                   "-p", "judge", "false", "--out", tmp_path / "runs", "--name", "nb-endpoint")
     assert code == 0, err
     run = load_run(out.strip().splitlines()[-1].removeprefix("run folder: "))
-    assert run.manifest.source_kind == "endpoint" and run.metrics["unanswered"]["n"] == 1
+    assert run.manifest.source_kind == "endpoint" and run.metrics.unanswered.n == 1
     assert (
-        run.metrics["metrics"]["rouge_l"]["n"] == 5 and run.metrics["metrics"]["evidence_recall@5"]["n"] == 5
+        run.metrics.metrics["rouge_l"]["n"] == 5 and run.metrics.metrics["evidence_recall@5"]["n"] == 5
     )

@@ -101,12 +101,12 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
                               generation={"max_retries": 1, "backoff_initial_seconds": 0.05})
     judged = EvaluationOptions(name="judged", embedder=embedder)
     first = run_evaluation(settings, golden, AnswerSource.pipeline(TINY_CORPUS), judged)
-    summary = first.metrics["metrics"]
+    summary = first.metrics.metrics
     assert summary["faithfulness"]["n"] == 2 and summary["faithfulness"]["unmeasured"] == 0
     for m in ("llm_context_precision", "llm_context_recall", "factual_correctness"):
         assert summary[m]["n"] == 1 and summary[m]["unmeasured"] == 1, m
         assert any("HTTP 500" in reason for reason in summary[m]["unmeasured_reasons"])
-    judge_usage = first.metrics["usage"]["judge"]
+    judge_usage = first.metrics.usage["judge"]
     assert judge_usage["model"] == "judge-model" and judge_usage["total_tokens"] > 0
     assert (first.manifest.judge or {})["model"] == "judge-model"
     assert "unmeasured" in json.loads(first.results["notes"][1])["factual_correctness"]
@@ -118,5 +118,5 @@ def test_run_with_judge(server: FakeOpenAIServer, tmp_path: Path, embedder) -> N
     second = run_evaluation(settings, good, AnswerSource.pipeline(TINY_CORPUS), judged)
     assert server.calls() == before  # zero judge calls: t01 was judged by the first run
     assert (
-        second.metrics["usage"]["judge"]["cache_hits"] == 5 and second.metrics["usage"]["judge"]["calls"] == 0
+        second.metrics.usage["judge"]["cache_hits"] == 5 and second.metrics.usage["judge"]["calls"] == 0
     )

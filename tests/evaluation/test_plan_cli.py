@@ -15,7 +15,7 @@ import pytest
 
 from axiom.cli import main
 from axiom.evaluation import sensitivity
-from axiom.evaluation.run_documents import Manifest
+from axiom.evaluation.run_documents import Manifest, MetricsDocument
 from axiom.evaluation.run_folder import utc_now, write_run_folder
 from tests.evaluation.helpers import clean_env, write_config
 
@@ -26,8 +26,9 @@ def _run(root: Path, name: str, columns: dict[str, np.ndarray], repeats: pd.Data
     ids = [f"q{i}" for i in range(N)]
     results = pd.DataFrame({"id": ids, "question": [f"question {i}" for i in ids], "answer": ["a"] * N,
                             **columns})
-    doc = {"metrics": {m: {"mean": float(np.mean(v)), "n": N, "ci_low": 0.0, "ci_high": 1.0}
-                       for m, v in columns.items() if m != "group"}}
+    doc = MetricsDocument(metrics={m: {"mean": float(np.mean(v)), "n": N, "ci_low": 0.0, "ci_high": 1.0,
+                                       "unmeasured": 0, "not_applicable": 0}
+                                   for m, v in columns.items() if m != "group"})
     return write_run_folder(root / "runs", name, utc_now(), Manifest(name=name), doc, results,
                             repeats=repeats)
 

@@ -217,7 +217,7 @@ def test_judged_reference_metrics_are_not_applicable_without_a_reference(tmp_pat
 def test_questions_only_set_is_evaluated(runs: dict[str, Any]) -> None:
     assert runs["with_dataset"] == 0
     run = load_run(runs["folders"]["questions-only"])
-    metrics = run.metrics["metrics"]
+    metrics = run.metrics.metrics
     for name in REFERENCE_METRICS:
         assert (
             metrics[name]["mean"] is None and metrics[name]["n"] == 0 and metrics[name]["not_applicable"] == 6
@@ -242,8 +242,8 @@ def test_responses_without_a_dataset(runs: dict[str, Any], files: dict[str, Path
     assert run.manifest.dataset == DatasetInfo(path=str(responses), sha256=file_sha256(responses), items=6,
                                                from_responses=True)
     assert list(run.results["id"]) == [g["id"] for g in _tiny_lines()]
-    assert run.metrics["metrics"]["rouge_l"]["not_applicable_reasons"] == {NO_REFERENCE: 6}
-    assert run.metrics["unanswered"]["n"] == 0
+    assert run.metrics.metrics["rouge_l"]["not_applicable_reasons"] == {NO_REFERENCE: 6}
+    assert run.metrics.unanswered.n == 0
 
 
 def test_eval_without_dataset_or_questions_is_refused(files: dict[str, Path], tmp_path: Path,

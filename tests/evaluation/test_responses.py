@@ -17,6 +17,7 @@ from axiom.errors import DatasetError
 from axiom.evaluation.datasets import file_sha256, load_golden
 from axiom.evaluation.responses import load_responses
 from axiom.evaluation.retrieval_metrics import RETRIEVAL_METRICS
+from axiom.evaluation.run_documents import Unanswered
 from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.spans import EVIDENCE_METRICS
@@ -86,7 +87,7 @@ def test_rescoring_saved_responses_gives_identical_metrics(saved: dict[str, Any]
                               EvaluationOptions(name="rescored-here", embedder=embedder, judge=False))
     pipeline: RunRecord = saved["run"]
     assert assert_identical(pipeline, rescored) == len(pipeline.metric_names) * 6
-    assert rescored.metrics["metrics"] == pipeline.metrics["metrics"]
+    assert rescored.metrics.metrics == pipeline.metrics.metrics
 
 
 def test_rescoring_saved_responses_with_the_cli(saved: dict[str, Any], tmp_path: Path,
@@ -106,10 +107,10 @@ def test_rescoring_saved_responses_with_the_cli(saved: dict[str, Any], tmp_path:
     assert assert_identical(pipeline, rescored, tolerance={"semantic_similarity": 1e-6}) == \
         len(pipeline.metric_names) * 6
     others = {m for m in pipeline.metric_names if m != "semantic_similarity"}
-    assert {m: s for m, s in rescored.metrics["metrics"].items() if m in others} == \
-        {m: s for m, s in pipeline.metrics["metrics"].items() if m in others}
+    assert {m: s for m, s in rescored.metrics.metrics.items() if m in others} == \
+        {m: s for m, s in pipeline.metrics.metrics.items() if m in others}
     assert set(EVIDENCE_METRICS) <= set(rescored.metric_names)  # located from the saved passages' texts
-    assert rescored.metrics["metrics"]["evidence_recall@5"]["n"] == 6
+    assert rescored.metrics.metrics["evidence_recall@5"]["n"] == 6
     manifest = rescored.manifest
     assert manifest.source_kind == "responses" and manifest.source is not None
     assert manifest.source["sha256"] == file_sha256(saved["file"])
@@ -168,7 +169,7 @@ def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path
     partial.write_text("\n".join(kept) + "\n")
     run = run_evaluation(build_settings(tmp_path), TINY_GOLDEN, AnswerSource.from_responses(partial),
                          EvaluationOptions(name="partial", embedder=embedder, judge=False))
-    metrics = run.metrics["metrics"]
+    metrics = run.metrics.metrics
     reason = "no response for this item in partial.jsonl"
     for metric in ("rouge_l", "semantic_similarity", "ndcg@10", "evidence_recall@5"):
         assert metrics[metric]["unmeasured"] == 2, metric
@@ -179,7 +180,7 @@ def test_items_without_a_response_are_unmeasured(saved: dict[str, Any], tmp_path
     assert not row["answered"] and row["failure"] == reason and math.isnan(row["rouge_l"])
     assert json.loads(row["notes"])["rouge_l"] == f"unmeasured: {reason}"
     assert (run.manifest.source or {})["missing_ids"] == ["t02", "t05"]
-    assert run.metrics["unanswered"] == {"n": 2, "reasons": {reason: 2}}
+    assert run.metrics.unanswered == Unanswered(n=2, reasons={reason: 2})
     per_pipeline = saved["run"].per_question("rouge_l")
     assert all(v == per_pipeline[k] for k, v in run.per_question("rouge_l").items() if not math.isnan(v))
 

@@ -1,7 +1,9 @@
-"""The typed run documents (axiom/evaluation/run_documents.py): a manifest and a comparison read back from
-their JSON give the same dict, key order included; older or partial manifests are read tolerantly (a missing
-key reads as None or an empty mapping, an unknown one is kept); the readers use attributes.
-(A real run folder's manifest round-trips in tests/evaluation/test_runs.py::test_manifest_round_trips.)"""
+"""The typed run documents (axiom/evaluation/run_documents.py): a manifest, a metrics.json and a comparison
+read back from their JSON give the same dict, key order included; older or partial manifests and metrics.json
+are read tolerantly (a missing key reads as None or an empty mapping, an unknown one is kept); the readers use
+attributes. (A real run folder's manifest and metrics.json round-trip in tests/evaluation/test_runs.py:
+test_manifest_round_trips, test_metrics_round_trips; a repeated, gated one's metrics.json in
+tests/evaluation/test_run_repeats.py.)"""
 
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from axiom.evaluation.run_documents import (
     GeneratorInfo,
     GitState,
     Manifest,
+    MetricsDocument,
     QuestionChange,
+    Repeats,
+    Unanswered,
 )
-from axiom.evaluation.run_folder import load_run, read_manifest
+from axiom.evaluation.run_folder import load_run, read_manifest, read_metrics
 from tests.evaluation.helpers import keys_in_order
 
 
@@ -68,6 +73,49 @@ def test_read_manifest_and_a_manifest_that_is_not_an_object(tmp_path: Path) -> N
         (folder / name).write_text("{}")
     with pytest.raises(EvaluationError, match="not a JSON object"):
         load_run(folder)
+
+
+def test_an_older_metrics_document_reads_with_defaults_and_keeps_unknown_keys(tmp_path: Path) -> None:
+    old = {"metrics": {"ndcg@10": {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 6, "unmeasured": 0,
+                                   "not_applicable": 0}},
+           "latency": {"question": {"n": 6, "p50_ms": 1.0}}, "degraded_answers": 0,
+           "repeats": {"n": 2, "spread": {"chrf": 0.1}, "origin": "hand-made"}, "retired_key": [1, 2]}
+    doc = MetricsDocument.from_dict(old)
+    # keys older runs lack (confidence, usage, unanswered, gate): an empty mapping or None
+    assert doc.confidence == {} and doc.usage == {} and doc.unanswered is None and doc.gate is None
+    assert doc.repeats == Repeats(n=2, spread={"chrf": 0.1}, extra={"origin": "hand-made"})
+    assert doc.repeat_count == 2 and doc.spread == {"chrf": 0.1} and doc.extra == {"retired_key": [1, 2]}
+    out = doc.to_dict()
+    assert {k: out[k] for k in ("metrics", "latency", "degraded_answers")} == {
+        k: old[k] for k in ("metrics", "latency", "degraded_answers")}
+    assert out["unanswered"] is None and out["confidence"] == {} and "gate" not in out
+    assert out["repeats"] == {"n": 2, "spread": {"chrf": 0.1}, "means": {}, "run_variance": {}, "table": None,
+                              "method": None, "origin": "hand-made"}
+    assert list(out)[-1] == "retired_key" and MetricsDocument.from_dict(out) == doc  # stable from then on
+    oldest = MetricsDocument.from_dict({"metrics": {}})  # before repeats: one run, no spread
+    assert oldest.repeat_count == 1 and oldest.spread == {} and oldest.repeats is None
+    # a run folder that old loads, its metrics by attribute
+    folder = tmp_path / "old-run"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps(old))
+    assert read_metrics(folder) == doc
+    (folder / "metrics.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="metrics.json is not a JSON object"):
+        read_metrics(folder)
+
+
+def test_a_metrics_document_with_a_gate_writes_it_last_and_has_no_dict_view() -> None:
+    gate = {"baseline": "b.json", "passed": True, "verdict": "no change", "failures": []}
+    doc = MetricsDocument(metrics={}, unanswered=Unanswered(n=1, reasons={"timeout": 1}), gate=gate)
+    out = doc.to_dict()
+    assert list(out) == ["metrics", "confidence", "latency", "usage", "degraded_answers", "unanswered",
+                         "repeats", "gate"]
+    assert out["unanswered"] == {"n": 1, "reasons": {"timeout": 1}} and out["gate"] == gate
+    assert MetricsDocument.from_dict(json.loads(json.dumps(out))) == doc
+    assert not hasattr(doc, "get") and not hasattr(doc, "__getitem__")  # no dict view: attributes
+    assert not hasattr(doc.unanswered, "get") and not hasattr(Repeats(), "__getitem__")
+    with pytest.raises(FrozenInstanceError):
+        doc.gate = None  # type: ignore[misc]
 
 
 def _comparison(**extra: object) -> Comparison:

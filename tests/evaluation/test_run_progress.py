@@ -82,7 +82,7 @@ def test_eval_retrieval_timing_does_not_include_the_model_load(tmp_path: Path) -
     timings = record.manifest.timings
     assert timings is not None
     assert timings["model_load"] >= 0.9 * LOAD, timings
-    batch = record.metrics["latency"]["retrieval_batch_seconds"]
+    batch = record.metrics.latency["retrieval_batch_seconds"]
     assert batch < timings["model_load"] and timings["retrieve"] < timings["model_load"], (batch, timings)
 
 

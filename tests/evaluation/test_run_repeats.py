@@ -14,6 +14,7 @@ from axiom.errors import DatasetError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.gate import gate_record, gate_run, load_baseline, make_baseline, write_baseline
 from axiom.evaluation.repeats import noise_sources
+from axiom.evaluation.run_documents import MetricsDocument
 from axiom.evaluation.run_folder import RunRecord, load_run
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.verdict import StatsConfig
@@ -95,12 +96,12 @@ def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> Non
     path = write_baseline(baseline, runs["root"] / "baseline.json")
     loaded = load_baseline(path)
     repeats = {m: again.per_repetition(m) for m in ANSWER_METRICS}
-    gate = gate_run(again.results, again.metrics["metrics"], loaded, config=StatsConfig(permutations=500),
+    gate = gate_run(again.results, again.metrics.metrics, loaded, config=StatsConfig(permutations=500),
                     repeats=repeats, noise=noise_sources(again.manifest))
     assert gate.passed and "run-to-run noise" not in gate.verdict
     assert all(gate.statistics[m]["repeats"] == [3, 3] for m in ANSWER_METRICS)
     once = runs["once"]
-    single = gate_run(once.results, once.metrics["metrics"], loaded, config=StatsConfig(permutations=500),
+    single = gate_run(once.results, once.metrics.metrics, loaded, config=StatsConfig(permutations=500),
                       noise=noise_sources(once.manifest))
     assert "run-to-run noise is not measured: this run (extractive sampling" in single.verdict
     assert any(n.startswith("run-to-run noise is not measured") for n in single.notes)
@@ -117,6 +118,13 @@ def test_a_saved_run_is_gated_again_exactly_as_run_evaluation_gated_it(runs: dic
     regated = gate_record(load_run(gated.path), load_baseline(runs["three"].path),
                           StatsConfig.from_settings(settings.evaluation))
     assert json.loads(json.dumps(regated.to_dict())) == saved == json.loads(json.dumps(gated.gate.to_dict()))
+    # a repeated, gated run's metrics.json through `MetricsDocument` and back: the same text, the gate last
+    text = (gated.path / "metrics.json").read_text(encoding="utf-8")
+    doc = MetricsDocument.from_dict(json.loads(text))
+    assert json.dumps(doc.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n" == text
+    assert list(doc.to_dict())[-2:] == ["repeats", "gate"] and doc == load_run(gated.path).metrics
+    assert doc.gate == saved and doc.repeat_count == 3 and doc.repeats is not None
+    assert doc.repeats.table == "repeats.parquet" and set(doc.spread) >= set(ANSWER_METRICS)
 
 
 def test_a_baseline_with_malformed_repetitions_is_refused(runs: dict) -> None:

@@ -16,8 +16,15 @@ from axiom.errors import DatasetError, UsageError
 from axiom.evaluation.compare import compare_runs
 from axiom.evaluation.datasets import file_sha256
 from axiom.evaluation.gate import gate_run, load_baseline, make_baseline, write_baseline
-from axiom.evaluation.run_documents import DatasetInfo, GeneratorInfo, Manifest
-from axiom.evaluation.run_folder import RunRecord, load_run, read_manifest
+from axiom.evaluation.run_documents import (
+    DatasetInfo,
+    GeneratorInfo,
+    Manifest,
+    MetricsDocument,
+    Repeats,
+    Unanswered,
+)
+from axiom.evaluation.run_folder import RunRecord, load_run, read_manifest, read_metrics
 from axiom.evaluation.runs import AnswerSource, EvaluationOptions, run_evaluation
 from axiom.evaluation.verdict import TOO_FEW, StatsConfig
 from tests.evaluation.helpers import (
@@ -87,9 +94,9 @@ def test_same_inputs_give_same_metrics(runs: dict) -> None:
     for metric in a.metric_names:
         va, vb = a.results[metric].tolist(), b.results[metric].tolist()
         assert all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(va, vb, strict=True)), metric
-    assert a.metrics["metrics"] == b.metrics["metrics"]
+    assert a.metrics.metrics == b.metrics.metrics
     loaded = load_run(a.path)
-    assert loaded.metrics["metrics"] == a.metrics["metrics"]
+    assert loaded.metrics.metrics == a.metrics.metrics
 
 
 def test_manifest_round_trips(runs: dict) -> None:
@@ -110,6 +117,31 @@ def test_manifest_round_trips(runs: dict) -> None:
     assert run.manifest.generator == GeneratorInfo(name="extractive", model=None)
     assert run.manifest.source_kind == "pipeline" and run.manifest.timings == written["timings"]
     assert list(written)[-2:] == ["timings", "embedding_work"] and "baseline" not in written
+
+
+def test_metrics_round_trips(runs: dict) -> None:
+    """A real run folder's metrics.json through the `MetricsDocument` dataclass and back: the same dict, its
+    keys (nested ones too) in the same order, and the same bytes when written as the run folder writes it."""
+    run: RunRecord = runs["first"]
+    text = (run.path / "metrics.json").read_text(encoding="utf-8")
+    written = json.loads(text)
+    doc = MetricsDocument.from_dict(written)
+    assert doc == read_metrics(run.path) == load_run(run.path).metrics == run.metrics and not doc.extra
+    again = doc.to_dict()
+    assert again == written and keys_in_order(again) == keys_in_order(written)
+    assert json.dumps(again, indent=2, ensure_ascii=False, allow_nan=False) + "\n" == text
+    assert list(written) == ["metrics", "confidence", "latency", "usage", "degraded_answers", "unanswered",
+                             "repeats"]  # no gate: this run had no baseline
+    # read by attribute: what the gate, compare, the reports and the notebooks read
+    assert run.metrics.metrics["ndcg@10"] == written["metrics"]["ndcg@10"] and run.metric_names == list(
+        written["metrics"])
+    assert run.metrics.unanswered == Unanswered(n=0, reasons={}) and run.metrics.degraded_answers == 0
+    assert isinstance(run.metrics.repeats, Repeats) and run.metrics.repeats.n == 1 == run.metrics.repeat_count
+    assert run.metrics.spread == written["repeats"]["spread"]
+    assert run.metrics.gate is None and run.gate is None
+    assert run.metrics.latency["generation"] == written["latency"]["generation"]
+    assert run.metrics.confidence["samples"] == written["confidence"]["samples"]
+    assert run.metrics.usage["judge"] is None
 
 
 def test_where_files_are_kept_is_no_difference(runs: dict) -> None:
@@ -169,11 +201,11 @@ def test_gate_compare_and_notebook_statistics_are_identical(runs: dict, tmp_path
     config = StatsConfig.from_settings(settings.evaluation)
     compared = compare_runs(first, top1, config=config).metrics
     baseline = load_baseline(write_baseline(make_baseline(first), tmp_path / "baseline.json"))
-    gated = gate_run(top1.results, top1.metrics["metrics"], baseline, config=config).statistics
+    gated = gate_run(top1.results, top1.metrics.metrics, baseline, config=config).statistics
     notebook = compare_all([first, top1], settings=settings)[0].metrics
     as_bytes = [json.dumps(x, sort_keys=True).encode() for x in (compared, gated, notebook)]
     assert as_bytes[0] == as_bytes[1] == as_bytes[2]
-    measured = [m for m, s in first.metrics["metrics"].items() if s["n"]]
+    measured = [m for m, s in first.metrics.metrics.items() if s["n"]]
     assert set(compared) == set(gated) == set(measured)  # every metric measured, in all three
 
 
@@ -190,7 +222,7 @@ def test_baseline_keeps_full_precision(runs: dict, tmp_path: Path) -> None:
 def test_gate(runs: dict) -> None:
     run: RunRecord = runs["again"]
     baseline = make_baseline(runs["first"])
-    gate = gate_run(run.results, run.metrics["metrics"], baseline)
+    gate = gate_run(run.results, run.metrics.metrics, baseline)
     assert gate.passed, gate.failures
     assert gate.verdict.startswith("this run: primary ndcg@10 inconclusive (")
     assert gate.family["outcomes"] == {m: "inconclusive"
@@ -204,9 +236,9 @@ def test_gate(runs: dict) -> None:
     strict["metrics"]["chrf"]["per_question"] = {i: 1.0 for i in strict["metrics"]["chrf"]["per_question"]}
     strict["metrics"]["chrf"]["mean"] = 1.0
     strict["metrics"]["chrf"].pop("threshold")
-    gate = gate_run(run.results, run.metrics["metrics"], strict)
+    gate = gate_run(run.results, run.metrics.metrics, strict)
     assert not gate.passed
-    mean = run.metrics["metrics"]["rouge_l"]["mean"]
+    mean = run.metrics.metrics["rouge_l"]["mean"]
     assert gate.failures == [f"rouge_l: {mean:.4f} is below its floor {1 - 1 / 6:.4f} (baseline 1.0000)"]
     assert any("rouge_l: floor 0.9900 is tighter than one question's weight" in n for n in gate.notes)
     # chrf dropped on every question, but six questions cannot show it after correction: not a failure
@@ -275,7 +307,7 @@ def test_repeat_records_the_run_to_run_spread(tmp_path: Path, embedder) -> None:
     assert repeats["n"] == 2 and set(repeats["spread"]) >= {"rouge_l", "chrf", "semantic_similarity"}
     assert all(v == 0.0 for v in repeats["spread"].values())
     assert all(len(v) == 2 and v[0] == v[1] for v in repeats["means"].values())
-    assert twice.metrics["metrics"] == single.metrics["metrics"]
+    assert twice.metrics.metrics == single.metrics.metrics
     assert make_baseline(twice)["measured"]["repeats"] == 2
     with pytest.raises(UsageError, match="--repeat must be at least 1, got 0"):
         run_evaluation(settings, TINY_GOLDEN, tiny,

@@ -18,6 +18,7 @@ from axiom import comparison_report, reporting
 from axiom.config import ENV_VARS, PATH_FIELDS, Settings, load_settings
 from axiom.embeddings import CachingEmbedder
 from axiom.errors import ConfigError, UsageError
+from axiom.evaluation.run_documents import MetricsDocument
 from axiom.evaluation.run_folder import list_runs
 from axiom.notebook.engine import notebook_parameters
 from axiom.notebook.parameters import absolute_paths, load_params_file, parse_value
@@ -151,11 +152,11 @@ class _Record:
     def __init__(self) -> None:
         self.name = "r"
         self.path = Path("/runs/r")
-        self.metrics = {"metrics": {"ndcg@10": {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 2},
-                                    "exact_match": {"mean": None, "ci_low": None, "ci_high": None, "n": 0,
-                                                    "not_applicable": 2}},
-                        "latency": {"generation": {"mean_ms": 2.0, "p50_ms": 1.0, "p95_ms": 3.0,
-                                                   "max_ms": 3.0}}}
+        self.metrics = MetricsDocument.from_dict(
+            {"metrics": {"ndcg@10": {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 2},
+                         "exact_match": {"mean": None, "ci_low": None, "ci_high": None, "n": 0,
+                                         "not_applicable": 2}},
+             "latency": {"generation": {"mean_ms": 2.0, "p50_ms": 1.0, "p95_ms": 3.0, "max_ms": 3.0}}})
         self.results = pd.DataFrame({
             "id": ["q1", "q2"], "question": ["first?", "second?"], "ndcg@10": [1.0, 0.6],
             "semantic_similarity": [0.9, 0.2], "exact_match": [np.nan, np.nan],

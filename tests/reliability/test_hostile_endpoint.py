@@ -108,7 +108,7 @@ def test_hostile_replies_through_the_cli_leave_a_complete_run(tmp_path: Path, mo
         assert not rows.loc[it.id, "answered"] and reason in REASONS[ALL[it.question]], (it.id, reason)
         assert json.loads(rows.loc[it.id, "notes"])["rouge_l"] == f"unmeasured: {reason}"
     assert rows.loc[ITEMS[5].id, "answered"] and rows.loc[ITEMS[5].id, "rouge_l"] == 1.0
-    assert run.metrics["unanswered"]["n"] == 5 and (run.manifest.source or {})["max_reply_bytes"] == 16 << 20
+    assert run.metrics.unanswered.n == 5 and (run.manifest.source or {})["max_reply_bytes"] == 16 << 20
 
     def refuse(name: str) -> Any:
         raise ValueError(name)

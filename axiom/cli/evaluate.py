@@ -23,9 +23,8 @@ import argparse
 import logging
 import os
 from dataclasses import replace
-from typing import Any
 
-from axiom.cli.options import add_retriever
+from axiom.cli.options import Subparsers, add_retriever
 from axiom.cli.output import emit
 from axiom.config import TOP_K_RANGE, Settings, log_generator_choice
 from axiom.errors import UsageError
@@ -102,7 +101,7 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a golden set and write a run folder")
     p.add_argument("--dataset",
                    help="golden set (JSONL; only id and question are required in a line); optional with "

@@ -38,7 +38,7 @@ NOT_A_DIFFERENCE = ("runs_dir", "judge_cache_dir", "span_cache_dir", "embeddings
                     "store.path", "store.bm25_dir", "logging.file", "service.data_root")
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:  # boundary: a JSON object
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"

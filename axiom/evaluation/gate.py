@@ -171,7 +171,7 @@ def _as_dict(part: DatasetInfo | GeneratorInfo | GitState | None) -> dict[str, A
     return part.to_dict() if part is not None else None
 
 
-def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
+def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:  # boundary: a JSON object
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in baseline.items() if not k.startswith("_")}
@@ -179,7 +179,7 @@ def write_baseline(baseline: Mapping[str, Any], target: str | Path) -> Path:
     return target
 
 
-def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
+def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:  # boundary: a JSON object
     """What made the baseline run stochastic (older baselines: from their generator and judge)."""
     measured = baseline.get("measured") or {}
     if "noise_sources" in measured:
@@ -188,8 +188,8 @@ def _baseline_noise(baseline: Mapping[str, Any]) -> list[str]:
                                              "judge": measured.get("judge")}))
 
 
-def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsConfig | None = None
-                ) -> GateResult:
+def gate_record(record: RunRecord, baseline: Mapping[str, Any],  # boundary: a JSON object
+                config: StatsConfig | None = None) -> GateResult:
     """Check a run record against a baseline: `gate_run` of its results and metric summaries, with its repeat
     spread, every repetition's values (a repeated run's repeats table) and what makes it stochastic (its
     manifest). The one owner of gating a run: `run_evaluation` (before the folder is written) and a saved run
@@ -200,7 +200,8 @@ def gate_record(record: RunRecord, baseline: Mapping[str, Any], config: StatsCon
                     noise=noise_sources(record.manifest))
 
 
-def gate_run(results: pd.DataFrame, summary: Mapping[str, MetricSummary], baseline: Mapping[str, Any], *,
+def gate_run(results: pd.DataFrame, summary: Mapping[str, MetricSummary],
+             baseline: Mapping[str, Any], *,  # boundary: a JSON object
              config: StatsConfig | None = None, spread: Mapping[str, float] | None = None,
              repeats: Mapping[str, RepeatValues] | None = None, noise: Sequence[str] = ()) -> GateResult:
     """Check a run (its per-question results and metric summary) against a baseline (see the module doc).

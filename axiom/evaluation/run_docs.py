@@ -18,6 +18,7 @@ axiom.evaluation.repeats.two_level_bootstrap_ci).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,7 @@ class Scored:
     per_repetition: dict[str, list[list[float]]] = field(default_factory=dict)
     repeat_answers: list[list[str]] = field(default_factory=list)
     evidence_labels: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, list[Any]] = field(default_factory=dict)  # name -> one JSON value per question
+    details: dict[str, list[Any]] = field(default_factory=dict)  # boundary: JSON, a value per question
 
     def add(self, metric: str, scores: list[MetricScore]) -> None:
         self.scores[metric] = scores
@@ -187,7 +188,7 @@ def metrics_doc(results: pd.DataFrame, answered: Answered, scored: Scored, run_s
     )
 
 
-def _top_reasons(reasons: Any) -> dict[str, int]:
+def _top_reasons(reasons: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in reasons:
         counts[r] = counts.get(r, 0) + 1

@@ -24,11 +24,11 @@ if TYPE_CHECKING:
     from axiom.evaluation.verdict_entry import VerdictEntry
 
 
-def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:  # boundary: a JSON object
     return {k: v for k, v in data.items() if k not in known}
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def _mapping(value: Any) -> dict[str, Any]:  # boundary: a JSON value, an object or not
     return dict(value) if isinstance(value, Mapping) else {}
 
 
@@ -47,7 +47,7 @@ class DatasetInfo:
     KEYS = ("path", "sha256", "items", "from_responses")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetInfo:
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetInfo:  # boundary: a JSON object
         return cls(path=data.get("path"), sha256=data.get("sha256"), items=data.get("items"),
                    from_responses=data.get("from_responses"), extra=_extra(data, cls.KEYS))
 
@@ -70,7 +70,7 @@ class GeneratorInfo:
     KEYS = ("name", "model")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorInfo:
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorInfo:  # boundary: a JSON object
         return cls(name=data.get("name"), model=data.get("model"), extra=_extra(data, cls.KEYS))
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,14 +88,17 @@ class GitState:
     KEYS = ("commit", "dirty")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GitState:
+    def from_dict(cls, data: Mapping[str, Any]) -> GitState:  # boundary: a JSON object
         return cls(commit=data.get("commit"), dirty=data.get("dirty"), extra=_extra(data, cls.KEYS))
 
     def to_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "dirty": self.dirty} | self.extra
 
 
-def _part(value: Any, kind: type[DatasetInfo] | type[GeneratorInfo] | type[GitState]) -> Any:
+_Part = type[DatasetInfo] | type[GeneratorInfo] | type[GitState]
+
+
+def _part(value: Any, kind: _Part) -> Any:  # boundary: a JSON value, read into a part when it is an object
     return kind.from_dict(value) if isinstance(value, Mapping) else None
 
 
@@ -147,7 +150,7 @@ class Manifest:
         return str((self.source or {}).get("kind", "pipeline"))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:  # boundary: a JSON object
         return cls(
             name=data.get("name"), started=data.get("started"), ended=data.get("ended"),
             seconds=data.get("seconds"), seed=data.get("seed"), source=data.get("source"),
@@ -188,7 +191,7 @@ class Unanswered:
     KEYS = ("n", "reasons")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Unanswered:
+    def from_dict(cls, data: Mapping[str, Any]) -> Unanswered:  # boundary: a JSON object
         return cls(n=data.get("n"), reasons=_mapping(data.get("reasons")), extra=_extra(data, cls.KEYS))
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,7 +215,7 @@ class Repeats:
     KEYS = ("n", "spread", "means", "run_variance", "table", "method")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Repeats:
+    def from_dict(cls, data: Mapping[str, Any]) -> Repeats:  # boundary: a JSON object
         return cls(n=data.get("n"), spread=_mapping(data.get("spread")), means=_mapping(data.get("means")),
                    run_variance=_mapping(data.get("run_variance")), table=data.get("table"),
                    method=data.get("method"), extra=_extra(data, cls.KEYS))
@@ -251,7 +254,7 @@ class MetricsDocument:
         return dict(self.repeats.spread) if self.repeats is not None else {}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MetricsDocument:
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricsDocument:  # boundary: a JSON object
         unanswered, repeats, gate = data.get("unanswered"), data.get("repeats"), data.get("gate")
         return cls(metrics=_mapping(data.get("metrics")), confidence=_mapping(data.get("confidence")),
                    latency=_mapping(data.get("latency")), usage=_mapping(data.get("usage")),
@@ -282,7 +285,7 @@ class Change:
     delta: float
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Change:
+    def from_dict(cls, data: Mapping[str, Any]) -> Change:  # boundary: a JSON object
         return cls(a=data["a"], b=data["b"], delta=data["delta"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -301,7 +304,7 @@ class QuestionChange:
     changes: dict[str, Change]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> QuestionChange:
+    def from_dict(cls, data: Mapping[str, Any]) -> QuestionChange:  # boundary: a JSON object
         return cls(id=data["id"], question=data["question"], total_abs_change=data["total_abs_change"],
                    answer_changed=data["answer_changed"],
                    changes={m: Change.from_dict(c) for m, c in data["changes"].items()})
@@ -337,7 +340,7 @@ class Comparison:
     prediction_powered: list[dict[str, Any]] | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:  # boundary: a JSON object
         return cls(a=data["a"], b=data["b"], questions_a=data["questions_a"], questions_b=data["questions_b"],
                    common_questions=data["common_questions"], verdict=data["verdict"],
                    noise_note=data.get("noise_note"), family=dict(data.get("family") or {}),

@@ -85,7 +85,7 @@ class GateResult:
         return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:  # boundary: a JSON object
         return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
                    checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
                    notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
@@ -224,7 +224,7 @@ def iso(ts: datetime) -> str:
 
 
 # -- writing --------------------------------------------------------------------------------------
-def _write_json(path: Path, data: Any) -> None:
+def _write_json(path: Path, data: Any) -> None:  # boundary: JSON
     """`data` as JSON, in a file only its owner can read (0600): run files hold questions and answers."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -233,7 +233,7 @@ def _write_json(path: Path, data: Any) -> None:
         f.write(text)
 
 
-def _json_clean(value: Any) -> Any:
+def _json_clean(value: Any) -> Any:  # boundary: JSON
     """NaN -> None recursively (metrics.json stays strict JSON)."""
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -343,7 +343,7 @@ def read_metrics(folder: str | Path) -> MetricsDocument:
 
 
 def run_manifests(runs_dir: str | Path, *,
-                  required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:
+                  required: tuple[str, ...] = (MANIFEST,)) -> Iterator[tuple[Path, Any]]:  # boundary: JSON
     """(folder, parsed manifest.json) of the folders directly under `runs_dir` that hold every `required`
     file; hidden folders (`.tmp-*` being written) and unreadable manifests are skipped. The JSON as read (any
     value, not a `Manifest`): a listing looks at one or two keys and tolerates anything else."""

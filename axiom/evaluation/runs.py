@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from axiom.config import Settings
 from axiom.evaluation.answered import Answered, AnswerSource, ItemAnswer
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from axiom.evaluation.answer_metrics import AnswerScores, MetricScore, ScoreInput
     from axiom.evaluation.endpoint_config import EndpointConfig
     from axiom.pipeline import RAGPipeline
+    from axiom.store import ChromaStore
     from axiom.types import Answer, Hit
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _score_answers(items: list[EvalItem], answers: list[ItemAnswer], run_setting
 
 
 def _score(inputs: _Inputs, answered: Answered, run_settings: Settings, embedder: Embedder, *, judge: bool,
-           repeat: int, shown: Progress, store: Any) -> Scored:
+           repeat: int, shown: Progress, store: ChromaStore | None) -> Scored:
     """Retrieval metrics, answer metrics (answered and scored `repeat` times: every repetition's per-question
     values kept, the run's value of a question its mean over them) and evidence metrics, per question."""
     from axiom.evaluation.answer_metrics import judge_config  # ragas: slow to import

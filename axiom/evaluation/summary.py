@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def not_applicable_reason(summary: MetricSummary) -> str | None:
     return next(iter(reasons), "not applicable")
 
 
-def mean_ok(scores: list[Any]) -> float | None:
+def mean_ok(scores: Sequence[MetricScore]) -> float | None:
     values = [s.value for s in scores if s.status == "ok" and not math.isnan(s.value)]
     return float(np.mean(values)) if values else None
 

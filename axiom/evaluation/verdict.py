@@ -56,13 +56,16 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from axiom.evaluation import family, outcomes, sensitivity, stats
 from axiom.evaluation.clusters import FEW_GROUPS, Clusters, design_effect
 from axiom.evaluation.verdict_entry import VerdictEntry
+
+if TYPE_CHECKING:
+    from axiom.config import EvaluationSettings
 
 BETTER, WORSE, NO_CHANGE, TOO_FEW = "better", "worse", "no detectable change", "too few questions to tell"
 VERDICTS = (BETTER, WORSE, NO_CHANGE, TOO_FEW)
@@ -82,7 +85,7 @@ class StatsConfig:
     seed: int = 42
 
     @classmethod
-    def from_settings(cls, evaluation: Any) -> StatsConfig:
+    def from_settings(cls, evaluation: EvaluationSettings) -> StatsConfig:
         return cls(alpha=float(evaluation.alpha), power=float(evaluation.power),
                    correction=str(evaluation.correction), bootstrap_samples=int(evaluation.bootstrap_samples),
                    permutations=int(evaluation.permutations), seed=int(evaluation.seed))

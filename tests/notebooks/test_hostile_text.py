@@ -236,8 +236,12 @@ def test_delta_chart_with_an_interval_that_misses_its_delta() -> None:
     """A bootstrap of a few questions can give an interval that does not hold the delta: no negative
     whisker."""
     from axiom import comparison_report
+    from axiom.evaluation.run_documents import Comparison
 
-    metrics = {"chrf": {"delta": 0.2, "ci": [0.25, 0.4], "verdict": "better"},
-               "recall@5": {"delta": -0.1, "ci": [-0.3, -0.15], "verdict": "no detectable change"}}
-    fig = comparison_report.delta_chart([{"a": "/runs/a", "b": "/runs/b", "metrics": metrics}])
+    metrics: dict = {"chrf": {"delta": 0.2, "ci": [0.25, 0.4], "verdict": "better"},
+                     "recall@5": {"delta": -0.1, "ci": [-0.3, -0.15], "verdict": "no detectable change"}}
+    comparison = Comparison(a="/runs/a", b="/runs/b", questions_a=5, questions_b=5, common_questions=5,
+                            verdict="", noise_note=None, family={}, test="", config={}, metrics=metrics,
+                            changed_most=[], unchanged_questions=0, differences=[], not_applicable={})
+    fig = comparison_report.delta_chart([comparison])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["chrf", "recall@5"]

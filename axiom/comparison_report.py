@@ -7,9 +7,9 @@ and the gate); this module only lays them out. Conventions as in `axiom.reportin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -81,20 +81,20 @@ def comparison_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
         label = f"run {i}" if len(comparisons) > 1 else "B"
         for metric, r in comp.metrics.items():
             row = rows.setdefault(metric,
-                                  {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r["a"])})
-            low, high = r["ci"]
-            role = r.get("role") or ""
-            row[(label, "role")] = f"= {r['alias_of']}" if role == "alias" else role
-            row[(label, "mean")] = rounded(r["b"])
-            row[(label, "delta")] = rounded(r["delta"])
+                                  {("reference" if len(comparisons) > 1 else "A", "mean"): rounded(r.a)})
+            low, high = r.ci
+            role = r.role or ""
+            row[(label, "role")] = f"= {r.alias_of}" if role == "alias" else role
+            row[(label, "mean")] = rounded(r.b)
+            row[(label, "delta")] = rounded(r.delta)
             row[(label, "95% CI unadj.")] = "" if low is None else f"[{low:+.3f}, {high:+.3f}]"
-            row[(label, "p")] = rounded(r["p"], 4)
-            row[(label, "p_adj")] = rounded(r["p_adj"], 4)
-            row[(label, "MDE")] = rounded(r["mde"])
-            row[(label, "n")] = r["n"]
-            row[(label, "W/L/T")] = f"{r['wins']}/{r['losses']}/{r['ties']}"
-            row[(label, "verdict")] = r["verdict"]
-            row[(label, "outcome")] = r.get("outcome") or ""
+            row[(label, "p")] = rounded(r.p, 4)
+            row[(label, "p_adj")] = rounded(r.p_adj, 4)
+            row[(label, "MDE")] = rounded(r.mde)
+            row[(label, "n")] = r.n
+            row[(label, "W/L/T")] = f"{r.wins}/{r.losses}/{r.ties}"
+            row[(label, "verdict")] = r.verdict
+            row[(label, "outcome")] = r.outcome or ""
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(table.columns):
         table.columns = pd.MultiIndex.from_tuples(table.columns)
@@ -106,21 +106,20 @@ def delta_chart(comparisons: Sequence[Comparison]) -> Figure:
     """Mean paired difference per metric against the reference run with its 95% CI; * marks a metric whose
     verdict is better or worse after correction."""
     metrics = list(dict.fromkeys(m for c in comparisons for m, r in c.metrics.items()
-                                 if r["delta"] is not None))
+                                 if r.delta is not None))
     n = max(1, len(comparisons))
     fig, ax = new_figure(7.5, max(2.5, 0.34 * len(metrics) * (1 + 0.3 * (n - 1)) + 1.2))
     y = np.arange(len(metrics))
     height = 0.75 / n
     lim = 0.01
     for i, comp in enumerate(comparisons):
-        entries: list[Mapping[str, Any]] = [comp.metrics.get(m, {}) for m in metrics]  # boundary: JSON
-        deltas = [e.get("delta") or 0.0 for e in entries]
+        entries = [comp.metrics.get(m) for m in metrics]  # None: a metric this comparison lacks
+        deltas = [(e.delta if e is not None else None) or 0.0 for e in entries]
         # whiskers from the delta to its interval's ends, never negative (an interval that does not hold the
         # delta, as a bootstrap of a few questions can give, draws no whisker on that side)
-        lows = [max(0.0, d - (e.get("ci") or [d, d])[0]) if (e.get("ci") or [None])[0] is not None else 0.0
+        lows = [max(0.0, d - low) if e is not None and (low := e.ci[0]) is not None else 0.0
                 for d, e in zip(deltas, entries, strict=True)]
-        highs = [max(0.0, (e.get("ci") or [d, d])[1] - d) if (e.get("ci") or [None, None])[1] is not None
-                 else 0.0
+        highs = [max(0.0, high - d) if e is not None and (high := e.ci[1]) is not None else 0.0
                  for d, e in zip(deltas, entries, strict=True)]
         offs = y - 0.375 + height * (i + 0.5)
         ax.barh(offs, deltas, height=height * 0.9, color=BAR_COLOURS[i % len(BAR_COLOURS)],
@@ -128,7 +127,7 @@ def delta_chart(comparisons: Sequence[Comparison]) -> Figure:
                 xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333333"})
         lim = max([lim] + [abs(d) + max(lo, hi) for d, lo, hi in zip(deltas, lows, highs, strict=True)])
         for yy, e, d in zip(offs, entries, deltas, strict=True):
-            if e.get("verdict") in ("better", "worse"):
+            if e is not None and e.verdict in ("better", "worse"):
                 ax.text(d, yy, " *" if d >= 0 else "* ", va="center", ha="left" if d >= 0 else "right",
                         fontsize=10, fontweight="bold")
     ax.axvline(0, color="#333333", linewidth=0.8)

@@ -83,12 +83,12 @@ def gate_draw(baseline: Mapping[str, Any], record: RunRecord, ids: Sequence[str]
     st = gate.statistics
     return {"seed": config.seed, "n": len(ids), "failed": not gate.passed, "failures": list(gate.failures),
             "named": failed_metrics(gate),
-            "worse": [m for m, e in st.items() if e.get("verdict") == WORSE],
-            "better": [m for m, e in st.items() if e.get("verdict") == BETTER],
-            "delta": {m: e.get("delta") for m, e in st.items()},
-            "mde": {m: e.get("mde") for m, e in st.items()},
-            "p_adj": {m: e.get("p_adj") for m, e in st.items()},
-            "n_by_metric": {m: e.get("n") for m, e in st.items()}}
+            "worse": [m for m, e in st.items() if e.verdict == WORSE],
+            "better": [m for m, e in st.items() if e.verdict == BETTER],
+            "delta": {m: e.delta for m, e in st.items()},
+            "mde": {m: e.mde for m, e in st.items()},
+            "p_adj": {m: e.p_adj for m, e in st.items()},
+            "n_by_metric": {m: e.n for m, e in st.items()}}
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -124,10 +124,10 @@ def gate_facts(record: Any) -> dict[str, Any]:
                              "verdict": gate.verdict, "outcomes": dict(gate.family.get("outcomes") or {}),
                              "primaries": {}}
     for metric in PRIMARIES:
-        st = (gate.checked.get(metric) or {}).get("stats") or {}
-        facts["primaries"][metric] = {k: st.get(k) for k in ("n", "a", "b", "delta", "p_drop_adj", "mde",
-                                                            "mde_method", "drop_bound", "outcome",
-                                                            "interval")}
+        st = gate.statistics.get(metric)
+        facts["primaries"][metric] = {k: None if st is None else getattr(st, k)
+                                      for k in ("n", "a", "b", "delta", "p_drop_adj", "mde", "mde_method",
+                                                "drop_bound", "outcome", "interval")}
     return facts
 
 

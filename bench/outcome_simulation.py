@@ -68,9 +68,9 @@ def simulate(drop: float, reps: int, n: int, config: StatsConfig, seed: int) -> 
     for rep in range(reps):
         per_a, per_b = _pair(rng, n, drop)
         out = compare_metrics(per_a, per_b, config=StatsConfig(**(config.to_dict() | {"seed": seed + rep})))
-        counts[out["ndcg@10"]["outcome"]] += 1
-        gate += any(out[m]["outcome"] == REGRESSION for m in PRIMARIES)
-        secondary += any(out[m]["verdict"] in (BETTER, WORSE) for m in SECONDARIES)
+        counts[out["ndcg@10"].outcome] += 1
+        gate += any(out[m].outcome == REGRESSION for m in PRIMARIES)
+        secondary += any(out[m].verdict in (BETTER, WORSE) for m in SECONDARIES)
     return {"drop": drop, "reps": reps, "n": n, **{k: _rate(v, reps) for k, v in counts.items()},
             "gate_failed": _rate(gate, reps), "secondary_claim": _rate(secondary, reps),
             "seconds": round(time.perf_counter() - start, 1)}

@@ -178,13 +178,13 @@ def simulate(cell: Cell, reps: int, config: StatsConfig, seed: int) -> dict[str,
             entry = compare_metrics({"m": dict(zip(ids, a, strict=True))},
                                     {"m": dict(zip(ids, b, strict=True))},
                                     config=config_rep, groups=groups)["m"]
-            low, high = entry["ci"]
+            low, high = entry.ci
             holds = low is not None and low - 1e-12 <= _truth(cell, effect) <= high + 1e-12
             if effect:
                 covered += holds
-                intervals.append(entry["interval"])
+                intervals.append(entry.interval)
             else:
-                rejected += entry["p"] is not None and entry["p"] < ALPHA
+                rejected += entry.p is not None and entry.p < ALPHA
                 covered_null += holds
     size, coverage = _rate(rejected, reps), _rate(covered, reps)
     return {"cell": asdict(cell) | {"n": cell.n, "groups": len(cell.group_sizes)}, "size": size,

@@ -20,6 +20,7 @@ from axiom.evaluation.datasets import load_beir
 from axiom.evaluation.naming import beir_collection
 from axiom.evaluation.retrieval_metrics import BEIR_METRICS, evaluate_rankings, mean_metrics, metric_depth
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, metrics_table, verdict_line
+from axiom.evaluation.verdict_entry import VerdictEntry
 from axiom.retrieval import RETRIEVERS
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def run_beir(settings: Settings, folder: str | Path, *, retrievers: Sequence[str
         comparisons.append({"a": reference, "b": other,
                             "test": config.describe() + " (over queries)" + family,
                             "verdict": verdict_line(stats, subject=other, alpha=config.alpha),
-                            "metrics": stats})
+                            "metrics": {m: e.to_dict() for m, e in stats.items()}})
     primary = per_retriever[reference]
     return {
         "dataset": folder.name, "path": str(folder), "split": split,
@@ -134,5 +135,6 @@ def bench_text(result: dict[str, Any]) -> str:
     for comp in result["comparisons"]:
         lines.append(f"{comp['b']} vs {comp['a']} ({comp['test']}):")
         lines.append(f"  verdict: {comp['verdict']}")
-        lines += ["  " + line for line in metrics_table(comp["metrics"])]
+        lines += ["  " + line for line in metrics_table({m: VerdictEntry.from_dict(e)
+                                                          for m, e in comp["metrics"].items()})]
     return "\n".join(lines)

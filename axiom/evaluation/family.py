@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -192,42 +192,44 @@ def correct_family(out: dict[str, VerdictEntry], paired: Paired, *, correction: 
     """Roles, `p_adj` of every entry of `out`, and `p_drop` / `p_drop_adj` of the primaries (see the module
     docstring)."""
     family = find_family(paired, primaries)
-    tested = {m: float(p) for m in family.counted_primaries if (p := out[m].get("p")) is not None}
+    tested = {m: float(p) for m in family.counted_primaries if (p := out[m].p) is not None}
     two_sided = stats.holm(tested)
-    p_drops = {m: drop_p(p, out[m].get("delta")) for m, p in tested.items()}  # a p always comes with a delta
+    p_drops = {m: drop_p(p, out[m].delta) for m, p in tested.items()}  # a p always comes with a delta
     drops = stats.holm({m: float(p) for m, p in p_drops.items() if p is not None})
     for name in tested:
-        out[name]["p_adj"], out[name]["p_drop"], out[name]["p_drop_adj"] = (two_sided[name], p_drops[name],
-                                                                            drops.get(name))
-    counted = {m: float(p) for m in family.secondaries if (p := out[m].get("p")) is not None}
+        out[name] = replace(out[name], p_adj=two_sided[name], p_drop=p_drops[name],
+                            p_drop_adj=drops.get(name))
+    counted = {m: float(p) for m in family.secondaries if (p := out[m].p) is not None}
     method = correction
-    if correction == MAX_T and any(float(out[m].get("run_variance") or 0.0) > 0 for m in counted):
+    if correction == MAX_T and any(float(out[m].run_variance or 0.0) > 0 for m in counted):
         method = "holm"  # the flips cannot reproduce the run-level term: Holm, valid under any dependence
     if counted and method == MAX_T:
         adjusted, _ = max_t_adjust(unit_matrix(paired, list(counted), groups), permutations=permutations,
                                    seed=seed)
         for name, p_adj in zip(counted, adjusted, strict=True):
-            out[name]["p_adj"] = max(float(p_adj), counted[name])
+            out[name] = replace(out[name], p_adj=max(float(p_adj), counted[name]))
     elif counted:
         adjusted_map = stats.CORRECTIONS[method](counted)
         for name in counted:
-            out[name]["p_adj"] = float(adjusted_map[name])
-    for name, entry in out.items():
-        entry["role"] = family.role(name)
+            out[name] = replace(out[name], p_adj=float(adjusted_map[name]))
+    for name, entry in list(out.items()):
+        entry = replace(entry, role=family.role(name))
         if name in family.secondaries:
-            entry["correction"] = method
+            entry = replace(entry, correction=method)
         elif name in family.primaries and name not in family.aliases and name not in family.constants:
-            entry["correction"] = "holm over the primaries"
+            entry = replace(entry, correction="holm over the primaries")
+        out[name] = entry
     for name, twin in family.aliases.items():
-        out[name]["alias_of"] = twin
-        for key in ("p_adj", "p_drop", "p_drop_adj", "correction"):
-            if key in out[twin]:
-                out[name][key] = out[twin][key]
+        source, own = out[twin], out[name]  # what the twin has set, the alias takes
+        out[name] = replace(own, alias_of=twin, p_adj=source.p_adj,
+                            p_drop=own.p_drop if source.p_drop is None else source.p_drop,
+                            p_drop_adj=own.p_drop_adj if source.p_drop is None else source.p_drop_adj,
+                            correction=own.correction if source.correction is None else source.correction)
     for name in family.constants:
-        out[name]["p_adj"] = None  # not tested: it cannot change
-    for name, entry in out.items():
-        if name not in family.constants and name not in family.aliases and entry.get("p") is None:
-            entry["p_adj"] = None
+        out[name] = replace(out[name], p_adj=None)  # not tested: it cannot change
+    for name, entry in list(out.items()):
+        if name not in family.constants and name not in family.aliases and entry.p is None:
+            out[name] = replace(entry, p_adj=None)
     return family
 
 
@@ -235,15 +237,15 @@ def summary(out: Mapping[str, VerdictEntry]) -> dict[str, Any]:
     """The family of a comparison from its entries: primaries (with their outcomes and design effects: 1
     without groups, None when the differences have no variance), counted secondaries (tested: measured in both
     runs), aliases and constants, and the correction of the secondaries."""
-    by_role: dict[str, list[str]] = {role: [m for m, e in out.items() if e.get("role") == role]
+    by_role: dict[str, list[str]] = {role: [m for m, e in out.items() if e.role == role]
                                      for role in ROLES}
-    primaries = [m for m, e in out.items() if e.get("role") == PRIMARY or (
-        e.get("role") in (ALIAS, CONSTANT) and "outcome" in e)]
-    corrections = sorted({str(out[m].get("correction")) for m in by_role[SECONDARY]
-                          if out[m].get("correction")})
-    return {"primaries": primaries, "outcomes": {m: out[m].get("outcome") for m in primaries},
-            "design_effects": {m: out[m].get("design_effect") for m in primaries},
-            "secondaries": [m for m in by_role[SECONDARY] if out[m].get("p") is not None],
-            "aliases": {m: out[m].get("alias_of") for m in by_role[ALIAS]},
+    primaries = [m for m, e in out.items() if e.role == PRIMARY or (
+        e.role in (ALIAS, CONSTANT) and e.outcome is not None)]
+    corrections = sorted({str(out[m].correction) for m in by_role[SECONDARY]
+                          if out[m].correction})
+    return {"primaries": primaries, "outcomes": {m: out[m].outcome for m in primaries},
+            "design_effects": {m: out[m].design_effect for m in primaries},
+            "secondaries": [m for m in by_role[SECONDARY] if out[m].p is not None],
+            "aliases": {m: out[m].alias_of for m in by_role[ALIAS]},
             "constants": by_role[CONSTANT],
             "correction": corrections[0] if len(corrections) == 1 else corrections}

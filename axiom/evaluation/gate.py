@@ -272,13 +272,13 @@ def gate_run(results: pd.DataFrame, summary: Mapping[str, MetricSummary],
                 base = "?" if base_mean is None else f"{base_mean:.4f}"
                 gate.failures.append(f"{name}: {mean:.4f} is below its floor {effective:.4f} "
                                      f"(baseline {base})")
-        if st.get("outcome") == REGRESSION:
-            low, high = st["ci"]
-            gate.failures.append(f"{name}: regression against the baseline (primary), {st['b']:.4f} vs "
-                                 f"{st['a']:.4f} (delta {st['delta']:+.4f} [{low:+.4f}, {high:+.4f}] 95% CI "
-                                 f"unadjusted, one-sided p_adj {st['p_drop_adj']:.4g}, n {st['n']}; a drop "
+        if st.outcome == REGRESSION:
+            low, high = st.ci
+            gate.failures.append(f"{name}: regression against the baseline (primary), {st.b:.4f} vs "
+                                 f"{st.a:.4f} (delta {st.delta:+.4f} [{low:+.4f}, {high:+.4f}] 95% CI "
+                                 f"unadjusted, one-sided p_adj {st.p_drop_adj:.4g}, n {st.n}; a drop "
                                  f"of at least the margin {min_delta})")
-    worse = [m for m, st in statistics.items() if st.get("role") == SECONDARY and st.get("verdict") == WORSE]
+    worse = [m for m, st in statistics.items() if st.role == SECONDARY and st.verdict == WORSE]
     if worse:
         gate.notes.append("worse after the correction over the secondary metrics (reported, not gated): "
                           + ", ".join(worse))

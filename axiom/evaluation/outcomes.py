@@ -67,12 +67,12 @@ def enough_units(units: int, *, alpha: float, primaries: int) -> bool:
 
 def outcome_of(entry: VerdictEntry, *, alpha: float, margin: float, primaries: int) -> str:
     """The outcome of one primary entry of verdict.compare_metrics (see the module docstring)."""
-    delta, bound = entry.get("delta"), entry.get("drop_bound")
-    if not entry.get("n") or delta is None:
+    delta, bound = entry.delta, entry.drop_bound
+    if not entry.n or delta is None:
         return INCONCLUSIVE
-    if not enough_units(int(entry.get("groups") or entry["n"]), alpha=alpha, primaries=primaries):
+    if not enough_units(int(entry.groups or entry.n), alpha=alpha, primaries=primaries):
         return INCONCLUSIVE
-    p_adj = entry.get("p_drop_adj")
+    p_adj = entry.p_drop_adj
     if p_adj is not None and p_adj < alpha and drop(delta) >= margin - 1e-12:
         return REGRESSION
     if bound is not None and bound < margin:
@@ -83,21 +83,21 @@ def outcome_of(entry: VerdictEntry, *, alpha: float, margin: float, primaries: i
 def outcome_text(name: str, entry: VerdictEntry, *, alpha: float, note: str = "") -> str:
     """One primary's outcome for the verdict line, e.g. 'ndcg@10 non-inferior (-0.002; drop at most 0.004 at
     one-sided 95% (unadjusted), within margin 0.01)'; `note`: the groups and design effect when grouped."""
-    outcome, margin, bound = entry.get("outcome"), entry.get("margin"), entry.get("drop_bound")
-    if not entry.get("n"):
+    outcome, margin, bound = entry.outcome, entry.margin, entry.drop_bound
+    if not entry.n:
         return f"{name} {outcome} (no question measured in both)"
-    parts = [f"{entry['delta']:+.3f}{note}"]
+    parts = [f"{entry.delta:+.3f}{note}"]
     if outcome == REGRESSION:
-        parts.append(f"one-sided p_adj {entry['p_drop_adj']:.2g}, a drop of at least the margin {margin:g}")
+        parts.append(f"one-sided p_adj {entry.p_drop_adj:.2g}, a drop of at least the margin {margin:g}")
     elif bound is not None and margin is not None:
         where = "within" if bound < margin else "not within"
         parts.append(f"drop at most {max(bound, 0.0) + 0.0:.3f} at one-sided {1 - alpha:.0%} (unadjusted), "
                      f"{where} margin {margin:g}")
     if outcome == INCONCLUSIVE:
-        if entry.get("mde") is not None:
-            parts.append(f"MDE {entry['mde']:.3f}")
-        if not enough_units(int(entry.get("groups") or entry["n"]), alpha=alpha, primaries=1):
+        if entry.mde is not None:
+            parts.append(f"MDE {entry.mde:.3f}")
+        if not enough_units(int(entry.groups or entry.n), alpha=alpha, primaries=1):
             parts.append("too few questions to tell")
-    if entry.get("role") == "constant":
+    if entry.role == "constant":
         parts.append("constant in both runs")
     return f"{name} {outcome} ({'; '.join(parts)})"

@@ -237,11 +237,10 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
     out = compare_metrics(per_a, per_b, config=config, metrics=metrics, spread=spread, primaries=primaries,
                           margins=margins, **grouped)
     with_run_term: list[str] = []
-    for name, entry in out.items():
+    for name, entry in list(out.items()):
         ra, rb = reps_a.get(name) or {}, reps_b.get(name) or {}
-        entry["repeats"] = [repetitions(ra), repetitions(rb)]
-        entry["run_variance"] = 0.0
-        if not entry["n"] or (not ra and not rb):
+        out[name] = entry = replace(entry, repeats=(repetitions(ra), repetitions(rb)), run_variance=0.0)
+        if not entry.n or (not ra and not rb):
             continue
         ids, xa, xb = paired_values(per_a.get(name, {}), per_b.get(name, {}))
         matrix_a, matrix_b = repeat_matrix(ra, ids, xa), repeat_matrix(rb, ids, xb)
@@ -249,24 +248,24 @@ def compare_with_repeats(per_a: Mapping[str, Mapping[str, float]], per_b: Mappin
         tau2, _ = satterthwaite(terms)
         if tau2 <= 0:
             continue
-        entry["run_variance"] = tau2
         index = group_index(ids, groups)
-        entry["p"] = paired_test_with_runs(xb - xa, terms, seed=config.seed, label=name,
-                                           permutations=config.permutations, groups=index,
-                                           thresholds=decision_levels(config.alpha, len(out)))
+        p = paired_test_with_runs(xb - xa, terms, seed=config.seed, label=name,
+                                  permutations=config.permutations, groups=index,
+                                  thresholds=decision_levels(config.alpha, len(out)))
         low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples, seed=config.seed,
                                            label=name, groups=index)
-        entry["ci"] = [low, high]
-        if "drop_bound" in entry:  # a primary: its one-sided bound with the run term (the same draws)
+        entry = replace(entry, run_variance=tau2, p=p, ci=(low, high))
+        if entry.margin is not None:  # a primary: its one-sided bound with the run term (the same draws)
             low, high = two_level_bootstrap_ci(xb - xa, terms, samples=config.bootstrap_samples,
                                                seed=config.seed, label=name, groups=index,
                                                level=1.0 - 2.0 * config.alpha)
-            entry["drop_bound"] = outcomes.drop_bound(low, high)
+            entry = replace(entry, drop_bound=outcomes.drop_bound(low, high))
+        out[name] = entry
         with_run_term.append(name)
     if with_run_term:  # the correction, the MDEs (with the run term) and the outcomes again
         names = list(out)
         settle(out, paired_all(per_a, per_b, names), config=config, groups=groups,
-               primaries=[m for m, e in out.items() if "outcome" in e], run_terms=with_run_term)
+               primaries=[m for m, e in out.items() if e.outcome is not None], run_terms=with_run_term)
     return out
 
 

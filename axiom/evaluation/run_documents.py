@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from axiom.evaluation.verdict_entry import VerdictEntry
+
 if TYPE_CHECKING:
     from axiom.evaluation.summary import MetricSummary
-    from axiom.evaluation.verdict_entry import VerdictEntry
 
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:  # boundary: a JSON object
@@ -344,7 +345,8 @@ class Comparison:
         return cls(a=data["a"], b=data["b"], questions_a=data["questions_a"], questions_b=data["questions_b"],
                    common_questions=data["common_questions"], verdict=data["verdict"],
                    noise_note=data.get("noise_note"), family=dict(data.get("family") or {}),
-                   test=data["test"], config=dict(data.get("config") or {}), metrics=dict(data["metrics"]),
+                   test=data["test"], config=dict(data.get("config") or {}),
+                   metrics={m: VerdictEntry.from_dict(e) for m, e in data["metrics"].items()},
                    changed_most=[QuestionChange.from_dict(c) for c in data["changed_most"]],
                    unchanged_questions=data["unchanged_questions"],
                    differences=list(data.get("differences") or []),
@@ -356,7 +358,8 @@ class Comparison:
         out: dict[str, Any] = {
             "a": self.a, "b": self.b, "questions_a": self.questions_a, "questions_b": self.questions_b,
             "common_questions": self.common_questions, "verdict": self.verdict, "noise_note": self.noise_note,
-            "family": self.family, "test": self.test, "config": self.config, "metrics": self.metrics,
+            "family": self.family, "test": self.test, "config": self.config,
+            "metrics": {m: e.to_dict() for m, e in self.metrics.items()},
             "changed_most": [c.to_dict() for c in self.changed_most],
             "unchanged_questions": self.unchanged_questions, "differences": self.differences,
             "not_applicable": self.not_applicable}

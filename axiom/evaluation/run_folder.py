@@ -29,17 +29,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from axiom.errors import EvaluationError, RegressionError, UsageError
 from axiom.evaluation.naming import run_folder_name, work_folder_name
 from axiom.evaluation.run_documents import Manifest, MetricsDocument
+from axiom.evaluation.verdict_entry import VerdictEntry
 from axiom.redaction import redact_urls_in
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from axiom.evaluation.verdict_entry import VerdictEntry
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -84,10 +83,28 @@ class GateResult:
         """Per metric the paired statistics (the same object `axiom compare` reports)."""
         return {m: c["stats"] for m, c in self.checked.items() if "stats" in c}
 
+    @staticmethod
+    def _check_from_dict(data: Mapping[str, Any]) -> GateCheck:  # boundary: a JSON object
+        check = cast("GateCheck", dict(data))
+        if "stats" in data:
+            check["stats"] = VerdictEntry.from_dict(data["stats"])
+        return check
+
+    def _checked_dict(self) -> dict[str, dict[str, Any]]:  # boundary: a JSON object
+        """`checked` as written: each check's statistics as their JSON object (VerdictEntry.to_dict)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, check in self.checked.items():
+            row: dict[str, Any] = dict(check)
+            if "stats" in check:
+                row["stats"] = check["stats"].to_dict()
+            out[name] = row
+        return out
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateResult:  # boundary: a JSON object
         return cls(baseline=str(data.get("baseline", "")), failures=list(data.get("failures", [])),
-                   checked=dict(data.get("checked", {})), skipped=list(data.get("skipped", [])),
+                   checked={m: cls._check_from_dict(c) for m, c in (data.get("checked") or {}).items()},
+                   skipped=list(data.get("skipped", [])),
                    notes=list(data.get("notes", [])), verdict=str(data.get("verdict", "")),
                    config=dict(data.get("config", {})), family=dict(data.get("family", {})))
 
@@ -98,7 +115,8 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline, "passed": self.passed, "verdict": self.verdict,
-                "failures": list(self.failures), "checked": self.checked, "skipped": list(self.skipped),
+                "failures": list(self.failures), "checked": self._checked_dict(),
+                "skipped": list(self.skipped),
                 "notes": list(self.notes), "config": dict(self.config), "family": dict(self.family)}
 
     def text(self) -> str:

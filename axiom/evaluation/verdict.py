@@ -47,15 +47,15 @@ differ but the smallest p the test can reach with them exceeds the corrected lev
 k non-tied units it is 1 / 2**k); "better" / "worse" when p_adj < alpha (the sign of delta: every metric is
 higher-is-better); otherwise "no detectable change". `settle` is the one place the correction, the MDE, the
 verdicts and the outcomes are decided (compare_metrics and repeats.compare_with_repeats both call it).
-Intervals are unadjusted, and labelled so next to p_adj. Each metric's entry is a `VerdictEntry` (a TypedDict:
-verdict_entry.py), so every key read or written is checked.
+Intervals are unadjusted, and labelled so next to p_adj. Each metric's entry is a `VerdictEntry` (a frozen
+dataclass: verdict_entry.py), so every field read or set is checked.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
@@ -125,9 +125,9 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
     questions to tell" is decided from."""
     n = int(xa.size)
     if n == 0:
-        return {"n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
-                "p_adj": None, "mde": None, "mde_method": None, "sd": None, "wins": 0, "losses": 0, "ties": 0,
-                "groups": 0, "design_effect": None, "untied": 0, "smallest_p": None}
+        return VerdictEntry(n=0, a=None, b=None, delta=None, ci=(None, None), interval=None, p=None,
+                            p_adj=None, mde=None, mde_method=None, sd=None, wins=0, losses=0, ties=0,
+                            groups=0, design_effect=None, untied=0, smallest_p=None)
     diff = xb - xa
     low, high, method = stats.paired_difference_ci(xa, xb, samples=config.bootstrap_samples, seed=config.seed,
                                                    label=name, clusters=clusters)
@@ -136,38 +136,38 @@ def _one_metric(name: str, xa: np.ndarray, xb: np.ndarray, config: StatsConfig, 
                                         permutations=config.permutations, clusters=clusters,
                                         thresholds=thresholds)
     untied = int(sensitivity.untied_units(diff, clusters).size)
-    return {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "delta": float(diff.mean()),
-            "ci": [_num(low), _num(high)], "interval": method, "p": _num(p), "p_adj": None, "mde": None,
-            "mde_method": None, "sd": _num(stats.planning_sd(xa, xb)),
-            "wins": int(np.sum(diff > stats.ZERO)), "losses": int(np.sum(diff < -stats.ZERO)),
-            "ties": int(np.sum(np.abs(diff) <= stats.ZERO)), "groups": clusters.count,
-            "design_effect": _num(design_effect(diff, clusters)), "untied": untied,
-            "smallest_p": sensitivity.smallest_p(untied)}
+    return VerdictEntry(n=n, a=float(xa.mean()), b=float(xb.mean()), delta=float(diff.mean()),
+                        ci=(_num(low), _num(high)), interval=method, p=_num(p), p_adj=None, mde=None,
+                        mde_method=None, sd=_num(stats.planning_sd(xa, xb)),
+                        wins=int(np.sum(diff > stats.ZERO)), losses=int(np.sum(diff < -stats.ZERO)),
+                        ties=int(np.sum(np.abs(diff) <= stats.ZERO)), groups=clusters.count,
+                        design_effect=_num(design_effect(diff, clusters)), untied=untied,
+                        smallest_p=sensitivity.smallest_p(untied))
 
 
 def set_sensitivity(entry: VerdictEntry, xa: np.ndarray, xb: np.ndarray, clusters: Clusters, *,
-                    config: StatsConfig, level: float, run_variance: float = 0.0) -> None:
-    """The entry's `mde` (the smallest drop the test used detects with `config.power` at the two-sided `level`
-    when questions lose their value: sensitivity.detectable_change, with the run-level variance of repeated
-    runs when given), `mde_spread` (the same when every question moves by it; None for 0/1 metrics),
-    `mde_method` and `mde_power`."""
+                    config: StatsConfig, level: float, run_variance: float = 0.0) -> VerdictEntry:
+    """The entry with its `mde` (the smallest drop the test used detects with `config.power` at the
+    two-sided `level` when questions lose their value: sensitivity.detectable_change, with the run-level
+    variance of repeated runs when given), `mde_spread` (the same when every question moves by it; None for
+    0/1 metrics), `mde_method` and `mde_power`."""
     simulations = min(sensitivity.SIMULATIONS, max(100, config.permutations // 10))  # one Monte Carlo budget
     found = sensitivity.detectable_change(xa, xb, level=level, power=config.power, seed=config.seed,
                                           clusters=clusters, simulations=simulations,
                                           run_variance=run_variance)
     method = found.method + (" with the run term" if run_variance > 0 else "")
-    entry["mde"], entry["mde_method"], entry["mde_power"] = _num(found.mde), method, config.power
-    entry["mde_spread"] = _num(found.spread)
+    return replace(entry, mde=_num(found.mde), mde_method=method, mde_power=config.power,
+                   mde_spread=_num(found.spread))
 
 
 def verdict_of(entry: VerdictEntry, name: str, *, alpha: float, family: int) -> str:
-    units = entry.get("groups") or entry["n"]  # the sign flips act on groups: a unanimous change needs enough
+    units = entry.groups or entry.n  # the sign flips act on groups: a unanimous change needs enough
     if units < stats.min_questions(alpha=alpha, family=family):
         return TOO_FEW
     # no outcome could reach it
-    if sensitivity.too_few(int(entry.get("untied") or 0), alpha / max(1, family)):
+    if sensitivity.too_few(int(entry.untied or 0), alpha / max(1, family)):
         return TOO_FEW
-    p_adj, delta = entry.get("p_adj"), entry.get("delta")
+    p_adj, delta = entry.p_adj, entry.delta
     if p_adj is None or delta is None or p_adj >= alpha:
         return NO_CHANGE
     return BETTER if delta > 0 else WORSE  # every metric is higher-is-better
@@ -193,14 +193,15 @@ def compare_metrics(per_a: Mapping[str, Mapping[str, float]], per_b: Mapping[str
     for name in names:
         ids, xa, xb = paired[name]
         clusters = Clusters.of(ids, groups)
-        out[name] = _one_metric(name, xa, xb, config, clusters, family_bound=len(names))
-        out[name]["spread"] = float((spread or {}).get(name) or 0.0)
-        out[name]["unpaired"] = unpaired_count(per_a.get(name, {}), per_b.get(name, {}))
+        entry = replace(_one_metric(name, xa, xb, config, clusters, family_bound=len(names)),
+                        spread=float((spread or {}).get(name) or 0.0),
+                        unpaired=unpaired_count(per_a.get(name, {}), per_b.get(name, {})))
         if name in chosen:
-            out[name]["margin"] = float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA))
-            out[name]["drop_bound"] = outcomes.one_sided_drop_bound(
-                xa, xb, alpha=config.alpha, samples=config.bootstrap_samples, seed=config.seed, label=name,
-                clusters=clusters)
+            entry = replace(entry, margin=float((margins or {}).get(name, outcomes.DEFAULT_MIN_DELTA)),
+                            drop_bound=outcomes.one_sided_drop_bound(
+                                xa, xb, alpha=config.alpha, samples=config.bootstrap_samples,
+                                seed=config.seed, label=name, clusters=clusters))
+        out[name] = entry
     settle(out, paired, config=config, groups=groups, primaries=chosen)
     return out
 
@@ -230,20 +231,22 @@ def settle(out: dict[str, VerdictEntry], paired: family.Paired, *, config: Stats
     fam = family.correct_family(out, paired, correction=config.correction, permutations=config.permutations,
                                 seed=config.seed, groups=groups, primaries=primaries)
     k, m = max(1, len(fam.counted_primaries)), max(1, len(fam.secondaries))
-    for name, entry in out.items():
+    for name, entry in list(out.items()):
         primary = name in fam.primaries
         size = k if primary else m
         # a primary's drop is tested one-sided at alpha/k: the two-sided level 2 alpha/k
         level = config.alpha * (2 if primary else 1) / size
-        if entry["n"] and (run_terms is None or name in run_terms):
+        if entry.n and (run_terms is None or name in run_terms):
             ids, xa, xb = paired[name]
-            run_variance = float(entry.get("run_variance") or 0.0) if run_terms is not None else 0.0
-            set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level,
-                            run_variance=run_variance)
-        entry["verdict"] = verdict_of(entry, name, alpha=config.alpha, family=size)
+            run_variance = float(entry.run_variance or 0.0) if run_terms is not None else 0.0
+            entry = set_sensitivity(entry, xa, xb, Clusters.of(ids, groups), config=config, level=level,
+                                    run_variance=run_variance)
+        entry = replace(entry, verdict=verdict_of(entry, name, alpha=config.alpha, family=size))
         if primary:
-            entry["outcome"] = outcomes.outcome_of(entry, alpha=config.alpha, margin=entry["margin"],
-                                                   primaries=k)
+            assert entry.margin is not None, name  # compare_metrics gives every primary its margin
+            entry = replace(entry, outcome=outcomes.outcome_of(entry, alpha=config.alpha, margin=entry.margin,
+                                                               primaries=k))
+        out[name] = entry
     return fam
 
 
@@ -260,9 +263,9 @@ def _p(x: float | None) -> str:
 
 
 def effect_text(name: str, entry: VerdictEntry) -> str:
-    low, high = entry["ci"]
-    return f"{name}: {_fmt(entry['delta'], sign=True)} [{_fmt(low, sign=True)}, {_fmt(high, sign=True)}], " \
-           f"p_adj {_p(entry['p_adj'])}"
+    low, high = entry.ci
+    return f"{name}: {_fmt(entry.delta, sign=True)} [{_fmt(low, sign=True)}, {_fmt(high, sign=True)}], " \
+           f"p_adj {_p(entry.p_adj)}"
 
 
 def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
@@ -270,11 +273,11 @@ def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
     """One sentence: the outcome of each primary metric (regression, non-inferior, inconclusive), what else
     got worse or better, that nothing else changed detectably, the family (what was not counted), and how
     small a change the set can see in its headline metric."""
-    primaries = [m for m, e in metrics.items() if "outcome" in e]
+    primaries = [m for m, e in metrics.items() if e.outcome is not None]
     others = {m: e for m, e in metrics.items() if m not in primaries}
-    worse = [m for m, e in others.items() if e.get("verdict") == WORSE]
-    better = [m for m, e in others.items() if e.get("verdict") == BETTER]
-    too_few = [m for m, e in others.items() if e.get("verdict") == TOO_FEW]
+    worse = [m for m, e in others.items() if e.verdict == WORSE]
+    better = [m for m, e in others.items() if e.verdict == BETTER]
+    too_few = [m for m, e in others.items() if e.verdict == TOO_FEW]
     parts: list[str] = []
     if primaries:
         parts.append(f"{subject}: " + "; ".join(
@@ -298,25 +301,25 @@ def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
         parts.append(f"{subject}: no metric could be tested")
     if too_few:
         parts.append("too few questions to tell on "
-                     + ", ".join(f"{m} (n {metrics[m]['n']})" for m in too_few))
+                     + ", ".join(f"{m} (n {metrics[m].n})" for m in too_few))
     parts += _family_note(metrics)
-    unpaired = {m: int(e.get("unpaired") or 0) for m, e in metrics.items() if e.get("unpaired")}
+    unpaired = {m: int(e.unpaired or 0) for m, e in metrics.items() if e.unpaired}
     if unpaired:
         parts.append("left out, measured in one run only: " + ", ".join(f"{k} question(s) of {m}"
                                                                          for m, k in unpaired.items()))
-    head = next((m for m in headline if m in metrics and metrics[m].get("mde") is not None), None)
+    head = next((m for m in headline if m in metrics and metrics[m].mde is not None), None)
     if head is None:
-        head = next((m for m, e in metrics.items() if e.get("mde") is not None), None)
+        head = next((m for m, e in metrics.items() if e.mde is not None), None)
     if head is not None:
-        spread = metrics[head].get("mde_spread")
-        parts.append(f"this set detects a change of {metrics[head]['mde']:.3f} in {head} with "
-                     f"{float(metrics[head].get('mde_power') or 0.8):.0%} power ("
+        spread = metrics[head].mde_spread
+        parts.append(f"this set detects a change of {metrics[head].mde:.3f} in {head} with "
+                     f"{float(metrics[head].mde_power or 0.8):.0%} power ("
                      + ("" if spread is None else f"{spread:.3f} when every question moves; ")
-                     + f"n {metrics[head]['n']}{_cluster_note(metrics[head])})")
+                     + f"n {metrics[head].n}{_cluster_note(metrics[head])})")
     few: dict[int, list[str]] = {}  # number of groups -> the metrics whose questions fall in that few
     for m, e in metrics.items():
-        if _clustered(e) and e["groups"] < FEW_GROUPS:
-            few.setdefault(int(e["groups"]), []).append(m)
+        if _clustered(e) and e.groups < FEW_GROUPS:
+            few.setdefault(int(e.groups), []).append(m)
     for count, names in sorted(few.items()):
         parts.append(f"warning: the questions of {', '.join(names)} fall in only {count} group(s), "
                      f"fewer than {FEW_GROUPS}: the test and intervals by group rest on few units")
@@ -326,7 +329,7 @@ def verdict_line(metrics: Mapping[str, VerdictEntry], *, subject: str = "B",
 def _family_note(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     """What the correction counted: the secondaries' correction, and the aliases and constants left out."""
     fam = family.summary(metrics)
-    if not any(e.get("role") for e in metrics.values()):
+    if not any(e.role for e in metrics.values()):
         return []
     correction = fam["correction"]
     correction = ", ".join(correction) if isinstance(correction, list) else correction
@@ -340,19 +343,19 @@ def _family_note(metrics: Mapping[str, VerdictEntry]) -> list[str]:
 
 def _clustered(entry: VerdictEntry) -> bool:
     """Whether the questions of this entry were grouped (some group holds more than one question)."""
-    return bool(entry.get("groups")) and int(entry["groups"]) < int(entry.get("n") or 0)
+    return bool(entry.groups) and int(entry.groups) < int(entry.n or 0)
 
 
 def _cluster_note(entry: VerdictEntry) -> str:
     if not _clustered(entry):
         return ""
-    deff = entry.get("design_effect")  # None: the differences have no variance to inflate
-    return f" in {entry['groups']} groups" + ("" if deff is None else f", design effect {deff:.2f}")
+    deff = entry.design_effect  # None: the differences have no variance to inflate
+    return f" in {entry.groups} groups" + ("" if deff is None else f", design effect {deff:.2f}")
 
 
 def _role(entry: VerdictEntry) -> str:
-    role = str(entry.get("role") or "")
-    return f"= {entry['alias_of']}" if role == family.ALIAS else role
+    role = str(entry.role or "")
+    return f"= {entry.alias_of}" if role == family.ALIAS else role
 
 
 def metrics_table(metrics: Mapping[str, VerdictEntry]) -> list[str]:
@@ -361,18 +364,18 @@ def metrics_table(metrics: Mapping[str, VerdictEntry]) -> list[str]:
     lines = [f"{'metric':<26} {'role':<14} {'n':>4} {'A':>7} {'B':>7} {'delta':>8} {'95% CI unadj.':<18} "
              f"{'p':>7} {'p_adj':>7} {'MDE':>6}  {'W/L/T':<10} verdict"]
     for m, r in metrics.items():
-        verdict = f"{r['outcome']} ({r['verdict']})" if r.get("outcome") else r["verdict"]
-        if r["n"] == 0:
+        verdict = f"{r.outcome} ({r.verdict})" if r.outcome else r.verdict
+        if r.n == 0:
             lines.append(f"{m:<26} {_role(r):<14} {0:>4} {'(no question measured in both)':<60} {verdict}")
             continue
-        ci = f"[{_fmt(r['ci'][0], sign=True)}, {_fmt(r['ci'][1], sign=True)}]"
-        lines.append(f"{m:<26} {_role(r):<14} {r['n']:>4} {r['a']:>7.3f} {r['b']:>7.3f} {r['delta']:>+8.3f} "
-                     f"{ci:<18} {_p(r['p']):>7} {_p(r['p_adj']):>7} {_fmt(r['mde']):>6}  "
-                     f"{r['wins']}/{r['losses']}/{r['ties']:<6} {verdict}"
+        ci = f"[{_fmt(r.ci[0], sign=True)}, {_fmt(r.ci[1], sign=True)}]"
+        lines.append(f"{m:<26} {_role(r):<14} {r.n:>4} {r.a:>7.3f} {r.b:>7.3f} {r.delta:>+8.3f} "
+                     f"{ci:<18} {_p(r.p):>7} {_p(r.p_adj):>7} {_fmt(r.mde):>6}  "
+                     f"{r.wins}/{r.losses}/{r.ties:<6} {verdict}"
                      + (f" ({_cluster_note(r).strip()})" if _clustered(r) else ""))
     lines.append("(95% CI: two-sided, unadjusted; p_adj: primaries Holm over the primaries (their outcome: "
                  "the one-sided test of a drop, Holm over the primaries, and the margin), secondaries "
                  "corrected over the counted secondaries; aliases and constants not counted)")
-    if any(r.get("interval") == stats.TANGO for r in metrics.values()):
+    if any(r.interval == stats.TANGO for r in metrics.values()):
         lines.append("(intervals of 0/1 metrics: Tango's paired score interval)")
     return lines

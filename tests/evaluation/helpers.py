@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from axiom.config import ENV_VARS
+from axiom.evaluation.verdict_entry import VerdictEntry
 from tests.support.settings import build_settings, write_config
 
 __all__ = ["REPO", "TINY_CORPUS", "TINY_GOLDEN", "build_settings", "clean_env", "write_config"]
@@ -29,3 +30,13 @@ def keys_in_order(value: object) -> object:
     if isinstance(value, list):
         return [keys_in_order(v) for v in value]
     return value
+
+
+def verdict_entry(**values: object) -> VerdictEntry:
+    """A VerdictEntry of a comparison no question of which was measured in both runs, with `values` set (the
+    fields a test needs)."""
+    core: dict[str, object] = {
+        "n": 0, "a": None, "b": None, "delta": None, "ci": [None, None], "interval": None, "p": None,
+        "p_adj": None, "mde": None, "mde_method": None, "sd": None, "wins": 0, "losses": 0, "ties": 0,
+        "groups": 0, "design_effect": None, "untied": 0, "smallest_p": None}
+    return VerdictEntry.from_dict(core | values)

@@ -84,20 +84,20 @@ def test_compare_metrics_by_group() -> None:
     per_a, per_b = {"m": dict(zip(ids, a, strict=True))}, {"m": dict(zip(ids, b, strict=True))}
     independent = compare_metrics(per_a, per_b, config=FAST)["m"]
     grouped = compare_metrics(per_a, per_b, config=FAST, groups=group_of)["m"]
-    assert independent["groups"] == 48 and independent["design_effect"] == 1.0
+    assert independent.groups == 48 and independent.design_effect == 1.0
     assert (
-        grouped["groups"] == 8
-        and grouped["design_effect"] > 2.0
-        and grouped["interval"] == stats.CLUSTER_BOOTSTRAP
+        grouped.groups == 8
+        and grouped.design_effect > 2.0
+        and grouped.interval == stats.CLUSTER_BOOTSTRAP
     )
-    assert grouped["p"] >= independent["p"]  # 8 units, not 48: the evidence is weaker
-    width = grouped["ci"][1] - grouped["ci"][0]
-    assert width > independent["ci"][1] - independent["ci"][0]
+    assert grouped.p >= independent.p  # 8 units, not 48: the evidence is weaker
+    width = grouped.ci[1] - grouped.ci[0]
+    assert width > independent.ci[1] - independent.ci[0]
     # the MDE of the test used: its sign flips act on the 8 group sums (sensitivity.py), larger than the
     # independent one, and at least the independent one inflated by the design effect (the normal-theory
     # value, which assumes many groups)
-    assert grouped["mde_method"] == sensitivity.SIMULATED and grouped["mde"] > independent["mde"]
-    assert grouped["mde"] >= independent["mde"] * math.sqrt(grouped["design_effect"])
+    assert grouped.mde_method == sensitivity.SIMULATED and grouped.mde > independent.mde
+    assert grouped.mde >= independent.mde * math.sqrt(grouped.design_effect)
     line = verdict_line({"m": grouped})
     assert "in 8 groups, design effect" in line
     assert "warning: the questions of m fall in only 8 group(s), fewer than 10" in line
@@ -113,7 +113,7 @@ def test_no_groups_is_the_old_behaviour_exactly() -> None:
     assert compare_metrics(per_a, per_b, config=FAST, groups={}) == old
     expected_ci = stats.paired_bootstrap_ci(b - a, samples=500, seed=42, label="m")
     expected_p = stats.paired_randomisation_test(a, b, seed=42, label="m", permutations=2000)
-    assert old["m"]["ci"] == list(expected_ci) and old["m"]["p"] == expected_p
+    assert old["m"].ci == tuple(expected_ci) and old["m"].p == expected_p
 
 
 def test_the_group_field_of_a_golden_set(tmp_path: Path) -> None:
@@ -168,5 +168,5 @@ def test_the_gate_groups_questions_by_the_runs_group_column() -> None:
     summary = {"m": {"mean": float(b.mean()), "n": len(ids)}}
     grouped = gate_run(results, summary, baseline, config=FAST).checked["m"]["stats"]
     older = gate_run(results.drop(columns=["group"]), summary, baseline, config=FAST).checked["m"]["stats"]
-    assert grouped["groups"] == 8 and grouped["design_effect"] > 2.0
-    assert older["groups"] == len(ids) and older["design_effect"] == 1.0
+    assert grouped.groups == 8 and grouped.design_effect > 2.0
+    assert older.groups == len(ids) and older.design_effect == 1.0

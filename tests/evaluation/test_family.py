@@ -8,6 +8,7 @@ import pytest
 
 from axiom.evaluation import family
 from axiom.evaluation.verdict import StatsConfig, compare_metrics, verdict_line
+from tests.evaluation.helpers import verdict_entry
 
 FAST = StatsConfig(permutations=2000, bootstrap_samples=300)
 
@@ -39,16 +40,16 @@ def test_aliases_and_constants_are_reported_and_not_counted() -> None:
     b["chrf"][moved] += rng.normal(0, 0.1, 30)
     b["groundedness"][moved] += rng.normal(0, 0.1, 30)
     out = compare_metrics(_as_run(ids, a), _as_run(ids, b), config=FAST)
-    roles = {m: e["role"] for m, e in out.items()}
+    roles = {m: e.role for m, e in out.items()}
     assert roles == {"recall@1": "secondary", "precision@1": "alias", "hit_rate@1": "alias",
                      "recall@10": "constant", "hit_rate@10": "constant", "mrr@10": "secondary",
                      "ndcg@10": "primary", "map@10": "alias", "chrf": "secondary", "groundedness": "primary"}
-    assert out["precision@1"]["alias_of"] == out["hit_rate@1"]["alias_of"] == "recall@1"
-    assert out["map@10"]["alias_of"] == "mrr@10"
+    assert out["precision@1"].alias_of == out["hit_rate@1"].alias_of == "recall@1"
+    assert out["map@10"].alias_of == "mrr@10"
     # an alias carries its representative's figures; a constant is not tested
-    assert out["precision@1"]["p_adj"] == out["recall@1"]["p_adj"] and out["recall@10"]["p_adj"] is None
+    assert out["precision@1"].p_adj == out["recall@1"].p_adj and out["recall@10"].p_adj is None
     # identical retrieval: every difference 0, but ndcg@10 varies over the questions: tested, not constant
-    assert out["ndcg@10"]["ties"] == 120 and out["ndcg@10"]["outcome"] == "non-inferior"
+    assert out["ndcg@10"].ties == 120 and out["ndcg@10"].outcome == "non-inferior"
     summary = family.summary(out)
     assert summary["primaries"] == ["ndcg@10", "groundedness"]
     assert summary["secondaries"] == ["recall@1", "mrr@10", "chrf"]
@@ -61,10 +62,10 @@ def test_aliases_and_constants_are_reported_and_not_counted() -> None:
     # Bonferroni over the counted secondaries only: 3, not the 8 non-primary metrics
     bonf = compare_metrics(_as_run(ids, a), _as_run(ids, b), config=StatsConfig(
         permutations=2000, bootstrap_samples=300, correction="bonferroni"))
-    assert bonf["chrf"]["p_adj"] == pytest.approx(min(1.0, 3 * bonf["chrf"]["p"]))
+    assert bonf["chrf"].p_adj == pytest.approx(min(1.0, 3 * bonf["chrf"].p))
     # the primaries: Holm over the two counted ones (ndcg@10 unchanged, p 1)
-    assert bonf["groundedness"]["p_adj"] == pytest.approx(min(1.0, 2 * bonf["groundedness"]["p"]))
-    assert bonf["ndcg@10"]["p"] == bonf["ndcg@10"]["p_adj"] == 1.0
+    assert bonf["groundedness"].p_adj == pytest.approx(min(1.0, 2 * bonf["groundedness"].p))
+    assert bonf["ndcg@10"].p == bonf["ndcg@10"].p_adj == 1.0
 
 
 def test_primaries_declared_defaulted_and_aliases_of_a_primary() -> None:
@@ -144,10 +145,10 @@ def test_secondaries_with_run_variance_fall_back_to_holm() -> None:
     ids = [f"q{i}" for i in range(30)]
     rng = np.random.default_rng(2)
     paired = {m: (ids, np.zeros(30), rng.normal(0.2, 0.3, 30)) for m in ("m1", "m2", "m3")}
-    out = {m: {"p": p, "delta": 0.2, "n": 30, "run_variance": 0.001 if m == "m2" else 0.0}
+    out = {m: verdict_entry(p=p, delta=0.2, n=30, run_variance=0.001 if m == "m2" else 0.0)
            for m, p in zip(paired, (0.01, 0.02, 0.04), strict=True)}
     found = family.correct_family(out, paired, correction=family.MAX_T, permutations=500, seed=1,
                                   primaries=[])
     assert found.secondaries == ["m1", "m2", "m3"]
-    assert {e["correction"] for e in out.values()} == {"holm"}
-    assert [out[m]["p_adj"] for m in paired] == pytest.approx([0.03, 0.04, 0.04])
+    assert {e.correction for e in out.values()} == {"holm"}
+    assert [out[m].p_adj for m in paired] == pytest.approx([0.03, 0.04, 0.04])

@@ -33,16 +33,16 @@ def test_the_three_outcomes_on_constructed_data() -> None:
     a = rng.uniform(0.3, 1.0, 250)
     # a clear drop, beyond the margin: 0.05 on average
     dropped = _one(a, a - rng.uniform(0.0, 0.1, 250))
-    assert dropped["outcome"] == REGRESSION and dropped["verdict"] == WORSE
-    assert dropped["p_drop_adj"] < 0.05 and dropped["drop_bound"] >= dropped["margin"] == 0.01
+    assert dropped.outcome == REGRESSION and dropped.verdict == WORSE
+    assert dropped.p_drop_adj < 0.05 and dropped.drop_bound >= dropped.margin == 0.01
     # identical runs (a deterministic pipeline re-run): the bound of the drop is 0, inside the margin
     same = _one(a, a.copy())
-    assert same["outcome"] == NON_INFERIOR and same["drop_bound"] == pytest.approx(0.0)
+    assert same.outcome == NON_INFERIOR and same.drop_bound == pytest.approx(0.0)
     # a handful of questions with noise: neither shown; what the set could detect is stated
     few = _one(a[:8], a[:8] + rng.normal(0, 0.1, 8))
-    assert few["outcome"] == INCONCLUSIVE and few["mde"] is not None
+    assert few.outcome == INCONCLUSIVE and few.mde is not None
     line = verdict_line({"ndcg@10": few})
-    assert line.startswith("B: primary ndcg@10 inconclusive (") and f"MDE {few['mde']:.3f}" in line
+    assert line.startswith("B: primary ndcg@10 inconclusive (") and f"MDE {few.mde:.3f}" in line
     assert "not within margin 0.01" in line
 
 
@@ -52,14 +52,14 @@ def test_significant_but_small_drops_and_wide_intervals() -> None:
     # worse for sure, but by 0.002: inside the 0.01 margin -> non-inferior (min_delta is a margin, not a
     # threshold on the point estimate)
     small = _one(a, a - 0.002 + rng.normal(0, 0.004, 400))
-    assert small["verdict"] == WORSE and small["outcome"] == NON_INFERIOR and small["drop_bound"] < 0.01
+    assert small.verdict == WORSE and small.outcome == NON_INFERIOR and small.drop_bound < 0.01
     # a drop of 0.015 in a noisy set: not significant, and the margin is inside the interval -> inconclusive
     swings = np.where(np.arange(100) % 2 == 0, 0.15, -0.15)  # mean 0, sd 0.15
     noisy = _one(a[:100], a[:100] - 0.015 + swings)
-    assert noisy["outcome"] == INCONCLUSIVE and noisy["drop_bound"] > 0.01
+    assert noisy.outcome == INCONCLUSIVE and noisy.drop_bound > 0.01
     # the margin comes from the baseline: 0.2 makes a 0.05 drop non-inferior
     wide = _one(a, a - rng.uniform(0.0, 0.1, 400), margins={"ndcg@10": 0.2})
-    assert wide["verdict"] == WORSE and wide["outcome"] == NON_INFERIOR and wide["margin"] == 0.2
+    assert wide.verdict == WORSE and wide.outcome == NON_INFERIOR and wide.margin == 0.2
 
 
 def test_the_run_term_widens_a_primarys_bound() -> None:
@@ -72,8 +72,8 @@ def test_the_run_term_widens_a_primarys_bound() -> None:
     shifts = [-0.02, 0.0, 0.02]  # the baseline's repetitions move all questions together: run-level noise
     reps_a = {"groundedness": {q: [v + s for s in shifts] for q, v in zip(ids, a, strict=True)}}
     repeated = compare_with_repeats(per_a, per_b, config=FAST, reps_a=reps_a, reps_b={})["groundedness"]
-    assert repeated["run_variance"] > 0 and repeated["drop_bound"] > plain["drop_bound"] + 0.005
-    assert plain["outcome"] == NON_INFERIOR and repeated["outcome"] == INCONCLUSIVE
+    assert repeated.run_variance > 0 and repeated.drop_bound > plain.drop_bound + 0.005
+    assert plain.outcome == NON_INFERIOR and repeated.outcome == INCONCLUSIVE
 
 
 def _baseline(ids: list[str], values: dict[str, np.ndarray], **extra: object) -> dict:
@@ -98,7 +98,7 @@ def test_the_gate_fails_only_on_a_regression() -> None:
     secondary_worse = {**base, "chrf": base["chrf"] - 0.1}
     gate = _gate(ids, baseline, secondary_worse)
     assert gate.passed, gate.failures
-    assert gate.statistics["chrf"]["verdict"] == WORSE and gate.statistics["chrf"]["role"] == "secondary"
+    assert gate.statistics["chrf"].verdict == WORSE and gate.statistics["chrf"].role == "secondary"
     assert "worse after the correction over the secondary metrics (reported, not gated): chrf" in gate.notes
     assert gate.family["outcomes"] == {"ndcg@10": NON_INFERIOR, "semantic_similarity": NON_INFERIOR}
     assert "primaries: ndcg@10 non-inferior, semantic_similarity non-inferior" in gate.text()
@@ -115,7 +115,7 @@ def test_the_gate_fails_only_on_a_regression() -> None:
     # the baseline declares its primaries: chrf alone is primary now, and its drop fails the gate
     declared = _gate(ids, _baseline(ids, base, primary=["chrf"]), secondary_worse)
     assert declared.family["primaries"] == ["chrf"] and not declared.passed
-    assert declared.statistics["ndcg@10"]["role"] == "secondary"
+    assert declared.statistics["ndcg@10"].role == "secondary"
 
 
 def test_baselines_declare_their_primaries(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from axiom.evaluation.run_documents import (
     Unanswered,
 )
 from axiom.evaluation.run_folder import load_run, read_manifest, read_metrics
-from tests.evaluation.helpers import keys_in_order
+from tests.evaluation.helpers import keys_in_order, verdict_entry
 
 
 def test_an_older_manifest_reads_with_defaults_and_keeps_unknown_keys() -> None:
@@ -122,7 +122,7 @@ def _comparison(**extra: object) -> Comparison:
     data = {"a": "runs/a", "b": "runs/b", "questions_a": 3, "questions_b": 3, "common_questions": 3,
             "verdict": "B: no change", "noise_note": None, "family": {"primaries": ["ndcg@10"]},
             "test": "paired sign-flip test", "config": {"alpha": 0.05},
-            "metrics": {"ndcg@10": {"n": 3, "a": 0.5, "b": 0.6, "delta": 0.1}},
+            "metrics": {"ndcg@10": verdict_entry(n=3, a=0.5, b=0.6, delta=0.1).to_dict()},
             "changed_most": [{"id": "q1", "question": "why?", "total_abs_change": 0.5, "answer_changed": True,
                               "changes": {"ndcg@10": {"a": 0.5, "b": 1.0, "delta": 0.5}}}],
             "unchanged_questions": 2, "differences": ["retrieval.top_k: 5 -> 1"], "not_applicable": {}}
@@ -141,3 +141,61 @@ def test_a_comparison_round_trips() -> None:
     again = labelled.to_dict()
     assert list(again)[-1] == "prediction_powered" and Comparison.from_dict(again) == labelled
     assert keys_in_order(Comparison.from_dict(again).to_dict()) == keys_in_order(again)
+
+
+def _tiny_run(root: Path, name: str, columns: dict[str, object], repeats: object = None) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    from axiom.evaluation.run_folder import utc_now, write_run_folder
+
+    ids = [f"q{i}" for i in range(30)]
+    results = pd.DataFrame({"id": ids, "question": ids, "answer": ["a"] * 30, **columns})
+    doc = MetricsDocument(metrics={m: {"mean": float(np.nanmean(np.asarray(v, dtype=float))), "n": 30}
+                                   for m, v in columns.items()})
+    return write_run_folder(root / "runs", name, utc_now(), Manifest(name=name), doc, results,
+                            repeats=repeats)
+
+
+def test_real_verdict_entries_round_trip(tmp_path: Path) -> None:
+    """The entries of a comparison of two real tiny runs (repeated: run term; primaries with outcomes, an
+    alias, a constant, a secondary): from_dict(to_dict) gives the same entry,
+    the JSON written is the same dict with the same keys in the same order, and what is written only when set
+    (the primaries' margin, bound and outcome, the alias's alias_of) is so."""
+    import numpy as np
+    import pandas as pd
+
+    from axiom.evaluation.compare import compare_runs
+    from axiom.evaluation.verdict import StatsConfig
+    from axiom.evaluation.verdict_entry import VerdictEntry
+
+    rng = np.random.default_rng(3)
+    folders = []
+    for name, shift in (("a", 0.0), ("b", -0.1)):
+        ndcg = np.clip(rng.beta(2, 2, 30) + shift, 0, 1)
+        reps = np.stack([np.clip(ndcg + rng.normal(0, 0.05) + rng.normal(0, 0.02, 30), 0, 1)
+                         for _ in range(3)])
+        table = pd.DataFrame({"id": [f"q{i}" for i in range(30)] * 3, "repeat": np.repeat([0, 1, 2], 30),
+                              "answer": ["a"] * 90, "ndcg@10": reps.reshape(-1)})
+        columns = {"ndcg@10": reps.mean(axis=0), "recall@5": reps.mean(axis=0), "constant": np.ones(30),
+                   "mrr": rng.beta(2, 3, 30)}
+        folders.append(_tiny_run(tmp_path, name, columns, repeats=table))
+    comparison = compare_runs(load_run(folders[0]), load_run(folders[1]),
+                              config=StatsConfig(permutations=2000, bootstrap_samples=500))
+    entries = comparison.metrics
+    assert all(isinstance(e, VerdictEntry) for e in entries.values())
+    assert entries["ndcg@10"].run_variance and entries["ndcg@10"].outcome is not None
+    assert entries["recall@5"].alias_of == "ndcg@10" and entries["constant"].role == "constant"
+    for entry in entries.values():
+        written = json.loads(json.dumps(entry.to_dict()))
+        assert list(written) == list(entry.to_dict()) and VerdictEntry.from_dict(written) == entry
+    ndcg, mrr = comparison.to_dict()["metrics"]["ndcg@10"], comparison.to_dict()["metrics"]["mrr"]
+    assert list(ndcg)[18:] == ["spread", "unpaired", "margin", "drop_bound", "p_drop", "p_drop_adj", "role",
+                               "correction", "mde_power", "mde_spread", "verdict", "outcome", "repeats",
+                               "run_variance"]
+    assert ndcg["repeats"] == [3, 3] and ndcg["run_variance"] > 0
+    assert "margin" not in mrr and "outcome" not in mrr and "alias_of" not in mrr and mrr["repeats"] == [1, 1]
+    alias = comparison.to_dict()["metrics"]["recall@5"]
+    assert list(alias).index("alias_of") == list(alias).index("role") + 1
+    assert keys_in_order(Comparison.from_dict(json.loads(json.dumps(comparison.to_dict()))).to_dict()) == \
+        keys_in_order(comparison.to_dict())

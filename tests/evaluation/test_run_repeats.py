@@ -77,13 +77,13 @@ def test_compare_uses_the_repetitions_and_says_when_noise_is_not_measured(runs: 
     config = StatsConfig(bootstrap_samples=200, permutations=500)
     both = compare_runs(runs["three"], runs["again"], config=config)
     assert both.noise_note is None and "run-to-run noise" not in both.verdict
-    assert both.metrics["chrf"]["repeats"] == [3, 3] and both.metrics["chrf"]["delta"] == 0.0
-    assert both.metrics["ndcg@10"]["repeats"] == [1, 1]
+    assert both.metrics["chrf"].repeats == (3, 3) and both.metrics["chrf"].delta == 0.0
+    assert both.metrics["ndcg@10"].repeats == (1, 1)
     single = compare_runs(runs["once"], runs["three"], config=config)
     assert single.noise_note is not None
     assert single.noise_note.startswith(f"run-to-run noise is not measured: A ({SAMPLED}) was run once")
     assert single.verdict.endswith(single.noise_note)
-    assert single.metrics["chrf"]["repeats"] == [1, 3]
+    assert single.metrics["chrf"].repeats == (1, 3)
 
 
 def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> None:
@@ -99,7 +99,7 @@ def test_the_gate_holds_a_repeated_run_to_a_repeated_baseline(runs: dict) -> Non
     gate = gate_run(again.results, again.metrics.metrics, loaded, config=StatsConfig(permutations=500),
                     repeats=repeats, noise=noise_sources(again.manifest))
     assert gate.passed and "run-to-run noise" not in gate.verdict
-    assert all(gate.statistics[m]["repeats"] == [3, 3] for m in ANSWER_METRICS)
+    assert all(gate.statistics[m].repeats == (3, 3) for m in ANSWER_METRICS)
     once = runs["once"]
     single = gate_run(once.results, once.metrics.metrics, loaded, config=StatsConfig(permutations=500),
                       noise=noise_sources(once.manifest))
@@ -113,7 +113,7 @@ def test_a_saved_run_is_gated_again_exactly_as_run_evaluation_gated_it(runs: dic
                            EvaluationOptions(name="gated", repeat=3, baseline=runs["three"].path,
                                              embedder=embedder, judge=False))
     assert gated.gate is not None and gated.gate.checked
-    assert all(gated.gate.statistics[m]["repeats"] == [3, 3] for m in ANSWER_METRICS)
+    assert all(gated.gate.statistics[m].repeats == (3, 3) for m in ANSWER_METRICS)
     saved = json.loads((gated.path / "metrics.json").read_text())["gate"]
     regated = gate_record(load_run(gated.path), load_baseline(runs["three"].path),
                           StatsConfig.from_settings(settings.evaluation))

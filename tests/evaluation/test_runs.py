@@ -162,20 +162,20 @@ def test_compare_runs_differing_in_top_k(runs: dict, capsys: pytest.CaptureFixtu
     result = compare_runs(runs["first"], runs["top1"])
     assert "retrieval.top_k: 5 -> 1" in result.differences
     ndcg = result.metrics["ndcg@10"]  # retrieval goes 10 deep whatever top_k is: unchanged
-    assert ndcg["delta"] == 0 and ndcg["p"] == 1.0 and ndcg["ties"] == 6
+    assert ndcg.delta == 0 and ndcg.p == 1.0 and ndcg.ties == 6
     # every nDCG here is 0 or 1: Tango's paired score interval, which six ties leave wide (not the bootstrap's
     # [0, 0])
-    assert ndcg["interval"] == "tango score" and ndcg["ci"][0] < -0.2
-    assert ndcg["ci"][0] == pytest.approx(-ndcg["ci"][1], abs=1e-12)  # six ties: symmetric around 0
-    assert ndcg["groups"] == len(set(runs["first"].results["group"]))  # one group per relevant document
+    assert ndcg.interval == "tango score" and ndcg.ci[0] < -0.2
+    assert ndcg.ci[0] == pytest.approx(-ndcg.ci[1], abs=1e-12)  # six ties: symmetric around 0
+    assert ndcg.groups == len(set(runs["first"].results["group"]))  # one group per relevant document
     changed = result.metrics["groundedness"]  # answered from one context instead of five; a primary
-    assert changed["n"] == 6 and changed["p"] is not None and changed["p_adj"] >= changed["p"]
+    assert changed.n == 6 and changed.p is not None and changed.p_adj >= changed.p
     # a metric at one value on every question in both runs is reported, not tested (no p_adj) nor counted
-    assert all((r["p_adj"] is None) == (r["role"] == "constant") for r in result.metrics.values())
+    assert all((r.p_adj is None) == (r.role == "constant") for r in result.metrics.values())
     assert result.family["primaries"] == ["ndcg@10", "evidence_recall@10", "groundedness"]
     assert set(result.family["outcomes"].values()) == {"inconclusive"}  # six questions prove nothing
     # six questions: even a unanimous change cannot survive the correction over the metrics
-    assert {r["verdict"] for r in result.metrics.values()} == {TOO_FEW}
+    assert {r.verdict for r in result.metrics.values()} == {TOO_FEW}
     assert "exact_match" not in result.metrics  # no question has a short answer: measured in neither run
     assert result.changed_most and result.changed_most[0].changes
     assert main(["compare", str(runs["first"].path), str(runs["top1"].path)]) == 0
@@ -203,7 +203,8 @@ def test_gate_compare_and_notebook_statistics_are_identical(runs: dict, tmp_path
     baseline = load_baseline(write_baseline(make_baseline(first), tmp_path / "baseline.json"))
     gated = gate_run(top1.results, top1.metrics.metrics, baseline, config=config).statistics
     notebook = compare_all([first, top1], settings=settings)[0].metrics
-    as_bytes = [json.dumps(x, sort_keys=True).encode() for x in (compared, gated, notebook)]
+    as_bytes = [json.dumps({m: e.to_dict() for m, e in x.items()}).encode()
+                for x in (compared, gated, notebook)]
     assert as_bytes[0] == as_bytes[1] == as_bytes[2]
     measured = [m for m, s in first.metrics.metrics.items() if s["n"]]
     assert set(compared) == set(gated) == set(measured)  # every metric measured, in all three
@@ -243,7 +244,7 @@ def test_gate(runs: dict) -> None:
     assert any("rouge_l: floor 0.9900 is tighter than one question's weight" in n for n in gate.notes)
     # chrf dropped on every question, but six questions cannot show it after correction: not a failure
     assert (
-        gate.checked["chrf"]["stats"]["verdict"] == TOO_FEW and gate.checked["chrf"]["stats"]["losses"] == 6
+        gate.checked["chrf"]["stats"].verdict == TOO_FEW and gate.checked["chrf"]["stats"].losses == 6
     )
 
 

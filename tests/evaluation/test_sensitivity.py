@@ -196,12 +196,12 @@ def test_too_few_is_decided_from_the_untied_pairs() -> None:
     # m1 the primary: m0 is one of 19 counted secondaries, tested two-sided at alpha/19 (a primary's one-sided
     # drop test could reach 1/2**9; test_outcomes covers that)
     out = compare_metrics(a, b, config=StatsConfig(alpha=ALPHA), primaries=["m1"])
-    assert out["m0"]["untied"] == 8 and out["m0"]["smallest_p"] == pytest.approx(1 / 256)
-    assert out["m0"]["verdict"] == TOO_FEW and out["m1"]["verdict"] == NO_CHANGE
-    assert out["m0"]["mde_method"] == sensitivity.SIGN_TEST
+    assert out["m0"].untied == 8 and out["m0"].smallest_p == pytest.approx(1 / 256)
+    assert out["m0"].verdict == TOO_FEW and out["m1"].verdict == NO_CHANGE
+    assert out["m0"].mde_method == sensitivity.SIGN_TEST
     line = verdict_line(out)
     assert "too few questions to tell on m0 (n 250)" in line
-    assert f"this set detects a change of {out['m0']['mde']:.3f} in m0 with 80% power (n 250)" in line
+    assert f"this set detects a change of {out['m0'].mde:.3f} in m0 with 80% power (n 250)" in line
 
 
 def test_monte_carlo_p_settles_its_side_of_the_threshold() -> None:

@@ -116,35 +116,35 @@ def test_verdicts() -> None:
          "rouge_l": {i: v + (0.05 if k % 2 else -0.05)                      # changes that cancel out
                      for k, (i, v) in enumerate(a["rouge_l"].items())}}
     out = compare_metrics(a, b, config=FAST)
-    assert out["ndcg@10"]["verdict"] == WORSE and out["ndcg@10"]["delta"] == pytest.approx(-0.1)
-    assert out["ndcg@10"]["ci"][0] <= -0.1 <= out["ndcg@10"]["ci"][1]
-    assert out["chrf"]["verdict"] == BETTER
-    assert out["rouge_l"]["verdict"] == NO_CHANGE
+    assert out["ndcg@10"].verdict == WORSE and out["ndcg@10"].delta == pytest.approx(-0.1)
+    assert out["ndcg@10"].ci[0] <= -0.1 <= out["ndcg@10"].ci[1]
+    assert out["chrf"].verdict == BETTER
+    assert out["rouge_l"].verdict == NO_CHANGE
     for entry in out.values():
-        assert entry["n"] == n and entry["p_adj"] >= entry["p"] and entry["mde"] > 0
+        assert entry.n == n and entry.p_adj >= entry.p and entry.mde > 0
     # ndcg@10 is the one default primary compared: tested one-sided for a drop, and 0.1 is beyond the 0.01
     # margin
-    assert out["ndcg@10"]["role"] == "primary" and out["ndcg@10"]["outcome"] == "regression"
-    assert out["ndcg@10"]["p_drop"] == pytest.approx(out["ndcg@10"]["p"] / 2) == out["ndcg@10"]["p_drop_adj"]
-    assert {out[m]["role"] for m in ("chrf", "rouge_l")} == {"secondary"}
+    assert out["ndcg@10"].role == "primary" and out["ndcg@10"].outcome == "regression"
+    assert out["ndcg@10"].p_drop == pytest.approx(out["ndcg@10"].p / 2) == out["ndcg@10"].p_drop_adj
+    assert {out[m].role for m in ("chrf", "rouge_l")} == {"secondary"}
     line = verdict_line(out)
     assert line.startswith("B: primary ndcg@10 regression (-0.100; one-sided p_adj ")
     assert "better on chrf: +0.04" in line and "no other detectable change" in line
     assert "2 secondary metric(s) corrected by max-t" in line
-    assert f"this set detects a change of {out['ndcg@10']['mde']:.3f} in ndcg@10 with 80% power (" in line
+    assert f"this set detects a change of {out['ndcg@10'].mde:.3f} in ndcg@10 with 80% power (" in line
     assert line.endswith(f"when every question moves; n {n})")
 
     # the run-to-run spread of repeated runs is reported, never a dead band
     spread = compare_metrics(a, b, config=FAST, spread={"ndcg@10": 0.15})
-    assert spread["ndcg@10"]["verdict"] == WORSE and spread["ndcg@10"]["spread"] == 0.15
+    assert spread["ndcg@10"].verdict == WORSE and spread["ndcg@10"].spread == 0.15
 
     few = {m: dict(list(v.items())[:5]) for m, v in b.items()}
     small = compare_metrics(a, few, config=FAST)
     # the two secondaries: 5 questions cannot reach alpha/2 (the mid-p 1/2**5 > 0.025); the one primary is
     # tested alone, and 5 unanimous drops reach it (1/32 two-sided, 1/64 one-sided)
-    assert small["chrf"]["verdict"] == small["rouge_l"]["verdict"] == TOO_FEW
-    assert small["ndcg@10"]["verdict"] == WORSE and small["ndcg@10"]["p"] == pytest.approx(1 / 32)
-    assert small["ndcg@10"]["outcome"] == "regression"
+    assert small["chrf"].verdict == small["rouge_l"].verdict == TOO_FEW
+    assert small["ndcg@10"].verdict == WORSE and small["ndcg@10"].p == pytest.approx(1 / 32)
+    assert small["ndcg@10"].outcome == "regression"
 
 
 def test_identical_runs_still_state_a_detectable_effect() -> None:
@@ -152,10 +152,10 @@ def test_identical_runs_still_state_a_detectable_effect() -> None:
     ids = [f"q{i}" for i in range(80)]
     a = {"m": dict(zip(ids, _values(rng, 80).tolist(), strict=True))}
     out = compare_metrics(a, a, config=FAST)["m"]
-    assert out["delta"] == 0 and out["p"] == 1.0 and out["verdict"] == NO_CHANGE
+    assert out.delta == 0 and out.p == 1.0 and out.verdict == NO_CHANGE
     # the sd of the differences is 0, so the MDE uses the planning assumption (the metric's own per-question
     # sd)
-    assert out["mde"] > 0.04 and out["mde_method"] == "planning assumption (simulated)"
+    assert out.mde > 0.04 and out.mde_method == "planning assumption (simulated)"
 
 
 def test_false_alarm_rate_under_the_null_is_controlled() -> None:
@@ -170,8 +170,8 @@ def test_false_alarm_rate_under_the_null_is_controlled() -> None:
         a = {m: dict(zip(ids, (v + rng.normal(0, 0.1, n)).tolist(), strict=True)) for m, v in truth.items()}
         b = {m: dict(zip(ids, (v + rng.normal(0, 0.1, n)).tolist(), strict=True)) for m, v in truth.items()}
         out = compare_metrics(a, b, config=StatsConfig(permutations=1000, bootstrap_samples=50, seed=t))
-        alarms += any(e["verdict"] in (BETTER, WORSE) for e in out.values())
-        uncorrected += any(e["p"] < 0.05 for e in out.values())
+        alarms += any(e.verdict in (BETTER, WORSE) for e in out.values())
+        uncorrected += any(e.p < 0.05 for e in out.values())
     print(f"family-wise false alarms: Holm {alarms}/{trials}, uncorrected {uncorrected}/{trials}")
     assert alarms / trials <= 0.09
     assert uncorrected / trials >= 0.2  # the correction is what keeps the rate down

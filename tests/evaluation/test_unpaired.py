@@ -27,7 +27,7 @@ def test_the_verdict_names_what_was_left_out_and_n_is_the_paired_questions() -> 
     b = {"rouge_l": {q: (math.nan if i < 6 else v) for i, (q, v) in enumerate(values.items())},
          "chrf": dict(values)}
     out = compare_metrics(a, b, config=FAST)
-    assert out["rouge_l"]["n"] == 34 and out["rouge_l"]["unpaired"] == 6 and out["chrf"]["unpaired"] == 0
+    assert out["rouge_l"].n == 34 and out["rouge_l"].unpaired == 6 and out["chrf"].unpaired == 0
     line = verdict_line(out)
     assert "left out, measured in one run only: 6 question(s) of rouge_l" in line and "of chrf" not in line
     assert "left out" not in verdict_line(compare_metrics(a, a, config=FAST))

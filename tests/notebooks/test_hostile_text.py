@@ -237,9 +237,10 @@ def test_delta_chart_with_an_interval_that_misses_its_delta() -> None:
     whisker."""
     from axiom import comparison_report
     from axiom.evaluation.run_documents import Comparison
+    from tests.evaluation.helpers import verdict_entry
 
-    metrics: dict = {"chrf": {"delta": 0.2, "ci": [0.25, 0.4], "verdict": "better"},
-                     "recall@5": {"delta": -0.1, "ci": [-0.3, -0.15], "verdict": "no detectable change"}}
+    metrics = {"chrf": verdict_entry(delta=0.2, ci=[0.25, 0.4], verdict="better"),
+               "recall@5": verdict_entry(delta=-0.1, ci=[-0.3, -0.15], verdict="no detectable change")}
     comparison = Comparison(a="/runs/a", b="/runs/b", questions_a=5, questions_b=5, common_questions=5,
                             verdict="", noise_note=None, family={}, test="", config={}, metrics=metrics,
                             changed_most=[], unchanged_questions=0, differences=[], not_applicable={})

@@ -26,6 +26,10 @@ PYTEST_ARGS ?=
 # a cluster or the images runs on one worker (tests/conftest.py). TEST_WORKERS=0: one process, no workers.
 TEST_WORKERS ?= 3
 CHECK_WORKERS ?= 2
+# OpenMP threads (torch's intra-op pool) of every process the tests start, the compose stack's containers
+# included: with more processes than cores, a second thread per process spins against the others. Three
+# evaluation processes side by side took 29% less CPU and wall time with 1 (docs/TESTING.md).
+TEST_THREADS ?= 1
 xdist = -n $(1) --dist loadscope
 
 export RAGAS_DO_NOT_TRACK := true
@@ -74,14 +78,15 @@ lock:
 
 # The whole suite (what .ci/run calls), every tier, with the 15 slowest tests listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest $(call xdist,$(TEST_WORKERS)) --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest $(call xdist,$(TEST_WORKERS)) --durations=15 $(PYTEST_ARGS)
 
 # The fast tier a contributor runs after every change: everything but the docker, ray, notebooks and slow tiers
 # (docs/TESTING.md). `make test` is the whole suite; CI runs that.
 CHECK_TIERS := not docker and not ray and not notebooks and not slow
 .PHONY: check
 check: $(STAMP)
-	$(PY) -m pytest -m "$(CHECK_TIERS)" $(call xdist,$(CHECK_WORKERS)) --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -m "$(CHECK_TIERS)" $(call xdist,$(CHECK_WORKERS)) \
+	  --durations=15 $(PYTEST_ARGS)
 
 # The main job, offline: two built-in golden sets, each gated against its committed baseline.
 # 1. the sample set (52 questions on data/, the quick smoke check): 01_ingest + 03_evaluate;

@@ -63,6 +63,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, container_report: list
         "AXIOM_IMAGE_NAME": s.image_name,
         "RAY_AUTH_TOKEN": s.ray_token,
         **{name: str(port) for name, port in s.ports.items()},
+        # `make test`'s one OpenMP thread per process (Makefile, TEST_THREADS), as a user of a shared machine
+        # sets it in .env: the containers run beside the other test workers
+        **({"OMP_NUM_THREADS": threads} if (threads := os.environ.get("OMP_NUM_THREADS")) else {}),
     })
     # Host folders the containers write to, owned by the containers' user (STACK_UID) as in that user's clone.
     for rel in ("logs", "notebooks", "evaluation/runs", "backups"):

@@ -296,3 +296,37 @@ def test_cli_cache_stats_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads(capsys.readouterr().out)["removed"] == 3
     assert main(["--config", str(config), "cache", "stats"]) == 0
     assert "vectors: 0" in capsys.readouterr().out
+
+
+def test_opening_waits_while_another_process_holds_the_new_file(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """Processes opening one new cache file together can get "database is locked" at once, without SQLite's
+    busy handler (seen in `make test`: the two-process test above, one writer left without a cache): the open
+    is tried again while that lasts; any other SQLite error is not."""
+    import sqlite3
+
+    import axiom.embedding_cache_file as cache_file
+
+    real_open, calls = cache_file._open, []
+
+    def locked_twice(path: Path, identity: tuple[int, int]) -> sqlite3.Connection:
+        calls.append(path)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real_open(path, identity)
+
+    monkeypatch.setattr(cache_file, "_open", locked_twice)
+    cache = PersistentEmbeddingCache(tmp_path / "c" / FILE_NAME)  # opened at its first use
+    assert cache.put_many("m", [(b"x" * 32, np.zeros(4, dtype=np.float32))]) == 1
+    assert len(calls) == 3
+    cache.close()
+
+    def read_only(path: Path, identity: tuple[int, int]) -> sqlite3.Connection:
+        calls.append(path)
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    calls.clear()
+    monkeypatch.setattr(cache_file, "_open", read_only)
+    unusable = PersistentEmbeddingCache(tmp_path / "d" / FILE_NAME)
+    assert unusable.put_many("m", [(b"x" * 32, np.zeros(4, dtype=np.float32))]) == 0
+    assert len(calls) == 1  # tried once: not a lock that ends
